@@ -1,0 +1,26 @@
+// The engine behind the EngineApi protocol, given a way to acquire the GPU (browser or Node). Runs in the
+// app's worker and in-thread in Node (CLI, tests).
+import type { EngineApi } from '../protocol.ts';
+import type { GpuContext } from '../platform/gpu.ts';
+import { runSelftest } from './selftest.ts';
+
+export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { gpu(): Promise<GpuContext> } {
+  let ctx: Promise<GpuContext> | undefined;
+  const gpu = () => {
+    ctx ??= acquire().catch((e) => {
+      ctx = undefined; // allow a retry after the user fixes the cause
+      throw e;
+    });
+    return ctx;
+  };
+  return {
+    gpu,
+    async gpuInfo() {
+      return (await gpu()).report;
+    },
+    async selftest(onProgress) {
+      const { device } = await gpu();
+      return runSelftest(device, { onProgress });
+    },
+  };
+}

@@ -1,0 +1,96 @@
+// Dispatches, pipelines and buffers. Kernels are planned once (pipeline + bind group + uniforms) and then
+// encoded as many times as needed; a training step is an array of Dispatch encoded in one compute pass.
+
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/** Compiles `code` once per (device, key). */
+export function cachedPipeline(device: GPUDevice, key: string, code: string, entryPoint = 'main'): GPUComputePipeline {
+  let byKey = pipelineCache.get(device);
+  if (!byKey) pipelineCache.set(device, (byKey = new Map()));
+  let p = byKey.get(key);
+  if (!p) {
+    const module = device.createShaderModule({ label: key, code });
+    p = device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint } });
+    byKey.set(key, p);
+  }
+  return p;
+}
+
+export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[], label?: string): GPUBindGroup {
+  return device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+}
+
+export function encodeDispatches(pass: GPUComputePassEncoder, dispatches: readonly Dispatch[]): void {
+  for (const d of dispatches) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(...d.workgroups);
+  }
+}
+
+/** Encodes all dispatches into one pass of one command buffer and submits it (no wait). */
+export function submitDispatches(device: GPUDevice, dispatches: readonly Dispatch[], repeat = 1): void {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  for (let r = 0; r < repeat; r++) encodeDispatches(pass, dispatches);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+}
+
+export function createStorage(device: GPUDevice, data: Float32Array | number, label?: string): GPUBuffer {
+  const bytes = typeof data === 'number' ? data * 4 : data.byteLength;
+  const buffer = device.createBuffer({
+    label,
+    size: Math.max(16, Math.ceil(bytes / 16) * 16),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  if (typeof data !== 'number') device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  return buffer;
+}
+
+export function createUniform(device: GPUDevice, bytes: ArrayBuffer, label?: string): GPUBuffer {
+  const buffer = device.createBuffer({ label, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(buffer, 0, bytes);
+  return buffer;
+}
+
+/** Copies `count` f32 from `src` to the CPU. For tests, self-tests and checkpoints: never inside a step. */
+export async function readF32(device: GPUDevice, src: GPUBuffer, count: number, offsetFloats = 0): Promise<Float32Array> {
+  const bytes = Math.ceil((count * 4) / 4) * 4;
+  const staging = device.createBuffer({ size: Math.max(4, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, offsetFloats * 4, staging, 0, bytes);
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0, count * 4));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Runs `fn` inside validation + out-of-memory error scopes and throws the first GPU error with `what` in it. */
+export async function withGpuErrors<T>(device: GPUDevice, what: string, fn: () => T | Promise<T>): Promise<T> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    const err = validation ?? oom;
+    if (err) throw new Error(`${what}: WebGPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
+  }
+  return result;
+}

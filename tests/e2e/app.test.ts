@@ -1,0 +1,74 @@
+// The built app in Chromium: the engine worker acquires WebGPU, the page shows the adapter, limits and features,
+// and the kernel self-test runs in the worker and passes against the CPU reference. Takes a screenshot.
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import type { PreviewServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MATMUL_SELFTEST_SHAPES } from '../../src/engine/selftest.ts';
+import { REQUESTED_LIMITS } from '../../src/platform/gpu.ts';
+import { launchChromium, startPreview } from './harness.ts';
+
+let browser: Browser;
+let server: PreviewServer;
+let url: string;
+let page: Page;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  ({ url, server } = await startPreview());
+  browser = await launchChromium();
+  page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  await page.goto(url);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('app shell in Chromium', () => {
+  it('shows the adapter the engine worker acquired, with its limits and features', async () => {
+    await page.waitForSelector('#gpu-adapter', { timeout: 60_000 });
+    const adapter = await page.textContent('#gpu-adapter');
+    expect(adapter?.trim().length).toBeGreaterThan(0);
+    const rows = await page.$$eval('#gpu-limits tr', (trs) => trs.map((tr) => tr.firstElementChild?.textContent));
+    expect(rows).toEqual([...REQUESTED_LIMITS]);
+    const binding = await page.$$eval('#gpu-limits tr', (trs) => trs[0]?.lastElementChild?.textContent ?? '');
+    expect(Number(/\((\d+)\)/.exec(binding)?.[1])).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+    expect(await page.textContent('#gpu-features')).toMatch(/timestamp-query/);
+    for (const id of ['teacher', 'data', 'train', 'evaluate', 'export']) expect(await page.isVisible(`#stage-${id}`)).toBe(true);
+  });
+
+  it('runs the matmul self-test in the worker against the CPU reference', async () => {
+    await page.click('#selftest-run');
+    await page.waitForSelector('#selftest-status[data-done]', { timeout: 180_000 });
+    const status = await page.getAttribute('#selftest-status', 'data-done');
+    const rows = await page.$$eval('#selftest-results tr[data-ok]', (trs) =>
+      trs.map((tr) => ({ ok: tr.getAttribute('data-ok'), text: tr.textContent })));
+    expect(status, JSON.stringify(rows, null, 1)).toBe('pass');
+    expect(rows).toHaveLength(MATMUL_SELFTEST_SHAPES.length * 2);
+    for (const r of rows) expect(r.ok, r.text ?? '').toBe('true');
+    // The progress bar reached the end.
+    expect(await page.$eval('#selftest-progress', (p) => (p as HTMLProgressElement).value)).toBe(rows.length);
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/app.png', fullPage: true });
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+describe('without WebGPU', () => {
+  it('says why and what to do instead of failing silently', async () => {
+    const b = await launchChromium({ webgpu: false });
+    try {
+      const p = await b.newPage();
+      await p.goto(url);
+      await p.waitForSelector('#gpu-status.error', { timeout: 60_000 });
+      expect(await p.textContent('#gpu-status')).toMatch(/GpuUnavailableError: .*offered no GPU adapter.*chrome:\/\/gpu/);
+      expect(await p.isDisabled('#selftest-run')).toBe(true);
+    } finally {
+      await b.close();
+    }
+  });
+});

@@ -1,0 +1,53 @@
+// E2E harness: the built app (dist/) served by `vite preview` on 127.0.0.1, and Debian's Chromium driven by
+// playwright-core with WebGPU enabled. No browser is ever downloaded; a missing one is an error, not a skip.
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+
+/** Flags that give headless Chromium WebGPU (SwiftShader when there is no GPU) on a closed network. */
+export const CHROMIUM_FLAGS = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+export function chromiumPath(): string {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean) as string[];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `No Chromium found (tried ${candidates.join(', ')}). Install Debian's: apt-get install -y chromium libvulkan1, ` +
+        'or set CHROMIUM_PATH. Browser tests never download a browser.',
+    );
+  }
+  return found;
+}
+
+/** `webgpu: false` drops --enable-unsafe-webgpu: on Linux, headless Chromium then offers no adapter. */
+export async function launchChromium(opts: { webgpu?: boolean } = {}): Promise<Browser> {
+  const args = opts.webgpu === false ? CHROMIUM_FLAGS.filter((f) => f !== '--enable-unsafe-webgpu') : CHROMIUM_FLAGS;
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPreview(): Promise<{ url: string; server: PreviewServer }> {
+  if (!existsSync('dist/index.html')) throw new Error('dist/ is missing: run `vite build` first (npm run test:e2e does).');
+  const port = await freePort();
+  const server = await preview({ logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true, open: false } });
+  return { url: `http://127.0.0.1:${port}/`, server };
+}

@@ -1,0 +1,12 @@
+// The engine worker: the EngineApi exposed over comlink, GPU work off the page's main thread.
+import * as Comlink from 'comlink';
+import { createEngine } from '../src/engine/engine.ts';
+import { acquireBrowserGpu } from '../src/platform/browser.ts';
+import type { EngineApi } from '../src/protocol.ts';
+
+const engine = createEngine(() => acquireBrowserGpu());
+const api: EngineApi = {
+  gpuInfo: () => engine.gpuInfo(),
+  selftest: (onProgress) => engine.selftest(onProgress),
+};
+Comlink.expose(api);
