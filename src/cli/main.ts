@@ -1,1 +1,66 @@
-export {}
+// `npm run cli -- <command>`: the engine in Node on Dawn (a real GPU through Vulkan, or SwiftShader).
+// Commands: info, selftest. Later issues add train, elicit, export.
+import { createEngine } from '../engine/engine.ts';
+import { describeAdapter, GpuUnavailableError } from '../platform/gpu.ts';
+import { acquireNodeGpu } from '../platform/node.ts';
+
+const USAGE = `usage: npm run cli -- <command> [--json]
+
+commands:
+  info       the WebGPU adapter, the limits the device got and the optional features enabled
+  selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
+  help       this text
+
+options:
+  --json     machine-readable output (one JSON object)
+
+environment:
+  DAWN_NODE          path of a dawn.node addon to use instead of npm 'webgpu'
+  VK_ICD_FILENAMES   Vulkan driver manifest(s); unset → the system's, then SwiftShader`;
+
+async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const unknown = argv.filter((a) => a.startsWith('-') && a !== '--json');
+  const [command = 'help', ...rest] = argv.filter((a) => !a.startsWith('-'));
+  if (unknown.length || rest.length) {
+    console.error(`unknown argument(s): ${[...unknown, ...rest].join(' ')}\n\n${USAGE}`);
+    return 2;
+  }
+  if (command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command !== 'info' && command !== 'selftest') {
+    console.error(`unknown command '${command}'\n\n${USAGE}`);
+    return 2;
+  }
+  const engine = createEngine(() => acquireNodeGpu());
+  try {
+    const report = await engine.gpuInfo();
+    if (command === 'info') {
+      if (json) console.log(JSON.stringify(report, null, 2));
+      else {
+        console.log(`adapter:  ${describeAdapter(report)}`);
+        console.log(`features: ${report.features.join(', ') || '(none of timestamp-query, subgroups, shader-f16)'}`);
+        console.log('limits:');
+        for (const [k, v] of Object.entries(report.limits)) console.log(`  ${k.padEnd(36)} ${v}`);
+      }
+      return 0;
+    }
+    const rep = await engine.selftest(json ? undefined : (p) => {
+      if (p.last) console.log(`${p.last.ok ? 'ok  ' : 'FAIL'} ${p.last.kernel}_${p.last.variant} ${p.last.shape.padEnd(12)} ${p.last.detail}`);
+    });
+    if (json) console.log(JSON.stringify({ adapter: report, ...rep }, null, 2));
+    else console.log(`${rep.ok ? 'all' : 'NOT all'} ${rep.cases.length} checks passed on ${describeAdapter(report)} (${(rep.ms / 1000).toFixed(1)} s)`);
+    return rep.ok ? 0 : 1;
+  } catch (e) {
+    const err = e as Error;
+    console.error(err instanceof GpuUnavailableError ? `error: ${err.message}` : err.stack ?? String(err));
+    return 1;
+  } finally {
+    (await engine.gpu().catch(() => undefined))?.release();
+  }
+}
+
+// Exit explicitly: Node does not exit by itself while Dawn holds the GPU.
+main(process.argv.slice(2)).then((code) => process.exit(code), (e) => { console.error(e); process.exit(1); });

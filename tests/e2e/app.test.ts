@@ -6,7 +6,7 @@ import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MATMUL_SELFTEST_SHAPES } from '../../src/engine/selftest.ts';
 import { REQUESTED_LIMITS } from '../../src/platform/gpu.ts';
-import { launchChromium, startPreview } from './harness.ts';
+import { launchChromium, startDev, startPreview } from './harness.ts';
 
 let browser: Browser;
 let server: PreviewServer;
@@ -69,6 +69,25 @@ describe('without WebGPU', () => {
       expect(await p.isDisabled('#selftest-run')).toBe(true);
     } finally {
       await b.close();
+    }
+  });
+});
+
+describe('dev server (npm start)', () => {
+  it('serves the same app: the worker starts and the adapter shows', async () => {
+    const dev = await startDev();
+    const b = await launchChromium();
+    try {
+      const p = await b.newPage();
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(e.message));
+      await p.goto(dev.url);
+      await p.waitForSelector('#gpu-adapter', { timeout: 60_000 });
+      expect(await p.isEnabled('#selftest-run')).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      await b.close();
+      await dev.server.close();
     }
   });
 });

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
-import { preview, type PreviewServer } from 'vite';
+import { createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite';
 
 /** Flags that give headless Chromium WebGPU (SwiftShader when there is no GPU) on a closed network. */
 export const CHROMIUM_FLAGS = [
@@ -49,5 +49,13 @@ export async function startPreview(): Promise<{ url: string; server: PreviewServ
   if (!existsSync('dist/index.html')) throw new Error('dist/ is missing: run `vite build` first (npm run test:e2e does).');
   const port = await freePort();
   const server = await preview({ logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true, open: false } });
+  return { url: `http://127.0.0.1:${port}/`, server };
+}
+
+/** The dev server that `npm start` runs (source served unbundled, worker as a module). */
+export async function startDev(): Promise<{ url: string; server: ViteDevServer }> {
+  const port = await freePort();
+  const server = await createViteServer({ logLevel: 'warn', server: { host: '127.0.0.1', port, strictPort: true, open: false, hmr: false } });
+  await server.listen();
   return { url: `http://127.0.0.1:${port}/`, server };
 }
