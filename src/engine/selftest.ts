@@ -1,24 +1,8 @@
-// Kernel self-test: runs each kernel on seeded random inputs at odd shapes and compares with its CPU reference.
-// The same code runs in vitest (Node + Dawn), in the app's engine worker (Chromium) and in `cli selftest`.
-import { compareArrays, describeComparison, type Tolerance } from '../util/allclose.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../gpu/dispatch.ts';
-import { planMatmul, type MatmulVariant } from '../kernels/matmul/matmul.ts';
-import { matmulAbsRef, matmulRef } from '../kernels/matmul/matmul.ref.ts';
-import { Rng } from '../util/rng.ts';
-
-export type Shape3 = readonly [M: number, N: number, K: number];
-
-/** Odd shapes: 1×1×1, not-a-tile-multiple in every dimension, a tile multiple, thin and wide. */
-export const MATMUL_SELFTEST_SHAPES: readonly Shape3[] = [
-  [1, 1, 1],
-  [17, 33, 65],
-  [128, 64, 96],
-  [3, 130, 7],
-  [67, 1, 129],
-];
-
-/** f32 dot products of K terms against an f64 reference, scaled by Σ|a·b|. */
-export const MATMUL_TOLERANCE: Tolerance = { atol: 1e-6, rtol: 1e-5 };
+// Kernel self-test: every registered KernelCheck (seeded inputs, GPU vs CPU reference) with progress. The same
+// code runs in vitest (Node + Dawn), in the app's engine worker (Chromium) and in `cli selftest`.
+import { describeComparison } from '../util/allclose.ts';
+import type { KernelCheck } from './check.ts';
+import { ALL_CHECKS } from './checks.ts';
 
 export interface SelftestCase {
   kernel: string;
@@ -28,7 +12,7 @@ export interface SelftestCase {
   maxAbsErr: number;
   worstRatio: number;
   detail: string;
-  /** Wall time of upload + dispatch + readback, ms (not a benchmark). */
+  /** Wall time of upload + dispatch + readback + reference, ms (not a benchmark). */
   ms: number;
 }
 
@@ -46,59 +30,43 @@ export interface SelftestReport {
 }
 
 export interface SelftestOptions {
-  shapes?: readonly Shape3[];
-  variants?: readonly MatmulVariant[];
+  checks?: readonly KernelCheck[];
   seed?: number;
   onProgress?: (p: SelftestProgress) => void;
 }
 
 const now = () => globalThis.performance.now();
 
-export async function checkMatmul(device: GPUDevice, shape: Shape3, variant: MatmulVariant, seed: number): Promise<SelftestCase> {
-  const [M, N, K] = shape;
+export async function runCheck(device: GPUDevice, check: KernelCheck, seed: number): Promise<SelftestCase> {
   const t0 = now();
-  const rng = new Rng(seed);
-  const a = rng.uniformArray(M * K);
-  const b = rng.uniformArray(K * N);
-  const bufA = createStorage(device, a, 'selftest A');
-  const bufB = createStorage(device, b, 'selftest B');
-  const bufC = createStorage(device, new Float32Array(M * N).fill(Number.NaN), 'selftest C');
+  const base = { kernel: check.kernel, variant: check.variant, shape: check.shape };
   try {
-    const got = await withGpuErrors(device, `matmul_${variant} ${M}x${N}x${K}`, async () => {
-      submitDispatches(device, [planMatmul(device, { a: bufA, b: bufB, c: bufC, M, N, K, variant })]);
-      return readF32(device, bufC, M * N);
-    });
-    const cmp = compareArrays(got, matmulRef(a, b, M, N, K), MATMUL_TOLERANCE, matmulAbsRef(a, b, M, N, K));
+    const cmps = await check.run(device, seed);
+    if (cmps.length === 0) throw new Error('check compared nothing');
+    const worst = cmps.reduce((w, c) => (c.worstRatio > w.worstRatio || !c.ok ? c : w));
     return {
-      kernel: 'matmul', variant, shape: `${M}x${N}x${K}`, ok: cmp.ok, maxAbsErr: cmp.maxAbsErr,
-      worstRatio: cmp.worstRatio, detail: describeComparison(cmp), ms: now() - t0,
+      ...base,
+      ok: cmps.every((c) => c.ok),
+      maxAbsErr: Math.max(...cmps.map((c) => c.maxAbsErr)),
+      worstRatio: Math.max(...cmps.map((c) => c.worstRatio)),
+      detail: cmps.map((c) => `${c.name}: ${describeComparison(c)}`).join('; ') + (worst.ok ? '' : ` [worst: ${worst.name}]`),
+      ms: now() - t0,
     };
-  } finally {
-    bufA.destroy();
-    bufB.destroy();
-    bufC.destroy();
+  } catch (e) {
+    return { ...base, ok: false, maxAbsErr: NaN, worstRatio: NaN, detail: String(e), ms: now() - t0 };
   }
 }
 
 export async function runSelftest(device: GPUDevice, opts: SelftestOptions = {}): Promise<SelftestReport> {
-  const shapes = opts.shapes ?? MATMUL_SELFTEST_SHAPES;
-  const variants = opts.variants ?? (['tiled', 'naive'] as const);
+  const checks = opts.checks ?? ALL_CHECKS;
   const seed = opts.seed ?? 1234;
   const t0 = now();
-  const total = shapes.length * variants.length;
   const cases: SelftestCase[] = [];
-  for (const variant of variants) {
-    for (const shape of shapes) {
-      opts.onProgress?.({ done: cases.length, total, message: `matmul_${variant} ${shape.join('x')}` });
-      let c: SelftestCase;
-      try {
-        c = await checkMatmul(device, shape, variant, seed + cases.length);
-      } catch (e) {
-        c = { kernel: 'matmul', variant, shape: shape.join('x'), ok: false, maxAbsErr: NaN, worstRatio: NaN, detail: String(e), ms: 0 };
-      }
-      cases.push(c);
-      opts.onProgress?.({ done: cases.length, total, message: `${c.kernel}_${variant} ${c.shape}: ${c.ok ? 'ok' : 'FAILED'}`, last: c });
-    }
+  for (const check of checks) {
+    opts.onProgress?.({ done: cases.length, total: checks.length, message: `${check.kernel}_${check.variant} ${check.shape}` });
+    const c = await runCheck(device, check, seed + cases.length);
+    cases.push(c);
+    opts.onProgress?.({ done: cases.length, total: checks.length, message: `${c.kernel}_${c.variant} ${c.shape}: ${c.ok ? 'ok' : 'FAILED'}`, last: c });
   }
   return { ok: cases.every((c) => c.ok), cases, ms: now() - t0 };
 }

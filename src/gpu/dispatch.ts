@@ -23,12 +23,25 @@ export function cachedPipeline(device: GPUDevice, key: string, code: string, ent
   return p;
 }
 
-export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[], label?: string): GPUBindGroup {
+/** A whole buffer, or a byte range of one (e.g. one tensor of a slab; offset a multiple of 256). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+/** Bytes visible through a binding. */
+export function bindingBytes(b: Binding): number {
+  return isBuffer(b) ? b.size : (b.size ?? b.buffer.size - (b.offset ?? 0));
+}
+
+/** Bind group 0 with `bindings[i]` at @binding(i). */
+export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, bindings: Binding[], label?: string): GPUBindGroup {
   return device.createBindGroup({
     label,
     layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: bindings.map((b, binding) => ({ binding, resource: isBuffer(b) ? { buffer: b } : b })),
   });
+}
+
+function isBuffer(b: Binding): b is GPUBuffer {
+  return 'mapState' in b;
 }
 
 export function encodeDispatches(pass: GPUComputePassEncoder, dispatches: readonly Dispatch[]): void {

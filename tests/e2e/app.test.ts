@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MATMUL_SELFTEST_SHAPES } from '../../src/engine/selftest.ts';
+import { ALL_CHECKS } from '../../src/engine/checks.ts';
 import { REQUESTED_LIMITS } from '../../src/platform/gpu.ts';
 import { launchChromium, startDev, startPreview } from './harness.ts';
 
@@ -48,7 +48,7 @@ describe('app shell in Chromium', () => {
     const rows = await page.$$eval('#selftest-results tr[data-ok]', (trs) =>
       trs.map((tr) => ({ ok: tr.getAttribute('data-ok'), text: tr.textContent })));
     expect(status, JSON.stringify(rows, null, 1)).toBe('pass');
-    expect(rows).toHaveLength(MATMUL_SELFTEST_SHAPES.length * 2);
+    expect(rows).toHaveLength(ALL_CHECKS.length);
     for (const r of rows) expect(r.ok, r.text ?? '').toBe('true');
     // The progress bar reached the end.
     expect(await page.$eval('#selftest-progress', (p) => (p as HTMLProgressElement).value)).toBe(rows.length);

@@ -1,15 +1,14 @@
 // The platform module in Node: an adapter is found (a real GPU, or SwiftShader), its real limits and the
 // optional features it has are requested, and the report says what we got. Fails (never skips) without one.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPTIONAL_FEATURES, REQUESTED_LIMITS, describeAdapter, type GpuContext } from '../../src/platform/gpu.ts';
-import { acquireNodeGpu } from '../../src/platform/node.ts';
+import { describe, expect, it } from 'vitest';
+import { OPTIONAL_FEATURES, REQUESTED_LIMITS, describeAdapter } from '../../src/platform/gpu.ts';
+import { useGpu } from './gpu-context.ts';
 
-let ctx: GpuContext;
-beforeAll(async () => { ctx = await acquireNodeGpu(); });
-afterAll(() => ctx?.release());
+const gpu = useGpu();
 
 describe('acquireNodeGpu', () => {
   it('reports the adapter and where it came from', () => {
+    const ctx = gpu();
     const r = ctx.report;
     expect(r.platform).toBe('node-dawn');
     expect(r.source).toMatch(/webgpu package|DAWN_NODE=/);
@@ -18,6 +17,7 @@ describe('acquireNodeGpu', () => {
   });
 
   it('creates the device with the limits raised above the WebGPU defaults', () => {
+    const ctx = gpu();
     for (const k of REQUESTED_LIMITS) {
       expect(ctx.device.limits[k], k).toBe(ctx.report.limits[k]);
     }
@@ -29,6 +29,7 @@ describe('acquireNodeGpu', () => {
   });
 
   it('enables exactly the optional features the adapter has', () => {
+    const ctx = gpu();
     const expected = OPTIONAL_FEATURES.filter((f) => ctx.report.adapterFeatures.includes(f));
     expect(ctx.report.features).toEqual(expected);
     for (const f of expected) expect(ctx.device.features.has(f), f).toBe(true);

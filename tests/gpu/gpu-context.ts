@@ -1,0 +1,21 @@
+// Shared by the GPU test files: one Dawn device per file (acquired in beforeAll, released in afterAll).
+// No adapter → the suite fails with the platform's explanation (never skips).
+import { afterAll, beforeAll } from 'vitest';
+import type { GpuContext } from '../../src/platform/gpu.ts';
+import { acquireNodeGpu } from '../../src/platform/node.ts';
+
+export function useGpu(): () => GpuContext {
+  let ctx: GpuContext | undefined;
+  beforeAll(async () => { ctx = await acquireNodeGpu(); });
+  afterAll(() => ctx?.release());
+  return () => {
+    if (!ctx) throw new Error('GPU context not acquired (beforeAll failed)');
+    return ctx;
+  };
+}
+
+/** Runs a KernelCheck and returns a message listing the failing comparisons ('' when all pass). */
+export function failures(cmps: { name: string; ok: boolean; failures: number; count: number; worstIndex: number; worstActual: number; worstExpected: number; worstRatio: number }[]): string {
+  return cmps.filter((c) => !c.ok).map((c) =>
+    `${c.name}: ${c.failures}/${c.count} out of tolerance; worst [${c.worstIndex}] got ${c.worstActual} expected ${c.worstExpected} (err/bound ${c.worstRatio.toFixed(2)})`).join('\n');
+}
