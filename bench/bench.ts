@@ -33,8 +33,8 @@ function parseArgs(argv: string[]): Args {
     if (d.length !== 3 || !d.every((x) => Number.isInteger(x) && x > 0)) throw new Error(`bad shape '${s}': expected MxNxK`);
     return d as [number, number, number];
   });
-  const variants = (get('variants') ?? 'tiled,naive').split(',') as MatmulVariant[];
-  for (const v of variants) if (!(v in MATMUL_VARIANTS)) throw new Error(`unknown variant '${v}' (have: ${Object.keys(MATMUL_VARIANTS).join(', ')})`);
+  const variants = (get('variants') ?? 'tiled,tiled128,naive').split(',') as MatmulVariant[];
+  for (const v of variants) if (!MATMUL_VARIANTS.includes(v)) throw new Error(`unknown variant '${v}' (have: ${MATMUL_VARIANTS.join(', ')})`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return { shapes, variants, iters: Number(get('iters') ?? (preset === 'gpu' ? 20 : 3)), out: get('out') ?? `bench/results/matmul-${stamp}.json`, baseline: get('baseline') };
 }
@@ -61,7 +61,7 @@ async function main() {
       // The naive kernel at big shapes takes minutes on SwiftShader and says nothing new on a GPU past 4096³.
       if (variant === 'naive' && matmulFlops(M, N, K) > 2 * 4096 ** 3) continue;
       const d = planMatmul(device, { a: bufA, b: bufB, c: bufC, M, N, K, variant });
-      const t = await timeDispatches(device, [d], args.iters);
+      const t = await timeDispatches(device, d, args.iters);
       // Spot check 32 sampled outputs (plus the corners) against the CPU reference.
       const c = await readF32(device, bufC, M * N);
       let worst = 0;

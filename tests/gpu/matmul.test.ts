@@ -20,8 +20,28 @@ describe('matmul_tiled', () => {
     const a = createStorage(device, new Float32Array([1, 2, 3, 4, 5, 6]));
     const b = createStorage(device, new Float32Array([7, 8, 9, 10, 11, 12]));
     const c = createStorage(device, 4);
-    submitDispatches(device, [planMatmul(device, { a, b, c, M: 2, N: 2, K: 3 })]);
+    submitDispatches(device, planMatmul(device, { a, b, c, M: 2, N: 2, K: 3 }));
     expect([...(await readF32(device, c, 4))]).toEqual([58, 64, 139, 154]);
+  });
+
+  it('split dispatches give bit-identical results to one dispatch', async () => {
+    const { device } = gpu();
+    const [M, N, K] = [200, 70, 33];
+    const a = createStorage(device, Float32Array.from({ length: M * K }, (_, i) => Math.sin(i)));
+    const b = createStorage(device, Float32Array.from({ length: K * N }, (_, i) => Math.cos(i)));
+    const one = createStorage(device, M * N);
+    const split = createStorage(device, M * N);
+    const plans = planMatmul(device, { a, b, c: split, M, N, K, maxBindingBytes: 64 * N * 4 });
+    expect(plans).toHaveLength(4);
+    submitDispatches(device, [...planMatmul(device, { a, b, c: one, M, N, K }), ...plans]);
+    expect([...(await readF32(device, split, M * N))]).toEqual([...(await readF32(device, one, M * N))]);
+  });
+
+  it('splits along K (accumulating) when Aᵀ is over the binding limit', () => {
+    const { device } = gpu();
+    const buf = createStorage(device, 100 * 150);
+    expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 100, N: 40, K: 150, transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 })).toHaveLength(3);
+    expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 33, N: 40, K: 150, transA: true, maxBindingBytes: 64 * 40 * 4 })).toHaveLength(3);
   });
 
   it('covers a shape spanning several tiles in both directions with a K tail (130×200×77)', async () => {
@@ -35,7 +55,7 @@ describe('matmul_tiled', () => {
     const b = createStorage(device, new Float32Array(K * N).fill(1));
     const sentinel = new Float32Array(M * N + 64).fill(-7);
     const c = createStorage(device, sentinel);
-    submitDispatches(device, [planMatmul(device, { a, b, c, M, N, K })]);
+    submitDispatches(device, planMatmul(device, { a, b, c, M, N, K }));
     const out = await readF32(device, c, sentinel.length);
     expect([...out.subarray(0, M * N)].every((v) => v === 3)).toBe(true);
     expect([...out.subarray(M * N)].every((v) => v === -7)).toBe(true);
@@ -44,7 +64,10 @@ describe('matmul_tiled', () => {
   it('rejects bad shapes and short buffers with a clear error', () => {
     const { device } = gpu();
     const small = createStorage(device, 4);
-    expect(() => planMatmul(device, { a: small, b: small, c: small, M: 0, N: 1, K: 1 })).toThrow(/M must be a positive integer/);
-    expect(() => planMatmul(device, { a: small, b: small, c: small, M: 9, N: 9, K: 9 })).toThrow(/buffer A has 16 bytes, needs 324/);
+    expect(() => planMatmul(device, { a: small, b: small, c: small, M: 0, N: 1, K: 1 })).toThrow(/matmul 0×1×1: M must be a positive integer/);
+    expect(() => planMatmul(device, { a: small, b: small, c: small, M: 9, N: 9, K: 9 })).toThrow(/matmul 9×9×9: A has 16 bytes, needs 324/);
+    const big = createStorage(device, 64 * 64);
+    expect(() => planMatmul(device, { a: big, b: big, c: big, M: 64, N: 64, K: 64, maxBindingBytes: 1024 })).toThrow(/B exceeds the 1024-byte binding limit/);
+    expect(() => planMatmul(device, { a: small, b: small, c: small, M: 1, N: 1, K: 1, variant: 'fast' as never })).toThrow(/unknown variant 'fast'/);
   });
 });

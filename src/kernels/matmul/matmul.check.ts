@@ -4,7 +4,7 @@ import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../g
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planMatmul, type MatmulVariant } from './matmul.ts';
-import { matmulAbsRef, matmulRef } from './matmul.ref.ts';
+import { matmulRefGeneral } from './matmul.ref.ts';
 
 export type Shape3 = readonly [M: number, N: number, K: number];
 
@@ -17,35 +17,68 @@ export const MATMUL_CHECK_SHAPES: readonly Shape3[] = [
   [67, 1, 129],
 ];
 
-/** f32 dot products of K terms against an f64 reference, scaled by Σ|a·b|. */
+/** f32 dot products of K terms against an f64 reference, scaled by Σ|a·b| (+ |bias| + |beta·c|). */
 export const MATMUL_TOLERANCE: Tolerance = { atol: 1e-6, rtol: 1e-5 };
 
-export async function checkMatmul(device: GPUDevice, shape: Shape3, variant: MatmulVariant, seed: number): Promise<NamedComparison[]> {
+export interface MatmulCheckOptions {
+  transA?: boolean;
+  transB?: boolean;
+  batch?: number;
+  /** Broadcast A (strideA = 0) or B (strideB = 0) across the batch. */
+  broadcastA?: boolean;
+  broadcastB?: boolean;
+  bias?: boolean;
+  alpha?: number;
+  beta?: number;
+  maxBindingBytes?: number;
+}
+
+export async function checkMatmul(
+  device: GPUDevice, shape: Shape3, variant: MatmulVariant, seed: number, o: MatmulCheckOptions = {},
+): Promise<NamedComparison[]> {
   const [M, N, K] = shape;
+  const batch = o.batch ?? 1;
+  const strideA = o.broadcastA ? 0 : M * K, strideB = o.broadcastB ? 0 : K * N;
   const rng = new Rng(seed);
-  const a = rng.uniformArray(M * K);
-  const b = rng.uniformArray(K * N);
-  const bufA = createStorage(device, a, 'check A');
-  const bufB = createStorage(device, b, 'check B');
-  const bufC = createStorage(device, new Float32Array(M * N).fill(Number.NaN), 'check C');
+  const a = rng.uniformArray((batch - 1) * strideA + M * K);
+  const b = rng.uniformArray((batch - 1) * strideB + K * N);
+  const c0 = o.beta ? rng.uniformArray(batch * M * N) : new Float32Array(batch * M * N).fill(Number.NaN);
+  const bias = o.bias ? rng.uniformArray(N) : undefined;
+  const bufs = [createStorage(device, a), createStorage(device, b), createStorage(device, c0), createStorage(device, bias ?? 4)] as const;
   try {
     const got = await withGpuErrors(device, `matmul_${variant} ${M}x${N}x${K}`, async () => {
-      submitDispatches(device, [planMatmul(device, { a: bufA, b: bufB, c: bufC, M, N, K, variant })]);
-      return readF32(device, bufC, M * N);
+      submitDispatches(device, planMatmul(device, {
+        a: bufs[0], b: bufs[1], c: bufs[2], bias: bias ? bufs[3] : undefined, M, N, K, variant,
+        transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes,
+      }));
+      return readF32(device, bufs[2], batch * M * N);
     });
-    return [{ name: 'C', ...compareArrays(got, matmulRef(a, b, M, N, K), MATMUL_TOLERANCE, matmulAbsRef(a, b, M, N, K)) }];
+    // The reference takes A/B in the stored layout: transposing is only a reinterpretation of the same numbers.
+    const ref = { transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, c: c0, bias };
+    return [{ name: 'C', ...compareArrays(got, matmulRefGeneral(a, b, M, N, K, ref), MATMUL_TOLERANCE, matmulRefGeneral(a, b, M, N, K, { ...ref, abs: true })) }];
   } finally {
-    bufA.destroy();
-    bufB.destroy();
-    bufC.destroy();
+    for (const buf of bufs) buf.destroy();
   }
 }
 
-export const matmulChecks: KernelCheck[] = (['tiled', 'naive'] as const).flatMap((variant) =>
-  MATMUL_CHECK_SHAPES.map((shape) => ({
-    kernel: 'matmul',
-    variant,
-    shape: shape.join('x'),
-    run: (device: GPUDevice, seed: number) => checkMatmul(device, shape, variant, seed),
-  })),
-);
+const check = (variant: MatmulVariant, shape: Shape3, o: MatmulCheckOptions = {}, tag = ''): KernelCheck => ({
+  kernel: 'matmul',
+  variant,
+  shape: `${shape.join('x')}${tag}`,
+  run: (device, seed) => checkMatmul(device, shape, variant, seed, o),
+});
+
+export const matmulChecks: KernelCheck[] = [
+  ...(['tiled', 'tiled128', 'naive'] as const).flatMap((v) => MATMUL_CHECK_SHAPES.map((s) => check(v, s))),
+  // The backprop forms (y = x·Wᵀ + b; dx = dy·W; dW += dyᵀ·x), batched attention-style products, chunking.
+  ...(['tiled', 'tiled128', 'naive'] as const).flatMap((v) => [
+    check(v, [33, 17, 65], { transB: true, bias: true }, ' Bᵀ+bias'),
+    check(v, [17, 65, 33], { transA: true, beta: 1 }, ' Aᵀ, C+='),
+    check(v, [19, 23, 70], { transA: true, transB: true, alpha: 0.5, beta: -2 }, ' AᵀBᵀ α β'),
+  ]),
+  check('tiled', [9, 70, 13], { batch: 3 }, ' ×3'),
+  check('tiled', [9, 70, 13], { batch: 3, transB: true, broadcastB: true, bias: true }, ' ×3 Bᵀ shared'),
+  check('tiled', [130, 70, 33], { maxBindingBytes: 64 * 70 * 4 }, ' split rows'),
+  check('tiled', [33, 40, 150], { transA: true, maxBindingBytes: 64 * 40 * 4, beta: 1, bias: true }, ' Aᵀ split K'),
+  check('tiled', [100, 40, 150], { transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 }, ' AᵀBᵀ split K'),
+];

@@ -1,18 +1,31 @@
-// Naive f32 matmul: one thread per output element, C (M, N) = A (M, K) · B (K, N), row-major.
-// Kept as the fallback and as a second opinion next to the CPU reference.
-// `Params { M, N, K }` is prepended by the launcher (matmul.ts).
+// Naive f32 matmul, one thread per output element, with the same contract as matmul_tiled.wgsl:
+//   C[b] (M, N) = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias (N))
+// Kept as the fallback and as a second opinion next to the CPU reference. The launcher prepends `Params` and
+// the constants TRANS_A, TRANS_B, HAS_BIAS, USE_BETA.
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;       // (M, K)
-@group(0) @binding(1) var<storage, read> B: array<f32>;       // (K, N)
-@group(0) @binding(2) var<storage, read_write> C: array<f32>; // (M, N)
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let n = gid.x;
   let m = gid.y;
   if (m >= p.M || n >= p.N) { return; }
+  let baseA = gid.z * p.strideA;
+  let baseB = gid.z * p.strideB;
   var acc = 0.0;
-  for (var k = 0u; k < p.K; k++) { acc = fma(A[m * p.K + k], B[k * p.N + n], acc); }
-  C[m * p.N + n] = acc;
+  for (var k = 0u; k < p.K; k++) {
+    var a: f32; var b: f32;
+    if (TRANS_A) { a = A[baseA + k * p.lda + m]; } else { a = A[baseA + m * p.lda + k]; }
+    if (TRANS_B) { b = B[baseB + n * p.ldb + k]; } else { b = B[baseB + k * p.ldb + n]; }
+    acc = fma(a, b, acc);
+  }
+  let at = gid.z * p.strideC + m * p.ldc + n;
+  var v = p.alpha * acc;
+  if (HAS_BIAS) { v += bias[n]; }
+  if (USE_BETA) { v = fma(p.beta, C[at], v); }
+  C[at] = v;
 }
