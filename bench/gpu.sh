@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# On the GPU machine (see README "Benchmarks"): PyTorch and our WebGPU kernels on the same shapes, same GPU,
-# same command. Run as: bash .gpu/enter.sh bash .node-dist/gpu.sh   (writes $OUT/torch.json, $OUT/webgpu.json)
+# On the GPU machine (README "Benchmarks"): PyTorch and our WebGPU kernels on the same shapes, same GPU, same
+# command. Run as: bash .gpu/enter.sh bash .node-dist/gpu.sh   → $OUT/torch-<suite>.json, $OUT/webgpu-<suite>.json
+# SUITES (default: every suite listed below) and per-suite shapes can be overridden from the environment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/results}
 mkdir -p "$out"
-shapes=${SHAPES:-1024x1024x1024,4096x4096x4096,8192x3072x768,8192x768x3072,768x3072x8192,8192x32000x768}
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv || true
-PYTHONUNBUFFERED=1 python3 "$here/torch_bench.py" --shapes "$shapes" --iters "${ITERS:-20}" --out "$out/torch.json"
-node "$here/bench.mjs" --shapes "$shapes" --iters "${ITERS:-20}" --baseline "$out/torch.json" --out "$out/webgpu.json"
+iters=${ITERS:-20}
+declare -A shapes=(
+  [matmul]=${MATMUL_SHAPES:-1024x1024x1024,4096x4096x4096,8192x3072x768,8192x768x3072,768x3072x8192,8192x32000x768}
+  [loss]=${LOSS_SHAPES:-8192x32768,4096x8192}
+  [attention]=${ATTENTION_SHAPES:-32x256x6x6x64,8x1024x12x4x64}
+)
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv || true
+status=0
+for suite in ${SUITES:-matmul loss attention}; do
+  if ! node "$here/bench.mjs" --suite "$suite" --shapes "${shapes[$suite]}" --iters 1 --out "$out/probe-$suite.json" >/dev/null 2>&1; then
+    echo "suite $suite: our side failed a probe run; running it anyway for the log" >&2
+  fi
+  PYTHONUNBUFFERED=1 python3 "$here/torch_bench.py" --suite "$suite" --shapes "${shapes[$suite]}" --iters "$iters" --out "$out/torch-$suite.json" || status=1
+  node "$here/bench.mjs" --suite "$suite" --shapes "${shapes[$suite]}" --iters "$iters" --baseline "$out/torch-$suite.json" --out "$out/webgpu-$suite.json" || status=1
+done
+rm -f "$out"/probe-*.json
+exit $status
