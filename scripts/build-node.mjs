@@ -2,7 +2,7 @@
 // here and on the GPU machine (where node_modules does not travel: Dawn comes from $DAWN_NODE).
 // WGSL imported as `./x.wgsl?raw` becomes a string, as under Vite.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,6 +10,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
 const extra = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const out = resolve(root, '.node-dist');
+// Start clean: only this build's bundles travel to the GPU machine.
+rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
 const rawPlugin = {
