@@ -44,6 +44,27 @@ function isBuffer(b: Binding): b is GPUBuffer {
   return 'mapState' in b;
 }
 
+export const bufferOf = (b: Binding): GPUBuffer => (isBuffer(b) ? b : b.buffer);
+
+/**
+ * WebGPU rejects one buffer bound both read-only and writable in a dispatch, even through disjoint ranges (a
+ * "writable usage and another usage in the same synchronization scope" validation error). Kernels whose inputs
+ * and outputs may be ranges of one slab declare inputs `read` and are compiled with `readWriteAll` when
+ * `sharesBuffer` says the bindings alias: the fast path keeps read-only inputs.
+ */
+export function sharesBuffer(bindings: readonly (Binding | undefined)[]): boolean {
+  const seen = new Set<GPUBuffer>();
+  for (const b of bindings) {
+    if (!b) continue;
+    const buf = bufferOf(b);
+    if (seen.has(buf)) return true;
+    seen.add(buf);
+  }
+  return false;
+}
+
+export const readWriteAll = (wgsl: string): string => wgsl.replaceAll('var<storage, read>', 'var<storage, read_write>');
+
 export function encodeDispatches(pass: GPUComputePassEncoder, dispatches: readonly Dispatch[]): void {
   for (const d of dispatches) {
     pass.setPipeline(d.pipeline);

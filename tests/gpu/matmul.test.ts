@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
 import { checkMatmul, matmulChecks } from '../../src/kernels/matmul/matmul.check.ts';
 import { planMatmul } from '../../src/kernels/matmul/matmul.ts';
+import { matmulRefGeneral } from '../../src/kernels/matmul/matmul.ref.ts';
 import { failures, useGpu } from './gpu-context.ts';
 
 const gpu = useGpu();
@@ -42,6 +43,26 @@ describe('matmul_tiled', () => {
     const buf = createStorage(device, 100 * 150);
     expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 100, N: 40, K: 150, transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 })).toHaveLength(3);
     expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 33, N: 40, K: 150, transA: true, maxBindingBytes: 64 * 40 * 4 })).toHaveLength(3);
+  });
+
+  it('works on ranges of one slab (inputs and output in the same buffer)', async () => {
+    const { device } = gpu();
+    const [M, N, K] = [17, 9, 5];
+    // A at 0, B at 256 floats, C at 512 floats (offsets 256-byte aligned), bias at 768.
+    const slab = new Float32Array(1024).fill(-3);
+    const a = Float32Array.from({ length: M * K }, (_, i) => (i % 7) - 3);
+    const b = Float32Array.from({ length: K * N }, (_, i) => (i % 5) - 2);
+    const bias = Float32Array.from({ length: N }, (_, i) => i);
+    slab.set(a, 0); slab.set(b, 256); slab.set(bias, 768);
+    const buf = createStorage(device, slab);
+    submitDispatches(device, planMatmul(device, {
+      a: { buffer: buf, offset: 0, size: M * K * 4 }, b: { buffer: buf, offset: 1024, size: K * N * 4 },
+      c: { buffer: buf, offset: 2048, size: M * N * 4 }, bias: { buffer: buf, offset: 3072, size: N * 4 }, M, N, K,
+    }));
+    const out = await readF32(device, buf, 1024);
+    const ref = matmulRefGeneral(a, b, M, N, K, { bias });
+    expect([...out.subarray(512, 512 + M * N)]).toEqual([...ref]);
+    expect(out[512 + M * N]).toBe(-3);
   });
 
   it('covers a shape spanning several tiles in both directions with a K tail (130×200×77)', async () => {

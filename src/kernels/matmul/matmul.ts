@@ -7,7 +7,7 @@
 // Tensors larger than maxStorageBufferBindingSize are split: over rows of A and C when A is not transposed,
 // over K (accumulating into C) when it is. Variants: 'tiled' (default, 64×64 tiles), 'tiled128' (128×64 tiles,
 // 8×4 per thread), 'naive' (one thread per output).
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, cachedPipeline, createUniform, readWriteAll, sharesBuffer, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import naiveWgsl from './matmul_naive.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
@@ -56,13 +56,12 @@ function dummy(device: GPUDevice): GPUBuffer {
   return d;
 }
 
-function pipelineFor(device: GPUDevice, variant: MatmulVariant, transA: boolean, transB: boolean, hasBias: boolean, useBeta: boolean) {
+function pipelineFor(device: GPUDevice, variant: MatmulVariant, transA: boolean, transB: boolean, hasBias: boolean, useBeta: boolean, aliased: boolean) {
   const flags = `const TRANS_A: bool = ${transA};\nconst TRANS_B: bool = ${transB};\nconst HAS_BIAS: bool = ${hasBias};\nconst USE_BETA: bool = ${useBeta};\n`;
-  const key = `matmul_${variant}_${+transA}${+transB}${+hasBias}${+useBeta}`;
-  if (variant === 'naive') return cachedPipeline(device, key, MatmulParams.wgsl + flags + naiveWgsl);
-  const t = TILINGS[variant];
-  const consts = Object.entries(t).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('');
-  return cachedPipeline(device, key, MatmulParams.wgsl + consts + flags + tiledWgsl);
+  const key = `matmul_${variant}_${+transA}${+transB}${+hasBias}${+useBeta}${aliased ? '_rw' : ''}`;
+  const consts = variant === 'naive' ? '' : Object.entries(TILINGS[variant]).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('');
+  const code = MatmulParams.wgsl + consts + flags + (variant === 'naive' ? naiveWgsl : tiledWgsl);
+  return cachedPipeline(device, key, aliased ? readWriteAll(code) : code);
 }
 
 const range = (b: Binding, offsetBytes: number, sizeBytes: number): Binding => {
@@ -91,9 +90,11 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   if (Math.ceil(N / tile.TN) > maxGroups || batch > maxGroups) throw new Error(`${what}: over ${maxGroups} workgroups per dimension`);
 
+  // Inputs and output may be ranges of one slab: then every binding must be read_write (see sharesBuffer).
+  const aliased = sharesBuffer([args.a, args.b, args.c, args.bias]);
   const plan = (p: { a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean }): Dispatch => {
     if (Math.ceil(p.M / tile.TM) > maxGroups) throw new Error(`${what}: over ${maxGroups} workgroups per dimension`);
-    const pipeline = pipelineFor(device, variant, transA, transB, p.bias, p.beta !== 0);
+    const pipeline = pipelineFor(device, variant, transA, transB, p.bias, p.beta !== 0, aliased);
     const uniforms = createUniform(device, MatmulParams.pack({
       M: p.M, N, K: p.K, lda: transA ? M : K, ldb: transB ? K : N, ldc: N,
       strideA, strideB, strideC, alpha, beta: p.beta,
