@@ -46,6 +46,8 @@ export interface GpuContext {
   has(feature: OptionalFeature): boolean;
   /** Destroys the device (Node's process cannot exit while a Dawn device is alive). */
   release(): void;
+  /** GPU errors no error scope caught since the last call (validation, out-of-memory, internal), oldest first. */
+  takeErrors(): string[];
 }
 
 /** No usable WebGPU: the message says why and what the user can do. */
@@ -90,11 +92,19 @@ export async function openDevice(
   device.lost.then((e) => {
     if (e.reason !== 'destroyed') console.error(`WebGPU device lost (${e.reason}): ${e.message}`);
   });
+  // Without this, a validation error outside an error scope is silently dropped and the dispatch does nothing.
+  const errors: string[] = [];
+  device.addEventListener('uncapturederror', (ev) => {
+    const msg = (ev as GPUUncapturedErrorEvent).error.message;
+    errors.push(msg);
+    console.error(`WebGPU error: ${msg}`);
+  });
   return {
     device,
     report,
     has: (f) => features.includes(f),
     release: () => device.destroy(),
+    takeErrors: () => errors.splice(0),
   };
 }
 
