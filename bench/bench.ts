@@ -8,9 +8,11 @@ import { dirname } from 'node:path';
 import { describeAdapter } from '../src/platform/gpu.ts';
 import { acquireNodeGpu } from '../src/platform/node.ts';
 import { formatRow, type BenchRow, type Suite } from './suites/common.ts';
+import { attentionSuite } from './suites/attention.ts';
+import { lossSuite } from './suites/loss.ts';
 import { matmulSuite } from './suites/matmul.ts';
 
-export const SUITES: Suite[] = [matmulSuite];
+export const SUITES: Suite[] = [matmulSuite, lossSuite, attentionSuite];
 
 const OPTIONS = ['--suite', '--preset', '--shapes', '--variants', '--iters', '--out', '--baseline'];
 
