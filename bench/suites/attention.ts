@@ -5,7 +5,7 @@ import { attentionForwardFlops, planAttentionBackward, planAttentionForward } fr
 import { attentionBackwardRef, attentionForwardRef } from '../../src/kernels/attention/attention.ref.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { timeDispatches } from '../timing.ts';
+import { timeDispatches } from '../../src/gpu/timing.ts';
 import { parseDims, withBaseline, type BenchRow, type Suite } from './common.ts';
 
 export const attentionSuite: Suite = {

@@ -6,7 +6,7 @@ import { planClassifierLoss } from '../../src/kernels/loss/loss.ts';
 import { classifierLossRef } from '../../src/kernels/loss/loss.ref.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { timeDispatches } from '../timing.ts';
+import { timeDispatches } from '../../src/gpu/timing.ts';
 import { parseDims, withBaseline, type BenchRow, type Suite } from './common.ts';
 
 export const lossSuite: Suite = {

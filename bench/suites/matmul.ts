@@ -3,7 +3,7 @@ import { createStorage, readF32 } from '../../src/gpu/dispatch.ts';
 import { MATMUL_VARIANTS, matmulFlops, planMatmul, type MatmulVariant } from '../../src/kernels/matmul/matmul.ts';
 import { matmulRefAt } from '../../src/kernels/matmul/matmul.ref.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { timeDispatches } from '../timing.ts';
+import { timeDispatches } from '../../src/gpu/timing.ts';
 import { parseDims, withBaseline, type BenchRow, type Suite } from './common.ts';
 
 export const matmulSuite: Suite = {
@@ -14,7 +14,7 @@ export const matmulSuite: Suite = {
     gpu: '1024x1024x1024,4096x4096x4096,8192x3072x768,8192x768x3072,768x3072x8192,8192x32000x768',
   },
   async run({ device, shapes, iters, variants, baseline, log }) {
-    const vs = (variants ?? ['tiled', 'tiled128', 'naive']) as MatmulVariant[];
+    const vs = (variants ?? MATMUL_VARIANTS) as MatmulVariant[];
     for (const v of vs) if (!MATMUL_VARIANTS.includes(v)) throw new Error(`unknown matmul variant '${v}' (have: ${MATMUL_VARIANTS.join(', ')})`);
     const rows: BenchRow[] = [];
     for (const shape of shapes) {

@@ -1,8 +1,15 @@
 // The registry of kernel checks run by the self-test (app, CLI) and the GPU test suite.
 import type { KernelCheck } from './check.ts';
+import { activationChecks } from '../kernels/activation/activation.check.ts';
 import { attentionChecks } from '../kernels/attention/attention.check.ts';
+import { embeddingChecks } from '../kernels/embedding/embedding.check.ts';
 import { lossChecks } from '../kernels/loss/loss.check.ts';
 import { matmulChecks } from '../kernels/matmul/matmul.check.ts';
+import { normChecks } from '../kernels/norm/norm.check.ts';
 import { optimChecks } from '../kernels/optim/optim.check.ts';
+import { ropeChecks } from '../kernels/rope/rope.check.ts';
 
-export const ALL_CHECKS: readonly KernelCheck[] = [...matmulChecks, ...lossChecks, ...attentionChecks, ...optimChecks];
+export const ALL_CHECKS: readonly KernelCheck[] = [
+  ...matmulChecks, ...lossChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
+  ...attentionChecks, ...optimChecks,
+];

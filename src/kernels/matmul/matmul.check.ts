@@ -69,9 +69,9 @@ const check = (variant: MatmulVariant, shape: Shape3, o: MatmulCheckOptions = {}
 });
 
 export const matmulChecks: KernelCheck[] = [
-  ...(['tiled', 'tiled128', 'naive'] as const).flatMap((v) => MATMUL_CHECK_SHAPES.map((s) => check(v, s))),
+  ...(['tiled', 'tiled128x64', 'tiled128', 'naive'] as const).flatMap((v) => MATMUL_CHECK_SHAPES.map((s) => check(v, s))),
   // The backprop forms (y = x·Wᵀ + b; dx = dy·W; dW += dyᵀ·x), batched attention-style products, chunking.
-  ...(['tiled', 'tiled128', 'naive'] as const).flatMap((v) => [
+  ...(['tiled', 'tiled128x64', 'tiled128', 'naive'] as const).flatMap((v) => [
     check(v, [33, 17, 65], { transB: true, bias: true }, ' Bᵀ+bias'),
     check(v, [17, 65, 33], { transA: true, beta: 1 }, ' Aᵀ, C+='),
     check(v, [19, 23, 70], { transA: true, transB: true, alpha: 0.5, beta: -2 }, ' AᵀBᵀ α β'),

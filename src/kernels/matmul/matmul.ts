@@ -5,8 +5,9 @@
 //   backward dx (BT, in)  = dy (BT, out) · W          → plain
 //   backward dW (out, in) += dyᵀ (out, BT) · x        → transA, beta = 1
 // Tensors larger than maxStorageBufferBindingSize are split: over rows of A and C when A is not transposed,
-// over K (accumulating into C) when it is. Variants: 'tiled' (default, 64×64 tiles), 'tiled128' (128×64 tiles,
-// 8×4 per thread), 'naive' (one thread per output).
+// over K (accumulating into C) when it is. Variants: 'tiled' (default; 64×64 tiles, 4×4 outputs per thread),
+// 'tiled128x64' (8×4 per thread), 'tiled128' (128×128, 8×8 per thread), 'naive' (one thread per output);
+// autotune.ts picks the fastest per shape on the device at hand.
 import { bindBuffers, bindingBytes, cachedPipeline, createUniform, readWriteAll, sharesBuffer, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import naiveWgsl from './matmul_naive.wgsl?raw';
@@ -18,12 +19,14 @@ export const MatmulParams = uniformStruct('Params', {
 });
 
 interface Tiling { TM: number; TN: number; TK: number; WG: number; RM: number; RN: number }
+/** The kernel lab: register-tiled variants of one WGSL source, by tile size and outputs per thread. */
 const TILINGS = {
   tiled: { TM: 64, TN: 64, TK: 16, WG: 16, RM: 4, RN: 4 },
-  tiled128: { TM: 128, TN: 64, TK: 8, WG: 16, RM: 8, RN: 4 },
+  tiled128x64: { TM: 128, TN: 64, TK: 8, WG: 16, RM: 8, RN: 4 },
+  tiled128: { TM: 128, TN: 128, TK: 8, WG: 16, RM: 8, RN: 8 },
 } satisfies Record<string, Tiling>;
 
-export const MATMUL_VARIANTS = ['tiled', 'tiled128', 'naive'] as const;
+export const MATMUL_VARIANTS = ['tiled', 'tiled128x64', 'tiled128', 'naive'] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
 
 export interface MatmulArgs {

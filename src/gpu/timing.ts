@@ -1,6 +1,6 @@
-// GPU timing for benchmarks: `iters` repetitions of a list of dispatches inside ONE compute pass of one submit,
+// GPU timing (benchmarks and the matmul autotuner): `iters` repetitions of a list of dispatches inside ONE compute pass of one submit,
 // timed by timestamp queries when the device has them (GPU time), and by wall clock around the submit otherwise.
-import { encodeDispatches, type Dispatch } from '../src/gpu/dispatch.ts';
+import { encodeDispatches, type Dispatch } from './dispatch.ts';
 
 export interface Timing {
   /** Milliseconds per repetition. */

@@ -1,0 +1,27 @@
+// Shared helpers of the activation kernels, prepended by activation.ts after `Params { N }`.
+// One thread per element on a 1-D (or, past the per-dimension limit, 2-D) grid of 256-thread workgroups.
+// Stable for every finite x: exp only ever sees −|·| (no overflow, no inf/inf), and GELU's cubic is clamped.
+
+const WG: u32 = 256u;
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const GELU_C: f32 = 0.044715;
+
+fn elementIndex(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+// (σ(x), σ(−x)) = (σ(x), 1 − σ(x)), both without cancellation or overflow.
+fn sigmoidPair(x: f32) -> vec2f {
+  let e = exp(-abs(x));
+  let a = 1.0 / (1.0 + e);
+  let b = e / (1.0 + e);
+  return select(vec2f(b, a), vec2f(a, b), x >= 0.0);
+}
+
+// GPT-2's tanh GELU, 0.5·x·(1 + tanh(u)) = x·σ(2u) with u = √(2/π)·(x + 0.044715·x³); returns (2u, d(2u)/dx).
+// |x| is clamped to 50 inside u: beyond it σ(±2u) is 0 or 1 in f32 anyway, and x³ cannot overflow.
+fn geluArg(x: f32) -> vec2f {
+  let xc = clamp(x, -50.0, 50.0);
+  let x2 = xc * xc;
+  return vec2f(2.0 * SQRT_2_OVER_PI * (xc + GELU_C * x2 * xc), 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x2));
+}

@@ -1,0 +1,15 @@
+// GELU backward (tanh approximation): with z = 2u, dx = dy·(σ(z) + x·σ(z)·σ(−z)·dz/dx)   (assigned).
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;  // read: (N)
+@group(0) @binding(1) var<storage, read_write> dy: array<f32>; // read: (N)
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>; // written: (N)
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = elementIndex(lid, wid, nwg);
+  if (i >= p.N) { return; }
+  let v = x[i];
+  let z = geluArg(v);
+  let s = sigmoidPair(z.x);
+  dx[i] = dy[i] * (s.x + v * s.x * s.y * z.y);
+}

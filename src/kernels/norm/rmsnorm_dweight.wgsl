@@ -1,0 +1,30 @@
+// RMSNorm backward, weight gradient: dweight[c] += Σ_n dy[n, c] · x[n, c] · rstd[n]   (ACCUMULATED).
+// Deterministic, no atomics: a workgroup owns COLS columns; its LANES row-lanes each sum rows
+// n ≡ lane (mod LANES) in ascending order, then lane 0 adds the LANES partials in lane order.
+// `Params { N, C, eps }` from norm.ts.
+
+@group(0) @binding(0) var<storage, read_write> dy: array<f32>;        // read: (N, C)
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;         // read: (N, C)
+@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;      // read: (N)
+@group(0) @binding(3) var<storage, read_write> dweight: array<f32>;   // accumulated: (C)
+@group(0) @binding(4) var<uniform> p: Params;
+
+const COLS: u32 = 32u;
+const LANES: u32 = 8u;
+var<workgroup> part: array<f32, 256>; // [LANES][COLS]
+
+@compute @workgroup_size(32, 8, 1)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let c = wid.x * COLS + lid.x;
+  var s = 0.0;
+  if (c < p.C) {
+    for (var n = lid.y; n < p.N; n += LANES) { s += dy[n * p.C + c] * x[n * p.C + c] * rstd[n]; }
+  }
+  part[lid.y * COLS + lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && c < p.C) {
+    var t = 0.0;
+    for (var l = 0u; l < LANES; l++) { t += part[l * COLS + lid.x]; }
+    dweight[c] += t;
+  }
+}

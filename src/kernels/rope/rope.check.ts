@@ -1,0 +1,72 @@
+// RoPE checks against the CPU reference at odd shapes: forward (x → x') and backward (dy → dx) in place, in one
+// submission, including a large position offset (pos ≈ 4000) for angle accuracy.
+import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
+import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { compareArrays, type Tolerance } from '../../util/allclose.ts';
+import { Rng } from '../../util/rng.ts';
+import { planRopeBackward, planRopeForward } from './rope.ts';
+import { ropeBackwardRef, ropeForwardRef } from './rope.ref.ts';
+
+export interface RopeCheckShape {
+  B: number;
+  T: number;
+  H: number;
+  D: number;
+  posOffset: number;
+}
+
+/** Relative to |x_j| + |x_{j+D/2}| of the pair: f32 rounding plus cos/sin error (angles are exact to ~2e-7 rad). */
+export const ROPE_TOLERANCE: Tolerance = { atol: 1e-7, rtol: 5e-7 };
+
+export const ROPE_CHECK_SHAPES: readonly RopeCheckShape[] = [
+  { B: 1, T: 1, H: 1, D: 2, posOffset: 7 },
+  { B: 2, T: 17, H: 3, D: 8, posOffset: 0 },
+  { B: 1, T: 33, H: 1, D: 64, posOffset: 0 },
+  { B: 3, T: 7, H: 3, D: 64, posOffset: 5 },
+  { B: 1, T: 3, H: 3, D: 64, posOffset: 4000 },
+  { B: 2, T: 3, H: 1, D: 130, posOffset: 8190 },
+];
+
+/** |x_j| + |x_{j+D/2}| for both elements of every pair. */
+export function ropePairScale(x: ArrayLike<number>, D: number): Float64Array {
+  const s = new Float64Array(x.length);
+  const half = D / 2;
+  for (let base = 0; base < x.length; base += D) {
+    for (let j = 0; j < half; j++) s[base + j] = s[base + j + half] = Math.abs(x[base + j]!) + Math.abs(x[base + j + half]!);
+  }
+  return s;
+}
+
+export async function checkRope(device: GPUDevice, shape: RopeCheckShape, seed: number): Promise<NamedComparison[]> {
+  const { B, T, H, D, posOffset } = shape;
+  const n = B * T * H * D;
+  const rng = new Rng(seed);
+  const x = rng.uniformArray(n, -2, 2);
+  const dy = rng.uniformArray(n);
+  const bx = createStorage(device, x, 'rope check x');
+  const bdy = createStorage(device, dy, 'rope check dy');
+  try {
+    const [gotY, gotDx] = await withGpuErrors(device, `rope B=${B} T=${T} H=${H} D=${D}`, async () => {
+      submitDispatches(device, [
+        planRopeForward(device, { x: bx, B, T, H, D, posOffset }),
+        planRopeBackward(device, { x: bdy, B, T, H, D, posOffset }),
+      ]);
+      return [await readF32(device, bx, n), await readF32(device, bdy, n)];
+    });
+    const opts = { posOffset };
+    return [
+      { name: 'y', ...compareArrays(gotY!, ropeForwardRef(x, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(x, D)) },
+      { name: 'dx', ...compareArrays(gotDx!, ropeBackwardRef(dy, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(dy, D)) },
+    ];
+  } finally {
+    bx.destroy();
+    bdy.destroy();
+  }
+}
+
+export const ropeChecks: KernelCheck[] = ROPE_CHECK_SHAPES.map((shape) => ({
+  kernel: 'rope',
+  variant: 'default',
+  shape: `B=${shape.B} T=${shape.T} H=${shape.H} D=${shape.D} pos0=${shape.posOffset}`,
+  run: (device: GPUDevice, seed: number) => checkRope(device, shape, seed),
+}));
