@@ -41,7 +41,7 @@ describe('app shell in Chromium', () => {
     for (const id of ['teacher', 'data', 'train', 'evaluate', 'export']) expect(await page.isVisible(`#stage-${id}`)).toBe(true);
   });
 
-  it('runs the matmul self-test in the worker against the CPU reference', async () => {
+  it('runs every kernel check in the worker against its CPU reference', async () => {
     await page.click('#selftest-run');
     await page.waitForSelector('#selftest-status[data-done]', { timeout: 180_000 });
     const status = await page.getAttribute('#selftest-status', 'data-done');

@@ -1,0 +1,67 @@
+// Matmul autotuning: times each lab variant on the device at hand for a given problem (shape, transposes) and
+// remembers the fastest, so a trainer plans every matmul of a step with the winner for its shape. Timing uses
+// timestamp queries when the device has them; every candidate's result is first checked against the 'tiled'
+// variant on the same inputs, so a variant that is fast but wrong on this driver is never chosen.
+import { createStorage, readF32, submitDispatches } from '../../gpu/dispatch.ts';
+import { timeDispatches } from '../../gpu/timing.ts';
+import { compareArrays } from '../../util/allclose.ts';
+import { Rng } from '../../util/rng.ts';
+import { MATMUL_VARIANTS, planMatmul, type MatmulVariant } from './matmul.ts';
+
+export interface MatmulProblem {
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+export interface TuneResult {
+  winner: MatmulVariant;
+  /** ms per run of each variant tried (NaN where it disagreed with 'tiled'). */
+  ms: Partial<Record<MatmulVariant, number>>;
+}
+
+const cache = new WeakMap<GPUDevice, Map<string, TuneResult>>();
+const keyOf = (p: MatmulProblem) => `${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}`;
+
+/** The variant to use without measuring (before or instead of tuning): the 64×64 tile, safe everywhere. */
+export const DEFAULT_MATMUL_VARIANT: MatmulVariant = 'tiled';
+
+export function tunedVariant(device: GPUDevice, p: MatmulProblem): MatmulVariant {
+  return cache.get(device)?.get(keyOf(p))?.winner ?? DEFAULT_MATMUL_VARIANT;
+}
+
+export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: { iters?: number; variants?: readonly MatmulVariant[] } = {}): Promise<TuneResult> {
+  let byKey = cache.get(device);
+  if (!byKey) cache.set(device, (byKey = new Map()));
+  const hit = byKey.get(keyOf(p));
+  if (hit) return hit;
+  const { M, N, K } = p;
+  // The naive kernel only competes on tiny problems.
+  const variants = opts.variants ?? MATMUL_VARIANTS.filter((v) => v !== 'naive' || M * N * K <= 64 ** 3);
+  const rng = new Rng(M + N + K);
+  const a = createStorage(device, rng.uniformArray(M * K));
+  const b = createStorage(device, rng.uniformArray(K * N));
+  const c = createStorage(device, M * N);
+  const ref = createStorage(device, M * N);
+  try {
+    submitDispatches(device, planMatmul(device, { ...p, a, b, c: ref, variant: 'tiled' }));
+    const expected = await readF32(device, ref, M * N);
+    const ms: TuneResult['ms'] = {};
+    let winner: MatmulVariant = DEFAULT_MATMUL_VARIANT;
+    for (const variant of variants) {
+      const plan = planMatmul(device, { ...p, a, b, c, variant });
+      submitDispatches(device, plan);
+      // Same inputs, different summation order: agree within f32 rounding of a K-term dot product.
+      const agree = compareArrays(await readF32(device, c, M * N), expected, { atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 }).ok;
+      ms[variant] = agree ? (await timeDispatches(device, plan, opts.iters ?? 5)).ms : NaN;
+      if (agree && ms[variant]! < (ms[winner] ?? Infinity)) winner = variant;
+    }
+    const result = { winner, ms };
+    byKey.set(keyOf(p), result);
+    return result;
+  } finally {
+    for (const buf of [a, b, c, ref]) buf.destroy();
+  }
+}
