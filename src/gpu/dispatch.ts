@@ -93,6 +93,11 @@ export function createStorage(device: GPUDevice, data: Float32Array | number, la
   return buffer;
 }
 
+/** Writes a typed array (any backing buffer) into `buffer` at `offsetBytes` through the queue. */
+export function writeArray(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView, offsetBytes = 0): void {
+  device.queue.writeBuffer(buffer, offsetBytes, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+}
+
 export function createUniform(device: GPUDevice, bytes: ArrayBuffer, label?: string): GPUBuffer {
   const buffer = device.createBuffer({ label, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(buffer, 0, bytes);

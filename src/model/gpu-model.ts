@@ -1,0 +1,323 @@
+// The student on the GPU: the Llama-style decoder's forward, loss and backward as explicit lists of dispatches
+// over our kernels (llm.c style: forward keeps what backward needs, backward walks the layers in reverse by hand,
+// parameter gradients accumulate, activation gradients assign), plus AdamW over the slab. A step is one command
+// encoder; nothing is read back inside it. The CPU oracle of the same computation is ref-model.ts.
+//   x = wte[ids]; per layer: x += attn(rope(rms(x)·Wq/k/vᵀ))·Woᵀ; x += (silu(rms(x)·Wgᵀ) ⊙ rms(x)·Wuᵀ)·Wdᵀ
+//   logits = rms(x)·W_lmᵀ (W_lm = wte when tied)
+import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
+import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
+import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
+import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBackwardPlan } from '../kernels/embedding/embedding.ts';
+import { planClassifierLoss, type ClassifierLossPlan, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
+import { tunedVariant } from '../kernels/matmul/autotune.ts';
+import { planMatmul, type MatmulArgs } from '../kernels/matmul/matmul.ts';
+import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
+import { gradNormPartialCount, planAdamW, planGradNorm, type AdamWPlan } from '../kernels/optim/optim.ts';
+import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
+import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
+import type { ModelConfig } from './config.ts';
+import { paramLayout, type ParamLayout } from './params.ts';
+
+export interface ObjectiveSpec {
+  objective: KdObjective; // 'none' = cross-entropy only
+  temperature: number;
+  kdWeight: number;
+  ceWeight: number;
+  beta?: number;
+  lambda?: number;
+  /** Teacher input the batches carry: none, dense logits (N, V), or top-k (N, k) with a missing-mass policy. */
+  teacher: TeacherInput & { policy?: TopKPolicy };
+}
+
+export interface OptimizerSpec {
+  weightDecay: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Global gradient-norm clip; ≤ 0 disables. */
+  clipNorm: number;
+}
+
+export interface TrainBatch {
+  ids: Uint32Array; // (B, T)
+  labels: Uint32Array; // (B, T), NO_LABEL (0xFFFFFFFF) where there is no target
+  weights: Float32Array; // (B, T), 0 = masked
+  teacherLogits?: Float32Array; // (B, T, V)
+  teacherIds?: Uint32Array; // (B, T, k)
+  teacherLogprobs?: Float32Array; // (B, T, k)
+}
+
+export interface StepReadback {
+  /** Σ over rows of lossScale·(kdWeight·w·KD + ceWeight·w·CE): the objective that was differentiated. */
+  loss: number;
+  /** Weighted means over the batch's weighted rows: Σ w·KD / Σ w and Σ w·CE / Σ w. */
+  kd: number;
+  ce: number;
+  gradNorm: number;
+  /** The step's gradient had a NaN/Inf: the GPU skipped the update. */
+  skipped: boolean;
+}
+
+export class GpuModel {
+  readonly layout: ParamLayout;
+  readonly N: number;
+  readonly params: GPUBuffer;
+  readonly grads: GPUBuffer;
+  private readonly m: GPUBuffer;
+  private readonly v: GPUBuffer;
+  private readonly partials: GPUBuffer;
+  private readonly stats: GPUBuffer;
+  private readonly acts: Activations;
+  private readonly batch: BatchBuffers;
+  private readonly forward: Dispatch[];
+  private readonly loss: ClassifierLossPlan;
+  private readonly backward: Dispatch[];
+  private readonly embBackward: EmbeddingBackwardPlan;
+  private readonly optimize: Dispatch[];
+  private readonly adamw: AdamWPlan;
+  private lossScale = 1;
+  private weightSum = 0;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly config: ModelConfig,
+    readonly B: number,
+    readonly T: number,
+    readonly objective: ObjectiveSpec,
+    readonly optimizer: OptimizerSpec = { weightDecay: 0.1, clipNorm: 1 },
+  ) {
+    if (T > config.maxSeqLen) throw new Error(`GpuModel: T = ${T} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
+    this.layout = paramLayout(config);
+    this.N = B * T;
+    const P = this.layout.slabFloats;
+    this.params = allocBuffer(device, P, 'params');
+    this.grads = allocBuffer(device, P, 'grads');
+    this.m = allocBuffer(device, P, 'adam.m');
+    this.v = allocBuffer(device, P, 'adam.v');
+    this.partials = allocBuffer(device, gradNormPartialCount(P), 'gradnorm.partials');
+    this.stats = allocBuffer(device, 4, 'gradnorm.stats');
+    this.acts = allocActivations(device, config, B, T);
+    this.batch = allocBatch(device, config, B, T, objective.teacher);
+    this.forward = this.planForward();
+    this.loss = this.planLoss();
+    this.embBackward = planEmbeddingBackward(device, {
+      dx: this.acts.dresid, dwte: this.g('wte'), unique: this.batch.bucketUnique, offsets: this.batch.bucketOffsets,
+      positions: this.batch.bucketPositions, N: this.N, V: config.vocabSize, C: config.hidden,
+    });
+    this.backward = [...this.planBackward(), ...this.embBackward.dispatches];
+    const gn = planGradNorm(device, { grad: this.grads, P, partials: this.partials, stats: this.stats, maxNorm: optimizer.clipNorm });
+    this.adamw = planAdamW(device, {
+      params: this.params, grads: this.grads, m: this.m, v: this.v, stats: this.stats,
+      regions: this.layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? optimizer.weightDecay : 0 })),
+      lr: 0, step: 1, beta1: optimizer.beta1, beta2: optimizer.beta2, eps: optimizer.eps,
+    });
+    this.optimize = [...gn.dispatches, ...this.adamw.dispatches];
+  }
+
+  /** The parameter tensor `name` as a binding into the slab. */
+  p(name: string): Binding {
+    const e = this.layout.byName.get(name);
+    if (!e) throw new Error(`GpuModel: no parameter '${name}'`);
+    return { buffer: this.params, offset: e.offset * 4, size: e.size * 4 };
+  }
+
+  /** The gradient of parameter `name` (same layout as the slab). */
+  g(name: string): Binding {
+    const e = this.layout.byName.get(name)!;
+    return { buffer: this.grads, offset: e.offset * 4, size: e.size * 4 };
+  }
+
+  private mm(a: Omit<MatmulArgs, 'variant'>): Dispatch[] {
+    return planMatmul(this.device, { ...a, variant: tunedVariant(this.device, a) });
+  }
+
+  private planForward(): Dispatch[] {
+    const { device, config: c, acts, B, T, N } = this;
+    const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim;
+    const out: Dispatch[] = [...planEmbeddingForward(device, { ids: this.batch.ids, wte: this.p('wte'), x: acts.resid[0]!, N, V: c.vocabSize, C })];
+    for (let l = 0; l < c.layers; l++) {
+      const L = acts.layers[l]!, pre = `layers.${l}.`;
+      const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!, next = acts.resid[2 * l + 2]!;
+      out.push(
+        planRmsNormForward(device, { x, weight: this.p(`${pre}attn_norm`), y: L.ln1, rstd: L.rstd1, N, C, eps: c.rmsNormEps }),
+        ...this.mm({ a: L.ln1, b: this.p(`${pre}wq`), c: L.q, M: N, N: H * D, K: C, transB: true }),
+        ...this.mm({ a: L.ln1, b: this.p(`${pre}wk`), c: L.k, M: N, N: Hkv * D, K: C, transB: true }),
+        ...this.mm({ a: L.ln1, b: this.p(`${pre}wv`), c: L.v, M: N, N: Hkv * D, K: C, transB: true }),
+        planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta }),
+        planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta }),
+        planAttentionForward(device, { B, T, H, Hkv, D, q: L.q, k: L.k, v: L.v, o: L.att, lse: L.lse }),
+        ...this.mm({ a: L.att, b: this.p(`${pre}wo`), c: acts.proj, M: N, N: C, K: H * D, transB: true }),
+        planResidualAdd(device, { a: x, b: acts.proj, out: mid, N: N * C }),
+        planRmsNormForward(device, { x: mid, weight: this.p(`${pre}mlp_norm`), y: L.ln2, rstd: L.rstd2, N, C, eps: c.rmsNormEps }),
+        ...this.mm({ a: L.ln2, b: this.p(`${pre}w_gate`), c: L.gate, M: N, N: F, K: C, transB: true }),
+        ...this.mm({ a: L.ln2, b: this.p(`${pre}w_up`), c: L.up, M: N, N: F, K: C, transB: true }),
+        planSwigluForward(device, { gate: L.gate, up: L.up, h: L.h, N, F }),
+        ...this.mm({ a: L.h, b: this.p(`${pre}w_down`), c: acts.proj, M: N, N: C, K: F, transB: true }),
+        planResidualAdd(device, { a: mid, b: acts.proj, out: next, N: N * C }),
+      );
+    }
+    out.push(
+      planRmsNormForward(device, { x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), y: acts.lnf, rstd: acts.rstdf, N, C, eps: c.rmsNormEps }),
+      ...this.mm({ a: acts.lnf, b: this.p(this.lmHead), c: acts.logits, M: N, N: c.vocabSize, K: C, transB: true }),
+    );
+    return out;
+  }
+
+  private get lmHead(): string {
+    return this.config.tieEmbeddings ? 'wte' : 'lm_head';
+  }
+
+  private planLoss(): ClassifierLossPlan {
+    const o = this.objective, b = this.batch;
+    const teacher = o.teacher.kind === 'dense' ? { kind: 'dense' as const, logits: b.teacherLogits! }
+      : o.teacher.kind === 'topk' ? { kind: 'topk' as const, k: o.teacher.k, ids: b.teacherIds!, logprobs: b.teacherLogprobs!, policy: o.teacher.policy ?? 'renormalize' }
+        : undefined;
+    return planClassifierLoss(this.device, {
+      N: this.N, V: this.config.vocabSize, logits: this.acts.logits, labels: b.labels, weights: b.weights, losses: b.losses,
+      teacher, objective: o.objective, temperature: o.temperature, kdWeight: o.kdWeight, ceWeight: o.ceWeight,
+      lossScale: 1, beta: o.beta, lambda: o.lambda,
+    });
+  }
+
+  private planBackward(): Dispatch[] {
+    const { device, config: c, acts, B, T, N } = this;
+    const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize;
+    const acc = (x: Binding, y: Binding) => planResidualAccumulate(device, { x, y, N: N * C });
+    // logits = lnf·W_lmᵀ: dlnf = dlogits·W_lm; dW_lm += dlogitsᵀ·lnf. The loss left dlogits in acts.logits.
+    const out: Dispatch[] = [
+      ...this.mm({ a: acts.logits, b: this.p(this.lmHead), c: acts.dln, M: N, N: C, K: V }),
+      ...this.mm({ a: acts.logits, b: acts.lnf, c: this.g(this.lmHead), M: V, N: C, K: N, transA: true, beta: 1 }),
+      ...planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.g('final_norm'), N, C }),
+    ];
+    for (let l = c.layers - 1; l >= 0; l--) {
+      const Lc = acts.layers[l]!, pre = `layers.${l}.`;
+      const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!;
+      out.push(
+        // MLP: next = mid + h·W_downᵀ, h = silu(gate) ⊙ up, gate/up = ln2·W_gate/upᵀ, ln2 = rms(mid).
+        ...this.mm({ a: acts.dresid, b: this.p(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
+        ...this.mm({ a: acts.dresid, b: Lc.h, c: this.g(`${pre}w_down`), M: C, N: F, K: N, transA: true, beta: 1 }),
+        planSwigluBackward(device, { gate: Lc.gate, up: Lc.up, dh: acts.dh, dgate: acts.dgate, dup: acts.dup, N, F }),
+        ...this.mm({ a: acts.dgate, b: this.p(`${pre}w_gate`), c: acts.dln, M: N, N: C, K: F }),
+        ...this.mm({ a: acts.dup, b: this.p(`${pre}w_up`), c: acts.dln, M: N, N: C, K: F, beta: 1 }),
+        ...this.mm({ a: acts.dgate, b: Lc.ln2, c: this.g(`${pre}w_gate`), M: F, N: C, K: N, transA: true, beta: 1 }),
+        ...this.mm({ a: acts.dup, b: Lc.ln2, c: this.g(`${pre}w_up`), M: F, N: C, K: N, transA: true, beta: 1 }),
+        ...planRmsNormBackward(device, { dy: acts.dln, x: mid, weight: this.p(`${pre}mlp_norm`), rstd: Lc.rstd2, dx: acts.dtmp, dweight: this.g(`${pre}mlp_norm`), N, C }),
+        acc(acts.dtmp, acts.dresid),
+        // Attention: mid = x + att·Woᵀ, att = attn(rope(q), rope(k), v), q/k/v = ln1·Wq/k/vᵀ, ln1 = rms(x).
+        ...this.mm({ a: acts.dresid, b: this.p(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
+        ...this.mm({ a: acts.dresid, b: Lc.att, c: this.g(`${pre}wo`), M: C, N: H * D, K: N, transA: true, beta: 1 }),
+        ...planAttentionBackward(device, { B, T, H, Hkv, D, q: Lc.q, k: Lc.k, v: Lc.v, o: Lc.att, lse: Lc.lse, dout: acts.datt, delta: acts.delta, dq: acts.dq, dk: acts.dk, dv: acts.dv }),
+        planRopeBackward(device, { x: acts.dq, B, T, H, D, theta: c.ropeTheta }),
+        planRopeBackward(device, { x: acts.dk, B, T, H: Hkv, D, theta: c.ropeTheta }),
+        ...this.mm({ a: acts.dq, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
+        ...this.mm({ a: acts.dk, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        ...this.mm({ a: acts.dv, b: this.p(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        ...this.mm({ a: acts.dq, b: Lc.ln1, c: this.g(`${pre}wq`), M: H * D, N: C, K: N, transA: true, beta: 1 }),
+        ...this.mm({ a: acts.dk, b: Lc.ln1, c: this.g(`${pre}wk`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
+        ...this.mm({ a: acts.dv, b: Lc.ln1, c: this.g(`${pre}wv`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
+        ...planRmsNormBackward(device, { dy: acts.dln, x, weight: this.p(`${pre}attn_norm`), rstd: Lc.rstd1, dx: acts.dtmp, dweight: this.g(`${pre}attn_norm`), N, C }),
+        acc(acts.dtmp, acts.dresid),
+      );
+    }
+    return out;
+  }
+
+  /** Uploads a batch (ids, labels, weights, teacher) and the embedding-backward buckets; sets the loss scale 1/Σw. */
+  setBatch(b: TrainBatch): void {
+    const { N, config: c, device } = this;
+    const need = (name: string, arr: { length: number } | undefined, n: number) => {
+      if (!arr || arr.length !== n) throw new Error(`batch: ${name} has ${arr?.length ?? 'no'} elements, expected ${n} (B=${this.B}, T=${this.T})`);
+    };
+    need('ids', b.ids, N); need('labels', b.labels, N); need('weights', b.weights, N);
+    checkTokenIds(b.ids, c.vocabSize);
+    const t = this.objective.teacher;
+    if (t.kind === 'dense') need('teacherLogits', b.teacherLogits, N * c.vocabSize);
+    if (t.kind === 'topk') { need('teacherIds', b.teacherIds, N * t.k); need('teacherLogprobs', b.teacherLogprobs, N * t.k); }
+    this.weightSum = b.weights.reduce((s, w) => s + w, 0);
+    if (!(this.weightSum > 0)) throw new Error('batch: every row is masked (Σ weights = 0): nothing to learn from');
+    writeArray(device, this.batch.ids, b.ids);
+    writeArray(device, this.batch.labels, b.labels);
+    writeArray(device, this.batch.weights, b.weights);
+    if (b.teacherLogits && this.batch.teacherLogits) writeArray(device, this.batch.teacherLogits, b.teacherLogits);
+    if (b.teacherIds && this.batch.teacherIds) writeArray(device, this.batch.teacherIds, b.teacherIds);
+    if (b.teacherLogprobs && this.batch.teacherLogprobs) writeArray(device, this.batch.teacherLogprobs, b.teacherLogprobs);
+    this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
+    this.lossScale = 1 / this.weightSum;
+    this.loss.update({ lossScale: this.lossScale });
+  }
+
+  /**
+   * Encodes and submits one step on the current batch: forward, loss, and (unless `backward` is false) zeroed
+   * gradients + backward, and (if `update` is given) clipping + AdamW. Resolves once the GPU has finished it.
+   */
+  async run(opts: { backward?: boolean; update?: { lr: number; step: number } } = {}): Promise<StepReadback> {
+    const { device } = this;
+    const backward = opts.backward ?? true;
+    if (opts.update) this.adamw.update(opts.update);
+    const enc = device.createCommandEncoder({ label: 'train step' });
+    if (backward) enc.clearBuffer(this.grads);
+    const pass = enc.beginComputePass({ label: 'train step' });
+    encodeDispatches(pass, [...this.forward, ...this.loss.dispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.optimize : [])]);
+    pass.end();
+    const nLoss = 2 * this.N;
+    const staging = device.createBuffer({ size: (nLoss + 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    enc.copyBufferToBuffer(this.batch.losses, 0, staging, 0, nLoss * 4);
+    enc.copyBufferToBuffer(this.stats, 0, staging, nLoss * 4, 16);
+    device.queue.submit([enc.finish()]);
+    const scale = this.lossScale, wsum = this.weightSum, o = this.objective;
+    await staging.mapAsync(GPUMapMode.READ);
+    const r = new Float32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    let kd = 0, ce = 0;
+    for (let n = 0; n < this.N; n++) { kd += r[2 * n]!; ce += r[2 * n + 1]!; }
+    const didUpdate = backward && !!opts.update;
+    return {
+      loss: scale * (o.kdWeight * kd + o.ceWeight * ce), kd: kd / wsum, ce: ce / wsum,
+      gradNorm: didUpdate ? r[nLoss]! : NaN, skipped: didUpdate && r[nLoss + 2]! !== 0,
+    };
+  }
+
+  uploadParams(slab: Float32Array): void {
+    if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
+    writeArray(this.device, this.params, slab);
+  }
+
+  /** Clears the AdamW moments (a fresh optimizer). */
+  resetOptimizer(): void {
+    const enc = this.device.createCommandEncoder();
+    enc.clearBuffer(this.m);
+    enc.clearBuffer(this.v);
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  readParams = (): Promise<Float32Array> => readF32(this.device, this.params, this.layout.slabFloats);
+  readGrads = (): Promise<Float32Array> => readF32(this.device, this.grads, this.layout.slabFloats);
+  readOptimizerState = async (): Promise<{ m: Float32Array; v: Float32Array }> => ({
+    m: await readF32(this.device, this.m, this.layout.slabFloats), v: await readF32(this.device, this.v, this.layout.slabFloats),
+  });
+  writeOptimizerState(s: { m: Float32Array; v: Float32Array }): void {
+    writeArray(this.device, this.m, s.m);
+    writeArray(this.device, this.v, s.v);
+  }
+
+  /** Runs the forward pass on the current batch and reads the logits (N, V): for tests and evaluation. */
+  async logits(): Promise<Float32Array> {
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encodeDispatches(pass, this.forward);
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+    return readF32(this.device, this.acts.logits, this.N * this.config.vocabSize);
+  }
+
+  /** Dispatches per training step (forward + loss + backward + optimizer). */
+  get dispatchesPerStep(): number {
+    return this.forward.length + this.loss.dispatches.length + this.backward.length + this.optimize.length;
+  }
+
+  destroy(): void {
+    for (const b of [this.params, this.grads, this.m, this.v, this.partials, this.stats]) b.destroy();
+    destroyAll(this.acts);
+    destroyAll(this.batch);
+  }
+}
