@@ -222,8 +222,11 @@ export class GpuModel {
     return out;
   }
 
-  /** Uploads a batch (ids, labels, weights, teacher) and the embedding-backward buckets; sets the loss scale 1/Σw. */
-  setBatch(b: TrainBatch): void {
+  /**
+   * Uploads a batch (ids, labels, weights, teacher) and the embedding-backward buckets; sets the loss scale
+   * 1/(Σw · accumSteps), so that gradients accumulated over `accumSteps` micro-batches average them.
+   */
+  setBatch(b: TrainBatch, accumSteps = 1): void {
     const { N, config: c, device } = this;
     const need = (name: string, arr: { length: number } | undefined, n: number) => {
       if (!arr || arr.length !== n) throw new Error(`batch: ${name} has ${arr?.length ?? 'no'} elements, expected ${n} (B=${this.B}, T=${this.T})`);
@@ -242,20 +245,21 @@ export class GpuModel {
     if (b.teacherIds && this.batch.teacherIds) writeArray(device, this.batch.teacherIds, b.teacherIds);
     if (b.teacherLogprobs && this.batch.teacherLogprobs) writeArray(device, this.batch.teacherLogprobs, b.teacherLogprobs);
     this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
-    this.lossScale = 1 / this.weightSum;
+    this.lossScale = 1 / (this.weightSum * accumSteps);
     this.loss.update({ lossScale: this.lossScale });
   }
 
   /**
-   * Encodes and submits one step on the current batch: forward, loss, and (unless `backward` is false) zeroed
-   * gradients + backward, and (if `update` is given) clipping + AdamW. Resolves once the GPU has finished it.
+   * Encodes and submits one step on the current batch: forward, loss, and (unless `backward` is false)
+   * backward into the gradients (zeroed first unless `zeroGrads` is false: gradient accumulation), and (if
+   * `update` is given) clipping + AdamW. One command encoder; resolves once the GPU has finished it.
    */
-  async run(opts: { backward?: boolean; update?: { lr: number; step: number } } = {}): Promise<StepReadback> {
+  async run(opts: { backward?: boolean; zeroGrads?: boolean; update?: { lr: number; step: number } } = {}): Promise<StepReadback> {
     const { device } = this;
     const backward = opts.backward ?? true;
     if (opts.update) this.adamw.update(opts.update);
     const enc = device.createCommandEncoder({ label: 'train step' });
-    if (backward) enc.clearBuffer(this.grads);
+    if (backward && (opts.zeroGrads ?? true)) enc.clearBuffer(this.grads);
     const pass = enc.beginComputePass({ label: 'train step' });
     encodeDispatches(pass, [...this.forward, ...this.loss.dispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.optimize : [])]);
     pass.end();

@@ -1,0 +1,100 @@
+// Training examples → fixed-shape batches. An example is a token sequence with a per-token "learn" flag (prompt
+// tokens are context, completion tokens are targets). Examples are packed end to end into rows of T + 1 tokens
+// (no padding waste; attention may see the previous example, as in most packed LM training), and a row yields
+// ids = row[0..T), labels = row[1..T], weights = 1 where the label token is a target. The order is a seeded
+// shuffle per epoch; the cursor (epoch, position) is all a checkpoint needs to resume the same sequence.
+import { NO_LABEL } from '../kernels/loss/loss.ts';
+import { Rng } from '../util/rng.ts';
+
+export interface Example {
+  tokens: Uint32Array;
+  /** learn[i]: token i is a target (its prediction is trained). Absent = every token is a target. */
+  learn?: Uint8Array;
+}
+
+export interface Batch {
+  ids: Uint32Array; // (B, T)
+  labels: Uint32Array; // (B, T)
+  weights: Float32Array; // (B, T)
+}
+
+export interface DataCursor {
+  epoch: number;
+  /** Index of the next row in this epoch's order. */
+  row: number;
+}
+
+/** Packs examples (in order) into rows of T + 1 tokens with the learn flags alongside. The last partial row is dropped. */
+export function packRows(examples: readonly Example[], T: number, eos: number): { tokens: Uint32Array; learn: Uint8Array }[] {
+  const rows: { tokens: Uint32Array; learn: Uint8Array }[] = [];
+  let tok = new Uint32Array(T + 1), learn = new Uint8Array(T + 1), fill = 0;
+  const push = (t: number, l: number) => {
+    tok[fill] = t; learn[fill] = l; fill++;
+    if (fill === T + 1) {
+      rows.push({ tokens: tok, learn });
+      // The next row starts with this row's last token as context, so no target is lost at the seam.
+      const lastT = tok[T]!, lastL = learn[T]!;
+      tok = new Uint32Array(T + 1); learn = new Uint8Array(T + 1);
+      tok[0] = lastT; learn[0] = lastL; fill = 1;
+    }
+  };
+  for (const ex of examples) {
+    for (let i = 0; i < ex.tokens.length; i++) push(ex.tokens[i]!, ex.learn ? ex.learn[i]! : 1);
+    push(eos, 1); // the model learns to stop
+  }
+  return rows;
+}
+
+export class BatchLoader {
+  private order: Uint32Array = new Uint32Array(0);
+  private orderEpoch = -1;
+
+  constructor(
+    readonly rows: readonly { tokens: Uint32Array; learn: Uint8Array }[],
+    readonly B: number,
+    readonly T: number,
+    readonly seed: number,
+    public cursor: DataCursor = { epoch: 0, row: 0 },
+    readonly shuffle = true,
+  ) {
+    if (rows.length < B) throw new Error(`not enough data: ${rows.length} rows of ${T + 1} tokens for a batch of ${B}; add text or lower B/T`);
+    for (const r of rows) if (r.tokens.length !== T + 1) throw new Error(`row of ${r.tokens.length} tokens, expected T + 1 = ${T + 1}`);
+  }
+
+  private orderFor(epoch: number): Uint32Array {
+    if (this.orderEpoch !== epoch) {
+      const o = Uint32Array.from({ length: this.rows.length }, (_, i) => i);
+      const rng = new Rng((this.seed * 1000003 + epoch) >>> 0);
+      if (this.shuffle) for (let i = o.length - 1; i > 0; i--) { const j = rng.int(i + 1); const t = o[i]!; o[i] = o[j]!; o[j] = t; }
+      this.order = o;
+      this.orderEpoch = epoch;
+    }
+    return this.order;
+  }
+
+  /** The next batch; advances the cursor (a partial batch at an epoch's end rolls into the next epoch). */
+  next(): Batch {
+    const { B, T } = this;
+    const ids = new Uint32Array(B * T), labels = new Uint32Array(B * T), weights = new Float32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      if (this.cursor.row >= this.rows.length) this.cursor = { epoch: this.cursor.epoch + 1, row: 0 };
+      const r = this.rows[this.orderFor(this.cursor.epoch)[this.cursor.row]!]!;
+      this.cursor = { ...this.cursor, row: this.cursor.row + 1 };
+      for (let t = 0; t < T; t++) {
+        ids[b * T + t] = r.tokens[t]!;
+        const target = r.learn[t + 1]! !== 0;
+        labels[b * T + t] = target ? r.tokens[t + 1]! : NO_LABEL;
+        weights[b * T + t] = target ? 1 : 0;
+      }
+    }
+    return { ids, labels, weights };
+  }
+}
+
+/** Deterministic batches for evaluation: rows in storage order, at most `maxBatches` full batches. */
+export function evalBatches(rows: readonly { tokens: Uint32Array; learn: Uint8Array }[], B: number, T: number, maxBatches: number): Batch[] {
+  const n = Math.min(maxBatches, Math.floor(rows.length / B));
+  if (n === 0) return [];
+  const loader = new BatchLoader(rows, B, T, 0, { epoch: 0, row: 0 }, false);
+  return Array.from({ length: n }, () => loader.next());
+}

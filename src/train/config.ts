@@ -1,0 +1,84 @@
+// A training run's typed configuration with its defaults in one place; unknown keys are rejected. Stored inside
+// every checkpoint beside the model config.
+import type { KdObjective, TopKPolicy } from '../kernels/loss/loss.ts';
+
+export interface TrainConfig {
+  /** Sequences per micro-batch and tokens per sequence. */
+  batchSize: number;
+  seqLen: number;
+  /** Micro-batches per optimizer step (gradient accumulation). */
+  gradAccum: number;
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global gradient-norm clip; 0 disables. */
+  clipNorm: number;
+  seed: number;
+  /** Evaluate on the held-out set every N steps (0 = only at the end). */
+  evalEvery: number;
+  evalBatches: number;
+  /** Save a checkpoint every N steps (0 = only at the end). */
+  checkpointEvery: number;
+  /** Consecutive skipped (non-finite) steps before rolling back to the last checkpoint. */
+  maxSkips: number;
+  objective: KdObjective;
+  temperature: number;
+  kdWeight: number;
+  ceWeight: number;
+  beta: number;
+  lambda: number;
+  topkPolicy: TopKPolicy;
+}
+
+export const DEFAULT_TRAIN: TrainConfig = {
+  batchSize: 8,
+  seqLen: 128,
+  gradAccum: 1,
+  steps: 1000,
+  lr: 3e-3,
+  warmupSteps: 50,
+  minLrRatio: 0.1,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  clipNorm: 1,
+  seed: 1,
+  evalEvery: 100,
+  evalBatches: 8,
+  checkpointEvery: 0,
+  maxSkips: 3,
+  objective: 'none',
+  temperature: 1,
+  kdWeight: 0,
+  ceWeight: 1,
+  beta: 0.5,
+  lambda: 0.1,
+  topkPolicy: 'uniform',
+};
+
+export function makeTrainConfig(overrides: Record<string, unknown> = {}, where = 'train config'): TrainConfig {
+  const known = Object.keys(DEFAULT_TRAIN);
+  const unknown = Object.keys(overrides).filter((k) => !known.includes(k));
+  if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`);
+  const c = { ...DEFAULT_TRAIN, ...overrides } as TrainConfig;
+  for (const k of ['batchSize', 'seqLen', 'gradAccum', 'steps', 'evalBatches', 'maxSkips'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${where}: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
+  }
+  for (const k of ['warmupSteps', 'evalEvery', 'checkpointEvery', 'seed'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${where}: ${k} must be a non-negative integer, got ${JSON.stringify(c[k])}`);
+  }
+  for (const k of ['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clipNorm', 'temperature', 'kdWeight', 'ceWeight', 'beta', 'lambda'] as const) {
+    if (typeof c[k] !== 'number' || !Number.isFinite(c[k]) || c[k] < 0) throw new Error(`${where}: ${k} must be a finite number ≥ 0, got ${JSON.stringify(c[k])}`);
+  }
+  if (!(c.lr > 0)) throw new Error(`${where}: lr must be > 0`);
+  if (c.beta1 >= 1 || c.beta2 >= 1) throw new Error(`${where}: beta1 and beta2 must be < 1`);
+  if (c.kdWeight === 0 && c.ceWeight === 0) throw new Error(`${where}: kdWeight and ceWeight are both 0: nothing to train`);
+  if (c.objective === 'none' && c.kdWeight !== 0) throw new Error(`${where}: objective 'none' (cross-entropy only) needs kdWeight 0`);
+  return c;
+}

@@ -1,0 +1,193 @@
+// The training loop over the GPU model: warmup + cosine LR, gradient accumulation, AdamW with clipping, periodic
+// held-out evaluation, non-finite steps skipped on the GPU and reported (repeated ones roll back to the last
+// checkpoint), checkpoints through a CheckpointStore, and exact resume (same data order, same loss curve).
+import { GpuModel, type ObjectiveSpec, type StepReadback, type TrainBatch } from '../model/gpu-model.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { initParams } from '../model/ref-model.ts';
+import { BatchLoader, evalBatches, type Batch } from './batches.ts';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
+import type { TrainConfig } from './config.ts';
+import { lrAt } from './schedule.ts';
+
+export interface StepLog {
+  kind: 'step';
+  step: number;
+  lr: number;
+  loss: number;
+  ce: number;
+  kd: number;
+  gradNorm: number;
+  skipped: boolean;
+  tokensPerSec: number;
+  ms: number;
+}
+
+export interface EvalLog {
+  kind: 'eval';
+  step: number;
+  /** Held-out cross-entropy per target token and its perplexity. */
+  loss: number;
+  ppl: number;
+}
+
+export interface EventLog {
+  kind: 'event';
+  step: number;
+  message: string;
+}
+
+export type TrainLog = StepLog | EvalLog | EventLog;
+
+type Rows = readonly { tokens: Uint32Array; learn: Uint8Array }[];
+
+export interface TrainerOptions {
+  device: GPUDevice;
+  model: ModelConfig;
+  train: TrainConfig;
+  rows: Rows;
+  evalRows?: Rows;
+  store?: CheckpointStore;
+  /** Name of the checkpoint this run saves to (and resumes from with `resume`). */
+  checkpointName?: string;
+  /** Teacher signal per batch for token-level KD (dense logits or top-k), when the objective needs it. */
+  teacherFor?: (batch: Batch) => Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs'>;
+  teacherTopK?: number;
+  log?: (e: TrainLog) => void;
+}
+
+export class Trainer {
+  readonly gpu: GpuModel;
+  readonly loader: BatchLoader;
+  step = 0;
+  adamStep = 0;
+  private readonly evalSet: Batch[];
+  private skipsInARow = 0;
+
+  constructor(private readonly o: TrainerOptions) {
+    const t = o.train;
+    const teacher: ObjectiveSpec['teacher'] = t.objective === 'none' ? { kind: 'none' }
+      : o.teacherTopK ? { kind: 'topk', k: o.teacherTopK, policy: t.topkPolicy } : { kind: 'dense' };
+    this.gpu = new GpuModel(o.device, o.model, t.batchSize, t.seqLen, {
+      objective: t.objective, temperature: t.temperature, kdWeight: t.kdWeight, ceWeight: t.ceWeight, beta: t.beta, lambda: t.lambda, teacher,
+    }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm });
+    this.gpu.uploadParams(initParams(o.model, t.seed));
+    this.loader = new BatchLoader(o.rows, t.batchSize, t.seqLen, t.seed);
+    this.evalSet = o.evalRows ? evalBatches(o.evalRows, t.batchSize, t.seqLen, t.evalBatches) : [];
+  }
+
+  private emit(e: TrainLog) {
+    this.o.log?.(e);
+  }
+
+  private batchWithTeacher(b: Batch): TrainBatch {
+    return this.o.teacherFor ? { ...b, ...this.o.teacherFor(b) } : b;
+  }
+
+  /** One optimizer step (gradAccum micro-batches). */
+  async trainStep(): Promise<StepLog> {
+    const t = this.o.train;
+    const t0 = performance.now();
+    const step = this.step + 1;
+    const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
+    let r: StepReadback | undefined;
+    let loss = 0, ce = 0, kd = 0;
+    for (let micro = 0; micro < t.gradAccum; micro++) {
+      this.gpu.setBatch(this.batchWithTeacher(this.loader.next()), t.gradAccum);
+      const last = micro === t.gradAccum - 1;
+      r = await this.gpu.run({ zeroGrads: micro === 0, update: last ? { lr, step: this.adamStep + 1 } : undefined });
+      loss += r.loss; ce += r.ce / t.gradAccum; kd += r.kd / t.gradAccum;
+    }
+    this.step = step;
+    const skipped = r!.skipped;
+    if (skipped) {
+      this.skipsInARow++;
+      this.emit({ kind: 'event', step, message: `step ${step} skipped: non-finite gradient (${this.skipsInARow} in a row)` });
+      if (this.skipsInARow >= t.maxSkips) await this.rollback();
+    } else {
+      this.skipsInARow = 0;
+      this.adamStep++;
+    }
+    const ms = performance.now() - t0;
+    const log: StepLog = {
+      kind: 'step', step, lr, loss, ce, kd, gradNorm: r!.gradNorm, skipped,
+      tokensPerSec: (t.batchSize * t.seqLen * t.gradAccum) / (ms / 1000), ms,
+    };
+    this.emit(log);
+    return log;
+  }
+
+  /** Held-out cross-entropy (mean over target tokens) and perplexity. */
+  async evaluate(): Promise<EvalLog | undefined> {
+    if (this.evalSet.length === 0) return undefined;
+    let sum = 0, count = 0;
+    for (const b of this.evalSet) {
+      this.gpu.setBatch(this.batchWithTeacher(b));
+      const r = await this.gpu.run({ backward: false });
+      const w = b.weights.reduce((s, x) => s + x, 0);
+      sum += r.ce * w;
+      count += w;
+    }
+    const loss = sum / count;
+    const e: EvalLog = { kind: 'eval', step: this.step, loss, ppl: Math.exp(loss) };
+    this.emit(e);
+    return e;
+  }
+
+  async snapshot(): Promise<Checkpoint> {
+    const { m, v } = await this.gpu.readOptimizerState();
+    return { model: this.o.model, train: this.o.train, step: this.step, adamStep: this.adamStep, cursor: { ...this.loader.cursor }, params: await this.gpu.readParams(), m, v };
+  }
+
+  async save(): Promise<void> {
+    if (!this.o.store) return;
+    const name = this.o.checkpointName ?? 'latest';
+    await this.o.store.put(name, encodeCheckpoint(await this.snapshot()));
+    this.emit({ kind: 'event', step: this.step, message: `checkpoint '${name}' saved at step ${this.step}` });
+  }
+
+  /** Restores a checkpoint into this trainer (the configs must match the checkpoint's). */
+  restore(c: Checkpoint): void {
+    if (JSON.stringify(c.model) !== JSON.stringify(this.o.model)) throw new Error('resume: the checkpoint was made with a different model config');
+    this.gpu.uploadParams(c.params);
+    this.gpu.writeOptimizerState({ m: c.m, v: c.v });
+    this.step = c.step;
+    this.adamStep = c.adamStep;
+    this.loader.cursor = { ...c.cursor };
+  }
+
+  async resume(): Promise<boolean> {
+    const bytes = await this.o.store?.get(this.o.checkpointName ?? 'latest');
+    if (!bytes) return false;
+    this.restore(decodeCheckpoint(bytes));
+    this.emit({ kind: 'event', step: this.step, message: `resumed from step ${this.step}` });
+    return true;
+  }
+
+  private async rollback(): Promise<void> {
+    const bytes = await this.o.store?.get(this.o.checkpointName ?? 'latest');
+    if (!bytes) throw new Error(`training diverged: ${this.skipsInARow} non-finite steps in a row and no checkpoint to roll back to; lower lr or enable clipping`);
+    const c = decodeCheckpoint(bytes);
+    // Keep the data cursor moving forward so the same bad batches are not replayed.
+    const cursor = { ...this.loader.cursor };
+    this.restore(c);
+    this.loader.cursor = cursor;
+    this.skipsInARow = 0;
+    this.emit({ kind: 'event', step: this.step, message: `rolled back to the checkpoint of step ${c.step} after repeated non-finite steps` });
+  }
+
+  /** Runs to `until` (default `train.steps`; the LR schedule always spans train.steps), evaluating and checkpointing. */
+  async run(until = this.o.train.steps): Promise<void> {
+    const t = this.o.train;
+    while (this.step < Math.min(until, t.steps)) {
+      await this.trainStep();
+      if (t.evalEvery > 0 && this.step % t.evalEvery === 0) await this.evaluate();
+      if (t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) await this.save();
+    }
+    if (t.evalEvery === 0 || this.step % t.evalEvery !== 0) await this.evaluate();
+    if (t.checkpointEvery === 0 || this.step % t.checkpointEvery !== 0) await this.save();
+  }
+
+  destroy(): void {
+    this.gpu.destroy();
+  }
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { brownToParagraphs, isHeldOut } from '../../src/data/brown.ts';
+import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { BatchLoader, packRows } from '../../src/train/batches.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { DEFAULT_TRAIN, makeTrainConfig } from '../../src/train/config.ts';
+import { lrAt } from '../../src/train/schedule.ts';
+
+describe('lrAt', () => {
+  const s = { lr: 1, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
+  it('warms up linearly, then decays by a cosine to lr·minLrRatio', () => {
+    expect(lrAt(1, s)).toBeCloseTo(0.1, 12);
+    expect(lrAt(10, s)).toBeCloseTo(1, 12);
+    expect(lrAt(60, s)).toBeCloseTo(0.55, 12); // half-way: (1 + 0.1) / 2
+    expect(lrAt(110, s)).toBeCloseTo(0.1, 12);
+    expect(lrAt(500, s)).toBeCloseTo(0.1, 12);
+  });
+});
+
+describe('packRows and BatchLoader', () => {
+  const ex = [{ tokens: Uint32Array.of(1, 2, 3), learn: Uint8Array.of(0, 1, 1) }, { tokens: Uint32Array.of(4, 5) }];
+  it('packs examples with EOS, carries the seam token, and masks prompt targets', () => {
+    const rows = packRows(ex, 3, 9);
+    // stream: 1 2 3 9 4 5 9 → rows of 4 with one token of overlap: [1 2 3 9] [9 4 5 9]
+    expect(rows.map((r) => [...r.tokens])).toEqual([[1, 2, 3, 9], [9, 4, 5, 9]]);
+    expect(rows.map((r) => [...r.learn])).toEqual([[0, 1, 1, 1], [1, 1, 1, 1]]);
+    const b = new BatchLoader(rows, 1, 3, 1, { epoch: 0, row: 0 }, false).next();
+    expect([...b.ids]).toEqual([1, 2, 3]);
+    expect([...b.labels]).toEqual([2, 3, 9]);
+    expect([...b.weights]).toEqual([1, 1, 1]);
+    const masked = packRows([{ tokens: Uint32Array.of(1, 2, 3, 4), learn: Uint8Array.of(0, 0, 1, 1) }], 3, 9);
+    const mb = new BatchLoader(masked, 1, 3, 1, { epoch: 0, row: 0 }, false).next();
+    expect([...mb.labels]).toEqual([NO_LABEL, 3, 4]);
+    expect([...mb.weights]).toEqual([0, 1, 1]);
+  });
+  it('shuffles per epoch from the seed, and a cursor reproduces the sequence', () => {
+    const rows = packRows(Array.from({ length: 30 }, (_, i) => ({ tokens: Uint32Array.of(i, i, i) })), 3, 99);
+    const a = new BatchLoader(rows, 2, 3, 7);
+    const seq = Array.from({ length: 20 }, () => [...a.next().ids]);
+    const b = new BatchLoader(rows, 2, 3, 7);
+    for (let i = 0; i < 8; i++) b.next();
+    const c = new BatchLoader(rows, 2, 3, 7, { ...b.cursor });
+    expect(Array.from({ length: 12 }, () => [...c.next().ids])).toEqual(seq.slice(8));
+    expect(new BatchLoader(rows, 2, 3, 8).next().ids).not.toEqual(new BatchLoader(rows, 2, 3, 7).next().ids);
+  });
+  it('refuses too little data with a clear error', () => {
+    expect(() => new BatchLoader(packRows(ex, 3, 9), 4, 3, 1)).toThrow(/not enough data: 2 rows of 4 tokens for a batch of 4/);
+  });
+});
+
+describe('checkpoint encoding', () => {
+  const ck = {
+    model: makeConfig(), train: DEFAULT_TRAIN, step: 7, adamStep: 6, cursor: { epoch: 1, row: 3 },
+    params: Float32Array.of(1, 2, 3), m: Float32Array.of(4, 5, 6), v: Float32Array.of(7, 8, 9),
+  };
+  it('round-trips and rejects truncated or foreign files', () => {
+    const bytes = encodeCheckpoint(ck);
+    const back = decodeCheckpoint(bytes);
+    expect(back).toEqual(ck);
+    expect(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 4))).toThrow(/truncated or corrupt/);
+    expect(() => decodeCheckpoint(new TextEncoder().encode('hello world, not a checkpoint'))).toThrow(/bad magic/);
+  });
+});
+
+describe('train config', () => {
+  it('rejects unknown keys and impossible values', () => {
+    expect(() => makeTrainConfig({ learningRate: 1 })).toThrow(/unknown key\(s\) 'learningRate'/);
+    expect(() => makeTrainConfig({ batchSize: 0 })).toThrow(/batchSize must be a positive integer/);
+    expect(() => makeTrainConfig({ objective: 'none', kdWeight: 1 })).toThrow(/needs kdWeight 0/);
+    expect(() => makeTrainConfig({ beta2: 1 })).toThrow(/beta1 and beta2 must be < 1/);
+  });
+});
+
+describe('Brown corpus text', () => {
+  it('strips tags and re-spaces punctuation and quotes', () => {
+    const p = brownToParagraphs("\n\n\tThe/at jury/nn said/vbd ``/`` no/at ''/'' ,/, and/cc Atlanta's/np$ ./.\n\n\tNext/ap ./.\n");
+    expect(p).toEqual(['The jury said "no", and Atlanta\'s.', 'Next.']);
+    expect(isHeldOut('ca10')).toBe(true);
+    expect(isHeldOut('ca11')).toBe(false);
+  });
+});
