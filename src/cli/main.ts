@@ -3,12 +3,14 @@
 import { createEngine } from '../engine/engine.ts';
 import { describeAdapter, GpuUnavailableError } from '../platform/gpu.ts';
 import { acquireNodeGpu } from '../platform/node.ts';
+import { trainCommand } from './train.ts';
 
 const USAGE = `usage: npm run cli -- <command> [--json]
 
 commands:
   info       the WebGPU adapter, the limits the device got and the optional features enabled
   selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
+  train      --config <file.json> [--steps N] [--resume] [--out DIR]: train a student, JSON lines on stdout
   help       this text
 
 options:
@@ -19,6 +21,14 @@ environment:
   VK_ICD_FILENAMES   Vulkan driver manifest(s); unset → the system's, then SwiftShader`;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'train') {
+    try {
+      return await trainCommand(argv.slice(1), () => acquireNodeGpu());
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`);
+      return 1;
+    }
+  }
   const json = argv.includes('--json');
   const unknown = argv.filter((a) => a.startsWith('-') && a !== '--json');
   const [command = 'help', ...rest] = argv.filter((a) => !a.startsWith('-'));

@@ -2,6 +2,7 @@
 import type { KernelCheck } from './check.ts';
 import { activationChecks } from '../kernels/activation/activation.check.ts';
 import { attentionChecks } from '../kernels/attention/attention.check.ts';
+import { decodeChecks } from '../kernels/attention/decode.check.ts';
 import { embeddingChecks } from '../kernels/embedding/embedding.check.ts';
 import { lossChecks } from '../kernels/loss/loss.check.ts';
 import { matmulChecks } from '../kernels/matmul/matmul.check.ts';
@@ -11,5 +12,5 @@ import { ropeChecks } from '../kernels/rope/rope.check.ts';
 
 export const ALL_CHECKS: readonly KernelCheck[] = [
   ...matmulChecks, ...lossChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
-  ...attentionChecks, ...optimChecks,
+  ...attentionChecks, ...decodeChecks, ...optimChecks,
 ];

