@@ -3,7 +3,7 @@
 // with CE, and reverse KL on a top-k teacher; then ten AdamW steps against the reference optimizer.
 import { describe, expect, it } from 'vitest';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
-import { adamwRef, clipScaleRef, gradNormRef } from '../../src/kernels/optim/optim.ref.ts';
+import { adamwRef, clipScaleRef, gradNormRef, type AdamWState } from '../../src/kernels/optim/optim.ref.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { GpuModel, type ObjectiveSpec, type TrainBatch } from '../../src/model/gpu-model.ts';
 import { paramLayout } from '../../src/model/params.ts';
@@ -99,7 +99,7 @@ describe('GPU model vs CPU reference model', () => {
     const model = new GpuModel(device, s.config, B, T, cases[0]!.objective, opt);
     const layout = model.layout;
     const regions = layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? opt.weightDecay : 0 }));
-    let state = { p: Float64Array.from(s.slab), m: new Float64Array(s.slab.length), v: new Float64Array(s.slab.length) };
+    let state: AdamWState = { p: Float64Array.from(s.slab), m: new Float64Array(s.slab.length), v: new Float64Array(s.slab.length) };
     try {
       model.uploadParams(s.slab);
       model.setBatch({ ids: s.ids, labels: s.labels, weights: s.weights });
