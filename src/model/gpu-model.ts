@@ -56,6 +56,8 @@ export interface StepReadback {
   gradNorm: number;
   /** The step's gradient had a NaN/Inf: the GPU skipped the update. */
   skipped: boolean;
+  /** Per row: [w·KD, w·CE] (N, 2), e.g. for sequence log-probabilities (DPO). */
+  rowLosses: Float32Array;
 }
 
 export class GpuModel {
@@ -226,7 +228,7 @@ export class GpuModel {
    * Uploads a batch (ids, labels, weights, teacher) and the embedding-backward buckets; sets the loss scale
    * 1/(Σw · accumSteps), so that gradients accumulated over `accumSteps` micro-batches average them.
    */
-  setBatch(b: TrainBatch, accumSteps = 1): void {
+  setBatch(b: TrainBatch, accumSteps = 1, lossScale?: number): void {
     const { N, config: c, device } = this;
     const need = (name: string, arr: { length: number } | undefined, n: number) => {
       if (!arr || arr.length !== n) throw new Error(`batch: ${name} has ${arr?.length ?? 'no'} elements, expected ${n} (B=${this.B}, T=${this.T})`);
@@ -237,7 +239,8 @@ export class GpuModel {
     if (t.kind === 'dense') need('teacherLogits', b.teacherLogits, N * c.vocabSize);
     if (t.kind === 'topk') { need('teacherIds', b.teacherIds, N * t.k); need('teacherLogprobs', b.teacherLogprobs, N * t.k); }
     this.weightSum = b.weights.reduce((s, w) => s + w, 0);
-    if (!(this.weightSum > 0)) throw new Error('batch: every row is masked (Σ weights = 0): nothing to learn from');
+    // An explicit lossScale (DPO: signed per-row coefficients) skips the mean over weights.
+    if (lossScale === undefined && !(this.weightSum > 0)) throw new Error('batch: every row is masked (Σ weights = 0): nothing to learn from');
     writeArray(device, this.batch.ids, b.ids);
     writeArray(device, this.batch.labels, b.labels);
     writeArray(device, this.batch.weights, b.weights);
@@ -245,7 +248,7 @@ export class GpuModel {
     if (b.teacherIds && this.batch.teacherIds) writeArray(device, this.batch.teacherIds, b.teacherIds);
     if (b.teacherLogprobs && this.batch.teacherLogprobs) writeArray(device, this.batch.teacherLogprobs, b.teacherLogprobs);
     this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
-    this.lossScale = 1 / (this.weightSum * accumSteps);
+    this.lossScale = lossScale ?? 1 / (this.weightSum * accumSteps);
     this.loss.update({ lossScale: this.lossScale });
   }
 
@@ -278,6 +281,7 @@ export class GpuModel {
     return {
       loss: scale * (o.kdWeight * kd + o.ceWeight * ce), kd: kd / wsum, ce: ce / wsum,
       gradNorm: didUpdate ? r[nLoss]! : NaN, skipped: didUpdate && r[nLoss + 2]! !== 0,
+      rowLosses: r.subarray(0, nLoss),
     };
   }
 
