@@ -11,8 +11,9 @@ import { formatRow, type BenchRow, type Suite } from './suites/common.ts';
 import { attentionSuite } from './suites/attention.ts';
 import { lossSuite } from './suites/loss.ts';
 import { matmulSuite } from './suites/matmul.ts';
+import { trainSuite } from './suites/train.ts';
 
-export const SUITES: Suite[] = [matmulSuite, lossSuite, attentionSuite];
+export const SUITES: Suite[] = [matmulSuite, lossSuite, attentionSuite, trainSuite];
 
 const OPTIONS = ['--suite', '--preset', '--shapes', '--variants', '--iters', '--out', '--baseline'];
 
@@ -39,11 +40,11 @@ async function main(): Promise<number> {
   // Baseline files: {suite, results: [{...shape fields, ms}]}; the shape string is rebuilt from the suite's fields.
   const baselines = new Map<string, Map<string, { ms: number }>>();
   for (const f of args.baselines) {
-    const j = JSON.parse(readFileSync(f, 'utf8')) as { suite?: string; results: Record<string, number>[] };
+    const j = JSON.parse(readFileSync(f, 'utf8')) as { suite?: string; results: Record<string, number | string>[] };
     const suite = j.suite ?? 'matmul';
-    const keyFields: Record<string, string[]> = { matmul: ['M', 'N', 'K'], loss: ['N', 'V'], attention: ['B', 'T', 'H', 'Hkv', 'D'] };
+    const keyFields: Record<string, string[]> = { matmul: ['M', 'N', 'K'], loss: ['N', 'V'], attention: ['B', 'T', 'H', 'Hkv', 'D'], train: ['shape'] };
     const m = baselines.get(suite) ?? new Map();
-    for (const r of j.results) m.set((keyFields[suite] ?? []).map((k) => r[k]).join('x'), { ms: r.ms! });
+    for (const r of j.results) m.set((keyFields[suite] ?? []).map((k) => r[k]).join('x'), { ms: Number(r.ms) });
     baselines.set(suite, m);
   }
   const ctx = await acquireNodeGpu();

@@ -10,7 +10,7 @@ export interface BenchRow {
   timing: string;
   /** Throughput in the suite's unit: TFLOP/s (compute-bound) or GB/s (memory-bound). */
   rate: number;
-  unit: 'TFLOP/s' | 'GB/s';
+  unit: 'TFLOP/s' | 'GB/s' | 'ktok/s';
   /** Spot check against the CPU reference passed. */
   checkOk: boolean;
   checkDetail: string;

@@ -318,6 +318,11 @@ export class GpuModel {
     return readF32(this.device, this.acts.logits, this.N * this.config.vocabSize);
   }
 
+  /** Every dispatch of one training step in order (forward, loss, backward, optimizer): for benchmarks. */
+  stepDispatches(): Dispatch[] {
+    return [...this.forward, ...this.loss.dispatches, ...this.backward, ...this.optimize];
+  }
+
   /** Dispatches per training step (forward + loss + backward + optimizer). */
   get dispatchesPerStep(): number {
     return this.forward.length + this.loss.dispatches.length + this.backward.length + this.optimize.length;
