@@ -3,6 +3,7 @@
 import { createEngine } from '../engine/engine.ts';
 import { describeAdapter, GpuUnavailableError } from '../platform/gpu.ts';
 import { acquireNodeGpu } from '../platform/node.ts';
+import { elicitCommand } from '../elicit/cli.ts';
 import { trainCommand } from './train.ts';
 
 const USAGE = `usage: npm run cli -- <command> [--json]
@@ -11,6 +12,8 @@ commands:
   info       the WebGPU adapter, the limits the device got and the optional features enabled
   selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
   train      --config <file.json> [--steps N] [--resume] [--out DIR]: train a student, JSON lines on stdout
+  elicit     --base-url URL --model M --api-key-env VAR --strategy S --config file.json --out file.jsonl:
+             run an elicitation strategy against an OpenAI-compatible teacher ('elicit' alone lists its options)
   help       this text
 
 options:
@@ -21,6 +24,7 @@ environment:
   VK_ICD_FILENAMES   Vulkan driver manifest(s); unset → the system's, then SwiftShader`;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'elicit') return elicitCommand(argv.slice(1));
   if (argv[0] === 'train') {
     try {
       return await trainCommand(argv.slice(1), () => acquireNodeGpu());
