@@ -4,6 +4,7 @@ import { activationChecks } from '../kernels/activation/activation.check.ts';
 import { attentionChecks } from '../kernels/attention/attention.check.ts';
 import { decodeChecks } from '../kernels/attention/decode.check.ts';
 import { embeddingChecks } from '../kernels/embedding/embedding.check.ts';
+import { hiddenChecks } from '../kernels/hidden/hidden.check.ts';
 import { lossChecks } from '../kernels/loss/loss.check.ts';
 import { matmulChecks } from '../kernels/matmul/matmul.check.ts';
 import { normChecks } from '../kernels/norm/norm.check.ts';
@@ -11,6 +12,6 @@ import { optimChecks } from '../kernels/optim/optim.check.ts';
 import { ropeChecks } from '../kernels/rope/rope.check.ts';
 
 export const ALL_CHECKS: readonly KernelCheck[] = [
-  ...matmulChecks, ...lossChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
+  ...matmulChecks, ...lossChecks, ...hiddenChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
   ...attentionChecks, ...decodeChecks, ...optimChecks,
 ];

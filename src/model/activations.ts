@@ -39,6 +39,9 @@ export interface Activations {
   dh: GPUBuffer; // (N, F)
   dgate: GPUBuffer; // (N, F)
   dup: GPUBuffer; // (N, F)
+  // Hidden-state distillation only (the model's `hidden` option), Ct = the teacher's hidden width:
+  hiddenP?: GPUBuffer; // (N, Ct) resid[2L]·W_hᵀ, the projected student hidden
+  dHiddenP?: GPUBuffer; // (N, Ct) its gradient, written by the hidden loss
 }
 
 export interface BatchBuffers {
@@ -52,6 +55,8 @@ export interface BatchBuffers {
   teacherLogits?: GPUBuffer; // (N, V) dense teacher
   teacherIds?: GPUBuffer; // (N, k) u32 top-k teacher
   teacherLogprobs?: GPUBuffer; // (N, k) f32
+  teacherHidden?: GPUBuffer; // (N, Ct) teacher hidden states (hidden-state distillation)
+  hiddenLosses?: GPUBuffer; // (N) w·hiddenLoss_n
 }
 
 export type TeacherInput = { kind: 'none' } | { kind: 'dense' } | { kind: 'topk'; k: number };
@@ -62,7 +67,8 @@ export function allocBuffer(device: GPUDevice, floats: number, label: string): G
   return device.createBuffer({ label, size: Math.max(16, Math.ceil((floats * 4) / 16) * 16), usage: USAGE() });
 }
 
-export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T: number): Activations {
+/** `hiddenWidth` (the teacher's hidden width Ct) adds the hidden-state loss buffers. */
+export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T: number, hiddenWidth?: number): Activations {
   const N = B * T, C = c.hidden, F = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
   const buf = (floats: number, label: string) => allocBuffer(device, floats, label);
   return {
@@ -78,10 +84,11 @@ export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T
     dresid: buf(N * C, 'dresid'), dtmp: buf(N * C, 'dtmp'), dln: buf(N * C, 'dln'), datt: buf(N * HD, 'datt'),
     dq: buf(N * HD, 'dq'), dk: buf(N * KD, 'dk'), dv: buf(N * KD, 'dv'), delta: buf(B * c.heads * T, 'delta'),
     dh: buf(N * F, 'dh'), dgate: buf(N * F, 'dgate'), dup: buf(N * F, 'dup'),
+    ...(hiddenWidth ? { hiddenP: buf(N * hiddenWidth, 'hidden.p'), dHiddenP: buf(N * hiddenWidth, 'hidden.dp') } : {}),
   };
 }
 
-export function allocBatch(device: GPUDevice, c: ModelConfig, B: number, T: number, teacher: TeacherInput): BatchBuffers {
+export function allocBatch(device: GPUDevice, c: ModelConfig, B: number, T: number, teacher: TeacherInput, hiddenWidth?: number): BatchBuffers {
   const N = B * T;
   const U = Math.min(N, c.vocabSize);
   const buf = (floats: number, label: string) => allocBuffer(device, floats, label);
@@ -90,6 +97,7 @@ export function allocBatch(device: GPUDevice, c: ModelConfig, B: number, T: numb
     bucketUnique: buf(U, 'bucket.unique'), bucketOffsets: buf(U + 1, 'bucket.offsets'), bucketPositions: buf(N, 'bucket.positions'),
     ...(teacher.kind === 'dense' ? { teacherLogits: buf(N * c.vocabSize, 'teacher.logits') } : {}),
     ...(teacher.kind === 'topk' ? { teacherIds: buf(N * teacher.k, 'teacher.ids'), teacherLogprobs: buf(N * teacher.k, 'teacher.logprobs') } : {}),
+    ...(hiddenWidth ? { teacherHidden: buf(N * hiddenWidth, 'teacher.hidden'), hiddenLosses: buf(N, 'hidden.losses') } : {}),
   };
 }
 

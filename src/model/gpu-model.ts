@@ -4,10 +4,15 @@
 // encoder; nothing is read back inside it. The CPU oracle of the same computation is ref-model.ts.
 //   x = wte[ids]; per layer: x += attn(rope(rms(x)·Wq/k/vᵀ))·Woᵀ; x += (silu(rms(x)·Wgᵀ) ⊙ rms(x)·Wuᵀ)·Wdᵀ
 //   logits = rms(x)·W_lmᵀ (W_lm = wte when tied)
+// Optional hidden-state distillation (the `hidden` option): p = x_L·W_hᵀ (N, Ct), x_L = resid[2L] (before the final
+// norm), pulled toward the teacher's hidden (N, Ct) by src/kernels/hidden (mse or cosine). W_h (Ct, C) lives in
+// the params/grads/m/v buffers AFTER the model slab (at layout.slabFloats), so grad-norm clipping and AdamW cover
+// it while the slab prefix (uploadParams/readParams/readGrads, exports) keeps its layout.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
 import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBackwardPlan } from '../kernels/embedding/embedding.ts';
+import { planHiddenLoss, HIDDEN_LOSS_KINDS, type HiddenLossKind, type HiddenLossPlan } from '../kernels/hidden/hidden.ts';
 import { planClassifierLoss, type ClassifierLossPlan, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
 import { tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs } from '../kernels/matmul/matmul.ts';
@@ -16,7 +21,8 @@ import { gradNormPartialCount, planAdamW, planGradNorm, type AdamWPlan } from '.
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
 import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
 import type { ModelConfig } from './config.ts';
-import { paramLayout, type ParamLayout } from './params.ts';
+import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
+import { initHiddenProjection } from './ref-model.ts';
 
 export interface ObjectiveSpec {
   objective: KdObjective; // 'none' = cross-entropy only
@@ -38,6 +44,32 @@ export interface OptimizerSpec {
   clipNorm: number;
 }
 
+/** Hidden-state distillation: the student's last hidden state, projected to the teacher's width, vs the teacher's. */
+export interface HiddenSpec {
+  /** The teacher's hidden width Ct (batches carry teacherHidden (B, T, Ct)). */
+  teacherWidth: number;
+  kind: HiddenLossKind;
+  /** Multiplies the hidden loss next to the logit objectives (same 1/(Σw·accum) scale). */
+  weight: number;
+  /** Seed of W_h's initialisation normal(0, initStd) (initHiddenProjection); default 0. */
+  seed?: number;
+}
+
+export interface GpuModelOptions {
+  hidden?: HiddenSpec;
+}
+
+const HIDDEN_KEYS = ['teacherWidth', 'kind', 'weight', 'seed'];
+
+function checkHiddenSpec(h: HiddenSpec): void {
+  const unknown = Object.keys(h).filter((k) => !HIDDEN_KEYS.includes(k));
+  if (unknown.length) throw new Error(`GpuModel: unknown hidden option(s) ${unknown.join(', ')} (known: ${HIDDEN_KEYS.join(', ')})`);
+  if (!Number.isInteger(h.teacherWidth) || h.teacherWidth < 1) throw new Error(`GpuModel: hidden.teacherWidth must be a positive integer, got ${h.teacherWidth}`);
+  if (!HIDDEN_LOSS_KINDS.includes(h.kind)) throw new Error(`GpuModel: hidden.kind must be 'mse' or 'cosine', got '${h.kind}'`);
+  if (!Number.isFinite(h.weight)) throw new Error(`GpuModel: hidden.weight must be a finite number, got ${h.weight}`);
+  if (h.seed !== undefined && !Number.isInteger(h.seed)) throw new Error(`GpuModel: hidden.seed must be an integer, got ${h.seed}`);
+}
+
 export interface TrainBatch {
   ids: Uint32Array; // (B, T)
   labels: Uint32Array; // (B, T), NO_LABEL (0xFFFFFFFF) where there is no target
@@ -45,6 +77,8 @@ export interface TrainBatch {
   teacherLogits?: Float32Array; // (B, T, V)
   teacherIds?: Uint32Array; // (B, T, k)
   teacherLogprobs?: Float32Array; // (B, T, k)
+  /** Teacher hidden states, required iff the model has the `hidden` option. */
+  teacherHidden?: Float32Array; // (B, T, Ct)
 }
 
 export interface StepReadback {
@@ -58,6 +92,8 @@ export interface StepReadback {
   skipped: boolean;
   /** Per row: [w·KD, w·CE] (N, 2), e.g. for sequence log-probabilities (DPO). */
   rowLosses: Float32Array;
+  /** Hidden-state loss, weighted mean Σ w·loss_n / Σ w (0 without the `hidden` option). */
+  hidden: number;
 }
 
 export class GpuModel {
@@ -77,6 +113,10 @@ export class GpuModel {
   private readonly embBackward: EmbeddingBackwardPlan;
   private readonly optimize: Dispatch[];
   private readonly adamw: AdamWPlan;
+  readonly hidden?: HiddenSpec;
+  /** Floats of W_h (Ct·C) at layout.slabFloats in params/grads/m/v; 0 without the hidden option. */
+  private readonly hiddenFloats: number;
+  private readonly hiddenLoss?: HiddenLossPlan;
   private lossScale = 1;
   private weightSum = 0;
 
@@ -87,21 +127,36 @@ export class GpuModel {
     readonly T: number,
     readonly objective: ObjectiveSpec,
     readonly optimizer: OptimizerSpec = { weightDecay: 0.1, clipNorm: 1 },
+    options: GpuModelOptions = {},
   ) {
     if (T > config.maxSeqLen) throw new Error(`GpuModel: T = ${T} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
+    const unknown = Object.keys(options).filter((k) => k !== 'hidden');
+    if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: hidden)`);
+    if (options.hidden) checkHiddenSpec(options.hidden);
+    this.hidden = options.hidden;
+    const Ct = this.hidden?.teacherWidth;
     this.layout = paramLayout(config);
     this.N = B * T;
-    const P = this.layout.slabFloats;
+    this.hiddenFloats = Ct ? Ct * config.hidden : 0;
+    // Model slab, then W_h (aligned) when the hidden objective is on.
+    const P = this.layout.slabFloats + Math.ceil(this.hiddenFloats / SLAB_ALIGN_FLOATS) * SLAB_ALIGN_FLOATS;
     this.params = allocBuffer(device, P, 'params');
     this.grads = allocBuffer(device, P, 'grads');
     this.m = allocBuffer(device, P, 'adam.m');
     this.v = allocBuffer(device, P, 'adam.v');
     this.partials = allocBuffer(device, gradNormPartialCount(P), 'gradnorm.partials');
     this.stats = allocBuffer(device, 4, 'gradnorm.stats');
-    this.acts = allocActivations(device, config, B, T);
-    this.batch = allocBatch(device, config, B, T, objective.teacher);
+    this.acts = allocActivations(device, config, B, T, Ct);
+    this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
     this.forward = this.planForward();
     this.loss = this.planLoss();
+    if (this.hidden) {
+      this.hiddenLoss = planHiddenLoss(device, {
+        N: this.N, Cs: Ct!, p: this.acts.hiddenP!, h: this.batch.teacherHidden!, weights: this.batch.weights,
+        kind: this.hidden.kind, lossScale: this.hidden.weight, losses: this.batch.hiddenLosses!, dp: this.acts.dHiddenP!,
+      });
+      this.uploadHiddenProjection(initHiddenProjection(config, Ct!, this.hidden.seed ?? 0));
+    }
     this.embBackward = planEmbeddingBackward(device, {
       dx: this.acts.dresid, dwte: this.g('wte'), unique: this.batch.bucketUnique, offsets: this.batch.bucketOffsets,
       positions: this.batch.bucketPositions, N: this.N, V: config.vocabSize, C: config.hidden,
@@ -110,7 +165,10 @@ export class GpuModel {
     const gn = planGradNorm(device, { grad: this.grads, P, partials: this.partials, stats: this.stats, maxNorm: optimizer.clipNorm });
     this.adamw = planAdamW(device, {
       params: this.params, grads: this.grads, m: this.m, v: this.v, stats: this.stats,
-      regions: this.layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? optimizer.weightDecay : 0 })),
+      regions: [
+        ...this.layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? optimizer.weightDecay : 0 })),
+        ...(this.hiddenFloats ? [{ offset: this.layout.slabFloats, count: this.hiddenFloats, weightDecay: optimizer.weightDecay }] : []),
+      ],
       lr: 0, step: 1, beta1: optimizer.beta1, beta2: optimizer.beta2, eps: optimizer.eps,
     });
     this.optimize = [...gn.dispatches, ...this.adamw.dispatches];
@@ -127,6 +185,15 @@ export class GpuModel {
   g(name: string): Binding {
     const e = this.layout.byName.get(name)!;
     return { buffer: this.grads, offset: e.offset * 4, size: e.size * 4 };
+  }
+
+  /** W_h (Ct, C) in the params buffer after the slab. */
+  private get hiddenProjection(): Binding {
+    return { buffer: this.params, offset: this.layout.slabFloats * 4, size: this.hiddenFloats * 4 };
+  }
+
+  private get hiddenProjectionGrad(): Binding {
+    return { buffer: this.grads, offset: this.layout.slabFloats * 4, size: this.hiddenFloats * 4 };
   }
 
   private mm(a: Omit<MatmulArgs, 'variant'>): Dispatch[] {
@@ -162,6 +229,8 @@ export class GpuModel {
       planRmsNormForward(device, { x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), y: acts.lnf, rstd: acts.rstdf, N, C, eps: c.rmsNormEps }),
       ...this.mm({ a: acts.lnf, b: this.p(this.lmHead), c: acts.logits, M: N, N: c.vocabSize, K: C, transB: true }),
     );
+    // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
+    if (this.hidden) out.push(...this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
     return out;
   }
 
@@ -191,6 +260,14 @@ export class GpuModel {
       ...this.mm({ a: acts.logits, b: acts.lnf, c: this.g(this.lmHead), M: V, N: C, K: N, transA: true, beta: 1 }),
       ...planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.g('final_norm'), N, C }),
     ];
+    if (this.hidden) {
+      // p = x_L·W_hᵀ: dx_L += dp·W_h (onto the assigned dresid); dW_h += dpᵀ·x_L. The hidden loss left dp in dHiddenP.
+      const Ct = this.hidden.teacherWidth;
+      out.push(
+        ...this.mm({ a: acts.dHiddenP!, b: this.hiddenProjection, c: acts.dresid, M: N, N: C, K: Ct, beta: 1 }),
+        ...this.mm({ a: acts.dHiddenP!, b: acts.resid[2 * c.layers]!, c: this.hiddenProjectionGrad, M: Ct, N: C, K: N, transA: true, beta: 1 }),
+      );
+    }
     for (let l = c.layers - 1; l >= 0; l--) {
       const Lc = acts.layers[l]!, pre = `layers.${l}.`;
       const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!;
@@ -238,6 +315,8 @@ export class GpuModel {
     const t = this.objective.teacher;
     if (t.kind === 'dense') need('teacherLogits', b.teacherLogits, N * c.vocabSize);
     if (t.kind === 'topk') { need('teacherIds', b.teacherIds, N * t.k); need('teacherLogprobs', b.teacherLogprobs, N * t.k); }
+    if (this.hidden) need('teacherHidden', b.teacherHidden, N * this.hidden.teacherWidth);
+    else if (b.teacherHidden) throw new Error('batch: teacherHidden given, but the model was built without the hidden option');
     this.weightSum = b.weights.reduce((s, w) => s + w, 0);
     // An explicit lossScale (DPO: signed per-row coefficients) skips the mean over weights.
     if (lossScale === undefined && !(this.weightSum > 0)) throw new Error('batch: every row is masked (Σ weights = 0): nothing to learn from');
@@ -247,9 +326,11 @@ export class GpuModel {
     if (b.teacherLogits && this.batch.teacherLogits) writeArray(device, this.batch.teacherLogits, b.teacherLogits);
     if (b.teacherIds && this.batch.teacherIds) writeArray(device, this.batch.teacherIds, b.teacherIds);
     if (b.teacherLogprobs && this.batch.teacherLogprobs) writeArray(device, this.batch.teacherLogprobs, b.teacherLogprobs);
+    if (b.teacherHidden && this.batch.teacherHidden) writeArray(device, this.batch.teacherHidden, b.teacherHidden);
     this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
     this.lossScale = lossScale ?? 1 / (this.weightSum * accumSteps);
     this.loss.update({ lossScale: this.lossScale });
+    this.hiddenLoss?.update({ lossScale: this.lossScale * this.hidden!.weight });
   }
 
   /**
@@ -264,12 +345,13 @@ export class GpuModel {
     const enc = device.createCommandEncoder({ label: 'train step' });
     if (backward && (opts.zeroGrads ?? true)) enc.clearBuffer(this.grads);
     const pass = enc.beginComputePass({ label: 'train step' });
-    encodeDispatches(pass, [...this.forward, ...this.loss.dispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.optimize : [])]);
+    encodeDispatches(pass, [...this.forward, ...this.lossDispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.optimize : [])]);
     pass.end();
-    const nLoss = 2 * this.N;
-    const staging = device.createBuffer({ size: (nLoss + 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const nLoss = 2 * this.N, nHidden = this.hidden ? this.N : 0;
+    const staging = device.createBuffer({ size: (nLoss + 4 + nHidden) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     enc.copyBufferToBuffer(this.batch.losses, 0, staging, 0, nLoss * 4);
     enc.copyBufferToBuffer(this.stats, 0, staging, nLoss * 4, 16);
+    if (nHidden) enc.copyBufferToBuffer(this.batch.hiddenLosses!, 0, staging, (nLoss + 4) * 4, nHidden * 4);
     device.queue.submit([enc.finish()]);
     const scale = this.lossScale, wsum = this.weightSum, o = this.objective;
     await staging.mapAsync(GPUMapMode.READ);
@@ -277,9 +359,11 @@ export class GpuModel {
     staging.destroy();
     let kd = 0, ce = 0;
     for (let n = 0; n < this.N; n++) { kd += r[2 * n]!; ce += r[2 * n + 1]!; }
+    let hid = 0;
+    for (let n = 0; n < nHidden; n++) hid += r[nLoss + 4 + n]!;
     const didUpdate = backward && !!opts.update;
     return {
-      loss: scale * (o.kdWeight * kd + o.ceWeight * ce), kd: kd / wsum, ce: ce / wsum,
+      loss: scale * (o.kdWeight * kd + o.ceWeight * ce + (this.hidden?.weight ?? 0) * hid), kd: kd / wsum, ce: ce / wsum, hidden: hid / wsum,
       gradNorm: didUpdate ? r[nLoss]! : NaN, skipped: didUpdate && r[nLoss + 2]! !== 0,
       rowLosses: r.subarray(0, nLoss),
     };
@@ -288,6 +372,25 @@ export class GpuModel {
   uploadParams(slab: Float32Array): void {
     if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
     writeArray(this.device, this.params, slab);
+  }
+
+  /** Writes W_h (Ct, C) (hidden option only). */
+  uploadHiddenProjection(w: Float32Array): void {
+    if (!this.hidden) throw new Error('uploadHiddenProjection: the model was built without the hidden option');
+    if (w.length !== this.hiddenFloats) throw new Error(`uploadHiddenProjection: ${w.length} floats, W_h (Ct=${this.hidden.teacherWidth}, C=${this.config.hidden}) has ${this.hiddenFloats}`);
+    writeArray(this.device, this.params, w, this.layout.slabFloats * 4);
+  }
+
+  /** Reads W_h (Ct, C) (hidden option only). */
+  async readHiddenProjection(): Promise<Float32Array> {
+    if (!this.hidden) throw new Error('readHiddenProjection: the model was built without the hidden option');
+    return readF32(this.device, this.params, this.hiddenFloats, this.layout.slabFloats);
+  }
+
+  /** Reads ∂loss/∂W_h (Ct, C) of the last backward (hidden option only). */
+  async readHiddenProjectionGrad(): Promise<Float32Array> {
+    if (!this.hidden) throw new Error('readHiddenProjectionGrad: the model was built without the hidden option');
+    return readF32(this.device, this.grads, this.hiddenFloats, this.layout.slabFloats);
   }
 
   /** Clears the AdamW moments (a fresh optimizer). */
@@ -320,12 +423,17 @@ export class GpuModel {
 
   /** Every dispatch of one training step in order (forward, loss, backward, optimizer): for benchmarks. */
   stepDispatches(): Dispatch[] {
-    return [...this.forward, ...this.loss.dispatches, ...this.backward, ...this.optimize];
+    return [...this.forward, ...this.lossDispatches, ...this.backward, ...this.optimize];
+  }
+
+  /** The classifier loss, then the hidden-state loss when on. */
+  private get lossDispatches(): Dispatch[] {
+    return [...this.loss.dispatches, ...(this.hiddenLoss?.dispatches ?? [])];
   }
 
   /** Dispatches per training step (forward + loss + backward + optimizer). */
   get dispatchesPerStep(): number {
-    return this.forward.length + this.loss.dispatches.length + this.backward.length + this.optimize.length;
+    return this.forward.length + this.lossDispatches.length + this.backward.length + this.optimize.length;
   }
 
   destroy(): void {

@@ -10,12 +10,17 @@
 //                 h2 = rmsnorm(x; mlp_norm);  a = silu(h2·W_gateᵀ) ⊙ (h2·W_upᵀ)  (N, F)
 //                 x = x + a·W_downᵀ
 //   hf = rmsnorm(x; final_norm);  logits = hf·W_lmᵀ (N, V), W_lm = wte when tieEmbeddings, else lm_head.
+// Optional hidden-state distillation (RefBatch.hidden): p = x·W_hᵀ (N, Ct) with a projection W_h (Ct, C) kept
+// OUTSIDE the slab, compared with the teacher's hidden (N, Ct) by src/kernels/hidden (mse or cosine), weighted
+// by hidden.weight and scaled by the same lossScale as the logit loss; x is the residual stream after the last
+// layer (before the final norm).
 // The backward walks the layers in reverse by hand; parameter gradients accumulate (+=) into a slab-shaped
 // gradient (same offsets as the parameters, padding 0), activation gradients are assigned.
 import { attentionBackwardRef, attentionForwardRef, type AttentionDims } from '../kernels/attention/attention.ref.ts';
 import { swigluBackwardRef, swigluForwardRef } from '../kernels/activation/activation.ref.ts';
 import { embeddingBackwardRef, embeddingForwardRef } from '../kernels/embedding/embedding.ref.ts';
 import { validateTopK, type KdObjective } from '../kernels/loss/loss.config.ts';
+import { hiddenLossRef, type HiddenLossKind } from '../kernels/hidden/hidden.ref.ts';
 import { classifierLossRef, type TeacherRef } from '../kernels/loss/loss.ref.ts';
 import { matmulRefGeneral } from '../kernels/matmul/matmul.ref.ts';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../kernels/norm/norm.ref.ts';
@@ -81,13 +86,25 @@ export interface RefBatch {
   lossScale: number;
   beta?: number;
   lambda?: number;
+  /** Hidden-state distillation term, added to the loss as lossScale·weight·Σ_n w_n·hiddenLoss_n. */
+  hidden?: RefHiddenObjective;
+}
+
+export interface RefHiddenObjective {
+  /** The teacher's hidden width Ct. */
+  teacherWidth: number;
+  teacherHidden: ArrayLike<number>; // (N, Ct)
+  /** Projection student → teacher width, stored (out, in) like every linear: p = x·W_hᵀ. */
+  Wh: ArrayLike<number>; // (Ct, C)
+  kind: HiddenLossKind;
+  weight: number;
 }
 
 export interface RefLossResult {
   /** lossScale · Σ_n (kdWeight·w_n·KD_n + ceWeight·w_n·CE_n): the scalar whose gradient `grad` is. */
   loss: number;
   /** Unscaled weighted sums: kd = Σ_n w_n·KD_n, ce = Σ_n w_n·CE_n (so loss = lossScale·(kdWeight·kd + ceWeight·ce)). */
-  lossTerms: { kd: number; ce: number };
+  lossTerms: { kd: number; ce: number; hidden?: number };
   /** Per-row [w_n·KD_n, w_n·CE_n], as classifierLossRef returns them. */
   losses: Float64Array; // (N, 2)
   logits: Float64Array; // (N, V)
@@ -96,6 +113,8 @@ export interface RefLossResult {
 export interface RefLossAndGradResult extends RefLossResult {
   /** ∂loss/∂slab in the slab layout (same offsets as the parameters, padding 0). */
   grad: Float64Array; // (slabFloats)
+  /** ∂loss/∂W_h when the batch has a hidden objective. */
+  hiddenGrad?: Float64Array; // (Ct, C)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -188,7 +207,7 @@ export function refForward(config: ModelConfig, slab: ArrayLike<number>, ids: Ui
 // ---------------------------------------------------------------------------------------------------------------
 // Loss.
 
-function checkBatch(fn: string, V: number, batch: RefBatch): void {
+function checkBatch(fn: string, V: number, batch: RefBatch, C: number): void {
   const N = batch.B * batch.T;
   if (batch.labels.length !== N) throw new Error(`${fn}: labels has ${batch.labels.length} elements, expected N = B·T = ${N}`);
   if (batch.weights.length !== N) throw new Error(`${fn}: weights has ${batch.weights.length} elements, expected N = B·T = ${N}`);
@@ -206,6 +225,27 @@ function checkBatch(fn: string, V: number, batch: RefBatch): void {
     if (t.logprobs.length !== N * t.k) throw new Error(`${fn}: top-k teacher logprobs has ${t.logprobs.length} elements, expected N·k = ${N}·${t.k}`);
     validateTopK(t.ids, N, t.k, V, batch.weights);
   }
+  const hd = batch.hidden;
+  if (hd) {
+    const Ct = hd.teacherWidth;
+    if (!Number.isInteger(Ct) || Ct < 1) throw new Error(`${fn}: hidden.teacherWidth must be a positive integer, got ${Ct}`);
+    if (hd.teacherHidden.length !== N * Ct) throw new Error(`${fn}: hidden.teacherHidden has ${hd.teacherHidden.length} elements, expected N·Ct = ${N}·${Ct}`);
+    if (hd.Wh.length !== Ct * C) throw new Error(`${fn}: hidden.Wh has ${hd.Wh.length} elements, expected Ct·C = ${Ct}·${C}`);
+    if (!Number.isFinite(hd.weight)) throw new Error(`${fn}: hidden.weight must be a finite number, got ${hd.weight}`);
+  }
+}
+
+/** The hidden-state term on the final residual stream x (N, C): Σ w·loss_n and dx/dW_h of lossScale·weight·that. */
+function hiddenTerm(config: ModelConfig, x: Float64Array, batch: RefBatch, hd: RefHiddenObjective) {
+  const N = batch.B * batch.T, C = config.hidden, Ct = hd.teacherWidth;
+  const Wh = Float64Array.from(hd.Wh);
+  const p = linear(x, Wh, N, C, Ct); // (N, Ct)
+  const { losses, dp } = hiddenLossRef({ N, Cs: Ct, p, h: hd.teacherHidden, weights: batch.weights, kind: hd.kind, lossScale: batch.lossScale * hd.weight });
+  const sum = losses.reduce((a, b) => a + b, 0);
+  return {
+    sum,
+    backward: () => ({ dx: linearDx(dp, Wh, N, C, Ct), dWh: linearDw(dp, x, N, C, Ct) }), // (N, C), (Ct, C)
+  };
 }
 
 /** The classifier loss of the logits, per row and summed (see RefLossResult), and dlogits = ∂loss/∂logits. */
@@ -228,10 +268,12 @@ function lossOfLogits(config: ModelConfig, logits: Float64Array, batch: RefBatch
 
 /** Forward and loss only (no backward): what finite differences of the loss evaluate. */
 export function refLoss(config: ModelConfig, slab: ArrayLike<number>, batch: RefBatch): RefLossResult {
-  checkBatch('refLoss', config.vocabSize, batch);
-  const { logits } = refForward(config, slab, batch.ids, batch.B, batch.T);
+  checkBatch('refLoss', config.vocabSize, batch, config.hidden);
+  const { logits, acts } = refForward(config, slab, batch.ids, batch.B, batch.T);
   const { loss, lossTerms, losses } = lossOfLogits(config, logits, batch);
-  return { loss, lossTerms, losses, logits };
+  if (!batch.hidden) return { loss, lossTerms, losses, logits };
+  const h = hiddenTerm(config, acts.xFinal, batch, batch.hidden);
+  return { loss: loss + batch.lossScale * batch.hidden.weight * h.sum, lossTerms: { ...lossTerms, hidden: h.sum }, losses, logits };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -239,9 +281,11 @@ export function refLoss(config: ModelConfig, slab: ArrayLike<number>, batch: Ref
 
 /**
  * ∂(Σ dlogits·logits)/∂slab from the forward's activations: the layers in reverse, by hand. The gradient is
- * ADDED into `grad` (slab layout) when given, else into a fresh zeroed slab, which is returned.
+ * ADDED into `grad` (slab layout) when given, else into a fresh zeroed slab, which is returned. `dxFinal` (N, C),
+ * when given, is an extra gradient of the residual stream after the last layer (the hidden-state loss), added
+ * after the final norm's backward.
  */
-export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: RefActs, dlogits: Float64Array, grad?: Float64Array): Float64Array {
+export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: RefActs, dlogits: Float64Array, grad?: Float64Array, dxFinal?: Float64Array): Float64Array {
   const layout = paramLayout(config);
   const { B, T, ids } = acts;
   checkInputs('refBackward', config, layout, slab, ids, B, T);
@@ -261,6 +305,10 @@ export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: 
   const fn = rmsnormBackwardRef(dhf, acts.xFinal, param(slab, layout, 'final_norm'), N, C, eps);
   accumulate(g, layout, 'final_norm', fn.dweight);
   let dx = fn.dx; // (N, C) gradient of the residual stream
+  if (dxFinal) {
+    if (dxFinal.length !== N * C) throw new Error(`refBackward: dxFinal has ${dxFinal.length} elements, expected N·C = ${N}·${C}`);
+    addInto(dx, dxFinal);
+  }
 
   for (let l = config.layers - 1; l >= 0; l--) {
     const a = acts.layers[l]!;
@@ -306,11 +354,16 @@ export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: 
 
 /** Forward, classifier loss and the full backward: the loss, its terms and ∂loss/∂slab. */
 export function refLossAndGrad(config: ModelConfig, slab: ArrayLike<number>, batch: RefBatch): RefLossAndGradResult {
-  checkBatch('refLossAndGrad', config.vocabSize, batch);
+  checkBatch('refLossAndGrad', config.vocabSize, batch, config.hidden);
   const { logits, acts } = refForward(config, slab, batch.ids, batch.B, batch.T);
   const { loss, lossTerms, losses, dlogits } = lossOfLogits(config, logits, batch);
-  const grad = refBackward(config, slab, acts, dlogits);
-  return { loss, lossTerms, losses, logits, grad };
+  if (!batch.hidden) return { loss, lossTerms, losses, logits, grad: refBackward(config, slab, acts, dlogits) };
+  const h = hiddenTerm(config, acts.xFinal, batch, batch.hidden);
+  const { dx, dWh } = h.backward();
+  const grad = refBackward(config, slab, acts, dlogits, undefined, dx);
+  return {
+    loss: loss + batch.lossScale * batch.hidden.weight * h.sum, lossTerms: { ...lossTerms, hidden: h.sum }, losses, logits, grad, hiddenGrad: dWh,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -341,4 +394,17 @@ export function initParams(config: ModelConfig, seed: number): Float32Array {
     }
   }
   return slab;
+}
+
+/**
+ * The hidden-state projection W_h (Ct, C) initialised deterministically: its own Rng(seed), Ct·C draws in
+ * row-major order, each f32(initStd · rng.normal()) (never the identity, even when Ct = C).
+ */
+export function initHiddenProjection(config: ModelConfig, teacherWidth: number, seed: number): Float32Array {
+  if (!Number.isInteger(seed)) throw new Error(`initHiddenProjection: seed must be an integer, got ${seed}`);
+  if (!Number.isInteger(teacherWidth) || teacherWidth < 1) throw new Error(`initHiddenProjection: teacherWidth must be a positive integer, got ${teacherWidth}`);
+  const rng = new Rng(seed);
+  const out = new Float32Array(teacherWidth * config.hidden);
+  for (let i = 0; i < out.length; i++) out[i] = config.initStd * rng.normal();
+  return out;
 }
