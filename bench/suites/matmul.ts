@@ -1,6 +1,7 @@
 // Matmul benchmark suite: each variant at each M×N×K, spot-checked against the CPU reference on sampled elements.
+// Default variants: every lab variant that applies to the shape on this device (matmul.ts MATMUL_VARIANT_INFO).
 import { createStorage, readF32 } from '../../src/gpu/dispatch.ts';
-import { MATMUL_VARIANTS, matmulFlops, planMatmul, type MatmulVariant } from '../../src/kernels/matmul/matmul.ts';
+import { MATMUL_VARIANTS, matmulFlops, matmulVariantApplies, planMatmul, type MatmulVariant } from '../../src/kernels/matmul/matmul.ts';
 import { matmulRefAt } from '../../src/kernels/matmul/matmul.ref.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { timeDispatches } from '../../src/gpu/timing.ts';
@@ -16,6 +17,8 @@ export const matmulSuite: Suite = {
   async run({ device, shapes, iters, variants, baseline, log }) {
     const vs = (variants ?? MATMUL_VARIANTS) as MatmulVariant[];
     for (const v of vs) if (!MATMUL_VARIANTS.includes(v)) throw new Error(`unknown matmul variant '${v}' (have: ${MATMUL_VARIANTS.join(', ')})`);
+    // Asked for by name: planMatmul says why it does not apply. By default: only those that apply.
+    const applies = (v: MatmulVariant, M: number, N: number, K: number) => variants !== undefined || matmulVariantApplies(v, { M, N, K }, device);
     const rows: BenchRow[] = [];
     for (const shape of shapes) {
       const [M, N, K] = parseDims(shape, 3, 'matmul MxNxK') as [number, number, number];
@@ -26,6 +29,7 @@ export const matmulSuite: Suite = {
       const bufB = createStorage(device, b);
       const bufC = createStorage(device, M * N);
       for (const variant of vs) {
+        if (!applies(variant, M, N, K)) continue;
         // The naive kernel says nothing new past 4096³ and takes minutes on SwiftShader.
         if (variant === 'naive' && matmulFlops(M, N, K) > 2 * 4096 ** 3) continue;
         const t = await timeDispatches(device, planMatmul(device, { a: bufA, b: bufB, c: bufC, M, N, K, variant }), iters);

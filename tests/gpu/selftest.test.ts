@@ -6,12 +6,16 @@ import { useGpu } from './gpu-context.ts';
 
 const gpu = useGpu();
 
-it('runs every registered kernel check green, reporting progress', async () => {
+// Every check already runs in its family's test file (and all of them in Chromium, tests/e2e): here the self-test
+// machinery runs the first check of each kernel, with progress to the end.
+it('runs the first registered check of every kernel green, reporting progress', async () => {
+  const firsts = ALL_CHECKS.filter((c, i) => ALL_CHECKS.findIndex((d) => d.kernel === c.kernel) === i);
+  expect(firsts.length).toBeGreaterThanOrEqual(10);
   const seen: number[] = [];
-  const rep = await runSelftest(gpu().device, { onProgress: (p) => seen.push(p.done) });
+  const rep = await runSelftest(gpu().device, { checks: firsts, onProgress: (p) => seen.push(p.done) });
   expect(rep.ok, rep.cases.filter((c) => !c.ok).map((c) => `${c.kernel}_${c.variant} ${c.shape}: ${c.detail}`).join('\n')).toBe(true);
-  expect(rep.cases).toHaveLength(ALL_CHECKS.length);
-  expect(seen.at(-1)).toBe(ALL_CHECKS.length);
+  expect(rep.cases).toHaveLength(firsts.length);
+  expect(seen.at(-1)).toBe(firsts.length);
 });
 
 it('reports a failing check as failed, not as passed', async () => {

@@ -1,25 +1,22 @@
 // Matmul autotuning: times each lab variant on the device at hand for a given problem (shape, transposes) and
 // remembers the fastest, so a trainer plans every matmul of a step with the winner for its shape. Timing uses
 // timestamp queries when the device has them; every candidate's result is first checked against the 'tiled'
-// variant on the same inputs, so a variant that is fast but wrong on this driver is never chosen.
+// variant on the same inputs, so a variant that is fast but wrong on this driver is never chosen. Variants whose
+// `applies(problem, device)` is false (MATMUL_VARIANT_INFO; e.g. 'subgroup' without the feature) are skipped.
 import { createStorage, readF32, submitDispatches } from '../../gpu/dispatch.ts';
 import { timeDispatches } from '../../gpu/timing.ts';
 import { compareArrays } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
-import { MATMUL_VARIANTS, planMatmul, type MatmulVariant } from './matmul.ts';
+import { MATMUL_VARIANTS, matmulVariantApplies, planMatmul, type MatmulProblem, type MatmulVariant } from './matmul.ts';
 
-export interface MatmulProblem {
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-}
+export type { MatmulProblem } from './matmul.ts';
 
 export interface TuneResult {
   winner: MatmulVariant;
   /** ms per run of each variant tried (NaN where it disagreed with 'tiled'). */
   ms: Partial<Record<MatmulVariant, number>>;
+  /** Candidates not tried because they do not apply to the problem on this device. */
+  skipped: MatmulVariant[];
 }
 
 const cache = new WeakMap<GPUDevice, Map<string, TuneResult>>();
@@ -39,7 +36,9 @@ export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: 
   if (hit) return hit;
   const { M, N, K } = p;
   // The naive kernel only competes on tiny problems.
-  const variants = opts.variants ?? MATMUL_VARIANTS.filter((v) => v !== 'naive' || M * N * K <= 64 ** 3);
+  const candidates = opts.variants ?? MATMUL_VARIANTS.filter((v) => v !== 'naive' || M * N * K <= 64 ** 3);
+  const variants = candidates.filter((v) => matmulVariantApplies(v, p, device));
+  const skipped = candidates.filter((v) => !variants.includes(v));
   const rng = new Rng(M + N + K);
   const a = createStorage(device, rng.uniformArray(M * K));
   const b = createStorage(device, rng.uniformArray(K * N));
@@ -58,7 +57,7 @@ export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: 
       ms[variant] = agree ? (await timeDispatches(device, plan, opts.iters ?? 5)).ms : NaN;
       if (agree && ms[variant]! < (ms[winner] ?? Infinity)) winner = variant;
     }
-    const result = { winner, ms };
+    const result = { winner, ms, skipped };
     byKey.set(keyOf(p), result);
     return result;
   } finally {

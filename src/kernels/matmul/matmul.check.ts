@@ -1,9 +1,11 @@
-// Matmul checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI.
+// Matmul checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI. Every lab
+// variant runs every shape and backprop form (so any of them can win the autotuner); the vec4-load variants also
+// run shapes whose layouts take their vec4 paths, and every new variant runs the batched and split forms.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
-import { planMatmul, type MatmulVariant } from './matmul.ts';
+import { matmulVariantApplies, MatmulVariantNotApplicable, planMatmul, type MatmulVariant } from './matmul.ts';
 import { matmulRefGeneral } from './matmul.ref.ts';
 
 export type Shape3 = readonly [M: number, N: number, K: number];
@@ -61,24 +63,68 @@ export async function checkMatmul(
   }
 }
 
+/**
+ * On a device where the variant does not apply (e.g. 'subgroup' without the feature) there is nothing to compute:
+ * the check then verifies that planMatmul refuses it with MatmulVariantNotApplicable (one comparison, 1 = refused).
+ */
+export function checkRefused(device: GPUDevice, shape: Shape3, variant: MatmulVariant, o: MatmulCheckOptions = {}): NamedComparison[] {
+  const [M, N, K] = shape;
+  const buf = createStorage(device, 16);
+  let refused = 0;
+  try {
+    // Refused before any buffer is looked at.
+    planMatmul(device, { a: buf, b: buf, c: buf, M, N, K, variant, transA: o.transA, transB: o.transB });
+  } catch (e) {
+    if (e instanceof MatmulVariantNotApplicable) refused = 1;
+    else throw e;
+  } finally {
+    buf.destroy();
+  }
+  return [{ name: `not applicable to ${M}x${N}x${K} on this device: refused`, ...compareArrays([refused], [1], MATMUL_TOLERANCE) }];
+}
+
 const check = (variant: MatmulVariant, shape: Shape3, o: MatmulCheckOptions = {}, tag = ''): KernelCheck => ({
   kernel: 'matmul',
   variant,
   shape: `${shape.join('x')}${tag}`,
-  run: (device, seed) => checkMatmul(device, shape, variant, seed, o),
+  run: async (device, seed) => {
+    const [M, N, K] = shape;
+    if (!matmulVariantApplies(variant, { M, N, K, transA: o.transA, transB: o.transB }, device)) return checkRefused(device, shape, variant, o);
+    return checkMatmul(device, shape, variant, seed, o);
+  },
 });
 
+/** The newest lab variants (their checks run in tests/gpu/matmul-lab.test.ts, the others' in matmul.test.ts). */
+export const MATMUL_LAB_VARIANTS = ['vec4', 'dbuf', 'subgroup'] as const;
+const LAB = MATMUL_LAB_VARIANTS;
+
 export const matmulChecks: KernelCheck[] = [
-  ...(['tiled', 'tiled128x64', 'tiled128', 'naive'] as const).flatMap((v) => MATMUL_CHECK_SHAPES.map((s) => check(v, s))),
+  ...(['tiled', 'tiled128x64', 'tiled128', ...LAB, 'naive'] as const).flatMap((v) => MATMUL_CHECK_SHAPES.map((s) => check(v, s))),
   // The backprop forms (y = x·Wᵀ + b; dx = dy·W; dW += dyᵀ·x), batched attention-style products, chunking.
-  ...(['tiled', 'tiled128x64', 'tiled128', 'naive'] as const).flatMap((v) => [
+  ...(['tiled', 'tiled128x64', 'tiled128', ...LAB, 'naive'] as const).flatMap((v) => [
     check(v, [33, 17, 65], { transB: true, bias: true }, ' Bᵀ+bias'),
     check(v, [17, 65, 33], { transA: true, beta: 1 }, ' Aᵀ, C+='),
     check(v, [19, 23, 70], { transA: true, transB: true, alpha: 0.5, beta: -2 }, ' AᵀBᵀ α β'),
   ]),
-  check('tiled', [9, 70, 13], { batch: 3 }, ' ×3'),
-  check('tiled', [9, 70, 13], { batch: 3, transB: true, broadcastB: true, bias: true }, ' ×3 Bᵀ shared'),
-  check('tiled', [130, 70, 33], { maxBindingBytes: 64 * 70 * 4 }, ' split rows'),
-  check('tiled', [33, 40, 150], { transA: true, maxBindingBytes: 64 * 40 * 4, beta: 1, bias: true }, ' Aᵀ split K'),
-  check('tiled', [100, 40, 150], { transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 }, ' AᵀBᵀ split K'),
+  // Batched and split (the vec4-load variants run the rest of these forms at aligned layouts below).
+  ...(['tiled', ...LAB] as const).flatMap((v) => [
+    check(v, [9, 70, 13], { batch: 3 }, ' ×3'),
+    ...(v === 'vec4' || v === 'dbuf' ? [] : [
+      check(v, [9, 70, 13], { batch: 3, transB: true, broadcastB: true, bias: true }, ' ×3 Bᵀ shared'),
+      check(v, [130, 70, 33], { maxBindingBytes: 64 * 70 * 4 }, ' split rows'),
+      check(v, [33, 40, 150], { transA: true, maxBindingBytes: 64 * 40 * 4, beta: 1, bias: true }, ' Aᵀ split K'),
+    ]),
+    check(v, [100, 40, 150], { transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 }, ' AᵀBᵀ split K'),
+  ]),
+  // Layouts where both operands take vec4 loads (row and batch strides multiples of 4), in every form, with edge
+  // quads (M, N, K not multiples of the tile, K not of the slice), batched and split. (' AᵀBᵀ split K' above loads
+  // a vec4 A with a scalar B.)
+  ...(['vec4', 'dbuf'] as const).flatMap((v) => [
+    check(v, [20, 36, 68], {}, ' vec4 A,B'),
+    check(v, [36, 20, 68], { transB: true, bias: true }, ' vec4 Bᵀ+bias'),
+    check(v, [20, 36, 68], { transA: true, beta: 1 }, ' vec4 Aᵀ, C+='),
+    check(v, [132, 12, 28], { transA: true, transB: true, alpha: 0.5, beta: -2 }, ' vec4 AᵀBᵀ α β'),
+    check(v, [12, 20, 8], { batch: 3, transB: true, broadcastB: true, bias: true }, ' vec4 ×3 Bᵀ shared'),
+    check(v, [130, 72, 36], { maxBindingBytes: 64 * 72 * 4 }, ' vec4 split rows'),
+  ]),
 ];

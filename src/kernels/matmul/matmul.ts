@@ -5,13 +5,28 @@
 //   backward dx (BT, in)  = dy (BT, out) · W          → plain
 //   backward dW (out, in) += dyᵀ (out, BT) · x        → transA, beta = 1
 // Tensors larger than maxStorageBufferBindingSize are split: over rows of A and C when A is not transposed,
-// over K (accumulating into C) when it is. Variants: 'tiled' (default; 64×64 tiles, 4×4 outputs per thread),
-// 'tiled128x64' (8×4 per thread), 'tiled128' (128×128, 8×8 per thread), 'naive' (one thread per output);
-// autotune.ts picks the fastest per shape on the device at hand.
+// over K (accumulating into C) when it is. The kernel lab (autotune.ts picks the fastest per shape on the device
+// at hand; every variant computes the same contract, checked by matmul.check.ts at the same shapes and forms):
+//   'tiled'       default; 64×64 tiles, 4×4 outputs per thread (matmul_tiled.wgsl)
+//   'tiled128x64' 8×4 per thread;  'tiled128' 128×128 tiles, 8×8 per thread (same WGSL, other constants)
+//   'vec4'        tiled128's tiling with vec4 global loads and vec4 workgroup-memory reads (matmul_vec4.wgsl).
+//                 Applies to every problem: an operand is loaded as vec4 when its row stride and batch stride are
+//                 multiples of 4 and its binding offset of 16 bytes, by scalars otherwise (decided per dispatch).
+//   'dbuf'        'vec4' with double-buffered tiles: slice k+1 fetched while slice k is multiplied, one barrier
+//                 per slice (matmul_dbuf.wgsl)
+//   'subgroup'    tiled128 sharing A between lanes by subgroupShuffle (matmul_subgroup.wgsl); only on devices
+//                 with the 'subgroups' feature — forced elsewhere, planMatmul throws MatmulVariantNotApplicable
+//   'naive'       one thread per output: the fallback and second opinion
+// MATMUL_VARIANT_INFO holds each variant's `applies(problem, device)`; the autotuner and the bench skip variants
+// that do not apply, and planMatmul refuses them with a clear error.
 import { bindBuffers, bindingBytes, cachedPipeline, createUniform, readWriteAll, sharesBuffer, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
+import dbufWgsl from './matmul_dbuf.wgsl?raw';
 import naiveWgsl from './matmul_naive.wgsl?raw';
+import subgroupWgsl from './matmul_subgroup.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
+import vec4Wgsl from './matmul_vec4.wgsl?raw';
+import vec4IoWgsl from './matmul_vec4_io.wgsl?raw';
 
 export const MatmulParams = uniformStruct('Params', {
   M: 'u32', N: 'u32', K: 'u32', lda: 'u32', ldb: 'u32', ldc: 'u32',
@@ -19,15 +34,64 @@ export const MatmulParams = uniformStruct('Params', {
 });
 
 interface Tiling { TM: number; TN: number; TK: number; WG: number; RM: number; RN: number }
-/** The kernel lab: register-tiled variants of one WGSL source, by tile size and outputs per thread. */
+const TILE128: Tiling = { TM: 128, TN: 128, TK: 8, WG: 16, RM: 8, RN: 8 };
+/** The kernel lab: register-tiled variants, by tile size and outputs per thread (constants baked into the WGSL). */
 const TILINGS = {
   tiled: { TM: 64, TN: 64, TK: 16, WG: 16, RM: 4, RN: 4 },
   tiled128x64: { TM: 128, TN: 64, TK: 8, WG: 16, RM: 8, RN: 4 },
-  tiled128: { TM: 128, TN: 128, TK: 8, WG: 16, RM: 8, RN: 8 },
+  tiled128: TILE128,
+  vec4: TILE128,
+  dbuf: TILE128,
+  subgroup: TILE128,
 } satisfies Record<string, Tiling>;
 
-export const MATMUL_VARIANTS = ['tiled', 'tiled128x64', 'tiled128', 'naive'] as const;
+export const MATMUL_VARIANTS = ['tiled', 'tiled128x64', 'tiled128', 'vec4', 'dbuf', 'subgroup', 'naive'] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
+
+/** A matmul problem as the autotuner keys it: shape and transposes (batch 1). */
+export interface MatmulProblem {
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+export interface MatmulVariantInfo {
+  /** WGSL after Params and the constants (`enable` lines are hoisted to the top). */
+  wgsl: string;
+  /** Can this variant run the problem on this device? False: the autotuner and bench skip it, planMatmul refuses. */
+  applies(problem: MatmulProblem, device: GPUDevice): boolean;
+  /** What `applies` requires, for the error message. */
+  requires: string;
+}
+
+const always = (): boolean => true;
+export const MATMUL_VARIANT_INFO: Record<MatmulVariant, MatmulVariantInfo> = {
+  tiled: { wgsl: tiledWgsl, applies: always, requires: 'nothing' },
+  tiled128x64: { wgsl: tiledWgsl, applies: always, requires: 'nothing' },
+  tiled128: { wgsl: tiledWgsl, applies: always, requires: 'nothing' },
+  // Unaligned layouts fall back to scalar loads per operand, so every problem runs.
+  vec4: { wgsl: vec4IoWgsl + vec4Wgsl, applies: always, requires: 'nothing' },
+  dbuf: { wgsl: vec4IoWgsl + dbufWgsl, applies: always, requires: 'nothing' },
+  subgroup: { wgsl: subgroupWgsl, applies: (_, device) => device.features.has('subgroups'), requires: "the device feature 'subgroups'" },
+  naive: { wgsl: naiveWgsl, applies: always, requires: 'nothing' },
+};
+
+/** planMatmul was asked for a variant whose `applies` is false for the problem on this device. */
+export class MatmulVariantNotApplicable extends Error {
+  override name = 'MatmulVariantNotApplicable';
+}
+
+export const matmulVariantApplies = (variant: MatmulVariant, problem: MatmulProblem, device: GPUDevice): boolean =>
+  MATMUL_VARIANT_INFO[variant].applies(problem, device);
+
+/** The variants that apply to `problem` on `device`, in MATMUL_VARIANTS order. */
+export const applicableMatmulVariants = (problem: MatmulProblem, device: GPUDevice): MatmulVariant[] =>
+  MATMUL_VARIANTS.filter((v) => matmulVariantApplies(v, problem, device));
+
+/** Variants with vec4 global loads: they take two more bindings (A and B again as array<vec4f>) and VEC_A/VEC_B. */
+const isVec4 = (v: MatmulVariant): boolean => v === 'vec4' || v === 'dbuf';
 
 export interface MatmulArgs {
   a: Binding; // (M, K), or (K, M) when transA; batched: batch × strideA elements
@@ -59,14 +123,21 @@ function dummy(device: GPUDevice): GPUBuffer {
   return d;
 }
 
-function pipelineFor(device: GPUDevice, variant: MatmulVariant, transA: boolean, transB: boolean, hasBias: boolean, useBeta: boolean, aliased: boolean) {
-  const flags = `const TRANS_A: bool = ${transA};\nconst TRANS_B: bool = ${transB};\nconst HAS_BIAS: bool = ${hasBias};\nconst USE_BETA: bool = ${useBeta};\n`;
-  const key = `matmul_${variant}_${+transA}${+transB}${+hasBias}${+useBeta}${aliased ? '_rw' : ''}`;
+interface Flags { transA: boolean; transB: boolean; hasBias: boolean; useBeta: boolean; vecA: boolean; vecB: boolean; aliased: boolean }
+
+function pipelineFor(device: GPUDevice, variant: MatmulVariant, f: Flags) {
+  const bools = { TRANS_A: f.transA, TRANS_B: f.transB, HAS_BIAS: f.hasBias, USE_BETA: f.useBeta, ...(isVec4(variant) ? { VEC_A: f.vecA, VEC_B: f.vecB } : {}) };
+  const flags = Object.entries(bools).map(([k, v]) => `const ${k}: bool = ${v};\n`).join('');
+  const key = `matmul_${variant}_${Object.values(bools).map(Number).join('')}${f.aliased ? '_rw' : ''}`;
   const consts = variant === 'naive' ? '' : Object.entries(TILINGS[variant]).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('');
-  const code = MatmulParams.wgsl + consts + flags + (variant === 'naive' ? naiveWgsl : tiledWgsl);
-  return cachedPipeline(device, key, aliased ? readWriteAll(code) : code);
+  // `enable` directives must precede every declaration, so they go above Params.
+  const lines = MATMUL_VARIANT_INFO[variant].wgsl.split('\n');
+  const isDirective = (l: string) => /^\s*enable\s+[\w\s,]+;\s*$/.test(l);
+  const code = lines.filter(isDirective).map((l) => `${l.trim()}\n`).join('') + MatmulParams.wgsl + consts + flags + lines.filter((l) => !isDirective(l)).join('\n');
+  return cachedPipeline(device, key, f.aliased ? readWriteAll(code) : code);
 }
 
+const offsetOf = (b: Binding): number => ('mapState' in b ? 0 : (b.offset ?? 0));
 const range = (b: Binding, offsetBytes: number, sizeBytes: number): Binding => {
   const base = 'mapState' in b ? { buffer: b, offset: 0 } : { buffer: b.buffer, offset: b.offset ?? 0 };
   return { buffer: base.buffer, offset: base.offset + offsetBytes, size: sizeBytes };
@@ -82,6 +153,10 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name} must be a positive integer, got ${v}`);
   }
   if (!MATMUL_VARIANTS.includes(variant)) throw new Error(`${what}: unknown variant '${variant}' (have ${MATMUL_VARIANTS.join(', ')})`);
+  if (!matmulVariantApplies(variant, { M, N, K, transA, transB }, device)) {
+    throw new MatmulVariantNotApplicable(`${what}: variant '${variant}' does not apply here: it needs ${MATMUL_VARIANT_INFO[variant].requires} ` +
+      `(applicable: ${applicableMatmulVariants({ M, N, K, transA, transB }, device).join(', ')})`);
+  }
   const strideA = args.strideA ?? M * K, strideB = args.strideB ?? K * N, strideC = M * N;
   const alpha = args.alpha ?? 1, beta = args.beta ?? 0;
   const limit = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
@@ -97,12 +172,18 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
   const aliased = sharesBuffer([args.a, args.b, args.c, args.bias]);
   const plan = (p: { a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean }): Dispatch => {
     if (Math.ceil(p.M / tile.TM) > maxGroups) throw new Error(`${what}: over ${maxGroups} workgroups per dimension`);
-    const pipeline = pipelineFor(device, variant, transA, transB, p.bias, p.beta !== 0, aliased);
+    const lda = transA ? M : K, ldb = transB ? K : N;
+    // vec4 loads of an operand need every quad start 16-byte aligned: row stride, batch stride, binding offset.
+    const vecA = isVec4(variant) && lda % 4 === 0 && strideA % 4 === 0 && offsetOf(p.a) % 16 === 0;
+    const vecB = isVec4(variant) && ldb % 4 === 0 && strideB % 4 === 0 && offsetOf(p.b) % 16 === 0;
+    const pipeline = pipelineFor(device, variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB, aliased });
     const uniforms = createUniform(device, MatmulParams.pack({
-      M: p.M, N, K: p.K, lda: transA ? M : K, ldb: transB ? K : N, ldc: N,
+      M: p.M, N, K: p.K, lda, ldb, ldc: N,
       strideA, strideB, strideC, alpha, beta: p.beta,
     }), `${what} params`);
-    const bindGroup = bindBuffers(device, pipeline, [p.a, p.b, p.c, p.bias && args.bias ? args.bias : dummy(device), uniforms], what);
+    const bindings = [p.a, p.b, p.c, p.bias && args.bias ? args.bias : dummy(device), uniforms];
+    if (isVec4(variant)) bindings.push(vecA ? p.a : dummy(device), vecB ? p.b : dummy(device));
+    const bindGroup = bindBuffers(device, pipeline, bindings, what);
     return { label: `${what} ${variant}`, pipeline, bindGroup, workgroups: [Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), batch] };
   };
   const whole = { a: args.a, b: args.b, c: args.c, M, K, beta, bias: !!args.bias };
