@@ -7,6 +7,7 @@ import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch } from './batches.ts';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
+import { teacherMetrics } from './metrics.ts';
 import { lrAt } from './schedule.ts';
 
 export interface StepLog {
@@ -28,6 +29,9 @@ export interface EvalLog {
   /** Held-out cross-entropy per target token and its perplexity. */
   loss: number;
   ppl: number;
+  /** With a teacher: KL(teacher ‖ student) per target token (dense teachers) and top-1 agreement. */
+  klToTeacher?: number;
+  top1Agreement?: number;
 }
 
 export interface EventLog {
@@ -119,16 +123,26 @@ export class Trainer {
   /** Held-out cross-entropy (mean over target tokens) and perplexity. */
   async evaluate(): Promise<EvalLog | undefined> {
     if (this.evalSet.length === 0) return undefined;
-    let sum = 0, count = 0;
+    let sum = 0, count = 0, kl = 0, top1 = 0, rows = 0;
     for (const b of this.evalSet) {
-      this.gpu.setBatch(this.batchWithTeacher(b));
+      const tb = this.batchWithTeacher(b);
+      this.gpu.setBatch(tb);
       const r = await this.gpu.run({ backward: false });
       const w = b.weights.reduce((s, x) => s + x, 0);
       sum += r.ce * w;
       count += w;
+      const teacher = tb.teacherLogits ? { logits: tb.teacherLogits }
+        : tb.teacherIds && tb.teacherLogprobs ? { ids: tb.teacherIds, logprobs: tb.teacherLogprobs, k: this.o.teacherTopK ?? 0 } : undefined;
+      if (teacher) {
+        const m = teacherMetrics(await this.gpu.logits(), b.weights, this.o.model.vocabSize, teacher);
+        kl += m.kl * m.rows; top1 += m.top1 * m.rows; rows += m.rows;
+      }
     }
     const loss = sum / count;
-    const e: EvalLog = { kind: 'eval', step: this.step, loss, ppl: Math.exp(loss) };
+    const e: EvalLog = {
+      kind: 'eval', step: this.step, loss, ppl: Math.exp(loss),
+      ...(rows ? { klToTeacher: kl / rows, top1Agreement: top1 / rows } : {}),
+    };
     this.emit(e);
     return e;
   }

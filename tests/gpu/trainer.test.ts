@@ -96,3 +96,21 @@ describe('Trainer', () => {
     expect(maxDiff).toBeLessThan(1e-5);
   });
 });
+
+describe('Trainer evaluation against a teacher', () => {
+  it('reports KL to the teacher ≈ 0 and top-1 agreement 1 when the teacher is the student itself', async () => {
+    const { refForward, initParams } = await import('../../src/model/ref-model.ts');
+    const m = makeConfig({ ...model, initStd: 0.5 });
+    const train = makeTrainConfig({ ...base, objective: 'fkl', kdWeight: 1, ceWeight: 0, steps: 1 });
+    const slab = initParams(m, train.seed); // what the Trainer initialises the student with
+    const t = new Trainer({
+      device: gpu().device, model: m, train, rows, evalRows,
+      teacherFor: (b) => ({ teacherLogits: Float32Array.from(refForward(m, slab, b.ids, train.batchSize, train.seqLen).logits) }),
+    });
+    const e = (await t.evaluate())!;
+    t.destroy();
+    expect(e.klToTeacher!).toBeLessThan(1e-6);
+    expect(e.klToTeacher!).toBeGreaterThanOrEqual(-1e-9);
+    expect(e.top1Agreement).toBe(1);
+  });
+});

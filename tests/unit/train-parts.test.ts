@@ -80,3 +80,21 @@ describe('Brown corpus text', () => {
     expect(isHeldOut('ca11')).toBe(false);
   });
 });
+
+describe('teacherMetrics', () => {
+  it('gives KL 0 and agreement 1 for identical logits, and the hand values otherwise', async () => {
+    const { teacherMetrics } = await import('../../src/train/metrics.ts');
+    const s = [0, 1, 2, 5, 0, 0];
+    expect(teacherMetrics(s, [1, 1], 3, { logits: s })).toEqual({ kl: 0, top1: 1, rows: 2 });
+    // Row 0: teacher uniform vs student softmax([0,1,2]); row 1 masked out.
+    const t = [0, 0, 0, 9, 9, 9];
+    const m = teacherMetrics(s, [1, 0], 3, { logits: t });
+    const ls = [0, 1, 2].map((x) => x - Math.log(1 + Math.E + Math.E ** 2));
+    expect(m.kl).toBeCloseTo(ls.reduce((a, l) => a + (1 / 3) * (Math.log(1 / 3) - l), 0), 12);
+    expect(m.top1).toBe(0); // teacher argmax is token 0 (ties → lowest id), student's is 2
+    expect(m.rows).toBe(1);
+    const k = teacherMetrics(s, [1, 1], 3, { ids: [2, 0, 0, 1], logprobs: [-0.1, -3, -2, -0.2], k: 2 });
+    expect(k.top1).toBe(0.5); // row 0: teacher top id 2 = student's; row 1: teacher top id 1 ≠ student's 0
+    expect(Number.isNaN(k.kl)).toBe(true);
+  });
+});
