@@ -11,7 +11,7 @@ const USAGE = `usage: npm run cli -- <command> [--json]
 commands:
   info       the WebGPU adapter, the limits the device got and the optional features enabled
   selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
-  train      --config <file.json> [--steps N] [--resume] [--out DIR]: train a student, JSON lines on stdout
+  train      --config <file.json> [--steps N] [--resume] [--out DIR] [--autotune]: train a student, JSON lines
   elicit     --base-url URL --model M --api-key-env VAR --strategy S --config file.json --out file.jsonl:
              run an elicitation strategy against an OpenAI-compatible teacher ('elicit' alone lists its options)
   help       this text

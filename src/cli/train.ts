@@ -1,4 +1,4 @@
-// `npm run cli -- train --config <file.json> [--steps N] [--resume] [--out DIR]`: trains a student in Node on
+// `npm run cli -- train --config <file.json> [--steps N] [--resume] [--out DIR] [--autotune]`: trains a student on
 // Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
 // Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig },
 //                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
@@ -74,8 +74,9 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   console.log(JSON.stringify({ kind: 'data', trainParagraphs: texts.train.length, heldOutParagraphs: texts.heldOut.length, vocab: tok.vocabSize, trainTokens: tokens, heldOutTokens: evalRows.length * train.seqLen, ms: Math.round(performance.now() - t0) }));
 
   const ctx = await acquire();
-  const trainer = new Trainer({
+  const trainer = await Trainer.create({
     device: ctx.device, model, train, rows, evalRows, store: new FileCheckpointStore(out), checkpointName: 'latest',
+    autotune: args.includes('--autotune'),
     log: (e) => console.log(JSON.stringify(e, (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))),
   });
   if (args.includes('--resume') && !(await trainer.resume())) throw new Error(`train --resume: no checkpoint in ${out}`);

@@ -14,8 +14,8 @@ import { planAttentionBackward, planAttentionForward } from '../kernels/attentio
 import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBackwardPlan } from '../kernels/embedding/embedding.ts';
 import { planHiddenLoss, HIDDEN_LOSS_KINDS, type HiddenLossKind, type HiddenLossPlan } from '../kernels/hidden/hidden.ts';
 import { planClassifierLoss, type ClassifierLossPlan, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
-import { tunedVariant } from '../kernels/matmul/autotune.ts';
-import { planMatmul, type MatmulArgs } from '../kernels/matmul/matmul.ts';
+import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
+import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
 import { gradNormPartialCount, planAdamW, planGradNorm, type AdamWPlan } from '../kernels/optim/optim.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
@@ -196,8 +196,30 @@ export class GpuModel {
     return { buffer: this.grads, offset: this.layout.slabFloats * 4, size: this.hiddenFloats * 4 };
   }
 
+  /** Every matmul problem this model plans (shape and transposes), for the autotuner. */
+  readonly matmulProblems: MatmulProblem[] = [];
+
   private mm(a: Omit<MatmulArgs, 'variant'>): Dispatch[] {
+    this.matmulProblems.push({ M: a.M, N: a.N, K: a.K, transA: a.transA, transB: a.transB });
     return planMatmul(this.device, { ...a, variant: tunedVariant(this.device, a) });
+  }
+
+  /**
+   * Builds the model after timing every lab variant on each distinct matmul problem of the step on this device
+   * (autotuneMatmul), so every matmul is planned with its fastest correct variant. Costs a few seconds on a GPU.
+   */
+  static async tuned(...args: ConstructorParameters<typeof GpuModel>): Promise<GpuModel> {
+    const probe = new GpuModel(...args);
+    const problems = probe.matmulProblems;
+    probe.destroy();
+    const seen = new Set<string>();
+    for (const p of problems) {
+      const key = JSON.stringify(p);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      await autotuneMatmul(args[0], p);
+    }
+    return new GpuModel(...args);
   }
 
   private planForward(): Dispatch[] {

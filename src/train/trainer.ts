@@ -67,13 +67,23 @@ export class Trainer {
   private readonly evalSet: Batch[];
   private skipsInARow = 0;
 
-  constructor(private readonly o: TrainerOptions) {
+  /** Like the constructor; with `autotune`, every matmul of the step first gets its fastest variant on this device. */
+  static async create(o: TrainerOptions & { autotune?: boolean }): Promise<Trainer> {
+    return new Trainer(o, o.autotune ? await GpuModel.tuned(...Trainer.modelArgs(o)) : undefined);
+  }
+
+  private static modelArgs(o: TrainerOptions): ConstructorParameters<typeof GpuModel> {
     const t = o.train;
     const teacher: ObjectiveSpec['teacher'] = t.objective === 'none' ? { kind: 'none' }
       : o.teacherTopK ? { kind: 'topk', k: o.teacherTopK, policy: t.topkPolicy } : { kind: 'dense' };
-    this.gpu = new GpuModel(o.device, o.model, t.batchSize, t.seqLen, {
+    return [o.device, o.model, t.batchSize, t.seqLen, {
       objective: t.objective, temperature: t.temperature, kdWeight: t.kdWeight, ceWeight: t.ceWeight, beta: t.beta, lambda: t.lambda, teacher,
-    }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm });
+    }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm }];
+  }
+
+  constructor(private readonly o: TrainerOptions, gpu?: GpuModel) {
+    const t = o.train;
+    this.gpu = gpu ?? new GpuModel(...Trainer.modelArgs(o));
     this.gpu.uploadParams(initParams(o.model, t.seed));
     this.loader = new BatchLoader(o.rows, t.batchSize, t.seqLen, t.seed);
     this.evalSet = o.evalRows ? evalBatches(o.evalRows, t.batchSize, t.seqLen, t.evalBatches) : [];

@@ -48,3 +48,15 @@ it('skips variants that do not apply to the problem on the device', async () => 
   expect(Object.keys(q.ms)).toEqual(['vec4']);
   expect(q.winner).toBe('vec4');
 });
+
+it('GpuModel.tuned plans every matmul of the step with a tuned winner', async () => {
+  const { GpuModel } = await import('../../src/model/gpu-model.ts');
+  const { makeConfig } = await import('../../src/model/config.ts');
+  const config = makeConfig({ vocabSize: 21, hidden: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, intermediate: 20, maxSeqLen: 4 });
+  const { device } = gpu();
+  const m = await GpuModel.tuned(device, config, 1, 4, { objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' } });
+  expect(m.matmulProblems.length).toBeGreaterThan(10);
+  const { isTuned } = await import('../../src/kernels/matmul/autotune.ts');
+  for (const p of m.matmulProblems) expect(isTuned(device, p), JSON.stringify(p)).toBe(true);
+  m.destroy();
+}, 120_000);

@@ -25,6 +25,9 @@ const keyOf = (p: MatmulProblem) => `${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}
 /** The variant to use without measuring (before or instead of tuning): the 64×64 tile, safe everywhere. */
 export const DEFAULT_MATMUL_VARIANT: MatmulVariant = 'tiled';
 
+/** Whether autotuneMatmul has measured this problem on this device. */
+export const isTuned = (device: GPUDevice, p: MatmulProblem): boolean => !!cache.get(device)?.has(keyOf(p));
+
 export function tunedVariant(device: GPUDevice, p: MatmulProblem): MatmulVariant {
   return cache.get(device)?.get(keyOf(p))?.winner ?? DEFAULT_MATMUL_VARIANT;
 }
