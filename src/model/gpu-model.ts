@@ -425,12 +425,21 @@ export class GpuModel {
 
   readParams = (): Promise<Float32Array> => readF32(this.device, this.params, this.layout.slabFloats);
   readGrads = (): Promise<Float32Array> => readF32(this.device, this.grads, this.layout.slabFloats);
-  readOptimizerState = async (): Promise<{ m: Float32Array; v: Float32Array }> => ({
-    m: await readF32(this.device, this.m, this.layout.slabFloats), v: await readF32(this.device, this.v, this.layout.slabFloats),
-  });
+  /** AdamW moments of everything trained: the slab, then W_h when the hidden option is on. */
+  readOptimizerState = async (): Promise<{ m: Float32Array; v: Float32Array }> => {
+    const n = this.layout.slabFloats + this.hiddenFloats;
+    return { m: await readF32(this.device, this.m, n), v: await readF32(this.device, this.v, n) };
+  };
   writeOptimizerState(s: { m: Float32Array; v: Float32Array }): void {
+    const n = this.layout.slabFloats + this.hiddenFloats;
+    if (s.m.length !== n || s.v.length !== n) throw new Error(`writeOptimizerState: moments of ${s.m.length}/${s.v.length} floats, this model trains ${n}`);
     writeArray(this.device, this.m, s.m);
     writeArray(this.device, this.v, s.v);
+  }
+
+  /** Whether the model carries the hidden-state projection W_h. */
+  get hasHiddenProjection(): boolean {
+    return this.hiddenFloats > 0;
   }
 
   /** Runs the forward pass on the current batch and reads the logits (N, V): for tests and evaluation. */

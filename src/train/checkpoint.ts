@@ -19,8 +19,11 @@ export interface Checkpoint {
   adamStep: number;
   cursor: DataCursor;
   params: Float32Array;
+  /** AdamW moments of every trained float: the slab, then W_h when present. */
   m: Float32Array;
   v: Float32Array;
+  /** The hidden-state projection W_h (Ct, C), when the run uses hidden-state distillation. */
+  hiddenProjection?: Float32Array;
 }
 
 const MAGIC = 'DSTLCKPT';
@@ -29,10 +32,11 @@ const VERSION = 1;
 export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   const header = new TextEncoder().encode(JSON.stringify({
     model: c.model, train: c.train, step: c.step, adamStep: c.adamStep, cursor: c.cursor,
-    tensors: { params: c.params.length, m: c.m.length, v: c.v.length },
+    tensors: { params: c.params.length, m: c.m.length, v: c.v.length, wh: c.hiddenProjection?.length ?? 0 },
   }));
   const dataStart = Math.ceil((16 + header.length) / 4) * 4;
-  const floats = c.params.length + c.m.length + c.v.length;
+  const wh = c.hiddenProjection ?? new Float32Array(0);
+  const floats = c.params.length + c.m.length + c.v.length + wh.length;
   const out = new Uint8Array(dataStart + floats * 4);
   out.set(new TextEncoder().encode(MAGIC), 0);
   const view = new DataView(out.buffer);
@@ -43,6 +47,7 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   f.set(c.params, 0);
   f.set(c.m, c.params.length);
   f.set(c.v, c.params.length + c.m.length);
+  f.set(wh, c.params.length + c.m.length + c.v.length);
   return out;
 }
 
@@ -55,13 +60,15 @@ export function decodeCheckpoint(bytes: Uint8Array, where = 'checkpoint'): Check
   if (16 + hlen > bytes.length) throw new Error(`${where}: header of ${hlen} bytes runs past the end (${bytes.length} bytes): truncated file?`);
   const h = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + hlen)));
   const dataStart = Math.ceil((16 + hlen) / 4) * 4;
-  const { params: np, m: nm, v: nv } = h.tensors as { params: number; m: number; v: number };
-  if (dataStart + (np + nm + nv) * 4 !== bytes.length) throw new Error(`${where}: expected ${dataStart + (np + nm + nv) * 4} bytes, got ${bytes.length}: truncated or corrupt`);
+  const { params: np, m: nm, v: nv, wh: nw = 0 } = h.tensors as { params: number; m: number; v: number; wh?: number };
+  const total = np + nm + nv + nw;
+  if (dataStart + total * 4 !== bytes.length) throw new Error(`${where}: expected ${dataStart + total * 4} bytes, got ${bytes.length}: truncated or corrupt`);
   const copy = bytes.slice(dataStart); // aligned copy
-  const f = new Float32Array(copy.buffer, 0, np + nm + nv);
+  const f = new Float32Array(copy.buffer, 0, total);
   return {
     model: h.model, train: h.train, step: h.step, adamStep: h.adamStep, cursor: h.cursor,
-    params: f.slice(0, np), m: f.slice(np, np + nm), v: f.slice(np + nm),
+    params: f.slice(0, np), m: f.slice(np, np + nm), v: f.slice(np + nm, np + nm + nv),
+    ...(nw ? { hiddenProjection: f.slice(np + nm + nv) } : {}),
   };
 }
 

@@ -33,6 +33,10 @@ export interface TrainConfig {
   beta: number;
   lambda: number;
   topkPolicy: TopKPolicy;
+  /** Hidden-state distillation: weight of the MSE/cosine term (0 = off) and the teacher's hidden width. */
+  hiddenWeight: number;
+  hiddenKind: 'mse' | 'cosine';
+  teacherHiddenWidth: number;
 }
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -60,6 +64,9 @@ export const DEFAULT_TRAIN: TrainConfig = {
   beta: 0.5,
   lambda: 0.1,
   topkPolicy: 'uniform',
+  hiddenWeight: 0,
+  hiddenKind: 'mse',
+  teacherHiddenWidth: 0,
 };
 
 export function makeTrainConfig(overrides: Record<string, unknown> = {}, where = 'train config'): TrainConfig {
@@ -70,15 +77,17 @@ export function makeTrainConfig(overrides: Record<string, unknown> = {}, where =
   for (const k of ['batchSize', 'seqLen', 'gradAccum', 'steps', 'evalBatches', 'maxSkips'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${where}: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
   }
-  for (const k of ['warmupSteps', 'evalEvery', 'checkpointEvery', 'seed'] as const) {
+  for (const k of ['warmupSteps', 'evalEvery', 'checkpointEvery', 'seed', 'teacherHiddenWidth'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${where}: ${k} must be a non-negative integer, got ${JSON.stringify(c[k])}`);
   }
-  for (const k of ['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clipNorm', 'temperature', 'kdWeight', 'ceWeight', 'beta', 'lambda'] as const) {
+  for (const k of ['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clipNorm', 'temperature', 'kdWeight', 'ceWeight', 'beta', 'lambda', 'hiddenWeight'] as const) {
     if (typeof c[k] !== 'number' || !Number.isFinite(c[k]) || c[k] < 0) throw new Error(`${where}: ${k} must be a finite number ≥ 0, got ${JSON.stringify(c[k])}`);
   }
   if (!(c.lr > 0)) throw new Error(`${where}: lr must be > 0`);
   if (c.beta1 >= 1 || c.beta2 >= 1) throw new Error(`${where}: beta1 and beta2 must be < 1`);
   if (c.kdWeight === 0 && c.ceWeight === 0) throw new Error(`${where}: kdWeight and ceWeight are both 0: nothing to train`);
+  if (c.hiddenKind !== 'mse' && c.hiddenKind !== 'cosine') throw new Error(`${where}: hiddenKind must be 'mse' or 'cosine', got ${JSON.stringify(c.hiddenKind)}`);
+  if (c.hiddenWeight > 0 && c.teacherHiddenWidth < 1) throw new Error(`${where}: hiddenWeight > 0 needs teacherHiddenWidth (the teacher's hidden size)`);
   if (c.objective === 'none' && c.kdWeight !== 0) throw new Error(`${where}: objective 'none' (cross-entropy only) needs kdWeight 0`);
   return c;
 }

@@ -54,7 +54,7 @@ export interface TrainerOptions {
   /** Name of the checkpoint this run saves to (and resumes from with `resume`). */
   checkpointName?: string;
   /** Teacher signal per batch for token-level KD (dense logits or top-k), when the objective needs it. */
-  teacherFor?: (batch: Batch) => Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs'>;
+  teacherFor?: (batch: Batch) => Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs' | 'teacherHidden'>;
   teacherTopK?: number;
   log?: (e: TrainLog) => void;
 }
@@ -78,7 +78,8 @@ export class Trainer {
       : o.teacherTopK ? { kind: 'topk', k: o.teacherTopK, policy: t.topkPolicy } : { kind: 'dense' };
     return [o.device, o.model, t.batchSize, t.seqLen, {
       objective: t.objective, temperature: t.temperature, kdWeight: t.kdWeight, ceWeight: t.ceWeight, beta: t.beta, lambda: t.lambda, teacher,
-    }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm }];
+    }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm },
+    t.hiddenWeight > 0 ? { hidden: { teacherWidth: t.teacherHiddenWidth, kind: t.hiddenKind, weight: t.hiddenWeight, seed: t.seed } } : {}];
   }
 
   constructor(private readonly o: TrainerOptions, gpu?: GpuModel) {
@@ -159,7 +160,11 @@ export class Trainer {
 
   async snapshot(): Promise<Checkpoint> {
     const { m, v } = await this.gpu.readOptimizerState();
-    return { model: this.o.model, train: this.o.train, step: this.step, adamStep: this.adamStep, cursor: { ...this.loader.cursor }, params: await this.gpu.readParams(), m, v };
+    return {
+      model: this.o.model, train: this.o.train, step: this.step, adamStep: this.adamStep, cursor: { ...this.loader.cursor },
+      params: await this.gpu.readParams(), m, v,
+      ...(this.gpu.hasHiddenProjection ? { hiddenProjection: await this.gpu.readHiddenProjection() } : {}),
+    };
   }
 
   async save(): Promise<void> {
@@ -172,7 +177,9 @@ export class Trainer {
   /** Restores a checkpoint into this trainer (the configs must match the checkpoint's). */
   restore(c: Checkpoint): void {
     if (JSON.stringify(c.model) !== JSON.stringify(this.o.model)) throw new Error('resume: the checkpoint was made with a different model config');
+    if (!!c.hiddenProjection !== this.gpu.hasHiddenProjection) throw new Error('resume: the checkpoint and this run disagree on hidden-state distillation (W_h)');
     this.gpu.uploadParams(c.params);
+    if (c.hiddenProjection) this.gpu.uploadHiddenProjection(c.hiddenProjection);
     this.gpu.writeOptimizerState({ m: c.m, v: c.v });
     this.step = c.step;
     this.adamStep = c.adamStep;

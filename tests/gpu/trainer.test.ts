@@ -114,3 +114,29 @@ describe('Trainer evaluation against a teacher', () => {
     expect(e.top1Agreement).toBe(1);
   });
 });
+
+describe('Trainer with hidden-state distillation', () => {
+  // A deterministic "teacher hidden state" of width 5 per token: a fixed function of the token id.
+  const teacherHidden = (b: { ids: Uint32Array }) => Float32Array.from({ length: b.ids.length * 5 }, (_, i) => Math.sin(b.ids[Math.floor(i / 5)]! * 0.7 + (i % 5)));
+  const over = { hiddenWeight: 0.5, hiddenKind: 'mse', teacherHiddenWidth: 5 };
+
+  it('trains W_h with the student, checkpoints it with its moments, and resumes on the same loss curve', async () => {
+    const mk = (store: MemoryCheckpointStore, logs: TrainLog[]) => new Trainer({
+      device: gpu().device, model, train: makeTrainConfig({ ...base, ...over }), rows, evalRows, store, log: (e) => logs.push(e),
+      teacherFor: (b) => ({ teacherHidden: teacherHidden(b) }),
+    });
+    const full: TrainLog[] = [];
+    const t = mk(new MemoryCheckpointStore(), full); await t.run(); t.destroy();
+    const store = new MemoryCheckpointStore();
+    const first = mk(store, []); await first.run(4); first.destroy();
+    const ck = decodeCheckpoint((await store.get('latest'))!);
+    expect(ck.hiddenProjection).toHaveLength(5 * model.hidden);
+    expect(ck.m.length).toBe(ck.params.length + 5 * model.hidden); // the slab's moments, then W_h's
+    const rest: TrainLog[] = [];
+    const second = mk(store, rest);
+    expect(await second.resume()).toBe(true);
+    await second.run(); second.destroy();
+    expect(losses(rest)).toEqual(losses(full).slice(4));
+    expect(() => makeTrainConfig({ hiddenWeight: 1 })).toThrow(/needs teacherHiddenWidth/);
+  });
+});
