@@ -46,6 +46,21 @@ function isBuffer(b: Binding): b is GPUBuffer {
 
 export const bufferOf = (b: Binding): GPUBuffer => (isBuffer(b) ? b : b.buffer);
 
+/** Byte offset of a binding in its buffer (0 for a whole buffer). */
+export const offsetOf = (b: Binding): number => (isBuffer(b) ? 0 : (b.offset ?? 0));
+
+/** The byte range [offsetBytes, offsetBytes + sizeBytes) of a binding, as a binding of the same buffer. */
+export const subBinding = (b: Binding, offsetBytes: number, sizeBytes: number): Binding =>
+  ({ buffer: bufferOf(b), offset: offsetOf(b) + offsetBytes, size: sizeBytes });
+
+const dummies = new WeakMap<GPUDevice, GPUBuffer>();
+/** A 16-byte storage buffer, one per device, bound where a kernel variant reads nothing. */
+export function dummyStorage(device: GPUDevice): GPUBuffer {
+  let d = dummies.get(device);
+  if (!d) dummies.set(device, (d = device.createBuffer({ label: 'unused binding', size: 16, usage: GPUBufferUsage.STORAGE })));
+  return d;
+}
+
 /**
  * WebGPU rejects one buffer bound both read-only and writable in a dispatch, even through disjoint ranges (a
  * "writable usage and another usage in the same synchronization scope" validation error). Kernels whose inputs

@@ -5,7 +5,7 @@
 // Every storage binding in the WGSL is read_write, inputs included: WebGPU rejects a buffer bound both read-only
 // and writable in one dispatch, and tensors of one slab buffer (bound as 256-aligned ranges) must be usable together.
 // Two bindings of one dispatch must not overlap (out = a + b with out = a is not allowed: use the accumulate form).
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import commonWgsl from './activation_common.wgsl?raw';
 import geluBackwardWgsl from './gelu_backward.wgsl?raw';
@@ -118,8 +118,8 @@ function planElementwise(device: GPUDevice, kernel: string, code: string, N: num
   const maxBinding = device.limits.maxStorageBufferBindingSize;
   const align = device.limits.minStorageBufferOffsetAlignment;
   const bindings: Binding[] = named.map(([name, b]) => {
-    const buffer = 'mapState' in b ? b : b.buffer;
-    const offset = 'mapState' in b ? 0 : (b.offset ?? 0);
+    const buffer = bufferOf(b);
+    const offset = offsetOf(b);
     const have = bindingBytes(b);
     if (have < bytes) throw new Error(`${what}: ${name} has ${have} bytes, needs ${bytes}`);
     if (offset % align !== 0) throw new Error(`${what}: ${name} offset ${offset} is not a multiple of ${align}`);

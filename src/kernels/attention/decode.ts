@@ -5,7 +5,7 @@
 // Layout (row-major): q and o (B, S, H, D); k and v (B, S, Hkv, D); kcache and vcache (B, Tmax, Hkv, D). A step
 // encodes planKvAppend (writes positions pos .. pos + S − 1 of the caches) then planAttentionDecode (query s sees
 // positions 0 .. pos + s). S = 1 is the decode hot path (one workgroup per (b, h)); S > 1 prefills a prompt chunk.
-import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, readWriteAll, sharesBuffer, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, readWriteAll, sharesBuffer, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import { ATTENTION_HEAD_DIMS } from './attention.ts';
 import decodeWgsl from './attention_decode.wgsl?raw';
@@ -77,7 +77,6 @@ function validate(device: GPUDevice, kernel: string, dims: DecodeDims, buffers: 
   return shape;
 }
 
-const offsetOf = (b: Binding): number => ('mapState' in b ? 0 : (b.offset ?? 0));
 
 function checkGroups(device: GPUDevice, label: string, workgroups: [number, number, number]): [number, number, number] {
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;

@@ -6,7 +6,7 @@
 // chunks of vocab rows, bound as 256-aligned ranges: one forward dispatch per chunk writes the rows whose id falls
 // in it; in the backward each chunk handles its own unique tokens. Every storage binding is read_write (tensors
 // of one slab may be bound together; WebGPU rejects read-only + writable use of one buffer in a dispatch).
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, subBinding, writeArray, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import backwardWgsl from './embedding_backward.wgsl?raw';
 import forwardWgsl from './embedding_forward.wgsl?raw';
@@ -152,8 +152,7 @@ export function planEmbeddingBackward(device: GPUDevice, a: EmbeddingBackwardArg
       if (U > 0 && b.unique[U - 1]! >= a.V) throw new Error(`${k.what}: token id ${b.unique[U - 1]} is out of range [0, ${a.V})`);
       const write = (dst: Binding, data: Uint32Array) => {
         if (data.length === 0) return;
-        const [buffer, offset] = 'mapState' in dst ? [dst, 0] : [dst.buffer, dst.offset ?? 0];
-        device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+        writeArray(device, bufferOf(dst), data, offsetOf(dst));
       };
       write(a.unique, b.unique);
       write(a.offsets, b.offsets);
@@ -200,8 +199,8 @@ class Checker {
 
   /** Byte offset of a binding, checked for alignment, and its size checked against `elems`. */
   size(name: string, b: Binding, elems: number): { buffer: GPUBuffer; offset: number } {
-    const buffer = 'mapState' in b ? b : b.buffer;
-    const offset = 'mapState' in b ? 0 : (b.offset ?? 0);
+    const buffer = bufferOf(b);
+    const offset = offsetOf(b);
     const have = bindingBytes(b);
     if (have < elems * 4) throw new Error(`${this.what}: ${name} has ${have} bytes, needs ${elems * 4}`);
     const align = this.device.limits.minStorageBufferOffsetAlignment;
@@ -219,8 +218,7 @@ class Checker {
   /** Rows v0..v1−1 of a (V, C) table. */
   chunk(b: Binding, v0: number, v1: number): Binding {
     const C = this.C;
-    const { buffer, offset } = 'mapState' in b ? { buffer: b, offset: 0 } : { buffer: b.buffer, offset: b.offset ?? 0 };
-    return { buffer, offset: offset + v0 * C * 4, size: (v1 - v0) * C * 4 };
+    return subBinding(b, v0 * C * 4, (v1 - v0) * C * 4);
   }
 
   /** `groups` workgroups on a 1-D grid, or 2-D past the per-dimension limit. */

@@ -2,7 +2,7 @@
 // dispatch of hidden_loss.wgsl that writes per-row losses w·loss_n and the gradient dp = lossScale·w·∂loss_n/∂p of
 // the projected student hidden p against the teacher hidden h (mse or cosine; see hidden.ref.ts, the CPU oracle).
 // lossScale changes per batch: `update({ lossScale })` rewrites the uniform.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import { checkHiddenLossArgs, HIDDEN_COS_EPS, type HiddenLossKind } from './hidden.ref.ts';
 import code from './hidden_loss.wgsl?raw';
@@ -43,7 +43,7 @@ export function planHiddenLoss(device: GPUDevice, a: HiddenLossArgs): HiddenLoss
     if (floats * 4 > limit) throw new Error(`${what}: ${name} needs ${floats * 4} bytes, above the per-binding limit of ${limit} bytes`);
   };
   need('p', a.p, N * C); need('h', a.h, N * C); need('weights', a.weights, N); need('losses', a.losses, N); need('dp', a.dp, N * C);
-  const bufs = [a.p, a.h, a.weights, a.losses, a.dp].map((b) => ('mapState' in b ? b : b.buffer));
+  const bufs = [a.p, a.h, a.weights, a.losses, a.dp].map(bufferOf);
   if (bufs[4] === bufs[0] || bufs[4] === bufs[1] || bufs[3] === bufs[4]) throw new Error(`${what}: dp must be its own buffer (not p's, h's or losses')`);
 
   const maxX = device.limits.maxComputeWorkgroupsPerDimension;

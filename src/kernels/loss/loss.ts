@@ -2,7 +2,7 @@
 // teacher + cross-entropy, gradient written in place over the student logits). Rows are split into chunks whose
 // bindings fit maxStorageBufferBindingSize (or a smaller `maxBindingBytes`), one dispatch per chunk; per-step
 // scalars (lossScale, kdWeight, ceWeight, temperature) are rewritten with `plan.update`.
-import { bindBuffers, bindingBytes, cachedPipeline, createStorage, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, cachedPipeline, createUniform, dummyStorage, offsetOf, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import code from './classifier_loss.wgsl?raw';
 import {
@@ -65,18 +65,6 @@ export interface ClassifierLossPlan {
   update(scalars: Partial<LossScalars>): void;
 }
 
-const dummies = new WeakMap<GPUDevice, GPUBuffer>();
-/** A 16-byte storage buffer bound where a variant reads nothing (no labels, no dense or top-k teacher). */
-function dummyBuffer(device: GPUDevice): GPUBuffer {
-  let b = dummies.get(device);
-  if (!b) dummies.set(device, (b = createStorage(device, 4, 'classifier_loss dummy')));
-  return b;
-}
-
-function sub(b: Binding, offset: number, size: number): Binding {
-  if ('mapState' in b) return { buffer: b, offset, size };
-  return { buffer: b.buffer, offset: (b.offset ?? 0) + offset, size };
-}
 
 export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs): ClassifierLossPlan {
   const { N, V } = args;
@@ -110,7 +98,7 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
   for (const [name, b, rowBytes] of tensors) {
     if (!b) continue;
     const have = bindingBytes(b);
-    const off = 'mapState' in b ? 0 : (b.offset ?? 0);
+    const off = offsetOf(b);
     if (have < N * rowBytes) throw new Error(`${what}: buffer ${name} has ${have} bytes, needs ${N * rowBytes} (${N}×${rowBytes / 4} × 4)`);
     if (off % 256 !== 0) throw new Error(`${what}: binding ${name} starts at byte ${off}, not a multiple of 256`);
   }
@@ -134,7 +122,7 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
     `const POLICY: u32 = ${POLICY_CODE[policy]}u;\nconst MIN_MISSING: f32 = ${MIN_MISSING_MASS.toExponential()};\n`;
   const key = `classifier_loss_${objective}_${teacherKind}${teacherKind === 'topk' ? `_${policy}` : ''}`;
   const pipeline = cachedPipeline(device, key, ClassifierLossParams.wgsl + consts + code);
-  const dummy = dummyBuffer(device);
+  const dummy = dummyStorage(device); // bound where a variant reads nothing (no labels, no teacher)
 
   let scalars: LossScalars = { temperature: args.temperature, kdWeight: args.kdWeight, ceWeight: args.ceWeight, lossScale: args.lossScale };
   const pack = (rowsInChunk: number): ArrayBuffer =>
@@ -146,7 +134,7 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
   for (let r0 = 0; r0 < N; r0 += rows) {
     const R = Math.min(rows, N - r0);
     const uniforms = createUniform(device, pack(R), `${key} rows ${r0}..${r0 + R} params`);
-    const bindings = tensors.map(([, b, rb]) => (b ? sub(b, r0 * rb, R * rb) : dummy));
+    const bindings = tensors.map(([, b, rb]) => (b ? subBinding(b, r0 * rb, R * rb) : dummy));
     const label = `${key} N=${N} V=${V} rows ${r0}..${r0 + R}`;
     dispatches.push({ label, pipeline, bindGroup: bindBuffers(device, pipeline, [...bindings, uniforms], label), workgroups: [R, 1, 1] });
     chunks.push({ rows: R, uniforms });

@@ -19,7 +19,7 @@
 //   'naive'       one thread per output: the fallback and second opinion
 // MATMUL_VARIANT_INFO holds each variant's `applies(problem, device)`; the autotuner and the bench skip variants
 // that do not apply, and planMatmul refuses them with a clear error.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, readWriteAll, sharesBuffer, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, cachedPipeline, createUniform, dummyStorage, offsetOf, readWriteAll, sharesBuffer, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import dbufWgsl from './matmul_dbuf.wgsl?raw';
 import naiveWgsl from './matmul_naive.wgsl?raw';
@@ -116,12 +116,6 @@ export interface MatmulArgs {
   maxBindingBytes?: number;
 }
 
-const dummies = new WeakMap<GPUDevice, GPUBuffer>();
-function dummy(device: GPUDevice): GPUBuffer {
-  let d = dummies.get(device);
-  if (!d) dummies.set(device, (d = device.createBuffer({ label: 'matmul no-bias', size: 16, usage: GPUBufferUsage.STORAGE })));
-  return d;
-}
 
 interface Flags { transA: boolean; transB: boolean; hasBias: boolean; useBeta: boolean; vecA: boolean; vecB: boolean; aliased: boolean }
 
@@ -137,11 +131,6 @@ function pipelineFor(device: GPUDevice, variant: MatmulVariant, f: Flags) {
   return cachedPipeline(device, key, f.aliased ? readWriteAll(code) : code);
 }
 
-const offsetOf = (b: Binding): number => ('mapState' in b ? 0 : (b.offset ?? 0));
-const range = (b: Binding, offsetBytes: number, sizeBytes: number): Binding => {
-  const base = 'mapState' in b ? { buffer: b, offset: 0 } : { buffer: b.buffer, offset: b.offset ?? 0 };
-  return { buffer: base.buffer, offset: base.offset + offsetBytes, size: sizeBytes };
-};
 
 export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
   const { M, N, K } = args;
@@ -181,8 +170,8 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
       M: p.M, N, K: p.K, lda, ldb, ldc: N,
       strideA, strideB, strideC, alpha, beta: p.beta,
     }), `${what} params`);
-    const bindings = [p.a, p.b, p.c, p.bias && args.bias ? args.bias : dummy(device), uniforms];
-    if (isVec4(variant)) bindings.push(vecA ? p.a : dummy(device), vecB ? p.b : dummy(device));
+    const bindings = [p.a, p.b, p.c, p.bias && args.bias ? args.bias : dummyStorage(device), uniforms];
+    if (isVec4(variant)) bindings.push(vecA ? p.a : dummyStorage(device), vecB ? p.b : dummyStorage(device));
     const bindGroup = bindBuffers(device, pipeline, bindings, what);
     return { label: `${what} ${variant}`, pipeline, bindGroup, workgroups: [Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), batch] };
   };
@@ -199,7 +188,7 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
     const out: Dispatch[] = [];
     for (let m0 = 0; m0 < M; m0 += rows) {
       const r = Math.min(rows, M - m0);
-      out.push(plan({ a: range(args.a, m0 * K * 4, r * K * 4), b: args.b, c: range(args.c, m0 * N * 4, r * N * 4), M: r, K, beta, bias: !!args.bias }));
+      out.push(plan({ a: subBinding(args.a, m0 * K * 4, r * K * 4), b: args.b, c: subBinding(args.c, m0 * N * 4, r * N * 4), M: r, K, beta, bias: !!args.bias }));
     }
     return out;
   }
@@ -210,8 +199,8 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
   const out: Dispatch[] = [];
   for (let k0 = 0; k0 < K; k0 += ks) {
     const kc = Math.min(ks, K - k0);
-    const bPart = transB ? range(args.b, k0 * 4, needB - k0 * 4) : range(args.b, k0 * N * 4, kc * N * 4);
-    const d = plan({ a: range(args.a, k0 * M * 4, kc * M * 4), b: bPart, c: args.c, M, K: kc, beta: k0 === 0 ? beta : 1, bias: k0 === 0 && !!args.bias });
+    const bPart = transB ? subBinding(args.b, k0 * 4, needB - k0 * 4) : subBinding(args.b, k0 * N * 4, kc * N * 4);
+    const d = plan({ a: subBinding(args.a, k0 * M * 4, kc * M * 4), b: bPart, c: args.c, M, K: kc, beta: k0 === 0 ? beta : 1, bias: k0 === 0 && !!args.bias });
     out.push(d);
   }
   return out;

@@ -4,7 +4,7 @@
 // the input gradient (assigned) then the parameter gradients (accumulated, deterministic column sums).
 // Every storage binding in the WGSL is read_write, inputs included: WebGPU rejects a buffer bound both read-only
 // and writable in one dispatch, and tensors of one slab buffer (bound as 256-aligned ranges) must be usable together.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import layernormBackwardWgsl from './layernorm_backward.wgsl?raw';
 import layernormDparamsWgsl from './layernorm_dparams.wgsl?raw';
@@ -126,8 +126,8 @@ class Launch {
 
   /** The exact byte range of `elems` f32 at the start of `b`, checked against its size and the binding limit. */
   bind(name: string, b: Binding, elems: number): Binding {
-    const buffer = 'mapState' in b ? b : b.buffer;
-    const offset = 'mapState' in b ? 0 : (b.offset ?? 0);
+    const buffer = bufferOf(b);
+    const offset = offsetOf(b);
     const bytes = elems * 4;
     const have = bindingBytes(b);
     if (have < bytes) throw new Error(`${this.what}: ${name} has ${have} bytes, needs ${bytes} (${elems} f32)`);

@@ -2,7 +2,7 @@
 // head count the tensor has), forward (rotate by +angle) or backward (rotate the gradient by −angle: dy → dx in
 // place). Plans have `update(posOffset)` for KV-cache generation, where the first position changes per call.
 // The storage binding is read_write; the frequency table is a second, small uniform buffer made at plan time.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import ropeWgsl from './rope.wgsl?raw';
 
@@ -83,8 +83,8 @@ function planRope(device: GPUDevice, args: RopeArgs, sign: 1 | -1): RopePlan {
   const posOffset = args.posOffset ?? 0;
   checkPos(posOffset);
 
-  const buffer = 'mapState' in args.x ? args.x : args.x.buffer;
-  const offset = 'mapState' in args.x ? 0 : (args.x.offset ?? 0);
+  const buffer = bufferOf(args.x);
+  const offset = offsetOf(args.x);
   const have = bindingBytes(args.x);
   if (have < elems * 4) throw new Error(`${what}: x has ${have} bytes, needs ${elems * 4} (row stride ${rowStride})`);
   const align = device.limits.minStorageBufferOffsetAlignment;
