@@ -2,7 +2,7 @@
 // Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
 // Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig },
 //                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { brownToParagraphs, isHeldOut } from '../data/brown.ts';
@@ -67,6 +67,9 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   const texts = loadTexts(file.data, file.heldOutEvery ?? 10);
   const tok = trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
   const eos = tok.tokenToId('<|endoftext|>')!;
+  // The tokenizer is part of the run: saved beside the checkpoint so exports and generation use the same ids.
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(tok.toJSON()));
   const toExamples = (ps: string[]): Example[] => ps.map((p) => ({ tokens: Uint32Array.from(tok.encode(p)) }));
   const rows = packRows(toExamples(texts.train), train.seqLen, eos);
   const evalRows = packRows(toExamples(texts.heldOut), train.seqLen, eos);
