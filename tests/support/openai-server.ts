@@ -235,13 +235,16 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
   }
 
   /** Per choice: the sampled ids, their distributions, the finish reason and the text. */
-  function generate(req: ChatRequest) {
+  async function generate(req: ChatRequest) {
     const promptIds = model.encode(renderPrompt(req.messages));
-    const choices = Array.from({ length: req.n }, (_, i) => {
-      const rng = req.seed === null ? new Rng(sampleRng.nextU32()) : new Rng(((req.seed % 4294967296) + Math.imul(i + 1, 0x9e3779b9)) >>> 0);
-      const s = applyStop(model, sample(model, promptIds, req.maxTokens, req.temperature, rng), req.stop);
-      return { ...s, text: model.decode(s.ids) };
-    });
+    // Every choice's generator is drawn before the first await: the same seeds whatever the interleaving.
+    const rngs = Array.from({ length: req.n }, (_, i) =>
+      req.seed === null ? new Rng(sampleRng.nextU32()) : new Rng(((req.seed % 4294967296) + Math.imul(i + 1, 0x9e3779b9)) >>> 0));
+    const choices = [];
+    for (const rng of rngs) {
+      const s = applyStop(model, await sample(model, promptIds, req.maxTokens, req.temperature, rng), req.stop);
+      choices.push({ ...s, text: model.decode(s.ids) });
+    }
     const completionTokens = choices.reduce((a, c) => a + c.ids.length, 0);
     return { promptTokens: promptIds.length, completionTokens, choices };
   }
@@ -272,7 +275,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
   async function handleChat(req: ChatRequest, res: http.ServerResponse, fault: FaultKind | null): Promise<void> {
     const id = `chatcmpl-${++nextId}`;
     const created = Math.floor(Date.now() / 1000);
-    const gen = generate(req);
+    const gen = await generate(req);
     const usage = { prompt_tokens: gen.promptTokens, completion_tokens: gen.completionTokens, total_tokens: gen.promptTokens + gen.completionTokens };
     const tps = opts.tokensPerSecond ?? 0;
 

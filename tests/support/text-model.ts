@@ -17,8 +17,8 @@ export interface TextModel {
   tokenText(id: number): string;
   /** UTF-8 bytes of one token, or null for special tokens. */
   tokenBytes(id: number): number[] | null;
-  /** Natural-log probabilities of the next token given the context (length vocabSize). */
-  nextLogprobs(ids: number[]): Float32Array;
+  /** Natural-log probabilities of the next token given the context (length vocabSize); async for real engines. */
+  nextLogprobs(ids: number[]): Float32Array | Promise<Float32Array>;
 }
 
 /** Public-domain-style English prose (written for this file) the bigram model is trained on. */
@@ -120,11 +120,11 @@ export interface Sampled {
  * Samples up to maxTokens tokens after the prompt. temperature 0 = greedy; otherwise softmax(logprobs / T) with the
  * given Rng (so the same seed gives the same text). The reported logprobs are the model's own (T = 1).
  */
-export function sample(model: TextModel, promptIds: number[], maxTokens: number, temperature: number, rng: Rng): Sampled {
+export async function sample(model: TextModel, promptIds: number[], maxTokens: number, temperature: number, rng: Rng): Promise<Sampled> {
   const ctx = promptIds.slice();
   const out: Sampled = { ids: [], dists: [], ended: false };
   while (out.ids.length < maxTokens) {
-    const lp = model.nextLogprobs(ctx);
+    const lp = await model.nextLogprobs(ctx);
     let id: number;
     if (temperature === 0) {
       id = topK(lp, 1)[0]!;
