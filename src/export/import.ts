@@ -1,0 +1,223 @@
+// Import of a Hugging Face Llama-style folder (ours or anyone's): config.json → ModelConfig (modelConfigFromHf),
+// model.safetensors — or shards model-0000i-of-0000N.safetensors with model.safetensors.index.json — → our
+// parameter slab (fromHfTensors: every tensor present with its exact shape, extras reported in `ignored`),
+// tokenizer.json → BpeTokenizer, tokenizer_config.json → special tokens and chat template. The files come as a
+// Map path → bytes (the app reads a picked folder, the CLI a directory); paths may sit under one common folder.
+// checkpointFromImport turns the result into a step-0 Checkpoint (zero AdamW moments) so a Trainer can start from
+// it: `trainer.restore(checkpointFromImport(imp, trainConfig))`, or put it in the store and `resume()`.
+import { makeConfig, type ModelConfig } from '../model/config.ts';
+import { paramLayout } from '../model/params.ts';
+import { initHiddenProjection } from '../model/ref-model.ts';
+import { BpeTokenizer } from '../tokenizer/bpe.ts';
+import type { Checkpoint } from '../train/checkpoint.ts';
+import type { TrainConfig } from '../train/config.ts';
+import { modelConfigFromHf } from './hf-config.ts';
+import { MODEL_CONFIG_METADATA_KEY } from './hf-folder.ts';
+import { fromHfTensors, ourName } from './hf-names.ts';
+import { readSafetensors, type ReadTensor } from './safetensors.ts';
+
+export interface ImportedSpecialTokens {
+  bosToken: string | null;
+  eosToken: string | null;
+  padToken: string | null;
+  chatTemplate?: string;
+}
+
+export interface ImportedModel {
+  config: ModelConfig;
+  /** The parameter slab (paramLayout(config) order, padding zero). */
+  params: Float32Array;
+  tokenizer?: BpeTokenizer;
+  /** Tensors in the weight files the model does not use (e.g. rotary_emb.inv_freq), sorted. */
+  ignored: string[];
+  /** Non-fatal findings: no or unreadable tokenizer, our metadata config disagreeing with config.json, ... */
+  warnings: string[];
+  /** From tokenizer_config.json (null when absent or not in the tokenizer): ExportInput's fields, for re-export. */
+  special: ImportedSpecialTokens;
+  /** __metadata__ of model.safetensors (of the first shard when sharded). */
+  metadata: Record<string, string>;
+  /** Dtypes the weights were stored in. */
+  dtypes: string[];
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const SHARD = /^model-(\d+)-of-(\d+)\.safetensors$/;
+
+/** The folder's files relative to its root (the shallowest folder holding config.json). */
+function rootFiles(files: Map<string, Uint8Array>, where: string): Map<string, Uint8Array> {
+  const norm = new Map<string, Uint8Array>();
+  for (const [p, b] of files) norm.set(p.replace(/\\/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, ''), b);
+  if (norm.has('config.json')) return norm;
+  const roots = [...norm.keys()].filter((p) => p.endsWith('/config.json')).map((p) => p.slice(0, -'config.json'.length));
+  if (roots.length === 0) throw new Error(`${where}: no config.json among the ${files.size} files (${[...norm.keys()].slice(0, 5).join(', ')}${files.size > 5 ? ', ...' : ''})`);
+  const depth = (p: string) => p.split('/').length;
+  roots.sort((a, b) => depth(a) - depth(b) || (a < b ? -1 : 1));
+  if (roots.length > 1 && depth(roots[0]!) === depth(roots[1]!)) throw new Error(`${where}: more than one model folder (config.json in '${roots[0]}' and '${roots[1]}'): import one at a time`);
+  const root = roots[0]!;
+  const out = new Map<string, Uint8Array>();
+  for (const [p, b] of norm) if (p.startsWith(root)) out.set(p.slice(root.length), b);
+  return out;
+}
+
+function parseJson(bytes: Uint8Array, where: string): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${where}: not valid UTF-8`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The weight files to read, in order: model.safetensors, or the shards named by the index (or by their names). */
+function weightFiles(f: Map<string, Uint8Array>, where: string): { names: string[]; weightMap?: Map<string, string> } {
+  if (f.has('model.safetensors')) return { names: ['model.safetensors'] };
+  const indexBytes = f.get('model.safetensors.index.json');
+  if (indexBytes) {
+    const w = `${where}: model.safetensors.index.json`;
+    const index = parseJson(indexBytes, w);
+    if (!isObject(index) || !isObject(index.weight_map)) throw new Error(`${w}: must be an object with a "weight_map" object`);
+    const weightMap = new Map<string, string>();
+    for (const [tensor, file] of Object.entries(index.weight_map)) {
+      if (typeof file !== 'string') throw new Error(`${w}: weight_map["${tensor}"] must be a file name, got ${JSON.stringify(file)}`);
+      if (!f.has(file)) throw new Error(`${w}: weight_map["${tensor}"] names '${file}', which is not among the files`);
+      weightMap.set(tensor, file);
+    }
+    if (weightMap.size === 0) throw new Error(`${w}: weight_map is empty`);
+    return { names: [...new Set(weightMap.values())].sort(), weightMap };
+  }
+  const shards = [...f.keys()].filter((p) => SHARD.test(p)).sort();
+  if (shards.length > 0) {
+    const total = Number(SHARD.exec(shards[0]!)![2]);
+    const have = new Set(shards);
+    const width = SHARD.exec(shards[0]!)![1]!.length;
+    for (let i = 1; i <= total; i++) {
+      const name = `model-${String(i).padStart(width, '0')}-of-${String(total).padStart(width, '0')}.safetensors`;
+      if (!have.has(name)) throw new Error(`${where}: shard '${name}' is missing (found ${shards.join(', ')}; no model.safetensors.index.json)`);
+    }
+    if (shards.length !== total) throw new Error(`${where}: shards of different counts (${shards.join(', ')})`);
+    return { names: shards };
+  }
+  const other = [...f.keys()].find((p) => /\.(bin|pt|pth|ckpt|gguf|onnx)$/.test(p));
+  throw new Error(`${where}: no model.safetensors (nor model-*-of-*.safetensors shards)${other ? `; found '${other}': only safetensors weights can be imported` : ''}`);
+}
+
+/** A special token of tokenizer_config.json: a string, an AddedToken object {content}, or null. */
+function specialToken(cfg: Record<string, unknown>, key: string, tok: BpeTokenizer | undefined, warnings: string[]): string | null {
+  const v = cfg[key];
+  const content = typeof v === 'string' ? v : isObject(v) && typeof v.content === 'string' ? v.content : null;
+  if (content === null) return null;
+  if (tok && tok.tokenToId(content) === undefined) {
+    warnings.push(`tokenizer_config.json: ${key} ${JSON.stringify(content)} is not in the tokenizer; ignored`);
+    return null;
+  }
+  return content;
+}
+
+/**
+ * Reads an HF Llama-style folder into our config, slab and tokenizer. Throws, naming the file and field or tensor,
+ * when something the model needs is missing, malformed or of the wrong shape; reports extras in `ignored`.
+ */
+export function importHfFolder(files: Map<string, Uint8Array>, where = 'import'): ImportedModel {
+  const f = rootFiles(files, where);
+  const warnings: string[] = [];
+  const config = modelConfigFromHf(parseJson(f.get('config.json')!, `${where}: config.json`), `${where}: config.json`);
+
+  // Weights: every tensor of every weight file, by name (a name in two files is an error).
+  const { names, weightMap } = weightFiles(f, where);
+  const tensors = new Map<string, ReadTensor>();
+  const from = new Map<string, string>();
+  const ignored: string[] = [];
+  const dtypes = new Set<string>();
+  let metadata: Record<string, string> = {};
+  names.forEach((file, i) => {
+    const r = readSafetensors(f.get(file)!, `${where}: ${file}`, { skipUnsupported: true });
+    if (i === 0) metadata = r.metadata;
+    for (const s of r.skipped) {
+      if (ourName(s.name) !== undefined) throw new Error(`${where}: ${file}: tensor '${s.name}' has dtype ${s.dtype}; the model needs it as a float (F32, F16, BF16, F64)`);
+      ignored.push(s.name);
+    }
+    for (const [name, t] of r.tensors) {
+      const prev = from.get(name);
+      if (prev !== undefined) throw new Error(`${where}: tensor '${name}' is in both '${prev}' and '${file}'`);
+      from.set(name, file);
+      tensors.set(name, t);
+      dtypes.add(t.dtype);
+    }
+  });
+  if (weightMap) {
+    for (const [name, file] of weightMap) {
+      const got = from.get(name);
+      if (got !== file && !ignored.includes(name)) throw new Error(`${where}: model.safetensors.index.json puts tensor '${name}' in '${file}', ${got ? `but it is in '${got}'` : 'which does not hold it'}`);
+    }
+  }
+  const built = fromHfTensors(config, tensors, where);
+  ignored.push(...built.ignored);
+
+  // Our own config in the metadata (our exports): must agree with config.json, which wins.
+  const ours = metadata[MODEL_CONFIG_METADATA_KEY];
+  if (ours !== undefined) {
+    try {
+      const mc = makeConfig(JSON.parse(ours) as Record<string, unknown>, `${MODEL_CONFIG_METADATA_KEY}`);
+      const diff = (Object.keys(mc) as (keyof ModelConfig)[]).filter((k) => mc[k] !== config[k]);
+      if (diff.length) warnings.push(`${names[0]}: the model config in its metadata differs from config.json in ${diff.map((k) => `${k} (${mc[k]} vs ${config[k]})`).join(', ')}; using config.json`);
+    } catch (e) {
+      warnings.push(`${names[0]}: metadata '${MODEL_CONFIG_METADATA_KEY}' is unreadable (${(e as Error).message}); using config.json`);
+    }
+  }
+
+  // Tokenizer (optional: a model without one can still be trained on ids or re-exported with another).
+  let tokenizer: BpeTokenizer | undefined;
+  const tokBytes = f.get('tokenizer.json');
+  if (!tokBytes) warnings.push('no tokenizer.json: imported without a tokenizer');
+  else {
+    try {
+      tokenizer = BpeTokenizer.fromJSON(parseJson(tokBytes, 'tokenizer.json'));
+    } catch (e) {
+      warnings.push(`${(e as Error).message}; imported without a tokenizer`);
+    }
+    if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
+      throw new Error(`${where}: tokenizer.json has ${tokenizer.vocabSize} tokens, config.json's vocab_size is only ${config.vocabSize}`);
+    }
+  }
+  const special: ImportedSpecialTokens = { bosToken: null, eosToken: null, padToken: null };
+  const tcBytes = f.get('tokenizer_config.json');
+  if (tcBytes) {
+    const tc = parseJson(tcBytes, `${where}: tokenizer_config.json`);
+    if (!isObject(tc)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
+    special.bosToken = specialToken(tc, 'bos_token', tokenizer, warnings);
+    special.eosToken = specialToken(tc, 'eos_token', tokenizer, warnings);
+    special.padToken = specialToken(tc, 'pad_token', tokenizer, warnings);
+    if (typeof tc.chat_template === 'string') special.chatTemplate = tc.chat_template;
+    else if (tc.chat_template !== undefined && tc.chat_template !== null) warnings.push('tokenizer_config.json: chat_template is not a single string; ignored');
+  }
+
+  return {
+    config, params: built.slab, ...(tokenizer ? { tokenizer } : {}), ignored: ignored.sort(), warnings, special, metadata,
+    dtypes: [...dtypes].sort(),
+  };
+}
+
+/**
+ * A step-0 checkpoint holding imported parameters, with zero AdamW moments and a fresh data cursor — exactly the
+ * state of a new Trainer whose initial parameters are these (W_h, when the run distils hidden states, initialised
+ * as the trainer would: initHiddenProjection(model, teacherHiddenWidth, seed)). Start training from an exported
+ * folder with `trainer.restore(checkpointFromImport(importHfFolder(files), trainer's TrainConfig))`.
+ */
+export function checkpointFromImport(imp: { config: ModelConfig; params: Float32Array }, train: TrainConfig): Checkpoint {
+  const layout = paramLayout(imp.config);
+  if (imp.params.length !== layout.slabFloats) {
+    throw new Error(`checkpointFromImport: ${imp.params.length} parameter floats, the config's layout has ${layout.slabFloats}`);
+  }
+  const wh = train.hiddenWeight > 0 ? initHiddenProjection(imp.config, train.teacherHiddenWidth, train.seed) : undefined;
+  const trained = imp.params.length + (wh?.length ?? 0);
+  return {
+    model: imp.config, train, step: 0, adamStep: 0, cursor: { epoch: 0, row: 0 },
+    params: imp.params.slice(), m: new Float32Array(trained), v: new Float32Array(trained),
+    ...(wh ? { hiddenProjection: wh } : {}),
+  };
+}
