@@ -8,5 +8,10 @@ const engine = createEngine(() => acquireBrowserGpu());
 const api: EngineApi = {
   gpuInfo: () => engine.gpuInfo(),
   selftest: (onProgress) => engine.selftest(onProgress),
+  // The exported bytes move to the page (transferred, not copied).
+  exportModel: async (req, onProgress) => {
+    const res = await engine.exportModel(req, onProgress);
+    return Comlink.transfer(res, [...new Set(res.files.map((f) => f.bytes.buffer as ArrayBuffer))]);
+  },
 };
 Comlink.expose(api);

@@ -1,9 +1,10 @@
 // `npm run cli -- <command>`: the engine in Node on Dawn (a real GPU through Vulkan, or SwiftShader).
-// Commands: info, selftest. Later issues add train, elicit, export.
+// Commands: info, selftest, train, elicit, export.
 import { createEngine } from '../engine/engine.ts';
 import { describeAdapter, GpuUnavailableError } from '../platform/gpu.ts';
 import { acquireNodeGpu } from '../platform/node.ts';
 import { elicitCommand } from '../elicit/cli.ts';
+import { exportCommand } from './export.ts';
 import { trainCommand } from './train.ts';
 
 const USAGE = `usage: npm run cli -- <command> [--json]
@@ -11,9 +12,12 @@ const USAGE = `usage: npm run cli -- <command> [--json]
 commands:
   info       the WebGPU adapter, the limits the device got and the optional features enabled
   selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
-  train      --config <file.json> [--steps N] [--resume] [--out DIR] [--autotune]: train a student, JSON lines
+  train      --config <file.json> [--steps N] [--until N] [--resume] [--out DIR] [--autotune]: train, JSON lines
   elicit     --base-url URL --model M --api-key-env VAR --strategy S --config file.json --out file.jsonl:
              run an elicitation strategy against an OpenAI-compatible teacher ('elicit' alone lists its options)
+  export     (--run DIR | --from HF_DIR) --out DIR [--format F] [--checkpoint NAME] [--zip] [--force]:
+             a training run (checkpoint + tokenizer.json) or an HF Llama folder as safetensors | onnx |
+             transformers.js (default: both in one folder) | gguf | gguf-f16
   help       this text
 
 options:
@@ -25,9 +29,9 @@ environment:
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'elicit') return elicitCommand(argv.slice(1));
-  if (argv[0] === 'train') {
+  if (argv[0] === 'train' || argv[0] === 'export') {
     try {
-      return await trainCommand(argv.slice(1), () => acquireNodeGpu());
+      return argv[0] === 'export' ? await exportCommand(argv.slice(1)) : await trainCommand(argv.slice(1), () => acquireNodeGpu());
     } catch (e) {
       console.error(`error: ${(e as Error).message}`);
       return 1;

@@ -1,4 +1,4 @@
-// `npm run cli -- train --config <file.json> [--steps N] [--resume] [--out DIR] [--autotune]`: trains a student on
+// `npm run cli -- train --config <file.json> [--steps N] [--until N] [--resume] [--out DIR] [--autotune]`: trains a student on
 // Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
 // Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig },
 //                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
@@ -83,7 +83,10 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
     log: (e) => console.log(JSON.stringify(e, (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))),
   });
   if (args.includes('--resume') && !(await trainer.resume())) throw new Error(`train --resume: no checkpoint in ${out}`);
-  await trainer.run();
+  const until = get('until');
+  if (until !== undefined && !(Number.isInteger(Number(until)) && Number(until) > 0)) throw new Error(`train: --until must be a positive step number, got '${until}'`);
+  // --until N stops at step N (held-out eval and checkpoint there) without changing the LR schedule of the run.
+  await trainer.run(until === undefined ? undefined : Number(until));
   trainer.destroy();
   return 0;
 }

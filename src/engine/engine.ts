@@ -2,6 +2,7 @@
 // app's worker and in-thread in Node (CLI, tests).
 import type { EngineApi } from '../protocol.ts';
 import type { GpuContext } from '../platform/gpu.ts';
+import { runExport } from './export.ts';
 import { runSelftest } from './selftest.ts';
 
 export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { gpu(): Promise<GpuContext> } {
@@ -22,5 +23,6 @@ export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { 
       const { device } = await gpu();
       return runSelftest(device, { onProgress });
     },
+    exportModel: (req, onProgress) => runExport(req, onProgress),
   };
 }

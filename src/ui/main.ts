@@ -4,6 +4,7 @@ import * as Comlink from 'comlink';
 import type { AdapterReport, EngineApi, SelftestProgress, SelftestReport } from '../protocol.ts';
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../platform/gpu.ts';
 import { formatBytes, h } from './dom.ts';
+import { exportPanel } from './export-panel.ts';
 import './style.css';
 
 const STAGES: [id: string, title: string, what: string][] = [
@@ -13,6 +14,11 @@ const STAGES: [id: string, title: string, what: string][] = [
   ['evaluate', 'Evaluate', 'Held-out loss and perplexity, KL to the teacher, top-1 agreement, side-by-side generations.'],
   ['export', 'Export', 'safetensors + HF config, ONNX for transformers.js, GGUF for llama.cpp/Ollama; datasets for TRL and DistillKit.'],
 ];
+
+/** The stages that have a working panel (the others show a placeholder). `engine` is created below. */
+const PANELS: Record<string, () => Node> = {
+  export: () => exportPanel({ exportModel: (req, onProgress) => engine.exportModel(req, onProgress ? Comlink.proxy(onProgress) : undefined) }),
+};
 
 const root = document.getElementById('app')!;
 root.replaceChildren();
@@ -28,7 +34,7 @@ root.append(
   h('main', {},
     h('section', { class: 'wide', id: 'gpu' }, h('h2', {}, 'GPU'), gpuBody),
     ...STAGES.map(([id, title, what]) =>
-      h('section', { id: `stage-${id}` }, h('h2', {}, title), h('p', { class: 'muted' }, what), h('p', { class: 'muted' }, 'Not built yet.'))),
+      h('section', { id: `stage-${id}` }, h('h2', {}, title), h('p', { class: 'muted' }, what), PANELS[id]?.() ?? h('p', { class: 'muted' }, 'Not built yet.'))),
     h('section', { class: 'wide', id: 'selftest' }, h('h2', {}, 'Kernel self-test'), selftestStatus, selftestProgress, selftestButton, selftestTable),
   ),
 );

@@ -1,0 +1,110 @@
+// `npm run cli -- export (--run DIR | --from HF_DIR) [--checkpoint NAME] [--format F] --out DIR [--zip] [--force]`:
+// a trained run (checkpoint + its tokenizer.json) or an HF Llama folder → files of one export format, written into
+// a temporary folder renamed into place (never a half-written export under the real name). From a run, a
+// `training.json` record (configs, step, last held-out evaluation) goes beside the weights.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { EXPORT_FORMATS, exportModel, isExportFormat, type ExportFile, type ExportInput } from '../export/index.ts';
+import { importHfFolder } from '../export/import.ts';
+import { jsonFile } from '../export/types.ts';
+import { zipFiles } from '../export/zip.ts';
+import { BpeTokenizer } from '../tokenizer/bpe.ts';
+import { decodeCheckpoint } from '../train/checkpoint.ts';
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`export: cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Every file under a folder, by relative '/'-separated path. */
+export function readFolder(dir: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set(relative(dir, p).split(sep).join('/'), new Uint8Array(readFileSync(p)));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** The model of a training run folder (checkpoint + tokenizer.json) and its training record. */
+export function loadRun(dir: string, checkpoint = 'latest'): { input: ExportInput; record: Record<string, unknown> } {
+  const ckptPath = join(dir, `${checkpoint}.ckpt`);
+  if (!existsSync(ckptPath)) throw new Error(`export: no checkpoint ${ckptPath}`);
+  const tokPath = join(dir, 'tokenizer.json');
+  if (!existsSync(tokPath)) throw new Error(`export: no ${tokPath} (runs save their tokenizer there since 2026-11-23; retrain or copy it)`);
+  const ck = decodeCheckpoint(new Uint8Array(readFileSync(ckptPath)), ckptPath);
+  const tokenizer = BpeTokenizer.fromJSON(readJson(tokPath));
+  const record: Record<string, unknown> = { source: ckptPath, step: ck.step, model: ck.model, train: ck.train };
+  const log = join(dir, 'train.jsonl');
+  if (existsSync(log)) {
+    const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('{'));
+    const parsed = lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } });
+    const evals = parsed.filter((e) => e.kind === 'eval');
+    const data = parsed.find((e) => e.kind === 'data');
+    const upTo = (e: Record<string, unknown>) => typeof e.step === 'number' && e.step <= ck.step;
+    // Held-out figures of exactly these weights (null when the log has no evaluation at the checkpoint's step).
+    record.heldOut = evals.filter(upTo).find((e) => e.step === ck.step) ?? null;
+    record.evals = evals.filter(upTo);
+    if (data) record.data = data;
+    const steps = parsed.filter((e) => e.kind === 'step' && typeof e.ms === 'number' && upTo(e));
+    if (steps.length) record.trainSeconds = Math.round(steps.reduce((s, e) => s + (e.ms as number), 0) / 1000);
+  }
+  return { input: { config: ck.model, params: ck.params, tokenizer }, record };
+}
+
+/** Writes files into `out` through a temporary sibling folder renamed into place. */
+export function writeFolderAtomic(out: string, files: ExportFile[], force: boolean): void {
+  if (existsSync(out) && !force) throw new Error(`export: ${out} exists (use --force to replace it)`);
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const f of files) {
+    const p = join(tmp, ...f.path.split('/'));
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, f.bytes);
+  }
+  if (existsSync(out)) rmSync(out, { recursive: true });
+  mkdirSync(dirname(out), { recursive: true });
+  renameSync(tmp, out);
+}
+
+export async function exportCommand(args: string[]): Promise<number> {
+  const get = (k: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : undefined; };
+  const format = get('format') ?? 'transformers.js';
+  if (!isExportFormat(format)) throw new Error(`export: unknown --format '${format}' (have: ${EXPORT_FORMATS.join(', ')})`);
+  const out = get('out');
+  if (!out) throw new Error('export: --out <folder> is required');
+  const run = get('run'), from = get('from');
+  if (!run === !from) throw new Error('export: give exactly one of --run <training run folder> or --from <HF folder>');
+  let input: ExportInput;
+  const extra: ExportFile[] = [];
+  if (run) {
+    const r = loadRun(run, get('checkpoint'));
+    input = r.input;
+    extra.push(jsonFile('training.json', r.record));
+  } else {
+    const imp = importHfFolder(readFolder(from!));
+    if (!imp.tokenizer) throw new Error(`export: ${from} has no tokenizer.json`);
+    input = { config: imp.config, params: imp.params, tokenizer: imp.tokenizer };
+  }
+  const t0 = performance.now();
+  const files = exportModel(input, format, extra);
+  if (args.includes('--zip')) {
+    const zipPath = out.endsWith('.zip') ? out : `${out}.zip`;
+    if (existsSync(zipPath) && !args.includes('--force')) throw new Error(`export: ${zipPath} exists (use --force to replace it)`);
+    const tmp = `${zipPath}.tmp-${process.pid}`;
+    writeFileSync(tmp, zipFiles(files, { folder: zipPath.replace(/^.*\//, '').replace(/\.zip$/, '') }));
+    renameSync(tmp, zipPath);
+  } else {
+    writeFolderAtomic(out, files, args.includes('--force'));
+  }
+  const bytes = files.reduce((s, f) => s + f.bytes.length, 0);
+  console.log(JSON.stringify({ kind: 'export', format, out, files: files.map((f) => f.path), bytes, ms: Math.round(performance.now() - t0) }));
+  return 0;
+}

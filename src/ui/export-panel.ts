@@ -1,0 +1,99 @@
+// The Export stage: pick a model and a format; the engine worker builds the files; the page saves them as one .zip
+// download, or into a folder the user picks (File System Access API, where the browser has it). A failed folder
+// write removes what it wrote: no half-written export is left behind.
+import type { ExportFileData, ExportRequestData, ExportResultData } from '../protocol.ts';
+import { zipFiles } from '../export/zip.ts';
+import { formatBytes, h } from './dom.ts';
+
+export interface ExportBackend {
+  exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
+}
+
+const FORMATS: [value: string, label: string][] = [
+  ['safetensors', 'safetensors + HF config (transformers, TRL)'],
+  ['onnx', 'ONNX with KV cache (transformers.js, onnxruntime)'],
+  ['transformers.js', 'safetensors + ONNX in one folder'],
+  ['gguf', 'GGUF F32 (llama.cpp, Ollama)'],
+  ['gguf-f16', 'GGUF F16 (llama.cpp, Ollama)'],
+];
+
+/** The models the page can export today: the embedded default teacher (more sources arrive with training). */
+export const DEFAULT_TEACHER = { id: 'brown-teacher', label: 'Default teacher (Brown corpus, embedded)', path: 'models/brown-teacher/' };
+
+type DirHandle = {
+  getDirectoryHandle(name: string, o?: { create?: boolean }): Promise<DirHandle>;
+  getFileHandle(name: string, o?: { create?: boolean }): Promise<{ createWritable(): Promise<{ write(d: BufferSource): Promise<void>; close(): Promise<void> }> }>;
+  removeEntry(name: string, o?: { recursive?: boolean }): Promise<void>;
+};
+type PickerWindow = Window & { showDirectoryPicker?: (o?: { mode?: 'readwrite' }) => Promise<DirHandle> };
+
+async function writeFolder(root: DirHandle, name: string, files: ExportFileData[]): Promise<void> {
+  const top = await root.getDirectoryHandle(name, { create: true });
+  try {
+    for (const f of files) {
+      const parts = f.path.split('/');
+      let dir = top;
+      for (const p of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(p, { create: true });
+      const w = await (await dir.getFileHandle(parts.at(-1)!, { create: true })).createWritable();
+      await w.write(f.bytes as Uint8Array<ArrayBuffer>);
+      await w.close();
+    }
+  } catch (e) {
+    await root.removeEntry(name, { recursive: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+function download(name: string, bytes: Uint8Array): void {
+  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+export function exportPanel(backend: ExportBackend): HTMLElement {
+  const source = h('select', { id: 'export-source' }, h('option', { value: DEFAULT_TEACHER.id }, DEFAULT_TEACHER.label));
+  const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
+  const zipButton = h('button', { id: 'export-zip' }, 'Download .zip');
+  const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';
+  const folderButton = canPickFolder ? h('button', { id: 'export-folder' }, 'Save to folder…') : null;
+  const status = h('div', { id: 'export-status', class: 'muted' }, canPickFolder ? '' : 'This browser cannot write folders: exports download as .zip.');
+  const list = h('ul', { id: 'export-files', class: 'muted' });
+
+  async function run(to: 'zip' | 'folder'): Promise<void> {
+    zipButton.disabled = true;
+    if (folderButton) folderButton.disabled = true;
+    status.className = 'muted';
+    delete status.dataset.done;
+    list.replaceChildren();
+    try {
+      // Ask for the folder first: the picker needs the user's click, not a click from minutes ago.
+      const root = to === 'folder' ? await (window as PickerWindow).showDirectoryPicker!({ mode: 'readwrite' }) : undefined;
+      const name = `${DEFAULT_TEACHER.id}-${format.value.replace('.', '')}`;
+      const req: ExportRequestData = { source: { url: new URL(DEFAULT_TEACHER.path, document.baseURI).href }, format: format.value, name };
+      const res = await backend.exportModel(req, (m) => { status.textContent = `${m}…`; });
+      const total = res.files.reduce((s, f) => s + f.bytes.length, 0);
+      if (root) await writeFolder(root, name, res.files);
+      else download(`${name}.zip`, zipFiles(res.files, { folder: name }));
+      list.replaceChildren(...res.files.map((f) => h('li', {}, `${name}/${f.path} — ${formatBytes(f.bytes.length)}`)));
+      status.className = 'ok';
+      status.textContent = `${root ? 'Saved' : 'Downloaded'} ${name}${root ? '/' : '.zip'}: ${res.files.length} files, ${formatBytes(total)}, ${res.params.toLocaleString('en')} parameters.`;
+      status.dataset.done = 'ok';
+    } catch (e) {
+      const err = e as Error;
+      status.className = 'error';
+      status.textContent = err?.name === 'AbortError' ? 'Cancelled.' : `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`;
+      status.dataset.done = 'error';
+    } finally {
+      zipButton.disabled = false;
+      if (folderButton) folderButton.disabled = false;
+    }
+  }
+  zipButton.addEventListener('click', () => void run('zip'));
+  folderButton?.addEventListener('click', () => void run('folder'));
+  return h('div', {},
+    h('label', {}, 'Model ', source), h('br', {}), h('label', {}, 'Format ', format), h('br', {}),
+    h('p', {}, zipButton, ' ', folderButton), status, list);
+}
