@@ -1,0 +1,83 @@
+// The app's Export stage in Chromium: the embedded default teacher exported as a .zip download in each format,
+// built in the engine worker. The downloaded archive is checked by real readers: Info-ZIP (CRC of every member),
+// our importer (weights equal the shipped model.safetensors), onnxruntime-node (the ONNX runs) and the GGUF magic.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { Browser, Page } from 'playwright-core';
+import type { PreviewServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importHfFolder } from '../../src/export/import.ts';
+import { launchChromium, startPreview } from './harness.ts';
+
+let browser: Browser;
+let server: PreviewServer;
+let page: Page;
+const pageErrors: string[] = [];
+const offsite: string[] = [];
+
+function readFolder(dir: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set(relative(dir, p).split('\\').join('/'), new Uint8Array(readFileSync(p)));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+beforeAll(async () => {
+  let url: string;
+  ({ url, server } = await startPreview());
+  browser = await launchChromium();
+  page = await browser.newPage({ acceptDownloads: true });
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  page.on('request', (r) => { if (!r.url().startsWith('http://127.0.0.1') && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) offsite.push(r.url()); });
+  await page.goto(url);
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function exportZip(format: string): Promise<string> {
+  await page.selectOption('#export-format', format);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#export-zip')]);
+  await page.waitForSelector('#export-status[data-done]', { timeout: 120_000 });
+  expect(await page.getAttribute('#export-status', 'data-done'), await page.textContent('#export-status') ?? '').toBe('ok');
+  const dir = mkdtempSync(join(tmpdir(), 'e2e-export-'));
+  const zip = join(dir, download.suggestedFilename());
+  await download.saveAs(zip);
+  expect(execFileSync('unzip', ['-t', zip], { encoding: 'utf8' })).toMatch(/No errors detected/);
+  execFileSync('unzip', ['-q', zip, '-d', dir]);
+  return join(dir, download.suggestedFilename().replace(/\.zip$/, ''));
+}
+
+describe('Export stage (Chromium)', () => {
+  const shipped = importHfFolder(readFolder('public/models/brown-teacher'));
+
+  it('transformers.js zip: same weights as the shipped teacher, its ONNX runs in onnxruntime', async () => {
+    const dir = await exportZip('transformers.js');
+    const got = importHfFolder(readFolder(dir));
+    expect(got.config).toEqual(shipped.config);
+    expect(got.params).toEqual(shipped.params);
+    const s = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'));
+    expect(s.inputNames).toContain('past_key_values.0.key');
+    expect(await page.textContent('#export-status')).toMatch(/Downloaded brown-teacher-transformersjs\.zip: 6 files/);
+    expect(await page.$$eval('#export-files li', (lis) => lis.length)).toBe(6);
+  });
+
+  it('gguf-f16 zip holds one GGUF file', async () => {
+    const dir = await exportZip('gguf-f16');
+    expect(readdirSync(dir)).toEqual(['model.gguf']);
+    expect(readFileSync(join(dir, 'model.gguf')).subarray(0, 4).toString()).toBe('GGUF');
+    expect(pageErrors).toEqual([]);
+    expect(offsite).toEqual([]);
+  });
+});
