@@ -12,7 +12,8 @@ const USAGE = `usage: npm run cli -- <command> [--json]
 commands:
   info       the WebGPU adapter, the limits the device got and the optional features enabled
   selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
-  train      --config <file.json> [--steps N] [--until N] [--resume] [--out DIR] [--autotune]: train, JSON lines
+  train      --config <file.json> [--init HF_DIR] [--steps N] [--until N] [--resume] [--out DIR] [--autotune]:
+             train a student (--init: start from an exported/HF Llama folder and its tokenizer), JSON lines
   elicit     --base-url URL --model M --api-key-env VAR --strategy S --config file.json --out file.jsonl:
              run an elicitation strategy against an OpenAI-compatible teacher ('elicit' alone lists its options)
   export     (--run DIR | --from HF_DIR) --out DIR [--format F] [--checkpoint NAME] [--zip] [--force]:

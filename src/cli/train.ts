@@ -1,4 +1,4 @@
-// `npm run cli -- train --config <file.json> [--steps N] [--until N] [--resume] [--out DIR] [--autotune]`: trains a student on
+// `npm run cli -- train --config <file.json> [--init HF_DIR] [--steps N] [--until N] [--resume] [--out DIR] [--autotune]`: trains a student on
 // Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
 // Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig },
 //                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
@@ -12,6 +12,8 @@ import { trainBpe } from '../tokenizer/bpe.ts';
 import { packRows, type Example } from '../train/batches.ts';
 import { makeTrainConfig } from '../train/config.ts';
 import { Trainer } from '../train/trainer.ts';
+import { checkpointFromImport, importHfFolder } from '../export/import.ts';
+import { readFolder } from './export.ts';
 import { FileCheckpointStore } from './file-store.ts';
 
 interface CliTrainFile {
@@ -56,8 +58,13 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   }
   const unknown = Object.keys(file).filter((k) => !TOP_KEYS.includes(k));
   if (unknown.length) throw new Error(`${cfgPath}: unknown key(s) ${unknown.join(', ')} (known: ${TOP_KEYS.join(', ')})`);
+  // --init DIR: start from an HF Llama-style folder (ours exported, or a small checkpoint that fits): its config
+  // replaces the config file's model section and its tokenizer.json replaces BPE training.
+  const initDir = get('init');
+  const init = initDir ? importHfFolder(readFolder(initDir), initDir) : undefined;
+  if (init && !init.tokenizer) throw new Error(`train --init ${initDir}: the folder has no usable tokenizer.json (${init.warnings.join('; ')})`);
   const { preset, ...modelOver } = file.model ?? {};
-  const model = preset ? presetConfig(preset, modelOver) : makeConfig(modelOver, `${cfgPath} model`);
+  const model = init ? init.config : preset ? presetConfig(preset, modelOver) : makeConfig(modelOver, `${cfgPath} model`);
   const trainOver = { ...(file.train ?? {}) };
   if (get('steps')) trainOver.steps = Number(get('steps'));
   const train = makeTrainConfig(trainOver, `${cfgPath} train`);
@@ -65,8 +72,10 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
 
   const t0 = performance.now();
   const texts = loadTexts(file.data, file.heldOutEvery ?? 10);
-  const tok = trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
-  const eos = tok.tokenToId('<|endoftext|>')!;
+  const tok = init?.tokenizer ?? trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
+  const eosName = init?.special.eosToken ?? '<|endoftext|>';
+  const eos = tok.tokenToId(eosName);
+  if (eos === undefined) throw new Error(`train: the tokenizer has no end-of-text token '${eosName}' to separate packed texts`);
   // The tokenizer is part of the run: saved beside the checkpoint so exports and generation use the same ids.
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(tok.toJSON()));
@@ -82,7 +91,12 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
     autotune: args.includes('--autotune'),
     log: (e) => console.log(JSON.stringify(e, (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))),
   });
+  if (args.includes('--resume') && init) throw new Error('train: --resume continues a run; --init starts one: give one of them');
   if (args.includes('--resume') && !(await trainer.resume())) throw new Error(`train --resume: no checkpoint in ${out}`);
+  if (init) {
+    trainer.restore(checkpointFromImport(init, train));
+    console.log(JSON.stringify({ kind: 'event', step: 0, message: `initialised from ${initDir}${init.ignored.length ? ` (ignored: ${init.ignored.join(', ')})` : ''}` }));
+  }
   const until = get('until');
   if (until !== undefined && !(Number.isInteger(Number(until)) && Number(until) > 0)) throw new Error(`train: --until must be a positive step number, got '${until}'`);
   // --until N stops at step N (held-out eval and checkpoint there) without changing the LR schedule of the run.
