@@ -5,6 +5,7 @@ import type { AdapterReport, EngineApi, SelftestProgress, SelftestReport } from 
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../platform/gpu.ts';
 import { formatBytes, h } from './dom.ts';
 import { exportPanel } from './export-panel.ts';
+import { teacherPanel } from './teacher-panel.ts';
 import './style.css';
 
 const STAGES: [id: string, title: string, what: string][] = [
@@ -17,6 +18,7 @@ const STAGES: [id: string, title: string, what: string][] = [
 
 /** The stages that have a working panel (the others show a placeholder). `engine` is created below. */
 const PANELS: Record<string, () => Node> = {
+  teacher: () => teacherPanel(),
   export: () => exportPanel({ exportModel: (req, onProgress) => engine.exportModel(req, onProgress ? Comlink.proxy(onProgress) : undefined) }),
 };
 
