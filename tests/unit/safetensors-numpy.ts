@@ -34,7 +34,7 @@ for k, v in h.items():
 print(json.dumps({'metadata': meta, 'tensors': out}))
 `;
 
-/** Whether python3 with numpy is available (tests that need it skip, saying so, when it is not). */
+/** Whether python3 with numpy is available (required: .ci/run installs it). */
 export const hasNumpy = (): boolean => spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 
 export interface NumpyFile {

@@ -1,7 +1,7 @@
 // Scale-out export (src/export/dataset.ts): SFT (messages and prompt-completion), DPO (conversational and
 // standard) JSONL as TRL reads them, the teacher top-k Parquet read back with hyparquet (ids in the token table or
 // the teacher tokenizer's space; log-probs within the codec's bound of what the teacher sent), the configs parsed
-// back (PyYAML and pyarrow when python3 has them; skipped otherwise, with a warning), and credentials: refused at
+// back (PyYAML and pyarrow, required: .ci/run installs them), and credentials: refused at
 // store time, absent from every exported byte, a key-like conversation refused unless allowed.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -204,9 +204,9 @@ function pythonWith(mods: string): string | undefined {
   return r.status === 0 ? 'python3' : undefined;
 }
 const PY = pythonWith('yaml, pyarrow');
-if (!PY) console.warn('scaleout.test: python3 with PyYAML and pyarrow not found; the Python reader checks are skipped');
-
-describe.skipIf(!PY)('Python readers', () => {
+// Required, not optional: .ci/run installs PyYAML and pyarrow.
+describe('Python readers', () => {
+  it('are installed', () => expect(PY, 'python3 with PyYAML and pyarrow is required: python3 -m pip install pyyaml pyarrow (.ci/run does)').toBeDefined());
   it('PyYAML parses the configs to the intended values; pyarrow reads the JSONL and the top-k Parquet', async () => {
     const { store, ds } = await fixture();
     const { files } = await scaleoutExport(store, ds.id, { studentModel: 'org/student' });
