@@ -4,7 +4,7 @@
 // first; any bad line → ImportError listing the first 50 bad lines by number, store untouched. A valid file is
 // then written in batched transactions with dedup by content hash; if a later batch fails, the batches already
 // written are deleted again. Export streams records page by page and never includes provenance unless asked
-// (and provenance never holds secrets: sanitize refuses them on write). Parquet is not supported.
+// (and provenance never holds secrets: sanitize refuses them on write). Parquet: src/store/parquet.ts (same rules).
 import { ImportError, StoreValidationError, type ImportIssue } from './errors.ts';
 import { checkMessages, contentHash, describe, sanitize, type ChatMessage, type Provenance, type RecordInput } from './schema.ts';
 import type { DistillStore } from './store.ts';
