@@ -58,48 +58,9 @@ export interface GgufFile {
   alignment?: number;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// f16
-
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
-
-/** IEEE binary16 bits of the f32 nearest to x: round to nearest even; overflow → ±inf; NaN stays NaN (quiet). */
-export function f32ToF16(x: number): number {
-  F32[0] = x;
-  const b = U32[0]!;
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return mant === 0 ? sign | 0x7c00 : sign | 0x7e00 | (mant >>> 13); // inf, or NaN (quiet bit set)
-  const e = exp - 127 + 15; // f16 biased exponent
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // f16 subnormal: value = m·2^-24 with m = (1.mant)·2^(exp-126), i.e. the 24-bit significand shifted right.
-    if (e < -10) return sign; // below half the smallest subnormal (f32 subnormals included)
-    const sig = mant | 0x800000;
-    const shift = 14 - e; // 14..24
-    const half = 1 << (shift - 1);
-    const rem = sig & ((1 << shift) - 1);
-    let h = sig >>> shift;
-    if (rem > half || (rem === half && (h & 1) === 1)) h++; // may carry into the smallest normal: still right
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry may reach exponent 31: that is ±inf, right
-  return sign | h;
-}
-
-/** The value of IEEE binary16 bits (exact in a double). */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m === 0 ? sign * Infinity : NaN;
-  return sign * (1024 + m) * 2 ** (e - 25);
-}
+// f16: the conversions shared with safetensors (half.ts), under this module's names.
+export { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from './half.ts';
+import { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from './half.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Writing

@@ -66,64 +66,11 @@ export interface ReadResult {
   skipped: { name: string; dtype: string }[];
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Half-precision conversions (round to nearest, ties to even; NaN stays NaN, overflow becomes ±Infinity).
+// Half-precision conversions live in half.ts (shared with GGUF); re-exported for callers of this module.
+export { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
 
-const scratchF32 = new Float32Array(1);
-const scratchU32 = new Uint32Array(scratchF32.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** IEEE binary16 bits of f32(x). */
-export function f32ToF16Bits(x: number): number {
-  scratchF32[0] = x;
-  const b = scratchU32[0]!;
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
-  const e = exp - 127 + 15; // the f16 biased exponent
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // f16 subnormal m·2^-24: m = (1.mant)·2^(e-14), rounded; e < -10 is below half the smallest subnormal.
-    if (e < -10) return sign;
-    const full = mant | 0x800000;
-    const shift = 14 - e;
-    let m = full >>> shift;
-    const rem = full & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (m & 1))) m++; // 1023 + 1 carries into the smallest normal: correct
-    return sign | m;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent (even to Infinity) is correct
-  return sign | h;
-}
-
-let f16Table: Float32Array | undefined;
-/** Float value of binary16 bits (exact). */
-export function f16BitsToF32(h: number): number {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) {
-      const s = i & 0x8000 ? -1 : 1, e = (i >>> 10) & 0x1f, m = i & 0x3ff;
-      f16Table[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? Number.NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-    }
-  }
-  return f16Table[h & 0xffff]!;
-}
-
-/** bfloat16 bits of f32(x) (the top half of the f32, rounded). */
-export function f32ToBf16Bits(x: number): number {
-  scratchF32[0] = x;
-  const b = scratchU32[0]!;
-  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0) return (b >>> 16) | 0x40; // quiet NaN
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-export function bf16BitsToF32(h: number): number {
-  scratchU32[0] = (h & 0xffff) << 16;
-  return scratchF32[0]!;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Writing

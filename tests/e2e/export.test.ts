@@ -2,13 +2,14 @@
 // built in the engine worker. The downloaded archive is checked by real readers: Info-ZIP (CRC of every member),
 // our importer (weights equal the shipped model.safetensors), onnxruntime-node (the ONNX runs) and the GGUF magic.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFolder } from '../../src/cli/export.ts';
 import { importHfFolder } from '../../src/export/import.ts';
 import { launchChromium, startPreview } from './harness.ts';
 
@@ -18,18 +19,6 @@ let page: Page;
 const pageErrors: string[] = [];
 const offsite: string[] = [];
 
-function readFolder(dir: string): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(dir, p).split('\\').join('/'), new Uint8Array(readFileSync(p)));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 beforeAll(async () => {
   let url: string;

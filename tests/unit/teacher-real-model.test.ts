@@ -2,9 +2,8 @@
 // by our engine on the Brown corpus, exported by us) run by onnxruntime-node with its KV cache. What the server
 // sends — greedy text, every logprob and top-5 list, streamed or not — is recomputed independently with our CPU
 // reference model on the same folder's safetensors weights. Faults still apply on top of the real model.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFolder } from '../../src/cli/export.ts';
 import { importHfFolder } from '../../src/export/import.ts';
 import { refForward } from '../../src/model/ref-model.ts';
 import { RemoteTeacher } from '../../src/teacher/remote.ts';
@@ -17,19 +16,7 @@ const DIR = 'public/models/brown-teacher';
 let server: OpenAiServer;
 let model: OnnxTextModel;
 
-function readFolderLocal(dir: string): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(dir, p), new Uint8Array(readFileSync(p)));
-    }
-  };
-  walk(dir);
-  return out;
-}
-const ref = importHfFolder(readFolderLocal(DIR));
+const ref = importHfFolder(readFolder(DIR));
 
 beforeAll(async () => {
   model = await OnnxTextModel.load(DIR);
