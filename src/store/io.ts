@@ -6,7 +6,7 @@
 // written are deleted again. Export streams records page by page and never includes provenance unless asked
 // (and provenance never holds secrets: sanitize refuses them on write). Parquet: src/store/parquet.ts (same rules).
 import { ImportError, StoreValidationError, type ImportIssue } from './errors.ts';
-import { checkMessages, contentHash, describe, sanitize, type ChatMessage, type Provenance, type RecordInput } from './schema.ts';
+import { checkMessages, contentHash, describe, sanitize, type ChatMessage, type Json, type Provenance, type RecordInput } from './schema.ts';
 import type { DistillStore } from './store.ts';
 
 export type JsonlFormat = 'openai' | 'alpaca' | 'sharegpt';
@@ -153,11 +153,6 @@ export function fromMessages(messages: ChatMessage[], format: JsonlFormat): Reco
 
 // ------------------------------------------------------------------------------------------------- import
 
-interface ParsedLine {
-  line: number;
-  messages: ChatMessage[];
-}
-
 /** Parses a line; returns its messages or a reason. */
 function parseLine(text: string, format: JsonlFormat | undefined, maxLineChars: number): { obj?: unknown; messages?: ChatMessage[]; reason?: string } {
   if (text.length > maxLineChars) return { reason: `line is ${text.length} characters, over the limit of ${maxLineChars}` };
@@ -239,40 +234,59 @@ export async function importJsonl(store: DistillStore, datasetId: string, source
 
   // Pass 2: read again, write in batches, dedup by content hash; roll back what was written if a batch fails.
   const result: ImportResult = { format, lines, written: 0, duplicatesInFile: 0, duplicatesInDataset: 0, blankLines };
+  const fmt: JsonlFormat = format;
+  async function* conversations(): AsyncGenerator<ChatMessage[]> {
+    for await (const text of readLines(source)) {
+      if (text.trim() !== '') yield toMessages(JSON.parse(text), fmt);
+    }
+  }
+  Object.assign(result, await writeImported(store, datasetId, conversations(), {
+    params: { format }, sourceName: opts.sourceName, batchSize: opts.batchSize, where: 'importJsonl',
+  }));
+  return result;
+}
+
+/**
+ * Pass 2 of an all-or-nothing import (JSONL, Parquet): writes already-validated conversations in batches with
+ * import provenance, dedup by content hash (in the file and against the dataset), and deletes every record it
+ * wrote if anything fails before the end.
+ */
+export async function writeImported(
+  store: DistillStore, datasetId: string, conversations: AsyncIterable<ChatMessage[]>,
+  o: { params: { [k: string]: Json }; sourceName: string; batchSize: number; where: string },
+): Promise<{ written: number; duplicatesInFile: number; duplicatesInDataset: number }> {
+  const counts = { written: 0, duplicatesInFile: 0, duplicatesInDataset: 0 };
   const provenance: Provenance = {
-    teacher: { kind: 'import', model: opts.sourceName, baseURLHost: '' },
+    teacher: { kind: 'import', model: o.sourceName, baseURLHost: '' },
     strategy: 'import',
-    params: { format },
+    params: o.params,
     usage: { input: 0, output: 0 },
     time: Date.now(),
   };
-  sanitize(provenance, 'importJsonl: provenance');
+  sanitize(provenance, `${o.where}: provenance`);
   const seen = new Set<string>();
   const writtenIds: number[] = [];
-  let batch: ParsedLine[] = [];
+  let batch: ChatMessage[][] = [];
   const flush = async (): Promise<void> => {
-    const hashes = await Promise.all(batch.map((p) => contentHash(p.messages)));
+    const hashes = await Promise.all(batch.map((m) => contentHash(m)));
     const records: RecordInput[] = [];
-    batch.forEach((p, i) => {
+    batch.forEach((messages, i) => {
       const h = hashes[i]!;
-      if (seen.has(h)) { result.duplicatesInFile++; return; }
+      if (seen.has(h)) { counts.duplicatesInFile++; return; }
       seen.add(h);
-      records.push({ key: `sha256:${h}`, messages: p.messages, provenance });
+      records.push({ key: `sha256:${h}`, messages, provenance });
     });
     batch = [];
     if (records.length === 0) return;
     const r = await store.putRecords(datasetId, records, { dedupByContent: true });
     writtenIds.push(...r.ids);
-    result.written += r.written;
-    result.duplicatesInDataset += r.duplicates;
+    counts.written += r.written;
+    counts.duplicatesInDataset += r.duplicates;
   };
   try {
-    lineNo = 0;
-    for await (const text of readLines(source)) {
-      lineNo++;
-      if (text.trim() === '') continue;
-      batch.push({ line: lineNo, messages: toMessages(JSON.parse(text), format) });
-      if (batch.length >= opts.batchSize) await flush();
+    for await (const messages of conversations) {
+      batch.push(messages);
+      if (batch.length >= o.batchSize) await flush();
     }
     await flush();
   } catch (e) {
@@ -285,7 +299,7 @@ export async function importJsonl(store: DistillStore, datasetId: string, source
     }
     throw e;
   }
-  return result;
+  return counts;
 }
 
 // ------------------------------------------------------------------------------------------------- export

@@ -19,8 +19,8 @@ import {
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { ImportError, StoreValidationError, type ImportIssue } from './errors.ts';
 import { checkColumnPages, snappyDecompress } from './parquet-guard.ts';
-import { fromMessages, JSONL_FORMATS, toMessages, type JsonlFormat } from './io.ts';
-import { contentHash, sanitize, type ChatMessage, type Provenance, type RecordInput } from './schema.ts';
+import { fromMessages, JSONL_FORMATS, toMessages, writeImported, type JsonlFormat } from './io.ts';
+import { sanitize, type ChatMessage } from './schema.ts';
 import type { DistillStore } from './store.ts';
 
 export type ParquetSource = Blob | ArrayBuffer | Uint8Array;
@@ -358,48 +358,12 @@ export async function importParquet(store: DistillStore, datasetId: string, sour
 
   // Pass 2: read again, write in batches, dedup by content hash; roll back what was written if a batch fails.
   const result: ParquetImportResult = { format, rows, written: 0, duplicatesInFile: 0, duplicatesInDataset: 0, ignoredColumns: all.filter((c) => !read.includes(c)) };
-  const provenance: Provenance = {
-    teacher: { kind: 'import', model: opts.sourceName, baseURLHost: '' },
-    strategy: 'import',
-    params: { format, file: 'parquet' },
-    usage: { input: 0, output: 0 },
-    time: Date.now(),
-  };
-  sanitize(provenance, 'importParquet: provenance');
-  const seen = new Set<string>();
-  const writtenIds: number[] = [];
-  let batch: ChatMessage[][] = [];
-  const flush = async (): Promise<void> => {
-    const hashes = await Promise.all(batch.map((m) => contentHash(m)));
-    const records: RecordInput[] = [];
-    batch.forEach((messages, i) => {
-      const h = hashes[i]!;
-      if (seen.has(h)) { result.duplicatesInFile++; return; }
-      seen.add(h);
-      records.push({ key: `sha256:${h}`, messages, provenance });
-    });
-    batch = [];
-    if (records.length === 0) return;
-    const r = await store.putRecords(datasetId, records, { dedupByContent: true });
-    writtenIds.push(...r.ids);
-    result.written += r.written;
-    result.duplicatesInDataset += r.duplicates;
-  };
-  try {
-    for await (const { value } of readRows(file, meta, read)) {
-      batch.push(rowMessages(value, format));
-      if (batch.length >= opts.batchSize) await flush();
-    }
-    await flush();
-  } catch (e) {
-    if (writtenIds.length > 0) {
-      try {
-        await store.deleteRecords(datasetId, writtenIds);
-      } catch (rollback) {
-        throw new Error(`${(e as Error).message} — and rolling back the ${writtenIds.length} records already imported failed: ${(rollback as Error).message}`);
-      }
-    }
-    throw e;
+  const fmt: JsonlFormat = format;
+  async function* conversations(): AsyncGenerator<ChatMessage[]> {
+    for await (const { value } of readRows(file, meta, read)) yield rowMessages(value, fmt);
   }
+  Object.assign(result, await writeImported(store, datasetId, conversations(), {
+    params: { format, file: 'parquet' }, sourceName: opts.sourceName, batchSize: opts.batchSize, where: 'importParquet',
+  }));
   return result;
 }
