@@ -1,6 +1,6 @@
 // `npm run cli -- train --config <file.json> [--init HF_DIR] [--steps N] [--until N] [--resume] [--out DIR] [--autotune]`: trains a student on
 // Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
-// Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig },
+// Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig }, "tokenizer"?: "t.json",
 //                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { brownToParagraphs, isHeldOut } from '../data/brown.ts';
 import { makeConfig, presetConfig } from '../model/config.ts';
 import type { GpuContext } from '../platform/gpu.ts';
-import { trainBpe } from '../tokenizer/bpe.ts';
+import { BpeTokenizer, trainBpe } from '../tokenizer/bpe.ts';
 import { packRows, type Example } from '../train/batches.ts';
 import { makeTrainConfig } from '../train/config.ts';
 import { Trainer } from '../train/trainer.ts';
@@ -21,9 +21,19 @@ interface CliTrainFile {
   train?: Record<string, unknown>;
   data?: { source?: 'brown'; files?: string[] };
   heldOutEvery?: number;
+  /** A tokenizer.json to use instead of training a BPE: the teacher's own, for logit-level KD on its distributions. */
+  tokenizer?: string;
 }
 
-const TOP_KEYS = ['model', 'train', 'data', 'heldOutEvery'];
+const TOP_KEYS = ['model', 'train', 'data', 'heldOutEvery', 'tokenizer'];
+
+function readJsonFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`train: cannot read ${path}: ${(e as Error).message}`);
+  }
+}
 
 /** Train and held-out paragraphs: the Brown corpus (every 10th file held out) or text files (every 10th paragraph). */
 export function loadTexts(data: CliTrainFile['data'] = { source: 'brown' }, heldOutEvery = 10): { train: string[]; heldOut: string[] } {
@@ -72,7 +82,12 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
 
   const t0 = performance.now();
   const texts = loadTexts(file.data, file.heldOutEvery ?? 10);
-  const tok = init?.tokenizer ?? trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
+  if (init && file.tokenizer) throw new Error(`${cfgPath}: "tokenizer" and --init both give a tokenizer: use one`);
+  const given = file.tokenizer ? BpeTokenizer.fromJSON(readJsonFile(file.tokenizer)) : undefined;
+  if (given && given.vocabSize > model.vocabSize) {
+    throw new Error(`${cfgPath}: the tokenizer ${file.tokenizer} has ${given.vocabSize} tokens, model.vocabSize is ${model.vocabSize}: raise vocabSize`);
+  }
+  const tok = init?.tokenizer ?? given ?? trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
   const eosName = init?.special.eosToken ?? '<|endoftext|>';
   const eos = tok.tokenToId(eosName);
   if (eos === undefined) throw new Error(`train: the tokenizer has no end-of-text token '${eosName}' to separate packed texts`);
