@@ -4,6 +4,7 @@ import * as Comlink from 'comlink';
 import type { AdapterReport, EngineApi, SelftestProgress, SelftestReport } from '../protocol.ts';
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../platform/gpu.ts';
 import { formatBytes, h } from './dom.ts';
+import { dataPanel } from './data-panel.ts';
 import { exportPanel } from './export-panel.ts';
 import { teacherPanel } from './teacher-panel.ts';
 import './style.css';
@@ -19,6 +20,7 @@ const STAGES: [id: string, title: string, what: string][] = [
 /** The stages that have a working panel (the others show a placeholder). `engine` is created below. */
 const PANELS: Record<string, () => Node> = {
   teacher: () => teacherPanel(),
+  data: () => dataPanel(),
   export: () => exportPanel({ exportModel: (req, onProgress) => engine.exportModel(req, onProgress ? Comlink.proxy(onProgress) : undefined) }),
 };
 

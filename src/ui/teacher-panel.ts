@@ -6,8 +6,9 @@
 // #teacher-greedy, #teacher-max, #teacher-generate, #teacher-output[data-ids][data-prompt-ids],
 // #teacher-gen-status[data-done=ok|error], #teacher-topk tr[data-pos][data-id][data-top-ids][data-top-logprobs].
 import * as Comlink from 'comlink';
-import type { LocalLoadProgress, LocalModelSource, TeacherGenerateResult, TeacherWorkerApi } from '../teacher/local-protocol.ts';
+import type { LocalLoadProgress, LocalModelSource, TeacherGenerateResult } from '../teacher/local-protocol.ts';
 import { formatBytes, h } from './dom.ts';
+import { loadTeacher, onTeacherWorkerError, teacherWorker } from './teacher-client.ts';
 
 /** The default teacher shipped with the app. */
 export const DEFAULT_TEACHER_FOLDER = 'models/brown-teacher/';
@@ -24,15 +25,9 @@ function setError(el: HTMLElement, e: unknown): void {
 }
 
 export function teacherPanel(): HTMLElement {
-  let api: Comlink.Remote<TeacherWorkerApi> | null = null;
-  const worker = (): Comlink.Remote<TeacherWorkerApi> => {
-    if (!api) {
-      const w = new Worker(new URL('../../workers/teacher.worker.ts', import.meta.url), { type: 'module', name: 'teacher' });
-      w.addEventListener('error', (e) => setError(status, new Error(`teacher worker failed to start: ${e.message}`)));
-      api = Comlink.wrap<TeacherWorkerApi>(w);
-    }
-    return api;
-  };
+  // The worker is the page's one teacher worker, shared with the Data stage (teacher-client.ts).
+  const worker = teacherWorker;
+  onTeacherWorkerError((e) => setError(status, e));
 
   const kind = h('select', { id: 'teacher-kind' },
     h('option', { value: 'folder' }, 'Folder served with the app'),
@@ -90,15 +85,15 @@ export function teacherPanel(): HTMLElement {
     status.textContent = 'Loading…';
     progress.value = 0;
     try {
-      const info = await worker().load(sourceOf(), { device: device.value as 'auto', baseUrl: document.baseURI },
-        Comlink.proxy((p: LocalLoadProgress) => {
+      const info = await loadTeacher(sourceOf(), { device: device.value as 'auto', baseUrl: document.baseURI },
+        (p: LocalLoadProgress) => {
           if (seq !== loadSeq || status.dataset.done) return; // a late message of a finished or replaced load
           if (p.total > 0) {
             progress.max = p.total;
             progress.value = p.loaded;
           }
           status.textContent = p.total > 0 ? `${p.message} (${formatBytes(p.loaded)} of ${formatBytes(p.total)})` : p.message;
-        }));
+        });
       progress.max = 1;
       progress.value = 1;
       status.className = 'ok';
@@ -160,7 +155,7 @@ export function teacherPanel(): HTMLElement {
       stopButton.disabled = true;
     }
   });
-  stopButton.addEventListener('click', () => { void api?.abort(); });
+  stopButton.addEventListener('click', () => { void worker().abort(); });
 
   syncKind();
   return h('div', { id: 'teacher-panel' },

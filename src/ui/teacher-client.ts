@@ -1,0 +1,112 @@
+// The page's one teacher worker (workers/teacher.worker.ts), shared by the Teacher stage and the Data stage, and
+// WorkerTeacher: the elicitation layer's TeacherLike on top of it. The worker holds one model at a time; the
+// Teacher stage loads it through loadTeacher(), which also remembers where it came from, so a Data job can store
+// that source and load the same model again after a reload (a folder or a Hub id; picked files cannot be).
+// Calls through one WorkerTeacher run one at a time: the worker aborts a running generation when a new one starts.
+import * as Comlink from 'comlink';
+import type { TeacherLike } from '../elicit/types.ts';
+import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo, TeacherLoadOptions, TeacherWorkerApi } from '../teacher/local-protocol.ts';
+import type { ChatMessage, ChatOptions, ChatResult } from '../teacher/types.ts';
+
+/** A teacher source that can be loaded again without the user (after a reload). */
+export type ReloadableSource = { kind: 'folder'; location: string } | { kind: 'hub'; id: string; revision?: string };
+
+let remote: Comlink.Remote<TeacherWorkerApi> | null = null;
+const errorListeners = new Set<(e: Error) => void>();
+let current: { info: LocalTeacherInfo; source: ReloadableSource | null } | null = null;
+
+/** The page's teacher worker, started on first use. */
+export function teacherWorker(): Comlink.Remote<TeacherWorkerApi> {
+  if (!remote) {
+    const w = new Worker(new URL('../../workers/teacher.worker.ts', import.meta.url), { type: 'module', name: 'teacher' });
+    w.addEventListener('error', (e) => {
+      const err = new Error(`teacher worker failed to start: ${e.message}`);
+      for (const fn of errorListeners) fn(err);
+    });
+    remote = Comlink.wrap<TeacherWorkerApi>(w);
+  }
+  return remote;
+}
+
+/** Called when the worker itself fails (a script error, not a failed call). Returns an unsubscribe function. */
+export function onTeacherWorkerError(fn: (e: Error) => void): () => void {
+  errorListeners.add(fn);
+  return () => errorListeners.delete(fn);
+}
+
+function reloadable(source: LocalModelSource): ReloadableSource | null {
+  if (source.kind === 'folder') return { kind: 'folder', location: source.location };
+  if (source.kind === 'hub') return { kind: 'hub', id: source.id, ...(source.revision !== undefined ? { revision: source.revision } : {}) };
+  return null;
+}
+
+/** Loads `source` into the shared worker (replacing its model) and remembers the source for later reloads. */
+export async function loadTeacher(source: LocalModelSource, opts: TeacherLoadOptions, onProgress?: (p: LocalLoadProgress) => void): Promise<LocalTeacherInfo> {
+  current = null;
+  const info = await teacherWorker().load(source, opts, onProgress ? Comlink.proxy(onProgress) : undefined);
+  current = { info, source: reloadable(source) };
+  return info;
+}
+
+/** The model loadTeacher() last loaded in this page, and its source (null for picked files); null if none. */
+export function loadedTeacher(): { info: LocalTeacherInfo; source: ReloadableSource | null } | null {
+  return current;
+}
+
+function abortError(): Error {
+  const e = new Error('the request was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+/** The worker's 'aborted' TeacherError arrives as a plain Error with that name (comlink keeps name and message). */
+function wasAborted(e: unknown): boolean {
+  const err = e as { name?: unknown; message?: unknown } | null;
+  return err?.name === 'TeacherError' && typeof err.message === 'string' && /aborted/.test(err.message);
+}
+
+/**
+ * TeacherLike over the shared worker. An AbortSignal cannot cross to the worker: aborting one stops the worker's
+ * running generation instead. A call aborted by someone else (the Teacher stage started its own generation, or
+ * loaded another model) is asked again, up to `preemptRetries` times; `settings.model` follows the model that
+ * answered last.
+ */
+export class WorkerTeacher implements TeacherLike {
+  #model: string;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(model: string, readonly preemptRetries = 3) {
+    this.#model = model;
+  }
+
+  /** baseURL '' (provenance: no host for a local model); one request at a time is what the worker runs. */
+  get settings(): { model: string; baseURL: string; maxConcurrency: number } {
+    return { model: this.#model, baseURL: '', maxConcurrency: 1 };
+  }
+
+  chat(messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
+    const p = this.#queue.then(() => this.#chat(messages, opts));
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  async #chat(messages: ChatMessage[], opts: ChatOptions): Promise<ChatResult> {
+    const { signal, onDelta: _onDelta, ...rest } = opts;
+    const api = teacherWorker();
+    for (let attempt = 0; ; attempt++) {
+      if (signal?.aborted) throw abortError();
+      const onAbort = (): void => void api.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const r = await api.chat(messages, rest);
+        this.#model = r.model;
+        return r;
+      } catch (e) {
+        if (signal?.aborted) throw abortError();
+        if (!wasAborted(e) || attempt >= this.preemptRetries) throw e;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    }
+  }
+}
