@@ -3,12 +3,15 @@
 // ratio torch ms ÷ our ms. Every row is spot-checked against the CPU reference so a fast wrong kernel is caught.
 //   npm run bench -- [--suite matmul|all] [--preset local|gpu] [--shapes S1,S2] [--variants a,b]
 //                    [--iters N] [--out file.json] [--baseline torch.json[,torch2.json]]
+//   npm run bench -- --suite elicit [...]   elicitation throughput vs a test server (no GPU; bench/elicit-bench.ts)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { describeAdapter } from '../src/platform/gpu.ts';
 import { acquireNodeGpu } from '../src/platform/node.ts';
 import { formatRow, type BenchRow, type Suite } from './suites/common.ts';
 import { attentionSuite } from './suites/attention.ts';
+import { elicitBenchMain } from './elicit-bench.ts';
 import { lossSuite } from './suites/loss.ts';
 import { matmulSuite } from './suites/matmul.ts';
 import { trainSuite } from './suites/train.ts';
@@ -67,4 +70,13 @@ async function main(): Promise<number> {
   return rows.every((r) => r.checkOk) ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+/** The elicit suite has options of its own and never acquires the GPU. */
+function entry(argv: string[]): Promise<number> {
+  const i = argv.indexOf('--suite');
+  return i >= 0 && argv[i + 1] === 'elicit' ? elicitBenchMain(argv) : main();
+}
+
+// A worker thread running this bundle is the elicit suite's test server (bench/elicit-bench.ts), not a benchmark.
+if (isMainThread) {
+  entry(process.argv.slice(2)).then((code) => process.exit(code), (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+}

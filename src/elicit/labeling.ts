@@ -1,12 +1,13 @@
 // Labeling (the survey's "Labeling", FLAN/Orca-style): the teacher answers each input of a given list, optionally
 // under a system prompt and with a chain-of-thought instruction (Orca's explanation traces). One record per
 // (input, answer): [system?, user, assistant]. Empty answers are skipped and counted (cursor.stats.emptyAnswer).
+// Steps are sized from the teacher's maxConcurrency by default, so a step never leaves request slots empty.
 import type { Json, RecordInput } from '../store/schema.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import {
   bool, bump, fail, chatOptions, checkInputs, checkSampling, cursorInt, cursorObject, cursorStats, inputsOf, intIn, parallel,
   provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
-  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
+  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy, type TeacherLike,
 } from './types.ts';
 import type { ChatMessage } from '../teacher/types.ts';
 
@@ -19,8 +20,12 @@ export interface LabelingConfig extends SamplingConfig {
   chainOfThought: boolean;
   /** Teacher answers per input (each its own request and record). */
   answersPerInput: number;
-  /** Inputs per step (one commit). */
-  batchSize: number;
+  /**
+   * Inputs per step (one commit); null = automatic: enough inputs for AUTO_BATCH_WAVES × the teacher's maxConcurrency
+   * requests (a smaller step could never fill the teacher's slots; a step ends only when all of its requests have),
+   * or 4 when the teacher has no maxConcurrency.
+   */
+  batchSize: number | null;
   templates: Record<LabelingTemplate, string>;
 }
 
@@ -36,9 +41,22 @@ export const LABELING_DEFAULTS = {
   temperature: 0.7,
   maxTokens: 512,
   seed: null,
-  batchSize: 4,
+  batchSize: null,
   templates: {},
 };
+
+/** With batchSize null, a step holds this many rounds of the teacher's concurrency (the step's tail is paid once). */
+export const AUTO_BATCH_WAVES = 2;
+/** Inputs per step for a teacher that does not say how many requests it runs at once (e.g. a local model). */
+const UNKNOWN_CONCURRENCY_BATCH = 4;
+
+/** Inputs per step: the config's batchSize, or the automatic size for this teacher (at most 256 inputs). */
+export function labelingBatchSize(c: Pick<LabelingConfig, 'batchSize' | 'answersPerInput'>, teacher: TeacherLike): number {
+  if (c.batchSize !== null) return c.batchSize;
+  const cc = teacher.settings.maxConcurrency;
+  if (typeof cc !== 'number' || !Number.isInteger(cc) || cc < 1) return UNKNOWN_CONCURRENCY_BATCH;
+  return Math.min(256, Math.ceil((AUTO_BATCH_WAVES * cc) / c.answersPerInput));
+}
 
 function validate(input: unknown): LabelingConfig {
   const where = 'labeling config';
@@ -50,7 +68,7 @@ function validate(input: unknown): LabelingConfig {
     chainOfThought: bool(where, 'chainOfThought', c.chainOfThought),
     answersPerInput: intIn(where, 'answersPerInput', c.answersPerInput, 1, 16),
     ...checkSampling(where, c),
-    batchSize: intIn(where, 'batchSize', c.batchSize, 1, 256),
+    batchSize: c.batchSize === null ? null : intIn(where, 'batchSize', c.batchSize, 1, 256),
     templates: resolveTemplates(NAMES, c.templates, where),
   };
 }
@@ -88,7 +106,7 @@ async function step(cursor: Json, ctx: StepContext<LabelingConfig>): Promise<Eli
   const cur = cursorObject(cursor, 'labeling');
   const start = cursorInt(cur, 'next', 0);
   const stats = cursorStats(cur);
-  const end = Math.min(inputs.length, start + c.batchSize);
+  const end = Math.min(inputs.length, start + labelingBatchSize(c, ctx.teacher));
   const jobs: { i: number; j: number }[] = [];
   for (let i = start; i < end; i++) for (let j = 0; j < c.answersPerInput; j++) jobs.push({ i, j });
   const results = await parallel(ctx.signal, jobs.map(({ i, j }) => async (signal) => {

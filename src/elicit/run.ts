@@ -1,8 +1,9 @@
 // Elicitation jobs: createElicitJob validates a strategy config (defaults filled, templates resolved, inputsFrom
 // snapshotted into inputs) and stores it as a job of kind `elicit:<strategy>`; runElicitJob drives the strategy's
 // steps through the store's runJob (each step's records, pairs, top-k rows and cursor in one transaction: resumable,
-// exactly-once, progress and ETA). Retryable teacher errors that outlive the SDK's own retries are retried here
-// with backoff, so transient faults cost time, never records.
+// exactly-once, progress and ETA), the next step's requests overlapping the previous step's commit. Retryable
+// teacher errors that outlive the SDK's own retries are retried here with backoff, so transient faults cost time,
+// never records.
 import { runJob, type JobStep } from '../store/jobs.ts';
 import type { Job, Json, RecordInput } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
@@ -106,11 +107,15 @@ export async function runElicitJob(store: DistillStore, jobId: string, options: 
     now,
     chat: (messages, opts) => chatWithRetries(teacher, messages, opts, retries, retryDelayMs),
   };
-  const step: JobStep = async (cursor) => {
-    const r = await strategy.step(cursor, ctx);
+  // Each step gets the runner's signal for that step: with overlapCommits the runner aborts a step started ahead
+  // whose predecessor failed to commit.
+  const step: JobStep = async (cursor, { signal: stepSignal }) => {
+    const r = await strategy.step(cursor, { ...ctx, signal: stepSignal });
     return { records: attachTopK(r.records, r.topk ?? []), pairs: r.pairs ?? [], nextCursor: r.nextCursor, done: r.done, total: r.total, units: r.units };
   };
-  const runOpts: Parameters<typeof runJob>[3] = { now };
+  // Steps never read the store (StepContext has none), so the next step's teacher requests may run while this
+  // step's records are committed: the store's write time is hidden behind the requests (issue #5).
+  const runOpts: Parameters<typeof runJob>[3] = { now, overlapCommits: true };
   if (signal) runOpts.signal = signal;
   if (options.onProgress) runOpts.onProgress = options.onProgress;
   return runJob(store, jobId, step, runOpts);

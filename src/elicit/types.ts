@@ -17,7 +17,8 @@ export class ElicitError extends Error {
 
 /** What the strategies need of a teacher: RemoteTeacher satisfies it (so would a local transformers.js teacher). */
 export interface TeacherLike {
-  readonly settings: { readonly model: string; readonly baseURL: string };
+  /** maxConcurrency (when the teacher has one: RemoteTeacher) sizes automatic steps (labeling's batchSize null). */
+  readonly settings: { readonly model: string; readonly baseURL: string; readonly maxConcurrency?: number };
   chat(messages: ChatMessage[], opts?: ChatOptions): Promise<ChatResult>;
 }
 
@@ -279,16 +280,17 @@ export function stepInputs(c: { inputs: string[] }, where: string): string[] {
 /**
  * Runs the tasks at once (the teacher's semaphore bounds the requests in flight) and returns their results in
  * order. The first failure aborts the others (their results are discarded: the step is redone from its cursor).
+ * Each task gets a signal of its own (one listener each, so wide steps do not trip Node's listener-leak warning).
  */
 export async function parallel<T>(signal: AbortSignal | undefined, tasks: ((signal: AbortSignal) => Promise<T>)[]): Promise<T[]> {
-  const ctl = new AbortController();
-  const onAbort = (): void => ctl.abort();
-  if (signal?.aborted) ctl.abort();
-  else signal?.addEventListener('abort', onAbort, { once: true });
+  const ctls = tasks.map(() => new AbortController());
+  const abortAll = (): void => { for (const c of ctls) c.abort(); };
+  if (signal?.aborted) abortAll();
+  else signal?.addEventListener('abort', abortAll, { once: true });
   try {
-    return await Promise.all(tasks.map((t) => t(ctl.signal).catch((e: unknown) => { ctl.abort(); throw e; })));
+    return await Promise.all(tasks.map((t, i) => t(ctls[i]!.signal).catch((e: unknown) => { abortAll(); throw e; })));
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', abortAll);
   }
 }
 

@@ -1,7 +1,9 @@
 // The resumable job runner: loads a job, calls its `step` from the stored cursor, and commits each step's
 // records together with the next cursor and progress in ONE durable transaction (DistillStore.updateJob), so a
 // crash or an abort at any point resumes exactly where the last commit left off: every record written once.
-// Abort → status 'paused'; an exception → 'failed' with its message; the last step → 'done'.
+// Abort → status 'paused'; an exception → 'failed' with its message; the last step → 'done'. With
+// `overlapCommits`, step k+1 already runs (from step k's nextCursor) while step k's commit is written; commits stay
+// in order and a step whose predecessor failed to commit is aborted and dropped, so exactly-once still holds.
 import { JobConflictError, NotFoundError } from './errors.ts';
 import { newId, type Job, type Json, type PairInput, type RecordInput } from './schema.ts';
 import type { DistillStore } from './store.ts';
@@ -28,6 +30,19 @@ export interface RunJobOptions {
   onProgress?: (job: Job) => void;
   /** Clock (ms) for progress and ETA; Date.now by default (tests inject one). */
   now?: () => number;
+  /**
+   * Start the next step (from this step's nextCursor) before this step's commit is written, so slow steps (teacher
+   * requests) overlap the store's writes instead of waiting for them. Only for steps that do not read what earlier
+   * steps wrote to the store: such a step is handed the job as it was before its predecessor's commit, and a signal
+   * of its own (aborted with the caller's, or when the predecessor's commit fails and its result is dropped).
+   */
+  overlapCommits?: boolean;
+}
+
+/** A step that has been started: its outcome (never rejects) and a way to abort it. */
+interface RunningStep {
+  outcome: Promise<{ ok: true; res: StepResult } | { ok: false; error: unknown }>;
+  cancel: () => void;
 }
 
 function isAbort(e: unknown, signal: AbortSignal | undefined): boolean {
@@ -67,47 +82,83 @@ export async function runJob(store: DistillStore, jobId: string, step: JobStep, 
     }
   };
 
-  for (;;) {
-    if (signal?.aborted) return stop({ status: 'paused' });
-    let res: StepResult;
-    try {
-      res = await step(job.cursor, { signal, job });
-    } catch (e) {
-      if (isAbort(e, signal)) return stop({ status: 'paused' });
-      return stop({ status: 'failed', error: errorMessage(e) });
+  // Without overlap the step gets the caller's signal itself; with overlap each step gets its own, linked to it.
+  const start = (cursor: Json, at: Job): RunningStep => {
+    if (!options.overlapCommits) {
+      return { outcome: settle(() => step(cursor, { signal, job: at })), cancel: () => undefined };
     }
-    const records = res.records ?? [];
-    const pairs = res.pairs ?? [];
-    const p = job.progress;
-    const done = p.done + (res.units ?? records.length + pairs.length);
-    const total = Math.max(res.total ?? p.total, done);
-    let tokens = p.tokens;
-    let cost = p.cost;
-    for (const r of records) {
-      tokens += r.provenance.usage.input + r.provenance.usage.output;
-      cost += r.provenance.cost ?? 0;
+    const ctl = new AbortController();
+    const onAbort = (): void => ctl.abort(signal?.reason);
+    if (signal?.aborted) ctl.abort(signal.reason);
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const outcome = settle(() => step(cursor, { signal: ctl.signal, job: at }));
+    void outcome.then(() => signal?.removeEventListener('abort', onAbort));
+    return { outcome, cancel: () => ctl.abort() };
+  };
+
+  let next: RunningStep | null = null;
+  try {
+    for (;;) {
+      // A step already started is awaited even after an abort: if it completed anyway, it is committed first.
+      if (!next && signal?.aborted) return await stop({ status: 'paused' });
+      const running: RunningStep = next ?? start(job.cursor, job);
+      next = null;
+      const out = await running.outcome;
+      if (!out.ok) {
+        if (isAbort(out.error, signal)) return await stop({ status: 'paused' });
+        return await stop({ status: 'failed', error: errorMessage(out.error) });
+      }
+      const res = out.res;
+      const records = res.records ?? [];
+      const pairs = res.pairs ?? [];
+      const p = job.progress;
+      const done = p.done + (res.units ?? records.length + pairs.length);
+      const total = Math.max(res.total ?? p.total, done);
+      let tokens = p.tokens;
+      let cost = p.cost;
+      for (const r of records) {
+        tokens += r.provenance.usage.input + r.provenance.usage.output;
+        cost += r.provenance.cost ?? 0;
+      }
+      const elapsed = now() - t0;
+      const rate = elapsed > 0 ? (done - doneAtStart) / elapsed : 0; // units per ms in this run
+      const etaMs = res.done ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;
+      // The next step starts now, from the cursor this commit is about to store (dropped if the commit fails).
+      if (options.overlapCommits && !res.done && !signal?.aborted) next = start(res.nextCursor, job);
+      try {
+        ({ job } = await store.updateJob(
+          jobId,
+          {
+            cursor: res.nextCursor,
+            status: res.done ? 'done' : 'running',
+            progress: { done, total, tokens, cost, etaMs },
+            ...(res.done ? { runId: null } : {}),
+          },
+          { records, pairs },
+          { runId },
+        ));
+      } catch (e) {
+        next?.cancel(); // its cursor was never stored: stop its requests now (awaited below)
+        if (e instanceof JobConflictError) return (await store.getJob(jobId))!;
+        return await stop({ status: 'failed', error: errorMessage(e) });
+      }
+      onProgress?.(job);
+      if (res.done) return job;
     }
-    const elapsed = now() - t0;
-    const rate = elapsed > 0 ? (done - doneAtStart) / elapsed : 0; // units per ms in this run
-    const etaMs = res.done ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;
-    try {
-      ({ job } = await store.updateJob(
-        jobId,
-        {
-          cursor: res.nextCursor,
-          status: res.done ? 'done' : 'running',
-          progress: { done, total, tokens, cost, etaMs },
-          ...(res.done ? { runId: null } : {}),
-        },
-        { records, pairs },
-        { runId },
-      ));
-    } catch (e) {
-      if (e instanceof JobConflictError) return (await store.getJob(jobId))!;
-      return stop({ status: 'failed', error: errorMessage(e) });
+  } finally {
+    // A step started ahead whose turn never came: abort it and wait, so no work outlives this call.
+    if (next) {
+      next.cancel();
+      await next.outcome;
     }
-    onProgress?.(job);
-    if (res.done) return job;
+  }
+}
+
+function settle(run: () => Promise<StepResult>): RunningStep['outcome'] {
+  try {
+    return run().then((res) => ({ ok: true as const, res }), (error: unknown) => ({ ok: false as const, error }));
+  } catch (error) {
+    return Promise.resolve({ ok: false as const, error });
   }
 }
 
