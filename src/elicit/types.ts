@@ -18,7 +18,8 @@ export class ElicitError extends Error {
 /** What the strategies need of a teacher: RemoteTeacher satisfies it (so would a local transformers.js teacher). */
 export interface TeacherLike {
   /** maxConcurrency (when the teacher has one: RemoteTeacher) sizes automatic steps (labeling's batchSize null). */
-  readonly settings: { readonly model: string; readonly baseURL: string; readonly maxConcurrency?: number };
+  /** kind: provenance's teacher kind ('openai-compatible' when absent; 'transformers-js' for the local teacher). */
+  readonly settings: { readonly model: string; readonly baseURL: string; readonly maxConcurrency?: number; readonly kind?: string };
   chat(messages: ChatMessage[], opts?: ChatOptions): Promise<ChatResult>;
 }
 
@@ -118,7 +119,7 @@ export function provenanceFor(
 ): Provenance {
   const t = teacher === 'self'
     ? { kind: 'self', model: 'student', baseURLHost: '' }
-    : { kind: 'openai-compatible', model: teacher.settings.model, baseURLHost: baseURLHost(teacher.settings.baseURL) };
+    : { kind: teacher.settings.kind ?? 'openai-compatible', model: teacher.settings.model, baseURLHost: baseURLHost(teacher.settings.baseURL) };
   return { teacher: t, template, strategy, params, usage: { input: usage.input, output: usage.output }, cost: usage.cost, time };
 }
 

@@ -178,7 +178,7 @@ function toIdList(v: unknown): number[] {
 export class LocalTeacher {
   readonly info: LocalTeacherInfo;
   /** What the elicitation layer records as provenance (TeacherLike). */
-  readonly settings: { readonly model: string; readonly baseURL: string };
+  readonly settings: { readonly model: string; readonly baseURL: string; readonly kind: 'transformers-js' };
   readonly #model: PreTrainedModel;
   readonly #tok: PreTrainedTokenizer;
   readonly #topLogprobs: number;
@@ -191,7 +191,7 @@ export class LocalTeacher {
     this.#model = model;
     this.#tok = tok;
     this.info = info;
-    this.settings = Object.freeze({ model: src.label, baseURL: src.baseURL });
+    this.settings = Object.freeze({ model: src.label, baseURL: src.baseURL, kind: 'transformers-js' as const });
     this.#topLogprobs = topLogprobs;
     this.#bytes = byteTable(tok, info.vocabSize);
   }

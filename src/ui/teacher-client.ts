@@ -80,8 +80,8 @@ export class WorkerTeacher implements TeacherLike {
   }
 
   /** baseURL '' (provenance: no host for a local model); one request at a time is what the worker runs. */
-  get settings(): { model: string; baseURL: string; maxConcurrency: number } {
-    return { model: this.#model, baseURL: '', maxConcurrency: 1 };
+  get settings(): { model: string; baseURL: string; maxConcurrency: number; kind: 'transformers-js' } {
+    return { model: this.#model, baseURL: '', maxConcurrency: 1, kind: 'transformers-js' };
   }
 
   chat(messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {

@@ -190,7 +190,7 @@ describe('LocalTeacher from a directory (transformers.js on onnxruntime-node)', 
     expect(recs).toHaveLength(2);
     const V = t.config.vocabSize;
     for (const r of recs) {
-      expect(r.provenance.teacher).toMatchObject({ model: 'tiny-teacher' });
+      expect(r.provenance.teacher).toMatchObject({ kind: 'transformers-js', model: 'tiny-teacher' });
       const promptIds = teacher.encode(teacher.promptFor(r.messages.slice(0, -1)).text);
       const ids = refDecode(t, promptIds, 8).ids.filter((id) => id !== t.eosId);
       expect(r.messages.at(-1)!.content).toBe(t.tokenizer.decode(ids));
