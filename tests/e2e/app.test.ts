@@ -6,7 +6,7 @@ import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_CHECKS } from '../../src/engine/checks.ts';
 import { REQUESTED_LIMITS } from '../../src/platform/gpu.ts';
-import { launchChromium, startDev, startPreview } from './harness.ts';
+import { launchChromium, recordErrors, startDev, startPreview } from './harness.ts';
 
 let browser: Browser;
 let server: PreviewServer;
@@ -18,8 +18,7 @@ beforeAll(async () => {
   ({ url, server } = await startPreview());
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  recordErrors(page, pageErrors);
   await page.goto(url);
 });
 

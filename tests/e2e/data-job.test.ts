@@ -9,7 +9,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, startPreview } from './harness.ts';
+import { guardOffsite, launchChromium, recordErrors, startPreview } from './harness.ts';
 
 const PROMPTS = [
   'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
@@ -111,15 +111,9 @@ beforeAll(async () => {
   ({ url, server } = await startPreview());
   browser = await launchChromium();
   context = await browser.newContext();
-  await context.route('**/*', (route) => {
-    const u = route.request().url();
-    if (u.startsWith('http://127.0.0.1') || u.startsWith('blob:') || u.startsWith('data:')) return route.continue();
-    offsite.push(u);
-    return route.abort();
-  });
+  await guardOffsite(context, offsite);
   page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  recordErrors(page, pageErrors);
   await page.goto(url);
 });
 
@@ -196,15 +190,10 @@ describe('Data stage: an elicitation job in the browser', () => {
     // A fresh context (its own storage) with Chromium's DevTools quota override set before anything is written:
     // IndexedDB caches the space it may use for up to 30 s, so an override made mid-job takes effect only later.
     const ctx = await browser.newContext();
-    await ctx.route('**/*', (route) => {
-      const u = route.request().url();
-      if (u.startsWith('http://127.0.0.1') || u.startsWith('blob:') || u.startsWith('data:')) return route.continue();
-      offsite.push(u);
-      return route.abort();
-    });
+    await guardOffsite(ctx, offsite);
     try {
       const p = await ctx.newPage();
-      p.on('pageerror', (e) => pageErrors.push(`pageerror (full storage): ${e.message}`));
+      recordErrors(p, pageErrors, { label: 'full storage', console: false });
       const cdp = await ctx.newCDPSession(p);
       await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(url).origin, quotaSize: 1 });
       await p.goto(url);

@@ -11,7 +11,7 @@ import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFolder } from '../../src/cli/export.ts';
 import { importHfFolder } from '../../src/export/import.ts';
-import { launchChromium, startPreview } from './harness.ts';
+import { guardOffsite, launchChromium, recordErrors, startPreview } from './harness.ts';
 
 let browser: Browser;
 let server: PreviewServer;
@@ -24,10 +24,10 @@ beforeAll(async () => {
   let url: string;
   ({ url, server } = await startPreview());
   browser = await launchChromium();
-  page = await browser.newPage({ acceptDownloads: true });
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
-  page.on('request', (r) => { if (!r.url().startsWith('http://127.0.0.1') && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) offsite.push(r.url()); });
+  const context = await browser.newContext({ acceptDownloads: true });
+  await guardOffsite(context, offsite);
+  page = await context.newPage();
+  recordErrors(page, pageErrors);
   await page.goto(url);
 });
 afterAll(async () => {

@@ -2,7 +2,7 @@
 // playwright-core with WebGPU enabled. No browser is ever downloaded; a missing one is an error, not a skip.
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite';
 
 /** Flags that give headless Chromium WebGPU (SwiftShader when there is no GPU) on a closed network. */
@@ -58,4 +58,25 @@ export async function startDev(): Promise<{ url: string; server: ViteDevServer }
   const server = await createViteServer({ logLevel: 'warn', server: { host: '127.0.0.1', port, strictPort: true, open: false, hmr: false } });
   await server.listen();
   return { url: `http://127.0.0.1:${port}/`, server };
+}
+
+/**
+ * Routes every request of a context (its pages and their dedicated workers) through a guard: anything not on
+ * 127.0.0.1 (or blob:/data:) is recorded in `offsite` and refused; `seen`, when given, records every URL.
+ */
+export async function guardOffsite(context: BrowserContext, offsite: string[], seen?: string[]): Promise<void> {
+  await context.route('**/*', (route) => {
+    const u = route.request().url();
+    seen?.push(u);
+    if (u.startsWith('http://127.0.0.1') || u.startsWith('blob:') || u.startsWith('data:')) return route.continue();
+    offsite.push(u);
+    return route.abort();
+  });
+}
+
+/** Records a page's uncaught errors (and console errors unless `console: false`) into `errors`. */
+export function recordErrors(page: Page, errors: string[], opts: { label?: string; console?: boolean } = {}): void {
+  const tag = opts.label ? ` (${opts.label})` : '';
+  page.on('pageerror', (e) => errors.push(`pageerror${tag}: ${e.message}`));
+  if (opts.console !== false) page.on('console', (m) => { if (m.type() === 'error') errors.push(`console${tag}: ${m.text()}`); });
 }

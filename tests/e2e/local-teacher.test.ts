@@ -11,7 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refDecode, refLogprobs, tinyTeacher, writeFolder, type TinyTeacher } from '../support/tiny-teacher.ts';
-import { launchChromium, startDev, startPreview } from './harness.ts';
+import { guardOffsite, launchChromium, recordErrors, startDev, startPreview } from './harness.ts';
 
 const FOLDER = 'dist/models/e2e-tiny';
 const PROMPT = 'The teacher reads';
@@ -34,16 +34,9 @@ beforeAll(async () => {
   browser = await launchChromium();
   context = await browser.newContext();
   // Every request of the context (pages and their dedicated workers); anything off 127.0.0.1 is recorded and refused.
-  await context.route('**/*', (route) => {
-    const u = route.request().url();
-    requests.push(u);
-    if (u.startsWith('http://127.0.0.1') || u.startsWith('blob:') || u.startsWith('data:')) return route.continue();
-    offsite.push(u);
-    return route.abort();
-  });
+  await guardOffsite(context, offsite, requests);
   page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  recordErrors(page, pageErrors);
   await page.goto(url);
 });
 
@@ -164,14 +157,9 @@ async function pickedRun(appUrl: string, webgpu: boolean): Promise<{ status: str
   const errors: string[] = [];
   try {
     const ctx = await b.newContext();
-    await ctx.route('**/*', (route) => {
-      const u = route.request().url();
-      if (u.startsWith('http://127.0.0.1') || u.startsWith('blob:') || u.startsWith('data:')) return route.continue();
-      off.push(u);
-      return route.abort();
-    });
+    await guardOffsite(ctx, off);
     const p = await ctx.newPage();
-    p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    recordErrors(p, errors, { console: false });
     await p.goto(appUrl);
     await p.selectOption('#teacher-kind', 'files');
     await p.setInputFiles('#teacher-files', dir);
