@@ -17,7 +17,8 @@ const FORMATS: [value: string, label: string][] = [
   ['gguf-f16', 'GGUF F16 (llama.cpp, Ollama)'],
 ];
 
-/** The models the page can export today: the embedded default teacher (more sources arrive with training). */
+/** The models the page can export today: the embedded default teacher, or an HF Llama folder the user picks
+ * (re-export in another format); trained students arrive with the training stage. */
 export const DEFAULT_TEACHER = { id: 'brown-teacher', label: 'Default teacher (Brown corpus, embedded)', path: 'models/brown-teacher/' };
 
 type DirHandle = {
@@ -54,7 +55,11 @@ function download(name: string, bytes: Uint8Array): void {
 }
 
 export function exportPanel(backend: ExportBackend): HTMLElement {
-  const source = h('select', { id: 'export-source' }, h('option', { value: DEFAULT_TEACHER.id }, DEFAULT_TEACHER.label));
+  const source = h('select', { id: 'export-source' },
+    h('option', { value: DEFAULT_TEACHER.id }, DEFAULT_TEACHER.label),
+    h('option', { value: 'picked' }, 'An HF Llama folder from disk (config.json, *.safetensors, tokenizer.json)…'));
+  const picker = h('input', { id: 'export-files', type: 'file', webkitdirectory: true, multiple: true, hidden: true });
+  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; });
   const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
   const zipButton = h('button', { id: 'export-zip' }, 'Download .zip');
   const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';
@@ -71,8 +76,20 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
     try {
       // Ask for the folder first: the picker needs the user's click, not a click from minutes ago.
       const root = to === 'folder' ? await (window as PickerWindow).showDirectoryPicker!({ mode: 'readwrite' }) : undefined;
-      const name = `${DEFAULT_TEACHER.id}-${format.value.replace('.', '')}`;
-      const req: ExportRequestData = { source: { url: new URL(DEFAULT_TEACHER.path, document.baseURI).href }, format: format.value, name };
+      const picked = source.value === 'picked' ? [...(picker.files ?? [])] : undefined;
+      if (picked && picked.length === 0) throw new Error('Pick the model folder first (config.json, model.safetensors, tokenizer.json).');
+      const base = picked ? (picked[0]!.webkitRelativePath.split('/')[0] || 'model') : DEFAULT_TEACHER.id;
+      const name = `${base}-${format.value.replace('.', '')}`;
+      const files: Record<string, Uint8Array> = {};
+      // Only what an import reads; weights can be large, so the rest of the folder is not loaded.
+      for (const f of picked ?? []) {
+        if (/(^|\/)(config\.json|tokenizer\.json|tokenizer_config\.json|[^/]*\.safetensors(\.index\.json)?)$/.test(f.webkitRelativePath || f.name)) {
+          files[f.webkitRelativePath || f.name] = new Uint8Array(await f.arrayBuffer());
+        }
+      }
+      const req: ExportRequestData = {
+        source: picked ? { files } : { url: new URL(DEFAULT_TEACHER.path, document.baseURI).href }, format: format.value, name,
+      };
       const res = await backend.exportModel(req, (m) => { status.textContent = `${m}…`; });
       const total = res.files.reduce((s, f) => s + f.bytes.length, 0);
       if (root) await writeFolder(root, name, res.files);
@@ -94,6 +111,6 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
   zipButton.addEventListener('click', () => void run('zip'));
   folderButton?.addEventListener('click', () => void run('folder'));
   return h('div', {},
-    h('label', {}, 'Model ', source), h('br', {}), h('label', {}, 'Format ', format), h('br', {}),
+    h('label', {}, 'Model ', source), ' ', picker, h('br', {}), h('label', {}, 'Format ', format), h('br', {}),
     h('p', {}, zipButton, ' ', folderButton), status, list);
 }

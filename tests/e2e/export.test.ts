@@ -62,6 +62,16 @@ describe('Export stage (Chromium)', () => {
     expect(await page.$$eval('#export-files li', (lis) => lis.length)).toBe(6);
   });
 
+  it('a picked HF folder re-exports: the default teacher folder from disk → safetensors zip with the same weights', async () => {
+    await page.selectOption('#export-source', 'picked');
+    await page.setInputFiles('#export-files', 'public/models/brown-teacher');
+    const dir = await exportZip('safetensors');
+    expect(dir).toMatch(/brown-teacher-safetensors$/);
+    const got = importHfFolder(readFolder(dir));
+    expect(got.params).toEqual(shipped.params);
+    await page.selectOption('#export-source', 'brown-teacher');
+  });
+
   it('gguf-f16 zip holds one GGUF file', async () => {
     const dir = await exportZip('gguf-f16');
     expect(readdirSync(dir)).toEqual(['model.gguf']);
