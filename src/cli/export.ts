@@ -59,16 +59,21 @@ export function loadRun(dir: string, checkpoint = 'latest'): { input: ExportInpu
   return { input: { config: ck.model, params: ck.params, tokenizer }, record };
 }
 
+/** Writes export files (relative '/'-separated paths) under `dir`, creating folders as needed. */
+export function writeFiles(dir: string, files: readonly ExportFile[]): void {
+  for (const f of files) {
+    const p = join(dir, ...f.path.split('/'));
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, f.bytes);
+  }
+}
+
 /** Writes files into `out` through a temporary sibling folder renamed into place. */
 export function writeFolderAtomic(out: string, files: ExportFile[], force: boolean): void {
   if (existsSync(out) && !force) throw new Error(`export: ${out} exists (use --force to replace it)`);
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  for (const f of files) {
-    const p = join(tmp, ...f.path.split('/'));
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, f.bytes);
-  }
+  writeFiles(tmp, files);
   if (existsSync(out)) rmSync(out, { recursive: true });
   mkdirSync(dirname(out), { recursive: true });
   renameSync(tmp, out);

@@ -21,6 +21,7 @@ import {
 import { sampleToken, resolveSampling, type SamplingConfig } from '../model/sampling.ts';
 import { probeWebGpu } from '../platform/webgpu-probe.ts';
 import { symbolsToBytes } from '../tokenizer/byte-level.ts';
+import { logSumExp } from '../util/logsoftmax.ts';
 import { Rng } from '../util/rng.ts';
 import { validateChatCall } from './config.ts';
 import { isNode, resolveSource, withSourceEnv, type LocalModelSource, type ResolvedSource } from './local-source.ts';
@@ -516,9 +517,7 @@ export function logprobRows(logits: Float32Array, ids: readonly number[], V: num
       if (x > max) max = x;
     }
     if (max === -Infinity) throw new TeacherError('malformed', `local teacher: every logit of row ${t} is -Infinity`);
-    let s = 0;
-    for (let v = 0; v < V; v++) s += Math.exp(row[v]! - max);
-    const lse = max + Math.log(s);
+    const lse = logSumExp(row, 0, V);
     if (out) for (let v = 0; v < V; v++) out[t * V + v] = row[v]! - lse;
     if (t + 1 < T) nextLogprobs[t] = row[ids[t + 1]!]! - lse;
     // Top-k by insertion into a sorted list (k ≪ V): larger logit first, lower id first on ties.

@@ -1,21 +1,14 @@
 // Evaluation metrics against the teacher on held-out batches: KL(teacher ‖ student) per target token (at τ = 1)
 // and top-1 agreement (the student's argmax equals the teacher's). Plain TS over logits read back at eval time.
 
+import { logSoftmaxRow } from '../util/logsoftmax.ts';
+
 export interface TeacherMetrics {
   /** Mean KL(p_T ‖ p_S) in nats over weighted rows (dense teachers; NaN for top-k teachers). */
   kl: number;
   /** Share of weighted rows where argmax student = argmax teacher. */
   top1: number;
   rows: number;
-}
-
-function logSoftmaxRow(x: ArrayLike<number>, off: number, V: number, out: Float64Array): void {
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) max = Math.max(max, x[off + v]!);
-  let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(x[off + v]! - max);
-  const lse = max + Math.log(sum);
-  for (let v = 0; v < V; v++) out[v] = x[off + v]! - lse;
 }
 
 function argmaxRow(x: ArrayLike<number>, off: number, n: number): number {

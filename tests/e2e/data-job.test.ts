@@ -6,10 +6,10 @@
 // records' usage, and every record written before the reload unchanged after it. Also: Stop pauses a job and
 // Resume finishes it exactly once; a full storage quota (Chromium's DevTools quota override) gives a clear
 // "Storage is full" error with nothing written; no request leaves 127.0.0.1 and the page raises no errors.
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guardOffsite, launchChromium, recordErrors, startPreview } from './harness.ts';
+import { guardOffsite, openApp, recordErrors } from './harness.ts';
 
 const PROMPTS = [
   'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
@@ -22,7 +22,6 @@ const DEVICE = process.env.DATA_JOB_DEVICE ?? 'webgpu';
 const MAX_TOKENS = 8;
 
 let browser: Browser;
-let context: BrowserContext;
 let server: PreviewServer;
 let page: Page;
 let url: string;
@@ -108,13 +107,7 @@ async function listedKeys(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  ({ url, server } = await startPreview());
-  browser = await launchChromium();
-  context = await browser.newContext();
-  await guardOffsite(context, offsite);
-  page = await context.newPage();
-  recordErrors(page, pageErrors);
-  await page.goto(url);
+  ({ url, server, browser, page } = await openApp({ offsite, pageErrors }));
 });
 
 afterAll(async () => {

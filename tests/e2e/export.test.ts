@@ -11,7 +11,7 @@ import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFolder } from '../../src/cli/export.ts';
 import { importHfFolder } from '../../src/export/import.ts';
-import { guardOffsite, launchChromium, recordErrors, startPreview } from './harness.ts';
+import { openApp } from './harness.ts';
 
 let browser: Browser;
 let server: PreviewServer;
@@ -19,16 +19,8 @@ let page: Page;
 const pageErrors: string[] = [];
 const offsite: string[] = [];
 
-
 beforeAll(async () => {
-  let url: string;
-  ({ url, server } = await startPreview());
-  browser = await launchChromium();
-  const context = await browser.newContext({ acceptDownloads: true });
-  await guardOffsite(context, offsite);
-  page = await context.newPage();
-  recordErrors(page, pageErrors);
-  await page.goto(url);
+  ({ server, browser, page } = await openApp({ offsite, pageErrors, acceptDownloads: true }));
 });
 afterAll(async () => {
   await browser?.close();

@@ -80,3 +80,26 @@ export function recordErrors(page: Page, errors: string[], opts: { label?: strin
   page.on('pageerror', (e) => errors.push(`pageerror${tag}: ${e.message}`));
   if (opts.console !== false) page.on('console', (m) => { if (m.type() === 'error') errors.push(`console${tag}: ${m.text()}`); });
 }
+
+export interface AppSession {
+  url: string;
+  server: PreviewServer;
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+}
+
+/**
+ * The built app served on 127.0.0.1 and opened in Chromium with WebGPU: every request guarded (`offsite`, and all
+ * of them in `requests` when given), the page's errors recorded in `pageErrors`.
+ */
+export async function openApp(o: { offsite: string[]; pageErrors: string[]; requests?: string[]; acceptDownloads?: boolean }): Promise<AppSession> {
+  const { url, server } = await startPreview();
+  const browser = await launchChromium();
+  const context = await browser.newContext(o.acceptDownloads ? { acceptDownloads: true } : {});
+  await guardOffsite(context, o.offsite, o.requests);
+  const page = await context.newPage();
+  recordErrors(page, o.pageErrors);
+  await page.goto(url);
+  return { url, server, browser, context, page };
+}

@@ -7,11 +7,11 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refDecode, refLogprobs, tinyTeacher, writeFolder, type TinyTeacher } from '../support/tiny-teacher.ts';
-import { guardOffsite, launchChromium, recordErrors, startDev, startPreview } from './harness.ts';
+import { guardOffsite, launchChromium, openApp, recordErrors, startDev } from './harness.ts';
 
 const FOLDER = 'dist/models/e2e-tiny';
 const PROMPT = 'The teacher reads';
@@ -19,7 +19,6 @@ const MAX_NEW = 20;
 
 let t: TinyTeacher;
 let browser: Browser;
-let context: BrowserContext;
 let server: PreviewServer;
 let page: Page;
 let url: string;
@@ -30,14 +29,8 @@ const offsite: string[] = [];
 beforeAll(async () => {
   t = tinyTeacher();
   writeFolder(FOLDER, t.files);
-  ({ url, server } = await startPreview());
-  browser = await launchChromium();
-  context = await browser.newContext();
   // Every request of the context (pages and their dedicated workers); anything off 127.0.0.1 is recorded and refused.
-  await guardOffsite(context, offsite, requests);
-  page = await context.newPage();
-  recordErrors(page, pageErrors);
-  await page.goto(url);
+  ({ url, server, browser, page } = await openApp({ offsite, pageErrors, requests }));
 });
 
 afterAll(async () => {

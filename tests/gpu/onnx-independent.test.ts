@@ -1,11 +1,12 @@
 // Our GPU engine against independent implementations on the same weights: the GPU forward's logits equal
 // onnxruntime-node's on our ONNX export (issue #4's independent check), and transformers.js, loading the exported
 // folder, generates the same greedy tokens as our GPU Generator with its KV cache (issue #6).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { writeFiles } from '../../src/cli/export.ts';
 import { exportOnnxFolder } from '../../src/export/onnx.ts';
 import { writeArray } from '../../src/gpu/dispatch.ts';
 import { allocBuffer } from '../../src/model/activations.ts';
@@ -34,11 +35,7 @@ function model(tied: boolean) {
 
 function writeFolder(files: { path: string; bytes: Uint8Array }[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'onnx-indep-'));
-  for (const f of files) {
-    const p = join(dir, 'm', ...f.path.split('/'));
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, f.bytes);
-  }
+  writeFiles(join(dir, 'm'), files);
   return dir;
 }
 

@@ -2,10 +2,11 @@
 // export, CPU, float32): cross-entropy loss, EVERY parameter gradient (autograd), and ten AdamW steps
 // (torch.optim.AdamW, decay on matrices/embeddings only) — losses and final weights. The style guide's fixture
 // test, run on the CPU here (the GPU machine runs the same Python on CUDA when it is lent).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { writeFiles } from '../../src/cli/export.ts';
 import { hfName } from '../../src/export/hf-names.ts';
 import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
@@ -74,11 +75,7 @@ describe('GPU model vs PyTorch (HF LlamaForCausalLM on our export)', () => {
     const STEPS = 10;
 
     const dir = mkdtempSync(join(tmpdir(), 'torch-fixture-'));
-    for (const f of exportHfFolder({ config, params: slab, tokenizer: tok })) {
-      const p = join(dir, ...f.path.split('/'));
-      mkdirSync(dirname(p), { recursive: true });
-      writeFileSync(p, f.bytes);
-    }
+    writeFiles(dir, exportHfFolder({ config, params: slab, tokenizer: tok }));
     const torch = runPythonJson<TorchOut>(py, SCRIPT, {
       dir, ids: [...Array(B)].map((_, b) => Array.from(ids.subarray(b * T, (b + 1) * T))),
       labels: [...Array(B)].map((_, b) => Array.from(labels.subarray(b * T, (b + 1) * T), (l) => (l === NO_LABEL ? -100 : l))),

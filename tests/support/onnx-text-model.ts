@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { BpeTokenizer } from '../../src/tokenizer/bpe.ts';
+import { logSoftmaxRow } from '../../src/util/logsoftmax.ts';
 import type { TextModel } from './text-model.ts';
 
 interface HfConfig {
@@ -94,13 +95,8 @@ export class OnnxTextModel implements TextModel {
     const out = await this.session.run(feeds);
     const logits = out.logits!.data as Float32Array;
     const V = this.vocabSize;
-    const last = logits.subarray((S - 1) * V, S * V);
-    let max = -Infinity;
-    for (const x of last) max = Math.max(max, x);
-    let sum = 0;
-    for (const x of last) sum += Math.exp(x - max);
-    const lse = max + Math.log(sum);
-    const lp = Float32Array.from(last, (x) => x - lse);
+    const lp = new Float32Array(V);
+    logSoftmaxRow(logits, (S - 1) * V, V, lp);
     const next = new Map<string, ort.Tensor>();
     for (const k of this.past.size ? this.past.keys() : this.emptyPast().keys()) next.set(k, out[k.replace('past_key_values', 'present')]!);
     this.past = next;

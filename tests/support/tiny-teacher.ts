@@ -2,8 +2,8 @@
 // sentences, a 2-layer GQA student with seeded weights scaled up (so argmaxes are decisive) and norm weights
 // perturbed (so a missing norm weight shows), exported by exportOnnxFolder; plus the oracles, all on
 // src/model/ref-model.ts's float64 forward: greedy and seeded-sampling loops, and log-softmax rows.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { writeFiles } from '../../src/cli/export.ts';
 import { exportOnnxFolder } from '../../src/export/onnx.ts';
 import type { ExportFile } from '../../src/export/types.ts';
 import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
@@ -47,11 +47,7 @@ export function tinyTeacher(seed = 11, scale = 20): TinyTeacher {
 
 export function writeFolder(dir: string, files: ExportFile[]): void {
   rmSync(dir, { recursive: true, force: true });
-  for (const f of files) {
-    const p = join(dir, f.path);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, f.bytes);
-  }
+  writeFiles(dir, files);
 }
 
 /** float64 logits (T, V) of one sequence. */

@@ -1,10 +1,11 @@
 // HF transformers (PyTorch, CPU) loads our safetensors export with AutoModelForCausalLM / AutoTokenizer: the same
 // token ids on mixed text, logits equal to our CPU reference model (and so to the GPU model it is matched against),
 // and greedy `generate()` equal to our greedy loop — tied and untied, grouped-query attention, non-default RoPE θ.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { writeFiles } from '../../src/cli/export.ts';
 import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { paramLayout } from '../../src/model/params.ts';
@@ -52,11 +53,7 @@ function model(tied: boolean) {
 
 function writeFolder(files: { path: string; bytes: Uint8Array }[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'hf-tf-'));
-  for (const f of files) {
-    const p = join(dir, ...f.path.split('/'));
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, f.bytes);
-  }
+  writeFiles(dir, files);
   return dir;
 }
 

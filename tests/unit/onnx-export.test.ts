@@ -9,13 +9,14 @@
 // - The file: opset-17 default-domain ops only, weights as raw_data initializers (no external data), the
 //   input/output names and cache shapes transformers.js reads; bad inputs give errors naming what is wrong.
 
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AutoModelForCausalLM, AutoTokenizer, env, pipeline, Tensor as HfTensor } from '@huggingface/transformers';
+import { writeFiles } from '../../src/cli/export.ts';
 import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
 import { initParams, refForward } from '../../src/model/ref-model.ts';
 import { buildOnnxModel, exportOnnxFolder, ONNX_MODEL_PATH, ONNX_OPSET } from '../../src/export/onnx.ts';
@@ -246,11 +247,7 @@ describe('transformers.js generates from the exported folder', () => {
   function writeFolder(config: ModelConfig, params: Float32Array): string {
     const root = mkdtempSync(join(tmpdir(), 'onnx-export-'));
     dirs.push(root);
-    for (const f of exportOnnxFolder({ config, params, tokenizer })) {
-      const p = join(root, 'student', f.path);
-      mkdirSync(dirname(p), { recursive: true });
-      writeFileSync(p, f.bytes);
-    }
+    writeFiles(join(root, 'student'), exportOnnxFolder({ config, params, tokenizer }));
     env.allowLocalModels = true;
     env.allowRemoteModels = false;
     env.localModelPath = root;

@@ -7,6 +7,7 @@ import { readFolder } from '../../src/cli/export.ts';
 import { importHfFolder } from '../../src/export/import.ts';
 import { refForward } from '../../src/model/ref-model.ts';
 import { RemoteTeacher } from '../../src/teacher/remote.ts';
+import { logSoftmaxRow } from '../../src/util/logsoftmax.ts';
 import { TeacherError } from '../../src/teacher/types.ts';
 import { OnnxTextModel } from '../support/onnx-text-model.ts';
 import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
@@ -29,12 +30,9 @@ const MESSAGES = [{ role: 'user', content: 'Tell me about the county jury.' }];
 /** Log-softmax of the reference model's last-position logits after `ids`. */
 function refLogprobs(ids: number[]): Float64Array {
   const V = ref.config.vocabSize, T = ids.length;
-  const logits = refForward(ref.config, ref.params, Uint32Array.from(ids), 1, T).logits.subarray((T - 1) * V, T * V);
-  let max = -Infinity;
-  for (const x of logits) max = Math.max(max, x);
-  let s = 0;
-  for (const x of logits) s += Math.exp(x - max);
-  return Float64Array.from(logits, (x) => x - max - Math.log(s));
+  const out = new Float64Array(V);
+  logSoftmaxRow(refForward(ref.config, ref.params, Uint32Array.from(ids), 1, T).logits, (T - 1) * V, V, out);
+  return out;
 }
 
 describe('the OpenAI test server on the embedded teacher (onnxruntime-node)', () => {
