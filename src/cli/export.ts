@@ -11,11 +11,12 @@ import { zipFiles } from '../export/zip.ts';
 import { BpeTokenizer } from '../tokenizer/bpe.ts';
 import { decodeCheckpoint } from '../train/checkpoint.ts';
 
-function readJson(path: string): unknown {
+/** A JSON file's value; errors name the command (`where`) and the file. */
+export function readJson(path: string, where = 'export'): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new Error(`export: cannot read ${path}: ${(e as Error).message}`);
+    throw new Error(`${where}: cannot read ${path}: ${(e as Error).message}`);
   }
 }
 

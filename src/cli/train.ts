@@ -13,7 +13,7 @@ import { packRows, type Example } from '../train/batches.ts';
 import { makeTrainConfig } from '../train/config.ts';
 import { Trainer } from '../train/trainer.ts';
 import { checkpointFromImport, importHfFolder } from '../export/import.ts';
-import { readFolder } from './export.ts';
+import { readFolder, readJson } from './export.ts';
 import { FileCheckpointStore } from './file-store.ts';
 
 interface CliTrainFile {
@@ -26,14 +26,6 @@ interface CliTrainFile {
 }
 
 const TOP_KEYS = ['model', 'train', 'data', 'heldOutEvery', 'tokenizer'];
-
-function readJsonFile(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`train: cannot read ${path}: ${(e as Error).message}`);
-  }
-}
 
 /** Train and held-out paragraphs: the Brown corpus (every 10th file held out) or text files (every 10th paragraph). */
 export function loadTexts(data: CliTrainFile['data'] = { source: 'brown' }, heldOutEvery = 10): { train: string[]; heldOut: string[] } {
@@ -60,12 +52,7 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   const get = (k: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : undefined; };
   const cfgPath = get('config');
   if (!cfgPath) throw new Error('train: --config <file.json> is required');
-  let file: CliTrainFile;
-  try {
-    file = JSON.parse(readFileSync(cfgPath, 'utf8')) as CliTrainFile;
-  } catch (e) {
-    throw new Error(`train: cannot read config ${cfgPath}: ${(e as Error).message}`);
-  }
+  const file = readJson(cfgPath, 'train: config') as CliTrainFile;
   const unknown = Object.keys(file).filter((k) => !TOP_KEYS.includes(k));
   if (unknown.length) throw new Error(`${cfgPath}: unknown key(s) ${unknown.join(', ')} (known: ${TOP_KEYS.join(', ')})`);
   // --init DIR: start from an HF Llama-style folder (ours exported, or a small checkpoint that fits): its config
@@ -83,7 +70,7 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   const t0 = performance.now();
   const texts = loadTexts(file.data, file.heldOutEvery ?? 10);
   if (init && file.tokenizer) throw new Error(`${cfgPath}: "tokenizer" and --init both give a tokenizer: use one`);
-  const given = file.tokenizer ? BpeTokenizer.fromJSON(readJsonFile(file.tokenizer)) : undefined;
+  const given = file.tokenizer ? BpeTokenizer.fromJSON(readJson(file.tokenizer, 'train')) : undefined;
   if (given && given.vocabSize > model.vocabSize) {
     throw new Error(`${cfgPath}: the tokenizer ${file.tokenizer} has ${given.vocabSize} tokens, model.vocabSize is ${model.vocabSize}: raise vocabSize`);
   }
