@@ -98,7 +98,7 @@ export class OnnxTextModel implements TextModel {
     const lp = new Float32Array(V);
     logSoftmaxRow(logits, (S - 1) * V, V, lp);
     const next = new Map<string, ort.Tensor>();
-    for (const k of this.past.size ? this.past.keys() : this.emptyPast().keys()) next.set(k, out[k.replace('past_key_values', 'present')]!);
+    for (const k of past.keys()) next.set(k, out[k.replace('past_key_values', 'present')]!);
     this.past = next;
     this.ids = ids.slice();
     this.lastLogprobs = lp;
