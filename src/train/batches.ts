@@ -72,14 +72,24 @@ export class BatchLoader {
     return this.order;
   }
 
-  /** The next batch; advances the cursor (a partial batch at an epoch's end rolls into the next epoch). */
+  /** Indices (into `rows`) of the next batch's B rows; advances the cursor (an epoch's end rolls into the next). */
+  nextRows(): number[] {
+    const picked: number[] = [];
+    for (let b = 0; b < this.B; b++) {
+      if (this.cursor.row >= this.rows.length) this.cursor = { epoch: this.cursor.epoch + 1, row: 0 };
+      picked.push(this.orderFor(this.cursor.epoch)[this.cursor.row]!);
+      this.cursor = { ...this.cursor, row: this.cursor.row + 1 };
+    }
+    return picked;
+  }
+
+  /** The next batch (the rows of nextRows()); advances the cursor. */
   next(): Batch {
     const { B, T } = this;
     const ids = new Uint32Array(B * T), labels = new Uint32Array(B * T), weights = new Float32Array(B * T);
+    const picked = this.nextRows();
     for (let b = 0; b < B; b++) {
-      if (this.cursor.row >= this.rows.length) this.cursor = { epoch: this.cursor.epoch + 1, row: 0 };
-      const r = this.rows[this.orderFor(this.cursor.epoch)[this.cursor.row]!]!;
-      this.cursor = { ...this.cursor, row: this.cursor.row + 1 };
+      const r = this.rows[picked[b]!]!;
       for (let t = 0; t < T; t++) {
         ids[b * T + t] = r.tokens[t]!;
         const target = r.learn[t + 1]! !== 0;

@@ -42,6 +42,9 @@ export interface EventLog {
 
 export type TrainLog = StepLog | EvalLog | EventLog;
 
+/** What a teacher gives for a batch: dense logits, top-k ids + logprobs, and/or hidden states. */
+export type TeacherSignal = Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs' | 'teacherHidden'>;
+
 type Rows = readonly { tokens: Uint32Array; learn: Uint8Array }[];
 
 export interface TrainerOptions {
@@ -54,7 +57,7 @@ export interface TrainerOptions {
   /** Name of the checkpoint this run saves to (and resumes from with `resume`). */
   checkpointName?: string;
   /** Teacher signal per batch for token-level KD (dense logits or top-k), when the objective needs it. */
-  teacherFor?: (batch: Batch) => Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs' | 'teacherHidden'>;
+  teacherFor?: (batch: Batch) => TeacherSignal | Promise<TeacherSignal>;
   teacherTopK?: number;
   log?: (e: TrainLog) => void;
 }
@@ -94,8 +97,8 @@ export class Trainer {
     this.o.log?.(e);
   }
 
-  private batchWithTeacher(b: Batch): TrainBatch {
-    return this.o.teacherFor ? { ...b, ...this.o.teacherFor(b) } : b;
+  private async batchWithTeacher(b: Batch): Promise<TrainBatch> {
+    return this.o.teacherFor ? { ...b, ...(await this.o.teacherFor(b)) } : b;
   }
 
   /** One optimizer step (gradAccum micro-batches). */
@@ -107,7 +110,7 @@ export class Trainer {
     let r: StepReadback | undefined;
     let loss = 0, ce = 0, kd = 0;
     for (let micro = 0; micro < t.gradAccum; micro++) {
-      this.gpu.setBatch(this.batchWithTeacher(this.loader.next()), t.gradAccum);
+      this.gpu.setBatch(await this.batchWithTeacher(this.loader.next()), t.gradAccum);
       const last = micro === t.gradAccum - 1;
       r = await this.gpu.run({ zeroGrads: micro === 0, update: last ? { lr, step: this.adamStep + 1 } : undefined });
       loss += r.loss; ce += r.ce / t.gradAccum; kd += r.kd / t.gradAccum;
@@ -136,7 +139,7 @@ export class Trainer {
     if (this.evalSet.length === 0) return undefined;
     let sum = 0, count = 0, kl = 0, top1 = 0, rows = 0;
     for (const b of this.evalSet) {
-      const tb = this.batchWithTeacher(b);
+      const tb = await this.batchWithTeacher(b);
       this.gpu.setBatch(tb);
       const r = await this.gpu.run({ backward: false });
       const w = b.weights.reduce((s, x) => s + x, 0);
