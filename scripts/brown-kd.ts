@@ -114,9 +114,14 @@ export async function brownKd(argv: string[], opts: { device?: GPUDevice; log?: 
   mkdirSync(outDir, { recursive: true });
   if (backend === 'engine') {
     const t0 = performance.now();
-    const teacher = new Trainer({ device, model: teacherCfg, train: teacherTrain, rows, evalRows, log: (e) => { if (e.kind !== 'step' || e.step % 25 === 0) out({ run: 'teacher', ...e }); } });
+    // Trainer.run() evaluates on the held-out batches at its last step: that evaluation is the teacher's result.
+    let last: EvalLog | undefined;
+    const teacher = new Trainer({
+      device, model: teacherCfg, train: teacherTrain, rows, evalRows,
+      log: (e) => { if (e.kind === 'eval') last = e; if (e.kind !== 'step' || e.step % 25 === 0) out({ run: 'teacher', ...e }); },
+    });
     await teacher.run();
-    results.teacher = await engineEval(teacherCfg, await teacher.gpu.readParams(), evalBatchCount);
+    results.teacher = { loss: last!.loss, ppl: last!.ppl };
     out({ kind: 'teacher-done', ...results.teacher, ms: Math.round(performance.now() - t0) });
     for (const run of runs) {
       const t1 = performance.now();
