@@ -1,10 +1,14 @@
 // The one typed protocol between the page and the engine worker. The in-thread engine (src/engine/engine.ts)
-// and the comlink proxy of workers/engine.worker.ts implement the same interface; progress arrives through a
-// callback (a comlink proxy across the worker boundary); errors keep name, message and stack.
+// and the comlink proxy of workers/engine.worker.ts implement the same interface; progress and run events arrive
+// through callbacks (comlink proxies across the worker boundary); errors keep name, message and stack.
 import type { AdapterReport } from './platform/gpu.ts';
 import type { SelftestProgress, SelftestReport } from './engine/selftest.ts';
+import type {
+  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, ModelFolderSource, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
+} from './engine/runs/types.ts';
 
 export type { AdapterReport, SelftestProgress, SelftestReport };
+export type * from './engine/runs/types.ts';
 
 /** One exported file: relative path ('onnx/model.onnx') and its bytes. */
 export interface ExportFileData {
@@ -13,8 +17,9 @@ export interface ExportFileData {
 }
 
 export interface ExportRequestData {
-  /** An HF Llama folder served at a URL (e.g. the embedded default teacher), or files the user picked. */
-  source: { url: string } | { files: Record<string, Uint8Array> };
+  /** An HF Llama folder (served at a URL, e.g. the embedded default teacher, or files the user picked), or a run's
+   *  latest checkpoint (with its tokenizer and a training.json record). */
+  source: ModelFolderSource | { runId: string };
   /** One of src/export/index.ts EXPORT_FORMATS. */
   format: string;
   /** Folder/zip name. */
@@ -33,6 +38,25 @@ export interface EngineApi {
   gpuInfo(): Promise<AdapterReport>;
   /** Runs every kernel against its CPU reference at odd shapes. */
   selftest(onProgress?: (p: SelftestProgress) => void): Promise<SelftestReport>;
-  /** Builds the files of one export format (no GPU needed); progress as short messages. */
+  /** Builds the files of one export format; progress as short messages. */
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
+
+  /** Checks a run before it exists: model and parameter count, memory against the adapter's limits, data needs. */
+  planRun(spec: RunSpec): Promise<RunPlan>;
+  /** Stores a new run (status 'created'): validates, snapshots the dataset's records, makes the tokenizer. */
+  createRun(spec: RunSpec, onProgress?: (e: RunEvent) => void): Promise<RunInfo>;
+  /** Trains a run from its last checkpoint (or the start) until done, paused or failed; resolves with it then. */
+  runRun(runId: string, onEvent?: (e: RunEvent) => void): Promise<RunInfo>;
+  /** Asks a running run to stop after its current step (it saves a checkpoint there). */
+  pauseRun(runId: string): Promise<void>;
+  listRuns(): Promise<RunInfo[]>;
+  /** A run and everything it logged (steps, evals, events, samples), oldest first. */
+  runHistory(runId: string): Promise<{ run: RunInfo; logs: RunLog[] }>;
+  deleteRun(runId: string): Promise<void>;
+  /** Held-out loss/perplexity of a run's latest checkpoint, against its teacher when it has one (or `teacher`). */
+  evaluate(req: { runId: string; teacher?: EngineTeacher }, onProgress?: (message: string) => void): Promise<EvalReport>;
+  /** Text from a run's latest checkpoint or from a teacher folder, on the GPU with a KV cache. */
+  generate(req: GenerateRequest): Promise<GenerateResult>;
+  /** K distinct-seed samples of a run's student for one prompt (the Data stage's feedback and self-knowledge). */
+  sampleStudent(runId: string, prompt: string, k: number, opts: { maxNewTokens: number; temperature: number; seed: number }): Promise<string[]>;
 }

@@ -6,8 +6,7 @@ import type { EngineApi } from '../src/protocol.ts';
 
 const engine = createEngine(() => acquireBrowserGpu());
 const api: EngineApi = {
-  gpuInfo: () => engine.gpuInfo(),
-  selftest: (onProgress) => engine.selftest(onProgress),
+  ...engine,
   // The exported bytes move to the page (transferred, not copied).
   exportModel: async (req, onProgress) => {
     const res = await engine.exportModel(req, onProgress);

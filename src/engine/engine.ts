@@ -5,6 +5,10 @@ import type { GpuContext } from '../platform/gpu.ts';
 import { runExport } from './export.ts';
 import { runSelftest } from './selftest.ts';
 
+const notYet = async (): Promise<never> => {
+  throw new Error('training runs are not built yet');
+};
+
 export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { gpu(): Promise<GpuContext> } {
   let ctx: Promise<GpuContext> | undefined;
   const gpu = () => {
@@ -24,5 +28,7 @@ export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { 
       return runSelftest(device, { onProgress });
     },
     exportModel: (req, onProgress) => runExport(req, onProgress),
+    planRun: notYet, createRun: notYet, runRun: notYet, pauseRun: notYet, listRuns: async () => [], runHistory: notYet,
+    deleteRun: notYet, evaluate: notYet, generate: notYet, sampleStudent: notYet,
   };
 }

@@ -26,6 +26,7 @@ async function fetchFolder(base: string, onProgress?: (message: string) => void)
 
 export async function runExport(req: ExportRequest, onProgress?: (message: string) => void): Promise<ExportResult> {
   if (!isExportFormat(req.format)) throw new Error(`export: unknown format '${req.format}' (have: ${EXPORT_FORMATS.join(', ')})`);
+  if ('runId' in req.source) throw new Error('export: runs are not built yet');
   const folder = 'url' in req.source ? await fetchFolder(req.source.url, onProgress) : new Map(Object.entries(req.source.files));
   onProgress?.('reading the model');
   const imp = importHfFolder(folder);

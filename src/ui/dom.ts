@@ -30,3 +30,16 @@ export function formatBytes(n: number): string {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
 }
+
+/** "Name: message" of a thrown value (comlink keeps name and message across workers); plain text. */
+export function errorText(e: unknown): string {
+  const err = e as { name?: unknown; message?: unknown } | null;
+  return typeof err?.message === 'string' ? `${typeof err.name === 'string' ? err.name : 'Error'}: ${err.message}` : String(e);
+}
+
+/** A duration for people: "42 s", "3 min 5 s", "1 h 2 min"; '—' when unknown. */
+export function duration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '—';
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}

@@ -103,3 +103,15 @@ export async function openApp(o: { offsite: string[]; pageErrors: string[]; requ
   await page.goto(url);
   return { url, server, browser, context, page };
 }
+
+/** Brings a workflow step into focus (the page shows one stage at a time): clicks its button in the stepper. */
+export async function gotoStage(page: Page, id: 'teacher' | 'data' | 'train' | 'evaluate' | 'export'): Promise<void> {
+  await page.click(`#step-${id}`);
+  await page.waitForSelector(`#stage-${id}:not([hidden])`, { timeout: 30_000 });
+}
+
+/** Opens the "GPU" disclosure (adapter details and the kernel self-test). */
+export async function openGpuDetails(page: Page): Promise<void> {
+  await page.waitForSelector('#gpu');
+  await page.$eval('#gpu', (d) => { (d as HTMLDetailsElement).open = true; });
+}

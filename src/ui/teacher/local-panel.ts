@@ -6,8 +6,8 @@
 // #teacher-greedy, #teacher-max, #teacher-generate, #teacher-output[data-ids][data-prompt-ids],
 // #teacher-gen-status[data-done=ok|error], #teacher-topk tr[data-pos][data-id][data-top-ids][data-top-logprobs].
 import * as Comlink from 'comlink';
-import type { LocalLoadProgress, LocalModelSource, TeacherGenerateResult } from '../teacher/local-protocol.ts';
-import { formatBytes, h } from './dom.ts';
+import type { LocalLoadProgress, LocalModelSource, TeacherGenerateResult } from '../../teacher/local-protocol.ts';
+import { formatBytes, h } from '../dom.ts';
 import { loadTeacher, onTeacherWorkerError, teacherWorker } from './teacher-client.ts';
 
 /** The default teacher shipped with the app. */

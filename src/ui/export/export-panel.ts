@@ -1,9 +1,9 @@
 // The Export stage: pick a model and a format; the engine worker builds the files; the page saves them as one .zip
 // download, or into a folder the user picks (File System Access API, where the browser has it). A failed folder
 // write removes what it wrote: no half-written export is left behind.
-import type { ExportFileData, ExportRequestData, ExportResultData } from '../protocol.ts';
-import { zipFiles } from '../export/zip.ts';
-import { formatBytes, h } from './dom.ts';
+import type { ExportFileData, ExportRequestData, ExportResultData } from '../../protocol.ts';
+import { zipFiles } from '../../export/zip.ts';
+import { formatBytes, h } from '../dom.ts';
 
 export interface ExportBackend {
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;

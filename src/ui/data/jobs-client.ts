@@ -2,10 +2,10 @@
 // default name, through idb), persistent storage and the usage/quota estimate, the elicitation jobs a reload left
 // unfinished, a Web Lock per job so two tabs never run one job at once (a second tab waits, then sees it done),
 // and the teacher a job runs with (stored in the job's config, so a resumed job loads the same model).
-import { elicitJobStrategy, JOB_KIND_PREFIX } from '../elicit/run.ts';
-import type { Job, Json } from '../store/schema.ts';
-import { openStore, requestPersistentStorage, storageEstimate, type DistillStore } from '../store/store.ts';
-import type { ReloadableSource } from './teacher-client.ts';
+import { elicitJobStrategy, JOB_KIND_PREFIX } from '../../elicit/run.ts';
+import type { Job, Json } from '../../store/schema.ts';
+import { openStore, requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
+import type { ReloadableSource } from '../teacher/teacher-client.ts';
 
 let storePromise: Promise<DistillStore> | null = null;
 

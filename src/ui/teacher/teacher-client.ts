@@ -4,9 +4,9 @@
 // that source and load the same model again after a reload (a folder or a Hub id; picked files cannot be).
 // Calls through one WorkerTeacher run one at a time: the worker aborts a running generation when a new one starts.
 import * as Comlink from 'comlink';
-import type { TeacherLike } from '../elicit/types.ts';
-import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo, TeacherLoadOptions, TeacherWorkerApi } from '../teacher/local-protocol.ts';
-import type { ChatMessage, ChatOptions, ChatResult } from '../teacher/types.ts';
+import type { TeacherLike } from '../../elicit/types.ts';
+import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo, TeacherLoadOptions, TeacherWorkerApi } from '../../teacher/local-protocol.ts';
+import type { ChatMessage, ChatOptions, ChatResult } from '../../teacher/types.ts';
 
 /** A teacher source that can be loaded again without the user (after a reload). */
 export type ReloadableSource = { kind: 'folder'; location: string } | { kind: 'hub'; id: string; revision?: string };
@@ -18,7 +18,7 @@ let current: { info: LocalTeacherInfo; source: ReloadableSource | null } | null 
 /** The page's teacher worker, started on first use. */
 export function teacherWorker(): Comlink.Remote<TeacherWorkerApi> {
   if (!remote) {
-    const w = new Worker(new URL('../../workers/teacher.worker.ts', import.meta.url), { type: 'module', name: 'teacher' });
+    const w = new Worker(new URL('../../../workers/teacher.worker.ts', import.meta.url), { type: 'module', name: 'teacher' });
     w.addEventListener('error', (e) => {
       const err = new Error(`teacher worker failed to start: ${e.message}`);
       for (const fn of errorListeners) fn(err);

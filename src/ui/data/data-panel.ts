@@ -9,14 +9,14 @@
 // #data-start, #data-stop, #data-resume, #data-progress[data-done][data-total], #data-progress-text,
 // #data-status[data-state=idle|loading|waiting|running|done|stopped|error][data-job][data-resumed],
 // #data-storage[data-persisted][data-usage][data-quota], #data-records li[data-key].
-import { createElicitJob, runElicitJob, strategyByName } from '../elicit/run.ts';
-import { STRATEGY_NAMES } from '../elicit/types.ts';
-import type { Dataset, Job, StoredRecord } from '../store/schema.ts';
-import type { DistillStore } from '../store/store.ts';
-import { formatBytes, h } from './dom.ts';
+import { createElicitJob, runElicitJob, strategyByName } from '../../elicit/run.ts';
+import { STRATEGY_NAMES } from '../../elicit/types.ts';
+import type { Dataset, Job, StoredRecord } from '../../store/schema.ts';
+import type { DistillStore } from '../../store/store.ts';
+import { duration, errorText, formatBytes, h } from '../dom.ts';
 import { appStore, jobTeacher, jobTotal, latestJob, storageInfo, unfinishedJobs, withJobLock, withTeacher, type JobTeacher } from './jobs-client.ts';
-import { loadedTeacher, loadTeacher, WorkerTeacher } from './teacher-client.ts';
-import { DEFAULT_TEACHER_FOLDER } from './teacher-panel.ts';
+import { loadedTeacher, loadTeacher, WorkerTeacher } from '../teacher/teacher-client.ts';
+import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
 
 /** Short prompts for the default teacher (a small model trained on the Brown corpus: news, fiction, essays). */
 export const DEFAULT_PROMPTS = [
@@ -30,17 +30,6 @@ const LIST_LIMIT = 200;
 
 type State = 'idle' | 'loading' | 'waiting' | 'running' | 'done' | 'stopped' | 'error';
 type Mode = 'new' | 'auto' | 'manual';
-
-function errorText(e: unknown): string {
-  const err = e as { name?: unknown; message?: unknown } | null;
-  return typeof err?.message === 'string' ? `${typeof err.name === 'string' ? err.name : 'Error'}: ${err.message}` : String(e);
-}
-
-function duration(ms: number | undefined): string {
-  if (ms === undefined) return '—';
-  const s = Math.round(ms / 1000);
-  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
 
 export function dataPanel(): HTMLElement {
   const prompts = h('textarea', { id: 'data-prompts', rows: '8', cols: '40', spellcheck: 'false' });
