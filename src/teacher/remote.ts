@@ -134,6 +134,7 @@ export class RemoteTeacher {
       const states: ChoiceState[] = Array.from({ length: want.n }, () => ({ seen: false, text: '', finishReason: null, tokens: [] }));
       let usageRaw: unknown = undefined;
       let sawLogprobs = false;
+      let servedModel: string | undefined;
       const k = this.preset.logprobsShape === 'together' ? Math.max(want.topLogprobs, 0) : want.topLogprobs;
 
       const absorb = (choice: unknown, where: string, isDelta: boolean): void => {
@@ -188,6 +189,7 @@ export class RemoteTeacher {
             const where = `stream chunk ${i++}`;
             if (!isRecord(chunk) || !Array.isArray(chunk.choices)) throw new TeacherError('malformed', `${where}: not a chat.completion.chunk`);
             if (chunk.usage !== undefined && chunk.usage !== null) usageRaw = chunk.usage;
+            if (typeof chunk.model === 'string' && chunk.model !== '') servedModel ??= chunk.model.slice(0, 200);
             chunk.choices.forEach((ch: unknown, j) => absorb(ch, `${where}.choices[${j}]`, true));
           }
         } else {
@@ -202,6 +204,7 @@ export class RemoteTeacher {
           }
           if (!isRecord(json) || !Array.isArray(json.choices)) throw new TeacherError('malformed', 'response is not a chat.completion (no choices list)');
           usageRaw = json.usage;
+          if (typeof json.model === 'string' && json.model !== '') servedModel = json.model.slice(0, 200);
           json.choices.forEach((ch: unknown, j) => absorb(ch, `choices[${j}]`, false));
         }
       } finally {
@@ -230,6 +233,7 @@ export class RemoteTeacher {
         choices.push(ch);
       });
       const result: ChatResult = { model: c.model, choices, usage, cost, logprobsAvailable, warnings, attempts: call.attempts };
+      if (servedModel !== undefined) result.servedModel = servedModel;
       if (!logprobsAvailable) result.logprobsNote = want.logprobsNote ?? LOGPROBS_UNAVAILABLE_NOTE;
       this.#counters.succeeded++;
       this.#counters.promptTokens += usage.promptTokens;

@@ -101,6 +101,8 @@ export interface ChatUsage {
 
 export interface ChatResult {
   model: string;
+  /** The model name the server put in its response (may differ from the one asked for, e.g. a dated snapshot). */
+  servedModel?: string;
   choices: ChatChoice[];
   usage: ChatUsage;
   /** Cost of this call from the configured prices (0 when prices are 0 or usage was not reported). */

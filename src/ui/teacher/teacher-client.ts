@@ -3,6 +3,8 @@
 // Teacher stage loads it through loadTeacher(), which also remembers where it came from, so a Data job can store
 // that source and load the same model again after a reload (a folder or a Hub id; picked files cannot be).
 // Calls through one WorkerTeacher run one at a time: the worker aborts a running generation when a new one starts.
+// Every load is announced to onTeacherLoad() listeners (start, progress, done, error): the Teacher stage shows and
+// activates what the worker holds, whoever loaded it.
 import * as Comlink from 'comlink';
 import type { TeacherLike } from '../../elicit/types.ts';
 import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo, TeacherLoadOptions, TeacherWorkerApi } from '../../teacher/local-protocol.ts';
@@ -20,7 +22,7 @@ export function teacherWorker(): Comlink.Remote<TeacherWorkerApi> {
   if (!remote) {
     const w = new Worker(new URL('../../../workers/teacher.worker.ts', import.meta.url), { type: 'module', name: 'teacher' });
     w.addEventListener('error', (e) => {
-      const err = new Error(`teacher worker failed to start: ${e.message}`);
+      const err = new Error(`teacher worker failed to start: ${e.message || 'its script could not be loaded (was the app updated while this page was open? reload the page)'}`);
       for (const fn of errorListeners) fn(err);
     });
     remote = Comlink.wrap<TeacherWorkerApi>(w);
@@ -40,12 +42,54 @@ function reloadable(source: LocalModelSource): ReloadableSource | null {
   return null;
 }
 
+/** What happens to the worker's model, whoever asked for the load (the Teacher stage, a Data job, a reload). */
+export type TeacherLoadEvent =
+  | { id: number; phase: 'start'; source: LocalModelSource; opts: TeacherLoadOptions }
+  | { id: number; phase: 'progress'; progress: LocalLoadProgress }
+  | { id: number; phase: 'done'; source: LocalModelSource; info: LocalTeacherInfo }
+  | { id: number; phase: 'error'; source: LocalModelSource; error: unknown };
+
+const loadListeners = new Set<(e: TeacherLoadEvent) => void>();
+let loadCount = 0;
+
+/** Called (synchronously) at every step of every load. Returns an unsubscribe function. */
+export function onTeacherLoad(fn: (e: TeacherLoadEvent) => void): () => void {
+  loadListeners.add(fn);
+  return () => loadListeners.delete(fn);
+}
+
+function emitLoad(e: TeacherLoadEvent): void {
+  for (const fn of [...loadListeners]) {
+    try {
+      fn(e);
+    } catch (err) {
+      console.error('teacher-client: a load listener failed', err);
+    }
+  }
+}
+
+/** The id of the newest load (a listener ignores events of older ones). */
+export function latestLoadId(): number {
+  return loadCount;
+}
+
 /** Loads `source` into the shared worker (replacing its model) and remembers the source for later reloads. */
 export async function loadTeacher(source: LocalModelSource, opts: TeacherLoadOptions, onProgress?: (p: LocalLoadProgress) => void): Promise<LocalTeacherInfo> {
   current = null;
-  const info = await teacherWorker().load(source, opts, onProgress ? Comlink.proxy(onProgress) : undefined);
-  current = { info, source: reloadable(source) };
-  return info;
+  const id = ++loadCount;
+  emitLoad({ id, phase: 'start', source, opts });
+  try {
+    const info = await teacherWorker().load(source, opts, Comlink.proxy((p: LocalLoadProgress) => {
+      onProgress?.(p);
+      emitLoad({ id, phase: 'progress', progress: p });
+    }));
+    if (id === loadCount) current = { info, source: reloadable(source) };
+    emitLoad({ id, phase: 'done', source, info });
+    return info;
+  } catch (e) {
+    emitLoad({ id, phase: 'error', source, error: e });
+    throw e;
+  }
 }
 
 /** The model loadTeacher() last loaded in this page, and its source (null for picked files); null if none. */
