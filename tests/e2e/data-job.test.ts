@@ -9,7 +9,7 @@
 import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guardOffsite, openApp, recordErrors } from './harness.ts';
+import { gotoStage, guardOffsite, openApp, recordErrors } from './harness.ts';
 
 const PROMPTS = [
   'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
@@ -108,6 +108,7 @@ async function listedKeys(): Promise<string[]> {
 
 beforeAll(async () => {
   ({ url, server, browser, page } = await openApp({ offsite, pageErrors }));
+  await gotoStage(page, 'data');
 });
 
 afterAll(async () => {
@@ -140,6 +141,7 @@ describe('Data stage: an elicitation job in the browser', () => {
     expect(written.length, 'the job finished before the reload: nothing left to resume').toBeLessThan(PROMPTS.length);
     const t0 = Date.now();
     await page.reload();
+    await gotoStage(page, 'data');
     // The reloaded page finds the job unfinished and resumes it without a click.
     await page.waitForSelector('#data-status[data-resumed="true"]', { timeout: 60_000 });
     expect(await page.getAttribute('#data-status', 'data-job')).toBe(job.id);
@@ -190,6 +192,7 @@ describe('Data stage: an elicitation job in the browser', () => {
       const cdp = await ctx.newCDPSession(p);
       await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(url).origin, quotaSize: 1 });
       await p.goto(url);
+      await gotoStage(p, 'data');
       expect(await waitState(['idle'], 30_000, p)).toBe('idle');
       await startJob({ batch: 2 }, p);
       expect(await waitState(['error', 'running', 'done'], 180_000, p)).toBe('error');

@@ -1,29 +1,28 @@
-// The Data stage: an elicitation job (strategy 'labeling': the teacher answers each prompt) run from the page into
-// the app's IndexedDB store, with the local teacher of the Teacher stage (the shared teacher worker; when no model
-// is loaded there, the default embedded teacher is loaded here). Each step's records and the job's cursor commit in
-// one transaction (src/store/jobs.ts), so a reload or a closed tab loses at most the step in flight: on page load
-// the jobs left 'running' or 'queued' are resumed AUTOMATICALLY, each under a Web Lock (one tab runs a job), and
-// every record is written exactly once (idempotency keys). Stop pauses a job; Resume continues a paused, failed
-// or interrupted one. Model output is untrusted: it only ever goes in through text nodes.
-// Stable hooks for tests: #data-prompts, #data-strategy, #data-max, #data-temperature, #data-batch, #data-device,
-// #data-start, #data-stop, #data-resume, #data-progress[data-done][data-total], #data-progress-text,
+// The Data stage's job runner: an elicitation job (any of the seven strategies, configured by strategy-form.ts) run
+// from the page into the app's IndexedDB store, into a chosen dataset or a new one named after the strategy and
+// the time. Each step's records and the job's cursor commit in one transaction (src/store/jobs.ts), so a reload or
+// a closed tab loses at most the step in flight: on page load the jobs left 'running' or 'queued' are resumed
+// AUTOMATICALLY, each under a Web Lock (one tab runs a job), and every record is written exactly once
+// (idempotency keys). Stop pauses a job; Resume continues a paused, failed or interrupted one. The teacher is the
+// active one (or the default teacher); a resumed job finds its own again (teacher-link.ts). Model output is
+// untrusted: it only ever goes in through text nodes.
+// Stable hooks for tests: #data-target, #data-start, #data-stop, #data-resume, #data-teacher,
+// #data-progress[data-done][data-total], #data-progress-text,
 // #data-status[data-state=idle|loading|waiting|running|done|stopped|error][data-job][data-resumed],
 // #data-storage[data-persisted][data-usage][data-quota], #data-records li[data-key].
-import { createElicitJob, runElicitJob, strategyByName } from '../../elicit/run.ts';
-import { STRATEGY_NAMES } from '../../elicit/types.ts';
+import { createElicitJob, runElicitJob } from '../../elicit/run.ts';
+import { STRATEGY_INFO } from '../../elicit/strategy-info.ts';
 import type { Dataset, Job, StoredRecord } from '../../store/schema.ts';
 import type { DistillStore } from '../../store/store.ts';
+import { emit, on, type ActiveTeacher, type StageStatus } from '../app-state.ts';
 import { duration, errorText, formatBytes, h } from '../dom.ts';
-import { appStore, jobTeacher, jobTotal, latestJob, storageInfo, unfinishedJobs, withJobLock, withTeacher, type JobTeacher } from './jobs-client.ts';
-import { loadedTeacher, loadTeacher, WorkerTeacher } from '../teacher/teacher-client.ts';
-import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
-
-/** Short prompts for the default teacher (a small model trained on the Brown corpus: news, fiction, essays). */
-export const DEFAULT_PROMPTS = [
-  'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
-  'The church stood on the hill', 'A new law was passed', 'The team won the game', 'Science and the modern world',
-  'She opened the letter and', 'The river ran through the valley', 'The doctor told him', 'After the war the people',
-];
+import { fillDatasetSelect, listDatasets, stamp } from './datasets.ts';
+import {
+  appStore, jobStrategyName, jobStudent, jobTeacher, jobTotal, latestJob, storageInfo, teacherRefLabel, unfinishedJobs, withJobLock, withTeacher,
+} from './jobs-client.ts';
+import type { StrategyForm } from './strategy-form.ts';
+import { studentSampler } from './student-link.ts';
+import type { TeacherLink } from './teacher-link.ts';
 
 /** Records listed under the job (the dataset may hold more; the list says so). */
 const LIST_LIMIT = 200;
@@ -31,40 +30,51 @@ const LIST_LIMIT = 200;
 type State = 'idle' | 'loading' | 'waiting' | 'running' | 'done' | 'stopped' | 'error';
 type Mode = 'new' | 'auto' | 'manual';
 
-export function dataPanel(): HTMLElement {
-  const prompts = h('textarea', { id: 'data-prompts', rows: '8', cols: '40', spellcheck: 'false' });
-  prompts.value = DEFAULT_PROMPTS.join('\n');
-  const strategy = h('select', { id: 'data-strategy' },
-    ...STRATEGY_NAMES.map((n) => h('option', { value: n, disabled: n !== 'labeling' }, n === 'labeling' ? 'labeling (answer each prompt)' : `${n} (not in the app yet)`)));
-  const maxTokens = h('input', { id: 'data-max', type: 'number', min: '1', max: '4096', value: '32', size: '4' });
-  const temperature = h('input', { id: 'data-temperature', type: 'number', min: '0', max: '2', step: '0.05', value: '0.7', size: '4' });
-  const batch = h('input', { id: 'data-batch', type: 'number', min: '1', max: '64', value: '2', size: '3' });
-  const device = h('select', { id: 'data-device' },
-    h('option', { value: 'auto' }, 'auto (WebGPU, else WASM)'), h('option', { value: 'webgpu' }, 'WebGPU'), h('option', { value: 'wasm' }, 'WASM (CPU)'));
+function seedOf(config: unknown): number | null {
+  const s = (config as { seed?: unknown } | null)?.seed;
+  return typeof s === 'number' ? s : null;
+}
+
+export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity: (s: StageStatus | null) => void): HTMLElement {
+  const target = h('select', { id: 'data-target', class: 'wide' });
   const startButton = h('button', { id: 'data-start', disabled: true }, 'Start job');
-  const stopButton = h('button', { id: 'data-stop', disabled: true }, 'Stop');
-  const resumeButton = h('button', { id: 'data-resume', disabled: true }, 'Resume');
-  const teacherLine = h('div', { id: 'data-teacher', class: 'muted' });
+  const stopButton = h('button', { id: 'data-stop', class: 'secondary', disabled: true }, 'Stop');
+  const resumeButton = h('button', { id: 'data-resume', class: 'secondary', disabled: true }, 'Resume');
+  const teacherLine = h('div', { id: 'data-teacher', class: 'muted small' });
   const progress = h('progress', { id: 'data-progress', max: '1', value: '0', 'data-done': '0', 'data-total': '0' });
   const progressText = h('div', { id: 'data-progress-text', class: 'muted' });
   const status = h('div', { id: 'data-status', class: 'muted', 'data-state': 'idle' }, 'Opening the data store…');
-  const storage = h('div', { id: 'data-storage', class: 'muted' });
-  const records = h('ul', { id: 'data-records' });
-  const recordsNote = h('div', { class: 'muted' });
+  const storage = h('div', { id: 'data-storage', class: 'muted small' });
+  const records = h('ul', { id: 'data-records', class: 'records' });
+  const recordsNote = h('div', { class: 'muted small' });
+  const jobRecords = h('details', { id: 'data-job-records', open: true, hidden: true },
+    h('summary', {}, 'Records of the job’s dataset'), recordsNote, h('div', { class: 'scroll-box' }, records));
 
   let running: { jobId: string; ac: AbortController } | null = null;
   let shown: Job | null = null;
+  let opened = false;
 
   const setState = (state: State, text: string, cls = 'muted'): void => {
     status.dataset.state = state;
     status.className = cls;
     status.textContent = text;
+    if (state === 'error') onActivity({ state: 'error', text: 'a job failed' });
+    else if (state !== 'running' && state !== 'loading' && state !== 'waiting') onActivity(null);
   };
   const syncButtons = (): void => {
-    startButton.disabled = running !== null;
+    const blocked = form.blocker() !== null;
+    startButton.disabled = running !== null || !opened || blocked;
     stopButton.disabled = running === null;
     resumeButton.disabled = running !== null || !shown || shown.status === 'done';
   };
+  form.onChange(syncButtons);
+
+  const refreshTargets = async (): Promise<void> => {
+    try {
+      fillDatasetSelect(target, await listDatasets(), [{ value: '', label: 'a new dataset (strategy + time)' }]);
+    } catch { /* shown by the status line */ }
+  };
+  on('datasets', () => void refreshTargets());
 
   const refreshStorage = async (): Promise<void> => {
     const s = await storageInfo();
@@ -91,13 +101,15 @@ export function dataPanel(): HTMLElement {
       return;
     }
     if (seq !== recordsSeq) return; // a newer refresh is on its way
+    jobRecords.hidden = false;
     records.replaceChildren(...list.map((r) => {
       const user = [...r.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
       const answer = r.messages.at(-1)?.role === 'assistant' ? r.messages.at(-1)!.content : '';
-      return h('li', { 'data-key': r.key }, h('strong', {}, user), ' → ', h('span', {}, answer));
+      return h('li', { 'data-key': r.key }, h('span', { class: 'text q' }, user), answer ? h('span', { class: 'text a' }, answer) : null);
     }));
     const n = ds?.counts.records ?? list.length;
-    recordsNote.textContent = `${n} record${n === 1 ? '' : 's'} in dataset “${ds?.name ?? datasetId}”${n > list.length ? ` (first ${list.length} shown)` : ''}.`;
+    const pairs = ds && ds.counts.pairs > 0 ? ` and ${ds.counts.pairs} preference pair${ds.counts.pairs === 1 ? '' : 's'}` : '';
+    recordsNote.textContent = `${n} record${n === 1 ? '' : 's'}${pairs} in dataset “${ds?.name ?? datasetId}”${n > list.length ? ` (first ${list.length} shown; browse them all under “Your datasets”)` : ''}.`;
   };
 
   const renderJob = (job: Job): void => {
@@ -108,45 +120,34 @@ export function dataPanel(): HTMLElement {
     progress.value = Math.min(done, total);
     progress.dataset.done = String(done);
     progress.dataset.total = String(total);
+    const name = jobStrategyName(job);
     const eta = job.status === 'running' && done < total ? ` · ETA ${duration(job.progress.etaMs)}` : '';
-    progressText.textContent = `${done}/${total} prompts${eta} · ${tokens.toLocaleString('en')} tokens · cost $${cost.toFixed(4)}`;
+    progressText.textContent = `${done}/${total} ${STRATEGY_INFO[name].unit}${eta} · ${tokens.toLocaleString('en')} tokens · cost $${cost.toFixed(4)}`;
     status.dataset.job = job.id;
     const t = jobTeacher(job);
-    teacherLine.textContent = t ? `Teacher: ${t.model} (${t.device}${t.source ? '' : ', picked files'})` : '';
+    const s = jobStudent(job);
+    teacherLine.textContent = `${STRATEGY_INFO[name].title} job${t ? ` · teacher ${teacherRefLabel(t)}` : ''}${s ? ` · student ${s.label}` : ''}`;
+    if (job.status === 'running') onActivity({ state: 'busy', text: `${name}: ${done}/${total}` });
   };
 
   /** Shows a job that is not running here: done, stopped, failed, or running in another tab. */
   const showFinished = (job: Job): void => {
     renderJob(job);
-    if (job.status === 'done') setState('done', `Done: ${job.progress.done}/${jobTotal(job)} prompts answered.`, 'ok');
-    else if (job.status === 'paused') setState('stopped', `Stopped at ${job.progress.done}/${jobTotal(job)}. Resume continues where it stopped.`);
+    const total = jobTotal(job);
+    const unit = STRATEGY_INFO[jobStrategyName(job)].unit;
+    if (job.status === 'done') setState('done', `Done: ${job.progress.done}/${total} ${unit}.`, 'ok');
+    else if (job.status === 'paused') setState('stopped', `Stopped at ${job.progress.done}/${total}. Resume continues where it stopped.`);
     else if (job.status === 'failed') setState('error', `The job failed: ${job.error ?? 'unknown error'}. Resume retries from the last commit.`, 'error');
     else if (job.status === 'running') setState('waiting', 'The job is unfinished and not running here (another tab may run it). Resume continues it here.');
     else setState('idle', 'The job is queued: Resume starts it.');
   };
 
-  /** The teacher for `job` (or a new job): the loaded model if it is the job's, else the job's source loaded again. */
-  const teacherFor = async (job: Job | null): Promise<{ teacher: WorkerTeacher; ref: JobTeacher }> => {
-    const want = job ? jobTeacher(job) : null;
-    const cur = loadedTeacher();
-    if (cur && (!want || cur.info.model === want.model)) {
-      return { teacher: new WorkerTeacher(cur.info.model), ref: { model: cur.info.model, source: cur.source, device: cur.info.device } };
-    }
-    if (want && !want.source) {
-      throw new Error(`this job's teacher "${want.model}" came from files picked on this computer: load it again in the Teacher stage, then press Resume.`);
-    }
-    const source = want?.source ?? { kind: 'folder' as const, location: DEFAULT_TEACHER_FOLDER };
-    // A resumed job runs on WASM if it ran there, else on the best this browser has now.
-    const dev = want ? (want.device === 'wasm' ? 'wasm' : 'auto') : (device.value as 'auto' | 'webgpu' | 'wasm');
-    setState('loading', 'Loading the teacher…');
-    const info = await loadTeacher(source, { device: dev, baseUrl: document.baseURI }, (p) => {
-      if (status.dataset.state === 'loading') status.textContent = `Loading the teacher: ${p.message}`;
-    });
-    return { teacher: new WorkerTeacher(info.model), ref: { model: info.model, source, device: info.device } };
+  const loadingStatus = (text: string): void => {
+    if (status.dataset.state === 'loading') status.textContent = text;
   };
 
   /** Runs job `jobId` in this tab under its Web Lock: 'auto' only if it is still unfinished once the lock is held. */
-  const runHere = async (store: DistillStore, jobId: string, mode: Mode, ready?: WorkerTeacher): Promise<void> => {
+  const runHere = async (store: DistillStore, jobId: string, mode: Mode, ready?: ActiveTeacher): Promise<void> => {
     const ac = new AbortController();
     running = { jobId, ac };
     syncButtons();
@@ -159,15 +160,22 @@ export function dataPanel(): HTMLElement {
         if (job.status === 'done' || (mode === 'auto' && job.status !== 'running' && job.status !== 'queued')) return showFinished(job);
         if (ac.signal.aborted) return setState('stopped', 'Stopped before the job started here.'); // Stop while waiting for the lock
         status.dataset.resumed = String(mode !== 'new');
-        const teacher = ready ?? (await teacherFor(job)).teacher;
-        setState('running', `${mode === 'new' ? 'Running' : 'Resumed'}: the teacher answers each prompt; every step is committed with the job's cursor.`);
+        if (!ready) setState('loading', 'Finding the job’s teacher…');
+        const ref = jobTeacher(job);
+        const teacher = ready ?? (ref ? await teachers.forJob(ref, loadingStatus) : await teachers.forNewJob(loadingStatus));
+        const s = jobStudent(job);
+        const config = (job.config as { config?: unknown } | null)?.config;
+        onActivity({ state: 'busy', text: `${jobStrategyName(job)}: running` });
+        setState('running', `${mode === 'new' ? 'Running' : 'Resumed'}: every step is committed with the job’s cursor, so a reload resumes it.`);
         const final = await runElicitJob(store, jobId, {
-          teacher,
+          teacher: teacher.teacher,
           signal: ac.signal,
+          ...(s ? { student: studentSampler(s, seedOf(config)) } : {}),
           onProgress: (j) => {
             renderJob(j);
             void refreshRecords(store, j.datasetId);
             void refreshStorage();
+            emit('datasets', undefined);
           },
         });
         await refreshRecords(store, final.datasetId);
@@ -181,6 +189,7 @@ export function dataPanel(): HTMLElement {
       running = null;
       syncButtons();
       void refreshStorage();
+      emit('datasets', undefined);
     }
   };
 
@@ -189,21 +198,29 @@ export function dataPanel(): HTMLElement {
     startButton.disabled = true;
     delete status.dataset.resumed;
     setState('loading', 'Starting…');
+    let created: string | null = null;
+    let store: DistillStore | null = null;
     try {
-      const inputs = prompts.value.split('\n').map((s) => s.trim()).filter((s) => s !== '');
-      if (inputs.length === 0) throw new Error('write at least one prompt (one per line).');
-      const config = {
-        inputs, maxTokens: Number(maxTokens.value), temperature: Number(temperature.value), batchSize: Number(batch.value),
-        seed: Math.floor(Math.random() * 2 ** 31), // stored: a step redone after a reload asks the same questions
-      };
-      strategyByName(strategy.value).validate(config); // a bad setting fails here, naming the key, before anything is stored
-      const store = await appStore();
-      const { teacher, ref } = await teacherFor(null);
-      const ds = await store.createDataset({ name: `labeling: ${inputs.length} prompts, ${new Date().toISOString().slice(0, 19).replace('T', ' ')}` });
-      const job = await withTeacher(store, await createElicitJob(store, ds.id, 'labeling', config), ref);
+      const blocked = form.blocker();
+      if (blocked) throw new Error(blocked);
+      const reading = form.read(); // a bad setting fails here, naming the key, before anything is stored
+      store = await appStore();
+      const teacher = await teachers.forNewJob(loadingStatus);
+      let datasetId = target.value;
+      if (datasetId === '' || !(await store.getDataset(datasetId))) {
+        const info = STRATEGY_INFO[reading.name];
+        const ds = await store.createDataset({ name: `${info.name}: ${stamp()}` });
+        datasetId = created = ds.id;
+      }
+      const job = await withTeacher(store, await createElicitJob(store, datasetId, reading.name, reading.config), teacher.ref, reading.student);
+      created = null;
+      target.value = datasetId;
+      emit('datasets', undefined);
       records.replaceChildren();
       await runHere(store, job.id, 'new', teacher);
     } catch (e) {
+      // A dataset made for a job that could not be created (e.g. a feature job refused by the dataset) goes again.
+      if (created && store) await store.deleteDataset(created).catch(() => undefined);
       setState('error', errorText(e), 'error');
     } finally {
       syncButtons();
@@ -228,15 +245,18 @@ export function dataPanel(): HTMLElement {
   void (async () => {
     try {
       const store = await appStore();
+      opened = true;
       void refreshStorage();
+      await refreshTargets();
       const todo = await unfinishedJobs(store);
       if (todo.length === 0) {
         const last = await latestJob(store);
         if (last) {
           showFinished(last);
           void refreshRecords(store, last.datasetId);
-        } else setState('idle', 'No job yet: write prompts and press Start.');
+        } else setState('idle', 'No job yet: choose a strategy, check the preview and press Start.');
       }
+      syncButtons();
       for (const job of todo) await runHere(store, job.id, 'auto');
     } catch (e) {
       setState('error', `The data store could not be opened: ${errorText(e)}`, 'error');
@@ -246,13 +266,10 @@ export function dataPanel(): HTMLElement {
   })();
 
   return h('div', { id: 'data-panel' },
-    h('label', {}, 'Prompts, one per line', h('br', {}), prompts),
-    h('p', {},
-      h('label', {}, 'Strategy ', strategy), ' ', h('label', {}, 'max tokens ', maxTokens), ' ',
-      h('label', {}, 'temperature ', temperature), ' ', h('label', {}, 'prompts per commit ', batch)),
-    h('p', {}, h('label', {}, 'Device (when this stage loads the default teacher) ', device)),
-    h('p', {}, startButton, ' ', stopButton, ' ', resumeButton),
-    teacherLine, progress, progressText, status, storage,
-    h('h3', {}, 'Records'), recordsNote, records,
+    h('div', { class: 'row' }, h('label', {}, 'write into', target)),
+    h('div', { class: 'buttons' }, startButton, stopButton, resumeButton),
+    teacherLine, progress, progressText, status,
+    jobRecords,
+    storage,
   );
 }

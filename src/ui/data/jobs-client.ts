@@ -1,8 +1,11 @@
 // Page-side glue of the Data stage: the app's one DistillStore (IndexedDB database 'webgpu-distill', the store's
 // default name, through idb), persistent storage and the usage/quota estimate, the elicitation jobs a reload left
 // unfinished, a Web Lock per job so two tabs never run one job at once (a second tab waits, then sees it done),
-// and the teacher a job runs with (stored in the job's config, so a resumed job loads the same model).
+// and the teacher (ActiveTeacher.ref, never a key) and student a job runs with, stored in the job's config so a
+// resumed job finds them again.
 import { elicitJobStrategy, JOB_KIND_PREFIX } from '../../elicit/run.ts';
+import { plannedTotal } from '../../elicit/strategy-info.ts';
+import { STRATEGY_NAMES, type StrategyName } from '../../elicit/types.ts';
 import type { Job, Json } from '../../store/schema.ts';
 import { openStore, requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
 import type { ReloadableSource } from '../teacher/teacher-client.ts';
@@ -33,18 +36,24 @@ export async function storageInfo(): Promise<StorageInfo> {
   return { persisted, ...(est ? { usage: est.usage, quota: est.quota } : {}) };
 }
 
-/** The teacher a job was started with: its model name, where to load it from again, and the device it ran on. */
-export interface JobTeacher {
-  model: string;
-  source: ReloadableSource | null;
-  device: string;
+/** What a job stores to find its teacher again: ActiveTeacher.ref (never a key). Older jobs: {model, source, device}. */
+export type TeacherRef = { [k: string]: Json };
+
+/** The student a feedback or self-knowledge job samples: a training run and how to sample it. */
+export interface StudentChoice {
+  runId: string;
+  /** Shown to the user, e.g. "tiny-1m run, step 400". */
+  label: string;
+  maxNewTokens: number;
+  temperature: number;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function readSource(v: unknown): ReloadableSource | null {
+/** A teacher source that can be loaded again (a folder or a Hub id), or null (picked files, remote, unknown). */
+export function reloadableSource(v: unknown): ReloadableSource | null {
   if (!isObject(v)) return null;
   if (v.kind === 'folder' && typeof v.location === 'string') return { kind: 'folder', location: v.location };
   if (v.kind === 'hub' && typeof v.id === 'string') {
@@ -53,18 +62,49 @@ function readSource(v: unknown): ReloadableSource | null {
   return null;
 }
 
-/** The teacher stored in the job's config by withTeacher; null for a job created elsewhere (CLI, tests). */
-export function jobTeacher(job: Job): JobTeacher | null {
+/** The teacher ref stored in the job's config by withTeacher; null for a job created elsewhere (CLI, tests). */
+export function jobTeacher(job: Job): TeacherRef | null {
   const t = isObject(job.config) ? job.config.teacher : undefined;
   if (!isObject(t) || typeof t.model !== 'string') return null;
-  return { model: t.model, source: readSource(t.source), device: typeof t.device === 'string' ? t.device : 'auto' };
+  return t as TeacherRef;
 }
 
-/** Stores `teacher` in the job's config next to the strategy's config. */
-export async function withTeacher(store: DistillStore, job: Job, teacher: JobTeacher): Promise<Job> {
-  const cfg = isObject(job.config) ? job.config : {};
-  const t: { [k: string]: Json } = { model: teacher.model, source: teacher.source as Json, device: teacher.device };
-  return (await store.updateJob(job.id, { config: { ...(cfg as { [k: string]: Json }), teacher: t } })).job;
+/** One line about a stored teacher ref, e.g. "brown-teacher (local, webgpu)" or "gpt-4o-mini at api.openai.com". */
+export function teacherRefLabel(ref: TeacherRef): string {
+  const model = String(ref.model);
+  if (ref.kind === 'remote') {
+    let host = '';
+    try { host = new URL(String(ref.baseURL)).host; } catch { /* not a URL */ }
+    return host ? `${model} at ${host}` : `${model} (remote)`;
+  }
+  const device = typeof ref.device === 'string' ? ref.device : 'auto';
+  return `${model} (local, ${device}${reloadableSource(ref.source) ? '' : ', picked files'})`;
+}
+
+/** The student stored in the job's config by withTeacher, or null. */
+export function jobStudent(job: Job): StudentChoice | null {
+  const s = isObject(job.config) ? job.config.student : undefined;
+  if (!isObject(s) || typeof s.runId !== 'string') return null;
+  return {
+    runId: s.runId,
+    label: typeof s.label === 'string' ? s.label : s.runId,
+    maxNewTokens: typeof s.maxNewTokens === 'number' ? s.maxNewTokens : 64,
+    temperature: typeof s.temperature === 'number' ? s.temperature : 1,
+  };
+}
+
+/** Stores the teacher `ref` (and the student, for feedback / self-knowledge) in the job's config next to the strategy's config. */
+export async function withTeacher(store: DistillStore, job: Job, ref: TeacherRef, student?: StudentChoice | null): Promise<Job> {
+  const cfg = isObject(job.config) ? (job.config as { [k: string]: Json }) : {};
+  const extra: { [k: string]: Json } = { teacher: ref };
+  if (student) extra.student = { runId: student.runId, label: student.label, maxNewTokens: student.maxNewTokens, temperature: student.temperature };
+  return (await store.updateJob(job.id, { config: { ...cfg, ...extra } })).job;
+}
+
+/** The strategy name of an elicitation job ('labeling' for one whose config cannot be read). */
+export function jobStrategyName(job: Job): StrategyName {
+  const n = job.kind.slice(JOB_KIND_PREFIX.length);
+  return (STRATEGY_NAMES as readonly string[]).includes(n) ? (n as StrategyName) : 'labeling';
 }
 
 function isElicitJob(job: Job): boolean {
@@ -94,9 +134,15 @@ export function jobInputs(job: Job): string[] {
   }
 }
 
-/** Units of work of the job: progress.total once a step has reported it, else its input count. */
+/** Units of work of the job: progress.total once a step has reported it, else what its config plans. */
 export function jobTotal(job: Job): number {
-  return job.progress.total > 0 ? job.progress.total : jobInputs(job).length;
+  if (job.progress.total > 0) return job.progress.total;
+  try {
+    const { strategy, config } = elicitJobStrategy(job);
+    return plannedTotal(strategy.name, config);
+  } catch {
+    return jobInputs(job).length;
+  }
 }
 
 type LockManagerLike = {
