@@ -1,15 +1,12 @@
 // The engine behind the EngineApi protocol, given a way to acquire the GPU (browser or Node). Runs in the
-// app's worker and in-thread in Node (CLI, tests).
+// app's worker and in-thread in Node (CLI, tests). Training runs live in src/engine/runs/.
 import type { EngineApi } from '../protocol.ts';
 import type { GpuContext } from '../platform/gpu.ts';
 import { runExport } from './export.ts';
+import { RunsEngine, type RunsEngineOptions } from './runs/runs.ts';
 import { runSelftest } from './selftest.ts';
 
-const notYet = async (): Promise<never> => {
-  throw new Error('training runs are not built yet');
-};
-
-export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { gpu(): Promise<GpuContext> } {
+export function createEngine(acquire: () => Promise<GpuContext>, opts: RunsEngineOptions = {}): EngineApi & { gpu(): Promise<GpuContext> } {
   let ctx: Promise<GpuContext> | undefined;
   const gpu = () => {
     ctx ??= acquire().catch((e) => {
@@ -18,6 +15,7 @@ export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { 
     });
     return ctx;
   };
+  const runs = new RunsEngine(gpu, opts);
   return {
     gpu,
     async gpuInfo() {
@@ -27,8 +25,16 @@ export function createEngine(acquire: () => Promise<GpuContext>): EngineApi & { 
       const { device } = await gpu();
       return runSelftest(device, { onProgress });
     },
-    exportModel: (req, onProgress) => runExport(req, onProgress),
-    planRun: notYet, createRun: notYet, runRun: notYet, pauseRun: notYet, listRuns: async () => [], runHistory: notYet,
-    deleteRun: notYet, evaluate: notYet, generate: notYet, sampleStudent: notYet,
+    exportModel: (req, onProgress) => ('runId' in req.source ? runs.exportRun(req.source.runId, req.format, req.name, onProgress) : runExport(req, onProgress)),
+    planRun: (spec) => runs.planRun(spec),
+    createRun: (spec, onProgress) => runs.createRun(spec, onProgress),
+    runRun: (id, onEvent) => runs.runRun(id, onEvent),
+    pauseRun: (id) => runs.pauseRun(id),
+    listRuns: () => runs.listRuns(),
+    runHistory: (id) => runs.runHistory(id),
+    deleteRun: (id) => runs.deleteRun(id),
+    evaluate: (req, onProgress) => runs.evaluate(req, onProgress),
+    generate: (req) => runs.generate(req),
+    sampleStudent: (id, prompt, k, o) => runs.sampleStudent(id, prompt, k, o),
   };
 }

@@ -3,22 +3,32 @@
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../export/index.ts';
 import { importHfFolder } from '../export/import.ts';
 import { paramLayout } from '../model/params.ts';
-import type { ExportRequestData as ExportRequest, ExportResultData as ExportResult } from '../protocol.ts';
+import type { ExportRequestData as ExportRequest, ExportResultData as ExportResult, ModelFolderSource } from '../protocol.ts';
 
 const NEEDED = ['config.json', 'model.safetensors', 'tokenizer.json'];
+/** Read when the folder has it (special tokens, chat template); a 404 is fine. */
+const OPTIONAL = ['tokenizer_config.json'];
+
+/** The files of an HF Llama folder our importer reads: fetched from a served folder, or the picked files as given. */
+export async function readModelFolder(source: ModelFolderSource, onProgress?: (message: string) => void): Promise<Map<string, Uint8Array>> {
+  return 'url' in source ? fetchFolder(source.url, onProgress) : new Map(Object.entries(source.files));
+}
 
 async function fetchFolder(base: string, onProgress?: (message: string) => void): Promise<Map<string, Uint8Array>> {
   const files = new Map<string, Uint8Array>();
-  for (const name of NEEDED) {
+  for (const name of [...NEEDED, ...OPTIONAL]) {
     onProgress?.(`fetching ${name}`);
     const url = new URL(name, base.endsWith('/') ? base : `${base}/`).href;
     let res: Response;
     try {
       res = await fetch(url);
     } catch (e) {
-      throw new Error(`export: cannot fetch ${url}: ${(e as Error).message}`);
+      throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
     }
-    if (!res.ok) throw new Error(`export: ${url} answered HTTP ${res.status}`);
+    if (!res.ok) {
+      if (OPTIONAL.includes(name)) continue;
+      throw new Error(`${url} answered HTTP ${res.status}: is this the folder of an HF Llama model (config.json, model.safetensors, tokenizer.json)?`);
+    }
     files.set(name, new Uint8Array(await res.arrayBuffer()));
   }
   return files;
@@ -26,8 +36,8 @@ async function fetchFolder(base: string, onProgress?: (message: string) => void)
 
 export async function runExport(req: ExportRequest, onProgress?: (message: string) => void): Promise<ExportResult> {
   if (!isExportFormat(req.format)) throw new Error(`export: unknown format '${req.format}' (have: ${EXPORT_FORMATS.join(', ')})`);
-  if ('runId' in req.source) throw new Error('export: runs are not built yet');
-  const folder = 'url' in req.source ? await fetchFolder(req.source.url, onProgress) : new Map(Object.entries(req.source.files));
+  if ('runId' in req.source) throw new Error('export: a run is exported by the engine (createEngine), not runExport');
+  const folder = await readModelFolder(req.source, onProgress);
   onProgress?.('reading the model');
   const imp = importHfFolder(folder);
   if (!imp.tokenizer) throw new Error('export: the model folder has no tokenizer.json');

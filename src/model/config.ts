@@ -45,6 +45,10 @@ export const DEFAULT_CONFIG: ModelConfig = {
 
 /** Presets; the parameter counts are countParams' (tests/unit/model-config.test.ts prints them). */
 export const PRESETS: Record<string, Partial<ModelConfig>> = {
+  // Students for a software adapter (SwiftShader, CPU Vulkan) and the app's tests: at the default V = 8192
+  // these counts are dominated by the embedding; at a small tokenizer's V (1–2k) they are 0.1–0.2M.
+  'nano': { vocabSize: 1024, hidden: 32, layers: 1, heads: 1, kvHeads: 1, headDim: 32, intermediate: 88, maxSeqLen: 128 },
+  'micro': { vocabSize: 2048, hidden: 64, layers: 2, heads: 2, kvHeads: 1, headDim: 32, intermediate: 176, maxSeqLen: 256 },
   // 1.00M parameters: unit tests and in-browser demos.
   'tiny-1m': { vocabSize: 2048, hidden: 128, layers: 4, heads: 4, kvHeads: 2, headDim: 32, intermediate: 352, maxSeqLen: 256 },
   // 5.40M

@@ -90,7 +90,7 @@ function formatBytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
-async function storageFullError(what: string): Promise<StorageFullError> {
+export async function storageFullError(what: string): Promise<StorageFullError> {
   const est = await storageEstimate().catch(() => undefined);
   const where = est
     ? `${formatBytes(est.usage)} used of ${formatBytes(est.quota)} available to this site (${formatBytes(Math.max(0, est.quota - est.usage))} free)`

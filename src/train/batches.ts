@@ -10,12 +10,23 @@ export interface Example {
   tokens: Uint32Array;
   /** learn[i]: token i is a target (its prediction is trained). Absent = every token is a target. */
   learn?: Uint8Array;
+  /** aux[i]: a caller's index for token i (e.g. the teacher row predicting it), -1 = none; packed alongside. */
+  aux?: Int32Array;
+}
+
+/** A packed row of T + 1 tokens; `aux` only when the examples carried one. */
+export interface PackedRow {
+  tokens: Uint32Array;
+  learn: Uint8Array;
+  aux?: Int32Array;
 }
 
 export interface Batch {
   ids: Uint32Array; // (B, T)
   labels: Uint32Array; // (B, T)
   weights: Float32Array; // (B, T)
+  /** Indices into the loader's rows of the batch's B rows (what per-row side data is looked up by). */
+  rows?: number[];
 }
 
 export interface DataCursor {
@@ -24,23 +35,33 @@ export interface DataCursor {
   row: number;
 }
 
-/** Packs examples (in order) into rows of T + 1 tokens with the learn flags alongside. The last partial row is dropped. */
-export function packRows(examples: readonly Example[], T: number, eos: number): { tokens: Uint32Array; learn: Uint8Array }[] {
-  const rows: { tokens: Uint32Array; learn: Uint8Array }[] = [];
-  let tok = new Uint32Array(T + 1), learn = new Uint8Array(T + 1), fill = 0;
-  const push = (t: number, l: number) => {
-    tok[fill] = t; learn[fill] = l; fill++;
+/**
+ * Packs examples (in order) into rows of T + 1 tokens with the learn flags (and aux indices, when the examples
+ * carry them) alongside. Each example is followed by `eos` (a target: the model learns to stop) unless
+ * `appendEos` is false (examples that end with their own end token). The last partial row is dropped.
+ */
+export function packRows(examples: readonly Example[], T: number, eos: number, appendEos = true): PackedRow[] {
+  const withAux = examples.some((e) => e.aux !== undefined);
+  const rows: PackedRow[] = [];
+  const fresh = () => ({ tokens: new Uint32Array(T + 1), learn: new Uint8Array(T + 1), ...(withAux ? { aux: new Int32Array(T + 1).fill(-1) } : {}) });
+  let row: PackedRow = fresh(), fill = 0;
+  const push = (t: number, l: number, a: number) => {
+    row.tokens[fill] = t; row.learn[fill] = l;
+    if (row.aux) row.aux[fill] = a;
+    fill++;
     if (fill === T + 1) {
-      rows.push({ tokens: tok, learn });
+      rows.push(row);
       // The next row starts with this row's last token as context, so no target is lost at the seam.
-      const lastT = tok[T]!, lastL = learn[T]!;
-      tok = new Uint32Array(T + 1); learn = new Uint8Array(T + 1);
-      tok[0] = lastT; learn[0] = lastL; fill = 1;
+      const last = row;
+      row = fresh();
+      row.tokens[0] = last.tokens[T]!; row.learn[0] = last.learn[T]!;
+      if (row.aux) row.aux[0] = last.aux![T]!;
+      fill = 1;
     }
   };
   for (const ex of examples) {
-    for (let i = 0; i < ex.tokens.length; i++) push(ex.tokens[i]!, ex.learn ? ex.learn[i]! : 1);
-    push(eos, 1); // the model learns to stop
+    for (let i = 0; i < ex.tokens.length; i++) push(ex.tokens[i]!, ex.learn ? ex.learn[i]! : 1, ex.aux ? ex.aux[i]! : -1);
+    if (appendEos) push(eos, 1, -1);
   }
   return rows;
 }
@@ -50,7 +71,7 @@ export class BatchLoader {
   private orderEpoch = -1;
 
   constructor(
-    readonly rows: readonly { tokens: Uint32Array; learn: Uint8Array }[],
+    readonly rows: readonly PackedRow[],
     readonly B: number,
     readonly T: number,
     readonly seed: number,
@@ -97,12 +118,12 @@ export class BatchLoader {
         weights[b * T + t] = target ? 1 : 0;
       }
     }
-    return { ids, labels, weights };
+    return { ids, labels, weights, rows: picked };
   }
 }
 
 /** Deterministic batches for evaluation: rows in storage order, at most `maxBatches` full batches. */
-export function evalBatches(rows: readonly { tokens: Uint32Array; learn: Uint8Array }[], B: number, T: number, maxBatches: number): Batch[] {
+export function evalBatches(rows: readonly PackedRow[], B: number, T: number, maxBatches: number): Batch[] {
   const n = Math.min(maxBatches, Math.floor(rows.length / B));
   if (n === 0) return [];
   const loader = new BatchLoader(rows, B, T, 0, { epoch: 0, row: 0 }, false);

@@ -4,7 +4,7 @@
 import { GpuModel, type ObjectiveSpec, type StepReadback, type TrainBatch } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { initParams } from '../model/ref-model.ts';
-import { BatchLoader, evalBatches, type Batch } from './batches.ts';
+import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { teacherMetrics } from './metrics.ts';
@@ -42,10 +42,14 @@ export interface EventLog {
 
 export type TrainLog = StepLog | EvalLog | EventLog;
 
-/** What a teacher gives for a batch: dense logits, top-k ids + logprobs, and/or hidden states. */
-export type TeacherSignal = Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs' | 'teacherHidden'>;
+/**
+ * What a teacher gives for a batch: dense logits, top-k ids + logprobs, and/or hidden states; `teacherMask` (B, T)
+ * marks the rows that carry a real teacher distribution (evaluation's KL and top-1 agreement count only those;
+ * absent = all).
+ */
+export type TeacherSignal = Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs' | 'teacherHidden'> & { teacherMask?: Float32Array };
 
-type Rows = readonly { tokens: Uint32Array; learn: Uint8Array }[];
+type Rows = readonly PackedRow[];
 
 export interface TrainerOptions {
   device: GPUDevice;
@@ -56,9 +60,16 @@ export interface TrainerOptions {
   store?: CheckpointStore;
   /** Name of the checkpoint this run saves to (and resumes from with `resume`). */
   checkpointName?: string;
-  /** Teacher signal per batch for token-level KD (dense logits or top-k), when the objective needs it. */
-  teacherFor?: (batch: Batch) => TeacherSignal | Promise<TeacherSignal>;
+  /** Teacher signal per batch for token-level KD (dense logits or top-k), when the objective needs it; `split` says
+   *  whether the batch's `rows` index the training rows or the held-out ones. */
+  teacherFor?: (batch: Batch, split: 'train' | 'eval') => TeacherSignal | Promise<TeacherSignal>;
   teacherTopK?: number;
+  /**
+   * A batch that replaces the loader's for micro-batch `micro` of step `step` (e.g. an on-policy batch of the
+   * student's own samples, teacher signal included), or null to take the loader's. The data cursor only moves
+   * for loader batches.
+   */
+  batchFor?: (step: number, micro: number) => Promise<TrainBatch | null>;
   log?: (e: TrainLog) => void;
 }
 
@@ -98,7 +109,7 @@ export class Trainer {
   }
 
   private async batchWithTeacher(b: Batch): Promise<TrainBatch> {
-    return this.o.teacherFor ? { ...b, ...(await this.o.teacherFor(b)) } : b;
+    return this.o.teacherFor ? { ...b, ...(await this.o.teacherFor(b, 'train')) } : b;
   }
 
   /** One optimizer step (gradAccum micro-batches). */
@@ -110,7 +121,8 @@ export class Trainer {
     let r: StepReadback | undefined;
     let loss = 0, ce = 0, kd = 0;
     for (let micro = 0; micro < t.gradAccum; micro++) {
-      this.gpu.setBatch(await this.batchWithTeacher(this.loader.next()), t.gradAccum);
+      const replaced = this.o.batchFor ? await this.o.batchFor(step, micro) : null;
+      this.gpu.setBatch(replaced ?? await this.batchWithTeacher(this.loader.next()), t.gradAccum);
       const last = micro === t.gradAccum - 1;
       r = await this.gpu.run({ zeroGrads: micro === 0, update: last ? { lr, step: this.adamStep + 1 } : undefined });
       loss += r.loss; ce += r.ce / t.gradAccum; kd += r.kd / t.gradAccum;
@@ -139,7 +151,8 @@ export class Trainer {
     if (this.evalSet.length === 0) return undefined;
     let sum = 0, count = 0, kl = 0, top1 = 0, rows = 0;
     for (const b of this.evalSet) {
-      const tb = await this.batchWithTeacher(b);
+      const signal = this.o.teacherFor ? await this.o.teacherFor(b, 'eval') : {};
+      const tb: TrainBatch = { ...b, ...signal };
       this.gpu.setBatch(tb);
       const r = await this.gpu.run({ backward: false });
       const w = b.weights.reduce((s, x) => s + x, 0);
@@ -148,7 +161,9 @@ export class Trainer {
       const teacher = tb.teacherLogits ? { logits: tb.teacherLogits }
         : tb.teacherIds && tb.teacherLogprobs ? { ids: tb.teacherIds, logprobs: tb.teacherLogprobs, k: this.o.teacherTopK ?? 0 } : undefined;
       if (teacher) {
-        const m = teacherMetrics(await this.gpu.logits(), b.weights, this.o.model.vocabSize, teacher);
+        const mask = signal.teacherMask;
+        const mw = mask ? b.weights.map((x, i) => x * mask[i]!) : b.weights;
+        const m = teacherMetrics(await this.gpu.logits(), mw, this.o.model.vocabSize, teacher);
         kl += m.kl * m.rows; top1 += m.top1 * m.rows; rows += m.rows;
       }
     }

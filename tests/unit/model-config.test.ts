@@ -14,14 +14,18 @@ describe('model config', () => {
     expect(() => presetConfig('huge')).toThrow(/unknown model preset 'huge'/);
   });
 
-  it('has presets from about 1M to about 60M parameters', () => {
+  it('has presets from about 1M to about 60M parameters, and two below for software adapters', () => {
     const counts = Object.fromEntries(Object.keys(PRESETS).map((k) => [k, countParams(presetConfig(k))]));
     console.log('preset parameter counts', counts);
-    const values = Object.values(counts);
+    const { nano, micro, ...standard } = counts;
+    const values = Object.values(standard);
     expect(Math.min(...values)).toBeGreaterThan(0.8e6);
     expect(Math.min(...values)).toBeLessThan(1.5e6);
     expect(Math.max(...values)).toBeGreaterThan(45e6);
     expect(Math.max(...values)).toBeLessThan(70e6);
+    expect(nano).toBeLessThan(60e3);
+    expect(micro).toBeGreaterThan(nano!);
+    expect(micro).toBeLessThan(0.3e6);
   });
 });
 

@@ -8,6 +8,7 @@ import { plannedTotal } from '../../elicit/strategy-info.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../../elicit/types.ts';
 import type { Job, Json } from '../../store/schema.ts';
 import { openStore, requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
+import { withLock } from '../locks.ts';
 import type { ReloadableSource } from '../teacher/teacher-client.ts';
 
 let storePromise: Promise<DistillStore> | null = null;
@@ -145,22 +146,11 @@ export function jobTotal(job: Job): number {
   }
 }
 
-type LockManagerLike = {
-  request<T>(name: string, opts: { ifAvailable?: boolean }, fn: (lock: unknown) => Promise<T>): Promise<T>;
-};
-
 /**
  * Runs `fn` holding the job's Web Lock (released when `fn` settles, or when the tab closes or reloads). While
  * another tab holds it, `onWait` is called and this waits. Without navigator.locks, `fn` just runs (the store's
  * runId check still keeps a second runner's commits out).
  */
-export async function withJobLock<T>(jobId: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
-  const locks = (navigator as { locks?: LockManagerLike }).locks;
-  if (!locks) return fn();
-  const name = `distill-job:${jobId}`;
-  const NOT_AVAILABLE = Symbol('not available');
-  const first = await locks.request<T | typeof NOT_AVAILABLE>(name, { ifAvailable: true }, async (lock) => (lock === null ? NOT_AVAILABLE : fn()));
-  if (first !== NOT_AVAILABLE) return first;
-  onWait?.();
-  return locks.request<T>(name, {}, () => fn());
+export function withJobLock<T>(jobId: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
+  return withLock(`distill-job:${jobId}`, fn, onWait);
 }

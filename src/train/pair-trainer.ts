@@ -1,0 +1,132 @@
+// The training loop of rank optimization (DPO / IPO, src/train/dpo.ts) over a list of preference pairs: P pairs a
+// step in a seeded order per epoch (the same cursor as BatchLoader: epoch, position), warmup + cosine LR, AdamW
+// with clipping on the policy, the frozen reference holding the starting weights. Checkpoints are ordinary
+// Checkpoints (the reference's weights are stored beside them by the caller), so resume continues on the same
+// loss curve. Evaluation: the pair loss, preference accuracy and mean margin on held-out pairs (no update).
+import { GpuModel } from '../model/gpu-model.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { Rng } from '../util/rng.ts';
+import type { DataCursor } from './batches.ts';
+import type { Checkpoint } from './checkpoint.ts';
+import type { TrainConfig } from './config.ts';
+import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
+import { lrAt } from './schedule.ts';
+
+export interface PairStepLog {
+  kind: 'step';
+  step: number;
+  lr: number;
+  loss: number;
+  ce: number;
+  kd: number;
+  gradNorm: number;
+  skipped: boolean;
+  tokensPerSec: number;
+  ms: number;
+  pairAccuracy: number;
+  margin: number;
+}
+
+export interface PairEval {
+  loss: number;
+  accuracy: number;
+  margin: number;
+  pairs: number;
+}
+
+export class PairTrainer {
+  readonly policy: GpuModel;
+  readonly reference: GpuModel;
+  step = 0;
+  adamStep = 0;
+  cursor: DataCursor = { epoch: 0, row: 0 };
+  private order: Uint32Array = new Uint32Array(0);
+  private orderEpoch = -1;
+
+  /** `init` = the starting weights (the policy's first weights and the frozen reference's). */
+  constructor(
+    device: GPUDevice,
+    readonly model: ModelConfig,
+    readonly train: TrainConfig,
+    readonly pairs: readonly PreferencePair[],
+    readonly evalPairs: readonly PreferencePair[],
+    readonly objective: PairObjective,
+    init: Float32Array,
+  ) {
+    const P = train.batchSize;
+    if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
+    const none = { objective: 'none' as const, temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' as const } };
+    const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
+    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, none, opt);
+    this.reference = new GpuModel(device, model, 2 * P, train.seqLen, none, opt);
+    this.policy.uploadParams(init);
+    this.reference.uploadParams(init);
+  }
+
+  private orderFor(epoch: number): Uint32Array {
+    if (this.orderEpoch !== epoch) {
+      const o = Uint32Array.from({ length: this.pairs.length }, (_, i) => i);
+      const rng = new Rng((this.train.seed * 1000003 + epoch) >>> 0);
+      for (let i = o.length - 1; i > 0; i--) { const j = rng.int(i + 1); const t = o[i]!; o[i] = o[j]!; o[j] = t; }
+      this.order = o;
+      this.orderEpoch = epoch;
+    }
+    return this.order;
+  }
+
+  private nextPairs(): PreferencePair[] {
+    const out: PreferencePair[] = [];
+    for (let i = 0; i < this.train.batchSize; i++) {
+      if (this.cursor.row >= this.pairs.length) this.cursor = { epoch: this.cursor.epoch + 1, row: 0 };
+      out.push(this.pairs[this.orderFor(this.cursor.epoch)[this.cursor.row]!]!);
+      this.cursor = { ...this.cursor, row: this.cursor.row + 1 };
+    }
+    return out;
+  }
+
+  async trainStep(): Promise<PairStepLog> {
+    const t = this.train, t0 = performance.now();
+    const step = this.step + 1;
+    const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
+    const r = await pairStep(this.policy, this.reference, this.nextPairs(), this.objective, { lr, step: this.adamStep + 1 });
+    this.step = step;
+    if (!r.skipped) this.adamStep++;
+    const ms = performance.now() - t0;
+    return {
+      kind: 'step', step, lr, loss: r.loss, ce: 0, kd: 0, gradNorm: r.gradNorm, skipped: r.skipped,
+      tokensPerSec: (2 * t.batchSize * t.seqLen) / (ms / 1000), ms, pairAccuracy: r.accuracy, margin: r.meanMargin,
+    };
+  }
+
+  /** Held-out pairs in batches of P (the last partial batch is left out); undefined without held-out pairs. */
+  async evaluate(): Promise<PairEval | undefined> {
+    const P = this.train.batchSize;
+    const n = Math.floor(this.evalPairs.length / P);
+    if (n === 0) return undefined;
+    let loss = 0, acc = 0, margin = 0;
+    for (let b = 0; b < n; b++) {
+      const r = await pairStep(this.policy, this.reference, this.evalPairs.slice(b * P, (b + 1) * P), this.objective);
+      loss += r.loss / n; acc += r.accuracy / n; margin += r.meanMargin / n;
+    }
+    return { loss, accuracy: acc, margin, pairs: n * P };
+  }
+
+  async snapshot(): Promise<Checkpoint> {
+    const { m, v } = await this.policy.readOptimizerState();
+    return { model: this.model, train: this.train, step: this.step, adamStep: this.adamStep, cursor: { ...this.cursor }, params: await this.policy.readParams(), m, v };
+  }
+
+  restore(c: Checkpoint): void {
+    if (JSON.stringify(c.model) !== JSON.stringify(this.model)) throw new Error('resume: the checkpoint was made with a different model config');
+    this.policy.uploadParams(c.params);
+    this.policy.writeOptimizerState({ m: c.m, v: c.v });
+    this.step = c.step;
+    this.adamStep = c.adamStep;
+    this.cursor = { ...c.cursor };
+  }
+
+  destroy(): void {
+    this.policy.destroy();
+    this.reference.destroy();
+  }
+}
