@@ -51,7 +51,7 @@ describe('Export stage (Chromium)', () => {
     const s = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'));
     expect(s.inputNames).toContain('past_key_values.0.key');
     expect(await page.textContent('#export-status')).toMatch(/Downloaded brown-teacher-transformersjs\.zip: 6 files/);
-    expect(await page.$$eval('#export-files li', (lis) => lis.length)).toBe(6);
+    expect(await page.$$eval('#export-list li', (lis) => lis.length)).toBe(6);
   });
 
   it('a picked HF folder re-exports: the default teacher folder from disk → safetensors zip with the same weights', async () => {

@@ -1,6 +1,240 @@
-// "Distil the demo": the whole walk on what the app ships (being built).
-import { h } from '../dom.ts';
+// "Distil the demo": the whole walk, offline, on what the app ships. The embedded teacher (public/models/
+// brown-teacher) answers the bundled seed prompts (public/demo/prompts.json) with its top-k distributions (the
+// feature strategy), a student learns them by token-level KD and a twin by plain SFT on the same answers, both
+// are evaluated against the teacher on held-out answers, and the KD student is ready to export. Each phase goes
+// through the same machinery as the stages (a job in the store, runs in the engine, their Web Locks), so a
+// reload resumes where it was (the job and the runs resume by themselves; this card picks up its phase from
+// localStorage) and every step is visible in its stage. Sizes follow the adapter: a software GPU gets a toy run.
+// Stable hooks: #demo-start, #demo-stop, #demo-status[data-phase], #demo-steps li[data-phase][data-state], #demo-results.
+import { createElicitJob, runElicitJob } from '../../elicit/run.ts';
+import type { EvalReport, RunInfo, RunSpec } from '../../protocol.ts';
+import { activeTeacher, emit, gotoStage, loadPref, savePref, type ActiveTeacher } from '../app-state.ts';
+import { appStore, withJobLock, withTeacher } from '../data/jobs-client.ts';
+import { errorText, h } from '../dom.ts';
+import { engine } from '../engine-client.ts';
+import { gpuReady } from '../shell/gpu-panel.ts';
+import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
+import { loadLocal } from '../teacher/session.ts';
+import { pauseRun, trainRun } from '../train/runs-client.ts';
+import { engineTeacher } from '../train/train-form.ts';
+
+const PHASES = ['teacher', 'data', 'kd', 'sft', 'evaluate', 'done'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface DemoSize {
+  prompts: number;
+  maxTokens: number;
+  preset: string;
+  steps: number;
+  batch: number;
+  seqLen: number;
+}
+
+/** A real GPU: a 1M student, a few minutes; a software adapter (SwiftShader): a toy that only shows the walk. */
+export const DEMO_SIZES: Record<'gpu' | 'software', DemoSize> = {
+  gpu: { prompts: 240, maxTokens: 40, preset: 'tiny-1m', steps: 300, batch: 16, seqLen: 64 },
+  software: { prompts: 12, maxTokens: 12, preset: 'nano', steps: 8, batch: 4, seqLen: 32 },
+};
+
+interface DemoState {
+  phase: Phase;
+  size: DemoSize;
+  /** The user pressed Stop: a reload does not continue by itself. */
+  stopped?: boolean;
+  datasetId?: string;
+  jobId?: string;
+  kdRunId?: string;
+  sftRunId?: string;
+  results?: { kd: EvalReport; sft: EvalReport };
+  error?: string;
+}
+
+const LABELS: Record<Phase, string> = {
+  teacher: 'Load the embedded teacher (a small model trained on the Brown corpus)',
+  data: 'The teacher continues the seed prompts, with its top-20 next-token distributions',
+  kd: 'Train a student by token-level KD (forward KL to the teacher + CE)',
+  sft: 'Train its twin by plain SFT on the same answers',
+  evaluate: 'Evaluate both on held-out answers, against the teacher',
+  done: 'The KD student is ready to export',
+};
+
+async function seedPrompts(n: number): Promise<string[]> {
+  const res = await fetch(new URL('demo/prompts.json', document.baseURI));
+  if (!res.ok) throw new Error(`the demo's prompts (demo/prompts.json) answered HTTP ${res.status}`);
+  const { prompts } = (await res.json()) as { prompts: string[] };
+  return prompts.slice(0, n);
+}
 
 export function demoCard(): Node {
-  return h('div', { id: 'demo' });
+  let state: DemoState | null = loadPref<DemoState | null>('demo', null);
+  let running = false;
+  let stopRequested = false;
+  let ac: AbortController | null = null;
+  const startBtn = h('button', { id: 'demo-start' }, 'Distil the demo');
+  const stopBtn = h('button', { id: 'demo-stop', class: 'secondary', disabled: true }, 'Stop');
+  const hideBtn = h('button', { id: 'demo-hide', class: 'link' }, 'hide');
+  const status = h('div', { id: 'demo-status', class: 'muted' });
+  const steps = h('ol', { id: 'demo-steps', class: 'demo-steps' });
+  const results = h('div', { id: 'demo-results' });
+  const intro = h('p', { class: 'muted' },
+    'New here? One click runs the whole walk offline on what this app ships: the embedded teacher answers seed prompts with its token distributions, ',
+    'a student learns them by knowledge distillation and a twin by plain fine-tuning, both are evaluated against the teacher, and the distilled student is ready to download. ',
+    'Every step happens in the stages below, where you can watch it.');
+  const card = h('section', { id: 'demo', class: 'card demo' },
+    h('div', { class: 'demo-head' }, h('h2', {}, 'Distil the demo'), hideBtn), intro,
+    h('div', { class: 'buttons' }, startBtn, stopBtn), status, steps, results);
+
+  const save = () => savePref('demo', state);
+  const render = () => {
+    const at = state ? PHASES.indexOf(state.phase) : -1;
+    steps.replaceChildren(...PHASES.map((p, i) => {
+      const st = !state ? 'todo' : state.phase === 'done' || i < at ? 'done' : i === at ? (state.error ? 'error' : running ? 'busy' : 'todo') : 'todo';
+      return h('li', { 'data-phase': p, 'data-state': st }, h('span', { class: 'demo-mark' }, st === 'done' ? '✓' : st === 'busy' ? '⟳' : st === 'error' ? '!' : '○'), ' ', LABELS[p]);
+    }));
+    status.dataset.phase = state?.phase ?? 'idle';
+    startBtn.disabled = running;
+    stopBtn.disabled = !running;
+    startBtn.textContent = !state || state.phase === 'done' ? 'Distil the demo' : 'Continue the demo';
+    if (state?.error) { status.className = 'error'; status.textContent = `${state.error} — press Continue the demo to try again from this step.`; }
+    if (state?.results) renderResults(state.results);
+  };
+  const say = (text: string) => { status.className = 'muted'; status.textContent = text; };
+
+  const renderResults = (r: { kd: EvalReport; sft: EvalReport }) => {
+    const row = (label: string, f: (x: EvalReport) => number | undefined, d: number, id: string) =>
+      h('tr', { 'data-metric': id }, h('td', {}, label), ...[r.kd, r.sft].map((x) => { const v = f(x); return h('td', { class: 'num' }, v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d)); }));
+    const teacherPpl = r.kd.teacher?.ppl;
+    const better = r.kd.ppl < r.sft.ppl;
+    const go = h('button', {}, 'Export the distilled student →');
+    go.addEventListener('click', () => gotoStage('export'));
+    const see = h('button', { class: 'secondary' }, 'Compare them in Evaluate →');
+    see.addEventListener('click', () => gotoStage('evaluate'));
+    results.replaceChildren(
+      h('table', {}, h('tr', {}, h('th', {}, 'held out'), h('th', { class: 'num' }, 'KD student'), h('th', { class: 'num' }, 'SFT twin')),
+        row('perplexity (lower is better)', (x) => x.ppl, 2, 'ppl'), row('KL(teacher ‖ student)', (x) => x.klToTeacher, 4, 'kl'), row('top-1 agreement with the teacher', (x) => x.top1Agreement, 3, 'top1')),
+      h('p', { class: 'muted small' }, `The teacher's own perplexity on the same answers: ${teacherPpl?.toFixed(2) ?? '—'}. ${better ? 'Distillation beat plain fine-tuning here.' : 'Here plain fine-tuning did as well or better: the demo data is small (a real GPU runs a bigger demo).'}`),
+      h('div', { class: 'buttons' }, go, see));
+  };
+
+  const teacher = async (): Promise<ActiveTeacher> => {
+    const t = activeTeacher();
+    if (t && t.kind === 'local' && t.folderUrl?.endsWith('/models/brown-teacher/')) return t;
+    say('Loading the embedded teacher…');
+    return loadLocal({ kind: 'folder', location: DEFAULT_TEACHER_FOLDER }, 'auto', (p) => say(`Loading the embedded teacher: ${p.message}`));
+  };
+
+  const spec = (name: string, datasetId: string, t: ActiveTeacher, kd: boolean): RunSpec => {
+    const s = state!.size;
+    return {
+      name, datasetId, preset: s.preset, tokenizer: { kind: 'teacher' }, format: 'continuation', method: kd ? 'kd' : 'sft',
+      ...(kd ? { kdSource: 'store-topk' as const } : {}), teacher: engineTeacher(t)!,
+      train: {
+        steps: s.steps, batchSize: s.batch, seqLen: s.seqLen, lr: 3e-3, warmupSteps: Math.max(1, Math.round(s.steps / 15)), seed: 1,
+        evalEvery: Math.max(1, Math.round(s.steps / 6)), checkpointEvery: Math.max(1, Math.round(s.steps / 6)), evalBatches: 8,
+        ...(kd ? { objective: 'fkl', kdWeight: 0.5, ceWeight: 0.5, temperature: 1 } : {}),
+      },
+      sampleEvery: Math.max(1, Math.round(s.steps / 3)), samplePrompts: ['The history of the city', 'In the morning the farmers'], heldOutEvery: 10,
+    };
+  };
+
+  const train = async (which: 'kd' | 'sft', t: ActiveTeacher): Promise<RunInfo> => {
+    const key = which === 'kd' ? 'kdRunId' : 'sftRunId';
+    if (!state![key]) {
+      say(`Preparing the ${which === 'kd' ? 'KD student' : 'SFT twin'}…`);
+      const run = await engine().createRun(spec(which === 'kd' ? 'demo: KD student' : 'demo: SFT twin', state!.datasetId!, t, which === 'kd'));
+      state![key] = run.id;
+      save();
+      emit('runs', undefined);
+    }
+    gotoStage('train');
+    say(`Training the ${which === 'kd' ? 'KD student' : 'SFT twin'} on this GPU (watch it in step 3)…`);
+    const run = await trainRun(state![key]!);
+    if (run.status === 'failed') throw new Error(`the ${which === 'kd' ? 'KD' : 'SFT'} run failed: ${run.error}`);
+    return run;
+  };
+
+  const go = async () => {
+    if (running) return;
+    running = true;
+    stopRequested = false;
+    if (!state || state.phase === 'done') {
+      const adapter = await gpuReady.catch((e) => { throw new Error(`the demo trains on WebGPU: ${errorText(e)}`); });
+      state = { phase: 'teacher', size: DEMO_SIZES[adapter.isFallbackAdapter ? 'software' : 'gpu'] };
+      results.replaceChildren();
+    }
+    state.stopped = false;
+    delete state.error;
+    save();
+    render();
+    try {
+      const t = await teacher();
+      if (state.phase === 'teacher') { state.phase = 'data'; save(); render(); }
+      if (state.phase === 'data') {
+        const store = await appStore();
+        if (!state.jobId) {
+          const inputs = await seedPrompts(state.size.prompts);
+          const ds = await store.createDataset({ name: `demo: ${inputs.length} prompts answered by brown-teacher with top-20`, description: 'made by "Distil the demo"' });
+          const job = await withTeacher(store, await createElicitJob(store, ds.id, 'feature', {
+            inputs, topLogprobs: 20, includeSampled: true, temperature: 0.8, maxTokens: state.size.maxTokens, seed: 1, batchSize: 4,
+          }), t.ref);
+          state.datasetId = ds.id;
+          state.jobId = job.id;
+          save();
+          emit('datasets', undefined);
+        }
+        gotoStage('data');
+        ac = new AbortController();
+        const done = await withJobLock(state.jobId!, async () => {
+          const job = await store.getJob(state!.jobId!);
+          if (!job) throw new Error('the demo\'s data job was deleted: press Distil the demo to start again');
+          if (job.status === 'done') return job;
+          return runElicitJob(store, job.id, {
+            teacher: t.teacher, signal: ac!.signal,
+            onProgress: (j) => { say(`The teacher answers the prompts: ${j.progress.done} of ${j.progress.total} (watch them in step 2)…`); emit('datasets', undefined); },
+          });
+        }, () => say('The data job runs in another tab: waiting for it…'));
+        if (done.status !== 'done') throw new Error(done.status === 'paused' ? 'stopped' : `the data job ${done.status}: ${done.error ?? ''}`);
+        state.phase = 'kd'; save(); render();
+      }
+      if (state.phase === 'kd') { await train('kd', t); if (stopRequested) throw new Error('stopped'); state.phase = 'sft'; save(); render(); }
+      if (state.phase === 'sft') { await train('sft', t); if (stopRequested) throw new Error('stopped'); state.phase = 'evaluate'; save(); render(); }
+      if (state.phase === 'evaluate') {
+        say('Evaluating both students against the teacher…');
+        const kd = await engine().evaluate({ runId: state.kdRunId! });
+        const sft = await engine().evaluate({ runId: state.sftRunId! });
+        state.results = { kd, sft };
+        state.phase = 'done';
+        save();
+        savePref('eval-run', state.kdRunId);
+        savePref('eval-compare', state.sftRunId);
+        emit('runs', undefined);
+      }
+      status.className = 'ok';
+      status.textContent = `Done: the KD student's held-out perplexity is ${state.results!.kd.ppl.toFixed(2)} (SFT twin ${state.results!.sft.ppl.toFixed(2)}, teacher ${state.results!.kd.teacher?.ppl.toFixed(2) ?? '—'}).`;
+    } catch (e) {
+      if (stopRequested || /stopped|aborted/i.test(String((e as Error)?.message))) {
+        state.stopped = true;
+        say('Stopped. Continue the demo picks up where it stopped.');
+      } else state.error = errorText(e);
+      save();
+    } finally {
+      running = false;
+      ac = null;
+      render();
+    }
+  };
+
+  startBtn.addEventListener('click', () => void go());
+  stopBtn.addEventListener('click', () => {
+    stopRequested = true;
+    ac?.abort();
+    for (const id of [state?.kdRunId, state?.sftRunId]) if (id) void pauseRun(id);
+    stopBtn.disabled = true;
+  });
+  hideBtn.addEventListener('click', () => { card.hidden = true; savePref('demo-hidden', true); });
+  card.hidden = loadPref('demo-hidden', false) && !(state && state.phase !== 'done');
+  render();
+  // A reload mid-demo continues it (unless the user had stopped it or it failed).
+  if (state && state.phase !== 'done' && !state.stopped && !state.error) void go();
+  return card;
 }

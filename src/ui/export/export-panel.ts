@@ -1,12 +1,18 @@
-// The Export stage: pick a model and a format; the engine worker builds the files; the page saves them as one .zip
-// download, or into a folder the user picks (File System Access API, where the browser has it). A failed folder
-// write removes what it wrote: no half-written export is left behind.
+// The Export stage: pick a model (a trained run's latest checkpoint, the embedded default teacher, or an HF Llama
+// folder from disk) and a format; the engine worker builds the files (a run's with training.json: configs, data and
+// the held-out evaluation of exactly those weights); the page saves them as one .zip download, or into a folder the
+// user picks (File System Access API, where the browser has it). A failed folder write removes what it wrote: no
+// half-written export is left behind. Stable hooks: #export-source (option values: run:<id>, brown-teacher,
+// picked), #export-files, #export-format, #export-zip, #export-folder, #export-status[data-done], #export-list.
 import type { ExportFileData, ExportRequestData, ExportResultData } from '../../protocol.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { formatBytes, h } from '../dom.ts';
 
 export interface ExportBackend {
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
+  /** Trained runs that have a checkpoint (listed first); `onChange` is called when they change. */
+  runs(): Promise<{ id: string; name: string; step: number }[]>;
+  onRunsChange(fn: () => void): void;
 }
 
 const FORMATS: [value: string, label: string][] = [
@@ -17,8 +23,7 @@ const FORMATS: [value: string, label: string][] = [
   ['gguf-f16', 'GGUF F16 (llama.cpp, Ollama)'],
 ];
 
-/** The models the page can export today: the embedded default teacher, or an HF Llama folder the user picks
- * (re-export in another format); trained students arrive with the training stage. */
+/** The embedded default teacher; HF Llama folders picked from disk re-export in another format. */
 export const DEFAULT_TEACHER = { id: 'brown-teacher', label: 'Default teacher (Brown corpus, embedded)', path: 'models/brown-teacher/' };
 
 type DirHandle = {
@@ -55,9 +60,21 @@ function download(name: string, bytes: Uint8Array): void {
 }
 
 export function exportPanel(backend: ExportBackend): HTMLElement {
-  const source = h('select', { id: 'export-source' },
+  const fixed = [
     h('option', { value: DEFAULT_TEACHER.id }, DEFAULT_TEACHER.label),
-    h('option', { value: 'picked' }, 'An HF Llama folder from disk (config.json, *.safetensors, tokenizer.json)…'));
+    h('option', { value: 'picked' }, 'An HF Llama folder from disk (config.json, *.safetensors, tokenizer.json)…'),
+  ];
+  const source = h('select', { id: 'export-source', class: 'wide' }, ...fixed);
+  let runNames = new Map<string, string>();
+  const refreshRuns = async () => {
+    const runs = await backend.runs().catch(() => []);
+    const was = source.value;
+    runNames = new Map(runs.map((r) => [r.id, r.name]));
+    source.replaceChildren(...runs.slice().reverse().map((r) => h('option', { value: `run:${r.id}` }, `Trained run “${r.name}” (checkpoint of step ${r.step})`)), ...fixed);
+    source.value = [...source.options].some((o) => o.value === was) && !(was === DEFAULT_TEACHER.id && runs.length) ? was : source.options[0]!.value;
+    picker.hidden = source.value !== 'picked';
+  };
+  backend.onRunsChange(() => void refreshRuns());
   const picker = h('input', { id: 'export-files', type: 'file', webkitdirectory: true, multiple: true, hidden: true });
   source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; });
   const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
@@ -65,7 +82,7 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
   const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';
   const folderButton = canPickFolder ? h('button', { id: 'export-folder' }, 'Save to folder…') : null;
   const status = h('div', { id: 'export-status', class: 'muted' }, canPickFolder ? '' : 'This browser cannot write folders: exports download as .zip.');
-  const list = h('ul', { id: 'export-files', class: 'muted' });
+  const list = h('ul', { id: 'export-list', class: 'muted' });
 
   async function run(to: 'zip' | 'folder'): Promise<void> {
     zipButton.disabled = true;
@@ -78,7 +95,9 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
       const root = to === 'folder' ? await (window as PickerWindow).showDirectoryPicker!({ mode: 'readwrite' }) : undefined;
       const picked = source.value === 'picked' ? [...(picker.files ?? [])] : undefined;
       if (picked && picked.length === 0) throw new Error('Pick the model folder first (config.json, model.safetensors, tokenizer.json).');
-      const base = picked ? (picked[0]!.webkitRelativePath.split('/')[0] || 'model') : DEFAULT_TEACHER.id;
+      const runId = source.value.startsWith('run:') ? source.value.slice(4) : undefined;
+      const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'student';
+      const base = runId ? safe(runNames.get(runId) ?? 'student') : picked ? (picked[0]!.webkitRelativePath.split('/')[0] || 'model') : DEFAULT_TEACHER.id;
       const name = `${base}-${format.value.replace('.', '')}`;
       const files: Record<string, Uint8Array> = {};
       // Only what an import reads; weights can be large, so the rest of the folder is not loaded.
@@ -88,7 +107,7 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
         }
       }
       const req: ExportRequestData = {
-        source: picked ? { files } : { url: new URL(DEFAULT_TEACHER.path, document.baseURI).href }, format: format.value, name,
+        source: runId ? { runId } : picked ? { files } : { url: new URL(DEFAULT_TEACHER.path, document.baseURI).href }, format: format.value, name,
       };
       const res = await backend.exportModel(req, (m) => { status.textContent = `${m}…`; });
       const total = res.files.reduce((s, f) => s + f.bytes.length, 0);
@@ -108,6 +127,7 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
       if (folderButton) folderButton.disabled = false;
     }
   }
+  void refreshRuns();
   zipButton.addEventListener('click', () => void run('zip'));
   folderButton?.addEventListener('click', () => void run('folder'));
   return h('div', {},
