@@ -122,10 +122,20 @@ export class BatchLoader {
   }
 }
 
-/** Deterministic batches for evaluation: rows in storage order, at most `maxBatches` full batches. */
-export function evalBatches(rows: readonly PackedRow[], B: number, T: number, maxBatches: number): Batch[] {
-  const n = Math.min(maxBatches, Math.floor(rows.length / B));
+/**
+ * Deterministic batches for evaluation: rows in storage order, at most `maxBatches` batches of B rows. With
+ * `padLast`, rows that do not fill a last batch still count: it is padded with rows of weight 0 (which add
+ * nothing to any loss), so even fewer than B held-out rows give an evaluation.
+ */
+export function evalBatches(rows: readonly PackedRow[], B: number, T: number, maxBatches: number, padLast = false): Batch[] {
+  const full = Math.floor(rows.length / B);
+  const n = Math.min(maxBatches, padLast ? Math.ceil(rows.length / B) : full);
   if (n === 0) return [];
-  const loader = new BatchLoader(rows, B, T, 0, { epoch: 0, row: 0 }, false);
-  return Array.from({ length: n }, () => loader.next());
+  const padded = n > full ? [...rows, ...Array.from({ length: n * B - rows.length }, () => ({ tokens: new Uint32Array(T + 1), learn: new Uint8Array(T + 1) }))] : rows;
+  const loader = new BatchLoader(padded, B, T, 0, { epoch: 0, row: 0 }, false);
+  return Array.from({ length: n }, () => {
+    const b = loader.next();
+    b.rows = b.rows!.map((r) => (r < rows.length ? r : 0)); // padding rows (weight 0) point at a real row
+    return b;
+  });
 }

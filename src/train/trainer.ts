@@ -70,6 +70,8 @@ export interface TrainerOptions {
    * for loader batches.
    */
   batchFor?: (step: number, micro: number) => Promise<TrainBatch | null>;
+  /** Evaluate on a last, zero-padded batch too (held-out sets smaller than a batch still get an evaluation). */
+  padEval?: boolean;
   log?: (e: TrainLog) => void;
 }
 
@@ -101,7 +103,7 @@ export class Trainer {
     this.gpu = gpu ?? new GpuModel(...Trainer.modelArgs(o));
     this.gpu.uploadParams(initParams(o.model, t.seed));
     this.loader = new BatchLoader(o.rows, t.batchSize, t.seqLen, t.seed);
-    this.evalSet = o.evalRows ? evalBatches(o.evalRows, t.batchSize, t.seqLen, t.evalBatches) : [];
+    this.evalSet = o.evalRows ? evalBatches(o.evalRows, t.batchSize, t.seqLen, t.evalBatches, o.padEval) : [];
   }
 
   private emit(e: TrainLog) {

@@ -120,7 +120,7 @@ describe('training runs in the engine', () => {
     const recs = await data.getRecords(ds, { limit: 1000 });
     const built = await buildRunData(recs, [], { format: 'continuation', tok: exportedTok, eos: exportedTok.tokenToId('<|endoftext|>')!, T: 24, heldOutEvery: 5 });
     let sum = 0, count = 0;
-    for (const batch of evalBatches(built.evalRows, 4, 24, 2)) {
+    for (const batch of evalBatches(built.evalRows, 4, 24, 2, true)) {
       for (let r = 0; r < 4; r++) {
         const ids = batch.ids.subarray(r * 24, (r + 1) * 24);
         const feeds: Record<string, ort.Tensor> = {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { brownToParagraphs, isHeldOut } from '../../src/data/brown.ts';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
 import { makeConfig } from '../../src/model/config.ts';
-import { BatchLoader, packRows } from '../../src/train/batches.ts';
+import { BatchLoader, evalBatches, packRows } from '../../src/train/batches.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { DEFAULT_TRAIN, makeTrainConfig } from '../../src/train/config.ts';
 import { lrAt } from '../../src/train/schedule.ts';
@@ -15,6 +15,25 @@ describe('lrAt', () => {
     expect(lrAt(60, s)).toBeCloseTo(0.55, 12); // half-way: (1 + 0.1) / 2
     expect(lrAt(110, s)).toBeCloseTo(0.1, 12);
     expect(lrAt(500, s)).toBeCloseTo(0.1, 12);
+  });
+});
+
+describe('packRows with aux indices, evalBatches with a padded last batch', () => {
+  it('carries aux per token (the eos it adds gets -1) and no eos when asked', () => {
+    const rows = packRows([{ tokens: Uint32Array.of(1, 2, 3), aux: Int32Array.of(-1, 0, 1) }, { tokens: Uint32Array.of(4, 5) }], 3, 9);
+    expect(rows.map((r) => [...r.aux!])).toEqual([[-1, 0, 1, -1], [-1, -1, -1, -1]]);
+    expect(packRows([{ tokens: Uint32Array.of(1, 2, 3, 4, 5) }], 3, 9, false).map((r) => [...r.tokens])).toEqual([[1, 2, 3, 4]]);
+  });
+  it('pads a last partial batch with rows of weight 0, pointing at real rows', () => {
+    const rows = packRows(Array.from({ length: 4 }, (_, i) => ({ tokens: Uint32Array.of(i + 1, i + 2, i + 3) })), 3, 9); // 16 tokens → 5 rows
+    expect(rows).toHaveLength(5);
+    expect(evalBatches(rows, 2, 3, 10)).toHaveLength(2);
+    const padded = evalBatches(rows, 2, 3, 10, true);
+    expect(padded).toHaveLength(3);
+    expect([...padded[2]!.weights]).toEqual([1, 1, 1, 0, 0, 0]);
+    expect(padded[2]!.rows).toEqual([4, 0]);
+    expect(evalBatches(rows.slice(0, 1), 2, 3, 10, true)).toHaveLength(1);
+    expect(evalBatches([], 2, 3, 10, true)).toHaveLength(0);
   });
 });
 

@@ -28,12 +28,14 @@ interface DemoSize {
   steps: number;
   batch: number;
   seqLen: number;
+  /** Every Nth record held out (a toy dataset needs a bigger share to have a held-out batch at all). */
+  heldOutEvery: number;
 }
 
 /** A real GPU: a 1M student, a few minutes; a software adapter (SwiftShader): a toy that only shows the walk. */
 export const DEMO_SIZES: Record<'gpu' | 'software', DemoSize> = {
-  gpu: { prompts: 240, maxTokens: 40, preset: 'tiny-1m', steps: 300, batch: 16, seqLen: 64 },
-  software: { prompts: 12, maxTokens: 12, preset: 'nano', steps: 8, batch: 4, seqLen: 32 },
+  gpu: { prompts: 240, maxTokens: 40, preset: 'tiny-1m', steps: 300, batch: 16, seqLen: 64, heldOutEvery: 10 },
+  software: { prompts: 24, maxTokens: 12, preset: 'nano', steps: 8, batch: 4, seqLen: 24, heldOutEvery: 4 },
 };
 
 interface DemoState {
@@ -133,7 +135,7 @@ export function demoCard(): Node {
         evalEvery: Math.max(1, Math.round(s.steps / 6)), checkpointEvery: Math.max(1, Math.round(s.steps / 6)), evalBatches: 8,
         ...(kd ? { objective: 'fkl', kdWeight: 0.5, ceWeight: 0.5, temperature: 1 } : {}),
       },
-      sampleEvery: Math.max(1, Math.round(s.steps / 3)), samplePrompts: ['The history of the city', 'In the morning the farmers'], heldOutEvery: 10,
+      sampleEvery: Math.max(1, Math.round(s.steps / 3)), samplePrompts: ['The history of the city', 'In the morning the farmers'], heldOutEvery: s.heldOutEvery,
     };
   };
 

@@ -5,7 +5,7 @@
 // survive a reload. Stable hooks: #train-dataset, #train-method, #train-kd-source, #train-objective, #train-tau,
 // #train-ce, #train-beta, #train-init, #train-lambda, #train-preset, #train-tokenizer, #train-vocab, #train-format,
 // #train-steps, #train-batch, #train-seqlen, #train-lr, #train-warmup, #train-eval-every, #train-ckpt-every,
-// #train-sample-every, #train-prompts, #train-name, #train-plan[data-ok], #train-start.
+// #train-sample-every, #train-heldout, #train-prompts, #train-name, #train-plan[data-ok], #train-start.
 import { KD_OBJECTIVES } from '../../kernels/loss/loss.config.ts';
 import { presetConfig, PRESETS } from '../../model/config.ts';
 import { countParams } from '../../model/params.ts';
@@ -52,6 +52,7 @@ export interface FormSettings {
   evalEvery: number;
   ckptEvery: number;
   sampleEvery: number;
+  heldOutEvery: number;
   prompts: string;
   name: string;
 }
@@ -59,7 +60,7 @@ export interface FormSettings {
 export const DEFAULT_SETTINGS: FormSettings = {
   datasetId: '', method: 'kd', kdSource: 'store-topk', objective: 'fkl', temperature: 1, ceWeight: 0.5, beta: 0.5, skewLambda: 0.1,
   pairBeta: 0.1, initFrom: '', lambda: 0.5, sampleTokens: 24, preset: 'micro', tokenizer: 'teacher', vocab: 2048, format: 'continuation',
-  steps: 200, batch: 8, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 25, ckptEvery: 25, sampleEvery: 50, prompts: '', name: '',
+  steps: 200, batch: 8, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 25, ckptEvery: 25, sampleEvery: 50, heldOutEvery: 10, prompts: '', name: '',
 };
 
 /** The engine's teacher for the active teacher, when the engine can run it (a local folder or picked files). */
@@ -92,7 +93,7 @@ export function specOf(s: FormSettings, teacher: ActiveTeacher | null): RunSpec 
     ...(s.method === 'dpo' || s.method === 'ipo' ? { pairBeta: s.pairBeta } : {}),
     ...(s.initFrom ? { initFrom: s.initFrom } : {}),
     ...(s.method === 'on-policy' ? { onPolicy: { lambda: s.lambda, maxNewTokens: s.sampleTokens, temperature: 1 } } : {}),
-    sampleEvery: s.sampleEvery, samplePrompts: prompts.slice(0, 3), heldOutEvery: 10,
+    sampleEvery: s.sampleEvery, samplePrompts: prompts.slice(0, 3), heldOutEvery: s.heldOutEvery,
   };
 }
 
@@ -141,6 +142,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const evalEvery = numIn('train-eval-every', saved.evalEvery, { min: '0', max: '100000' });
   const ckptEvery = numIn('train-ckpt-every', saved.ckptEvery, { min: '0', max: '100000' });
   const sampleEvery = numIn('train-sample-every', saved.sampleEvery, { min: '0', max: '100000' });
+  const heldOut = numIn('train-heldout', saved.heldOutEvery, { min: '2', max: '1000' });
   const prompts = h('textarea', { id: 'train-prompts', rows: '2', spellcheck: 'false', placeholder: 'one per line (up to 3)' });
   prompts.value = saved.prompts;
   const name = input('train-name', saved.name, { placeholder: 'named after the method and time', class: 'wide' });
@@ -154,22 +156,23 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     temperature: num(tau), ceWeight: num(ce), beta: num(beta), skewLambda: num(skew), pairBeta: num(pairBeta), initFrom: initFrom.value,
     lambda: num(lambda), sampleTokens: num(sampleTokens), preset: preset.value, tokenizer: tokenizer.value as FormSettings['tokenizer'], vocab: num(vocab),
     format: format.value as FormSettings['format'], steps: num(steps), batch: num(batch), seqLen: num(seqLen), lr: num(lr), warmup: num(warmup),
-    evalEvery: num(evalEvery), ckptEvery: num(ckptEvery), sampleEvery: num(sampleEvery), prompts: prompts.value, name: name.value,
+    evalEvery: num(evalEvery), ckptEvery: num(ckptEvery), sampleEvery: num(sampleEvery), heldOutEvery: num(heldOut), prompts: prompts.value, name: name.value,
   });
 
   const field = (label: string, el: HTMLElement, hint?: string) => h('label', { class: 'field', ...(hint ? { title: hint } : {}) }, label, el);
-  const kdRow = h('div', { class: 'row' }, field('teacher signal', kdSource), field('divergence', objective), field('τ', tau, 'temperature of the KD term'), field('CE share', ce, 'weight of cross-entropy on the real next token; KD gets 1 − this'));
-  const jsdRow = h('div', { class: 'row' }, field('β (JSD)', beta), field('λ (skew KL)', skew));
+  const kdRow = h('div', { class: 'row' }, field('teacher signal', kdSource), field('CE share', ce, 'weight of cross-entropy on the real next token; KD gets 1 − this'));
+  const betaField = field('β (JSD)', beta), skewField = field('λ (skew KL)', skew);
+  const objRow = h('div', { class: 'row' }, field('divergence', objective), field('τ', tau, 'temperature of the KD term'), betaField, skewField);
   const pairRow = h('div', { class: 'row' }, field('β (DPO/IPO)', pairBeta));
-  const opRow = h('div', { class: 'row' }, field('λ: share of on-policy steps', lambda), field('sample length', sampleTokens), field('divergence', objective));
+  const opRow = h('div', { class: 'row' }, field('λ: share of on-policy steps', lambda), field('sample length', sampleTokens));
   const vocabField = field('vocabulary', vocab);
   const syncVisibility = () => {
     const m = method.value;
     kdRow.hidden = m !== 'kd';
     opRow.hidden = m !== 'on-policy';
-    if (m === 'on-policy') opRow.append(objective.parentElement!);
-    else kdRow.insertBefore(objective.parentElement!, tau.parentElement!);
-    jsdRow.hidden = !(m === 'kd' || m === 'on-policy') || !['jsd', 'skew_fkl', 'skew_rkl'].includes(objective.value);
+    objRow.hidden = m !== 'kd' && m !== 'on-policy';
+    betaField.hidden = objective.value !== 'jsd';
+    skewField.hidden = !objective.value.startsWith('skew');
     pairRow.hidden = m !== 'dpo' && m !== 'ipo';
     vocabField.hidden = tokenizer.value !== 'bpe';
     const fromRun = initFrom.value !== '';
@@ -226,13 +229,13 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     plan.replaceChildren(
       h('p', {}, h('strong', {}, `${(p.params / 1e6).toFixed(2)}M parameters`), ` · ${p.model.hidden} wide, ${p.model.layers} layers, ${p.model.heads} heads, vocabulary ${p.model.vocabSize}, context ${p.model.maxSeqLen}`),
       h('p', { class: 'muted' }, `GPU memory ≈ ${formatBytes(p.memory.bytes)} (largest buffer ${formatBytes(p.memory.largestBuffer)} of ${formatBytes(p.limits.maxBufferSize)} allowed) · ${p.train.batchSize * p.train.seqLen} tokens a step`),
-      h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k (every 10th held out for evaluation).`),
+      h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k (every ${num(heldOut)}th held out for evaluation).`),
       ...p.problems.map((x) => h('p', { class: 'note bad' }, x)),
       ...p.warnings.map((x) => h('p', { class: 'warn' }, x)),
     );
   };
 
-  for (const el of [dataset, method, kdSource, objective, tau, ce, beta, skew, pairBeta, initFrom, lambda, sampleTokens, preset, tokenizer, vocab, format, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, prompts, name]) {
+  for (const el of [dataset, method, kdSource, objective, tau, ce, beta, skew, pairBeta, initFrom, lambda, sampleTokens, preset, tokenizer, vocab, format, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldOut, prompts, name]) {
     el.addEventListener('change', () => { if (el === tokenizer || el === vocab) renderPresets(); replan(); });
   }
   start.addEventListener('click', async () => {
@@ -250,11 +253,11 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const element = h('div', { id: 'train-form', class: 'subcard' },
     h('h3', {}, 'New run'),
     h('div', { class: 'row' }, field('dataset', dataset), field('method', method)),
-    kdRow, jsdRow, opRow, pairRow, teacherNote,
+    kdRow, opRow, objRow, pairRow, teacherNote,
     h('div', { class: 'row' }, field('student', preset), field('tokenizer', tokenizer), vocabField, field('format', format), field('start from', initFrom)),
     h('div', { class: 'row' }, field('steps', steps), field('batch', batch), field('sequence length', seqLen), field('learning rate', lr), field('warmup steps', warmup)),
     h('details', {}, h('summary', { class: 'muted' }, 'Evaluation, checkpoints, samples, name'),
-      h('div', { class: 'row' }, field('held-out eval every', evalEvery), field('checkpoint every', ckptEvery), field('samples every', sampleEvery)),
+      h('div', { class: 'row' }, field('held-out eval every', evalEvery), field('checkpoint every', ckptEvery), field('samples every', sampleEvery), field('hold out every Nth record', heldOut)),
       h('label', { class: 'block' }, 'Sample prompts (the student continues them during training)'), prompts,
       h('div', { class: 'row' }, field('run name', name))),
     plan, h('div', { class: 'buttons' }, start),
@@ -266,7 +269,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     set(s) {
       const els: Partial<Record<keyof FormSettings, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>> = {
         datasetId: dataset, method, kdSource, objective, temperature: tau, ceWeight: ce, beta, skewLambda: skew, pairBeta, initFrom, lambda,
-        sampleTokens, preset, tokenizer, vocab, format, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, prompts, name,
+        sampleTokens, preset, tokenizer, vocab, format, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldOutEvery: heldOut, prompts, name,
       };
       for (const [k, v] of Object.entries(s)) { const el = els[k as keyof FormSettings]; if (el && v !== undefined) el.value = String(v); }
       renderPresets();

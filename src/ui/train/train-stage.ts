@@ -146,7 +146,7 @@ export function trainStage(): Node {
   return h('div', { id: 'train-panel' },
     gpuNote,
     h('div', { class: 'panel-grid' }, form.element,
-      h('div', { class: 'subcard' }, h('h3', {}, 'Runs in this browser'), list,
+      h('div', { class: 'subcard' }, h('h3', {}, 'Runs in this browser'), h('div', { class: 'scroll' }, list),
         h('p', { class: 'muted small' }, 'Checkpoints are kept in this browser (IndexedDB): a reload resumes a training run from its last checkpoint. Evaluate and export a run in steps 4 and 5.'),
         h('div', { class: 'buttons' }, toEvaluate))),
     status, view.element,

@@ -1,0 +1,247 @@
+// The product's walk in Chromium on SwiftShader, as a user does it (issue #11): the default teacher (one click) →
+// a feature job (answers + top-k) into IndexedDB → a token-level KD run of a tiny student on WebGPU in the engine
+// worker → Evaluate (held-out perplexity, KL/top-1 against the teacher, the teacher's own perplexity; teacher and
+// student side by side) → Export of the run as ONNX, which onnxruntime-node runs to the held-out loss the page
+// showed (within 1e-3). Then a run reloaded mid-training resumes from its checkpoint by itself and its loss curve
+// equals an uninterrupted twin's step for step. Screenshots of every stage at 1280×800 and 390 wide.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRunData } from '../../src/engine/runs/data.ts';
+import type { StoredRecord } from '../../src/store/schema.ts';
+import { BpeTokenizer } from '../../src/tokenizer/bpe.ts';
+import { evalBatches } from '../../src/train/batches.ts';
+import { logSoftmaxRow } from '../../src/util/logsoftmax.ts';
+import { gotoStage, openApp, type AppSession } from './harness.ts';
+
+const PROMPTS = [
+  'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
+  'The church stood on the hill', 'A new law was passed', 'The team won the game', 'Science and the modern world',
+  'She opened the letter and', 'The river ran through the valley', 'The doctor told him', 'After the war the people',
+  'The board of education', 'His wife and children', 'The new house was', 'When the sun went down',
+  'The first thing to do', 'Most of the students', 'The price of wheat', 'Late in the afternoon',
+];
+const HELD_OUT_EVERY = 4, T = 24, B = 4;
+
+let s: AppSession;
+const pageErrors: string[] = [];
+const offsite: string[] = [];
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `test-results/${name}.png`, fullPage: true });
+}
+
+/** Every step log of a run, read from the runs database by a raw IndexedDB transaction in the page. */
+async function stepLosses(page: Page, runId: string): Promise<[number, number][]> {
+  return page.evaluate((id) => new Promise<[number, number][]>((resolve, reject) => {
+    const req = indexedDB.open('webgpu-distill-runs');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const tx = req.result.transaction('logs', 'readonly');
+      const r = tx.objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
+      r.onsuccess = () => {
+        req.result.close();
+        resolve((r.result as { log: { kind: string; step: number; loss: number } }[]).filter((x) => x.log.kind === 'step').map((x) => [x.log.step, x.log.loss]));
+      };
+      r.onerror = () => reject(r.error);
+    };
+  }), runId);
+}
+
+async function records(page: Page, datasetId: string): Promise<StoredRecord[]> {
+  return page.evaluate((ds) => new Promise<StoredRecord[]>((resolve, reject) => {
+    const req = indexedDB.open('webgpu-distill');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const r = req.result.transaction('records', 'readonly').objectStore('records').index('by-dataset').getAll(ds);
+      r.onsuccess = () => { req.result.close(); resolve(r.result as StoredRecord[]); };
+      r.onerror = () => reject(r.error);
+    };
+  }), datasetId);
+}
+
+/** Fills the Train stage's form for a tiny KD run of `steps` steps (checkpoint every 3) and starts it. */
+async function startKdRun(page: Page, name: string, steps: number): Promise<string> {
+  await gotoStage(page, 'train');
+  await page.selectOption('#train-method', 'kd');
+  await page.selectOption('#train-kd-source', 'store-topk');
+  await page.selectOption('#train-objective', 'fkl');
+  await page.selectOption('#train-preset', 'nano');
+  await page.selectOption('#train-tokenizer', 'teacher');
+  for (const [id, v] of [['steps', steps], ['batch', B], ['seqlen', T], ['lr', 0.01], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
+  await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
+  for (const [id, v] of [['eval-every', 3], ['ckpt-every', 3], ['sample-every', 3], ['heldout', HELD_OUT_EVERY]] as const) await page.fill(`#train-${id}`, String(v));
+  await page.fill('#train-prompts', 'The history of the city');
+  await page.fill('#train-name', name);
+  await page.dispatchEvent('#train-name', 'change');
+  await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 60_000 });
+  const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
+  await page.click('#train-start');
+  const id = await page.waitForFunction((b) => [...document.querySelectorAll('#run-list tr[data-run]')].map((t) => t.getAttribute('data-run')).find((r) => r && !b.includes(r)), before, { timeout: 120_000 });
+  return (await id.jsonValue()) as string;
+}
+
+async function waitRun(page: Page, runId: string, status: string, timeout = 240_000): Promise<void> {
+  await page.waitForSelector(`#run-list tr[data-run="${runId}"][data-status="${status}"]`, { timeout });
+}
+
+beforeAll(async () => {
+  s = await openApp({ offsite, pageErrors, acceptDownloads: true });
+  await s.page.setViewportSize({ width: 1280, height: 800 });
+});
+
+afterAll(async () => {
+  await s?.browser.close();
+  await s?.server.close();
+});
+
+describe('the walk: teacher → data → train → evaluate → export', () => {
+  let datasetId = '';
+  let runId = '';
+  let pageLoss = NaN;
+
+  it('loads the default teacher with one click and makes a feature dataset with it', async () => {
+    const { page } = s;
+    await gotoStage(page, 'teacher');
+    await page.click('#teacher-default');
+    await page.waitForSelector('#step-teacher[data-state="done"]', { timeout: 120_000 });
+    await shot(page, 'step-1-teacher');
+    await gotoStage(page, 'data');
+    await page.selectOption('#data-strategy', 'feature');
+    await page.fill('#data-prompts', PROMPTS.join('\n'));
+    await page.fill('#data-max', '12');
+    await page.fill('#data-temperature', '0');
+    await page.fill('#data-batch', '4');
+    await page.click('#data-start');
+    await page.waitForSelector('#data-status[data-state="done"]', { timeout: 240_000 });
+    await shot(page, 'step-2-data');
+    datasetId = await page.evaluate(() => new Promise<string>((resolve) => {
+      const req = indexedDB.open('webgpu-distill');
+      req.onsuccess = () => {
+        const r = req.result.transaction('datasets').objectStore('datasets').getAll();
+        r.onsuccess = () => { req.result.close(); resolve((r.result as { id: string; createdAt: number }[]).sort((a, b) => b.createdAt - a.createdAt)[0]!.id); };
+      };
+    }));
+    const recs = await records(page, datasetId);
+    expect(recs).toHaveLength(PROMPTS.length);
+  });
+
+  it('trains a KD student on WebGPU with live charts and samples', async () => {
+    const { page } = s;
+    runId = await startKdRun(page, 'flow-kd', 6);
+    await waitRun(page, runId, 'done');
+    await page.waitForSelector('#run-status[data-status="done"]');
+    expect(Number(await page.getAttribute('#chart-loss', 'data-points'))).toBe(6);
+    expect(Number(await page.getAttribute('#chart-ppl', 'data-points'))).toBeGreaterThanOrEqual(1);
+    expect(await page.$$eval('#run-samples li', (l) => l.length)).toBeGreaterThanOrEqual(2);
+    expect(await page.getAttribute('#step-train', 'data-state')).toBe('done');
+    await shot(page, 'step-3-train');
+  });
+
+  it('evaluates the run against the teacher and shows them side by side', async () => {
+    const { page } = s;
+    await gotoStage(page, 'evaluate');
+    await page.selectOption('#eval-run', runId);
+    await page.click('#eval-go');
+    await page.waitForSelector('#eval-status[data-done="ok"]', { timeout: 120_000 });
+    const value = async (m: string) => Number(await page.getAttribute(`#eval-results tr[data-metric="${m}"] td[data-run="${runId}"]`, 'data-value'));
+    pageLoss = await value('loss');
+    expect(pageLoss).toBeGreaterThan(0);
+    expect(await value('ppl')).toBeCloseTo(Math.exp(pageLoss), 4);
+    expect(await value('top1')).toBeGreaterThanOrEqual(0);
+    expect(await value('teacher-ppl')).toBeGreaterThan(1);
+    expect(await value('kl')).toBeGreaterThan(0);
+    await page.fill('#eval-prompt', 'The history of the city');
+    await page.fill('#eval-max', '8');
+    await page.click('#eval-generate');
+    await page.waitForSelector('#eval-gen-status[data-done]', { timeout: 120_000 });
+    expect(await page.getAttribute('#eval-gen-status', 'data-done'), await page.textContent('#eval-gen-status') ?? '').toBe('ok');
+    expect((await page.textContent('#eval-out-teacher'))!.length).toBeGreaterThan(0);
+    expect((await page.textContent('#eval-out-student'))!.length).toBeGreaterThan(0);
+    await shot(page, 'step-4-evaluate');
+  });
+
+  it("exports the run as ONNX; onnxruntime gives the held-out loss the page showed", async () => {
+    const { page } = s;
+    await gotoStage(page, 'export');
+    await page.selectOption('#export-source', `run:${runId}`);
+    await page.selectOption('#export-format', 'onnx');
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 180_000 }), page.click('#export-zip')]);
+    await page.waitForSelector('#export-status[data-done="ok"]', { timeout: 60_000 });
+    await shot(page, 'step-5-export');
+    const dir = mkdtempSync(join(tmpdir(), 'flow-'));
+    const zip = join(dir, 'student.zip');
+    await download.saveAs(zip);
+    execFileSync('unzip', ['-q', zip, '-d', dir]);
+    const folder = join(dir, download.suggestedFilename().replace(/\.zip$/, ''));
+    const training = JSON.parse(readFileSync(join(folder, 'training.json'), 'utf8'));
+    expect(training.heldOut.loss).toBeCloseTo(pageLoss, 6);
+    const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
+    const tok = BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8')));
+    const built = await buildRunData(await records(page, datasetId), [], { format: 'continuation', tok, eos: tok.tokenToId('<|endoftext|>')!, T, heldOutEvery: HELD_OUT_EVERY });
+    const session = await ort.InferenceSession.create(join(folder, 'onnx', 'model.onnx'));
+    let sum = 0, count = 0;
+    const V = config.vocab_size as number;
+    for (const batch of evalBatches(built.evalRows, B, T, training.train.evalBatches, true)) {
+      for (let r = 0; r < B; r++) {
+        const ids = batch.ids.subarray(r * T, (r + 1) * T);
+        const feeds: Record<string, ort.Tensor> = {
+          input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, T]),
+          attention_mask: new ort.Tensor('int64', new BigInt64Array(T).fill(1n), [1, T]),
+          position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, i) => BigInt(i)), [1, T]),
+        };
+        for (let l = 0; l < config.num_hidden_layers; l++) for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, config.num_key_value_heads, 0, config.head_dim]);
+        const logits = (await session.run(feeds)).logits!.data as Float32Array;
+        const lp = new Float32Array(V);
+        for (let t = 0; t < T; t++) {
+          if (batch.weights[r * T + t] === 0) continue;
+          logSoftmaxRow(logits, t * V, V, lp);
+          sum -= lp[batch.labels[r * T + t]!]!;
+          count++;
+        }
+      }
+    }
+    expect(count).toBeGreaterThan(0);
+    expect(Math.abs(sum / count - pageLoss)).toBeLessThan(1e-3);
+    writeFileSync(join(dir, 'check.json'), JSON.stringify({ pageLoss, ort: sum / count, count }));
+  });
+
+  it('resumes a run after a reload mid-training on the same loss curve as an uninterrupted twin', async () => {
+    const { page } = s;
+    const twin = await startKdRun(page, 'twin', 8);
+    await waitRun(page, twin, 'done');
+    const reloaded = await startKdRun(page, 'reloaded', 8);
+    // Past the checkpoint of step 3, before the end: reload.
+    await page.waitForFunction((id) => document.querySelector(`#run-view[data-run="${id}"] #run-status`)?.getAttribute('data-step') === '4', reloaded, { timeout: 240_000, polling: 20 });
+    const before = await stepLosses(page, reloaded);
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    await page.reload();
+    await gotoStage(page, 'train');
+    await waitRun(page, reloaded, 'done');
+    const after = await stepLosses(page, reloaded);
+    const full = await stepLosses(page, twin);
+    expect(after.map(([st]) => st)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(after).toEqual(full);
+    // The steps logged before the reload (some past the checkpoint) were computed again with the same values.
+    for (const [st, loss] of before) expect(after.find(([x]) => x === st)![1]).toBe(loss);
+    await page.waitForSelector(`#run-view[data-run="${reloaded}"]`);
+    expect(await page.textContent('#run-view')).toMatch(/resumed|Done/);
+  });
+
+  it('fits a narrow window, and raised no page error and no off-site request', async () => {
+    const { page } = s;
+    await page.setViewportSize({ width: 390, height: 800 });
+    for (const id of ['teacher', 'data', 'train', 'evaluate', 'export'] as const) {
+      await gotoStage(page, id);
+      const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(over, `stage ${id} overflows a 390-px window by ${over}px`).toBeLessThanOrEqual(0);
+      await shot(page, `step-${id}-narrow`);
+    }
+    expect(pageErrors).toEqual([]);
+    expect(offsite).toEqual([]);
+  });
+});
