@@ -106,7 +106,8 @@ function originOf(url: string): string {
   }
 }
 
-function hostOf(url: string): string {
+/** The host[:port] of a URL, or the text itself when it is not one (for messages). */
+export function hostOf(url: string): string {
   try {
     return new URL(url).host;
   } catch {

@@ -11,18 +11,10 @@ import type { Checkpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
+import type { StepLog } from './trainer.ts';
 
-export interface PairStepLog {
-  kind: 'step';
-  step: number;
-  lr: number;
-  loss: number;
-  ce: number;
-  kd: number;
-  gradNorm: number;
-  skipped: boolean;
-  tokensPerSec: number;
-  ms: number;
+/** A step of the pair loss: the trainer's StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
+export interface PairStepLog extends StepLog {
   pairAccuracy: number;
   margin: number;
 }

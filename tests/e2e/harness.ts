@@ -1,9 +1,9 @@
 // E2E harness: the built app (dist/) served by `vite preview` on 127.0.0.1, and Debian's Chromium driven by
 // playwright-core with WebGPU enabled. No browser is ever downloaded; a missing one is an error, not a skip.
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite';
+import { freePort } from '../support/net.ts';
 
 /** Flags that give headless Chromium WebGPU (SwiftShader when there is no GPU) on a closed network. */
 export const CHROMIUM_FLAGS = [
@@ -34,16 +34,6 @@ export async function launchChromium(opts: { webgpu?: boolean } = {}): Promise<B
   return chromium.launch({ executablePath: chromiumPath(), headless: true, args });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startPreview(): Promise<{ url: string; server: PreviewServer }> {
   if (!existsSync('dist/index.html')) throw new Error('dist/ is missing: run `vite build` first (npm run test:e2e does).');

@@ -9,12 +9,12 @@
 // test-results/ (teacher-local.png, teacher-remote.png, teacher-remote-narrow.png); nothing overflows either width.
 import http from 'node:http';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
 import { gotoStage, openApp } from './harness.ts';
+import { freePort as closedPort } from '../support/net.ts';
 
 const KEY = 'sk-e2e-4f1c9a7d2b8e6f30';
 const WRONG_KEY = 'sk-e2e-wrong-77aa11bb';
@@ -51,16 +51,6 @@ afterAll(async () => {
   await Promise.all([withKey?.close(), noLogprobs?.close(), new Promise((r) => noCors ? noCors.close(r) : r(undefined))]);
 });
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Nothing is wider than the window (no horizontal scrolling). */
 async function expectNoOverflow(p: Page): Promise<void> {

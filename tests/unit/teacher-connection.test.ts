@@ -4,10 +4,10 @@
 // a server that echoes the Authorization header), a wrong path and an unknown model told apart, nothing listening
 // reported as refused, a 429 and a timeout explained. The CORS diagnosis (a browser-only failure) is checked with a
 // fetch that fails like a browser's: a TypeError for the request, an opaque answer for the no-cors probe.
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { corsAdvice, isMixedContent, testConnection, type ConnectionReport } from '../../src/teacher/connection.ts';
 import { startOpenAiServer, type OpenAiServer, type OpenAiServerOptions } from '../support/openai-server.ts';
+import { freePort as closedPort } from '../support/net.ts';
 
 const MODEL = 'bigram-test-model';
 const KEY = 'sk-test-0123456789abcdef';
@@ -26,16 +26,6 @@ function expectNoKey(r: ConnectionReport, key = KEY): void {
   expect(JSON.stringify(r)).not.toContain(key);
 }
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('testConnection', () => {
   it('reports logprobs with top alternatives: token-level KD possible, models listed, latency, the model that answered', async () => {

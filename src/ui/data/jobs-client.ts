@@ -9,7 +9,9 @@ import { STRATEGY_NAMES, type StrategyName } from '../../elicit/types.ts';
 import type { Job, Json } from '../../store/schema.ts';
 import { openStore, requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
 import { withLock } from '../locks.ts';
-import type { ReloadableSource } from '../teacher/teacher-client.ts';
+import { reloadableSource } from '../teacher/teacher-client.ts';
+
+export { reloadableSource };
 
 let storePromise: Promise<DistillStore> | null = null;
 
@@ -53,15 +55,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A teacher source that can be loaded again (a folder or a Hub id), or null (picked files, remote, unknown). */
-export function reloadableSource(v: unknown): ReloadableSource | null {
-  if (!isObject(v)) return null;
-  if (v.kind === 'folder' && typeof v.location === 'string') return { kind: 'folder', location: v.location };
-  if (v.kind === 'hub' && typeof v.id === 'string') {
-    return { kind: 'hub', id: v.id, ...(typeof v.revision === 'string' ? { revision: v.revision } : {}) };
-  }
-  return null;
-}
 
 /** The teacher ref stored in the job's config by withTeacher; null for a job created elsewhere (CLI, tests). */
 export function jobTeacher(job: Job): TeacherRef | null {

@@ -17,26 +17,10 @@ import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
 import { loadLocal } from '../teacher/session.ts';
 import { pauseRun, trainRun } from '../train/runs-client.ts';
 import { engineTeacher } from '../train/train-form.ts';
+import { DEMO_SIZES, type DemoSize } from './sizes.ts';
 
 const PHASES = ['teacher', 'data', 'kd', 'sft', 'evaluate', 'done'] as const;
 type Phase = (typeof PHASES)[number];
-
-interface DemoSize {
-  prompts: number;
-  maxTokens: number;
-  preset: string;
-  steps: number;
-  batch: number;
-  seqLen: number;
-  /** Every Nth record held out (a toy dataset needs a bigger share to have a held-out batch at all). */
-  heldOutEvery: number;
-}
-
-/** A real GPU: a 1M student, a few minutes; a software adapter (SwiftShader): a toy that only shows the walk. */
-export const DEMO_SIZES: Record<'gpu' | 'software', DemoSize> = {
-  gpu: { prompts: 240, maxTokens: 40, preset: 'tiny-1m', steps: 300, batch: 16, seqLen: 64, heldOutEvery: 10 },
-  software: { prompts: 24, maxTokens: 12, preset: 'nano', steps: 8, batch: 4, seqLen: 24, heldOutEvery: 4 },
-};
 
 interface DemoState {
   phase: Phase;
@@ -209,6 +193,7 @@ export function demoCard(): Node {
         save();
         savePref('eval-run', state.kdRunId);
         savePref('eval-compare', state.sftRunId);
+        savePref('export-source', `run:${state.kdRunId}`);
         emit('runs', undefined);
       }
       status.className = 'ok';

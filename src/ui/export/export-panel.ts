@@ -6,6 +6,7 @@
 // picked), #export-files, #export-format, #export-zip, #export-folder, #export-status[data-done], #export-list.
 import type { ExportFileData, ExportRequestData, ExportResultData } from '../../protocol.ts';
 import { zipFiles } from '../../export/zip.ts';
+import { loadPref, savePref } from '../app-state.ts';
 import { formatBytes, h } from '../dom.ts';
 
 export interface ExportBackend {
@@ -68,15 +69,16 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
   let runNames = new Map<string, string>();
   const refreshRuns = async () => {
     const runs = await backend.runs().catch(() => []);
-    const was = source.value;
+    // The user's (or the demo's) last choice; else the newest run, else the default teacher.
+    const was = loadPref<string>('export-source', '');
     runNames = new Map(runs.map((r) => [r.id, r.name]));
     source.replaceChildren(...runs.slice().reverse().map((r) => h('option', { value: `run:${r.id}` }, `Trained run “${r.name}” (checkpoint of step ${r.step})`)), ...fixed);
-    source.value = [...source.options].some((o) => o.value === was) && !(was === DEFAULT_TEACHER.id && runs.length) ? was : source.options[0]!.value;
+    source.value = [...source.options].some((o) => o.value === was) ? was : source.options[0]!.value;
     picker.hidden = source.value !== 'picked';
   };
   backend.onRunsChange(() => void refreshRuns());
   const picker = h('input', { id: 'export-files', type: 'file', webkitdirectory: true, multiple: true, hidden: true });
-  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; });
+  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; savePref('export-source', source.value); });
   const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
   const zipButton = h('button', { id: 'export-zip' }, 'Download .zip');
   const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';

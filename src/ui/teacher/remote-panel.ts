@@ -11,7 +11,7 @@
 // #remote-report[data-result=testing|ok|error|need-key][data-problem][data-logprobs=yes|no|unknown][data-kd].
 import { activeTeacher, setStageStatus } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
-import { seconds, testConnection, type ConnectionReport } from '../../teacher/connection.ts';
+import { seconds, testConnection, type ConnectionReport, hostOf } from '../../teacher/connection.ts';
 import { PRESETS } from '../../teacher/presets.ts';
 import { RemoteTeacher } from '../../teacher/remote.ts';
 import type { PresetName } from '../../teacher/types.ts';
@@ -19,14 +19,6 @@ import { apiKeyFor, forgetAllApiKeys, keyBase, setApiKey } from './keys.ts';
 import { activateRemote, clearWaitingForKey, loadRemotePrefs, remoteWaitingForKey, saveRemotePrefs, type RemotePrefs } from './session.ts';
 
 const PRESET_ORDER: PresetName[] = ['openai', 'openrouter', 'together', 'groq', 'vllm', 'llamacpp', 'ollama', 'lmstudio', 'custom'];
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}
 
 /** Server text with control characters made visible (newlines kept). */
 function visible(text: string): string {

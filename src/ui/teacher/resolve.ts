@@ -6,28 +6,15 @@
 //           remote one is active); picked files cannot be loaded again without the user.
 //   remote  {kind:'remote', preset, baseURL, model, usesKey?}: the active teacher when it is the same server and
 //           model, else a new RemoteTeacher with the key for that base URL and the stage's limits and prices.
+import { hostOf } from '../../teacher/connection.ts';
 import { activeTeacher, type ActiveTeacher } from '../app-state.ts';
 import type { Json } from '../../store/schema.ts';
 import { PRESETS } from '../../teacher/presets.ts';
 import { PRESET_NAMES, type PresetName } from '../../teacher/types.ts';
 import { apiKeyFor, keyBase } from './keys.ts';
-import { loadedTeacher } from './teacher-client.ts';
+import { loadedTeacher, reloadableSource } from './teacher-client.ts';
 import { loadLocal, loadRemotePrefs, localActive, remoteActive, restored } from './session.ts';
 
-function sourceOf(raw: Json | undefined): { kind: 'folder'; location: string } | { kind: 'hub'; id: string; revision?: string } | null {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
-  if (raw.kind === 'folder' && typeof raw.location === 'string') return { kind: 'folder', location: raw.location };
-  if (raw.kind === 'hub' && typeof raw.id === 'string') return { kind: 'hub', id: raw.id, ...(typeof raw.revision === 'string' ? { revision: raw.revision } : {}) };
-  return null;
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}
 
 export async function resolveJobTeacher(ref: { [k: string]: Json }): Promise<ActiveTeacher> {
   const model = typeof ref.model === 'string' ? ref.model : '';
@@ -39,7 +26,7 @@ export async function resolveJobTeacher(ref: { [k: string]: Json }): Promise<Act
   if (active?.kind === 'local' && active.model === model) return active;
   const cur = loadedTeacher();
   if (cur && cur.info.model === model) return await localActive(cur.info, cur.source ?? { kind: 'files', files: new Map(), name: model });
-  const source = sourceOf(ref.source);
+  const source = reloadableSource(ref.source);
   if (!source) {
     throw new Error(`this job's teacher${model ? ` "${model}"` : ''} came from files picked on this computer: load it again in the Teacher stage, then press Resume`);
   }

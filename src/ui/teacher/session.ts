@@ -4,6 +4,7 @@
 // model, whoever asked (the stage, a Data job, a reload): the worker holds one model, so the active local teacher is
 // always the one it holds. A remote teacher becomes active when the stage's connection test passes or the user
 // presses "Use this teacher".
+import { hostOf } from '../../teacher/connection.ts';
 import { activeTeacher, loadPref, on, savePref, setActiveTeacher, setStageStatus, stageStatus, type ActiveTeacher } from '../app-state.ts';
 import { errorText } from '../dom.ts';
 import { normalizePickedFiles } from '../../teacher/local-files.ts';
@@ -11,7 +12,7 @@ import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo } from '../.
 import { PRESET_NAMES, type PresetName } from '../../teacher/types.ts';
 import { RemoteTeacher } from '../../teacher/remote.ts';
 import { apiKeyFor } from './keys.ts';
-import { latestLoadId, loadTeacher, onTeacherLoad, WorkerTeacher, type ReloadableSource } from './teacher-client.ts';
+import { latestLoadId, loadTeacher, onTeacherLoad, reloadableOf, WorkerTeacher, type ReloadableSource } from './teacher-client.ts';
 
 export type LocalDeviceChoice = 'auto' | 'webgpu' | 'wasm';
 
@@ -118,14 +119,6 @@ function loadActivePref(): ActivePref {
 
 // ---- status line ---------------------------------------------------------------------------------------------------
 
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}
-
 const deviceName = (d: string) => (d === 'webgpu' ? 'WebGPU' : d === 'wasm' ? 'WASM' : d);
 
 /** The stepper's line for an active teacher. */
@@ -159,12 +152,6 @@ async function engineFiles(source: LocalModelSource): Promise<Record<string, Uin
   const out: Record<string, Uint8Array> = {};
   for (const [p, d] of picked) out[p] = d instanceof Uint8Array ? d : new Uint8Array(await d.arrayBuffer());
   return out;
-}
-
-function reloadableOf(source: LocalModelSource): ReloadableSource | null {
-  if (source.kind === 'folder') return { kind: 'folder', location: source.location };
-  if (source.kind === 'hub') return { kind: 'hub', id: source.id, ...(source.revision !== undefined ? { revision: source.revision } : {}) };
-  return null;
 }
 
 /** Absolute URL of a served folder, ending in '/'. */

@@ -36,9 +36,19 @@ export function onTeacherWorkerError(fn: (e: Error) => void): () => void {
   return () => errorListeners.delete(fn);
 }
 
-function reloadable(source: LocalModelSource): ReloadableSource | null {
+/** The part of a load's source that can be loaded again without the user (picked files cannot): null for those. */
+export function reloadableOf(source: LocalModelSource): ReloadableSource | null {
   if (source.kind === 'folder') return { kind: 'folder', location: source.location };
   if (source.kind === 'hub') return { kind: 'hub', id: source.id, ...(source.revision !== undefined ? { revision: source.revision } : {}) };
+  return null;
+}
+
+/** A reloadable source read back from stored JSON (a job's teacher ref, a preference); null when it is none. */
+export function reloadableSource(v: unknown): ReloadableSource | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  if (o.kind === 'folder' && typeof o.location === 'string') return { kind: 'folder', location: o.location };
+  if (o.kind === 'hub' && typeof o.id === 'string') return { kind: 'hub', id: o.id, ...(typeof o.revision === 'string' ? { revision: o.revision } : {}) };
   return null;
 }
 
@@ -83,7 +93,7 @@ export async function loadTeacher(source: LocalModelSource, opts: TeacherLoadOpt
       onProgress?.(p);
       emitLoad({ id, phase: 'progress', progress: p });
     }));
-    if (id === loadCount) current = { info, source: reloadable(source) };
+    if (id === loadCount) current = { info, source: reloadableOf(source) };
     emitLoad({ id, phase: 'done', source, info });
     return info;
   } catch (e) {
