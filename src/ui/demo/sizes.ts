@@ -14,6 +14,6 @@ export interface DemoSize {
 /** A real GPU: a 1M student, a few minutes; a software adapter (SwiftShader): a toy that only shows the walk. */
 export const DEMO_SIZES: Record<'gpu' | 'software', DemoSize> = {
   gpu: { prompts: 240, maxTokens: 40, preset: 'tiny-1m', steps: 300, batch: 16, seqLen: 64, heldOutEvery: 10 },
-  software: { prompts: 24, maxTokens: 12, preset: 'nano', steps: 8, batch: 4, seqLen: 24, heldOutEvery: 4 },
+  software: { prompts: 16, maxTokens: 12, preset: 'nano', steps: 6, batch: 4, seqLen: 24, heldOutEvery: 4 },
 };
 
