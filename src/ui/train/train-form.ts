@@ -101,6 +101,8 @@ const num = (el: HTMLInputElement) => Number(el.value);
 
 export interface TrainForm {
   element: HTMLElement;
+  /** No settings were saved yet (the stage may pick defaults for this adapter). */
+  firstVisit: boolean;
   /** Fills the dataset and start-from selects (call when datasets or runs change). */
   refresh(datasets: Dataset[], runs: RunInfo[]): void;
   settings(): FormSettings;
@@ -109,8 +111,12 @@ export interface TrainForm {
   replan(): void;
 }
 
+/** First-visit defaults for a software adapter (SwiftShader): a student and a schedule that finish in minutes there. */
+export const SOFTWARE_SETTINGS: Partial<FormSettings> = { preset: 'nano', steps: 20, batch: 4, seqLen: 32, evalEvery: 5, ckptEvery: 5, sampleEvery: 10 };
+
 export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm {
-  const saved = { ...DEFAULT_SETTINGS, ...loadPref<Partial<FormSettings>>('train-form', {}) };
+  const stored = loadPref<Partial<FormSettings> | null>('train-form', null);
+  const saved = { ...DEFAULT_SETTINGS, ...(stored ?? {}) };
   const input = (id: string, value: string | number, attrs: Record<string, string> = {}) => h('input', { id, value: String(value), ...attrs });
   const numIn = (id: string, value: number, attrs: Record<string, string>) => input(id, value, { type: 'number', ...attrs });
   const select = (id: string, options: [string, string][], value: string) => {
@@ -266,6 +272,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   return {
     element,
     settings,
+    firstVisit: stored === null,
     set(s) {
       const els: Partial<Record<keyof FormSettings, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>> = {
         datasetId: dataset, method, kdSource, objective, temperature: tau, ceWeight: ce, beta, skewLambda: skew, pairBeta, initFrom, lambda,

@@ -10,7 +10,7 @@ import { engine, proxy } from '../engine-client.ts';
 import { gpuReady } from '../shell/gpu-panel.ts';
 import { onRunEvent, pauseRun, resumeInterrupted, trainRun } from './runs-client.ts';
 import { RunView } from './run-view.ts';
-import { trainForm } from './train-form.ts';
+import { SOFTWARE_SETTINGS, trainForm } from './train-form.ts';
 
 const METHOD_LABEL: Record<string, string> = { sft: 'SFT', kd: 'token KD', 'on-policy': 'on-policy', dpo: 'DPO', ipo: 'IPO' };
 
@@ -131,6 +131,7 @@ export function trainStage(): Node {
   on('teacher', () => form.replan());
 
   gpuReady.then((r) => {
+    if (r.isFallbackAdapter && form.firstVisit) form.set(SOFTWARE_SETTINGS);
     gpuNote.textContent = r.isFallbackAdapter
       ? 'This browser gives a software GPU (correct but slow): pick the nano or micro student and few steps, or open the page on a machine with a GPU.'
       : '';
