@@ -1,0 +1,282 @@
+// A run's data: the dataset's records and pairs as they were when the run was created (their ids are kept with the
+// run, so a resumed run sees exactly the same rows), split into training and held-out parts (every Nth item held
+// out), encoded in the run's format and packed into rows of T + 1 tokens. For KD from the store, each record's
+// stored top-k rows are turned into the student's ids and CHECKED against the student's own tokens of the answer
+// (one row per answer token, the token among its row's alternatives): records that do not line up are left out
+// and counted, never trained on misaligned ids. The aligned rows form one table; packed rows carry, per token,
+// the index of the row that predicts it (Example.aux), or -1 where the teacher gave none (end-of-text, chat
+// closers), which teacherTopK() fills with a one-hot row on the label.
+import { datasetVocab } from '../../elicit/feature.ts';
+import type { PreferencePair } from '../../train/dpo.ts';
+import type { ChatMessage, StoredPair, StoredRecord } from '../../store/schema.ts';
+import type { DistillStore } from '../../store/store.ts';
+import { unpackTopKRows } from '../../store/topk.ts';
+import type { BpeTokenizer } from '../../tokenizer/bpe.ts';
+import { packRows, type Batch, type Example, type PackedRow } from '../../train/batches.ts';
+import { encodeRecord, promptText } from './format.ts';
+import type { RunDataStats, RunFormat } from './types.ts';
+
+/** Every record and pair id of a dataset, in insertion order: what a run is created from. */
+export async function snapshotIds(store: DistillStore, datasetId: string): Promise<{ records: number[]; pairs: number[] }> {
+  const records: number[] = [], pairs: number[] = [];
+  for (let offset = 0; ; offset += 500) {
+    const page = await store.getRecords(datasetId, { offset, limit: 500 });
+    records.push(...page.map((r) => r.id));
+    if (page.length < 500) break;
+  }
+  for (let offset = 0; ; offset += 500) {
+    const page = await store.getPairs(datasetId, { offset, limit: 500 });
+    pairs.push(...page.map((p) => p.id));
+    if (page.length < 500) break;
+  }
+  return { records, pairs };
+}
+
+/** The records (or pairs) with these ids, in that order; an id no longer in the dataset is an error. */
+export async function readSnapshot(store: DistillStore, datasetId: string, ids: { records: number[]; pairs: number[] }): Promise<{ records: StoredRecord[]; pairs: StoredPair[] }> {
+  const want = new Set(ids.records), wantPairs = new Set(ids.pairs);
+  const byId = new Map<number, StoredRecord>(), pairById = new Map<number, StoredPair>();
+  for (let offset = 0; byId.size < want.size; offset += 500) {
+    const page = await store.getRecords(datasetId, { offset, limit: 500 });
+    for (const r of page) if (want.has(r.id)) byId.set(r.id, r);
+    if (page.length < 500) break;
+  }
+  for (let offset = 0; pairById.size < wantPairs.size; offset += 500) {
+    const page = await store.getPairs(datasetId, { offset, limit: 500 });
+    for (const p of page) if (wantPairs.has(p.id)) pairById.set(p.id, p);
+    if (page.length < 500) break;
+  }
+  const missing = ids.records.filter((id) => !byId.has(id)).length + ids.pairs.filter((id) => !pairById.has(id)).length;
+  if (missing > 0) {
+    throw new Error(`${missing} of the run's records or pairs are no longer in the dataset (deleted since the run was created): a resumed run must see the same data. Start a new run on the dataset as it is now.`);
+  }
+  return { records: ids.records.map((id) => byId.get(id)!), pairs: ids.pairs.map((id) => pairById.get(id)!) };
+}
+
+export const isHeldOut = (i: number, every: number): boolean => every > 1 && i % every === every - 1;
+
+/** The student's id for each teacher-token string that is exactly one student token (ambiguous strings dropped). */
+export function stringToStudentId(tok: BpeTokenizer): Map<string, number> {
+  const out = new Map<string, number>(), dup = new Set<string>();
+  for (let id = 0; id < tok.vocabSize; id++) {
+    let s: string;
+    try {
+      s = tok.decode([id]);
+    } catch {
+      continue; // a hole in a foreign vocabulary
+    }
+    if (s === '' || s.includes('\uFFFD')) continue; // part of a UTF-8 character: not comparable as text
+    if (out.has(s)) dup.add(s);
+    else out.set(s, id);
+  }
+  for (const s of dup) out.delete(s);
+  return out;
+}
+
+/** Aligned teacher rows in the student's ids: row r = ids/logprobs [r·k, (r+1)·k), `n[r]` real entries, rest padding. */
+export interface TopKTable {
+  k: number;
+  ids: Uint32Array;
+  logprobs: Float32Array;
+  n: Uint8Array;
+  count: number;
+}
+
+export interface RunData {
+  rows: PackedRow[];
+  evalRows: PackedRow[];
+  /** Prompt tokens of the training records (on-policy sampling starts from them). */
+  prompts: Uint32Array[];
+  pairs: PreferencePair[];
+  evalPairs: PreferencePair[];
+  topk?: TopKTable;
+  stats: RunDataStats;
+}
+
+export interface BuildOptions {
+  format: RunFormat;
+  tok: BpeTokenizer;
+  eos: number;
+  T: number;
+  heldOutEvery: number;
+  /** KD from stored top-k: keep only records whose rows line up with the student's tokens. */
+  topk?: { vocab: string[]; rowsOf: (recordId: number) => Promise<Map<number, Uint8Array>> };
+}
+
+interface AlignedRows {
+  ids: number[][];
+  logprobs: number[][];
+}
+
+/** The record's rows for its answer tokens, or why they do not line up. */
+function alignAnswer(rows: ReturnType<typeof unpackTopKRows>, answer: Uint32Array, vocab: string[], toStudent: Map<string, number>): AlignedRows | string {
+  if (rows.length !== answer.length) return `${rows.length} teacher rows for ${answer.length} answer tokens`;
+  const out: AlignedRows = { ids: [], logprobs: [] };
+  for (let j = 0; j < rows.length; j++) {
+    const ids: number[] = [], lps: number[] = [];
+    const r = rows[j]!;
+    for (let i = 0; i < r.ids.length; i++) {
+      const s = vocab[r.ids[i]!];
+      const id = s === undefined ? undefined : toStudent.get(s);
+      if (id !== undefined && !ids.includes(id)) { ids.push(id); lps.push(r.logprobs[i]!); }
+    }
+    if (!ids.includes(answer[j]!)) return `answer token ${j} is not among its teacher row's alternatives (the tokenizers differ)`;
+    out.ids.push(ids);
+    out.logprobs.push(lps);
+  }
+  return out;
+}
+
+/** Encodes, splits, aligns and packs a run's records and pairs. */
+export async function buildRunData(records: StoredRecord[], pairs: StoredPair[], o: BuildOptions): Promise<RunData> {
+  const notes: string[] = [];
+  const train: Example[] = [], held: Example[] = [];
+  const prompts: Uint32Array[] = [];
+  const toStudent = o.topk ? stringToStudentId(o.tok) : undefined;
+  const table: AlignedRows = { ids: [], logprobs: [] };
+  let topkRecords = 0, topkSkipped = 0, targetTokens = 0;
+  const skipReasons = new Map<string, number>();
+  for (const [i, rec] of records.entries()) {
+    const enc = encodeRecord(rec.messages, o.format, o.tok, o.eos);
+    const heldOut = isHeldOut(i, o.heldOutEvery);
+    let aux: Int32Array | undefined;
+    if (o.topk) {
+      const stored = await o.topk.rowsOf(rec.id);
+      aux = new Int32Array(enc.tokens.length).fill(-1);
+      let why: string | undefined = enc.answers.length === 0 ? 'no answer' : undefined;
+      const aligned: AlignedRows[] = [];
+      for (const a of enc.answers) {
+        if (why) break;
+        const bytes = stored.get(a.turn);
+        if (!bytes) { why = 'no teacher top-k for its answer'; break; }
+        const r = alignAnswer(unpackTopKRows(bytes), enc.tokens.subarray(a.start, a.end), o.topk.vocab, toStudent!);
+        if (typeof r === 'string') why = r;
+        else aligned.push(r);
+      }
+      if (why) {
+        topkSkipped++;
+        skipReasons.set(why.replace(/\d+/g, 'N'), (skipReasons.get(why.replace(/\d+/g, 'N')) ?? 0) + 1);
+        if (!heldOut) continue; // never trained on; held-out records stay (the same held-out set as any other run)
+      } else {
+        topkRecords++;
+        enc.answers.forEach((a, n) => {
+          for (let j = a.start; j < a.end; j++) aux![j] = table.ids.length + (j - a.start);
+          table.ids.push(...aligned[n]!.ids);
+          table.logprobs.push(...aligned[n]!.logprobs);
+        });
+      }
+    }
+    const ex: Example = { tokens: enc.tokens, learn: enc.learn, ...(aux ? { aux } : {}) };
+    if (heldOut) held.push(ex);
+    else {
+      train.push(ex);
+      targetTokens += enc.learn.reduce((s, x) => s + x, 0);
+      const start = enc.answers[0]?.start ?? enc.tokens.length;
+      if (start > 0) prompts.push(enc.tokens.slice(0, start));
+    }
+  }
+  for (const [why, n] of skipReasons) notes.push(`${n} record(s) left out of KD training: ${why}`);
+  const appendEos = false; // encodeRecord closes every record with end-of-text already
+  const rows = packRows(train, o.T, o.eos, appendEos);
+  const evalRows = packRows(held, o.T, o.eos, appendEos);
+
+  const pairOut: PreferencePair[] = [], evalPairs: PreferencePair[] = [];
+  let tooLong = 0;
+  for (const [i, p] of pairs.entries()) {
+    const enc = encodePair(p.prompt, p.chosen, p.rejected, o);
+    if (!enc) { tooLong++; continue; }
+    (isHeldOut(i, o.heldOutEvery) ? evalPairs : pairOut).push(enc);
+  }
+  if (tooLong) notes.push(`${tooLong} pair(s) left out: the prompt alone does not fit in T = ${o.T} tokens`);
+
+  let topk: TopKTable | undefined;
+  if (o.topk) {
+    const k = Math.max(1, ...table.ids.map((r) => r.length));
+    topk = { k, ids: new Uint32Array(table.ids.length * k), logprobs: new Float32Array(table.ids.length * k), n: new Uint8Array(table.ids.length), count: table.ids.length };
+    table.ids.forEach((ids, r) => {
+      topk!.n[r] = ids.length;
+      topk!.ids.set(ids, r * k);
+      topk!.logprobs.set(table.logprobs[r]!, r * k);
+    });
+  }
+  const sumTokens = (rs: PackedRow[]) => rs.length * o.T;
+  return {
+    rows, evalRows, prompts, pairs: pairOut, evalPairs, ...(topk ? { topk } : {}),
+    stats: {
+      trainRecords: train.length, heldOutRecords: held.length, trainTokens: sumTokens(rows), heldOutTokens: sumTokens(evalRows), targetTokens,
+      trainPairs: pairOut.length, heldOutPairs: evalPairs.length,
+      ...(o.topk ? { topkRecords, topkSkipped } : {}), notes,
+    },
+  };
+}
+
+/** A pair as token ids: the prompt (rendered to ask for an answer) and each completion closed like an answer. */
+function encodePair(prompt: ChatMessage[], chosen: string, rejected: string, o: BuildOptions): PreferencePair | null {
+  const p = o.tok.encode(promptText(prompt, o.format));
+  const close = (text: string) => {
+    const ids = o.format === 'chat' ? o.tok.encode(`${text}\n`) : o.tok.encode(text);
+    ids.push(o.eos);
+    return ids;
+  };
+  const budget = o.T + 1;
+  if (p.length === 0 || p.length >= budget) return null;
+  // Completions are cut to fit T + 1 with the prompt (both sides equally long at most).
+  const c = close(chosen).slice(0, budget - p.length), r = close(rejected).slice(0, budget - p.length);
+  return { prompt: p, chosen: c, rejected: r };
+}
+
+/** Where a run's top-k rows come from in the store: the dataset's token table and each record's rows by turn. */
+export async function storeTopK(store: DistillStore, datasetId: string): Promise<NonNullable<BuildOptions['topk']>> {
+  const vocab = await datasetVocab(store, datasetId);
+  if (vocab.length === 0) throw new Error('this dataset has no teacher top-k rows (make them with the feature strategy, whose teacher returns log-probabilities), or choose dense logits from a local teacher');
+  return {
+    vocab,
+    rowsOf: async (recordId) => new Map((await store.getTopKOfRecord(recordId)).map((e) => [e.turn, e.rows])),
+  };
+}
+
+/**
+ * The top-k teacher input of a batch: for each position, the aligned row predicting its label, or a one-hot row
+ * on the label where the teacher gave none (its mask is 0 there). Padding slots get distinct unused ids with the
+ * uniform share of the row's missing mass, so every divergence stays finite.
+ */
+export function teacherTopK(batch: Batch, rows: readonly PackedRow[], table: TopKTable, V: number): { teacherIds: Uint32Array; teacherLogprobs: Float32Array; teacherMask: Float32Array } {
+  const { k } = table;
+  const N = batch.ids.length, T = N / batch.rows!.length;
+  const ids = new Uint32Array(N * k), lps = new Float32Array(N * k), mask = new Float32Array(N);
+  const used = new Set<number>();
+  for (let n = 0; n < N; n++) {
+    const o = n * k;
+    used.clear();
+    let filled = 0, mass = 0;
+    const label = batch.labels[n]!;
+    if (batch.weights[n]! > 0) {
+      const row = rows[batch.rows![Math.floor(n / T)]!]!;
+      const a = row.aux?.[(n % T) + 1] ?? -1;
+      if (a >= 0) {
+        mask[n] = 1;
+        for (let i = 0; i < table.n[a]!; i++) {
+          ids[o + i] = table.ids[a * k + i]!;
+          lps[o + i] = table.logprobs[a * k + i]!;
+          used.add(ids[o + i]!);
+          mass += Math.exp(lps[o + i]!);
+        }
+        filled = table.n[a]!;
+      } else {
+        ids[o] = label;
+        lps[o] = 0;
+        used.add(label);
+        mass = 1;
+        filled = 1;
+      }
+    }
+    const share = Math.log(Math.max(1 - mass, 1e-12) / Math.max(1, V - filled));
+    for (let id = 0, i = filled; i < k; id++) {
+      if (used.has(id)) continue;
+      ids[o + i] = id;
+      lps[o + i] = share;
+      i++;
+    }
+  }
+  return { teacherIds: ids, teacherLogprobs: lps, teacherMask: mask };
+}

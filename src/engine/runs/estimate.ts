@@ -1,0 +1,59 @@
+// How much GPU memory a training run takes, from the same shapes src/model/activations.ts and gpu-model.ts
+// allocate (the slab ×4 — parameters, gradients, AdamW m and v —, every activation, the batch and its teacher
+// input, a teacher model for dense KD / on-policy, the frozen DPO reference, the sample generator's KV cache),
+// checked against the adapter's limits before a run starts. WebGPU does not tell how much memory the GPU has,
+// so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
+import type { ModelConfig } from '../../model/config.ts';
+import { countParams } from '../../model/params.ts';
+import type { MemoryEstimate } from './types.ts';
+
+const F = 4; // bytes per float
+
+/** Bytes of the activations and batch buffers of one (config, B, T) training model. */
+function activationParts(c: ModelConfig, B: number, T: number): { total: number; logits: number } {
+  const N = B * T, C = c.hidden, FF = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
+  const perLayer = N * C * 2 + N * 2 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3;
+  const resid = (2 * c.layers + 1) * N * C;
+  const scratch = N * C * 5 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3 + N * 2;
+  const batch = N * 5 + 2 * Math.min(N, c.vocabSize) + 1;
+  const logits = N * c.vocabSize;
+  return { total: (c.layers * perLayer + resid + scratch + batch + logits) * F, logits: logits * F };
+}
+
+export interface EstimateInput {
+  model: ModelConfig;
+  B: number;
+  T: number;
+  /** The teacher's input per batch: none, dense logits (N, V) or top-k (N, k). */
+  teacher: { kind: 'none' } | { kind: 'dense' } | { kind: 'topk'; k: number };
+  /** A teacher model held on the GPU (dense KD, on-policy): its config. */
+  teacherModel?: ModelConfig;
+  /** DPO/IPO: the frozen reference copy of the student. */
+  reference?: boolean;
+}
+
+export function estimateMemory(x: EstimateInput): MemoryEstimate {
+  const { model: c, B, T } = x;
+  const P = countParams(c);
+  const parts: { name: string; bytes: number }[] = [];
+  parts.push({ name: 'parameters, gradients, AdamW moments', bytes: 4 * P * F });
+  const acts = activationParts(c, B, T);
+  parts.push({ name: `activations and logits (B·T = ${B * T})`, bytes: acts.total });
+  if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits', bytes: B * T * c.vocabSize * F });
+  if (x.teacher.kind === 'topk') parts.push({ name: `teacher top-${x.teacher.k}`, bytes: B * T * x.teacher.k * 2 * F });
+  let largest = Math.max(P * F, acts.logits);
+  if (x.teacherModel) {
+    const ta = activationParts(x.teacherModel, B, T);
+    parts.push({ name: 'teacher model (weights and forward buffers)', bytes: 4 * countParams(x.teacherModel) * F + ta.total });
+    largest = Math.max(largest, countParams(x.teacherModel) * F, ta.logits);
+  }
+  if (x.reference) {
+    parts.push({ name: 'frozen reference model', bytes: 4 * P * F + acts.total });
+  }
+  const L = c.maxSeqLen, KD = c.kvHeads * c.headDim;
+  parts.push({ name: 'sample generator (KV cache)', bytes: (2 * c.layers * L * KD + L * (c.hidden * 4 + c.heads * c.headDim * 2 + KD * 2 + c.intermediate * 3 + c.vocabSize)) * F });
+  return { bytes: parts.reduce((s, p) => s + p.bytes, 0), largestBuffer: largest, parts };
+}
+
+/** What a run's GPU memory is checked against: a budget most laptop GPUs (integrated ones too) can give a tab. */
+export const MEMORY_BUDGET = 2 * 1024 ** 3;

@@ -1,0 +1,354 @@
+// The training runs of the EngineApi (src/protocol.ts), in the engine worker: plan a run (nothing stored), create
+// it (snapshot of the dataset's ids, tokenizer trained or taken from the teacher, data checked), train it from its
+// last checkpoint until done or paused, list/history/delete, and use its latest checkpoint: evaluate, generate,
+// sample for the Data stage, export. One run trains at a time per run id in a tab (the page holds a Web Lock per
+// run so two tabs never train one run). State lives in IndexedDB (run-store.ts), so a reload loses nothing but
+// the steps after the last checkpoint.
+import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
+import { jsonFile } from '../../export/types.ts';
+import { Generator } from '../../model/generate.ts';
+import { GpuModel } from '../../model/gpu-model.ts';
+import { countParams } from '../../model/params.ts';
+import type { GpuContext } from '../../platform/gpu.ts';
+import type { ExportResultData } from '../../protocol.ts';
+import { newId } from '../../store/schema.ts';
+import { openStore, type DistillStore } from '../../store/store.ts';
+import { BpeTokenizer, trainBpe } from '../../tokenizer/bpe.ts';
+import { evalBatches } from '../../train/batches.ts';
+import { decodeCheckpoint } from '../../train/checkpoint.ts';
+import { teacherMetrics } from '../../train/metrics.ts';
+import { PairTrainer } from '../../train/pair-trainer.ts';
+import { allocBuffer } from '../../model/activations.ts';
+import { writeArray } from '../../gpu/dispatch.ts';
+import { buildRunData, isHeldOut, readSnapshot, snapshotIds, storeTopK, teacherTopK } from './data.ts';
+import { answerText, chatTemplateFor, EOS_TOKEN, promptText, recordText } from './format.ts';
+import { checkSpec, loadTeacherModel, planRun } from './prepare.ts';
+import { CKPT, denseSignal, REFERENCE, runData, runTeacherModel, runTokenizer, stripped, trainLoop, type RunContext } from './runner.ts';
+import { RunStore, type StoredRun } from './run-store.ts';
+import type {
+  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
+} from './types.ts';
+
+/** Where picked teacher files are kept with a run: '<runId>:teacher:<path>'. */
+const teacherKey = (runId: string, path = '') => `${runId}:teacher:${path}`;
+
+interface Stored extends StoredRun {
+  /** The teacher's files were picked: they are stored with the run under teacherKey. */
+  teacherStored?: boolean;
+}
+
+export interface RunsEngineOptions {
+  runStore?: () => Promise<RunStore>;
+  dataStore?: () => Promise<DistillStore>;
+}
+
+export class RunsEngine {
+  private runStore?: Promise<RunStore>;
+  private dataStore?: Promise<DistillStore>;
+  private readonly active = new Map<string, { pause: boolean }>();
+  private deviceLost: string | null = null;
+  private watched = new WeakSet<GPUDevice>();
+
+  constructor(private readonly gpu: () => Promise<GpuContext>, private readonly opts: RunsEngineOptions = {}) {}
+
+  private runs(): Promise<RunStore> {
+    this.runStore ??= (this.opts.runStore ?? (() => RunStore.open()))();
+    return this.runStore;
+  }
+
+  private data(): Promise<DistillStore> {
+    this.dataStore ??= (this.opts.dataStore ?? (() => openStore()))();
+    return this.dataStore;
+  }
+
+  private async device(): Promise<GPUDevice> {
+    const { device } = await this.gpu();
+    if (!this.watched.has(device)) {
+      this.watched.add(device);
+      void device.lost.then((info) => { if (info.reason !== 'destroyed') this.deviceLost = info.message || 'unknown reason'; });
+    }
+    if (this.deviceLost) throw new Error(`the GPU device was lost (${this.deviceLost}): reload the page; training resumes from the last checkpoint`);
+    return device;
+  }
+
+  private async ctx(): Promise<RunContext> {
+    const [device, runs, data] = await Promise.all([this.device(), this.runs(), this.data()]);
+    return {
+      device, runs, data,
+      teacherFiles: async (run) => {
+        if (!(run as Stored).teacherStored) return undefined;
+        const out: Record<string, Uint8Array> = {};
+        for (const k of await runs.blobKeys(teacherKey(run.id))) out[k.slice(teacherKey(run.id).length)] = (await runs.getBlob(k))!;
+        return out;
+      },
+    };
+  }
+
+  private async getRun(id: string): Promise<Stored> {
+    const run = await (await this.runs()).getRun(id);
+    if (!run) throw new Error(`no run ${id} in this browser (deleted, or made in another browser profile)`);
+    return run;
+  }
+
+  async planRun(spec: RunSpec): Promise<RunPlan> {
+    const data = await this.data();
+    return planRun(spec, {
+      gpu: this.gpu,
+      counts: async (id) => {
+        const ds = await data.getDataset(id);
+        if (!ds) throw new Error(`run settings: no dataset ${id}: pick one of the datasets of step 2`);
+        return ds.counts;
+      },
+      runModel: async (id) => (await this.getRun(id)).model,
+    });
+  }
+
+  async createRun(spec: RunSpec, onProgress?: (e: RunEvent) => void): Promise<RunInfo> {
+    checkSpec(spec);
+    const progress = (message: string, done?: number, total?: number) => onProgress?.({ kind: 'progress', message, ...(done !== undefined ? { done, total } : {}) });
+    progress('checking the settings');
+    const plan = await this.planRun(spec);
+    if (!plan.ok) throw new Error(`the run cannot start: ${plan.problems.join('; ')}`);
+    const data = await this.data();
+    const snapshot = await snapshotIds(data, spec.datasetId);
+    const { records, pairs } = await readSnapshot(data, spec.datasetId, snapshot);
+    let tok: BpeTokenizer;
+    if (spec.initFrom) tok = runTokenizer(await this.getRun(spec.initFrom)).tok;
+    else if (spec.tokenizer.kind === 'teacher') tok = (await loadTeacherModel(spec.teacher!.source, spec.teacher!.label, progress)).tokenizer!;
+    else {
+      const { vocabSize } = spec.tokenizer;
+      const texts = records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((r) => recordText(r.messages, spec.format));
+      texts.push(...pairs.flatMap((p) => [recordText(p.prompt, spec.format), p.chosen, p.rejected]));
+      tok = trainBpe(texts, {
+        vocabSize, specialTokens: [EOS_TOKEN],
+        onProgress: (p) => (p.phase === 'merge' ? progress(`training the tokenizer: ${p.vocabSize} of ${p.targetVocabSize} tokens`, p.vocabSize, p.targetVocabSize) : progress(`counting words: ${p.words.toLocaleString('en')}`)),
+      });
+    }
+    const eos = tok.tokenToId(EOS_TOKEN);
+    if (eos === undefined) throw new Error(`the tokenizer has no end-of-text token '${EOS_TOKEN}' to close answers with`);
+    progress('encoding the data');
+    const topk = spec.method === 'kd' && spec.kdSource === 'store-topk' ? await storeTopK(data, spec.datasetId) : undefined;
+    const built = await buildRunData(records, pairs, { format: spec.format, tok, eos, T: plan.train.seqLen, heldOutEvery: spec.heldOutEvery, ...(topk ? { topk } : {}) });
+    const B = plan.train.batchSize;
+    if (spec.method === 'dpo' || spec.method === 'ipo') {
+      if (built.pairs.length < B) throw new Error(`not enough preference pairs to train on: ${built.pairs.length} (after holding out every ${spec.heldOutEvery}th) for ${B} pairs a step; add pairs or lower the batch size`);
+    } else if (built.rows.length < B) {
+      throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${topk ? ` (${built.stats.topkSkipped} records had no aligned top-k)` : ''}; add records, or lower the batch size or sequence length`);
+    }
+    if (built.evalRows.length === 0 && built.evalPairs.length < B) built.stats.notes.push('no held-out row: nothing to evaluate on (add records, or hold out a larger share)');
+    const runs = await this.runs();
+    const id = newId();
+    const now = Date.now();
+    const files = spec.teacher && 'files' in spec.teacher.source ? spec.teacher.source.files : undefined;
+    if (files) {
+      progress("storing the teacher's files with the run");
+      for (const [p, b] of Object.entries(files)) await runs.putBlob(teacherKey(id, p), b, `the teacher's ${p} for run ${spec.name}`);
+    }
+    const stored: Stored = {
+      id, name: spec.name.trim(), createdAt: now, updatedAt: now, status: 'created',
+      spec: files ? { ...spec, teacher: { label: spec.teacher!.label, source: { files: {} } } } : spec,
+      model: plan.model, train: plan.train, params: countParams(plan.model), step: 0, checkpointStep: 0,
+      data: built.stats, tokenizerVocab: tok.vocabSize, snapshot, tokenizer: tok.toJSON(), ...(files ? { teacherStored: true } : {}),
+    };
+    await runs.putRun(stored);
+    return stripped(stored);
+  }
+
+  async runRun(runId: string, onEvent?: (e: RunEvent) => void): Promise<RunInfo> {
+    if (this.active.has(runId)) throw new Error('this run is already training in this tab');
+    const state = { pause: false };
+    this.active.set(runId, state);
+    const emit = (e: RunEvent) => { try { onEvent?.(e); } catch { /* the page went away */ } };
+    const runs = await this.runs();
+    try {
+      let run = await this.getRun(runId);
+      if (run.status === 'done') return stripped(run);
+      const ctx = await this.ctx();
+      run = await runs.updateRun(runId, { status: 'running', error: undefined });
+      emit({ kind: 'status', run: stripped(run) });
+      const result = await trainLoop(ctx, run, { emit, pauseRequested: () => state.pause });
+      run = await runs.updateRun(runId, { status: result });
+      emit({ kind: 'status', run: stripped(run) });
+      return stripped(run);
+    } catch (e) {
+      const lost = this.deviceLost !== null;
+      const message = lost ? `the GPU device was lost (${this.deviceLost}): reload the page, then press Resume — training continues from the last checkpoint` : (e as Error)?.message ?? String(e);
+      const run = await runs.updateRun(runId, { status: lost ? 'paused' : 'failed', error: message }).catch(() => undefined);
+      if (run) emit({ kind: 'status', run: stripped(run) });
+      throw e instanceof Error ? e : new Error(message);
+    } finally {
+      this.active.delete(runId);
+    }
+  }
+
+  async pauseRun(runId: string): Promise<void> {
+    const a = this.active.get(runId);
+    if (a) a.pause = true;
+  }
+
+  async listRuns(): Promise<RunInfo[]> {
+    return (await (await this.runs()).listRuns()).map(stripped);
+  }
+
+  async runHistory(runId: string): Promise<{ run: RunInfo; logs: RunLog[] }> {
+    const run = await this.getRun(runId);
+    return { run: stripped(run), logs: await (await this.runs()).logs(runId) };
+  }
+
+  async deleteRun(runId: string): Promise<void> {
+    if (this.active.has(runId)) throw new Error('this run is training: pause it first');
+    await (await this.runs()).deleteRun(runId);
+  }
+
+  /** The latest checkpoint's weights of a run. */
+  private async weights(run: StoredRun): Promise<{ params: Float32Array; step: number }> {
+    const bytes = await (await this.runs()).checkpoints(run.id).get(CKPT);
+    if (!bytes) throw new Error(`run ${run.name} has no checkpoint yet: train it for a few steps first`);
+    const c = decodeCheckpoint(bytes, `run ${run.name} checkpoint`);
+    return { params: c.params, step: c.step };
+  }
+
+  async evaluate(req: { runId: string; teacher?: EngineTeacher }, onProgress?: (m: string) => void): Promise<EvalReport> {
+    const t0 = performance.now();
+    const run = await this.getRun(req.runId);
+    const ctx = await this.ctx();
+    onProgress?.('reading the held-out data');
+    const data = await runData(ctx, run);
+    const { params, step } = await this.weights(run);
+    const { batchSize: B, seqLen: T } = run.train;
+    const notes: string[] = [];
+    const report: EvalReport = { runId: run.id, step, loss: NaN, ppl: NaN, tokens: 0, notes, ms: 0 };
+    if (run.spec.method === 'dpo' || run.spec.method === 'ipo') {
+      const ref = await ctx.runs.checkpoints(run.id).get(REFERENCE);
+      if (ref && data.evalPairs.length >= B) {
+        onProgress?.('held-out preference pairs');
+        const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta! }, decodeCheckpoint(ref).params);
+        try {
+          pt.policy.uploadParams(params);
+          const e = await pt.evaluate();
+          if (e) report.pairAccuracy = e.accuracy;
+        } finally { pt.destroy(); }
+      } else notes.push('no held-out preference pairs to measure accuracy on');
+    }
+    // The batches of the evaluations during training (a last one padded with rows of weight 0).
+    const batches = evalBatches(data.evalRows, B, T, run.train.evalBatches, true);
+    if (batches.length === 0) {
+      notes.push(`no held-out row of ${T + 1} tokens: no held-out loss (add records, or hold out a larger share)`);
+      report.ms = performance.now() - t0;
+      return report;
+    }
+    // The teacher to compare with: the run's (or the one asked for), when it shares the student's tokenizer.
+    const teacherSpec = req.teacher ?? run.spec.teacher;
+    let teacher: GpuModel | undefined;
+    if (teacherSpec) {
+      const files = req.teacher ? undefined : await ctx.teacherFiles(run);
+      const imp = await loadTeacherModel(files ? { files } : teacherSpec.source, teacherSpec.label, onProgress);
+      if (JSON.stringify(imp.tokenizer!.toJSON()) === JSON.stringify(run.tokenizer)) {
+        teacher = await runTeacherModel(ctx, { ...run, spec: { ...run.spec, teacher: teacherSpec } }, B, T, onProgress);
+      } else notes.push(`the teacher ${teacherSpec.label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);
+    }
+    const none = { objective: 'none' as const, temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' as const } };
+    const student = new GpuModel(ctx.device, run.model, B, T, none);
+    const topk = run.spec.method === 'kd' && run.spec.kdSource === 'store-topk' ? data.topk : undefined;
+    try {
+      student.uploadParams(params);
+      let sum = 0, count = 0, tsum = 0, kl = 0, top1 = 0, rows = 0;
+      for (const [i, b] of batches.entries()) {
+        onProgress?.(`held-out batch ${i + 1} of ${batches.length}`);
+        student.setBatch(b);
+        const r = await student.run({ backward: false });
+        const w = b.weights.reduce((s, x) => s + x, 0);
+        sum += r.ce * w;
+        count += w;
+        if (teacher) {
+          const { teacherLogits } = await denseSignal(teacher, b, run.model.vocabSize, run.tokenizerVocab);
+          teacher.setBatch(b);
+          tsum += (await teacher.run({ backward: false })).ce * w;
+          const m = teacherMetrics(await student.logits(), b.weights, run.model.vocabSize, { logits: teacherLogits! });
+          kl += m.kl * m.rows; top1 += m.top1 * m.rows; rows += m.rows;
+        } else if (topk) {
+          const s = teacherTopK(b, data.evalRows, topk, run.model.vocabSize);
+          const m = teacherMetrics(await student.logits(), b.weights.map((x, j) => x * s.teacherMask[j]!), run.model.vocabSize, { ids: s.teacherIds, logprobs: s.teacherLogprobs, k: topk.k });
+          top1 += m.top1 * m.rows; rows += m.rows;
+        }
+      }
+      report.loss = sum / count;
+      report.ppl = Math.exp(report.loss);
+      report.tokens = count;
+      if (teacher) {
+        report.klToTeacher = kl / rows;
+        report.top1Agreement = top1 / rows;
+        report.teacher = { label: teacherSpec!.label, loss: tsum / count, ppl: Math.exp(tsum / count) };
+      } else if (topk && rows > 0) {
+        report.top1Agreement = top1 / rows;
+        notes.push('agreement with the teacher’s stored top-1 token; KL needs the teacher’s full distribution');
+      }
+    } finally {
+      student.destroy();
+      teacher?.destroy();
+    }
+    report.ms = performance.now() - t0;
+    return report;
+  }
+
+  async generate(req: GenerateRequest): Promise<GenerateResult> {
+    const t0 = performance.now();
+    const device = await this.device();
+    let tok: BpeTokenizer, eos: number | undefined, params: Float32Array, config, format;
+    if ('runId' in req.model) {
+      const run = await this.getRun(req.model.runId);
+      ({ tok, eos } = runTokenizer(run));
+      ({ params } = await this.weights(run));
+      config = run.model;
+      format = run.spec.format;
+    } else {
+      const imp = await loadTeacherModel(req.model.teacher.source, req.model.teacher.label);
+      tok = imp.tokenizer!;
+      eos = imp.special.eosToken ? tok.tokenToId(imp.special.eosToken) : tok.tokenToId(EOS_TOKEN);
+      params = imp.params;
+      config = imp.config;
+      format = req.model.format;
+    }
+    const promptIds = tok.encode(promptText([{ role: 'user', content: req.prompt }], format));
+    if (promptIds.length === 0) throw new Error('generate: the prompt is empty');
+    const keep = Math.max(1, config.maxSeqLen - req.maxNewTokens);
+    const ids = promptIds.slice(-keep);
+    const maxNewTokens = Math.max(1, Math.min(req.maxNewTokens, config.maxSeqLen - ids.length));
+    const slab = allocBuffer(device, params.length, 'generate.params');
+    writeArray(device, slab, params);
+    const gen = new Generator(device, config, slab);
+    try {
+      const out = await gen.generate(ids, { maxNewTokens, temperature: req.temperature, seed: req.seed ?? 0, ...(eos !== undefined ? { stopTokens: [eos] } : {}) });
+      return { text: answerText(tok.decode(out), format), ids: out, promptIds: ids, finishReason: out.length < maxNewTokens ? 'stop' : 'length', ms: performance.now() - t0 };
+    } finally {
+      gen.destroy();
+      slab.destroy();
+    }
+  }
+
+  async sampleStudent(runId: string, prompt: string, k: number, opts: { maxNewTokens: number; temperature: number; seed: number }): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < k; i++) out.push((await this.generate({ model: { runId }, prompt, maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, seed: opts.seed + i })).text);
+    return out;
+  }
+
+  /** A run's latest checkpoint in one export format, with training.json (configs, data, the held-out evaluation of these weights). */
+  async exportRun(runId: string, format: string, name: string, onProgress?: (m: string) => void): Promise<ExportResultData> {
+    if (!isExportFormat(format)) throw new Error(`export: unknown format '${format}' (have: ${EXPORT_FORMATS.join(', ')})`);
+    const run = await this.getRun(runId);
+    const { params, step } = await this.weights(run);
+    onProgress?.('evaluating the exported weights on the held-out data');
+    const heldOut = await this.evaluate({ runId }, onProgress);
+    const { tok } = runTokenizer(run);
+    const { spec } = stripped(run);
+    const record = {
+      source: `run ${run.name} (${run.id})`, step, model: run.model, train: run.train,
+      run: { ...spec, teacher: spec.teacher ? { label: spec.teacher.label } : undefined },
+      data: run.data, heldOut, trainedBy: 'webgpu-distill (our WGSL kernels, in the browser)',
+    };
+    onProgress?.(`writing ${format}`);
+    const template = chatTemplateFor(run.spec.format);
+    const files = exportModel({ config: run.model, params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, format, [jsonFile('training.json', record)]);
+    return { name, files, params: run.params };
+  }
+}

@@ -1,0 +1,186 @@
+// The vocabulary of training runs in the app: what the Train stage asks for (RunSpec), what a stored run is
+// (RunInfo), what it logs while it trains (RunLog), what planning says before anything starts (RunPlan), and the
+// results of evaluation and generation. Plain data only: every type crosses the worker boundary (comlink) and is
+// stored in IndexedDB (src/engine/runs/run-store.ts).
+import type { ModelConfig } from '../../model/config.ts';
+import type { TrainConfig } from '../../train/config.ts';
+import type { EvalLog, EventLog, StepLog } from '../../train/trainer.ts';
+
+/** An HF Llama folder the engine reads itself: served at a URL (ending in '/'), or picked files by path. */
+export type ModelFolderSource = { url: string } | { files: Record<string, Uint8Array> };
+
+/** A teacher the engine runs on the GPU (dense-logit KD, on-policy scoring, evaluation): its weights folder. */
+export interface EngineTeacher {
+  /** Shown to the user and stored with the run, e.g. 'brown-teacher'. */
+  label: string;
+  source: ModelFolderSource;
+}
+
+export const RUN_METHODS = ['sft', 'kd', 'dpo', 'ipo', 'on-policy'] as const;
+export type RunMethod = (typeof RUN_METHODS)[number];
+
+/**
+ * How chat records become token sequences (src/engine/runs/format.ts):
+ *   continuation — a base LM's view: the prompt's text, then the answer's text straight after it (what the local
+ *                  teacher does for a model without a chat template), then the end-of-text token;
+ *   chat         — the plain chat template of src/export/dataset-text.ts (`<|user|>\n…\n<eos><|assistant|>\n…`),
+ *                  saved with the student so its exports render prompts the same way.
+ * Only the assistant's tokens (and the end-of-text after them) are trained; the prompt is context.
+ */
+export const RUN_FORMATS = ['continuation', 'chat'] as const;
+export type RunFormat = (typeof RUN_FORMATS)[number];
+
+export type TokenizerChoice =
+  /** A byte-level BPE trained on the run's training records (vocabSize includes the special token). */
+  | { kind: 'bpe'; vocabSize: number }
+  /** The teacher's own tokenizer.json (needs spec.teacher): required for logit-level KD. */
+  | { kind: 'teacher' };
+
+export interface RunSpec {
+  name: string;
+  datasetId: string;
+  /** A student preset (src/model/config.ts PRESETS) and overrides; vocabSize comes from the tokenizer. */
+  preset: string;
+  modelOverrides?: Partial<Omit<ModelConfig, 'vocabSize'>>;
+  tokenizer: TokenizerChoice;
+  format: RunFormat;
+  method: RunMethod;
+  /** kd: where the teacher's distributions come from — the dataset's stored top-k rows, or the teacher model run
+   *  on the fly (dense logits, needs spec.teacher). */
+  kdSource?: 'store-topk' | 'dense';
+  teacher?: EngineTeacher;
+  /** TrainConfig keys (batchSize, seqLen, steps, lr, warmupSteps, objective, temperature, kdWeight, ceWeight, …). */
+  train: Partial<TrainConfig>;
+  /** dpo/ipo: β of the pair loss. */
+  pairBeta?: number;
+  /** dpo/ipo: the run whose weights start the policy and stay as the frozen reference (none: from scratch). */
+  initFrom?: string;
+  /** on-policy: GKD's λ (share of steps on the student's own samples) and how the student samples. */
+  onPolicy?: { lambda: number; maxNewTokens: number; temperature: number };
+  /** Sample generations every N steps (0 = never) for these prompts. */
+  sampleEvery: number;
+  samplePrompts: string[];
+  /** Every Nth record (and pair) of the dataset is held out for evaluation. */
+  heldOutEvery: number;
+}
+
+export type RunStatus = 'created' | 'running' | 'paused' | 'done' | 'failed';
+
+/** What a run trains on, counted when it was created. */
+export interface RunDataStats {
+  trainRecords: number;
+  heldOutRecords: number;
+  trainTokens: number;
+  heldOutTokens: number;
+  /** Target (assistant) tokens of the training records. */
+  targetTokens: number;
+  trainPairs: number;
+  heldOutPairs: number;
+  /** kd from stored top-k: records whose rows matched the student's tokens, and those left out (with why). */
+  topkRecords?: number;
+  topkSkipped?: number;
+  notes: string[];
+}
+
+export interface RunInfo {
+  id: string;
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  status: RunStatus;
+  /** Why it failed (status 'failed'), or what stopped it. Plain text. */
+  error?: string;
+  spec: RunSpec;
+  model: ModelConfig;
+  train: TrainConfig;
+  params: number;
+  /** Last step logged, and the step of the checkpoint a resume starts from. */
+  step: number;
+  checkpointStep: number;
+  data: RunDataStats;
+  lastEval?: EvalLog;
+  /** The tokenizer's vocabulary size (the model's vocabSize may be padded above it). */
+  tokenizerVocab: number;
+}
+
+/** A step of a run: the trainer's StepLog, plus what pair and on-policy steps add. */
+export interface RunStepLog extends StepLog {
+  /** dpo/ipo: share of pairs whose margin is > 0, and the mean margin. */
+  pairAccuracy?: number;
+  margin?: number;
+  /** on-policy: whether this step trained on the student's own samples. */
+  onPolicy?: boolean;
+  /** Estimated time to the run's last step, ms. */
+  etaMs?: number;
+}
+
+export interface SampleLog {
+  kind: 'sample';
+  step: number;
+  samples: { prompt: string; text: string }[];
+}
+
+export type RunLog = RunStepLog | EvalLog | EventLog | SampleLog;
+
+/** What a running run reports to the page: its logs as they happen, its status, and preparation progress. */
+export type RunEvent = RunLog | { kind: 'status'; run: RunInfo } | { kind: 'progress'; message: string; done?: number; total?: number };
+
+export interface MemoryEstimate {
+  /** GPU bytes a training step allocates (parameters, gradients, AdamW moments, activations, batch, teacher). */
+  bytes: number;
+  /** The largest single buffer, checked against maxBufferSize / maxStorageBufferBindingSize. */
+  largestBuffer: number;
+  parts: { name: string; bytes: number }[];
+}
+
+/** planRun: the run as it would start, checked before anything is stored. */
+export interface RunPlan {
+  model: ModelConfig;
+  train: TrainConfig;
+  params: number;
+  memory: MemoryEstimate;
+  limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
+  /** False when a problem stops the run (listed in `problems`, each saying what to change). */
+  ok: boolean;
+  problems: string[];
+  warnings: string[];
+  /** Records and pairs in the dataset, and what the method needs of them. */
+  dataset: { records: number; pairs: number; topk: number; topkTokens: number };
+}
+
+export interface EvalReport {
+  /** The run evaluated ('' for the teacher alone) and the step of its checkpoint. */
+  runId: string;
+  step: number;
+  /** Held-out cross-entropy per target token and its perplexity. */
+  loss: number;
+  ppl: number;
+  tokens: number;
+  /** Against the teacher (same tokenizer): KL(teacher ‖ student) per target token and top-1 agreement. */
+  klToTeacher?: number;
+  top1Agreement?: number;
+  /** The teacher's own held-out loss on the same tokens (same tokenizer only). */
+  teacher?: { label: string; loss: number; ppl: number };
+  /** dpo/ipo runs: held-out preference accuracy. */
+  pairAccuracy?: number;
+  notes: string[];
+  ms: number;
+}
+
+export interface GenerateRequest {
+  /** A run's latest checkpoint, or a teacher folder. */
+  model: { runId: string } | { teacher: EngineTeacher; format: RunFormat };
+  prompt: string;
+  maxNewTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  seed?: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  ids: number[];
+  promptIds: number[];
+  finishReason: 'stop' | 'length';
+  ms: number;
+}
