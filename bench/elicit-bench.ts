@@ -7,8 +7,14 @@
 // thread's event-loop load and CPU per request: they separate "requests took longer than L" (CPU: the SDK, the
 // test server, other processes) from "slots stood empty" (the job's own pipeline). In the CLI the server runs in a
 // worker thread, as a remote server would not share our event loop.
-// Every run is checked: job done, each prompt's record stored exactly once, one HTTP request per prompt.
-//   npm run bench -- --suite elicit [--latency-ms 100] [--prompts 512] [--concurrency 1,4,16,32]
+// With --faults R (issue #12) the server also fails a share R of the requests like real LLM servers do, in the mix
+// of FAULT_MIX: 429/500/503 with Retry-After, cut streams, malformed bodies, slow trickles and — a fifth of R —
+// requests accepted and never answered; goodput = prompts answered per second, and goodputRatio = goodput ÷ the
+// fault-free run's at the same C and L (the fault-free rate is measured in the same command: list 0 first).
+// Every run is checked: job done, each prompt's record stored exactly once, one HTTP request per prompt (at least
+// one when faults are injected), never more than C requests open at the client (nor at the server, fault-free).
+// --hedge on|off (default on, as the CLI runs jobs): runElicitJob's second attempts for retrying stragglers.
+//   npm run bench -- --suite elicit [--latency-ms 100] [--prompts 512] [--concurrency 1,4,16,32] [--faults 0,0.3] [--hedge on|off]
 //                                   [--batch-size N|auto] [--max-tokens 16] [--server worker|same-thread] [--out f.json]
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
@@ -21,7 +27,7 @@ import { labeling, labelingBatchSize } from '../src/elicit/labeling.ts';
 import { createElicitJob, runElicitJob } from '../src/elicit/run.ts';
 import { openStore, type DistillStore } from '../src/store/store.ts';
 import { RemoteTeacher } from '../src/teacher/remote.ts';
-import { startOpenAiServer } from '../tests/support/openai-server.ts';
+import { startOpenAiServer, type FaultConfig } from '../tests/support/openai-server.ts';
 import { BigramModel } from '../tests/support/text-model.ts';
 
 export interface ElicitBenchOptions {
@@ -32,8 +38,12 @@ export interface ElicitBenchOptions {
    * C, so the last round of requests is full (with M = 400 at C = 32 the ceiling would be 400 / (13·32) = 0.96).
    */
   prompts: number;
-  /** The maxConcurrency values C to measure, one run each. */
+  /** The maxConcurrency values C to measure, one run each (per fault rate). */
   concurrency: number[];
+  /** Shares of requests the server fails (FAULT_MIX scaled to each), one run each per C; 0 = fault-free. */
+  faults: number[];
+  /** runElicitJob's `hedge` (a retrying straggler of the tail gets a second attempt), as the CLI runs it. */
+  hedge: boolean;
   /** The labeling job's batchSize (inputs per step); 'auto' = the job's default. */
   batchSize: number | 'auto';
   /** max_tokens of every request (the server's work per request; it answers at once after L). */
@@ -49,15 +59,31 @@ export interface ElicitBenchOptions {
 }
 
 export const ELICIT_BENCH_DEFAULTS: ElicitBenchOptions = {
-  latencyMs: 100, prompts: 512, concurrency: [1, 4, 16, 32], batchSize: 'auto', maxTokens: 16, server: 'same-thread',
+  latencyMs: 100, prompts: 512, concurrency: [1, 4, 16, 32], faults: [0], hedge: true, batchSize: 'auto', maxTokens: 16, server: 'same-thread',
 };
+
+/**
+ * The fault mix at a fault rate of 1 (scaled by the rate): a fifth never answered, the rest 429/500/503 with
+ * Retry-After, cut streams, malformed bodies and slow trickles (a chunk every 100 ms: a 16-token answer takes 1.6 s).
+ */
+export const FAULT_MIX = { p429: 0.2, p500: 0.12, p503: 0.12, pCutStream: 0.12, pMalformed: 0.12, pTrickle: 0.12, pTimeout: 0.2 };
+
+/** The server's fault config at `rate` (0 = none). */
+export function faultConfig(rate: number): Partial<FaultConfig> | undefined {
+  if (rate === 0) return undefined;
+  const scaled = Object.fromEntries(Object.entries(FAULT_MIX).map(([k, p]) => [k, p * rate]));
+  return { ...scaled, timeoutMode: 'hang', trickleMs: 100, retryAfterMs: [1, 5] };
+}
 
 export interface ElicitBenchRow {
   suite: 'elicit';
   concurrency: number;
   latencyMs: number;
   prompts: number;
-  /** Inputs per step (the job's batchSize, or the automatic size for this teacher). */
+  /** Share of requests the server was told to fail (0 = fault-free). */
+  faultRate: number;
+  hedge: boolean;
+  /** Inputs per commit (the job's batchSize, or the automatic size for this teacher). */
   batchSize: number;
   server: ServerPlacement;
   wallMs: number;
@@ -67,12 +93,20 @@ export interface ElicitBenchRow {
   capacityRps: number;
   /** measuredRps / capacityRps. */
   ratio: number;
+  /** measuredRps ÷ the fault-free run's at the same C and L (measured earlier in the same command); null if none. */
+  goodputRatio: number | null;
+  /** Faults the server injected (all kinds, trickles and hangs included) and, of those, requests never answered. */
+  faultsInjected: number;
+  hangs: number;
+  /** Attempts the client cut for missing a deadline (first byte, idle, overall), and the deadlines at the end. */
+  deadlineMisses: number;
+  firstByteDeadlineMs: number | null;
   /** Client-side latency of the HTTP requests (fetch sent → last byte of the body), ms. */
   p50Ms: number;
   p95Ms: number;
   /** Mean requests in flight over the wall time ÷ C. */
   utilization: number;
-  /** Store commits (one per step) and the time they took (wall clock: overlapped with requests in flight). */
+  /** Store commits (batches of finished requests) and the time they took (wall clock: overlapped with requests). */
   commits: number;
   commitMsTotal: number;
   commitMsMax: number;
@@ -82,13 +116,15 @@ export interface ElicitBenchRow {
   cpuMsPerRequest: number;
   /** Most chat requests the server had in flight at once. */
   serverMaxInFlight: number;
+  /** Most HTTP requests the client had open at once (fetch sent → end of the body, or its failure). */
+  clientMaxInFlight: number;
   /** HTTP chat requests the server received. */
   requests: number;
   /** Records stored in the dataset. */
   records: number;
   /** Prompts whose answer was empty (skipped by the labeling job, counted in its cursor): records + skipped = M. */
   skippedEmpty: number;
-  /** Every prompt's record stored exactly once, job done, one request per prompt. */
+  /** Every prompt's record stored exactly once, job done, one request per prompt (≥ one with faults), ≤ C in flight. */
   checkOk: boolean;
   checkDetail: string;
 }
@@ -106,9 +142,10 @@ type FetchFn = (input: string | URL | Request, init?: RequestInit) => Promise<Re
  * A fetch that records each request's latency (call → end of its body) and the requests in flight over time
  * (as the integral of in-flight count dt, for the mean).
  */
-function timedFetch(now: () => number) {
+export function timedFetch(now: () => number) {
   const latencies: number[] = [];
   let inFlight = 0;
+  let maxInFlight = 0;
   let area = 0;
   let last = now();
   const tick = (delta: number) => {
@@ -116,6 +153,7 @@ function timedFetch(now: () => number) {
     area += inFlight * (t - last);
     last = t;
     inFlight += delta;
+    maxInFlight = Math.max(maxInFlight, inFlight);
   };
   const fetch: FetchFn = async (input, init) => {
     const t0 = now();
@@ -153,7 +191,7 @@ function timedFetch(now: () => number) {
       throw e;
     }
   };
-  return { fetch, latencies, meanInFlight: (t0: number, t1: number) => { tick(0); return area / Math.max(1e-9, t1 - t0); }, reset: () => { tick(0); area = 0; } };
+  return { fetch, latencies, maxInFlight: () => maxInFlight, meanInFlight: (t0: number, t1: number) => { tick(0); return area / Math.max(1e-9, t1 - t0); }, reset: () => { tick(0); area = 0; } };
 }
 
 /** Where the test server runs: in this thread (tests), or in a worker thread (the CLI: its CPU is not ours). */
@@ -162,28 +200,38 @@ export type ServerPlacement = 'same-thread' | 'worker';
 interface BenchServer {
   url: string;
   modelName: string;
-  stats(): Promise<{ chatRequests: number; maxInFlight: number }>;
+  stats(): Promise<ServerStats>;
   close(): Promise<void>;
 }
 
 interface ServerWorkerData {
-  elicitBenchServer: { latencyMs: number };
+  elicitBenchServer: { latencyMs: number; faultRate: number };
 }
 
 function isServerWorkerData(x: unknown): x is ServerWorkerData {
   return typeof x === 'object' && x !== null && 'elicitBenchServer' in x;
 }
 
-const serverOptions = (latencyMs: number) => ({ model: new BigramModel(), latencyMs, tokensPerSecond: 0, seed: 1 });
+const serverOptions = (latencyMs: number, faultRate: number) => {
+  const faults = faultConfig(faultRate);
+  return { model: new BigramModel(), latencyMs, tokensPerSecond: 0, seed: 1, ...(faults ? { faults } : {}) };
+};
+
+interface ServerStats { chatRequests: number; maxInFlight: number; faultsInjected: number; hangs: number }
+function serverStats(s: Awaited<ReturnType<typeof startOpenAiServer>>): ServerStats {
+  const f = s.stats.faults;
+  const faultsInjected = Object.values(f).reduce((a, b) => a + b, 0) + s.stats.trickled;
+  return { chatRequests: s.stats.chatRequests, maxInFlight: s.stats.maxInFlight, faultsInjected, hangs: f.timeout };
+}
 
 /** Starts the test server here, or in a worker running `workerModule` (a bundle that includes this file). */
-async function startBenchServer(latencyMs: number, placement: ServerPlacement, workerModule: URL | undefined): Promise<BenchServer> {
+async function startBenchServer(latencyMs: number, faultRate: number, placement: ServerPlacement, workerModule: URL | undefined): Promise<BenchServer> {
   if (placement === 'same-thread') {
-    const s = await startOpenAiServer(serverOptions(latencyMs));
-    return { url: s.url, modelName: s.model.name, stats: async () => ({ ...s.stats }), close: () => s.close() };
+    const s = await startOpenAiServer(serverOptions(latencyMs, faultRate));
+    return { url: s.url, modelName: s.model.name, stats: async () => serverStats(s), close: () => s.close() };
   }
   if (!workerModule) throw new Error('elicit bench: a worker-thread server needs the bundled module to run (workerModule)');
-  const data: ServerWorkerData = { elicitBenchServer: { latencyMs } };
+  const data: ServerWorkerData = { elicitBenchServer: { latencyMs, faultRate } };
   const worker = new Worker(workerModule, { workerData: data });
   const reply = <T>(): Promise<T> => new Promise<T>((resolve, reject) => {
     const onError = (e: unknown) => reject(e instanceof Error ? e : new Error(String(e)));
@@ -194,7 +242,7 @@ async function startBenchServer(latencyMs: number, placement: ServerPlacement, w
   return {
     url: hello.url,
     modelName: hello.modelName,
-    stats: async () => { const r = reply<{ chatRequests: number; maxInFlight: number }>(); worker.postMessage('stats'); return r; },
+    stats: async () => { const r = reply<ServerStats>(); worker.postMessage('stats'); return r; },
     close: async () => { const r = reply<string>(); worker.postMessage('close'); await r; await worker.terminate(); },
   };
 }
@@ -202,9 +250,9 @@ async function startBenchServer(latencyMs: number, placement: ServerPlacement, w
 /** The worker side: serve until told to close; answer 'stats' with the server's counters. */
 async function serveInWorker(d: ServerWorkerData): Promise<void> {
   const port = parentPort!;
-  const s = await startOpenAiServer(serverOptions(d.elicitBenchServer.latencyMs));
+  const s = await startOpenAiServer(serverOptions(d.elicitBenchServer.latencyMs, d.elicitBenchServer.faultRate));
   port.on('message', (m: unknown) => {
-    if (m === 'stats') port.postMessage({ chatRequests: s.stats.chatRequests, maxInFlight: s.stats.maxInFlight });
+    if (m === 'stats') port.postMessage(serverStats(s));
     if (m === 'close') void s.close().then(() => port.postMessage('closed'));
   });
   port.postMessage({ url: s.url, modelName: s.model.name });
@@ -212,9 +260,9 @@ async function serveInWorker(d: ServerWorkerData): Promise<void> {
 
 if (!isMainThread && isServerWorkerData(workerData)) void serveInWorker(workerData);
 
-/** One run at concurrency C. */
-async function runOne(o: ElicitBenchOptions, C: number): Promise<ElicitBenchRow> {
-  const server = await startBenchServer(o.latencyMs, o.server, o.workerModule);
+/** One run at concurrency C and fault rate `faultRate`; `cleanRps` = the fault-free run's rate at this C, if known. */
+async function runOne(o: ElicitBenchOptions, C: number, faultRate: number, cleanRps: number | undefined): Promise<ElicitBenchRow> {
+  const server = await startBenchServer(o.latencyMs, faultRate, o.server, o.workerModule);
   const store = await openStore(`elicit-bench-${C}`, new IDBFactory());
   try {
     const now = () => performance.now();
@@ -245,7 +293,7 @@ async function runOne(o: ElicitBenchOptions, C: number): Promise<ElicitBenchRow>
     const elu0 = nodePerformance.eventLoopUtilization();
     timed.reset();
     const t0 = now();
-    const end = await runElicitJob(store, job.id, { teacher });
+    const end = await runElicitJob(store, job.id, { teacher, hedge: o.hedge });
     const t1 = now();
     const wallMs = t1 - t0;
     const cpu = process.cpuUsage(cpu0);
@@ -263,23 +311,34 @@ async function runOne(o: ElicitBenchOptions, C: number): Promise<ElicitBenchRow>
     const missing = [...want].filter((k) => !keys.has(k));
     if (missing.length !== skipped) problems.push(`${missing.length} prompts have no record but ${skipped} answers were empty (first ${missing[0]})`);
     if ([...keys].some((k) => !want.has(k))) problems.push('a record with an unexpected key');
-    if (stats.chatRequests !== o.prompts) problems.push(`${stats.chatRequests} requests for ${o.prompts} prompts`);
-    if (timed.latencies.length !== stats.chatRequests) problems.push(`${timed.latencies.length} responses ended for ${stats.chatRequests} requests`);
-    if (stats.maxInFlight > C) problems.push(`the server saw ${stats.maxInFlight} requests in flight at maxConcurrency ${C}`);
+    if (faultRate === 0 ? stats.chatRequests !== o.prompts : stats.chatRequests < o.prompts) problems.push(`${stats.chatRequests} requests for ${o.prompts} prompts`);
+    if (faultRate === 0 && timed.latencies.length !== stats.chatRequests) problems.push(`${timed.latencies.length} responses ended for ${stats.chatRequests} requests`);
+    if (timed.maxInFlight() > C) problems.push(`the client had ${timed.maxInFlight()} requests open at maxConcurrency ${C}`);
+    // A request the client cut at a deadline is closed at once, but the server may take the next one in before it
+    // notices that close: with faults its count can exceed C by the abandoned requests it has not yet seen go.
+    if (faultRate === 0 && stats.maxInFlight > C) problems.push(`the server saw ${stats.maxInFlight} requests in flight at maxConcurrency ${C}`);
     await o.inspect?.(store, ds.id, job.id);
     const measuredRps = o.prompts / (wallMs / 1000);
     const capacityRps = C / (o.latencyMs / 1000);
+    const tc = teacher.counters;
     return {
       suite: 'elicit',
       concurrency: C,
       latencyMs: o.latencyMs,
       prompts: o.prompts,
+      faultRate,
+      hedge: o.hedge,
       batchSize,
       server: o.server,
       wallMs: round(wallMs, 1),
       measuredRps: round(measuredRps, 2),
       capacityRps: round(capacityRps, 2),
       ratio: round(measuredRps / capacityRps, 4),
+      goodputRatio: cleanRps === undefined ? null : round(measuredRps / cleanRps, 4),
+      faultsInjected: stats.faultsInjected,
+      hangs: stats.hangs,
+      deadlineMisses: tc.firstByteTimeouts + tc.idleTimeouts + tc.totalTimeouts,
+      firstByteDeadlineMs: teacher.deadlines.firstByteMs,
       p50Ms: round(quantile(timed.latencies, 0.5), 1),
       p95Ms: round(quantile(timed.latencies, 0.95), 1),
       utilization: round(timed.meanInFlight(t0, t1) / C, 4),
@@ -289,6 +348,7 @@ async function runOne(o: ElicitBenchOptions, C: number): Promise<ElicitBenchRow>
       eventLoopBusy: round(elu.utilization, 4),
       cpuMsPerRequest: round((cpu.user + cpu.system) / 1000 / o.prompts, 3),
       serverMaxInFlight: stats.maxInFlight,
+      clientMaxInFlight: timed.maxInFlight(),
       requests: stats.chatRequests,
       records: recs.length,
       skippedEmpty: skipped,
@@ -314,28 +374,37 @@ export async function runElicitBench(options: Partial<ElicitBenchOptions> = {}):
   if (o.concurrency.length === 0 || !o.concurrency.every((c) => Number.isInteger(c) && c >= 1 && c <= 1024)) {
     throw new Error(`elicit bench: concurrency must be integers in [1, 1024], got ${o.concurrency.join(',')}`);
   }
+  if (o.faults.length === 0 || !o.faults.every((f) => Number.isFinite(f) && f >= 0 && f <= 0.9)) {
+    throw new Error(`elicit bench: faults must be shares in [0, 0.9], got ${o.faults.join(',')}`);
+  }
   const rows: ElicitBenchRow[] = [];
   for (const C of o.concurrency) {
-    const row = await runOne(o, C);
-    rows.push(row);
-    o.log?.(row);
+    let clean: number | undefined;
+    for (const f of o.faults) {
+      const row = await runOne(o, C, f, f === 0 ? undefined : clean);
+      if (f === 0) clean = row.measuredRps;
+      rows.push(row);
+      o.log?.(row);
+    }
   }
   return rows;
 }
 
 /** The table printed after a run (markdown). */
 export function formatElicitTable(rows: ElicitBenchRow[]): string {
-  const head = '| C | L ms | M | batch | wall s | measured req/s | capacity req/s | ratio | p50 ms | p95 ms | slots used | loop busy | CPU ms/req |';
-  const sep = '|---|---|---|---|---|---|---|---|---|---|---|---|---|';
+  const head = '| C | L ms | M | faults | batch | wall s | measured req/s | capacity req/s | ratio | vs fault-free | p50 ms | p95 ms | slots used | loop busy | CPU ms/req |';
+  const sep = '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|';
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const lines = rows.map((r) =>
-    `| ${r.concurrency} | ${r.latencyMs} | ${r.prompts} | ${r.batchSize} | ${(r.wallMs / 1000).toFixed(2)} | ${r.measuredRps.toFixed(1)} | ` +
-    `${r.capacityRps.toFixed(1)} | ${r.ratio.toFixed(3)}${r.ratio >= 0.9 ? '' : ' (< 0.9)'} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} | ` +
+    `| ${r.concurrency} | ${r.latencyMs} | ${r.prompts} | ${r.faultRate === 0 ? 'none' : `${pct(r.faultRate)} (${r.hangs} hung)`} | ${r.batchSize} | ` +
+    `${(r.wallMs / 1000).toFixed(2)} | ${r.measuredRps.toFixed(1)} | ${r.capacityRps.toFixed(1)} | ` +
+    `${r.ratio.toFixed(3)}${r.faultRate > 0 || r.ratio >= 0.9 ? '' : ' (< 0.9)'} | ${r.goodputRatio === null ? '' : r.goodputRatio.toFixed(3)} | ` +
+    `${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} | ` +
     `${pct(r.utilization)} | ${pct(r.eventLoopBusy)} | ${r.cpuMsPerRequest.toFixed(2)} |${r.checkOk ? '' : ` CHECK FAILED: ${r.checkDetail}`}`);
   return [head, sep, ...lines].join('\n');
 }
 
-const OPTIONS = ['--suite', '--latency-ms', '--prompts', '--concurrency', '--batch-size', '--max-tokens', '--server', '--out'];
+const OPTIONS = ['--suite', '--latency-ms', '--prompts', '--concurrency', '--faults', '--hedge', '--batch-size', '--max-tokens', '--server', '--out'];
 
 function parseArgs(argv: string[]): { options: ElicitBenchOptions; out: string } {
   for (let i = 0; i < argv.length; i += 2) {
@@ -360,6 +429,8 @@ function parseArgs(argv: string[]): { options: ElicitBenchOptions; out: string }
       latencyMs: int('latency-ms', d.latencyMs),
       prompts: int('prompts', d.prompts),
       concurrency: get('concurrency')?.split(',').map(Number) ?? d.concurrency,
+      faults: get('faults')?.split(',').map(Number) ?? d.faults,
+      hedge: get('hedge') === undefined ? d.hedge : get('hedge') === 'on',
       batchSize: bs === undefined || bs === 'auto' ? 'auto' : int('batch-size', 1),
       maxTokens: int('max-tokens', d.maxTokens),
       server,
@@ -375,7 +446,7 @@ function parseArgs(argv: string[]): { options: ElicitBenchOptions; out: string }
 export async function elicitBenchMain(argv: string[]): Promise<number> {
   const { options, out } = parseArgs(argv);
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}`, loadavg: loadavg() };
-  console.error(`elicit bench: L=${options.latencyMs} ms, M=${options.prompts}, C=${options.concurrency.join(',')}, batchSize=${options.batchSize}, ` +
+  console.error(`elicit bench: L=${options.latencyMs} ms, M=${options.prompts}, C=${options.concurrency.join(',')}, faults=${options.faults.join(',')}, hedge=${options.hedge ? 'on' : 'off'}, batchSize=${options.batchSize}, ` +
     `server in ${options.server === 'worker' ? 'a worker thread' : 'this thread'}; ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, ` +
     `load ${machine.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
   const rows = await runElicitBench({ ...options, workerModule: new URL(import.meta.url), log: (r) => console.log(JSON.stringify(r)) });

@@ -14,8 +14,10 @@ commands:
   selftest   every kernel against its CPU reference at odd shapes (exit 1 on any failure)
   train      --config <file.json> [--init HF_DIR] [--steps N] [--until N] [--resume] [--out DIR] [--autotune]:
              train a student (--init: start from an exported/HF Llama folder and its tokenizer), JSON lines
-  elicit     --base-url URL --model M --api-key-env VAR --strategy S --config file.json --out file.jsonl:
-             run an elicitation strategy against an OpenAI-compatible teacher ('elicit' alone lists its options)
+  elicit     --base-url URL --model M --api-key-env VAR --strategy S --config file.json --out file.jsonl [--store DIR]:
+             run an elicitation strategy against an OpenAI-compatible teacher into a durable store (default
+             <out>.store); --resume continues a stopped or killed run, --export writes the JSONL of what the
+             store holds ('elicit' alone lists its options)
   export     (--run DIR | --from HF_DIR) --out DIR [--format F] [--checkpoint NAME] [--zip] [--force]:
              a training run (checkpoint + tokenizer.json) or an HF Llama folder as safetensors | onnx |
              transformers.js (default: both in one folder) | gguf | gguf-f16
@@ -29,7 +31,14 @@ environment:
   VK_ICD_FILENAMES   Vulkan driver manifest(s); unset → the system's, then SwiftShader`;
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'elicit') return elicitCommand(argv.slice(1));
+  if (argv[0] === 'elicit') {
+    // Ctrl-C / SIGTERM stop the job after committing what finished ('paused': --resume continues it).
+    const ctl = new AbortController();
+    const stop = () => { console.error('stopping: committing what finished (run again with --resume to continue)'); ctl.abort(); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return elicitCommand(argv.slice(1), { env: process.env, log: (l) => console.error(l), signal: ctl.signal });
+  }
   if (argv[0] === 'train' || argv[0] === 'export') {
     try {
       return argv[0] === 'export' ? await exportCommand(argv.slice(1)) : await trainCommand(argv.slice(1), () => acquireNodeGpu());

@@ -1,16 +1,17 @@
 // Data curation (UltraChat-style, the survey's "Data Curation"): a topic tree given in the config (meta-information
 // the user edits) → the teacher writes questionsPerLeaf questions for each leaf topic → the teacher answers each.
-// One step = one leaf (its question request + its answers). Duplicate or empty questions are dropped and counted.
+// A window (src/store/window.ts) whose item is one leaf (its question request, then its answers at once): leaves
+// never wait for each other. Duplicate or empty questions are dropped and counted.
 // (UltraChat's multi-turn follow-ups by a simulated user are not done here: records are single exchanges.)
-import type { Json, RecordInput } from '../store/schema.ts';
+import type { RecordInput } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage } from '../teacher/types.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import { parseList, wordTokens } from './text.ts';
 import {
-  addUsage, bool, bump, chatOptions, checkSampling, cursorInt, cursorObject, cursorStats, fail, intIn, isRecord, NO_USAGE,
+  addUsage, bool, bump, chatOptions, checkSampling, cursorInt, fail, intIn, isRecord, NO_USAGE,
   numIn, parallel, provenanceFor, samplingParams, usageOf, withDefaults,
-  type ElicitStep, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
+  type ItemResult, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
 } from './types.ts';
 
 /** A topic: a leaf ("Optics") or a node with subtopics. */
@@ -109,15 +110,11 @@ async function preview(config: unknown, _store?: DistillStore, count = 3): Promi
   });
 }
 
-async function step(cursor: Json, ctx: StepContext<CurationConfig>): Promise<ElicitStep> {
+/** Item li of the window: leaf li's question request, then its questions' answers (at once). */
+async function item(li: number, ctx: StepContext<CurationConfig>): Promise<ItemResult> {
   const c = ctx.config;
-  const leaves = topicLeaves(c.topics);
-  const cur = cursorObject(cursor, 'curation');
-  const li = cursorInt(cur, 'leaf', 0);
-  const stats = cursorStats(cur);
-  const total = leaves.length * c.questionsPerLeaf;
-  const leaf = leaves[li];
-  if (!leaf) return { records: [], nextCursor: { leaf: li, stats }, done: true, total, units: 0 };
+  const leaf = topicLeaves(c.topics)[li]!;
+  const stats: Record<string, number> = {};
   const qr = await ctx.chat(questionRequest(c, leaf), chatOptions(qOpts(c), li, ctx.signal));
   const seen = new Set<string>();
   const questions: string[] = [];
@@ -145,7 +142,23 @@ async function step(cursor: Json, ctx: StepContext<CurationConfig>): Promise<Eli
     const template = c.answer ? templateId('curation.answer', c.templates['curation.answer']) : templateId('curation.questions', c.templates['curation.questions']);
     records.push({ key: `${ctx.jobId}:curation:${li}:${n}`, messages, provenance: provenanceFor(ctx.teacher, 'curation', template, params, usage, ctx.now()) });
   });
-  return { records, nextCursor: { leaf: li + 1, stats }, done: li + 1 >= leaves.length, total, units: c.questionsPerLeaf };
+  return { records, stats, units: c.questionsPerLeaf };
 }
 
-export const curation: Strategy<CurationConfig> = { name: 'curation', validate, preview, step };
+export const curation: Strategy<CurationConfig> = {
+  name: 'curation',
+  validate,
+  preview,
+  window: {
+    items: (c) => topicLeaves(c.topics).length,
+    total: (c) => topicLeaves(c.topics).length * c.questionsPerLeaf,
+    requestsPerItem: (c) => (c.answer ? c.questionsPerLeaf : 1),
+    batch: (c, concurrency) => Math.max(1, Math.ceil(concurrency / (c.answer ? c.questionsPerLeaf : 1))),
+    legacyPrefix: (state) => {
+      const leaf = cursorInt(state, 'leaf', 0); // the step version's cursor: leaves done
+      delete state.leaf;
+      return leaf;
+    },
+    item,
+  },
+};

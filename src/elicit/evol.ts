@@ -5,16 +5,18 @@
 // text.ts evolFailure: empty, a copy of the input, copies the rewriting prompt, empty/trivial answer, short
 // "sorry" refusal) and counted per reason in cursor.stats; the instruction then goes on to the next round
 // unchanged, as in the paper. One record per surviving evolution: [user: evolved, assistant: answer].
+// A window (src/store/window.ts) whose item is one input with all its rounds: the rounds of one input are in
+// order (each evolves the last), inputs never wait for each other.
 import { Rng } from '../util/rng.ts';
-import type { Json, RecordInput } from '../store/schema.ts';
+import type { RecordInput } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage, ChatResult } from '../teacher/types.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import { evolFailure } from './text.ts';
 import {
-  addUsage, bump, chatOptions, checkInputs, checkSampling, cursorInt, cursorObject, cursorStats, fail, inputsOf, intIn,
-  numIn, parallel, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
-  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
+  addUsage, bump, chatOptions, checkInputs, checkSampling, fail, inputsOf, intIn, legacyNext,
+  numIn, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
+  type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
 } from './types.ts';
 
 export const EVOL_METHODS = ['deepen', 'constraints', 'concretize', 'reasoning', 'breadth'] as const;
@@ -30,7 +32,7 @@ export interface EvolConfig extends SamplingConfig {
   copyThreshold: number;
   evolveTemperature: number;
   evolveMaxTokens: number;
-  /** Instructions per step. */
+  /** Instructions per commit (their evolutions are committed together; they run as the teacher's slots allow). */
   batchSize: number;
   templates: Record<(typeof TEMPLATE_NAMES)[number], string>;
 }
@@ -139,16 +141,21 @@ async function evolveOne(ctx: StepContext<EvolConfig>, i: number, input: string,
   return out;
 }
 
-async function step(cursor: Json, ctx: StepContext<EvolConfig>): Promise<ElicitStep> {
-  const c = ctx.config;
-  const inputs = stepInputs(c, 'evol');
-  const cur = cursorObject(cursor, 'evol');
-  const start = cursorInt(cur, 'next', 0);
-  const stats = cursorStats(cur);
-  const end = Math.min(inputs.length, start + c.batchSize);
-  const idx = Array.from({ length: end - start }, (_, n) => start + n);
-  const perInput = await parallel(ctx.signal, idx.map((i) => (signal) => evolveOne(ctx, i, inputs[i]!, signal, stats)));
-  return { records: perInput.flat(), nextCursor: { next: end, stats }, done: end >= inputs.length, total: inputs.length * c.rounds, units: (end - start) * c.rounds };
-}
-
-export const evol: Strategy<EvolConfig> = { name: 'evol', validate, preview, step };
+export const evol: Strategy<EvolConfig> = {
+  name: 'evol',
+  validate,
+  preview,
+  window: {
+    items: (c) => stepInputs(c, 'evol').length,
+    total: (c) => c.inputs.length * c.rounds,
+    batch: (c) => c.batchSize,
+    legacyPrefix: legacyNext,
+    // Item i: input i's rounds, one after the other (each round evolves the previous round's instruction).
+    item: async (i, ctx) => {
+      const stats: Record<string, number> = {};
+      const inputs = stepInputs(ctx.config, 'evol');
+      const records = await evolveOne(ctx, i, inputs[i]!, ctx.signal!, stats);
+      return { records, stats, units: ctx.config.rounds };
+    },
+  },
+};

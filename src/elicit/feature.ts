@@ -9,6 +9,8 @@
 // dataset's earlier feature jobs (datasetVocab) and extends it; a second feature job on a dataset is refused
 // while an earlier one is not done. Equal strings share an id: alternatives that display alike (e.g. byte tokens
 // shown as U+FFFD) are merged by log-sum-exp; the sampled token is added to its row when not among the top.
+// A window (src/store/window.ts) whose item is one input; ids are given when items are committed (in input order
+// within a commit), so with out-of-order commits ids follow commit order rather than input order.
 // Logprobs are clamped to ≥ -1000 (a finite f32 for the codec). Records' params.token_table names the job.
 import { encodeTopK, packTopKRows } from '../store/topk.ts';
 import type { Json, RecordInput } from '../store/schema.ts';
@@ -16,9 +18,9 @@ import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage, ChatResult, TokenLogprob } from '../teacher/types.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import {
-  bool, bump, chatOptions, checkInputs, checkSampling, cursorInt, cursorObject, cursorStats, ElicitError, fail,
-  inputsOf, intIn, parallel, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
-  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type StepTopK, type Strategy,
+  bool, chatOptions, checkInputs, checkSampling, cursorObject, ElicitError, fail,
+  inputsOf, intIn, legacyNext, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
+  type InputsFrom, type ItemResult, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
 } from './types.ts';
 
 export interface FeatureConfig extends SamplingConfig {
@@ -29,6 +31,7 @@ export interface FeatureConfig extends SamplingConfig {
   topLogprobs: number;
   /** Add the sampled token to its row when it is not among the top alternatives. */
   includeSampled: boolean;
+  /** Inputs per commit. */
   batchSize: number;
   templates: Record<'feature.user', string>;
 }
@@ -112,7 +115,7 @@ async function init(store: DistillStore, datasetId: string): Promise<Json> {
         '(feature jobs of one dataset share one token table and must run one after the other)',
     );
   }
-  return { next: 0, vocab: await datasetVocab(store, datasetId), stats: {} };
+  return { items: 0, vocab: await datasetVocab(store, datasetId), stats: {} };
 }
 
 /** One encoded row per token; new token strings are appended to `vocab` (and `index`). */
@@ -156,37 +159,50 @@ function noLogprobs(r: ChatResult): never {
   );
 }
 
-async function step(cursor: Json, ctx: StepContext<FeatureConfig>): Promise<ElicitStep> {
+/** Item i of the window: input i answered with top_logprobs. The rows get their token ids at commit time. */
+async function item(i: number, ctx: StepContext<FeatureConfig>): Promise<ItemResult> {
   const c = ctx.config;
-  const inputs = stepInputs(c, 'feature');
-  const cur = cursorObject(cursor, 'feature');
-  const start = cursorInt(cur, 'next', 0);
-  const stats = cursorStats(cur);
-  const vocab = [...vocabOf(cur, 'feature cursor')];
-  const index = new Map(vocab.map((s, i) => [s, i]));
-  const end = Math.min(inputs.length, start + c.batchSize);
-  const idx = Array.from({ length: end - start }, (_, n) => start + n);
-  const results = await parallel(ctx.signal, idx.map((i) => async (signal) => {
-    const r = await ctx.chat(messagesFor(c, inputs[i]!), { ...chatOptions(c, i, signal), topLogprobs: c.topLogprobs, stream: true });
-    if (!r.logprobsAvailable) noLogprobs(r);
-    return r;
-  }));
-  const records: RecordInput[] = [];
-  const topk: StepTopK[] = [];
+  const input = stepInputs(c, 'feature')[i]!;
+  const r = await ctx.chat(messagesFor(c, input), { ...chatOptions(c, i, ctx.signal), topLogprobs: c.topLogprobs, stream: true });
+  if (!r.logprobsAvailable) noLogprobs(r);
+  const choice = r.choices[0];
+  const tokens = choice?.tokens ?? [];
+  if (!choice || choice.text.trim() === '' || tokens.length === 0) return { records: [], stats: { emptyAnswer: 1 } };
+  const messages: ChatMessage[] = [...messagesFor(c, input), { role: 'assistant', content: choice.text }];
+  const key = `${ctx.jobId}:feature:${i}`;
+  const params = { ...samplingParams(c), top_logprobs: c.topLogprobs, input_index: i, token_table: `job:${ctx.jobId}`, finish_reason: choice.finishReason };
   const template = templateId('feature.user', c.templates['feature.user']);
-  results.forEach((r, n) => {
-    const i = idx[n]!;
-    const choice = r.choices[0];
-    const tokens = choice?.tokens ?? [];
-    if (!choice || choice.text.trim() === '' || tokens.length === 0) { bump(stats, 'emptyAnswer'); return; }
-    const rows = tokenRows(tokens, vocab, index, c.includeSampled);
-    const messages: ChatMessage[] = [...messagesFor(c, inputs[i]!), { role: 'assistant', content: choice.text }];
-    const key = `${ctx.jobId}:feature:${i}`;
-    const params = { ...samplingParams(c), top_logprobs: c.topLogprobs, input_index: i, token_table: `job:${ctx.jobId}`, finish_reason: choice.finishReason };
-    records.push({ key, messages, provenance: provenanceFor(ctx.teacher, 'feature', template, params, usageOf(r), ctx.now()) });
-    topk.push({ key, turn: messages.length - 1, rows: packTopKRows(rows), tokens: rows.length });
-  });
-  return { records, topk, nextCursor: { next: end, vocab, stats }, done: end >= inputs.length, total: inputs.length, units: end - start };
+  const record: RecordInput = { key, messages, provenance: provenanceFor(ctx.teacher, 'feature', template, params, usageOf(r), ctx.now()) };
+  return { records: [record], data: { key, turn: messages.length - 1, tokens } };
 }
 
-export const feature: Strategy<FeatureConfig> = { name: 'feature', validate, preview, init: (store, datasetId) => init(store, datasetId), step };
+/**
+ * At commit time, in input order: the committed items' tokens get ids in the token table (cursor.vocab, extended
+ * here), so the table is always committed in the same transaction as the first rows that use its new entries.
+ */
+function commit(items: { index: number; result: ItemResult }[], state: Record<string, Json>, c: FeatureConfig): void {
+  const vocab = [...vocabOf(state, 'feature cursor')];
+  const index = new Map(vocab.map((s, i) => [s, i]));
+  for (const { result } of items) {
+    const d = result.data as { key: string; turn: number; tokens: TokenLogprob[] } | undefined;
+    if (!d) continue;
+    const rows = tokenRows(d.tokens, vocab, index, c.includeSampled);
+    result.topk = [{ key: d.key, turn: d.turn, rows: packTopKRows(rows), tokens: rows.length }];
+  }
+  state.vocab = vocab;
+}
+
+export const feature: Strategy<FeatureConfig> = {
+  name: 'feature',
+  validate,
+  preview,
+  init: (store, datasetId) => init(store, datasetId),
+  window: {
+    items: (c) => stepInputs(c, 'feature').length,
+    total: (c) => c.inputs.length,
+    batch: (c) => c.batchSize,
+    legacyPrefix: legacyNext,
+    item,
+    commit,
+  },
+};

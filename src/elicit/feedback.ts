@@ -3,15 +3,16 @@
 // score 1..max is parsed robustly from the teacher's untrusted text (text.ts parseScore). A sample whose grade is
 // unparseable is skipped and counted; the best and the worst graded samples make one preference pair (ties and
 // prompts with fewer than two graded samples are skipped and counted). Pairs are committed with the cursor.
-import type { Json, PairInput } from '../store/schema.ts';
+// A window (src/store/window.ts) whose item is one prompt (its samples, then its grades at once).
+import type { PairInput } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage } from '../teacher/types.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import { parseScore } from './text.ts';
 import {
-  addUsage, bump, chatOptions, checkInputs, checkSampling, cursorInt, cursorObject, cursorStats, ElicitError, inputsOf,
-  intIn, parallel, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
-  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy, type StudentSampler,
+  addUsage, bump, chatOptions, checkInputs, checkSampling, ElicitError, inputsOf,
+  intIn, legacyNext, parallel, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
+  type InputsFrom, type ItemResult, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy, type StudentSampler,
 } from './types.ts';
 
 export interface FeedbackConfig extends SamplingConfig {
@@ -21,6 +22,7 @@ export interface FeedbackConfig extends SamplingConfig {
   samples: number;
   /** Top of the score scale (scores are integers 1..scoreMax). */
   scoreMax: number;
+  /** Prompts per commit. */
   batchSize: number;
   templates: Record<'feedback.grade', string>;
 }
@@ -82,44 +84,50 @@ export async function studentSamples(student: StudentSampler | undefined, prompt
   return out;
 }
 
-async function step(cursor: Json, ctx: StepContext<FeedbackConfig>): Promise<ElicitStep> {
+/** Item i of the window: prompt i's student samples, graded at once; the best and worst make one pair. */
+async function item(i: number, ctx: StepContext<FeedbackConfig>): Promise<ItemResult> {
   const c = ctx.config;
-  const inputs = stepInputs(c, 'feedback');
-  const cur = cursorObject(cursor, 'feedback');
-  const start = cursorInt(cur, 'next', 0);
-  const stats = cursorStats(cur);
-  const end = Math.min(inputs.length, start + c.batchSize);
-  const idx = Array.from({ length: end - start }, (_, n) => start + n);
+  const prompt = stepInputs(c, 'feedback')[i]!;
+  const stats: Record<string, number> = {};
   const template = templateId('feedback.grade', c.templates['feedback.grade']);
-  const perPrompt = await parallel(ctx.signal, idx.map((i) => async (signal): Promise<PairInput | null> => {
-    const prompt = inputs[i]!;
-    const samples = await studentSamples(ctx.student, prompt, c.samples, signal, stats, 'feedback');
-    const grades = await parallel(signal, samples.map((s, j) => (sig) => ctx.chat(gradeRequest(c, prompt, s), chatOptions(c, i * c.samples + j, sig))));
-    const scored: { text: string; score: number }[] = [];
-    grades.forEach((g, j) => {
-      const p = parseScore(g.choices[0]?.text ?? '', c.scoreMax);
-      if (p.score === null) bump(stats, 'unparseableScore');
-      else scored.push({ text: samples[j]!, score: p.score });
-    });
-    if (scored.length < 2) { bump(stats, 'tooFewScored'); return null; }
-    let best = scored[0]!;
-    let worst = scored[0]!;
-    for (const s of scored) {
-      if (s.score > best.score) best = s;
-      if (s.score < worst.score) worst = s;
-    }
-    if (best.score === worst.score) { bump(stats, 'tie'); return null; }
-    const params = { ...samplingParams(c), samples: c.samples, score_max: c.scoreMax, chosen_score: best.score, rejected_score: worst.score, scores: scored.map((s) => s.score), input_index: i };
-    return {
-      key: `${ctx.jobId}:feedback:${i}`,
-      prompt: [{ role: 'user', content: prompt }],
-      chosen: best.text,
-      rejected: worst.text,
-      provenance: provenanceFor(ctx.teacher, 'feedback', template, params, addUsage(...grades.map(usageOf)), ctx.now()),
-    };
-  }));
-  const pairs = perPrompt.filter((p): p is PairInput => p !== null);
-  return { records: [], pairs, nextCursor: { next: end, stats }, done: end >= inputs.length, total: inputs.length, units: end - start };
+  const signal = ctx.signal!;
+  const samples = await studentSamples(ctx.student, prompt, c.samples, signal, stats, 'feedback');
+  const grades = await parallel(signal, samples.map((s, j) => (sig) => ctx.chat(gradeRequest(c, prompt, s), chatOptions(c, i * c.samples + j, sig))));
+  const scored: { text: string; score: number }[] = [];
+  grades.forEach((g, j) => {
+    const p = parseScore(g.choices[0]?.text ?? '', c.scoreMax);
+    if (p.score === null) bump(stats, 'unparseableScore');
+    else scored.push({ text: samples[j]!, score: p.score });
+  });
+  if (scored.length < 2) { bump(stats, 'tooFewScored'); return { records: [], stats }; }
+  let best = scored[0]!;
+  let worst = scored[0]!;
+  for (const s of scored) {
+    if (s.score > best.score) best = s;
+    if (s.score < worst.score) worst = s;
+  }
+  if (best.score === worst.score) { bump(stats, 'tie'); return { records: [], stats }; }
+  const params = { ...samplingParams(c), samples: c.samples, score_max: c.scoreMax, chosen_score: best.score, rejected_score: worst.score, scores: scored.map((s) => s.score), input_index: i };
+  const pair: PairInput = {
+    key: `${ctx.jobId}:feedback:${i}`,
+    prompt: [{ role: 'user', content: prompt }],
+    chosen: best.text,
+    rejected: worst.text,
+    provenance: provenanceFor(ctx.teacher, 'feedback', template, params, addUsage(...grades.map(usageOf)), ctx.now()),
+  };
+  return { records: [], pairs: [pair], stats };
 }
 
-export const feedback: Strategy<FeedbackConfig> = { name: 'feedback', validate, preview, step };
+export const feedback: Strategy<FeedbackConfig> = {
+  name: 'feedback',
+  validate,
+  preview,
+  window: {
+    items: (c) => stepInputs(c, 'feedback').length,
+    total: (c) => c.inputs.length,
+    requestsPerItem: (c) => c.samples,
+    batch: (c) => c.batchSize,
+    legacyPrefix: legacyNext,
+    item,
+  },
+};

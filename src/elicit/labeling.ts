@@ -1,13 +1,15 @@
 // Labeling (the survey's "Labeling", FLAN/Orca-style): the teacher answers each input of a given list, optionally
 // under a system prompt and with a chain-of-thought instruction (Orca's explanation traces). One record per
 // (input, answer): [system?, user, assistant]. Empty answers are skipped and counted (cursor.stats.emptyAnswer).
-// Steps are sized from the teacher's maxConcurrency by default, so a step never leaves request slots empty.
-import type { Json, RecordInput } from '../store/schema.ts';
+// Runs as a window (src/store/window.ts) whose item is one (input, answer) pair — one request: requests never wait
+// for each other; commits hold batchSize inputs' answers (by default AUTO_BATCH_WAVES × the teacher's
+// maxConcurrency requests), or whatever finished within the commit interval. Progress counts requests (records
+// + empty answers): total = inputs × answersPerInput.
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import {
-  bool, bump, fail, chatOptions, checkInputs, checkSampling, cursorInt, cursorObject, cursorStats, inputsOf, intIn, parallel,
-  provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
-  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy, type TeacherLike,
+  bool, fail, chatOptions, checkInputs, checkSampling, cursorInt, inputsOf, intIn, provenanceFor, samplingParams, stepInputs,
+  usageOf, withDefaults,
+  type InputsFrom, type ItemResult, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy, type TeacherLike,
 } from './types.ts';
 import type { ChatMessage } from '../teacher/types.ts';
 
@@ -21,9 +23,9 @@ export interface LabelingConfig extends SamplingConfig {
   /** Teacher answers per input (each its own request and record). */
   answersPerInput: number;
   /**
-   * Inputs per step (one commit); null = automatic: enough inputs for AUTO_BATCH_WAVES × the teacher's maxConcurrency
-   * requests (a smaller step could never fill the teacher's slots; a step ends only when all of its requests have),
-   * or 4 when the teacher has no maxConcurrency.
+   * Inputs per commit; null = automatic: enough inputs for AUTO_BATCH_WAVES × the teacher's maxConcurrency requests
+   * (fewer, larger transactions; the window keeps every request slot busy whatever the size), or 4 when the teacher
+   * has no maxConcurrency. A commit also happens when answers have waited the commit interval (1 s by default).
    */
   batchSize: number | null;
   templates: Record<LabelingTemplate, string>;
@@ -45,13 +47,13 @@ export const LABELING_DEFAULTS = {
   templates: {},
 };
 
-/** With batchSize null, a step holds this many rounds of the teacher's concurrency (the step's tail is paid once). */
+/** With batchSize null, a commit holds this many rounds of the teacher's concurrency. */
 export const AUTO_BATCH_WAVES = 2;
 /** Inputs per step for a teacher that does not say how many requests it runs at once (e.g. a local model). */
 const UNKNOWN_CONCURRENCY_BATCH = 4;
 
 /** Inputs per step: the config's batchSize, or the automatic size for this teacher (at most 256 inputs). */
-export function labelingBatchSize(c: Pick<LabelingConfig, 'batchSize' | 'answersPerInput'>, teacher: TeacherLike): number {
+export function labelingBatchSize(c: Pick<LabelingConfig, 'batchSize' | 'answersPerInput'>, teacher: Pick<TeacherLike, 'settings'>): number {
   if (c.batchSize !== null) return c.batchSize;
   const cc = teacher.settings.maxConcurrency;
   if (typeof cc !== 'number' || !Number.isInteger(cc) || cc < 1) return UNKNOWN_CONCURRENCY_BATCH;
@@ -100,33 +102,40 @@ async function preview(config: unknown, store?: Parameters<Strategy<LabelingConf
   return out;
 }
 
-async function step(cursor: Json, ctx: StepContext<LabelingConfig>): Promise<ElicitStep> {
+/** Item i of the window: answer `i % answersPerInput` of input `⌊i / answersPerInput⌋` (one request, one record). */
+async function item(i: number, ctx: StepContext<LabelingConfig>): Promise<ItemResult> {
   const c = ctx.config;
   const inputs = stepInputs(c, 'labeling');
-  const cur = cursorObject(cursor, 'labeling');
-  const start = cursorInt(cur, 'next', 0);
-  const stats = cursorStats(cur);
-  const end = Math.min(inputs.length, start + labelingBatchSize(c, ctx.teacher));
-  const jobs: { i: number; j: number }[] = [];
-  for (let i = start; i < end; i++) for (let j = 0; j < c.answersPerInput; j++) jobs.push({ i, j });
-  const results = await parallel(ctx.signal, jobs.map(({ i, j }) => async (signal) => {
-    const { messages } = messagesFor(c, inputs[i]!);
-    return ctx.chat(messages, chatOptions(c, i * c.answersPerInput + j, signal));
-  }));
-  const records: RecordInput[] = [];
-  results.forEach((r, n) => {
-    const { i, j } = jobs[n]!;
-    const answer = r.choices[0]?.text ?? '';
-    if (answer.trim() === '') { bump(stats, 'emptyAnswer'); return; }
-    const { messages, template } = messagesFor(c, inputs[i]!);
-    const params = { ...samplingParams(c), chain_of_thought: c.chainOfThought, input_index: i, answer_index: j, finish_reason: r.choices[0]!.finishReason };
-    records.push({
-      key: `${ctx.jobId}:labeling:${i}:${j}`,
+  const input = Math.floor(i / c.answersPerInput);
+  const j = i % c.answersPerInput;
+  const { messages, template } = messagesFor(c, inputs[input]!);
+  const r = await ctx.chat(messages, chatOptions(c, i, ctx.signal));
+  const answer = r.choices[0]?.text ?? '';
+  if (answer.trim() === '') return { records: [], stats: { emptyAnswer: 1 } };
+  const params = { ...samplingParams(c), chain_of_thought: c.chainOfThought, input_index: input, answer_index: j, finish_reason: r.choices[0]!.finishReason };
+  return {
+    records: [{
+      key: `${ctx.jobId}:labeling:${input}:${j}`,
       messages: [...messages, { role: 'assistant', content: answer }],
       provenance: provenanceFor(ctx.teacher, 'labeling', templateId(template, c.templates[template]), params, usageOf(r), ctx.now()),
-    });
-  });
-  return { records, nextCursor: { next: end, stats }, done: end >= inputs.length, total: inputs.length, units: end - start };
+    }],
+  };
 }
 
-export const labeling: Strategy<LabelingConfig> = { name: 'labeling', validate, preview, step };
+export const labeling: Strategy<LabelingConfig> = {
+  name: 'labeling',
+  validate,
+  preview,
+  window: {
+    items: (c) => stepInputs(c, 'labeling').length * c.answersPerInput, // no inputs: the job fails, naming why
+    total: (c) => c.inputs.length * c.answersPerInput,
+    // A commit holds batchSize inputs' answers (automatic: AUTO_BATCH_WAVES × the teacher's concurrency requests).
+    batch: (c, concurrency) => labelingBatchSize(c, { settings: { model: '', baseURL: '', maxConcurrency: concurrency } }) * c.answersPerInput,
+    legacyPrefix: (state, c) => {
+      const next = cursorInt(state, 'next', 0); // the step version's cursor counted inputs
+      delete state.next;
+      return next * c.answersPerInput;
+    },
+    item,
+  },
+};

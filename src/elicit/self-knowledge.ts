@@ -4,6 +4,7 @@
 // verifies them (a yes/no verdict parsed robustly from its untrusted text: text.ts parseYesNo). mode 'either'
 // keeps a sample on either ground and asks the teacher only about samples self-consistency did not keep.
 // One record per kept distinct sample: [user: prompt, assistant: sample]; provenance says how it was kept.
+// A window (src/store/window.ts) whose item is one prompt.
 import type { Json, RecordInput } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage } from '../teacher/types.ts';
@@ -11,9 +12,9 @@ import { studentSamples } from './feedback.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import { finalAnswer, majority, parseYesNo } from './text.ts';
 import {
-  bump, chatOptions, checkInputs, checkSampling, cursorInt, cursorObject, cursorStats, fail, inputsOf, intIn, NO_USAGE,
+  bump, chatOptions, checkInputs, checkSampling, fail, inputsOf, intIn, legacyNext, NO_USAGE,
   numIn, parallel, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
-  type ElicitStep, type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
+  type InputsFrom, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
 } from './types.ts';
 
 export const SELF_KNOWLEDGE_MODES = ['verify', 'consistency', 'either'] as const;
@@ -26,6 +27,7 @@ export interface SelfKnowledgeConfig extends SamplingConfig {
   mode: SelfKnowledgeMode;
   /** The majority answer must be held by more than this fraction of the samples. */
   minAgreement: number;
+  /** Prompts per commit. */
   batchSize: number;
   templates: Record<'self-knowledge.verify', string>;
 }
@@ -123,16 +125,21 @@ async function onePrompt(ctx: StepContext<SelfKnowledgeConfig>, i: number, promp
   return out;
 }
 
-async function step(cursor: Json, ctx: StepContext<SelfKnowledgeConfig>): Promise<ElicitStep> {
-  const c = ctx.config;
-  const inputs = stepInputs(c, 'self-knowledge');
-  const cur = cursorObject(cursor, 'self-knowledge');
-  const start = cursorInt(cur, 'next', 0);
-  const stats = cursorStats(cur);
-  const end = Math.min(inputs.length, start + c.batchSize);
-  const idx = Array.from({ length: end - start }, (_, n) => start + n);
-  const perPrompt = await parallel(ctx.signal, idx.map((i) => (signal) => onePrompt(ctx, i, inputs[i]!, signal, stats)));
-  return { records: perPrompt.flat(), nextCursor: { next: end, stats }, done: end >= inputs.length, total: inputs.length, units: end - start };
-}
-
-export const selfKnowledge: Strategy<SelfKnowledgeConfig> = { name: 'self-knowledge', validate, preview, step };
+export const selfKnowledge: Strategy<SelfKnowledgeConfig> = {
+  name: 'self-knowledge',
+  validate,
+  preview,
+  window: {
+    items: (c) => stepInputs(c, 'self-knowledge').length,
+    total: (c) => c.inputs.length,
+    requestsPerItem: (c) => (c.mode === 'consistency' ? 1 : c.samples),
+    batch: (c) => c.batchSize,
+    legacyPrefix: legacyNext,
+    // Item i: prompt i's samples, then the teacher's verdicts on those self-consistency did not keep (at once).
+    item: async (i, ctx) => {
+      const stats: Record<string, number> = {};
+      const records = await onePrompt(ctx, i, stepInputs(ctx.config, 'self-knowledge')[i]!, ctx.signal!, stats);
+      return { records, stats };
+    },
+  },
+};

@@ -270,6 +270,7 @@ export function plannedTotal(name: StrategyName, config: unknown): number {
       return topicLeaves(config.topics as TopicNode[]).length * config.questionsPerLeaf;
     }
     case 'evol': return inputs * (typeof config.rounds === 'number' ? config.rounds : 1);
+    case 'labeling': return inputs * (typeof config.answersPerInput === 'number' ? config.answersPerInput : 1);
     default: return inputs;
   }
 }

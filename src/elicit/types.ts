@@ -40,8 +40,11 @@ export interface StepContext<C> {
   config: C;
   jobId: string;
   datasetId: string;
-  /** The teacher's chat with the elicitation layer's retries of retryable TeacherErrors (on top of the SDK's). */
-  chat(messages: ChatMessage[], opts: ChatOptions): Promise<ChatResult>;
+  /**
+   * The teacher's chat with the elicitation layer's retries of retryable TeacherErrors (on top of the SDK's);
+   * `onRetry` is told before each retry (the window hedges troubled items of its tail).
+   */
+  chat(messages: ChatMessage[], opts: ChatOptions, onRetry?: () => void): Promise<ChatResult>;
   teacher: TeacherLike;
   student: StudentSampler | undefined;
   signal: AbortSignal | undefined;
@@ -69,6 +72,40 @@ export interface ElicitStep {
   units: number;
 }
 
+/** What one window item produced (strategies with a `window`): committed with the cursor, with other items. */
+export interface ItemResult {
+  records: RecordInput[];
+  pairs?: PairInput[];
+  topk?: StepTopK[];
+  /** Counters added to cursor.stats when the item is committed (never counted for an item that is lost). */
+  stats?: Record<string, number>;
+  /** Units of work (progress.done; default 1). */
+  units?: number;
+  /** Kept for `commit` (feature: the tokens whose ids are given at commit time). */
+  data?: unknown;
+}
+
+/**
+ * A strategy run as a window of independent items (src/store/window.ts): up to ~2 × the teacher's maxConcurrency
+ * requests' worth of items run at once; each finished item is committed with the cursor, batched.
+ */
+export interface WindowSpec<C> {
+  /** How many items the job has (its unit of work: an (input, answer) pair, a leaf, an input). */
+  items(config: C): number;
+  /** progress.total. */
+  total(config: C): number;
+  /** Requests one item has in flight at once at most (sizes the window; default 1). */
+  requestsPerItem?(config: C): number;
+  /** Items per commit (default: the teacher's concurrency). */
+  batch?(config: C, concurrency: number): number;
+  /** The committed prefix of a cursor from before windows (its `next`/`leaf`), in items. */
+  legacyPrefix?(state: Record<string, Json>, config: C): number;
+  /** Runs item `index` (ctx.signal is the item's own; ctx.chat retries retryable errors). Deterministic keys. */
+  item(index: number, ctx: StepContext<C>): Promise<ItemResult>;
+  /** At commit time, in index order, with the cursor's state (feature gives token ids here). */
+  commit?(items: { index: number; result: ItemResult }[], state: Record<string, Json>, config: C): void;
+}
+
 export interface Strategy<C> {
   name: StrategyName;
   /** Fills defaults and checks a config given as plain data; throws ElicitError naming the bad key. */
@@ -77,8 +114,13 @@ export interface Strategy<C> {
   preview(config: unknown, store?: DistillStore, count?: number): Promise<PreviewRequest[]>;
   /** The cursor a new job starts from (default null), e.g. the dataset's token table for 'feature'. */
   init?(store: DistillStore, datasetId: string, config: C): Promise<Json>;
-  /** One resumable step from `cursor` (null at the start). Deterministic keys; all state in nextCursor. */
-  step(cursor: Json, ctx: StepContext<C>): Promise<ElicitStep>;
+  /**
+   * One resumable step from `cursor` (null at the start), for strategies whose work depends on earlier results in
+   * order (expansion's pool). Deterministic keys; all state in nextCursor. A strategy has `step` or `window`.
+   */
+  step?(cursor: Json, ctx: StepContext<C>): Promise<ElicitStep>;
+  /** The strategy as a window of independent items (every strategy but expansion). */
+  window?: WindowSpec<C>;
 }
 
 // ---------------------------------------------------------------------------------------------- provenance
@@ -207,6 +249,13 @@ export function cursorObject(cursor: Json, where: string): Record<string, Json> 
 export function cursorInt(c: Record<string, Json>, key: string, dflt: number): number {
   const v = c[key];
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : dflt;
+}
+
+/** legacyPrefix of the window strategies whose step cursor was `{next}` = inputs done (one item per input). */
+export function legacyNext(state: Record<string, Json>): number {
+  const next = cursorInt(state, 'next', 0);
+  delete state.next;
+  return next;
 }
 
 /** Counters kept in the cursor (skipped samples, eliminated evolutions, ...): committed with the records. */

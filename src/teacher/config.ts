@@ -16,6 +16,9 @@ export const REMOTE_TEACHER_DEFAULTS: Omit<RemoteTeacherConfig, 'model' | 'baseU
   rateWindowMs: 60_000,
   maxRetries: 2,
   timeoutMs: 60_000,
+  firstByteTimeoutMs: 'auto',
+  idleTimeoutMs: 'auto',
+  totalTimeoutMs: 'auto',
   pricePer1MInput: 0,
   pricePer1MOutput: 0,
   logprobs: 'auto',
@@ -27,7 +30,7 @@ export const MAX_TOP_LOGPROBS = 20;
 
 const CONFIG_KEYS: readonly (keyof RemoteTeacherConfig)[] = [
   'preset', 'baseURL', 'apiKey', 'model', 'extraHeaders', 'maxConcurrency', 'requestsPerMinute', 'rateWindowMs',
-  'maxRetries', 'timeoutMs', 'pricePer1MInput', 'pricePer1MOutput', 'logprobs', 'topLogprobs',
+  'maxRetries', 'timeoutMs', 'firstByteTimeoutMs', 'idleTimeoutMs', 'totalTimeoutMs', 'pricePer1MInput', 'pricePer1MOutput', 'logprobs', 'topLogprobs',
 ];
 
 function fail(where: string, msg: string): never {
@@ -40,6 +43,12 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 
 function intIn(where: string, key: string, v: unknown, lo: number, hi: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) fail(where, `${key} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  return v;
+}
+
+function deadline(where: string, key: string, v: unknown): number | 'auto' {
+  if (v === 'auto') return v;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 3_600_000) fail(where, `${key} must be 'auto' or an integer in [1, 3600000] (ms), got ${String(v)}`);
   return v;
 }
 
@@ -101,6 +110,9 @@ export function resolveRemoteTeacherConfig(input: unknown, where = 'teacher conf
     rateWindowMs: intIn(where, 'rateWindowMs', c.rateWindowMs, 1, 86_400_000),
     maxRetries: intIn(where, 'maxRetries', c.maxRetries, 0, 20),
     timeoutMs: intIn(where, 'timeoutMs', c.timeoutMs, 1, 3_600_000),
+    firstByteTimeoutMs: deadline(where, 'firstByteTimeoutMs', c.firstByteTimeoutMs),
+    idleTimeoutMs: deadline(where, 'idleTimeoutMs', c.idleTimeoutMs),
+    totalTimeoutMs: deadline(where, 'totalTimeoutMs', c.totalTimeoutMs),
     pricePer1MInput: nonNegative(where, 'pricePer1MInput', c.pricePer1MInput),
     pricePer1MOutput: nonNegative(where, 'pricePer1MOutput', c.pricePer1MOutput),
     logprobs: c.logprobs,
@@ -108,7 +120,7 @@ export function resolveRemoteTeacherConfig(input: unknown, where = 'teacher conf
   };
 }
 
-const OPTION_KEYS: readonly (keyof ChatOptions)[] = ['n', 'seed', 'temperature', 'maxTokens', 'topLogprobs', 'stop', 'stream', 'signal', 'onDelta'];
+const OPTION_KEYS: readonly (keyof ChatOptions)[] = ['n', 'seed', 'temperature', 'maxTokens', 'topLogprobs', 'stop', 'stream', 'signal', 'onDelta', 'deadlineScale'];
 
 /** Validates chat() arguments; throws TeacherError('config') naming the bad field. */
 export function validateChatCall(messages: unknown, opts: unknown, where = 'chat'): asserts opts is ChatOptions {
@@ -137,4 +149,7 @@ export function validateChatCall(messages: unknown, opts: unknown, where = 'chat
   if (o.stream !== undefined && typeof o.stream !== 'boolean') fail(where, 'stream must be a boolean');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) fail(where, 'signal must be an AbortSignal');
   if (o.onDelta !== undefined && typeof o.onDelta !== 'function') fail(where, 'onDelta must be a function');
+  if (o.deadlineScale !== undefined && (typeof o.deadlineScale !== 'number' || !(o.deadlineScale >= 1 && o.deadlineScale <= 1024))) {
+    fail(where, `deadlineScale must be a number in [1, 1024], got ${String(o.deadlineScale)}`);
+  }
 }

@@ -1,11 +1,15 @@
 // RemoteTeacher: chat completions from any OpenAI-compatible server through the `openai` SDK, which does the HTTP
 // retries (429/5xx/timeouts, honouring retry-after-ms / retry-after). Around it: the preset's constraints, a
-// semaphore and a token bucket shared by all calls, abort, a watchdog on silent response bodies, logprob capture
-// with detection of servers that return none, per-teacher counters, and one error type (TeacherError) that
-// carries no key, header or SDK object. The key goes only to baseURL, only in the Authorization header.
+// semaphore and a token bucket shared by all calls, abort, per-attempt deadlines (time to first byte, silence
+// between chunks, overall; fixed or learnt from this server's usual latency: deadlines.ts), logprob capture with
+// detection of servers that return none, per-teacher counters, and one error type (TeacherError) that carries no
+// key, header or SDK object. The key goes only to baseURL, only in the Authorization header. A missed deadline
+// ends the call with a retryable TeacherError('timeout') at once (not retried inside the SDK, which would hold the
+// concurrency slot through its backoff): the caller retries it like a 5xx.
 
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { resolveRemoteTeacherConfig, validateChatCall } from './config.ts';
+import { DeadlineClock, deadlineMessage, watchedBody, type AttemptWatch, type DeadlineKind, type DeadlineSnapshot } from './deadlines.ts';
 import { Semaphore, TokenBucket } from './limits.ts';
 import { normalizeLogprobs } from './logprobs.ts';
 import { constrainRequest, PRESETS } from './presets.ts';
@@ -38,7 +42,12 @@ interface CallState {
   attempts: number;
   ctl: AbortController;
   userSignal: AbortSignal | undefined;
-  watchdogFired: boolean;
+  /** Set when an attempt missed a deadline (the call was aborted for it). */
+  missed?: { kind: DeadlineKind; ms: number };
+  /** Multiplies this call's deadlines (ChatOptions.deadlineScale). */
+  scale: number;
+  /** One per HTTP attempt, in order. */
+  watches: AttemptWatch[];
   /** Set when the caller's onDelta threw (that error is rethrown as is). */
   callbackError?: { error: unknown };
   /** Detaches from the caller's signal. */
@@ -57,8 +66,10 @@ export class RemoteTeacher {
   readonly #fetch: FetchFn;
   readonly #sem: Semaphore;
   readonly #bucket: TokenBucket | null;
+  readonly #deadlines: DeadlineClock;
   readonly #counters: TeacherCounters = {
     requests: 0, attempts: 0, retries: 0, succeeded: 0, failed: 0, aborted: 0, promptTokens: 0, completionTokens: 0, cost: 0, inFlight: 0,
+    firstByteTimeouts: 0, idleTimeouts: 0, totalTimeouts: 0,
   };
   #logprobsAvailable: boolean | null = null;
 
@@ -70,6 +81,7 @@ export class RemoteTeacher {
     this.#apiKey = apiKey;
     this.#fetch = deps.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#sem = new Semaphore(c.maxConcurrency);
+    this.#deadlines = new DeadlineClock(c);
     this.#bucket = c.requestsPerMinute > 0
       ? new TokenBucket(c.requestsPerMinute, c.rateWindowMs, Math.max(1, Math.floor(c.requestsPerMinute / 60)))
       : null;
@@ -95,6 +107,11 @@ export class RemoteTeacher {
     return { ...this.#counters, inFlight: this.#sem.inUse };
   }
 
+  /** The deadlines a request sent now would get (ms; null = none), and how many answers they were learnt from. */
+  get deadlines(): DeadlineSnapshot {
+    return this.#deadlines.snapshot();
+  }
+
   /** null until a call that asked for logprobs has completed; then whether the server returned them. */
   get logprobsAvailable(): boolean | null {
     return this.#logprobsAvailable;
@@ -102,7 +119,7 @@ export class RemoteTeacher {
 
   /** IDs of the models the server lists (GET /models). */
   async listModels(signal?: AbortSignal): Promise<string[]> {
-    const call = this.#newCall(signal);
+    const call = this.#newCall(signal, 1);
     try {
       const page = await this.#client.withOptions({ fetch: this.#wrapFetch(call) }).models.list({ signal: call.ctl.signal });
       return page.data.map((m) => String(m.id));
@@ -123,7 +140,7 @@ export class RemoteTeacher {
     const want = constrainRequest(this.preset, { n: opts.n ?? 1, topLogprobs: opts.topLogprobs ?? c.topLogprobs, logprobs: c.logprobs });
     const stream = opts.stream ?? true;
     this.#counters.requests++;
-    const call = this.#newCall(opts.signal);
+    const call = this.#newCall(opts.signal, opts.deadlineScale ?? 1);
     let release: (() => void) | null = null;
     try {
       release = await this.#sem.acquire(call.ctl.signal);
@@ -171,44 +188,29 @@ export class RemoteTeacher {
         }
       };
 
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const kick = () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          call.watchdogFired = true;
-          call.ctl.abort();
-        }, c.timeoutMs);
-      };
-      try {
-        if (stream) {
-          const s = await client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsStreaming, reqOpts);
-          kick();
-          let i = 0;
-          for await (const chunk of s as AsyncIterable<unknown>) {
-            kick();
-            const where = `stream chunk ${i++}`;
-            if (!isRecord(chunk) || !Array.isArray(chunk.choices)) throw new TeacherError('malformed', `${where}: not a chat.completion.chunk`);
-            if (chunk.usage !== undefined && chunk.usage !== null) usageRaw = chunk.usage;
-            if (typeof chunk.model === 'string' && chunk.model !== '') servedModel ??= chunk.model.slice(0, 200);
-            chunk.choices.forEach((ch: unknown, j) => absorb(ch, `${where}.choices[${j}]`, true));
-          }
-        } else {
-          const res = await client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, reqOpts).asResponse();
-          kick();
-          const text = await readBody(res, kick);
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            throw new TeacherError('malformed', `response body is not JSON (${text.length} bytes)`);
-          }
-          if (!isRecord(json) || !Array.isArray(json.choices)) throw new TeacherError('malformed', 'response is not a chat.completion (no choices list)');
-          usageRaw = json.usage;
-          if (typeof json.model === 'string' && json.model !== '') servedModel = json.model.slice(0, 200);
-          json.choices.forEach((ch: unknown, j) => absorb(ch, `choices[${j}]`, false));
+      if (stream) {
+        const s = await client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsStreaming, reqOpts);
+        let i = 0;
+        for await (const chunk of s as AsyncIterable<unknown>) {
+          const where = `stream chunk ${i++}`;
+          if (!isRecord(chunk) || !Array.isArray(chunk.choices)) throw new TeacherError('malformed', `${where}: not a chat.completion.chunk`);
+          if (chunk.usage !== undefined && chunk.usage !== null) usageRaw = chunk.usage;
+          if (typeof chunk.model === 'string' && chunk.model !== '') servedModel ??= chunk.model.slice(0, 200);
+          chunk.choices.forEach((ch: unknown, j) => absorb(ch, `${where}.choices[${j}]`, true));
         }
-      } finally {
-        clearTimeout(timer);
+      } else {
+        const res = await client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, reqOpts).asResponse();
+        const text = await res.text();
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          throw new TeacherError('malformed', `response body is not JSON (${text.length} bytes)`);
+        }
+        if (!isRecord(json) || !Array.isArray(json.choices)) throw new TeacherError('malformed', 'response is not a chat.completion (no choices list)');
+        usageRaw = json.usage;
+        if (typeof json.model === 'string' && json.model !== '') servedModel = json.model.slice(0, 200);
+        json.choices.forEach((ch: unknown, j) => absorb(ch, `choices[${j}]`, false));
       }
       // The SDK's stream iterator ends quietly when aborted: the abort is noticed here.
       if (call.ctl.signal.aborted) throw this.#toTeacherError(undefined, call);
@@ -235,6 +237,7 @@ export class RemoteTeacher {
       const result: ChatResult = { model: c.model, choices, usage, cost, logprobsAvailable, warnings, attempts: call.attempts };
       if (servedModel !== undefined) result.servedModel = servedModel;
       if (!logprobsAvailable) result.logprobsNote = want.logprobsNote ?? LOGPROBS_UNAVAILABLE_NOTE;
+      call.watches.at(-1)?.accept(); // the attempt that answered: an observation of this server's usual latency
       this.#counters.succeeded++;
       this.#counters.promptTokens += usage.promptTokens;
       this.#counters.completionTokens += usage.completionTokens;
@@ -255,12 +258,19 @@ export class RemoteTeacher {
     }
   }
 
-  #newCall(userSignal: AbortSignal | undefined): CallState {
+  #newCall(userSignal: AbortSignal | undefined, scale: number): CallState {
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
     if (userSignal?.aborted) ctl.abort();
     else userSignal?.addEventListener('abort', onAbort, { once: true });
-    return { attempts: 0, ctl, userSignal, watchdogFired: false, dispose: () => userSignal?.removeEventListener('abort', onAbort) };
+    const call: CallState = {
+      attempts: 0, ctl, userSignal, scale, watches: [],
+      dispose: () => {
+        userSignal?.removeEventListener('abort', onAbort);
+        for (const w of call.watches) w.end(); // an attempt the SDK abandoned keeps no deadline running
+      },
+    };
+    return call;
   }
 
   #body(messages: ChatMessage[], opts: ChatOptions, want: ReturnType<typeof constrainRequest>, stream: boolean): Record<string, unknown> {
@@ -288,8 +298,9 @@ export class RemoteTeacher {
 
   /**
    * The fetch handed to the SDK for one call: counts attempts and retries, charges retries to the rate bucket
-   * (without waiting: the SDK's timeout is already running), refuses any URL outside baseURL and drops the
-   * placeholder Authorization header when there is no key.
+   * (without waiting: the SDK's timeout is already running), refuses any URL outside baseURL, drops the
+   * placeholder Authorization header when there is no key, and puts each attempt under the deadlines: a miss
+   * aborts the whole call (call.ctl, which the SDK takes for the caller's signal, so it does not retry it).
    */
   #wrapFetch(call: CallState): FetchFn {
     const base = this.settings.baseURL;
@@ -307,14 +318,36 @@ export class RemoteTeacher {
         this.#bucket?.takeNow();
       }
       if (this.#apiKey === '') headers.delete('authorization');
-      return this.#fetch(url, { ...init, headers });
+      const watch = this.#deadlines.start((kind, ms) => {
+        if (call.missed || call.ctl.signal.aborted) return;
+        call.missed = { kind, ms };
+        if (kind === 'first-byte') this.#counters.firstByteTimeouts++;
+        else if (kind === 'idle') this.#counters.idleTimeouts++;
+        else this.#counters.totalTimeouts++;
+        call.ctl.abort();
+      }, call.scale);
+      call.watches.push(watch);
+      let res: Response;
+      try {
+        res = await this.#fetch(url, { ...init, headers });
+      } catch (e) {
+        watch.end();
+        throw e;
+      }
+      watch.headers();
+      if (!res.body || NULL_BODY_STATUS.has(res.status)) {
+        watch.chunk();
+        watch.end();
+        return res;
+      }
+      return new Response(watchedBody(res.body, watch), { status: res.status, statusText: res.statusText, headers: res.headers });
     };
   }
 
   #toTeacherError(e: unknown, call: CallState): TeacherError {
     if (e instanceof TeacherError) return e;
     if (call.userSignal?.aborted) return new TeacherError('aborted', 'the request was aborted');
-    if (call.watchdogFired) return new TeacherError('timeout', `the response body stalled for more than ${this.settings.timeoutMs} ms`);
+    if (call.missed) return new TeacherError('timeout', `${deadlineMessage(call.missed.kind, call.missed.ms)} (attempt ${call.attempts})`);
     if (e instanceof APIUserAbortError) return new TeacherError('aborted', 'the request was aborted');
     if (e instanceof APIConnectionTimeoutError) {
       return new TeacherError('timeout', `no response within ${this.settings.timeoutMs} ms (after ${call.attempts} attempts)`);
@@ -354,17 +387,5 @@ function parseUsage(raw: unknown): ChatUsage {
   return { promptTokens, completionTokens, totalTokens: n(raw.total_tokens) || promptTokens + completionTokens, reported: true };
 }
 
-/** Reads a response body as text, calling `kick` on every chunk (the watchdog aborts the fetch when it stalls). */
-async function readBody(res: Response, kick: () => void): Promise<string> {
-  if (!res.body) return await res.text();
-  const reader = res.body.getReader();
-  const dec = new TextDecoder();
-  let out = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    kick();
-    out += dec.decode(value, { stream: true });
-  }
-  return out + dec.decode();
-}
+/** Statuses whose Response may not have a body (a body-wrapping Response cannot be built for them). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);

@@ -32,8 +32,22 @@ export interface RemoteTeacherConfig {
   rateWindowMs: number;
   /** Retries of one chat call done by the openai SDK (429, 408, 409, 5xx, connection errors, timeouts). */
   maxRetries: number;
-  /** Per HTTP attempt: time to the response headers (SDK timeout), then the longest silence while reading the body. */
+  /**
+   * Per HTTP attempt: time to the response headers (the SDK's timeout, which the SDK retries), and the cap of every
+   * deadline below.
+   */
   timeoutMs: number;
+  /**
+   * Deadlines of one attempt (deadlines.ts), in ms or 'auto' (2 × the p95 this teacher observed on its recent
+   * answers, at least 0.5 s / 1 s / 0.5 s, at most timeoutMs; before 8 answers: timeoutMs / timeoutMs / none).
+   * A miss aborts the attempt and fails the call with a retryable TeacherError('timeout').
+   */
+  /** From sending the request to the first byte of the response body. */
+  firstByteTimeoutMs: number | 'auto';
+  /** The longest silence between two chunks of the body. */
+  idleTimeoutMs: number | 'auto';
+  /** From sending the request to the end of the body. */
+  totalTimeoutMs: number | 'auto';
   /** Prices in currency units per million tokens, for the cost counters (0 = free / unknown). */
   pricePer1MInput: number;
   pricePer1MOutput: number;
@@ -66,6 +80,11 @@ export interface ChatOptions {
   signal?: AbortSignal;
   /** Called for each streamed piece of text (streaming only). */
   onDelta?: (delta: ChatDelta) => void;
+  /**
+   * Multiplies this call's deadlines (≥ 1): a caller retrying a request that missed a deadline passes 2, 4, … so a
+   * request that is slow by nature (a long prompt) gets more time each try.
+   */
+  deadlineScale?: number;
 }
 
 export interface TopLogprob {
@@ -133,6 +152,10 @@ export interface TeacherCounters {
   cost: number;
   /** chat() calls holding a concurrency slot now. */
   inFlight: number;
+  /** Attempts aborted for missing a deadline (deadlines.ts): no first byte, a silent body, too long overall. */
+  firstByteTimeouts: number;
+  idleTimeouts: number;
+  totalTimeouts: number;
 }
 
 export const LOGPROBS_UNAVAILABLE_NOTE =
@@ -143,7 +166,7 @@ export const LOGPROBS_UNAVAILABLE_NOTE =
 export type TeacherErrorKind =
   | 'config' // bad configuration or call options (never retry)
   | 'aborted' // the caller's AbortSignal fired
-  | 'timeout' // no response headers, or the body fell silent, for timeoutMs (after the SDK's retries)
+  | 'timeout' // no response headers within timeoutMs (after the SDK's retries), or an attempt missed a deadline
   | 'connection' // connection refused/reset, socket closed mid-response
   | 'rate-limit' // 429 after the SDK's retries
   | 'server' // 5xx / 408 / 409 after the SDK's retries

@@ -2,7 +2,7 @@
 // /v1/chat/completions with and without SSE streaming (per-token logprobs/top_logprobs, usage chunk, [DONE]),
 // GET /v1/models, n, seed, temperature, max_tokens, stop, serving a real TextModel (text-model.ts). Faults are
 // injected deterministically from a seed (429/500/503 with retry-after-ms, hung or late answers, streams cut
-// mid-way, malformed JSON/SSE), and counted. Options reproduce server quirks: no logprobs at all, Together's shape.
+// mid-way, malformed JSON/SSE, slow trickles), and counted. Options reproduce server quirks: no logprobs at all, Together's shape.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +29,12 @@ export interface FaultConfig {
   retryAfterMs: [number, number];
   timeoutMode: 'hang' | 'late' | 'mixed';
   lateMs: number;
+  /**
+   * A slow trickle: the answer is right but comes in pieces `trickleMs` apart (SSE chunks; a non-streamed body in 8
+   * slices). Counted in stats.trickled, not in stats.faults (which keeps one entry per FaultKind).
+   */
+  pTrickle: number;
+  trickleMs: number;
 }
 
 export interface OpenAiServerOptions {
@@ -59,6 +65,8 @@ export interface OpenAiServerStats {
   /** Chat requests answered completely and correctly. */
   served: number;
   faults: Record<FaultKind, number>;
+  /** Answers sent as a slow trickle (pTrickle). */
+  trickled: number;
   badRequests: number;
   unauthorized: number;
   inFlight: number;
@@ -81,7 +89,11 @@ export interface OpenAiServer {
 
 const FAULT_DEFAULTS: FaultConfig = {
   p429: 0, p500: 0, p503: 0, pTimeout: 0, pCutStream: 0, pMalformed: 0, cutMode: 'mixed', retryAfterMs: [1, 5], timeoutMode: 'mixed', lateMs: 2000,
+  pTrickle: 0, trickleMs: 200,
 };
+
+/** What pickFault decides for one request: a FaultKind, a trickle, or nothing. */
+type Decision = FaultKind | 'trickle' | null;
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly param: string | null = null) {
@@ -181,7 +193,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
   const shape = opts.shape ?? 'openai';
   const parseOpts = { modelName: model.name, shape, maxN: opts.maxN ?? 16, maxTop: opts.maxTopLogprobs ?? 20 };
   const stats: OpenAiServerStats = {
-    requests: 0, chatRequests: 0, served: 0, badRequests: 0, unauthorized: 0, inFlight: 0, maxInFlight: 0,
+    requests: 0, chatRequests: 0, served: 0, trickled: 0, badRequests: 0, unauthorized: 0, inFlight: 0, maxInFlight: 0,
     faults: { '429': 0, '500': 0, '503': 0, timeout: 0, cutStream: 0, malformed: 0 }, arrivals: [], authorizations: [], chatBodies: [],
   };
   const timers = new Set<ReturnType<typeof setTimeout>>();
@@ -203,11 +215,12 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
   };
   const gone = (res: http.ServerResponse) => res.destroyed || res.writableEnded || closed;
 
-  function pickFault(): FaultKind | null {
+  // One draw per request; the trickle comes last, so a config without it decides exactly as before.
+  function pickFault(): Decision {
     const u = faultRng.next();
-    const ps: [FaultKind, number][] = [
+    const ps: [Exclude<Decision, null>, number][] = [
       ['429', faults.p429], ['500', faults.p500], ['503', faults.p503],
-      ['timeout', faults.pTimeout], ['cutStream', faults.pCutStream], ['malformed', faults.pMalformed],
+      ['timeout', faults.pTimeout], ['cutStream', faults.pCutStream], ['malformed', faults.pMalformed], ['trickle', faults.pTrickle],
     ];
     let acc = 0;
     for (const [kind, p] of ps) {
@@ -272,12 +285,13 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
     return { content: ids.map((id, i) => tokenEntry(id, dists[i]!, req.topLogprobs)) };
   }
 
-  async function handleChat(req: ChatRequest, res: http.ServerResponse, fault: FaultKind | null): Promise<void> {
+  async function handleChat(req: ChatRequest, res: http.ServerResponse, fault: Decision): Promise<void> {
     const id = `chatcmpl-${++nextId}`;
     const created = Math.floor(Date.now() / 1000);
     const gen = await generate(req);
     const usage = { prompt_tokens: gen.promptTokens, completion_tokens: gen.completionTokens, total_tokens: gen.promptTokens + gen.completionTokens };
     const tps = opts.tokensPerSecond ?? 0;
+    const trickle = fault === 'trickle' ? faults.trickleMs : 0;
 
     if (!req.stream) {
       if (tps > 0) await sleep((1000 * gen.completionTokens) / tps);
@@ -304,6 +318,18 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
         res.write(text.slice(0, Math.floor(text.length / 2)));
         await sleep(1);
         res.socket?.destroy();
+        return;
+      }
+      if (trickle > 0) {
+        const bytes = Buffer.from(text);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
+        for (let k = 0; k < 8; k++) {
+          if (k > 0) await sleep(trickle);
+          if (gone(res)) return;
+          res.write(bytes.subarray(Math.floor((k * bytes.length) / 8), Math.floor(((k + 1) * bytes.length) / 8)));
+        }
+        res.end();
+        stats.served++;
         return;
       }
       sendJson(res, 200, body);
@@ -349,6 +375,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
         send({ ...base, choices: [ch] });
         sent++;
         if (tps > 0) await sleep(1000 / tps);
+        if (trickle > 0) await sleep(trickle);
         if (gone(res)) return;
       }
       const tail = dec.decode();
@@ -417,7 +444,8 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
       return;
     }
     const fault = pickFault();
-    if (fault) stats.faults[fault]++;
+    if (fault === 'trickle') stats.trickled++;
+    else if (fault) stats.faults[fault]++;
     await sleep(opts.latencyMs ?? 0);
     if (gone(res)) return;
     switch (fault) {

@@ -64,10 +64,27 @@ describe('elicit throughput benchmark', () => {
     expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
   }, 60_000);
 
+  it('with --faults: a fault-free and a 30% faulty run per C, goodput against the fault-free run, every record once', async () => {
+    const rows = await runElicitBench({ latencyMs: 10, prompts: 40, concurrency: [4], faults: [0, 0.3], server: 'same-thread' });
+    expect(rows.map((r) => [r.concurrency, r.faultRate])).toEqual([[4, 0], [4, 0.3]]);
+    expect(rows[0]!.goodputRatio).toBeNull();
+    expect(rows[0]!.faultsInjected).toBe(0);
+    const f = rows[1]!;
+    expect(f.checkDetail).toBe('');
+    expect(f.checkOk).toBe(true);
+    expect(f.goodputRatio).toBeCloseTo(f.measuredRps / rows[0]!.measuredRps, 3);
+    expect(f.faultsInjected).toBeGreaterThan(0);
+    expect(f.requests).toBeGreaterThan(40);
+    expect(f.deadlineMisses).toBeGreaterThanOrEqual(f.hangs);
+    expect(f.clientMaxInFlight).toBeLessThanOrEqual(4);
+    expect(formatElicitTable(rows)).toMatch(/\| 30\.0% \(\d+ hung\) \|/);
+  }, 60_000);
+
   it('rejects bad options with the name of the option', async () => {
     await expect(runElicitBench({ concurrency: [0] })).rejects.toThrow(/concurrency/);
     await expect(runElicitBench({ prompts: 0 })).rejects.toThrow(/prompts/);
     await expect(runElicitBench({ latencyMs: -1 })).rejects.toThrow(/latencyMs/);
+    await expect(runElicitBench({ faults: [1.5] })).rejects.toThrow(/faults/);
     await expect(runElicitBench({ server: 'worker', prompts: 1, concurrency: [1] })).rejects.toThrow(/workerModule/);
     expect(ELICIT_BENCH_DEFAULTS.server).toBe('same-thread');
   });
