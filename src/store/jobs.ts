@@ -45,6 +45,16 @@ interface RunningStep {
   cancel: () => void;
 }
 
+/** Teacher tokens and cost of what a commit writes: its records' and its pairs' provenance (feedback writes pairs only). */
+export function committedUsage(records: readonly RecordInput[], pairs: readonly PairInput[]): { tokens: number; cost: number } {
+  let tokens = 0, cost = 0;
+  for (const x of [...records, ...pairs]) {
+    tokens += x.provenance.usage.input + x.provenance.usage.output;
+    cost += x.provenance.cost ?? 0;
+  }
+  return { tokens, cost };
+}
+
 function isAbort(e: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true || (e as { name?: string } | null)?.name === 'AbortError';
 }
@@ -114,12 +124,8 @@ export async function runJob(store: DistillStore, jobId: string, step: JobStep, 
       const p = job.progress;
       const done = p.done + (res.units ?? records.length + pairs.length);
       const total = Math.max(res.total ?? p.total, done);
-      let tokens = p.tokens;
-      let cost = p.cost;
-      for (const r of records) {
-        tokens += r.provenance.usage.input + r.provenance.usage.output;
-        cost += r.provenance.cost ?? 0;
-      }
+      const used = committedUsage(records, pairs);
+      const tokens = p.tokens + used.tokens, cost = p.cost + used.cost;
       const elapsed = now() - t0;
       const rate = elapsed > 0 ? (done - doneAtStart) / elapsed : 0; // units per ms in this run
       const etaMs = res.done ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;

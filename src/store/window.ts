@@ -20,7 +20,7 @@
 import { JobConflictError, NotFoundError } from './errors.ts';
 import { newId, type Job, type Json, type PairInput, type RecordInput } from './schema.ts';
 import type { DistillStore } from './store.ts';
-import type { RunJobOptions } from './jobs.ts';
+import { committedUsage, type RunJobOptions } from './jobs.ts';
 
 /** What a batch of finished items commits (with the cursor). */
 export interface WindowCommit {
@@ -264,12 +264,8 @@ export async function runWindowJob<R>(store: DistillStore, jobId: string, plan: 
     const p = job!.progress;
     const done = p.done + built.units;
     const total = Math.max(plan.total, done);
-    let tokens = p.tokens;
-    let cost = p.cost;
-    for (const r of built.records) {
-      tokens += r.provenance.usage.input + r.provenance.usage.output;
-      cost += r.provenance.cost ?? 0;
-    }
+    const used = committedUsage(built.records, built.pairs ?? []);
+    const tokens = p.tokens + used.tokens, cost = p.cost + used.cost;
     const elapsed = now() - t0;
     const rate = elapsed > 0 ? (done - doneAtStart) / elapsed : 0;
     const etaMs = isDone ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;

@@ -399,9 +399,10 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
       expect(prov.params).toMatchObject({ chosen_score: e.best, rejected_score: e.worst });
     }
     expect(snap.datasets.find((d) => d.id === feedbackDataset)!.counts).toMatchObject({ records: 0, pairs: pairs.length });
-    // Reported, not asserted (src/store/jobs.ts sums tokens and cost over a step's records only, not its pairs).
+    // A feedback job writes pairs only: its progress counts the grading tokens their provenance carries.
     const pairTokens = pairs.reduce((a, p) => { const u = (p as unknown as { provenance: { usage: { input: number; output: number } } }).provenance.usage; return a + u.input + u.output; }, 0);
-    console.log(`feedback: the pairs' provenance holds ${pairTokens} teacher tokens; the job's progress says ${job.progress.tokens} tokens, cost ${(job.progress as { cost?: number }).cost}`);
+    expect(pairTokens).toBeGreaterThan(0);
+    expect(job.progress.tokens).toBe(pairTokens);
     await browseDataset(page, feedbackDataset);
     // The pairs go out in the scale-out zip as DPO data: no key there either.
     await page.selectOption('#data-export-format', 'scaleout');
