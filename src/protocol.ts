@@ -2,6 +2,7 @@
 // and the comlink proxy of workers/engine.worker.ts implement the same interface; progress and run events arrive
 // through callbacks (comlink proxies across the worker boundary); errors keep name, message and stack.
 import type { AdapterReport } from './platform/gpu.ts';
+import type { SelftestScope } from './engine/checks.ts';
 import type { SelftestProgress, SelftestReport } from './engine/selftest.ts';
 import type {
   EngineTeacher, EvalReport, GenerateRequest, GenerateResult, ModelFolderSource, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
@@ -36,8 +37,9 @@ export interface ExportResultData {
 export interface EngineApi {
   /** Acquires the GPU (once) and reports adapter, limits and features. */
   gpuInfo(): Promise<AdapterReport>;
-  /** Runs every kernel against its CPU reference at odd shapes. */
-  selftest(onProgress?: (p: SelftestProgress) => void): Promise<SelftestReport>;
+  /** Runs the kernels against their CPU references at odd shapes: every registered check ('full', the default) or
+   *  the first check of each kernel ('quick'). */
+  selftest(onProgress?: (p: SelftestProgress) => void, scope?: SelftestScope): Promise<SelftestReport>;
   /** Builds the files of one export format; progress as short messages. */
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
 

@@ -15,3 +15,9 @@ export const ALL_CHECKS: readonly KernelCheck[] = [
   ...matmulChecks, ...lossChecks, ...hiddenChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
   ...attentionChecks, ...decodeChecks, ...optimChecks,
 ];
+
+/** The quick self-test: the first registered check of every kernel (one shape each; the full set takes minutes on a
+ *  software adapter). */
+export const QUICK_CHECKS: readonly KernelCheck[] = ALL_CHECKS.filter((c, i) => ALL_CHECKS.findIndex((d) => d.kernel === c.kernel) === i);
+
+export type SelftestScope = 'quick' | 'full';

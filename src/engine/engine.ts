@@ -4,6 +4,7 @@ import type { EngineApi } from '../protocol.ts';
 import type { GpuContext } from '../platform/gpu.ts';
 import { runExport } from './export.ts';
 import { RunsEngine, type RunsEngineOptions } from './runs/runs.ts';
+import { ALL_CHECKS, QUICK_CHECKS } from './checks.ts';
 import { runSelftest } from './selftest.ts';
 
 export function createEngine(acquire: () => Promise<GpuContext>, opts: RunsEngineOptions = {}): EngineApi & { gpu(): Promise<GpuContext> } {
@@ -21,9 +22,9 @@ export function createEngine(acquire: () => Promise<GpuContext>, opts: RunsEngin
     async gpuInfo() {
       return (await gpu()).report;
     },
-    async selftest(onProgress) {
+    async selftest(onProgress, scope = 'full') {
       const { device } = await gpu();
-      return runSelftest(device, { onProgress });
+      return runSelftest(device, { onProgress, checks: scope === 'quick' ? QUICK_CHECKS : ALL_CHECKS });
     },
     exportModel: (req, onProgress) => ('runId' in req.source ? runs.exportRun(req.source.runId, req.format, req.name, onProgress) : runExport(req, onProgress)),
     planRun: (spec) => runs.planRun(spec),

@@ -11,7 +11,7 @@ import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFolder } from '../../src/cli/export.ts';
 import { importHfFolder } from '../../src/export/import.ts';
-import { openApp } from './harness.ts';
+import { gotoStage, openApp } from './harness.ts';
 
 let browser: Browser;
 let server: PreviewServer;
@@ -21,6 +21,7 @@ const offsite: string[] = [];
 
 beforeAll(async () => {
   ({ server, browser, page } = await openApp({ offsite, pageErrors, acceptDownloads: true }));
+  await gotoStage(page, 'export');
 });
 afterAll(async () => {
   await browser?.close();

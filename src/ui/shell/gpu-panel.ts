@@ -3,6 +3,7 @@
 // default: this is diagnostics, not the workflow. Stable hooks: #gpu-status, #gpu-adapter, #gpu-summary,
 // #selftest-run, #selftest-progress, #selftest-status[data-done=pass|fail|error], #selftest-results.
 import type { AdapterReport, SelftestProgress, SelftestReport } from '../../protocol.ts';
+import type { SelftestScope } from '../../engine/checks.ts';
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../../platform/gpu.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
 import { engine, onEngineError, proxy } from '../engine-client.ts';
@@ -13,12 +14,13 @@ export let gpuReady: Promise<AdapterReport>;
 export function gpuPanel(): HTMLElement {
   const summary = h('summary', { id: 'gpu-summary' }, 'GPU: starting the engine…');
   const body = h('div', { id: 'gpu-status', class: 'muted' }, 'Starting the engine worker…');
-  const selftestButton = h('button', { id: 'selftest-run', class: 'secondary', disabled: true }, 'Run kernel self-test');
+  const selftestButton = h('button', { id: 'selftest-run', class: 'secondary', disabled: true }, 'Full self-test (every shape)');
+  const quickButton = h('button', { id: 'selftest-quick', class: 'secondary', disabled: true }, 'Quick self-test (one shape per kernel)');
   const selftestProgress = h('progress', { id: 'selftest-progress', max: '1', value: '0' });
-  const selftestStatus = h('div', { id: 'selftest-status', class: 'muted' }, 'Checks every GPU kernel against its CPU reference.');
+  const selftestStatus = h('div', { id: 'selftest-status', class: 'muted' }, 'Checks the GPU kernels against their CPU references: quick (seconds) or every shape (minutes on a software adapter).');
   const selftestTable = h('table', { id: 'selftest-results' });
   const details = h('details', { id: 'gpu', class: 'gpu' }, summary, body,
-    h('h3', {}, 'Kernel self-test'), selftestStatus, selftestProgress, selftestButton, h('div', { class: 'scroll' }, selftestTable));
+    h('h3', {}, 'Kernel self-test'), selftestStatus, selftestProgress, h('div', { class: 'row' }, quickButton, selftestButton), h('div', { class: 'scroll' }, selftestTable));
 
   const showError = (e: unknown) => {
     body.className = 'error';
@@ -49,7 +51,7 @@ export function gpuPanel(): HTMLElement {
   };
 
   gpuReady = engine().gpuInfo();
-  gpuReady.then((r) => { render(r); selftestButton.disabled = false; }, showError);
+  gpuReady.then((r) => { render(r); selftestButton.disabled = false; quickButton.disabled = false; }, showError);
 
   const renderSelftest = (rep: SelftestReport) => {
     selftestTable.replaceChildren(
@@ -63,8 +65,9 @@ export function gpuPanel(): HTMLElement {
     );
   };
 
-  selftestButton.addEventListener('click', async () => {
+  const runSelftest = async (scope: SelftestScope) => {
     selftestButton.disabled = true;
+    quickButton.disabled = true;
     selftestStatus.className = 'muted';
     selftestStatus.textContent = 'Running…';
     delete selftestStatus.dataset.done;
@@ -73,7 +76,7 @@ export function gpuPanel(): HTMLElement {
         selftestProgress.max = p.total;
         selftestProgress.value = p.done;
         selftestStatus.textContent = `${p.done}/${p.total} ${p.message}`;
-      }));
+      }), scope);
       renderSelftest(rep);
       selftestStatus.className = rep.ok ? 'ok' : 'bad';
       selftestStatus.textContent = rep.ok
@@ -86,7 +89,10 @@ export function gpuPanel(): HTMLElement {
       selftestStatus.dataset.done = 'error';
     } finally {
       selftestButton.disabled = false;
+      quickButton.disabled = false;
     }
-  });
+  };
+  selftestButton.addEventListener('click', () => void runSelftest('full'));
+  quickButton.addEventListener('click', () => void runSelftest('quick'));
   return details;
 }
