@@ -21,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { unwrap } from 'idb';
 import { openStore, type DistillStore } from '../store/store.ts';
 import { STORE_NAMES } from '../store/schema.ts';
+import { crc32 } from '../export/zip.ts';
 
 type Op = ['p', string, unknown] | ['d', string, unknown] | ['c', string];
 type Fake = Record<string, unknown> & {
@@ -72,22 +73,6 @@ function decodeJson(text: string, fake: Fake): unknown {
     }
     return x;
   });
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 function frame(payload: string): Buffer {

@@ -9,7 +9,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { crc32, openJournalStore, readFrames } from '../../src/cli/journal-store.ts';
+import { openJournalStore, readFrames } from '../../src/cli/journal-store.ts';
+import { crc32 } from '../../src/export/zip.ts';
 import { JobConflictError } from '../../src/store/errors.ts';
 import { packTopKRows, encodeTopK } from '../../src/store/topk.ts';
 import type { DistillStore } from '../../src/store/store.ts';
