@@ -9,9 +9,11 @@ export default defineConfig({
         test: {
           name: 'gpu',
           include: ['tests/gpu/**/*.test.ts'],
-          // Dawn is a native addon: run in child processes, one file at a time (SwiftShader uses every core).
+          // Dawn is a native addon: run in a child process, one file at a time (SwiftShader uses every core), all in
+          // the same process so that the files share one device and its compiled pipelines (gpu-context.ts).
           pool: 'forks',
           fileParallelism: false,
+          isolate: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -7,7 +7,7 @@ import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUICK_CHECKS } from '../../src/engine/checks.ts';
 import { REQUESTED_LIMITS } from '../../src/platform/gpu.ts';
-import { gotoStage, launchChromium, openGpuDetails, recordErrors, startDev, startPreview } from './harness.ts';
+import { gotoStage, launchChromium, openGpuDetails, recordErrors, startPreview } from './harness.ts';
 
 let browser: Browser;
 let server: PreviewServer;
@@ -97,22 +97,4 @@ describe('without WebGPU', () => {
   });
 });
 
-describe('dev server (npm start)', () => {
-  it('serves the same app: the worker starts and the adapter shows', async () => {
-    const dev = await startDev();
-    const b = await launchChromium();
-    try {
-      const p = await b.newPage();
-      const errors: string[] = [];
-      p.on('pageerror', (e) => errors.push(e.message));
-      await p.goto(dev.url);
-      await openGpuDetails(p);
-      await p.waitForSelector('#gpu-adapter', { timeout: 120_000 });
-      expect(await p.isEnabled('#selftest-run')).toBe(true);
-      expect(errors).toEqual([]);
-    } finally {
-      await b.close();
-      await dev.server.close();
-    }
-  });
-});
+// The dev server (npm start) serving the same app: tests/e2e/local-teacher.test.ts (one dev server for both checks).

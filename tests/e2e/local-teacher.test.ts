@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refDecode, refLogprobs, tinyTeacher, writeFolder, type TinyTeacher } from '../support/tiny-teacher.ts';
-import { guardOffsite, launchChromium, openApp, recordErrors, startDev } from './harness.ts';
+import { guardOffsite, launchChromium, openApp, openGpuDetails, recordErrors, startDev } from './harness.ts';
 
 const FOLDER = 'dist/models/e2e-tiny';
 const PROMPT = 'The teacher reads';
@@ -142,7 +142,7 @@ describe('local teacher in Chromium (Teacher panel, teacher worker, transformers
 });
 
 /** A fresh browser on `appUrl`: picks the tiny folder as files, loads it (auto device), generates greedily. */
-async function pickedRun(appUrl: string, webgpu: boolean): Promise<{ status: string; device: string; ids: number[]; offsite: string[]; errors: string[] }> {
+async function pickedRun(appUrl: string, webgpu: boolean, before?: (p: Page) => Promise<void>): Promise<{ status: string; device: string; ids: number[]; offsite: string[]; errors: string[] }> {
   const dir = join(mkdtempSync(join(tmpdir(), 'e2e-pick-')), 'picked-tiny');
   writeFolder(dir, t.files);
   const b = await launchChromium({ webgpu });
@@ -154,6 +154,7 @@ async function pickedRun(appUrl: string, webgpu: boolean): Promise<{ status: str
     const p = await ctx.newPage();
     recordErrors(p, errors, { console: false });
     await p.goto(appUrl);
+    await before?.(p);
     await p.selectOption('#teacher-kind', 'files');
     await p.setInputFiles('#teacher-files', dir);
     await p.click('#teacher-load');
@@ -182,10 +183,14 @@ describe('local teacher elsewhere', () => {
     expect(r.errors).toEqual([]);
   });
 
-  it('the dev server (npm start) serves the same teacher worker and ONNX Runtime files', async () => {
+  it('the dev server (npm start) serves the same app: the engine worker finds the adapter, the teacher worker and ONNX Runtime files work', async () => {
     const dev = await startDev();
     try {
-      const r = await pickedRun(dev.url, true);
+      const r = await pickedRun(dev.url, true, async (p) => {
+        await openGpuDetails(p);
+        await p.waitForSelector('#gpu-adapter', { timeout: 120_000 });
+        expect(await p.isEnabled('#selftest-run')).toBe(true);
+      });
       expect(r.ids).toEqual(refDecode(t, t.tokenizer.encode(PROMPT), 12).ids);
       expect(r.offsite).toEqual([]);
       expect(r.errors).toEqual([]);

@@ -1,13 +1,24 @@
-// Shared by the GPU test files: one Dawn device per file (acquired in beforeAll, released in afterAll).
+// Shared by the GPU test files: one Dawn device for the whole suite. The gpu project runs its files one after another
+// in one process (vitest.config.ts: isolate false), so the pipelines a file compiled (src/gpu/dispatch.ts caches them
+// per device) are not compiled again by the next one: on SwiftShader compiling is most of a small test's time.
 // No adapter → the suite fails with the platform's explanation (never skips).
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { afterEach, beforeAll, expect } from 'vitest';
 import type { GpuContext } from '../../src/platform/gpu.ts';
 import { acquireNodeGpu } from '../../src/platform/node.ts';
 
+const shared = globalThis as { distillTestGpu?: Promise<GpuContext> };
+
+/** The suite's device (released when the test process exits); a lost or destroyed one is replaced. */
+function sharedGpu(): Promise<GpuContext> {
+  return shared.distillTestGpu ??= acquireNodeGpu().then((ctx) => {
+    void ctx.device.lost.then(() => { shared.distillTestGpu = undefined; });
+    return ctx;
+  });
+}
+
 export function useGpu(): () => GpuContext {
   let ctx: GpuContext | undefined;
-  beforeAll(async () => { ctx = await acquireNodeGpu(); });
-  afterAll(() => ctx?.release());
+  beforeAll(async () => { ctx = await sharedGpu(); });
   // A GPU error no error scope caught fails the test that caused it (a dispatch that failed validation does nothing).
   afterEach(async () => {
     if (!ctx) return;

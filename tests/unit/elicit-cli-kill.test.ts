@@ -21,7 +21,7 @@ import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.t
 import { BigramModel } from '../support/text-model.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const M = 400;
+const M = 800; // enough work that the job outlasts 20 kills also on a loaded machine (400 ended after 14 there)
 let work: string;
 let cli: string;
 let server: OpenAiServer;
