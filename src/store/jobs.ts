@@ -5,7 +5,7 @@
 // `overlapCommits`, step k+1 already runs (from step k's nextCursor) while step k's commit is written; commits stay
 // in order and a step whose predecessor failed to commit is aborted and dropped, so exactly-once still holds.
 import { JobConflictError, NotFoundError } from './errors.ts';
-import { newId, type Job, type Json, type PairInput, type RecordInput } from './schema.ts';
+import { newId, type Job, type JobProgress, type Json, type PairInput, type RecordInput } from './schema.ts';
 import type { DistillStore } from './store.ts';
 
 export interface StepResult {
@@ -46,13 +46,31 @@ interface RunningStep {
 }
 
 /** Teacher tokens and cost of what a commit writes: its records' and its pairs' provenance (feedback writes pairs only). */
-export function committedUsage(records: readonly RecordInput[], pairs: readonly PairInput[]): { tokens: number; cost: number } {
+function committedUsage(records: readonly RecordInput[], pairs: readonly PairInput[]): { tokens: number; cost: number } {
   let tokens = 0, cost = 0;
   for (const x of [...records, ...pairs]) {
     tokens += x.provenance.usage.input + x.provenance.usage.output;
     cost += x.provenance.cost ?? 0;
   }
   return { tokens, cost };
+}
+
+/**
+ * A job's progress after a commit of `units` units of work (steps and windows alike): counts, the teacher usage of
+ * its records and pairs, and the ETA from this run's rate since `t0`, when `doneAtStart` units were done.
+ */
+export function progressAfterCommit(
+  p: JobProgress,
+  commit: { units: number; total: number; done: boolean; records: readonly RecordInput[]; pairs: readonly PairInput[] },
+  run: { t0: number; doneAtStart: number; now: number },
+): Pick<JobProgress, 'done' | 'total' | 'tokens' | 'cost' | 'etaMs'> {
+  const done = p.done + commit.units;
+  const total = Math.max(commit.total, done);
+  const used = committedUsage(commit.records, commit.pairs);
+  const elapsed = run.now - run.t0;
+  const rate = elapsed > 0 ? (done - run.doneAtStart) / elapsed : 0; // units per ms in this run
+  const etaMs = commit.done ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;
+  return { done, total, tokens: p.tokens + used.tokens, cost: p.cost + used.cost, etaMs };
 }
 
 function isAbort(e: unknown, signal: AbortSignal | undefined): boolean {
@@ -121,14 +139,11 @@ export async function runJob(store: DistillStore, jobId: string, step: JobStep, 
       const res = out.res;
       const records = res.records ?? [];
       const pairs = res.pairs ?? [];
-      const p = job.progress;
-      const done = p.done + (res.units ?? records.length + pairs.length);
-      const total = Math.max(res.total ?? p.total, done);
-      const used = committedUsage(records, pairs);
-      const tokens = p.tokens + used.tokens, cost = p.cost + used.cost;
-      const elapsed = now() - t0;
-      const rate = elapsed > 0 ? (done - doneAtStart) / elapsed : 0; // units per ms in this run
-      const etaMs = res.done ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;
+      const progress = progressAfterCommit(
+        job.progress,
+        { units: res.units ?? records.length + pairs.length, total: res.total ?? job.progress.total, done: res.done, records, pairs },
+        { t0, doneAtStart, now: now() },
+      );
       // The next step starts now, from the cursor this commit is about to store (dropped if the commit fails).
       if (options.overlapCommits && !res.done && !signal?.aborted) next = start(res.nextCursor, job);
       try {
@@ -137,7 +152,7 @@ export async function runJob(store: DistillStore, jobId: string, step: JobStep, 
           {
             cursor: res.nextCursor,
             status: res.done ? 'done' : 'running',
-            progress: { done, total, tokens, cost, etaMs },
+            progress,
             ...(res.done ? { runId: null } : {}),
           },
           { records, pairs },

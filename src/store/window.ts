@@ -20,7 +20,7 @@
 import { JobConflictError, NotFoundError } from './errors.ts';
 import { newId, type Job, type Json, type PairInput, type RecordInput } from './schema.ts';
 import type { DistillStore } from './store.ts';
-import { committedUsage, type RunJobOptions } from './jobs.ts';
+import { progressAfterCommit, type RunJobOptions } from './jobs.ts';
 
 /** What a batch of finished items commits (with the cursor). */
 export interface WindowCommit {
@@ -261,18 +261,15 @@ export async function runWindowJob<R>(store: DistillStore, jobId: string, plan: 
     }
     const nextPos = commitItems(pos, indices);
     const isDone = nextPos.prefix >= plan.count;
-    const p = job!.progress;
-    const done = p.done + built.units;
-    const total = Math.max(plan.total, done);
-    const used = committedUsage(built.records, built.pairs ?? []);
-    const tokens = p.tokens + used.tokens, cost = p.cost + used.cost;
-    const elapsed = now() - t0;
-    const rate = elapsed > 0 ? (done - doneAtStart) / elapsed : 0;
-    const etaMs = isDone ? 0 : rate > 0 && total > done ? Math.round((total - done) / rate) : undefined;
+    const progress = progressAfterCommit(
+      job!.progress,
+      { units: built.units, total: plan.total, done: isDone, records: built.records, pairs: built.pairs ?? [] },
+      { t0, doneAtStart, now: now() },
+    );
     try {
       ({ job } = await store.updateJob(
         jobId,
-        { cursor: windowCursor(nextPos, nextState), status: isDone ? 'done' : 'running', progress: { done, total, tokens, cost, etaMs }, ...(isDone ? { runId: null } : {}) },
+        { cursor: windowCursor(nextPos, nextState), status: isDone ? 'done' : 'running', progress, ...(isDone ? { runId: null } : {}) },
         { records: built.records, pairs: built.pairs ?? [] },
         { runId },
       ));

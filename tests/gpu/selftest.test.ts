@@ -6,10 +6,11 @@ import { useGpu } from './gpu-context.ts';
 
 const gpu = useGpu();
 
-// Every check already runs in its family's test file (and all of them in Chromium, tests/e2e): here the self-test
-// machinery runs the first check of each kernel, with progress to the end.
+// Every check already runs in its family's test file: here the self-test machinery runs the quick scope (the first
+// check of each kernel, as the app's quick self-test does, also in Chromium: tests/e2e/app.test.ts), with progress.
 it('runs the first registered check of every kernel green, reporting progress', async () => {
   const firsts = QUICK_CHECKS;
+  expect(new Set(firsts.map((c) => c.kernel)).size).toBe(firsts.length);
   expect(firsts.length).toBeGreaterThanOrEqual(10);
   const seen: number[] = [];
   const rep = await runSelftest(gpu().device, { checks: firsts, onProgress: (p) => seen.push(p.done) });

@@ -1,7 +1,7 @@
 // The "GPU" disclosure: which adapter the engine worker got (or why there is none and what to do), its optional
 // features and limits, and the kernel self-test (every kernel against its CPU reference) with progress. Closed by
 // default: this is diagnostics, not the workflow. Stable hooks: #gpu-status, #gpu-adapter, #gpu-summary,
-// #selftest-run, #selftest-progress, #selftest-status[data-done=pass|fail|error], #selftest-results.
+// #selftest-quick, #selftest-run, #selftest-progress, #selftest-status[data-done=pass|fail|error], #selftest-results.
 import type { AdapterReport, SelftestProgress, SelftestReport } from '../../protocol.ts';
 import type { SelftestScope } from '../../engine/checks.ts';
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../../platform/gpu.ts';
