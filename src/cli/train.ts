@@ -1,14 +1,20 @@
 // `npm run cli -- train --config <file.json> [--init HF_DIR] [--steps N] [--until N] [--resume] [--out DIR] [--autotune]`: trains a student on
 // Dawn with the same engine the app runs, printing JSON lines (step, loss terms, tokens/s; evals; events).
 // Config file: { "model": { "preset": "tiny-1m", ...overrides }, "train": { ...TrainConfig }, "tokenizer"?: "t.json",
-//                "data": { "source": "brown" } | { "files": ["a.txt", ...] }, "heldOutEvery": 10 }
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+//                "tokenizerConfig"?: "tokenizer_config.json", "data": { "source": "brown" } | { "files": [...] },
+//                "heldOutEvery": 10 }
+// "tokenizer" is any tokenizer.json transformers.js reads (a teacher's: Qwen, Llama-3, Gemma, ...; its
+// tokenizer_config.json beside it is read too): the model's vocabulary is then the tokenizer's, padded to a multiple
+// of 128 (masked out of the loss, dropped on export) unless the model section sets vocabSize itself.
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { brownToParagraphs, isHeldOut } from '../data/brown.ts';
-import { makeConfig, presetConfig } from '../model/config.ts';
+import { makeConfig, paddedVocab, presetConfig } from '../model/config.ts';
 import type { GpuContext } from '../platform/gpu.ts';
-import { BpeTokenizer, trainBpe } from '../tokenizer/bpe.ts';
+import { trainBpe } from '../tokenizer/bpe.ts';
+import { HfTokenizer, loadTokenizer } from '../tokenizer/hf.ts';
+import type { TextTokenizer } from '../tokenizer/types.ts';
 import { packRows, type Example } from '../train/batches.ts';
 import { makeTrainConfig } from '../train/config.ts';
 import { Trainer } from '../train/trainer.ts';
@@ -23,9 +29,11 @@ interface CliTrainFile {
   heldOutEvery?: number;
   /** A tokenizer.json to use instead of training a BPE: the teacher's own, for logit-level KD on its distributions. */
   tokenizer?: string;
+  /** Its tokenizer_config.json (default: the one beside it, if any). */
+  tokenizerConfig?: string;
 }
 
-const TOP_KEYS = ['model', 'train', 'data', 'heldOutEvery', 'tokenizer'];
+const TOP_KEYS = ['model', 'train', 'data', 'heldOutEvery', 'tokenizer', 'tokenizerConfig'];
 
 /** Train and held-out paragraphs: the Brown corpus (every 10th file held out) or text files (every 10th paragraph). */
 export function loadTexts(data: CliTrainFile['data'] = { source: 'brown' }, heldOutEvery = 10): { train: string[]; heldOut: string[] } {
@@ -59,8 +67,17 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   // replaces the config file's model section and its tokenizer.json replaces BPE training.
   const initDir = get('init');
   const init = initDir ? importHfFolder(readFolder(initDir), initDir) : undefined;
-  if (init && !init.tokenizer) throw new Error(`train --init ${initDir}: the folder has no usable tokenizer.json (${init.warnings.join('; ')})`);
+  if (init && !init.textTokenizer) throw new Error(`train --init ${initDir}: the folder has no usable tokenizer.json (${init.warnings.join('; ')})`);
+  if (init && file.tokenizer) throw new Error(`${cfgPath}: "tokenizer" and --init both give a tokenizer: use one`);
+  if (file.tokenizerConfig && !file.tokenizer) throw new Error(`${cfgPath}: "tokenizerConfig" needs "tokenizer"`);
+  const tokConfigPath = file.tokenizerConfig ?? (file.tokenizer ? join(dirname(file.tokenizer), 'tokenizer_config.json') : undefined);
+  const given = file.tokenizer
+    ? loadTokenizer(readJson(file.tokenizer, 'train'), tokConfigPath && existsSync(tokConfigPath) ? readJson(tokConfigPath, 'train') : undefined, file.tokenizer)
+    : undefined;
   const { preset, ...modelOver } = file.model ?? {};
+  // A given tokenizer sizes the vocabulary (padded for the kernels) unless the model section says vocabSize.
+  if (given && modelOver.vocabSize === undefined) Object.assign(modelOver, paddedVocab(given.vocabSize));
+  else if (given && typeof modelOver.vocabSize === 'number' && modelOver.vocabSize > given.vocabSize) modelOver.vocabPadding = modelOver.vocabSize - given.vocabSize;
   const model = init ? init.config : preset ? presetConfig(preset, modelOver) : makeConfig(modelOver, `${cfgPath} model`);
   const trainOver = { ...(file.train ?? {}) };
   if (get('steps')) trainOver.steps = Number(get('steps'));
@@ -69,19 +86,19 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
 
   const t0 = performance.now();
   const texts = loadTexts(file.data, file.heldOutEvery ?? 10);
-  if (init && file.tokenizer) throw new Error(`${cfgPath}: "tokenizer" and --init both give a tokenizer: use one`);
-  const given = file.tokenizer ? BpeTokenizer.fromJSON(readJson(file.tokenizer, 'train')) : undefined;
   if (given && given.vocabSize > model.vocabSize) {
     throw new Error(`${cfgPath}: the tokenizer ${file.tokenizer} has ${given.vocabSize} tokens, model.vocabSize is ${model.vocabSize}: raise vocabSize`);
   }
-  const tok = init?.tokenizer ?? given ?? trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
-  const eosName = init?.special.eosToken ?? '<|endoftext|>';
+  const tok: TextTokenizer = init?.textTokenizer ?? given ?? trainBpe(texts.train, { vocabSize: model.vocabSize, specialTokens: ['<|endoftext|>'] });
+  const eosName = init?.special.eosToken ?? tok.namedSpecial?.eos ?? '<|endoftext|>';
   const eos = tok.tokenToId(eosName);
   if (eos === undefined) throw new Error(`train: the tokenizer has no end-of-text token '${eosName}' to separate packed texts`);
   // The tokenizer is part of the run: saved beside the checkpoint so exports and generation use the same ids.
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(tok.toJSON()));
-  const toExamples = (ps: string[]): Example[] => ps.map((p) => ({ tokens: Uint32Array.from(tok.encode(p)) }));
+  if (tok instanceof HfTokenizer) writeFileSync(join(out, 'tokenizer_config.json'), JSON.stringify(tok.config));
+  // Each text as the tokenizer encodes it with its post-processor (e.g. Gemma's <bos> first).
+  const toExamples = (ps: string[]): Example[] => ps.map((p) => ({ tokens: Uint32Array.from([...tok.prefixIds, ...tok.encode(p)]) }));
   const rows = packRows(toExamples(texts.train), train.seqLen, eos);
   const evalRows = packRows(toExamples(texts.heldOut), train.seqLen, eos);
   const tokens = rows.length * train.seqLen;

@@ -1,5 +1,5 @@
 // GGUF export for llama.cpp / Ollama: a trained student as one `model.gguf` (architecture "llama", F32 or F16),
-// with its byte-level BPE tokenizer inside (tokenizer.ggml.model "gpt2", pre-tokenizer "gpt-2").
+// with its tokenizer inside (ours: tokenizer.ggml.model "gpt2", pre-tokenizer "gpt-2"; a model family's: gguf-vocab.ts).
 //
 // Tensors come from toHfTensors (hf-names.ts, the one name/shape table) and are renamed by GGUF_NAME_TABLE below.
 // Two layout facts:
@@ -7,11 +7,10 @@
 //   - llama.cpp's llama graph applies RoPE to adjacent pairs (2i, 2i+1) (ROPE_TYPE_NORM); HF's (and our) RoPE
 //     rotates (i, i + D/2). So the rows of Q and K are permuted per head, (n_head, 2, D/2) → (n_head, D/2, 2), as
 //     llama.cpp's convert_hf_to_gguf.py does for Llama; Q·K scores are unchanged by it, so nothing else moves.
-// Tokenizer: llama.cpp's "gpt-2" pre-tokenizer is the GPT-2 regex of src/tokenizer/byte-level.ts minus its last
-// alternative `\s+`, which only ever matches what the others leave over — llama.cpp keeps unmatched text as its own
-// piece, so the splits are the same (tests/unit/gguf-export.test.ts checks ids against llama.cpp itself).
-// Token texts are the byte-level strings of tokenizer.json; added tokens keep their content and are CONTROL
-// (special) or USER_DEFINED; embedding rows beyond the tokenizer are "[PAD<id>]" tokens of type UNUSED.
+// Tokenizer: gguf-vocab.ts (model "gpt2" with the family's pre-tokenizer name, or SentencePiece-style "llama").
+// For our byte-level BPE, llama.cpp's "gpt-2" pre-tokenizer is the GPT-2 regex of src/tokenizer/byte-level.ts minus
+// its last alternative `\s+`, which only ever matches what the others leave over — llama.cpp keeps unmatched text
+// as its own piece, so the splits are the same (tests/unit/gguf-export.test.ts checks ids against llama.cpp itself).
 // Caveats (llama.cpp's behaviour, not the file's): a "gpt2" vocabulary gets bos = eos = 11 unless the file says
 // otherwise, so a tokenizer without bos/eos tokens leaves those defaults (our trained tokenizers have <|endoftext|>);
 // for "gpt-2" its whole-sequence detokenize applies GPT-2's clean_up_tokenization_spaces (" ?" → "?"), its
@@ -19,7 +18,8 @@
 // maps pre names other than "default" (its GPT-2 regex) to llama 3's regex: no one name fits both.
 import { toHfTensors, type NamedTensor } from './hf-names.ts';
 import { encodeGguf, type GgmlType, type GgufFile, type GgufKv, type GgufTensor } from './gguf-format.ts';
-import { specialTokens, type ExportFile, type ExportInput } from './types.ts';
+import { ggufTokenizerKvs } from './gguf-vocab.ts';
+import { exportView, type ExportFile, type ExportInput } from './types.ts';
 
 export type GgufDtype = 'F32' | 'F16';
 
@@ -32,14 +32,10 @@ export interface GgufExportOptions {
   path?: string;
 }
 
-/** llama.cpp token types (tokenizer.ggml.token_type). */
-export const GGUF_TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
-
 /** general.file_type (llama_ftype): all F32, or mostly F16. */
 const FILE_TYPE: Record<GgufDtype, number> = { F32: 0, F16: 1 };
 
-/** The pre-tokenizer name llama.cpp maps to LLAMA_VOCAB_PRE_TYPE_GPT2 (src/llama-vocab.cpp). */
-export const GGUF_PRE_TOKENIZER = 'gpt-2';
+export { GGUF_PRE_TOKENIZER, GGUF_TOKEN_TYPE, ggufTokenizerFamily } from './gguf-vocab.ts';
 
 /**
  * HF LlamaForCausalLM name → GGUF name ({i} = layer), and which RoPE permutation the rows get: 'q' (per query
@@ -120,7 +116,8 @@ function checkValues(t: NamedTensor, dtype: GgmlType): void {
 }
 
 /** The model's tensors under GGUF names, in slab order, Q/K rows permuted for llama.cpp's RoPE. */
-export function ggufTensors(x: ExportInput, dtypeOpt: GgufDtype = 'F32'): GgufTensor[] {
+export function ggufTensors(input: ExportInput, dtypeOpt: GgufDtype = 'F32'): GgufTensor[] {
+  const x = exportView(input);
   const dtype = checkDtype(dtypeOpt);
   const c = x.config;
   return toHfTensors(c, x.params).map((t) => {
@@ -138,55 +135,15 @@ export function ggufTensors(x: ExportInput, dtypeOpt: GgufDtype = 'F32'): GgufTe
 // ---------------------------------------------------------------------------------------------------------------
 // Metadata
 
-interface GgufVocab {
-  tokens: string[];
-  types: number[];
-  merges: string[];
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Token texts and types padded to the embedding's rows, and merges, from the tokenizer (via its tokenizer.json). */
-function ggufVocab(x: ExportInput): GgufVocab {
-  const V = x.config.vocabSize, tok = x.tokenizer;
-  if (tok.vocabSize > V) {
-    throw new Error(`gguf export: the tokenizer has ${tok.vocabSize} tokens, the model only ${V} embeddings`);
-  }
-  const json = tok.toJSON();
-  const pre = json.pre_tokenizer;
-  if (pre.add_prefix_space) throw new Error('gguf export: tokenizer option add_prefix_space = true cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
-  if (!pre.use_regex) throw new Error('gguf export: tokenizer option use_regex = false cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
-  if (json.model.ignore_merges) throw new Error('gguf export: tokenizer option ignore_merges = true cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
-  const added = new Map(json.added_tokens.map((t) => [t.id, t]));
-  const tokens: string[] = [];
-  const types: number[] = [];
-  const seen = new Map<string, number>();
-  for (let id = 0; id < V; id++) {
-    const t = id < tok.vocabSize ? tok.idToToken(id) : undefined;
-    const a = added.get(id);
-    const text = t ?? `[PAD${id}]`;
-    if (LONE_SURROGATE.test(text)) throw new Error(`gguf export: token ${id} ${JSON.stringify(text)} is not valid Unicode (a lone surrogate cannot be written as UTF-8)`);
-    const prev = seen.get(text);
-    if (prev !== undefined) {
-      // llama.cpp asserts (aborts the process) when two ids share a text: refuse here instead.
-      throw new Error(`gguf export: tokens ${prev} and ${id} are both ${JSON.stringify(text)}; GGUF vocabularies need unique token texts`);
-    }
-    seen.set(text, id);
-    tokens.push(text);
-    types.push(t === undefined ? GGUF_TOKEN_TYPE.UNUSED : a ? (a.special ? GGUF_TOKEN_TYPE.CONTROL : GGUF_TOKEN_TYPE.USER_DEFINED) : GGUF_TOKEN_TYPE.NORMAL);
-  }
-  return { tokens, types, merges: json.model.merges };
-}
-
 /** Every metadata entry of the export, in file order. */
-export function ggufMetadata(x: ExportInput, opts: GgufExportOptions = {}): GgufKv[] {
+export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): GgufKv[] {
+  const x = exportView(input);
   const dtype = checkDtype(opts.dtype);
   const c = x.config;
   const u32 = (key: string, value: number): GgufKv => ({ key, value: { type: 'uint32', value } });
   const f32 = (key: string, value: number): GgufKv => ({ key, value: { type: 'float32', value } });
   const str = (key: string, value: string): GgufKv => ({ key, value: { type: 'string', value } });
-  const vocab = ggufVocab(x);
-  const s = specialTokens(x);
+  const tokenizer = ggufTokenizerKvs(x);
   const kvs: GgufKv[] = [
     str('general.architecture', 'llama'),
     str('general.name', opts.name ?? 'distill-student'),
@@ -205,20 +162,7 @@ export function ggufMetadata(x: ExportInput, opts: GgufExportOptions = {}): Gguf
   ];
   // llama.cpp's default head size is embedding_length / head_count: say it when ours differs.
   if (c.headDim * c.heads !== c.hidden) kvs.push(u32('llama.attention.key_length', c.headDim), u32('llama.attention.value_length', c.headDim));
-  kvs.push(
-    str('tokenizer.ggml.model', 'gpt2'),
-    str('tokenizer.ggml.pre', GGUF_PRE_TOKENIZER),
-    { key: 'tokenizer.ggml.tokens', value: { type: 'array', itemType: 'string', value: vocab.tokens } },
-    { key: 'tokenizer.ggml.token_type', value: { type: 'array', itemType: 'int32', value: vocab.types } },
-    { key: 'tokenizer.ggml.merges', value: { type: 'array', itemType: 'string', value: vocab.merges } },
-  );
-  if (s.ids.bos !== null) kvs.push(u32('tokenizer.ggml.bos_token_id', s.ids.bos));
-  if (s.ids.eos !== null) kvs.push(u32('tokenizer.ggml.eos_token_id', s.ids.eos));
-  if (s.ids.pad !== null) kvs.push(u32('tokenizer.ggml.padding_token_id', s.ids.pad));
-  kvs.push(
-    { key: 'tokenizer.ggml.add_bos_token', value: { type: 'bool', value: false } },
-    { key: 'tokenizer.ggml.add_eos_token', value: { type: 'bool', value: false } },
-  );
+  kvs.push(...tokenizer);
   if (x.chatTemplate !== undefined) kvs.push(str('tokenizer.chat_template', x.chatTemplate));
   return kvs;
 }

@@ -2,7 +2,7 @@
 // hf-names.ts, F32 or F16) beside config.json, generation_config.json, tokenizer.json and tokenizer_config.json.
 // transformers' LlamaForCausalLM.from_pretrained(folder) loads it; importHfFolder (import.ts) reads it back. Our own
 // ModelConfig travels in the safetensors __metadata__ so the round trip is exact and checkable.
-import { jsonFile, hfSideFiles, type ExportFile, type ExportInput } from './types.ts';
+import { exportView, jsonFile, hfSideFiles, type ExportFile, type ExportInput } from './types.ts';
 import { toHfTensors } from './hf-names.ts';
 import { writeSafetensors, type SafetensorsDtype } from './safetensors.ts';
 
@@ -19,7 +19,8 @@ export interface HfFolderOptions {
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 /** model.safetensors + config.json + generation_config.json + tokenizer.json + tokenizer_config.json. */
-export function exportHfFolder(x: ExportInput, opts: HfFolderOptions = {}): ExportFile[] {
+export function exportHfFolder(input: ExportInput, opts: HfFolderOptions = {}): ExportFile[] {
+  const x = exportView(input);
   const dtype = opts.dtype ?? 'F32';
   if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`exportHfFolder: dtype must be 'F32' or 'F16', got ${JSON.stringify(dtype)}`);
   if (opts.metadata && MODEL_CONFIG_METADATA_KEY in opts.metadata) throw new Error(`exportHfFolder: metadata key '${MODEL_CONFIG_METADATA_KEY}' is reserved`);

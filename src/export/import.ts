@@ -1,7 +1,9 @@
 // Import of a Hugging Face Llama-style folder (ours or anyone's): config.json → ModelConfig (modelConfigFromHf),
 // model.safetensors — or shards model-0000i-of-0000N.safetensors with model.safetensors.index.json — → our
 // parameter slab (fromHfTensors: every tensor present with its exact shape, extras reported in `ignored`),
-// tokenizer.json → BpeTokenizer, tokenizer_config.json → special tokens and chat template. The files come as a
+// tokenizer.json → BpeTokenizer when ours reads it, and in any case → textTokenizer (ours, or transformers.js's
+// HfTokenizer for a model family's tokenizer: Qwen, Llama-3, Gemma, ...), tokenizer_config.json → special tokens
+// and chat template. The files come as a
 // Map path → bytes (the app reads a picked folder, the CLI a directory); paths may sit under one common folder.
 // checkpointFromImport turns the result into a step-0 Checkpoint (zero AdamW moments) so a Trainer can start from
 // it: `trainer.restore(checkpointFromImport(imp, trainConfig))`, or put it in the store and `resume()`.
@@ -9,6 +11,8 @@ import { makeConfig, type ModelConfig } from '../model/config.ts';
 import { paramLayout } from '../model/params.ts';
 import { initHiddenProjection } from '../model/ref-model.ts';
 import { BpeTokenizer } from '../tokenizer/bpe.ts';
+import { HfTokenizer } from '../tokenizer/hf.ts';
+import type { TextTokenizer } from '../tokenizer/types.ts';
 import type { Checkpoint } from '../train/checkpoint.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { modelConfigFromHf } from './hf-config.ts';
@@ -27,7 +31,10 @@ export interface ImportedModel {
   config: ModelConfig;
   /** The parameter slab (paramLayout(config) order, padding zero). */
   params: Float32Array;
+  /** The folder's tokenizer when our byte-level BPE reads it. */
   tokenizer?: BpeTokenizer;
+  /** The folder's tokenizer through the common interface: `tokenizer` when set, else transformers.js's. */
+  textTokenizer?: TextTokenizer;
   /** Tensors in the weight files the model does not use (e.g. rotary_emb.inv_freq), sorted. */
   ignored: string[];
   /** Non-fatal findings: no or unreadable tokenizer, our metadata config disagreeing with config.json, ... */
@@ -107,7 +114,7 @@ function weightFiles(f: Map<string, Uint8Array>, where: string): { names: string
 }
 
 /** A special token of tokenizer_config.json: a string, an AddedToken object {content}, or null. */
-function specialToken(cfg: Record<string, unknown>, key: string, tok: BpeTokenizer | undefined, warnings: string[]): string | null {
+function specialToken(cfg: Record<string, unknown>, key: string, tok: TextTokenizer | undefined, warnings: string[]): string | null {
   const v = cfg[key];
   const content = typeof v === 'string' ? v : isObject(v) && typeof v.content === 'string' ? v.content : null;
   if (content === null) return null;
@@ -172,32 +179,40 @@ export function importHfFolder(files: Map<string, Uint8Array>, where = 'import')
 
   // Tokenizer (optional: a model without one can still be trained on ids or re-exported with another).
   let tokenizer: BpeTokenizer | undefined;
+  let textTokenizer: TextTokenizer | undefined;
   const tokBytes = f.get('tokenizer.json');
+  const tcBytes = f.get('tokenizer_config.json');
+  const tc = tcBytes ? parseJson(tcBytes, `${where}: tokenizer_config.json`) : undefined;
+  if (tc !== undefined && !isObject(tc)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
   if (!tokBytes) warnings.push('no tokenizer.json: imported without a tokenizer');
   else {
+    const json = parseJson(tokBytes, 'tokenizer.json');
     try {
-      tokenizer = BpeTokenizer.fromJSON(parseJson(tokBytes, 'tokenizer.json'));
+      tokenizer = BpeTokenizer.fromJSON(json);
+      textTokenizer = tokenizer;
     } catch (e) {
-      warnings.push(`${(e as Error).message}; imported without a tokenizer`);
+      try {
+        textTokenizer = new HfTokenizer(json, tc ?? {});
+        warnings.push(`${(e as Error).message}: not our byte-level BPE, read with transformers.js's tokenizer (textTokenizer)`);
+      } catch (e2) {
+        warnings.push(`${(e as Error).message}; ${(e2 as Error).message}; imported without a tokenizer`);
+      }
     }
-    if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
-      throw new Error(`${where}: tokenizer.json has ${tokenizer.vocabSize} tokens, config.json's vocab_size is only ${config.vocabSize}`);
+    if (textTokenizer && textTokenizer.vocabSize > config.vocabSize) {
+      throw new Error(`${where}: tokenizer.json has ${textTokenizer.vocabSize} tokens, config.json's vocab_size is only ${config.vocabSize}`);
     }
   }
   const special: ImportedSpecialTokens = { bosToken: null, eosToken: null, padToken: null };
-  const tcBytes = f.get('tokenizer_config.json');
-  if (tcBytes) {
-    const tc = parseJson(tcBytes, `${where}: tokenizer_config.json`);
-    if (!isObject(tc)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
-    special.bosToken = specialToken(tc, 'bos_token', tokenizer, warnings);
-    special.eosToken = specialToken(tc, 'eos_token', tokenizer, warnings);
-    special.padToken = specialToken(tc, 'pad_token', tokenizer, warnings);
+  if (tc) {
+    special.bosToken = specialToken(tc, 'bos_token', textTokenizer, warnings);
+    special.eosToken = specialToken(tc, 'eos_token', textTokenizer, warnings);
+    special.padToken = specialToken(tc, 'pad_token', textTokenizer, warnings);
     if (typeof tc.chat_template === 'string') special.chatTemplate = tc.chat_template;
     else if (tc.chat_template !== undefined && tc.chat_template !== null) warnings.push('tokenizer_config.json: chat_template is not a single string; ignored');
   }
 
   return {
-    config, params: built.slab, ...(tokenizer ? { tokenizer } : {}), ignored: ignored.sort(), warnings, special, metadata,
+    config, params: built.slab, ...(tokenizer ? { tokenizer } : {}), ...(textTokenizer ? { textTokenizer } : {}), ignored: ignored.sort(), warnings, special, metadata,
     dtypes: [...dtypes].sort(),
   };
 }

@@ -17,7 +17,7 @@
 import type { ModelConfig } from '../model/config.ts';
 import { toHfTensors } from './hf-names.ts';
 import { DT_FLOAT, DT_INT64, GraphBuilder } from './onnx-proto.ts';
-import { hfSideFiles, jsonFile, type ExportFile, type ExportInput } from './types.ts';
+import { exportView, hfSideFiles, jsonFile, type ExportFile, type ExportInput } from './types.ts';
 
 export const ONNX_OPSET = 17;
 /** Path of the graph inside an exported folder (transformers.js: fp32 → onnx/model.onnx). */
@@ -191,7 +191,8 @@ export function buildOnnxModel(config: ModelConfig, params: Float32Array): Uint8
  * `"transformers.js_config": {"dtype": "fp32"}`, so the browser's wasm backend, whose default is q8, also picks
  * onnx/model.onnx), generation_config.json, tokenizer.json, tokenizer_config.json and onnx/model.onnx.
  */
-export function exportOnnxFolder(x: ExportInput): ExportFile[] {
+export function exportOnnxFolder(input: ExportInput): ExportFile[] {
+  const x = exportView(input);
   const side = hfSideFiles(x).map((f) => {
     if (f.path !== 'config.json') return f;
     const cfg = JSON.parse(new TextDecoder().decode(f.bytes)) as Record<string, unknown>;

@@ -4,8 +4,14 @@
 // optional tied embeddings), so exports load elsewhere.
 
 export interface ModelConfig {
-  /** Vocabulary size V. */
+  /** Vocabulary size V: rows of the embedding and of lm_head, columns of the logits. */
   vocabSize: number;
+  /**
+   * Rows at the end of the vocabulary that are padding, not tokens (V rounded up to a multiple that suits the
+   * kernels, VOCAB_MULTIPLE): masked out of every loss, never sampled, read back as −1e30 logits, dropped on
+   * export. Absent = 0 (and a config without padding never carries the key).
+   */
+  vocabPadding?: number;
   /** Residual width C. */
   hidden: number;
   /** Layers L. */
@@ -63,9 +69,25 @@ export const PRESETS: Record<string, Partial<ModelConfig>> = {
 
 const INT_KEYS = ['vocabSize', 'hidden', 'layers', 'heads', 'kvHeads', 'headDim', 'intermediate', 'maxSeqLen'] as const;
 
+/** The vocabulary is padded to a multiple of this (the matmuls' 128-wide tiles; llm.c pads 50257 to 50304). */
+export const VOCAB_MULTIPLE = 128;
+
+/** The real tokens of a config: V minus its padding rows. */
+export function realVocab(c: Pick<ModelConfig, 'vocabSize' | 'vocabPadding'>): number {
+  return c.vocabSize - (c.vocabPadding ?? 0);
+}
+
+/** vocabSize / vocabPadding for a tokenizer of `tokens` ids, padded to a multiple of `multiple`. */
+export function paddedVocab(tokens: number, multiple = VOCAB_MULTIPLE): { vocabSize: number; vocabPadding?: number } {
+  if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`paddedVocab: the tokenizer's size must be a positive integer, got ${tokens}`);
+  if (!Number.isInteger(multiple) || multiple < 1) throw new Error(`paddedVocab: multiple must be a positive integer, got ${multiple}`);
+  const vocabSize = Math.ceil(tokens / multiple) * multiple;
+  return vocabSize === tokens ? { vocabSize } : { vocabSize, vocabPadding: vocabSize - tokens };
+}
+
 /** Builds a full config from defaults + overrides; throws on unknown keys, wrong types or impossible shapes. */
 export function makeConfig(overrides: Record<string, unknown> = {}, where = 'model config'): ModelConfig {
-  const known = new Set(Object.keys(DEFAULT_CONFIG));
+  const known = new Set([...Object.keys(DEFAULT_CONFIG), 'vocabPadding']);
   const unknown = Object.keys(overrides).filter((k) => !known.has(k));
   if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${[...known].join(', ')})`);
   const c = { ...DEFAULT_CONFIG, ...overrides } as ModelConfig;
@@ -78,6 +100,12 @@ export function makeConfig(overrides: Record<string, unknown> = {}, where = 'mod
   if (typeof c.tieEmbeddings !== 'boolean') throw new Error(`${where}: tieEmbeddings must be true or false, got ${JSON.stringify(c.tieEmbeddings)}`);
   if (c.heads % c.kvHeads !== 0) throw new Error(`${where}: heads (${c.heads}) must be a multiple of kvHeads (${c.kvHeads})`);
   if (c.headDim % 2 !== 0) throw new Error(`${where}: headDim (${c.headDim}) must be even (RoPE rotates pairs)`);
+  if (c.vocabPadding !== undefined) {
+    if (!Number.isInteger(c.vocabPadding) || c.vocabPadding < 0 || c.vocabPadding >= c.vocabSize) {
+      throw new Error(`${where}: vocabPadding must be an integer in [0, vocabSize = ${c.vocabSize}), got ${JSON.stringify(c.vocabPadding)}`);
+    }
+    if (c.vocabPadding === 0) delete c.vocabPadding; // one JSON form per model (checkpoints compare configs as JSON)
+  }
   return c;
 }
 

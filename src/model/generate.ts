@@ -11,7 +11,7 @@ import { planRmsNormForward } from '../kernels/norm/norm.ts';
 import { planRopeForward, type RopePlan } from '../kernels/rope/rope.ts';
 import { Rng } from '../util/rng.ts';
 import { allocBuffer } from './activations.ts';
-import type { ModelConfig } from './config.ts';
+import { realVocab, type ModelConfig } from './config.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
 import { sampleToken, type SamplingConfig } from './sampling.ts';
 
@@ -109,12 +109,13 @@ export class Generator {
     encodeDispatches(pass, plan.dispatches);
     pass.end();
     this.device.queue.submit([enc.finish()]);
-    return readF32(this.device, this.scratch.logits, this.config.vocabSize, (S - 1) * this.config.vocabSize);
+    const logits = await readF32(this.device, this.scratch.logits, this.config.vocabSize, (S - 1) * this.config.vocabSize);
+    return logits.fill(-Infinity, realVocab(this.config)); // vocabulary padding is never sampled
   }
 
   /** Generates after `prompt` (token ids); returns the new ids (stop token excluded). */
   async generate(prompt: ArrayLike<number>, o: GenerateOptions): Promise<number[]> {
-    const V = this.config.vocabSize;
+    const V = realVocab(this.config);
     if (prompt.length === 0) throw new Error('generate: the prompt is empty (start with at least one token, e.g. BOS/EOS)');
     for (let i = 0; i < prompt.length; i++) {
       const t = prompt[i]!;

@@ -13,16 +13,26 @@ import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwiglu
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
 import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBackwardPlan } from '../kernels/embedding/embedding.ts';
 import { planHiddenLoss, HIDDEN_LOSS_KINDS, type HiddenLossKind, type HiddenLossPlan } from '../kernels/hidden/hidden.ts';
-import { planClassifierLoss, type ClassifierLossPlan, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
+import { NO_LABEL, planClassifierLoss, type ClassifierLossPlan, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
 import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
 import { gradNormPartialCount, planAdamW, planGradNorm, type AdamWPlan } from '../kernels/optim/optim.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
 import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
-import type { ModelConfig } from './config.ts';
+import { realVocab, type ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
+
+/** The logit read back for a column of vocabulary padding: finite (so 0·log terms stay 0), exp() of it is 0. */
+export const PADDING_LOGIT = Math.fround(-1e30);
+
+/** Sets the vocabulary-padding columns of (rows, V) logits to PADDING_LOGIT, in place. */
+export function maskPaddingLogits(logits: Float32Array, c: ModelConfig): Float32Array {
+  const V = c.vocabSize, Vr = realVocab(c);
+  if (Vr < V) for (let off = 0; off < logits.length; off += V) logits.fill(PADDING_LOGIT, off + Vr, off + V);
+  return logits;
+}
 
 export interface ObjectiveSpec {
   objective: KdObjective; // 'none' = cross-entropy only
@@ -266,7 +276,7 @@ export class GpuModel {
       : o.teacher.kind === 'topk' ? { kind: 'topk' as const, k: o.teacher.k, ids: b.teacherIds!, logprobs: b.teacherLogprobs!, policy: o.teacher.policy ?? 'renormalize' }
         : undefined;
     return planClassifierLoss(this.device, {
-      N: this.N, V: this.config.vocabSize, logits: this.acts.logits, labels: b.labels, weights: b.weights, losses: b.losses,
+      N: this.N, V: this.config.vocabSize, realVocab: realVocab(this.config), logits: this.acts.logits, labels: b.labels, weights: b.weights, losses: b.losses,
       teacher, objective: o.objective, temperature: o.temperature, kdWeight: o.kdWeight, ceWeight: o.ceWeight,
       lossScale: 1, beta: o.beta, lambda: o.lambda,
     });
@@ -333,7 +343,12 @@ export class GpuModel {
       if (!arr || arr.length !== n) throw new Error(`batch: ${name} has ${arr?.length ?? 'no'} elements, expected ${n} (B=${this.B}, T=${this.T})`);
     };
     need('ids', b.ids, N); need('labels', b.labels, N); need('weights', b.weights, N);
-    checkTokenIds(b.ids, c.vocabSize);
+    const Vr = realVocab(c);
+    checkTokenIds(b.ids, Vr);
+    if (Vr < c.vocabSize) {
+      const i = b.labels.findIndex((y) => y >= Vr && y !== NO_LABEL);
+      if (i >= 0) throw new Error(`batch: label ${b.labels[i]} at ${i} is vocabulary padding (the model has ${Vr} real tokens of ${c.vocabSize})`);
+    }
     const t = this.objective.teacher;
     if (t.kind === 'dense') need('teacherLogits', b.teacherLogits, N * c.vocabSize);
     if (t.kind === 'topk') { need('teacherIds', b.teacherIds, N * t.k); need('teacherLogprobs', b.teacherLogprobs, N * t.k); }
@@ -442,14 +457,17 @@ export class GpuModel {
     return this.hiddenFloats > 0;
   }
 
-  /** Runs the forward pass on the current batch and reads the logits (N, V): for tests and evaluation. */
+  /**
+   * Runs the forward pass on the current batch and reads the logits (N, V): for tests and evaluation. Columns of
+   * vocabulary padding read back as PADDING_LOGIT (probability 0 in any softmax, never an argmax).
+   */
   async logits(): Promise<Float32Array> {
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     encodeDispatches(pass, this.forward);
     pass.end();
     this.device.queue.submit([enc.finish()]);
-    return readF32(this.device, this.acts.logits, this.N * this.config.vocabSize);
+    return maskPaddingLogits(await readF32(this.device, this.acts.logits, this.N * this.config.vocabSize), this.config);
   }
 
   /** Every dispatch of one training step in order (forward, loss, backward, optimizer): for benchmarks. */

@@ -68,3 +68,20 @@ export function paramLayout(c: ModelConfig): ParamLayout {
 }
 
 export const countParams = (c: ModelConfig): number => paramLayout(c).count;
+
+/**
+ * The same model without its vocabulary padding (config.vocabPadding rows of wte / lm_head dropped): what every
+ * export writes, so that no runtime can produce a padding id. Returns the input itself when there is no padding.
+ */
+export function unpadVocab(c: ModelConfig, slab: Float32Array): { config: ModelConfig; params: Float32Array } {
+  const pad = c.vocabPadding ?? 0;
+  if (pad === 0) return { config: c, params: slab };
+  const from = paramLayout(c);
+  if (slab.length !== from.slabFloats) throw new Error(`unpadVocab: ${slab.length} parameter floats, the config's layout has ${from.slabFloats}`);
+  const { vocabPadding: _, ...rest } = c;
+  const config: ModelConfig = { ...rest, vocabSize: c.vocabSize - pad };
+  const to = paramLayout(config);
+  const params = new Float32Array(to.slabFloats);
+  for (const e of to.entries) params.set(slab.subarray(from.byName.get(e.name)!.offset, from.byName.get(e.name)!.offset + e.size), e.offset);
+  return { config, params };
+}

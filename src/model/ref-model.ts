@@ -26,7 +26,7 @@ import { matmulRefGeneral } from '../kernels/matmul/matmul.ref.ts';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../kernels/norm/norm.ref.ts';
 import { ropeBackwardRef, ropeForwardRef } from '../kernels/rope/rope.ref.ts';
 import { Rng } from '../util/rng.ts';
-import type { ModelConfig } from './config.ts';
+import { realVocab, type ModelConfig } from './config.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
 
 /** What the forward keeps of one layer for the backward (all row-major f64). */
@@ -207,7 +207,7 @@ export function refForward(config: ModelConfig, slab: ArrayLike<number>, ids: Ui
 // ---------------------------------------------------------------------------------------------------------------
 // Loss.
 
-function checkBatch(fn: string, V: number, batch: RefBatch, C: number): void {
+function checkBatch(fn: string, V: number, batch: RefBatch, C: number, Vr = V): void {
   const N = batch.B * batch.T;
   if (batch.labels.length !== N) throw new Error(`${fn}: labels has ${batch.labels.length} elements, expected N = B·T = ${N}`);
   if (batch.weights.length !== N) throw new Error(`${fn}: weights has ${batch.weights.length} elements, expected N = B·T = ${N}`);
@@ -223,7 +223,7 @@ function checkBatch(fn: string, V: number, batch: RefBatch, C: number): void {
   if (t?.kind === 'dense' && t.logits.length !== N * V) throw new Error(`${fn}: dense teacher logits has ${t.logits.length} elements, expected N·V = ${N}·${V}`);
   if (t?.kind === 'topk') {
     if (t.logprobs.length !== N * t.k) throw new Error(`${fn}: top-k teacher logprobs has ${t.logprobs.length} elements, expected N·k = ${N}·${t.k}`);
-    validateTopK(t.ids, N, t.k, V, batch.weights);
+    validateTopK(t.ids, N, t.k, Vr, batch.weights);
   }
   const hd = batch.hidden;
   if (hd) {
@@ -252,7 +252,7 @@ function hiddenTerm(config: ModelConfig, x: Float64Array, batch: RefBatch, hd: R
 function lossOfLogits(config: ModelConfig, logits: Float64Array, batch: RefBatch): RefLossResult & { dlogits: Float64Array } {
   const N = batch.B * batch.T;
   const { losses, dz } = classifierLossRef({
-    N, V: config.vocabSize, logits, labels: batch.labels, weights: batch.weights, teacher: batch.teacher,
+    N, V: config.vocabSize, realVocab: realVocab(config), logits, labels: batch.labels, weights: batch.weights, teacher: batch.teacher,
     objective: batch.objective, temperature: batch.temperature, kdWeight: batch.kdWeight, ceWeight: batch.ceWeight,
     lossScale: batch.lossScale, beta: batch.beta, lambda: batch.lambda,
   });
@@ -268,7 +268,7 @@ function lossOfLogits(config: ModelConfig, logits: Float64Array, batch: RefBatch
 
 /** Forward and loss only (no backward): what finite differences of the loss evaluate. */
 export function refLoss(config: ModelConfig, slab: ArrayLike<number>, batch: RefBatch): RefLossResult {
-  checkBatch('refLoss', config.vocabSize, batch, config.hidden);
+  checkBatch('refLoss', config.vocabSize, batch, config.hidden, realVocab(config));
   const { logits, acts } = refForward(config, slab, batch.ids, batch.B, batch.T);
   const { loss, lossTerms, losses } = lossOfLogits(config, logits, batch);
   if (!batch.hidden) return { loss, lossTerms, losses, logits };
@@ -354,7 +354,7 @@ export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: 
 
 /** Forward, classifier loss and the full backward: the loss, its terms and ∂loss/∂slab. */
 export function refLossAndGrad(config: ModelConfig, slab: ArrayLike<number>, batch: RefBatch): RefLossAndGradResult {
-  checkBatch('refLossAndGrad', config.vocabSize, batch, config.hidden);
+  checkBatch('refLossAndGrad', config.vocabSize, batch, config.hidden, realVocab(config));
   const { logits, acts } = refForward(config, slab, batch.ids, batch.B, batch.T);
   const { loss, lossTerms, losses, dlogits } = lossOfLogits(config, logits, batch);
   if (!batch.hidden) return { loss, lossTerms, losses, logits, grad: refBackward(config, slab, acts, dlogits) };

@@ -8,6 +8,10 @@
 //   distributions(ids, {k})   one forward pass over the whole sequence; per position the top-k ids and
 //                             log-probabilities (log-softmax computed here in float64 from the logits), the
 //                             log-probability of the next given token, and optionally the dense (T, V) rows;
+//   checkTokenAlignment(student)  whether those distributions are in the student's ids (src/tokenizer/align.ts:
+//                             every id's token and probe texts compared), with the message to show when they are
+//                             not (token-level KD unavailable: SeqKD instead); tokenizerFiles() gives the
+//                             teacher's own tokenizer.json/tokenizer_config.json to build such a student on;
 //   chat(messages, opts)      the TeacherLike interface of the elicitation strategies (src/elicit/types.ts), with
 //                             the remote teacher's ChatResult shapes: generation, then one forward pass for the
 //                             per-token logprobs and top alternatives. Messages go through the tokenizer's chat
@@ -20,6 +24,7 @@ import {
 } from '@huggingface/transformers';
 import { sampleToken, resolveSampling, type SamplingConfig } from '../model/sampling.ts';
 import { probeWebGpu } from '../platform/webgpu-probe.ts';
+import { checkTokenAlignment, type AlignmentSide, type TokenAlignment } from '../tokenizer/align.ts';
 import { symbolsToBytes } from '../tokenizer/byte-level.ts';
 import { logSumExp } from '../util/logsoftmax.ts';
 import { Rng } from '../util/rng.ts';
@@ -316,6 +321,25 @@ export class LocalTeacher {
   tokenBytes(id: number): number[] | undefined {
     const b = this.#bytes?.[id];
     return b ? Array.from(b) : undefined;
+  }
+
+  /** The teacher's tokenizer.json and tokenizer_config.json, as loaded (a student built on them shares its ids). */
+  tokenizerFiles(): { json: Record<string, unknown>; config: Record<string, unknown> } {
+    const t = this.#tok as unknown as { _tokenizerJSON: Record<string, unknown>; _tokenizerConfig: Record<string, unknown> };
+    return { json: t._tokenizerJSON, config: t._tokenizerConfig };
+  }
+
+  /**
+   * Whether this teacher's per-token distributions (top-k and dense rows, by id) are in `student`'s ids: checked
+   * on every id and on probe texts (plus `samples`), never assumed from names. Not aligned → token-level KD is
+   * unavailable for this pair and `message` says to use SeqKD.
+   */
+  checkTokenAlignment(student: Pick<AlignmentSide, 'vocabSize' | 'encode' | 'idToToken'>, samples: readonly string[] = []): TokenAlignment {
+    const core = (this.#tok as unknown as { _tokenizer: { get_vocab(withAdded: boolean): Map<string, number>; id_to_token(id: number): string | undefined } })._tokenizer;
+    let max = -1;
+    for (const id of core.get_vocab(true).values()) if (id > max) max = id;
+    const teacher: AlignmentSide = { vocabSize: max + 1, encode: (t) => this.encode(t, false), idToToken: (id) => core.id_to_token(id) };
+    return checkTokenAlignment(teacher, student, { teacherWidth: this.info.vocabSize, samples, specialTokens: this.#tok.all_special_tokens ?? [] });
   }
 
   // ---------------------------------------------------------------------------------------------- generation

@@ -21,6 +21,7 @@ import {
   type TokenizerConfigOptions,
 } from './hf-json.ts';
 import { trainBpeModel, type BpeTrainOptions } from './train.ts';
+import type { TextTokenizer } from './types.ts';
 
 export type { BpeModelData, HfTokenizerJson, TokenizerConfigOptions } from './hf-json.ts';
 export type { BpeTrainOptions, BpeTrainProgress } from './train.ts';
@@ -37,7 +38,10 @@ export function trainBpe(texts: Iterable<string>, opts: BpeTrainOptions): BpeTok
   return new BpeTokenizer(trainBpeModel(texts, opts));
 }
 
-export class BpeTokenizer {
+export class BpeTokenizer implements TextTokenizer {
+  readonly kind = 'bpe' as const;
+  /** Our post-processor adds nothing around a text. */
+  readonly prefixIds: readonly number[] = [];
   private readonly model: BpeModelData;
   private readonly idOf = new Map<string, number>();
   /** id → the bytes it decodes to (undefined for holes in a foreign vocab). */

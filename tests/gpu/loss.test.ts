@@ -98,6 +98,36 @@ describe('classifier loss kernel', () => {
     expect(failures(await checkClassifierLoss(device, { N: 3, V: 130, objective: 'fkl', teacher: 'dense', temperature: 2 }, 4))).toBe('');
   });
 
+  it('masks vocabulary padding: the same bits as the unpadded problem on the real columns, dz = 0 on the padding', async () => {
+    const { device } = gpu();
+    const [N, V, Vr] = [9, 70, 61];
+    for (const t of [
+      { objective: 'none', teacher: 'none', kdWeight: 0, ceWeight: 1 },
+      { objective: 'fkl', teacher: 'dense' },
+      { objective: 'skew_rkl', lambda: 0.1, teacher: 'topk', k: 4, policy: 'uniform' },
+      { objective: 'jsd', beta: 0.3, teacher: 'topk', k: 4, policy: 'tail-bucket' },
+      { objective: 'tvd', teacher: 'topk', k: 4, policy: 'renormalize' },
+    ] as Omit<LossCheckConfig, 'N' | 'V' | 'temperature'>[]) {
+      const padded: LossCheckConfig = { ...t, N, V, realVocab: Vr, temperature: 2 };
+      const x = makeLossInputs(padded, 3); // NaN in every padding column
+      const cut = (a: Float32Array) => Float32Array.from({ length: N * Vr }, (_, i) => a[Math.floor(i / Vr) * V + (i % Vr)]!);
+      const plain = await runClassifierLoss(device, { ...t, N, V: Vr, temperature: 2 }, { ...x, logits: cut(x.logits), teacherLogits: cut(x.teacherLogits) });
+      const got = await runClassifierLoss(device, padded, x);
+      const what = describeLossConfig(padded);
+      expect(new Uint32Array(got.losses.buffer), what).toEqual(new Uint32Array(plain.losses.buffer));
+      expect(new Uint32Array(cut(got.dz).buffer), what).toEqual(new Uint32Array(plain.dz.buffer));
+      for (let n = 0; n < N; n++) expect([...got.dz.subarray(n * V + Vr, (n + 1) * V)].every((v) => Object.is(v, 0)), what).toBe(true);
+    }
+    const buf = (floats: number) => createStorage(device, floats);
+    expect(() => planClassifierLoss(device, {
+      N: 1, V: 4, realVocab: 5, logits: buf(4), labels: buf(1), weights: buf(1), losses: buf(2), objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1,
+    })).toThrow(/realVocab 5 is larger than the row width V = 4/);
+    expect(() => planClassifierLoss(device, {
+      N: 1, V: 8, realVocab: 4, logits: buf(8), labels: buf(1), weights: buf(1), losses: buf(2), objective: 'fkl', temperature: 1, kdWeight: 1, ceWeight: 1, lossScale: 1,
+      teacher: { kind: 'topk', k: 5, ids: buf(5), logprobs: buf(5), policy: 'uniform' },
+    })).toThrow(/k = 5 is larger than the vocabulary V = 4/);
+  });
+
   it('update() rewrites the per-step scalars of every chunk', async () => {
     const { device } = gpu();
     const [N, V] = [70, 7];

@@ -303,7 +303,7 @@ async function checkWithHfReader(x: ExportInput, dtype: 'F32' | 'F16'): Promise<
   expect(meta['llama.attention.key_length']).toBe(c.headDim * c.heads === c.hidden ? undefined : c.headDim);
   expect(meta['tokenizer.ggml.pre']).toBe('gpt-2');
   expect((meta['tokenizer.ggml.tokens'] as string[]).length).toBe(c.vocabSize);
-  expect(meta['tokenizer.ggml.merges']).toEqual(x.tokenizer.toJSON().model.merges);
+  expect(meta['tokenizer.ggml.merges']).toEqual((x.tokenizer as BpeTokenizer).toJSON().model.merges);
 
   const hfTensors = toHfTensors(c, x.params);
   const layout = ggufLayout(ggufFile(x, { dtype }));

@@ -223,3 +223,35 @@ describe('classifierLossRef gradients vs central finite differences', () => {
     }
   });
 });
+
+describe('classifierLossRef with vocabulary padding (realVocab < V)', () => {
+  it('is the loss of the first realVocab columns whatever the padding holds, with dz = 0 on the padding', () => {
+    const [N, V, Vr, k] = [3, 9, 7, 3];
+    const rng = new Rng(11);
+    const z = Float64Array.from(rng.uniformArray(N * V, -2, 2));
+    const zt = Float64Array.from(rng.uniformArray(N * V, -2, 2));
+    const cut = (x: Float64Array) => Float64Array.from({ length: N * Vr }, (_, i) => x[Math.floor(i / Vr) * V + (i % Vr)]!);
+    const ids = [0, 3, 5, 6, 1, 2, 4, 0, 6];
+    const logprobs = ids.map((id, i) => logSoftmax64(cut(zt).subarray(Math.floor(i / k) * Vr, Math.floor(i / k) * Vr + Vr))[id]!);
+    const teachers = (dense: Float64Array): TeacherRef[] => [{ kind: 'dense', logits: dense }, ...POLICIES.map((policy) => ({ kind: 'topk' as const, k, ids, logprobs, policy }))];
+    for (const [t, tc] of teachers(zt).map((t, i) => [t, teachers(cut(zt))[i]!] as const)) {
+      for (const objective of ['fkl', 'jsd', 'tvd'] as KdObjective[]) {
+        const common = { N, labels: [2, NO_LABEL, 6], weights: [0.7, 1.3, 1.0], objective, temperature: 2, kdWeight: 0.8, ceWeight: 0.4, lossScale: 0.5, beta: 0.3 };
+        const garbage = z.slice();
+        for (let n = 0; n < N; n++) garbage.fill(n === 1 ? Number.NaN : 1e4, n * V + Vr, (n + 1) * V);
+        const padded = classifierLossRef({ ...common, V, realVocab: Vr, logits: garbage, teacher: t.kind === 'dense' ? { kind: 'dense', logits: zt } : t });
+        const plain = classifierLossRef({ ...common, V: Vr, logits: cut(z), teacher: tc });
+        expect([...padded.losses], `${objective} ${t.kind}`).toEqual([...plain.losses]);
+        for (let n = 0; n < N; n++) {
+          expect([...padded.dz.subarray(n * V, n * V + Vr)]).toEqual([...plain.dz.subarray(n * Vr, (n + 1) * Vr)]);
+          expect([...padded.dz.subarray(n * V + Vr, (n + 1) * V)]).toEqual([0, 0]);
+        }
+      }
+    }
+    expect(() => classifierLossRef({ N: 1, V: 3, realVocab: 4, logits: [0, 0, 0], weights: [1], objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1, labels: [0] }))
+      .toThrow(/realVocab 4 must be an integer in \[1, V = 3\]/);
+    // A label in the padding is as wrong as one past V.
+    expect(() => classifierLossRef({ N: 1, V: 3, realVocab: 2, logits: [0, 0, 0], weights: [1], objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1, labels: [2] }))
+      .toThrow(/label 2 is not in \[0, V = 2\)/);
+  });
+});

@@ -11,10 +11,10 @@ import type { PreferencePair } from '../../train/dpo.ts';
 import type { ChatMessage, StoredPair, StoredRecord } from '../../store/schema.ts';
 import type { DistillStore } from '../../store/store.ts';
 import { unpackTopKRows } from '../../store/topk.ts';
-import type { BpeTokenizer } from '../../tokenizer/bpe.ts';
+import type { TextTokenizer } from '../../tokenizer/types.ts';
 import { packRows, type Batch, type Example, type PackedRow } from '../../train/batches.ts';
-import { encodeRecord, promptText } from './format.ts';
-import type { RunDataStats, RunFormat } from './types.ts';
+import { encodeRecord, promptIds, type RecordFormat } from './format.ts';
+import type { RunDataStats } from './types.ts';
 
 /** Every record and pair id of a dataset, in insertion order: what a run is created from. */
 export async function snapshotIds(store: DistillStore, datasetId: string): Promise<{ records: number[]; pairs: number[] }> {
@@ -56,7 +56,7 @@ export async function readSnapshot(store: DistillStore, datasetId: string, ids: 
 export const isHeldOut = (i: number, every: number): boolean => every > 1 && i % every === every - 1;
 
 /** The student's id for each teacher-token string that is exactly one student token (ambiguous strings dropped). */
-export function stringToStudentId(tok: BpeTokenizer): Map<string, number> {
+export function stringToStudentId(tok: Pick<TextTokenizer, 'vocabSize' | 'decode'>): Map<string, number> {
   const out = new Map<string, number>(), dup = new Set<string>();
   for (let id = 0; id < tok.vocabSize; id++) {
     let s: string;
@@ -94,8 +94,8 @@ export interface RunData {
 }
 
 export interface BuildOptions {
-  format: RunFormat;
-  tok: BpeTokenizer;
+  format: RecordFormat;
+  tok: TextTokenizer;
   eos: number;
   T: number;
   heldOutEvery: number;
@@ -212,8 +212,14 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
 
 /** A pair as token ids: the prompt (rendered to ask for an answer) and each completion closed like an answer. */
 function encodePair(prompt: ChatMessage[], chosen: string, rejected: string, o: BuildOptions): PreferencePair | null {
-  const p = o.tok.encode(promptText(prompt, o.format));
+  const p = promptIds(prompt, o.format, o.tok);
   const close = (text: string) => {
+    if (typeof o.format === 'object') {
+      // The template's own rendering of the answer turn: its targets (content + closing), after the prompt.
+      const enc = encodeRecord([...prompt, { role: 'assistant', content: text }], o.format, o.tok, o.eos);
+      const first = enc.learn.indexOf(1), last = enc.learn.lastIndexOf(1);
+      return first < 0 ? [o.eos] : Array.from(enc.tokens.subarray(first, last + 1));
+    }
     const ids = o.format === 'chat' ? o.tok.encode(`${text}\n`) : o.tok.encode(text);
     ids.push(o.eos);
     return ids;

@@ -9,6 +9,8 @@
 // The SENTINEL marks make "is token j in the top-k" a single load: non-top-k tokens are handled by the strided
 // loops, the k ids by loops over the slots r (the kernel assumes the ids of a row are distinct: validateTopK).
 // Everything is in log space (log s, log t finite) and every reduction is a fixed-order tree: deterministic.
+// Vocabulary padding: only the first Vr ≤ V columns of a row are tokens; columns Vr..V (rows of the embedding
+// padded to a multiple that suits the matmuls) are never read, take no part in any softmax or sum, and get dz = 0.
 // Prepended by the launcher (loss.ts): `struct Params`, and consts OBJECTIVE, TEACHER, POLICY, MIN_MISSING.
 
 @group(0) @binding(0) var<storage, read_write> z: array<u32>;       // (N, V) student logits (f32 bits) → dz
@@ -147,6 +149,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let n = wid.x;
   if (n >= p.N) { return; }
   let V = p.V;
+  let VR = p.Vr; // real tokens; columns VR..V are padding
   let K = p.k;
   let row = n * V;
   let invT = 1.0 / p.temperature;
@@ -160,7 +163,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var y = NO_LABEL;
   if (p.hasLabels != 0u) { y = labels[n]; }
-  if (y >= V) { y = NO_LABEL; }
+  if (y >= VR) { y = NO_LABEL; }
   var zy = 0.0; // z at the label, for thread 0's CE (read before the top-k slots are marked)
   if (tid == 0u && y != NO_LABEL) { zy = bitcast<f32>(z[row + y]); }
 
@@ -172,7 +175,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     for (var r = tid; r < K; r += WG) {
       let id = ids[n * K + r];
       var v = 0.0;
-      if (id < V) { v = bitcast<f32>(z[row + id]); }
+      if (id < VR) { v = bitcast<f32>(z[row + id]); }
       zk[r] = v;
       let l = lp[n * K + r];
       a = vec4f(ms_add(a.xy, l), ms_add(a.zw, l * invT));
@@ -183,7 +186,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     storageBarrier(); // every read of z above happens before any mark
     for (var r = tid; r < K; r += WG) {
       let id = ids[n * K + r];
-      if (id < V) { z[row + id] = SENTINEL; }
+      if (id < VR) { z[row + id] = SENTINEL; }
     }
     storageBarrier();
   }
@@ -193,7 +196,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var s_topk = vec2f(NEG_BIG, 0.0);
   var ce = vec2f(NEG_BIG, 0.0);
   var tt = vec2f(NEG_BIG, 0.0);
-  for (var i = tid; i < V; i += WG) {
+  for (var i = tid; i < VR; i += WG) {
     let bits = z[row + i];
     if (TEACHER == TEACHER_TOPK && bits == SENTINEL) { continue; }
     let x = bitcast<f32>(bits);
@@ -215,7 +218,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
   // Teacher outside the top-k: log t of each 'uniform' token / of the 'tail-bucket' bin; log s of that bin.
   let missing = max(1.0 - exp(lse_lp), MIN_MISSING);
-  let lt_uni = log(missing / f32(max(V - min(K, V), 1u)));
+  let lt_uni = log(missing / f32(max(VR - min(K, VR), 1u)));
   let lt_rest = log(missing);
   let ls_rest = select(0.0, ms_lse(st[0].xy) - lse_s, has_rest);
   let lm_topk = select(lse_lp, 0.0, POLICY == POLICY_RENORMALIZE); // log of the top-k's total teacher mass
@@ -224,7 +227,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var kd = 0.0;
   var S = 0.0;
   if (TEACHER != TEACHER_NONE && OBJECTIVE != OBJ_NONE) {
-    for (var i = tid; i < V && !(TEACHER == TEACHER_TOPK && POLICY == POLICY_TAIL); i += WG) {
+    for (var i = tid; i < VR && !(TEACHER == TEACHER_TOPK && POLICY == POLICY_TAIL); i += WG) {
       let bits = z[row + i];
       if (TEACHER == TEACHER_TOPK && bits == SENTINEL) { continue; }
       let ls = bitcast<f32>(bits) * invT - lse_s;
@@ -254,10 +257,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     losses[2u * n + 1u] = select(w * (lse_z - zy), 0.0, y == NO_LABEL);
   }
 
-  // Phase 3: dz, first the non-top-k tokens, then (after a barrier, as the marks are read) the top-k ids.
+  // Phase 3: dz, first the non-top-k tokens, then (after a barrier, as the marks are read) the top-k ids; 0 on
+  // the padding columns.
   let ckd = p.lossScale * w * p.kdWeight * invT;
   let cce = select(p.lossScale * w * p.ceWeight, 0.0, y == NO_LABEL);
-  for (var i = tid; i < V; i += WG) {
+  for (var i = VR + tid; i < V; i += WG) { z[row + i] = 0u; }
+  for (var i = tid; i < VR; i += WG) {
     let bits = z[row + i];
     if (TEACHER == TEACHER_TOPK && bits == SENTINEL) { continue; }
     let x = bitcast<f32>(bits);
@@ -280,7 +285,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     storageBarrier();
     for (var r = tid; r < K; r += WG) {
       let id = ids[n * K + r];
-      if (id >= V) { continue; }
+      if (id >= VR) { continue; }
       let x = zk[r];
       var d = cce * (exp(x - lse_z) - select(0.0, 1.0, id == y));
       if (OBJECTIVE != OBJ_NONE) {

@@ -1,6 +1,7 @@
 // Classifier-loss checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI.
 // Every input set has a masked row (w = 0) full of garbage (NaN logits, an out-of-range label, duplicate ids), a
-// row without a label, and non-uniform weights.
+// row without a label, and non-uniform weights. With vocabulary padding (realVocab < V) every padding column of the
+// student and teacher logits is NaN: one read of them would poison the row.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
@@ -12,6 +13,8 @@ import { classifierLossRef, type ClassifierLossRefArgs, type TeacherRef } from '
 export interface LossCheckConfig {
   N: number;
   V: number;
+  /** Real tokens (default V): columns realVocab..V are vocabulary padding. */
+  realVocab?: number;
   objective: KdObjective;
   teacher: 'none' | 'dense' | 'topk';
   k?: number;
@@ -42,23 +45,27 @@ export const DZ_TOLERANCE: Tolerance = { atol: 2e-8, rtol: 2e-5 };
 export function describeLossConfig(c: LossCheckConfig): string {
   const t = c.teacher === 'topk' ? `topk k=${c.k} ${c.policy}` : c.teacher;
   const extra = c.objective === 'jsd' ? ` β=${c.beta}` : c.objective.startsWith('skew') ? ` λ=${c.lambda}` : '';
-  return `${c.objective}${extra} ${t} N=${c.N} V=${c.V} τ=${c.temperature}${c.maxBindingBytes ? ` maxBinding=${c.maxBindingBytes}` : ''}`;
+  const pad = c.realVocab !== undefined && c.realVocab !== c.V ? ` (${c.realVocab} real)` : '';
+  return `${c.objective}${extra} ${t} N=${c.N} V=${c.V}${pad} τ=${c.temperature}${c.maxBindingBytes ? ` maxBinding=${c.maxBindingBytes}` : ''}`;
 }
 
 export function makeLossInputs(c: LossCheckConfig, seed: number): LossInputs {
   const { N, V } = c;
+  const Vr = c.realVocab ?? V;
   const k = c.k ?? 0;
   const rng = new Rng(seed);
   const normal = (n: number, sd: number) => Float32Array.from({ length: n }, () => sd * rng.normal());
   const logits = normal(N * V, 2);
   const teacherLogits = normal(N * V, 2);
-  const labels = Uint32Array.from({ length: N }, () => rng.int(V));
+  const labels = Uint32Array.from({ length: N }, () => rng.int(Vr));
   const weights = Float32Array.from({ length: N }, () => 0.5 + rng.next());
   const ids = new Uint32Array(N * k);
   const logprobs = new Float32Array(N * k);
   for (let n = 0; n < N; n++) {
-    // The teacher's true top-k of log_softmax(zt), in a shuffled order.
-    const row = teacherLogits.subarray(n * V, (n + 1) * V);
+    logits.fill(Number.NaN, n * V + Vr, (n + 1) * V); // vocabulary padding: never read
+    teacherLogits.fill(Number.NaN, n * V + Vr, (n + 1) * V);
+    // The teacher's true top-k of log_softmax(zt) over the real tokens, in a shuffled order.
+    const row = teacherLogits.subarray(n * V, n * V + Vr);
     let max = -Infinity;
     for (const x of row) max = Math.max(max, x);
     let sum = 0;
@@ -92,7 +99,7 @@ function refArgs(c: LossCheckConfig, x: LossInputs): ClassifierLossRefArgs {
     : c.teacher === 'topk' ? { kind: 'topk', k: c.k!, ids: x.ids, logprobs: x.logprobs, policy: c.policy! }
     : undefined;
   return {
-    N: c.N, V: c.V, logits: x.logits, labels: x.labels, weights: x.weights, teacher, objective: c.objective,
+    N: c.N, V: c.V, realVocab: c.realVocab, logits: x.logits, labels: x.labels, weights: x.weights, teacher, objective: c.objective,
     temperature: c.temperature, kdWeight: c.kdWeight ?? 0.7, ceWeight: c.ceWeight ?? 0.3, lossScale: x.lossScale,
     beta: c.beta, lambda: c.lambda,
   };
@@ -112,7 +119,7 @@ export async function runClassifierLoss(device: GPUDevice, c: LossCheckConfig, x
     const logits = keep(createStorage(device, x.logits, 'check logits'));
     const losses = keep(createStorage(device, new Float32Array(N * 2).fill(Number.NaN), 'check losses'));
     const args: ClassifierLossArgs = {
-      N, V, logits, losses,
+      N, V, realVocab: c.realVocab, logits, losses,
       labels: keep(createStorageU32(device, x.labels, 'check labels')),
       weights: keep(createStorage(device, x.weights, 'check weights')),
       objective: c.objective, temperature: r.temperature, kdWeight: r.kdWeight, ceWeight: r.ceWeight,
@@ -157,11 +164,17 @@ export const LOSS_CHECK_CONFIGS: readonly LossCheckConfig[] = [
   { N: 3, V: 130, objective: 'skew_rkl', lambda: 0.1, teacher: 'topk', k: 130, policy: 'uniform', temperature: 1 },
   { N: 130, V: 7, objective: 'fkl', teacher: 'topk', k: 5, policy: 'renormalize', temperature: 2, maxBindingBytes: 64 * 7 * 4 },
   { N: 3, V: 1, objective: 'fkl', teacher: 'dense', temperature: 1 },
+  // Vocabulary padding (realVocab < V, NaN in every padding column): CE alone, dense, each top-k policy, chunked.
+  { N: 17, V: 130, realVocab: 97, objective: 'none', teacher: 'none', temperature: 1, kdWeight: 0, ceWeight: 1 },
+  { N: 5, V: 131, realVocab: 101, objective: 'fkl', teacher: 'dense', temperature: 2 },
+  { N: 9, V: 67, realVocab: 61, objective: 'jsd', beta: 0.3, teacher: 'topk', k: 5, policy: 'uniform', temperature: 1 },
+  { N: 3, V: 300, realVocab: 259, objective: 'rkl', teacher: 'topk', k: 7, policy: 'tail-bucket', temperature: 2 },
+  { N: 130, V: 9, realVocab: 7, objective: 'tvd', teacher: 'topk', k: 3, policy: 'renormalize', temperature: 1, maxBindingBytes: 64 * 9 * 4 },
 ];
 
 export const lossChecks: KernelCheck[] = LOSS_CHECK_CONFIGS.map((c) => ({
   kernel: 'classifier_loss',
   variant: `${c.objective}_${c.teacher}${c.policy ? `_${c.policy}` : ''}`,
-  shape: `N=${c.N} V=${c.V}${c.k ? ` k=${c.k}` : ''} τ=${c.temperature}`,
+  shape: `N=${c.N} V=${c.V}${c.realVocab !== undefined ? ` Vr=${c.realVocab}` : ''}${c.k ? ` k=${c.k}` : ''} τ=${c.temperature}`,
   run: (device: GPUDevice, seed: number) => checkClassifierLoss(device, c, seed),
 }));

@@ -7,6 +7,8 @@
 //   losses[n] = [w·KD_n, w·CE_n]
 //   dz[n, j] = lossScale · w · (kdWeight · ∂KD/∂z_j + ceWeight · ∂CE/∂z_j), all 0 when w = 0
 //   ∂KD/∂z_j = (1/τ) · s_j · (g_bin(j) − Σ_b s_b g_b) with g_b = ∂KD/∂s_b,  ∂CE/∂z_j = softmax(z)_j − 1[j = y]
+// Vocabulary padding (realVocab = Vr < V): the row is its first Vr columns — the loss of the padded problem is the
+// loss of the (N, Vr) problem, whatever the padding columns hold, and dz is 0 on them.
 import { MIN_MISSING_MASS, NO_LABEL, resolveObjective, type KdObjective, type TopKPolicy } from './loss.config.ts';
 
 export type TeacherRef =
@@ -16,6 +18,8 @@ export type TeacherRef =
 export interface ClassifierLossRefArgs {
   N: number;
   V: number;
+  /** Real tokens (default V): columns realVocab..V of the logits (and dense teacher logits) are padding. */
+  realVocab?: number;
   logits: ArrayLike<number>; // (N, V) student logits z
   labels?: ArrayLike<number>; // (N) u32, NO_LABEL = no CE term
   weights: ArrayLike<number>; // (N)
@@ -144,6 +148,25 @@ export function divergence(obj: KdObjective, t: Float64Array, s: Float64Array, b
 }
 
 export function classifierLossRef(a: ClassifierLossRefArgs): ClassifierLossRefResult {
+  const { N, V } = a;
+  const Vr = a.realVocab ?? V;
+  if (!(Number.isInteger(Vr) && Vr >= 1 && Vr <= V)) throw new Error(`classifierLossRef: realVocab ${Vr} must be an integer in [1, V = ${V}]`);
+  if (Vr === V) return lossRef(a);
+  // The padded problem is the (N, Vr) problem on the first Vr columns; dz is 0 on the padding.
+  const cut = (x: ArrayLike<number>): Float64Array => {
+    const out = new Float64Array(N * Vr);
+    for (let n = 0; n < N; n++) for (let j = 0; j < Vr; j++) out[n * Vr + j] = x[n * V + j]!;
+    return out;
+  };
+  if (a.logits.length < N * V) throw new Error(`classifierLossRef: logits has ${a.logits.length} elements, needs N·V = ${N}·${V}`);
+  const teacher: TeacherRef | undefined = a.teacher?.kind === 'dense' ? { kind: 'dense', logits: cut(a.teacher.logits) } : a.teacher;
+  const r = lossRef({ ...a, V: Vr, realVocab: Vr, logits: cut(a.logits), teacher });
+  const dz = new Float64Array(N * V);
+  for (let n = 0; n < N; n++) dz.set(r.dz.subarray(n * Vr, (n + 1) * Vr), n * V);
+  return { losses: r.losses, dz };
+}
+
+function lossRef(a: ClassifierLossRefArgs): ClassifierLossRefResult {
   const { N, V, temperature: tau } = a;
   if (a.logits.length < N * V) throw new Error(`classifierLossRef: logits has ${a.logits.length} elements, needs N·V = ${N}·${V}`);
   const teacherKind = a.teacher?.kind ?? 'none';

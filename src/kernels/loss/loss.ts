@@ -1,7 +1,8 @@
 // Fused classifier loss launcher: plans the dispatches of classifier_loss.wgsl (KD against a dense or top-k
 // teacher + cross-entropy, gradient written in place over the student logits). Rows are split into chunks whose
 // bindings fit maxStorageBufferBindingSize (or a smaller `maxBindingBytes`), one dispatch per chunk; per-step
-// scalars (lossScale, kdWeight, ceWeight, temperature) are rewritten with `plan.update`.
+// scalars (lossScale, kdWeight, ceWeight, temperature) are rewritten with `plan.update`. A padded vocabulary
+// (`realVocab` < V: embedding rows past the tokenizer's) is masked: those columns are no token of any softmax.
 import { bindBuffers, bindingBytes, cachedPipeline, createUniform, dummyStorage, offsetOf, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import code from './classifier_loss.wgsl?raw';
@@ -13,7 +14,8 @@ export { NO_LABEL, TOPK_MAX, validateTopK, KD_OBJECTIVES, TOPK_POLICIES, type Kd
 
 export const ClassifierLossParams = uniformStruct('Params', {
   N: 'u32', // rows of this dispatch (chunk)
-  V: 'u32',
+  V: 'u32', // row width of the logits
+  Vr: 'u32', // real tokens: columns Vr..V are padding (never read, dz = 0)
   k: 'u32',
   hasLabels: 'u32',
   temperature: 'f32',
@@ -33,7 +35,10 @@ export type TeacherArgs =
 
 export interface ClassifierLossArgs {
   N: number; // rows, B·T
-  V: number; // vocabulary
+  V: number; // vocabulary (row width of the logits)
+  /** Real tokens (default V): columns realVocab..V are vocabulary padding, masked out of CE and KD (dz = 0 there);
+   *  labels and top-k ids must be < realVocab. */
+  realVocab?: number;
   logits: Binding; // (N, V) f32 student logits z, read and OVERWRITTEN with dz = lossScale·w·∂L/∂z
   labels?: Binding; // (N) u32, NO_LABEL = no CE term; absent = no CE at all (ceWeight must then be 0)
   weights: Binding; // (N) f32 row weights, 0 = masked row (dz = 0, losses = 0, its labels and teacher not read)
@@ -68,10 +73,12 @@ export interface ClassifierLossPlan {
 
 export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs): ClassifierLossPlan {
   const { N, V } = args;
-  const what = `classifier_loss N=${N} V=${V}`;
-  for (const [name, v] of Object.entries({ N, V })) {
+  const Vr = args.realVocab ?? V;
+  const what = `classifier_loss N=${N} V=${V}${Vr !== V ? ` (${Vr} real)` : ''}`;
+  for (const [name, v] of Object.entries({ N, V, realVocab: Vr })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`classifier_loss: ${name} must be a positive integer, got ${v}`);
   }
+  if (Vr > V) throw new Error(`${what}: realVocab ${Vr} is larger than the row width V = ${V}`);
   if (args.teacher && args.teacher.kind !== 'dense' && args.teacher.kind !== 'topk') {
     throw new Error(`${what}: unknown teacher kind '${(args.teacher as { kind: string }).kind}' (expected 'dense' or 'topk')`);
   }
@@ -80,7 +87,7 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
   const k = teacher?.kind === 'topk' ? teacher.k : 0;
   const policy = teacher?.kind === 'topk' ? teacher.policy : 'renormalize';
   const objective = resolveObjective(what, args.objective, {
-    beta: args.beta, lambda: args.lambda, teacher: teacherKind, policy, k: teacher?.kind === 'topk' ? k : undefined, V,
+    beta: args.beta, lambda: args.lambda, teacher: teacherKind, policy, k: teacher?.kind === 'topk' ? k : undefined, V: Vr,
   });
   if (!(args.temperature > 0 && Number.isFinite(args.temperature))) throw new Error(`${what}: temperature must be > 0, got ${args.temperature}`);
   if (!args.labels && args.ceWeight !== 0) throw new Error(`${what}: ceWeight is ${args.ceWeight} but no labels were given`);
@@ -127,7 +134,7 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
   let scalars: LossScalars = { temperature: args.temperature, kdWeight: args.kdWeight, ceWeight: args.ceWeight, lossScale: args.lossScale };
   const pack = (rowsInChunk: number): ArrayBuffer =>
     ClassifierLossParams.pack({
-      N: rowsInChunk, V, k, hasLabels: args.labels ? 1 : 0, ...scalars, beta: args.beta ?? 0.5, lambda: args.lambda ?? 0.1,
+      N: rowsInChunk, V, Vr, k, hasLabels: args.labels ? 1 : 0, ...scalars, beta: args.beta ?? 0.5, lambda: args.lambda ?? 0.1,
     });
   const chunks: { rows: number; uniforms: GPUBuffer }[] = [];
   const dispatches: Dispatch[] = [];
