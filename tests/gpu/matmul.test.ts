@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
 import { checkMatmul, MATMUL_LAB_VARIANTS, matmulChecks } from '../../src/kernels/matmul/matmul.check.ts';
-import { planMatmul } from '../../src/kernels/matmul/matmul.ts';
+import { planMatmul, splitKChunks } from '../../src/kernels/matmul/matmul.ts';
 import { matmulRefGeneral } from '../../src/kernels/matmul/matmul.ref.ts';
 import { failures, useGpu } from './gpu-context.ts';
 
@@ -44,6 +44,43 @@ describe('matmul_tiled', () => {
     const buf = createStorage(device, 100 * 150);
     expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 100, N: 40, K: 150, transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 })).toHaveLength(3);
     expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 33, N: 40, K: 150, transA: true, maxBindingBytes: 64 * 40 * 4 })).toHaveLength(3);
+  });
+
+  it('splits a long K over few output tiles (dx over a large vocabulary) into parallel chunks and a reduction', () => {
+    const { device } = gpu();
+    const [M, N, V] = [48, 16, 128256];
+    const dy = createStorage(device, M * V), w = createStorage(device, V * N), dx = createStorage(device, M * N);
+    const plans = planMatmul(device, { a: dy, b: w, c: dx, M, N, K: V, variant: 'tiled' });
+    // The 64×64 tile (untuned, this shape would run 'naive': a dimension ≤ 16): 63 chunks of 2048 (62 in one batched dispatch, the last of 1280 alone), then the sum.
+    expect(plans.map((p) => p.workgroups)).toEqual([[1, 1, 62], [1, 1, 1], [3, 1, 1]]);
+    expect(plans[2]!.label).toMatch(/split-K 63 reduce/);
+    // Many output tiles (the forward logits) or splitK: 1: one dispatch.
+    expect(planMatmul(device, { a: dy, b: w, c: dx, M, N, K: V, variant: 'tiled', splitK: 1 })).toHaveLength(1);
+    expect(splitKChunks(2048, 256, V, { TM: 64, TN: 64 })).toBe(1); // 128 tiles: enough workgroups already
+    expect(splitKChunks(M, N, 1000, { TM: 64, TN: 64 })).toBe(1); // a short K
+    for (const b of [dy, w, dx]) b.destroy();
+  });
+
+  it('split-K gives the one-pass result within the f32 tolerance, on ranges of one slab too', async () => {
+    const { device } = gpu();
+    const [M, N, K] = [7, 9, 700];
+    const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i));
+    const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i));
+    const bias = Float32Array.from({ length: N }, (_, i) => i - 4);
+    // A at 0, B at 4992 floats, C at 11392, bias at 11456 (all 256-byte aligned).
+    const slab = new Float32Array(11456 + 64).fill(-3);
+    slab.set(a, 0); slab.set(b, 4992); slab.set(bias, 11456);
+    const buf = createStorage(device, slab);
+    submitDispatches(device, planMatmul(device, {
+      a: { buffer: buf, offset: 0, size: M * K * 4 }, b: { buffer: buf, offset: 4992 * 4, size: K * N * 4 },
+      c: { buffer: buf, offset: 11392 * 4, size: M * N * 4 }, bias: { buffer: buf, offset: 11456 * 4, size: N * 4 }, M, N, K, splitK: 4,
+    }));
+    const out = await readF32(device, buf, slab.length);
+    const ref = matmulRefGeneral(a, b, M, N, K, { bias });
+    const got = out.subarray(11392, 11392 + M * N);
+    // A lost or doubled chunk is off by O(10); f32 sums over 700 terms agree within 1e-3.
+    expect(Math.max(...[...got].map((v, i) => Math.abs(v - ref[i]!)))).toBeLessThan(1e-3);
+    expect(out[11392 + M * N]).toBe(-3);
   });
 
   it('works on ranges of one slab (inputs and output in the same buffer)', async () => {

@@ -7,7 +7,7 @@ import { createStorage, readF32, submitDispatches } from '../../gpu/dispatch.ts'
 import { timeDispatches } from '../../gpu/timing.ts';
 import { compareArrays } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
-import { MATMUL_VARIANTS, matmulVariantApplies, planMatmul, type MatmulProblem, type MatmulVariant } from './matmul.ts';
+import { defaultMatmulVariant, MATMUL_VARIANTS, matmulVariantApplies, planMatmul, type MatmulProblem, type MatmulVariant } from './matmul.ts';
 
 export type { MatmulProblem } from './matmul.ts';
 
@@ -22,14 +22,14 @@ export interface TuneResult {
 const cache = new WeakMap<GPUDevice, Map<string, TuneResult>>();
 const keyOf = (p: MatmulProblem) => `${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}`;
 
-/** The variant to use without measuring (before or instead of tuning): the 64×64 tile, safe everywhere. */
+/** The variant to use without measuring for problems with every dimension over 16 (defaultMatmulVariant). */
 export const DEFAULT_MATMUL_VARIANT: MatmulVariant = 'tiled';
 
 /** Whether autotuneMatmul has measured this problem on this device. */
 export const isTuned = (device: GPUDevice, p: MatmulProblem): boolean => !!cache.get(device)?.has(keyOf(p));
 
 export function tunedVariant(device: GPUDevice, p: MatmulProblem): MatmulVariant {
-  return cache.get(device)?.get(keyOf(p))?.winner ?? DEFAULT_MATMUL_VARIANT;
+  return cache.get(device)?.get(keyOf(p))?.winner ?? defaultMatmulVariant(p);
 }
 
 export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: { iters?: number; variants?: readonly MatmulVariant[] } = {}): Promise<TuneResult> {
@@ -38,8 +38,8 @@ export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: 
   const hit = byKey.get(keyOf(p));
   if (hit) return hit;
   const { M, N, K } = p;
-  // The naive kernel only competes on tiny problems.
-  const candidates = opts.variants ?? MATMUL_VARIANTS.filter((v) => v !== 'naive' || M * N * K <= 64 ** 3);
+  // The naive kernel only competes on tiny problems, and where it is the default (a dimension of at most 16).
+  const candidates = opts.variants ?? MATMUL_VARIANTS.filter((v) => v !== 'naive' || M * N * K <= 64 ** 3 || defaultMatmulVariant(p) === 'naive');
   const variants = candidates.filter((v) => matmulVariantApplies(v, p, device));
   const skipped = candidates.filter((v) => !variants.includes(v));
   const rng = new Rng(M + N + K);
@@ -51,7 +51,7 @@ export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: 
     submitDispatches(device, planMatmul(device, { ...p, a, b, c: ref, variant: 'tiled' }));
     const expected = await readF32(device, ref, M * N);
     const ms: TuneResult['ms'] = {};
-    let winner: MatmulVariant = DEFAULT_MATMUL_VARIANT;
+    let winner: MatmulVariant = defaultMatmulVariant(p);
     for (const variant of variants) {
       const plan = planMatmul(device, { ...p, a, b, c, variant });
       submitDispatches(device, plan);

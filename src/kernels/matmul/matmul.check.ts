@@ -1,6 +1,6 @@
 // Matmul checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI. Every lab
 // variant runs every shape and backprop form (so any of them can win the autotuner); the vec4-load variants also
-// run shapes whose layouts take their vec4 paths, and every new variant runs the batched and split forms.
+// run shapes whose layouts take their vec4 paths, and every new variant runs the batched, split and split-K forms.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
@@ -33,6 +33,7 @@ export interface MatmulCheckOptions {
   alpha?: number;
   beta?: number;
   maxBindingBytes?: number;
+  splitK?: number;
 }
 
 export async function checkMatmul(
@@ -51,7 +52,7 @@ export async function checkMatmul(
     const got = await withGpuErrors(device, `matmul_${variant} ${M}x${N}x${K}`, async () => {
       submitDispatches(device, planMatmul(device, {
         a: bufs[0], b: bufs[1], c: bufs[2], bias: bias ? bufs[3] : undefined, M, N, K, variant,
-        transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes,
+        transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes, splitK: o.splitK,
       }));
       return readF32(device, bufs[2], batch * M * N);
     });
@@ -116,6 +117,15 @@ export const matmulChecks: KernelCheck[] = [
     ]),
     check(v, [100, 40, 150], { transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 }, ' AᵀBᵀ split K'),
   ]),
+  // Split-K (K cut into chunks summed by a reduction): chunks with a shorter last one, in every form, with bias, alpha
+  // and beta; and the automatic choice on a long K with one output tile.
+  ...(['tiled', 'tiled128', ...LAB, 'naive'] as const).flatMap((v) => [
+    check(v, [5, 7, 300], { splitK: 3 }, ' split-K'),
+    check(v, [9, 70, 200], { transB: true, bias: true, splitK: 4 }, ' Bᵀ+bias split-K'),
+    check(v, [17, 6, 333], { transA: true, beta: 1, splitK: 5 }, ' Aᵀ, C+= split-K'),
+    check(v, [6, 12, 256], { transA: true, transB: true, alpha: 0.5, beta: -2, bias: true, splitK: 4 }, ' AᵀBᵀ α β split-K'),
+  ]),
+  check('tiled', [3, 5, 4100], {}, ' auto split-K'),
   // Layouts where both operands take vec4 loads (row and batch strides multiples of 4), in every form, with edge
   // quads (M, N, K not multiples of the tile, K not of the slice), batched and split. (' AᵀBᵀ split K' above loads
   // a vec4 A with a scalar B.)

@@ -22,6 +22,7 @@
 import { bindBuffers, bindingBytes, cachedPipeline, createUniform, dummyStorage, offsetOf, readWriteAll, sharesBuffer, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import dbufWgsl from './matmul_dbuf.wgsl?raw';
+import splitKReduceWgsl from './matmul_splitk_reduce.wgsl?raw';
 import naiveWgsl from './matmul_naive.wgsl?raw';
 import subgroupWgsl from './matmul_subgroup.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
@@ -31,6 +32,9 @@ import vec4IoWgsl from './matmul_vec4_io.wgsl?raw';
 export const MatmulParams = uniformStruct('Params', {
   M: 'u32', N: 'u32', K: 'u32', lda: 'u32', ldb: 'u32', ldc: 'u32',
   strideA: 'u32', strideB: 'u32', strideC: 'u32', alpha: 'f32', beta: 'f32',
+});
+export const SplitKReduceParams = uniformStruct('ReduceParams', {
+  count: 'u32', N: 'u32', slots: 'u32', slot: 'u32', width: 'u32', beta: 'f32',
 });
 
 interface Tiling { TM: number; TN: number; TK: number; WG: number; RM: number; RN: number }
@@ -78,6 +82,14 @@ export const MATMUL_VARIANT_INFO: Record<MatmulVariant, MatmulVariantInfo> = {
   naive: { wgsl: naiveWgsl, applies: always, requires: 'nothing' },
 };
 
+/**
+ * The variant for a problem nobody has measured: the 64×64 tile ('tiled'), except where a dimension is at most 16 —
+ * then most of each tile is empty (a 16-wide student's projections and its tied-embedding gradients over the
+ * vocabulary) or K is one slice, register tiling buys nothing, and one thread per output ('naive') does only the
+ * useful work (on SwiftShader 3-6× faster at 48×16×128256 in every backprop form).
+ */
+export const defaultMatmulVariant = (p: MatmulProblem): MatmulVariant => (Math.min(p.M, p.N, p.K) <= 16 ? 'naive' : 'tiled');
+
 /** planMatmul was asked for a variant whose `applies` is false for the problem on this device. */
 export class MatmulVariantNotApplicable extends Error {
   override name = 'MatmulVariantNotApplicable';
@@ -114,6 +126,8 @@ export interface MatmulArgs {
   variant?: MatmulVariant;
   /** Split work so that no binding exceeds this many bytes (default and cap: the device's limit). */
   maxBindingBytes?: number;
+  /** Split-K: compute K in this many chunks in parallel, then sum them (default: chosen by splitKChunks; 1: never). */
+  splitK?: number;
 }
 
 
@@ -136,7 +150,7 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
   const { M, N, K } = args;
   const transA = !!args.transA, transB = !!args.transB;
   const batch = args.batch ?? 1;
-  const variant = args.variant ?? 'tiled';
+  const variant = args.variant ?? defaultMatmulVariant(args);
   const what = `matmul${transA ? 'ᵀ' : ''}${transB ? 'ᵀ' : ''} ${M}×${N}×${K}${batch > 1 ? ` ×${batch}` : ''}`;
   for (const [name, v] of Object.entries({ M, N, K, batch })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name} must be a positive integer, got ${v}`);
@@ -159,24 +173,33 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
 
   // Inputs and output may be ranges of one slab: then every binding must be read_write (see sharesBuffer).
   const aliased = sharesBuffer([args.a, args.b, args.c, args.bias]);
-  const plan = (p: { a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean }): Dispatch => {
+  interface Part {
+    a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean;
+    /** Split-K partials: batches over K chunks (row strides of the whole problem, batch strides of one chunk). */
+    lda?: number; ldb?: number; strideA?: number; strideB?: number; strideC?: number; batch?: number; aliased?: boolean;
+  }
+  const plan = (p: Part): Dispatch => {
     if (Math.ceil(p.M / tile.TM) > maxGroups) throw new Error(`${what}: over ${maxGroups} workgroups per dimension`);
-    const lda = transA ? M : K, ldb = transB ? K : N;
+    const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N);
+    const sA = p.strideA ?? strideA, sB = p.strideB ?? strideB, sC = p.strideC ?? strideC, nb = p.batch ?? batch;
     // vec4 loads of an operand need every quad start 16-byte aligned: row stride, batch stride, binding offset.
-    const vecA = isVec4(variant) && lda % 4 === 0 && strideA % 4 === 0 && offsetOf(p.a) % 16 === 0;
-    const vecB = isVec4(variant) && ldb % 4 === 0 && strideB % 4 === 0 && offsetOf(p.b) % 16 === 0;
-    const pipeline = pipelineFor(device, variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB, aliased });
+    const vecA = isVec4(variant) && lda % 4 === 0 && sA % 4 === 0 && offsetOf(p.a) % 16 === 0;
+    const vecB = isVec4(variant) && ldb % 4 === 0 && sB % 4 === 0 && offsetOf(p.b) % 16 === 0;
+    const pipeline = pipelineFor(device, variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB, aliased: p.aliased ?? aliased });
     const uniforms = createUniform(device, MatmulParams.pack({
       M: p.M, N, K: p.K, lda, ldb, ldc: N,
-      strideA, strideB, strideC, alpha, beta: p.beta,
+      strideA: sA, strideB: sB, strideC: sC, alpha, beta: p.beta,
     }), `${what} params`);
     const bindings = [p.a, p.b, p.c, p.bias && args.bias ? args.bias : dummyStorage(device), uniforms];
     if (isVec4(variant)) bindings.push(vecA ? p.a : dummyStorage(device), vecB ? p.b : dummyStorage(device));
     const bindGroup = bindBuffers(device, pipeline, bindings, what);
-    return { label: `${what} ${variant}`, pipeline, bindGroup, workgroups: [Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), batch] };
+    return { label: `${what} ${variant}`, pipeline, bindGroup, workgroups: [Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), nb] };
   };
+  const fits = needA <= limit && needB <= limit && needC <= limit;
+  const chunks = batch === 1 && fits ? splitKChunks(M, N, K, tile, args.splitK) : 1;
+  if (chunks > 1) return planSplitK(device, { ...args, M, N, K, alpha, beta }, what, chunks, plan);
   const whole = { a: args.a, b: args.b, c: args.c, M, K, beta, bias: !!args.bias };
-  if (needA <= limit && needB <= limit && needC <= limit) return [plan(whole)];
+  if (fits) return [plan(whole)];
 
   // Split. Chunks are multiples of 64 rows so that byte offsets stay 256-aligned.
   const fail = (why: string) => new Error(`${what}: ${why} exceeds the ${limit}-byte binding limit and cannot be split (only batch 1, and only along rows of A/C or along K)`);
@@ -203,6 +226,63 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
     const d = plan({ a: subBinding(args.a, k0 * M * 4, kc * M * 4), b: bPart, c: args.c, M, K: kc, beta: k0 === 0 ? beta : 1, bias: k0 === 0 && !!args.bias });
     out.push(d);
   }
+  return out;
+}
+
+// Split-K. A product with few output tiles and a long K (dx = dlogits · W over a large vocabulary: M = B·T rows,
+// N = hidden, K = V) would run as a handful of workgroups walking all of K. Instead K is cut into chunks computed in
+// parallel, as a batch over the chunks (batch strides step along K; the row strides stay the whole problem's), into
+// partial products in a scratch buffer owned by the plan, which a reduction kernel sums into C with the bias and
+// beta. The sum order differs from one pass over K, within the f32 dot-product tolerance the checks use.
+const SPLITK = { minK: 2048, minChunk: 512, targetGroups: 64, maxTiles: 32 };
+
+/** How many K chunks planMatmul uses for an unbatched M×N×K product (1: no split). */
+export function splitKChunks(M: number, N: number, K: number, tile: { TM: number; TN: number }, forced?: number): number {
+  if (forced !== undefined) {
+    if (!Number.isInteger(forced) || forced < 1) throw new Error(`matmul ${M}×${N}×${K}: splitK must be a positive integer, got ${forced}`);
+    return Math.ceil(K / 64) < 2 ? 1 : forced;
+  }
+  const tiles = Math.ceil(M / tile.TM) * Math.ceil(N / tile.TN);
+  if (tiles >= SPLITK.maxTiles || K < SPLITK.minK) return 1;
+  return Math.max(1, Math.min(Math.ceil(SPLITK.targetGroups / tiles), Math.floor(K / SPLITK.minChunk)));
+}
+
+interface SplitKPart {
+  a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean;
+  lda: number; ldb: number; strideA: number; strideB: number; strideC: number; batch: number; aliased: boolean;
+}
+
+function planSplitK(
+  device: GPUDevice, args: MatmulArgs & { alpha: number; beta: number }, what: string, chunks: number, plan: (p: SplitKPart) => Dispatch,
+): Dispatch[] {
+  const { M, N, K, a, b } = args;
+  const transA = !!args.transA, transB = !!args.transB;
+  // Chunks of a multiple of 64 along K keep every sub-binding offset 256-byte aligned; the last may be shorter.
+  const kc = Math.ceil(Math.ceil(K / chunks) / 64) * 64;
+  const full = Math.floor(K / kc), rest = K - full * kc, slots = full + (rest > 0 ? 1 : 0);
+  const slot = Math.ceil((M * N) / 64) * 64;
+  const partials = device.createBuffer({ label: `${what} split-K partials`, size: slots * slot * 4, usage: GPUBufferUsage.STORAGE });
+  const stepA = transA ? kc * M : kc, stepB = transB ? kc : kc * N; // elements from one chunk to the next
+  const common = { c: partials, M, beta: 0, bias: false, lda: transA ? M : K, ldb: transB ? K : N, strideC: slot, aliased: sharesBuffer([a, b, partials]) };
+  const out: Dispatch[] = [];
+  if (full > 0) out.push(plan({ ...common, a, b, K: kc, strideA: stepA, strideB: stepB, batch: full }));
+  if (rest > 0) {
+    const offA = full * stepA * 4, offB = full * stepB * 4;
+    out.push(plan({
+      ...common, a: subBinding(a, offA, bindingBytes(a) - offA), b: subBinding(b, offB, bindingBytes(b) - offB),
+      c: subBinding(partials, full * slot * 4, slot * 4), K: rest, strideA: 0, strideB: 0, batch: 1,
+    }));
+  }
+  const count = M * N, groups = Math.ceil(count / 256), maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  const gx = Math.min(groups, maxGroups), gy = Math.ceil(groups / gx);
+  if (gy > maxGroups) throw new Error(`${what}: split-K reduction over ${maxGroups}² workgroups`);
+  const hasBias = !!args.bias, useBeta = args.beta !== 0;
+  const rw = sharesBuffer([args.c, args.bias]);
+  const code = SplitKReduceParams.wgsl + `const HAS_BIAS: bool = ${hasBias};\nconst USE_BETA: bool = ${useBeta};\n` + splitKReduceWgsl;
+  const pipeline = cachedPipeline(device, `matmul_splitk_reduce_${Number(hasBias)}${Number(useBeta)}${rw ? '_rw' : ''}`, rw ? readWriteAll(code) : code);
+  const uniforms = createUniform(device, SplitKReduceParams.pack({ count, N, slots, slot, width: gx * 256, beta: args.beta }), `${what} split-K params`);
+  const bindGroup = bindBuffers(device, pipeline, [partials, args.c, args.bias ?? dummyStorage(device), uniforms], `${what} split-K`);
+  out.push({ label: `${what} split-K ${slots} reduce`, pipeline, bindGroup, workgroups: [gx, gy, 1] });
   return out;
 }
 
