@@ -9,7 +9,6 @@
 //                      model (teacher and students, read through our HF importer) must equal the replica's on the
 //                      first --check-eval-batches evaluation batches.
 //   node scripts/build-node.mjs scripts/brown-kd.ts && node .node-dist/brown-kd.mjs [--backend replica] [--quick] > out.jsonl
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -26,7 +25,7 @@ import { BatchLoader, packRows, type Batch } from '../src/train/batches.ts';
 import { makeTrainConfig, type TrainConfig } from '../src/train/config.ts';
 import { lrAt } from '../src/train/schedule.ts';
 import { Trainer, type EvalLog } from '../src/train/trainer.ts';
-import { torchPython } from '../tests/support/torch-python.ts';
+import { runReplica } from './replica.ts';
 
 type Eval = Pick<EvalLog, 'loss' | 'ppl' | 'klToTeacher' | 'top1Agreement'>;
 export interface BrownKdSummary {
@@ -198,35 +197,6 @@ export async function brownKd(argv: string[], opts: { device?: GPUDevice; log?: 
   };
   out(summary);
   return summary;
-}
-
-/** Runs the PyTorch replica on a plan, passing its lines on; collects per-step losses and the final evaluations. */
-async function runReplica(planPath: string, out: (o: object) => void) {
-  const py = torchPython();
-  const script = resolve(import.meta.dirname ?? 'scripts', '..', 'scripts', 'brown_kd_torch.py');
-  const child = spawn(py, [script, planPath], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TRANSFORMERS_OFFLINE: '1', HF_HUB_OFFLINE: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1', TRANSFORMERS_VERBOSITY: 'error' },
-  });
-  const stepLoss: Record<string, number[]> = {}, finalEval: Record<string, Eval> = {}, checkEval: Record<string, Eval> = {};
-  let buf = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    buf += chunk;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (!line) continue;
-      const e = JSON.parse(line) as { kind: string; run: string; step: number; loss: number } & Eval;
-      out({ source: 'replica', ...e });
-      if (e.kind === 'step') (stepLoss[e.run] ??= [])[e.step - 1] = e.loss;
-      if (e.kind === 'eval') finalEval[e.run] = e;
-      if (e.kind === 'check-eval') checkEval[e.run] = e;
-    }
-  });
-  const code = await new Promise<number>((res) => child.on('close', (c) => res(c ?? 1)));
-  if (code !== 0) throw new Error(`replica: ${py} ${script} exited with ${code}`);
-  return { stepLoss, finalEval, checkEval };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -4,7 +4,8 @@
 # (Dawn: a real GPU when there is one, else SwiftShader), then exports it in the transformers.js layout
 # (onnx/model.onnx + model.safetensors + HF config and tokenizer files) with its training record (training.json).
 #   bash scripts/default-teacher.sh [--until N] [--resume]     (extra arguments go to `cli train`)
-# Bigger teacher on a GPU machine: edit the config (e.g. the small-5m preset, more steps), keep the folder ≤ 25 MB.
+# The shipped folder was trained without a GPU by scripts/default-teacher-replica.ts (the PyTorch replica, checked
+# against this engine); on a GPU machine this script trains the same config with our engine. Keep the folder ≤ 25 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=runs/default-teacher

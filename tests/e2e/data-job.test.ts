@@ -9,7 +9,7 @@
 import type { Browser, Page } from 'playwright-core';
 import type { PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gotoStage, guardOffsite, openApp, recordErrors } from './harness.ts';
+import { gotoStage, guardOffsite, openApp, recordErrors, serveSmallTeacher } from './harness.ts';
 
 const PROMPTS = [
   'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
@@ -186,6 +186,7 @@ describe('Data stage: an elicitation job in the browser', () => {
     // IndexedDB caches the space it may use for up to 30 s, so an override made mid-job takes effect only later.
     const ctx = await browser.newContext();
     await guardOffsite(ctx, offsite);
+    await serveSmallTeacher(ctx);
     try {
       const p = await ctx.newPage();
       recordErrors(p, pageErrors, { label: 'full storage', console: false });

@@ -20,7 +20,7 @@ const pageErrors: string[] = [];
 const offsite: string[] = [];
 
 beforeAll(async () => {
-  ({ server, browser, page } = await openApp({ offsite, pageErrors, acceptDownloads: true }));
+  ({ server, browser, page } = await openApp({ offsite, pageErrors, acceptDownloads: true, teacher: 'shipped' }));
   await gotoStage(page, 'export');
 });
 afterAll(async () => {

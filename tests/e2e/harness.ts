@@ -1,6 +1,7 @@
 // E2E harness: the built app (dist/) served by `vite preview` on 127.0.0.1, and Debian's Chromium driven by
 // playwright-core with WebGPU enabled. No browser is ever downloaded; a missing one is an error, not a skip.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite';
 import { freePort } from '../support/net.ts';
@@ -71,6 +72,22 @@ export function recordErrors(page: Page, errors: string[], opts: { label?: strin
   if (opts.console !== false) page.on('console', (m) => { if (m.type() === 'error') errors.push(`console${tag}: ${m.text()}`); });
 }
 
+/**
+ * The walk's tests (labeling, KD with the teacher's dense logits, the demo) run the default teacher many times on
+ * SwiftShader; the shipped one (2.9M parameters) makes them minutes slower. Unless a test asks for the shipped one,
+ * requests for models/brown-teacher/ are answered with the previous default teacher (0.65M parameters, the same
+ * name and folder layout), kept as a fixture. The Teacher and Export stages' tests load the shipped folder.
+ */
+export const SMALL_TEACHER_DIR = 'tests/fixtures/brown-teacher-small';
+export async function serveSmallTeacher(context: BrowserContext): Promise<void> {
+  await context.route('**/models/brown-teacher/**', async (route) => {
+    const path = new URL(route.request().url()).pathname.replace(/^.*\/models\/brown-teacher\//, '');
+    const file = join(SMALL_TEACHER_DIR, path);
+    if (!path || path.includes('..') || !existsSync(file)) return route.fulfill({ status: 404, body: 'not in the fixture' });
+    return route.fulfill({ status: 200, body: readFileSync(file), contentType: path.endsWith('.json') ? 'application/json' : 'application/octet-stream' });
+  });
+}
+
 export interface AppSession {
   url: string;
   server: PreviewServer;
@@ -81,13 +98,16 @@ export interface AppSession {
 
 /**
  * The built app served on 127.0.0.1 and opened in Chromium with WebGPU: every request guarded (`offsite`, and all
- * of them in `requests` when given), the page's errors recorded in `pageErrors`.
+ * of them in `requests` when given), the page's errors recorded in `pageErrors`; the default teacher is the small
+ * fixture unless `teacher: 'shipped'` (serveSmallTeacher).
  */
-export async function openApp(o: { offsite: string[]; pageErrors: string[]; requests?: string[]; acceptDownloads?: boolean }): Promise<AppSession> {
+export async function openApp(o: { offsite: string[]; pageErrors: string[]; requests?: string[]; acceptDownloads?: boolean; teacher?: 'small' | 'shipped' }): Promise<AppSession> {
   const { url, server } = await startPreview();
   const browser = await launchChromium();
   const context = await browser.newContext(o.acceptDownloads ? { acceptDownloads: true } : {});
   await guardOffsite(context, o.offsite, o.requests);
+  // Registered after the guard, so it answers first (its requests are on 127.0.0.1 anyway).
+  if (o.teacher !== 'shipped') await serveSmallTeacher(context);
   const page = await context.newPage();
   recordErrors(page, o.pageErrors);
   await page.goto(url);

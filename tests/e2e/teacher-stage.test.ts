@@ -40,7 +40,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => noCors.listen(0, '127.0.0.1', () => resolve()));
   noCorsUrl = `http://127.0.0.1:${(noCors.address() as { port: number }).port}/v1`;
-  ({ server, browser, page } = await openApp({ offsite, pageErrors }));
+  ({ server, browser, page } = await openApp({ offsite, pageErrors, teacher: 'shipped' }));
   await page.setViewportSize({ width: 1280, height: 800 });
   mkdirSync('test-results', { recursive: true });
 });

@@ -473,7 +473,9 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
       if (!gone(res)) sendError(res, 500, `internal test-server error: ${e instanceof Error ? e.message : String(e)}`, 'server_error');
     });
   });
-  server.keepAliveTimeout = 5000;
+  // Longer than any pause between a test's requests: a client reusing a socket the server has just closed gets a
+  // connection error (a real race, which the SDK retries; tests with maxRetries 0 would see it as a failure).
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
