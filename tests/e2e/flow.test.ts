@@ -232,6 +232,32 @@ describe('the walk: teacher → data → train → evaluate → export', () => {
     expect(await page.textContent('#run-view')).toMatch(/resumed|Done/);
   });
 
+  it('refuses token-level KD for a student on a new BPE, offers SeqKD; the chat-template format needs a template', async () => {
+    const { page } = s;
+    await gotoStage(page, 'train');
+    await page.selectOption('#train-method', 'kd');
+    await page.selectOption('#train-kd-source', 'dense');
+    await page.selectOption('#train-tokenizer', 'bpe');
+    await page.fill('#train-vocab', '300');
+    await page.dispatchEvent('#train-vocab', 'change');
+    await page.waitForSelector('#train-plan[data-ok="false"] #train-use-seqkd', { timeout: 60_000 });
+    expect(await page.textContent('#train-plan')).toMatch(/token-level KD is unavailable: a new BPE's tokens are not the teacher's.*SeqKD/);
+    expect(await page.isDisabled('#train-start')).toBe(true);
+    await page.click('#train-use-seqkd');
+    await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 60_000 });
+    expect(await page.inputValue('#train-method')).toBe('sft');
+    // The default teacher has no chat template of its own: the format says so until one is pasted.
+    await page.selectOption('#train-tokenizer', 'teacher');
+    await page.selectOption('#train-format', 'template');
+    await page.waitForSelector('#train-plan[data-ok="false"]', { timeout: 60_000 });
+    expect(await page.textContent('#train-plan')).toMatch(/has none: paste a template/);
+    expect(await page.isVisible('#train-template')).toBe(true);
+    await page.fill('#train-template', "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<|endoftext|>{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}");
+    await page.dispatchEvent('#train-template', 'change');
+    await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 60_000 });
+    await page.selectOption('#train-format', 'continuation');
+  });
+
   it('fits a narrow window, and raised no page error and no off-site request', async () => {
     const { page } = s;
     await page.setViewportSize({ width: 390, height: 800 });

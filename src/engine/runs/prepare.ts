@@ -4,10 +4,11 @@
 // vocabulary), the teacher model read from its folder (cached: one teacher at a time), and the plan — parameter
 // count, memory against the adapter's limits, what the dataset holds for the method — before anything is stored.
 import { importHfFolder, type ImportedModel } from '../../export/import.ts';
-import { presetConfig, PRESETS, type ModelConfig } from '../../model/config.ts';
+import { paddedVocab, presetConfig, PRESETS, realVocab, type ModelConfig } from '../../model/config.ts';
 import { countParams } from '../../model/params.ts';
 import type { GpuContext } from '../../platform/gpu.ts';
 import type { DatasetCounts } from '../../store/schema.ts';
+import { checkTokenAlignment } from '../../tokenizer/align.ts';
 import { makeTrainConfig, type TrainConfig } from '../../train/config.ts';
 import { readModelFolder } from '../export.ts';
 import { estimateMemory, MEMORY_BUDGET } from './estimate.ts';
@@ -74,11 +75,13 @@ export function trainConfigFor(spec: RunSpec): TrainConfig {
   }
 }
 
-/** The student: a preset at the tokenizer's vocabulary and a context that fits the training length. */
+/** The student: a preset at the tokenizer's vocabulary (a teacher's padded to the kernels' multiple: the padding is
+ *  masked out of every loss and dropped on export) and a context that fits the training length. */
 export function modelConfigFor(spec: RunSpec, vocabSize: number, seqLen: number): ModelConfig {
   const base = PRESETS[spec.preset]!;
   const maxSeqLen = Math.max(base.maxSeqLen ?? 256, seqLen + 1);
-  return presetConfig(spec.preset, { ...(spec.modelOverrides ?? {}), vocabSize, maxSeqLen });
+  const vocab = spec.tokenizer.kind === 'teacher' ? paddedVocab(vocabSize) : { vocabSize };
+  return presetConfig(spec.preset, { ...(spec.modelOverrides ?? {}), ...vocab, maxSeqLen });
 }
 
 /** Problems that stop a model from running on our kernels, each saying what to change. */
@@ -102,7 +105,7 @@ export function loadTeacherModel(source: ModelFolderSource, label: string, onPro
     const files = await readModelFolder(source, onProgress);
     onProgress?.(`reading the teacher ${label}`);
     const imp = importHfFolder(files, `teacher ${label}`);
-    if (!imp.tokenizer) throw new Error(`teacher ${label}: its folder has no tokenizer.json our tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
+    if (!imp.textTokenizer) throw new Error(`teacher ${label}: its folder has no tokenizer.json that transformers.js's tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
     return imp;
   })();
   teacherCache = { key, model };
@@ -126,7 +129,7 @@ export async function planRun(spec: RunSpec, deps: PlanDeps): Promise<RunPlan> {
   let model: ModelConfig;
   if (spec.initFrom) model = await deps.runModel(spec.initFrom);
   else {
-    const vocab = spec.tokenizer.kind === 'bpe' ? spec.tokenizer.vocabSize : teacher!.tokenizer!.vocabSize;
+    const vocab = spec.tokenizer.kind === 'bpe' ? spec.tokenizer.vocabSize : teacher!.textTokenizer!.vocabSize;
     model = modelConfigFor(spec, vocab, train.seqLen);
   }
   if (train.seqLen + 1 > model.maxSeqLen) problems.push(`the sequence length ${train.seqLen} does not fit the model's context of ${model.maxSeqLen} tokens: lower it`);
@@ -137,12 +140,30 @@ export async function planRun(spec: RunSpec, deps: PlanDeps): Promise<RunPlan> {
   if (!needsPairs && dataset.records < 2) problems.push(`this dataset has ${dataset.records} record(s): make or import more in step 2`);
   if (spec.method === 'kd' && spec.kdSource === 'store-topk' && dataset.topk === 0) problems.push("this dataset has no teacher top-k rows: make them with the feature strategy in step 2 (its teacher must return log-probabilities), or use the teacher's dense logits");
   if (needsPairs && !spec.initFrom) warnings.push(`${spec.method.toUpperCase()} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
+  if (spec.format === 'template' && !spec.chatTemplate && !spec.initFrom && !teacher?.special.chatTemplate) {
+    problems.push(`the "chat template" format renders records with the teacher's chat template, and ${teacher ? `the teacher ${spec.teacher!.label} has none` : 'no teacher model is loaded'}: paste a template, or pick the plain chat format`);
+  }
+  if (spec.format === 'template' && spec.tokenizer.kind === 'bpe' && !spec.initFrom) problems.push("a model family's chat template closes turns with its own special tokens, which a new BPE does not have: use the teacher's tokenizer, or pick the plain chat format");
   const usesTeacherModel = (spec.method === 'kd' && spec.kdSource === 'dense') || spec.method === 'on-policy';
+  let alignment: RunPlan['alignment'];
   if (teacher && usesTeacherModel) {
     problems.push(...modelProblems(teacher.config, 'the teacher'));
-    if (teacher.config.vocabSize < model.vocabSize) problems.push(`the teacher's vocabulary (${teacher.config.vocabSize}) is smaller than the student's (${model.vocabSize}): logit-level KD needs the teacher's tokenizer (choose "the teacher's tokenizer")`);
-    if (spec.tokenizer.kind !== 'teacher' && !spec.initFrom) problems.push("logit-level KD compares distributions token by token, so the student must use the teacher's tokenizer: choose \"the teacher's tokenizer\"");
     if (train.seqLen > teacher.config.maxSeqLen) problems.push(`the teacher's context is ${teacher.config.maxSeqLen} tokens, shorter than the sequence length ${train.seqLen}: lower it`);
+    // Token-level KD puts the teacher's distribution over its ids next to the student's logits: checked on every
+    // id and on probe texts, never assumed. The student's tokenizer is the teacher's or a new BPE (or a run's).
+    const tt = teacher.textTokenizer!;
+    const st = spec.initFrom ? undefined : spec.tokenizer.kind === 'teacher' ? tt : undefined;
+    if (st) {
+      const a = checkTokenAlignment(tt, st, { teacherWidth: realVocab(teacher.config), specialTokens: tt.specialTokens });
+      alignment = { aligned: a.aligned, message: a.message };
+      if (!a.aligned) problems.push(a.message);
+    } else if (!spec.initFrom) {
+      alignment = { aligned: false, message: "token-level KD is unavailable: a new BPE's tokens are not the teacher's. Use the teacher's tokenizer, or train by sequence-level KD (SeqKD: SFT on the teacher's answers)" };
+      problems.push(alignment.message);
+    } else if (realVocab(teacher.config) < realVocab(model)) {
+      alignment = { aligned: false, message: `token-level KD is unavailable: the teacher's vocabulary (${realVocab(teacher.config)}) is smaller than the student's (${realVocab(model)}). Train by sequence-level KD (SeqKD: SFT on the teacher's answers) instead` };
+      problems.push(alignment.message);
+    }
   }
   const topkK = 21;
   const memory = estimateMemory({
@@ -162,5 +183,7 @@ export async function planRun(spec: RunSpec, deps: PlanDeps): Promise<RunPlan> {
     limits: { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize },
     ok: problems.length === 0, problems, warnings,
     dataset: { records: dataset.records, pairs: dataset.pairs, topk: dataset.topk, topkTokens: dataset.topkTokens },
+    ...(alignment ? { alignment } : {}),
+    ...(alignment && !alignment.aligned ? { offerSeqKd: true } : {}),
   };
 }

@@ -14,6 +14,8 @@ import type { RunInfo, RunLog } from './types.ts';
 export interface StoredRun extends RunInfo {
   snapshot: { records: number[]; pairs: number[] };
   tokenizer: HfTokenizerJson;
+  /** A model family's tokenizer_config.json (its special tokens), for a tokenizer ours does not read. */
+  tokenizerConfig?: Record<string, unknown>;
 }
 
 interface LogRow {

@@ -9,7 +9,8 @@ import { GpuModel, type TrainBatch } from '../../model/gpu-model.ts';
 import { paramLayout } from '../../model/params.ts';
 import { initParams } from '../../model/ref-model.ts';
 import type { DistillStore } from '../../store/store.ts';
-import { BpeTokenizer } from '../../tokenizer/bpe.ts';
+import { loadTokenizer } from '../../tokenizer/hf.ts';
+import type { TextTokenizer } from '../../tokenizer/types.ts';
 import type { Batch } from '../../train/batches.ts';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../train/checkpoint.ts';
 import { isOnPolicyStep, onPolicyBatch } from '../../train/onpolicy.ts';
@@ -18,7 +19,7 @@ import { Trainer, type TeacherSignal, type TrainLog } from '../../train/trainer.
 import { alignTeacherLogits } from '../../train/vocab-align.ts';
 import { Rng } from '../../util/rng.ts';
 import { buildRunData, readSnapshot, storeTopK, teacherTopK, type RunData } from './data.ts';
-import { answerText, EOS_TOKEN, promptText } from './format.ts';
+import { answerText, EOS_TOKEN, promptIds, stopIds, type RecordFormat } from './format.ts';
 import { loadTeacherModel } from './prepare.ts';
 import type { RunStore, StoredRun } from './run-store.ts';
 import type { RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
@@ -35,11 +36,27 @@ export interface RunContext {
   teacherFiles: (run: StoredRun) => Promise<Record<string, Uint8Array> | undefined>;
 }
 
-export function runTokenizer(run: StoredRun): { tok: BpeTokenizer; eos: number } {
-  const tok = BpeTokenizer.fromJSON(run.tokenizer);
-  const eos = tok.tokenToId(EOS_TOKEN);
-  if (eos === undefined) throw new Error(`run ${run.name}: its tokenizer has no '${EOS_TOKEN}' token`);
+export function runTokenizer(run: StoredRun): { tok: TextTokenizer; eos: number } {
+  const tok = loadTokenizer(run.tokenizer, run.tokenizerConfig, `run ${run.name}: tokenizer.json`);
+  const eos = eosId(tok);
+  if (eos === undefined) throw new Error(`run ${run.name}: its tokenizer has no end-of-text token ('${EOS_TOKEN}' or its tokenizer_config.json eos_token)`);
   return { tok, eos };
+}
+
+/** The token that ends a text: ours ('<|endoftext|>'), else the one tokenizer_config.json names (`preferred` first). */
+export function eosId(tok: TextTokenizer, preferred?: string | null): number | undefined {
+  for (const name of [preferred, EOS_TOKEN, tok.namedSpecial?.eos]) {
+    const id = name ? tok.tokenToId(name) : undefined;
+    if (id !== undefined) return id;
+  }
+  return undefined;
+}
+
+/** How a run renders records: its format, the chat template resolved at creation for 'template'. */
+export function recordFormat(spec: Pick<StoredRun['spec'], 'format' | 'chatTemplate' | 'name'>): RecordFormat {
+  if (spec.format !== 'template') return spec.format;
+  if (!spec.chatTemplate) throw new Error(`run ${spec.name}: the 'template' format needs a chat template (the teacher's, or one given)`);
+  return { kind: 'template', template: spec.chatTemplate };
 }
 
 /** The run's data as it was at creation (same records, same order, same split). */
@@ -47,7 +64,7 @@ export async function runData(ctx: RunContext, run: StoredRun): Promise<RunData>
   const { records, pairs } = await readSnapshot(ctx.data, run.spec.datasetId, run.snapshot);
   const { tok, eos } = runTokenizer(run);
   const topk = run.spec.method === 'kd' && run.spec.kdSource === 'store-topk' ? await storeTopK(ctx.data, run.spec.datasetId) : undefined;
-  return buildRunData(records, pairs, { format: run.spec.format, tok, eos, T: run.train.seqLen, heldOutEvery: run.spec.heldOutEvery, ...(topk ? { topk } : {}) });
+  return buildRunData(records, pairs, { format: recordFormat(run.spec), tok, eos, T: run.train.seqLen, heldOutEvery: run.spec.heldOutEvery, ...(topk ? { topk } : {}) });
 }
 
 /** The teacher model of a run on the GPU, planned for B × T (forward only), or undefined when it has none. */
@@ -87,15 +104,17 @@ export interface LoopHooks {
 }
 
 /** Sample generations of the student (its live weights) for the run's sample prompts. */
-async function samples(gen: Generator, run: StoredRun, tok: BpeTokenizer, eos: number, step: number): Promise<RunLog> {
+async function samples(gen: Generator, run: StoredRun, tok: TextTokenizer, eos: number, step: number): Promise<RunLog> {
   const out: { prompt: string; text: string }[] = [];
   const T = run.train.seqLen;
+  const format = recordFormat(run.spec);
+  const stops = stopIds(format, tok, eos);
   for (const [i, p] of run.spec.samplePrompts.slice(0, 3).entries()) {
-    const ids = tok.encode(promptText([{ role: 'user', content: p }], run.spec.format)).slice(-(Math.floor(T / 2)));
+    const ids = promptIds([{ role: 'user', content: p }], format, tok).slice(-(Math.floor(T / 2)));
     if (ids.length === 0) continue;
     const maxNewTokens = Math.max(1, Math.min(48, run.model.maxSeqLen - ids.length));
-    const got = await gen.generate(ids, { maxNewTokens, temperature: 0.8, topK: 40, seed: step * 31 + i, stopTokens: [eos] });
-    out.push({ prompt: p, text: answerText(tok.decode(got), run.spec.format) });
+    const got = await gen.generate(ids, { maxNewTokens, temperature: 0.8, topK: 40, seed: step * 31 + i, stopTokens: stops });
+    out.push({ prompt: p, text: answerText(tok.decode(got), format) });
   }
   return { kind: 'sample', step, samples: out };
 }

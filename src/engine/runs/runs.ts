@@ -13,7 +13,9 @@ import type { GpuContext } from '../../platform/gpu.ts';
 import type { ExportResultData } from '../../protocol.ts';
 import { newId } from '../../store/schema.ts';
 import { openStore, type DistillStore } from '../../store/store.ts';
-import { BpeTokenizer, trainBpe } from '../../tokenizer/bpe.ts';
+import { trainBpe } from '../../tokenizer/bpe.ts';
+import { HfTokenizer } from '../../tokenizer/hf.ts';
+import type { TextTokenizer } from '../../tokenizer/types.ts';
 import { evalBatches } from '../../train/batches.ts';
 import { decodeCheckpoint } from '../../train/checkpoint.ts';
 import { teacherMetrics } from '../../train/metrics.ts';
@@ -21,9 +23,9 @@ import { PairTrainer } from '../../train/pair-trainer.ts';
 import { allocBuffer } from '../../model/activations.ts';
 import { writeArray } from '../../gpu/dispatch.ts';
 import { buildRunData, isHeldOut, readSnapshot, snapshotIds, storeTopK, teacherTopK } from './data.ts';
-import { answerText, chatTemplateFor, EOS_TOKEN, promptText, recordText } from './format.ts';
+import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordText, stopIds, type RecordFormat } from './format.ts';
 import { checkSpec, loadTeacherModel, planRun } from './prepare.ts';
-import { CKPT, denseSignal, REFERENCE, runData, runTeacherModel, runTokenizer, stripped, trainLoop, type RunContext } from './runner.ts';
+import { CKPT, denseSignal, eosId, recordFormat, REFERENCE, runData, runTeacherModel, runTokenizer, stripped, trainLoop, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
   EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
@@ -112,23 +114,32 @@ export class RunsEngine {
     const data = await this.data();
     const snapshot = await snapshotIds(data, spec.datasetId);
     const { records, pairs } = await readSnapshot(data, spec.datasetId, snapshot);
-    let tok: BpeTokenizer;
+    const teacherImp = spec.teacher ? await loadTeacherModel(spec.teacher.source, spec.teacher.label, progress) : undefined;
+    // 'template': the chat template is resolved now (given, else the teacher's) and stored with the run.
+    if (spec.format === 'template' && !spec.chatTemplate) {
+      const t = spec.initFrom ? (await this.getRun(spec.initFrom)).spec.chatTemplate : teacherImp?.special.chatTemplate;
+      if (!t) throw new Error("the 'chat template' format needs a template: this teacher's tokenizer_config.json has none; paste one, or pick the plain chat format");
+      spec = { ...spec, chatTemplate: t };
+    }
+    const format = recordFormat(spec);
+    let tok: TextTokenizer;
+    let teacherEos: string | null | undefined;
     if (spec.initFrom) tok = runTokenizer(await this.getRun(spec.initFrom)).tok;
-    else if (spec.tokenizer.kind === 'teacher') tok = (await loadTeacherModel(spec.teacher!.source, spec.teacher!.label, progress)).tokenizer!;
+    else if (spec.tokenizer.kind === 'teacher') { tok = teacherImp!.textTokenizer!; teacherEos = teacherImp!.special.eosToken; }
     else {
       const { vocabSize } = spec.tokenizer;
-      const texts = records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((r) => recordText(r.messages, spec.format));
-      texts.push(...pairs.flatMap((p) => [recordText(p.prompt, spec.format), p.chosen, p.rejected]));
+      const texts = records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((r) => recordText(r.messages, format));
+      texts.push(...pairs.flatMap((p) => [recordText(p.prompt, format), p.chosen, p.rejected]));
       tok = trainBpe(texts, {
         vocabSize, specialTokens: [EOS_TOKEN],
         onProgress: (p) => (p.phase === 'merge' ? progress(`training the tokenizer: ${p.vocabSize} of ${p.targetVocabSize} tokens`, p.vocabSize, p.targetVocabSize) : progress(`counting words: ${p.words.toLocaleString('en')}`)),
       });
     }
-    const eos = tok.tokenToId(EOS_TOKEN);
-    if (eos === undefined) throw new Error(`the tokenizer has no end-of-text token '${EOS_TOKEN}' to close answers with`);
+    const eos = eosId(tok, teacherEos);
+    if (eos === undefined) throw new Error(`the tokenizer has no end-of-text token ('${EOS_TOKEN}', or an eos_token in its tokenizer_config.json) to close answers with`);
     progress('encoding the data');
     const topk = spec.method === 'kd' && spec.kdSource === 'store-topk' ? await storeTopK(data, spec.datasetId) : undefined;
-    const built = await buildRunData(records, pairs, { format: spec.format, tok, eos, T: plan.train.seqLen, heldOutEvery: spec.heldOutEvery, ...(topk ? { topk } : {}) });
+    const built = await buildRunData(records, pairs, { format, tok, eos, T: plan.train.seqLen, heldOutEvery: spec.heldOutEvery, ...(topk ? { topk } : {}) });
     const B = plan.train.batchSize;
     if (spec.method === 'dpo' || spec.method === 'ipo') {
       if (built.pairs.length < B) throw new Error(`not enough preference pairs to train on: ${built.pairs.length} (after holding out every ${spec.heldOutEvery}th) for ${B} pairs a step; add pairs or lower the batch size`);
@@ -148,7 +159,8 @@ export class RunsEngine {
       id, name: spec.name.trim(), createdAt: now, updatedAt: now, status: 'created',
       spec: files ? { ...spec, teacher: { label: spec.teacher!.label, source: { files: {} } } } : spec,
       model: plan.model, train: plan.train, params: countParams(plan.model), step: 0, checkpointStep: 0,
-      data: built.stats, tokenizerVocab: tok.vocabSize, snapshot, tokenizer: tok.toJSON(), ...(files ? { teacherStored: true } : {}),
+      data: built.stats, tokenizerVocab: tok.vocabSize, snapshot, tokenizer: tok.toJSON() as Stored['tokenizer'],
+      ...(tok instanceof HfTokenizer ? { tokenizerConfig: { ...tok.config } } : {}), ...(files ? { teacherStored: true } : {}),
     };
     await runs.putRun(stored);
     return stripped(stored);
@@ -243,7 +255,7 @@ export class RunsEngine {
     if (teacherSpec) {
       const files = req.teacher ? undefined : await ctx.teacherFiles(run);
       const imp = await loadTeacherModel(files ? { files } : teacherSpec.source, teacherSpec.label, onProgress);
-      if (JSON.stringify(imp.tokenizer!.toJSON()) === JSON.stringify(run.tokenizer)) {
+      if (imp.textTokenizer && JSON.stringify(imp.textTokenizer.toJSON()) === JSON.stringify(run.tokenizer)) {
         teacher = await runTeacherModel(ctx, { ...run, spec: { ...run.spec, teacher: teacherSpec } }, B, T, onProgress);
       } else notes.push(`the teacher ${teacherSpec.label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);
     }
@@ -294,22 +306,24 @@ export class RunsEngine {
   async generate(req: GenerateRequest): Promise<GenerateResult> {
     const t0 = performance.now();
     const device = await this.device();
-    let tok: BpeTokenizer, eos: number | undefined, params: Float32Array, config, format;
+    let tok: TextTokenizer, eos: number | undefined, params: Float32Array, config, format: RecordFormat;
     if ('runId' in req.model) {
       const run = await this.getRun(req.model.runId);
       ({ tok, eos } = runTokenizer(run));
       ({ params } = await this.weights(run));
       config = run.model;
-      format = run.spec.format;
+      format = recordFormat(run.spec);
     } else {
       const imp = await loadTeacherModel(req.model.teacher.source, req.model.teacher.label);
-      tok = imp.tokenizer!;
-      eos = imp.special.eosToken ? tok.tokenToId(imp.special.eosToken) : tok.tokenToId(EOS_TOKEN);
+      tok = imp.textTokenizer!;
+      eos = eosId(tok, imp.special.eosToken);
       params = imp.params;
       config = imp.config;
-      format = req.model.format;
+      const template = req.model.format === 'template' ? imp.special.chatTemplate ?? tok.chatTemplate : undefined;
+      if (req.model.format === 'template' && !template) throw new Error(`generate: the teacher ${req.model.teacher.label} has no chat template`);
+      format = template ? { kind: 'template', template } : req.model.format as 'continuation' | 'chat';
     }
-    const promptIds = tok.encode(promptText([{ role: 'user', content: req.prompt }], format));
+    const promptIds = promptIdsOf([{ role: 'user', content: req.prompt }], format, tok);
     if (promptIds.length === 0) throw new Error('generate: the prompt is empty');
     const keep = Math.max(1, config.maxSeqLen - req.maxNewTokens);
     const ids = promptIds.slice(-keep);
@@ -318,7 +332,7 @@ export class RunsEngine {
     writeArray(device, slab, params);
     const gen = new Generator(device, config, slab);
     try {
-      const out = await gen.generate(ids, { maxNewTokens, temperature: req.temperature, seed: req.seed ?? 0, ...(eos !== undefined ? { stopTokens: [eos] } : {}) });
+      const out = await gen.generate(ids, { maxNewTokens, temperature: req.temperature, seed: req.seed ?? 0, ...(eos !== undefined ? { stopTokens: stopIds(format, tok, eos) } : {}) });
       return { text: answerText(tok.decode(out), format), ids: out, promptIds: ids, finishReason: out.length < maxNewTokens ? 'stop' : 'length', ms: performance.now() - t0 };
     } finally {
       gen.destroy();
@@ -347,7 +361,7 @@ export class RunsEngine {
       data: run.data, heldOut, trainedBy: 'webgpu-distill (our WGSL kernels, in the browser)',
     };
     onProgress?.(`writing ${format}`);
-    const template = chatTemplateFor(run.spec.format);
+    const template = chatTemplateFor(recordFormat(run.spec));
     const files = exportModel({ config: run.model, params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, format, [jsonFile('training.json', record)]);
     return { name, files, params: run.params };
   }

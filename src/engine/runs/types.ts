@@ -24,10 +24,12 @@ export type RunMethod = (typeof RUN_METHODS)[number];
  *   continuation — a base LM's view: the prompt's text, then the answer's text straight after it (what the local
  *                  teacher does for a model without a chat template), then the end-of-text token;
  *   chat         — the plain chat template of src/export/dataset-text.ts (`<|user|>\n…\n<eos><|assistant|>\n…`),
- *                  saved with the student so its exports render prompts the same way.
- * Only the assistant's tokens (and the end-of-text after them) are trained; the prompt is context.
+ *                  saved with the student so its exports render prompts the same way;
+ *   template     — a model family's own Jinja chat template: RunSpec.chatTemplate, or the teacher's
+ *                  (tokenizer_config.json `chat_template`) when that is not given; saved with the student.
+ * Only the assistant's tokens (and what closes them) are trained; the prompt is context.
  */
-export const RUN_FORMATS = ['continuation', 'chat'] as const;
+export const RUN_FORMATS = ['continuation', 'chat', 'template'] as const;
 export type RunFormat = (typeof RUN_FORMATS)[number];
 
 export type TokenizerChoice =
@@ -44,6 +46,8 @@ export interface RunSpec {
   modelOverrides?: Partial<Omit<ModelConfig, 'vocabSize'>>;
   tokenizer: TokenizerChoice;
   format: RunFormat;
+  /** format 'template': the Jinja chat template (absent: the teacher's own; the run stores the one it used). */
+  chatTemplate?: string;
   method: RunMethod;
   /** kd: where the teacher's distributions come from — the dataset's stored top-k rows, or the teacher model run
    *  on the fly (dense logits, needs spec.teacher). */
@@ -146,6 +150,11 @@ export interface RunPlan {
   warnings: string[];
   /** Records and pairs in the dataset, and what the method needs of them. */
   dataset: { records: number; pairs: number; topk: number; topkTokens: number };
+  /** Token-level KD with this teacher: whether the student's tokens are the teacher's (checked on every id and on
+   *  probe texts), and when they are not, what to do instead. */
+  alignment?: { aligned: boolean; message: string };
+  /** When token-level KD is impossible for this pair: train by SFT on the teacher's answers (SeqKD) instead. */
+  offerSeqKd?: boolean;
 }
 
 export interface EvalReport {

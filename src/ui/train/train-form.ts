@@ -4,6 +4,8 @@
 // count, GPU memory against the adapter's limits, and what stops it, each saying what to change. The settings
 // survive a reload. Stable hooks: #train-dataset, #train-method, #train-kd-source, #train-objective, #train-tau,
 // #train-ce, #train-beta, #train-init, #train-lambda, #train-preset, #train-tokenizer, #train-vocab, #train-format,
+// #train-template (format 'template': a pasted Jinja chat template; empty = the teacher's), #train-use-seqkd (shown
+// when token-level KD is impossible for this teacher/student pair: switches the method to SFT on the answers),
 // #train-steps, #train-batch, #train-seqlen, #train-lr, #train-warmup, #train-eval-every, #train-ckpt-every,
 // #train-sample-every, #train-heldout, #train-prompts, #train-name, #train-plan[data-ok], #train-start.
 import { KD_OBJECTIVES } from '../../kernels/loss/loss.config.ts';
@@ -43,7 +45,9 @@ export interface FormSettings {
   preset: string;
   tokenizer: 'bpe' | 'teacher';
   vocab: number;
-  format: 'continuation' | 'chat';
+  format: 'continuation' | 'chat' | 'template';
+  /** format 'template': a Jinja chat template; '' = the teacher's own. */
+  chatTemplate: string;
   steps: number;
   batch: number;
   seqLen: number;
@@ -59,7 +63,7 @@ export interface FormSettings {
 
 export const DEFAULT_SETTINGS: FormSettings = {
   datasetId: '', method: 'kd', kdSource: 'store-topk', objective: 'fkl', temperature: 1, ceWeight: 0.5, beta: 0.5, skewLambda: 0.1,
-  pairBeta: 0.1, initFrom: '', lambda: 0.5, sampleTokens: 24, preset: 'micro', tokenizer: 'teacher', vocab: 2048, format: 'continuation',
+  pairBeta: 0.1, initFrom: '', lambda: 0.5, sampleTokens: 24, preset: 'micro', tokenizer: 'teacher', vocab: 2048, format: 'continuation', chatTemplate: '',
   steps: 200, batch: 8, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 25, ckptEvery: 25, sampleEvery: 50, heldOutEvery: 10, prompts: '', name: '',
 };
 
@@ -86,7 +90,7 @@ export function specOf(s: FormSettings, teacher: ActiveTeacher | null): RunSpec 
   return {
     name: s.name.trim() || `${s.method}${s.method === 'kd' ? `-${s.kdSource === 'dense' ? 'dense' : 'topk'}-${s.objective}` : ''} ${new Date().toISOString().slice(5, 16).replace('T', ' ')}`,
     datasetId: s.datasetId, preset: s.preset, tokenizer: s.tokenizer === 'teacher' ? { kind: 'teacher' } : { kind: 'bpe', vocabSize: s.vocab },
-    format: s.format, method: s.method, ...(s.method === 'kd' ? { kdSource: s.kdSource } : {}),
+    format: s.format, ...(s.format === 'template' && s.chatTemplate.trim() ? { chatTemplate: s.chatTemplate } : {}), method: s.method, ...(s.method === 'kd' ? { kdSource: s.kdSource } : {}),
     // The teacher rides along whenever the engine can run it: its tokenizer, dense KD, and evaluation against it.
     ...(t ? { teacher: t } : {}),
     train,
@@ -139,7 +143,13 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const preset = h('select', { id: 'train-preset' });
   const tokenizer = select('train-tokenizer', [['teacher', 'the teacher’s own (needed for token-level KD)'], ['bpe', 'a new BPE trained on this dataset']], saved.tokenizer);
   const vocab = numIn('train-vocab', saved.vocab, { min: '260', max: '65536', step: '64' });
-  const format = select('train-format', [['continuation', 'continuation (the answer follows the prompt, as a base LM)'], ['chat', 'chat (role headers; exported with a chat template)']], saved.format);
+  const format = select('train-format', [
+    ['continuation', 'continuation (the answer follows the prompt, as a base LM)'],
+    ['chat', 'chat (role headers; exported with a chat template)'],
+    ['template', 'the teacher’s chat template (or one you paste)'],
+  ], saved.format);
+  const chatTemplate = h('textarea', { id: 'train-template', rows: '3', spellcheck: 'false', placeholder: 'empty: the teacher’s own chat template (its tokenizer_config.json); or paste a Jinja chat template' });
+  chatTemplate.value = saved.chatTemplate;
   const steps = numIn('train-steps', saved.steps, { min: '1', max: '1000000' });
   const batch = numIn('train-batch', saved.batch, { min: '1', max: '512' });
   const seqLen = numIn('train-seqlen', saved.seqLen, { min: '8', max: '4096' });
@@ -154,6 +164,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const name = input('train-name', saved.name, { placeholder: 'named after the method and time', class: 'wide' });
   const plan = h('div', { id: 'train-plan', class: 'muted' }, 'Pick a dataset.');
   const start = h('button', { id: 'train-start', disabled: true }, 'Start training');
+  const seqKd = h('button', { id: 'train-use-seqkd', class: 'secondary' }, 'Train by SeqKD instead (SFT on the teacher’s answers)');
   const teacherNote = h('p', { id: 'train-teacher', class: 'muted small' });
 
   let lastDatasets: Dataset[] = [];
@@ -161,7 +172,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     datasetId: dataset.value, method: method.value as RunMethod, kdSource: kdSource.value as FormSettings['kdSource'], objective: objective.value,
     temperature: num(tau), ceWeight: num(ce), beta: num(beta), skewLambda: num(skew), pairBeta: num(pairBeta), initFrom: initFrom.value,
     lambda: num(lambda), sampleTokens: num(sampleTokens), preset: preset.value, tokenizer: tokenizer.value as FormSettings['tokenizer'], vocab: num(vocab),
-    format: format.value as FormSettings['format'], steps: num(steps), batch: num(batch), seqLen: num(seqLen), lr: num(lr), warmup: num(warmup),
+    format: format.value as FormSettings['format'], chatTemplate: chatTemplate.value, steps: num(steps), batch: num(batch), seqLen: num(seqLen), lr: num(lr), warmup: num(warmup),
     evalEvery: num(evalEvery), ckptEvery: num(ckptEvery), sampleEvery: num(sampleEvery), heldOutEvery: num(heldOut), prompts: prompts.value, name: name.value,
   });
 
@@ -172,6 +183,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const pairRow = h('div', { class: 'row' }, field('β (DPO/IPO)', pairBeta));
   const opRow = h('div', { class: 'row' }, field('λ: share of on-policy steps', lambda), field('sample length', sampleTokens));
   const vocabField = field('vocabulary', vocab);
+  const templateField = h('label', { class: 'block' }, 'Chat template (Jinja): records are rendered with it, only the assistant’s tokens are trained, and exports carry it', chatTemplate);
   const syncVisibility = () => {
     const m = method.value;
     kdRow.hidden = m !== 'kd';
@@ -181,6 +193,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     skewField.hidden = !objective.value.startsWith('skew');
     pairRow.hidden = m !== 'dpo' && m !== 'ipo';
     vocabField.hidden = tokenizer.value !== 'bpe';
+    templateField.hidden = format.value !== 'template';
     const fromRun = initFrom.value !== '';
     preset.disabled = fromRun;
     tokenizer.disabled = fromRun;
@@ -236,14 +249,17 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
       h('p', {}, h('strong', {}, `${(p.params / 1e6).toFixed(2)}M parameters`), ` · ${p.model.hidden} wide, ${p.model.layers} layers, ${p.model.heads} heads, vocabulary ${p.model.vocabSize}, context ${p.model.maxSeqLen}`),
       h('p', { class: 'muted' }, `GPU memory ≈ ${formatBytes(p.memory.bytes)} (largest buffer ${formatBytes(p.memory.largestBuffer)} of ${formatBytes(p.limits.maxBufferSize)} allowed) · ${p.train.batchSize * p.train.seqLen} tokens a step`),
       h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k (every ${num(heldOut)}th held out for evaluation).`),
+      ...(p.alignment?.aligned ? [h('p', { class: 'muted' }, p.alignment.message)] : []),
       ...p.problems.map((x) => h('p', { class: 'note bad' }, x)),
+      ...(p.offerSeqKd ? [h('p', {}, seqKd)] : []),
       ...p.warnings.map((x) => h('p', { class: 'warn' }, x)),
     );
   };
 
-  for (const el of [dataset, method, kdSource, objective, tau, ce, beta, skew, pairBeta, initFrom, lambda, sampleTokens, preset, tokenizer, vocab, format, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldOut, prompts, name]) {
+  for (const el of [dataset, method, kdSource, objective, tau, ce, beta, skew, pairBeta, initFrom, lambda, sampleTokens, preset, tokenizer, vocab, format, chatTemplate, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldOut, prompts, name]) {
     el.addEventListener('change', () => { if (el === tokenizer || el === vocab) renderPresets(); replan(); });
   }
+  seqKd.addEventListener('click', () => { method.value = 'sft'; replan(); });
   start.addEventListener('click', async () => {
     start.disabled = true;
     try {
@@ -261,6 +277,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     h('div', { class: 'row' }, field('dataset', dataset), field('method', method)),
     kdRow, opRow, objRow, pairRow, teacherNote,
     h('div', { class: 'row' }, field('student', preset), field('tokenizer', tokenizer), vocabField, field('format', format), field('start from', initFrom)),
+    templateField,
     h('div', { class: 'row' }, field('steps', steps), field('batch', batch), field('sequence length', seqLen), field('learning rate', lr), field('warmup steps', warmup)),
     h('details', {}, h('summary', { class: 'muted' }, 'Evaluation, checkpoints, samples, name'),
       h('div', { class: 'row' }, field('held-out eval every', evalEvery), field('checkpoint every', ckptEvery), field('samples every', sampleEvery), field('hold out every Nth record', heldOut)),
@@ -276,7 +293,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     set(s) {
       const els: Partial<Record<keyof FormSettings, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>> = {
         datasetId: dataset, method, kdSource, objective, temperature: tau, ceWeight: ce, beta, skewLambda: skew, pairBeta, initFrom, lambda,
-        sampleTokens, preset, tokenizer, vocab, format, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldOutEvery: heldOut, prompts, name,
+        sampleTokens, preset, tokenizer, vocab, format, chatTemplate, steps, batch, seqLen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldOutEvery: heldOut, prompts, name,
       };
       for (const [k, v] of Object.entries(s)) { const el = els[k as keyof FormSettings]; if (el && v !== undefined) el.value = String(v); }
       renderPresets();
