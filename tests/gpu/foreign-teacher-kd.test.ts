@@ -7,7 +7,7 @@
 //   - the teacher's dense rows for a batch are its real distributions: equal (within 1e-4) to our engine's
 //     log-softmax of the same weights at the same positions;
 //   - the student (hidden 16) trains on chat records rendered with the Llama-3 template, forward KL to those rows
-//     computed on the fly, and KL(teacher ‖ student) on held-out records falls.
+//     computed on the fly, and KL(teacher ‖ student) on held-out records falls (by over 5% in 6 steps).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,7 +121,7 @@ describe('dense KD from a local Llama-3-tokenizer teacher (transformers.js) into
     const rows = rowsOf(TRAIN), evalRows = rowsOf(HELD_OUT);
     expect(rows.length).toBeGreaterThanOrEqual(B);
     expect(evalRows.length).toBeGreaterThanOrEqual(B);
-    const train = makeTrainConfig({ batchSize: B, seqLen: T, steps: 3, lr: 3e-2, warmupSteps: 0, evalEvery: 0, evalBatches: 1, seed: 5, objective: 'fkl', kdWeight: 1, ceWeight: 0, temperature: 1 });
+    const train = makeTrainConfig({ batchSize: B, seqLen: T, steps: 6, lr: 3e-2, warmupSteps: 0, evalEvery: 0, evalBatches: 1, seed: 5, objective: 'fkl', kdWeight: 1, ceWeight: 0, temperature: 1 });
     const trainer = await Trainer.create({ device: gpu().device, model: studentConfig, train, rows, evalRows, teacherFor: async (b) => ({ teacherLogits: await dense(b) }) });
     try {
       const before = (await trainer.evaluate())!;
@@ -130,7 +130,7 @@ describe('dense KD from a local Llama-3-tokenizer teacher (transformers.js) into
       const after = (await trainer.evaluate())!;
       console.log(`dense KD from the Llama-3-tokenizer teacher: step KD ${kd.map((x) => x.toFixed(3)).join(' → ')}; held-out KL ${before.klToTeacher!.toFixed(4)} → ${after.klToTeacher!.toFixed(4)}, top-1 agreement ${before.top1Agreement!.toFixed(3)} → ${after.top1Agreement!.toFixed(3)}`);
       expect(kd.every(Number.isFinite)).toBe(true);
-      expect(after.klToTeacher!).toBeLessThan(before.klToTeacher! * 0.98);
+      expect(after.klToTeacher!).toBeLessThan(before.klToTeacher! * 0.95);
     } finally {
       trainer.destroy();
     }

@@ -81,7 +81,10 @@ describe('labeling against a server with 30% faults including requests that neve
     expect(c.firstByteTimeouts + c.aborted).toBeGreaterThanOrEqual(st.faults.timeout);
     expect(faulty.clientMaxInFlight).toBe(C);
     expect(clean.clientMaxInFlight).toBe(C);
-    expect(clean.s.stats.maxInFlight).toBe(C);
+    // The server never sees more than C (the semaphore holds). It sees close to C, not always exactly: on busy cores
+    // (this tier runs beside the GPU tests) a 15-ms answer can finish before the last of the C requests arrives.
+    expect(clean.s.stats.maxInFlight).toBeLessThanOrEqual(C);
+    expect(clean.s.stats.maxInFlight).toBeGreaterThan(C / 2);
     expect(c.inFlight).toBe(0);
   }, 120_000);
 });
