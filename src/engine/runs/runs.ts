@@ -114,17 +114,21 @@ export class RunsEngine {
     const data = await this.data();
     const snapshot = await snapshotIds(data, spec.datasetId);
     const { records, pairs } = await readSnapshot(data, spec.datasetId, snapshot);
-    const teacherImp = spec.teacher ? await loadTeacherModel(spec.teacher.source, spec.teacher.label, progress) : undefined;
-    // 'template': the chat template is resolved now (given, else the teacher's) and stored with the run.
-    if (spec.format === 'template' && !spec.chatTemplate) {
-      const t = spec.initFrom ? (await this.getRun(spec.initFrom)).spec.chatTemplate : teacherImp?.special.chatTemplate;
+    const initRun = spec.initFrom ? await this.getRun(spec.initFrom) : undefined;
+    const needsTemplate = spec.format === 'template' && !spec.chatTemplate;
+    // The teacher's folder gives a new student its tokenizer, or the chat template to render with.
+    const teacherImp = spec.teacher && !initRun && (spec.tokenizer.kind === 'teacher' || needsTemplate)
+      ? await loadTeacherModel(spec.teacher.source, spec.teacher.label, progress) : undefined;
+    // 'template': the chat template is resolved now (given, else the start run's or the teacher's) and stored.
+    if (needsTemplate) {
+      const t = initRun ? initRun.spec.chatTemplate : teacherImp?.special.chatTemplate;
       if (!t) throw new Error("the 'chat template' format needs a template: this teacher's tokenizer_config.json has none; paste one, or pick the plain chat format");
       spec = { ...spec, chatTemplate: t };
     }
     const format = recordFormat(spec);
     let tok: TextTokenizer;
     let teacherEos: string | null | undefined;
-    if (spec.initFrom) tok = runTokenizer(await this.getRun(spec.initFrom)).tok;
+    if (initRun) tok = runTokenizer(initRun).tok;
     else if (spec.tokenizer.kind === 'teacher') { tok = teacherImp!.textTokenizer!; teacherEos = teacherImp!.special.eosToken; }
     else {
       const { vocabSize } = spec.tokenizer;
