@@ -24,7 +24,8 @@ import { trainBpe } from '../src/tokenizer/bpe.ts';
 import { BatchLoader, packRows, type Batch } from '../src/train/batches.ts';
 import { makeTrainConfig, type TrainConfig } from '../src/train/config.ts';
 import { lrAt } from '../src/train/schedule.ts';
-import { Trainer, type EvalLog } from '../src/train/trainer.ts';
+import { Trainer } from '../src/train/trainer.ts';
+import { CE_ONLY, type EvalLog } from '../src/train/step-trainer.ts';
 import { runReplica } from './replica.ts';
 
 type Eval = Pick<EvalLog, 'loss' | 'ppl' | 'klToTeacher' | 'top1Agreement'>;
@@ -160,7 +161,7 @@ export async function brownKd(argv: string[], opts: { device?: GPUDevice; log?: 
     // Check 1: our engine on the replica-trained weights gives the replica's held-out loss (first batches).
     let evalDiff = 0;
     const teacherImp = importHfFolder(readFolder(plan.teacher.save), 'replica teacher');
-    const teacher = new GpuModel(device, teacherImp.config, B, T, { objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' } });
+    const teacher = new GpuModel(device, teacherImp.config, B, T, CE_ONLY);
     teacher.uploadParams(teacherImp.params);
     for (const name of ['teacher', ...runs.map((r) => r.name)]) {
       const imp = name === 'teacher' ? teacherImp : importHfFolder(readFolder(join(outDir, `${name}.final`)), name);

@@ -3,7 +3,7 @@
 // bundled with their own `main` guards, and importing one script from another would run both.
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import type { EvalLog } from '../src/train/trainer.ts';
+import type { EvalLog } from '../src/train/step-trainer.ts';
 import { torchPython } from '../tests/support/torch-python.ts';
 
 type Eval = Pick<EvalLog, 'loss' | 'ppl' | 'klToTeacher' | 'top1Agreement'>;

@@ -4,35 +4,13 @@
 import type { AdapterReport } from './platform/gpu.ts';
 import type { SelftestScope } from './engine/checks.ts';
 import type { SelftestProgress, SelftestReport } from './engine/selftest.ts';
+import type { ExportFileData, ExportRequestData, ExportResultData } from './engine/export.ts';
 import type {
-  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, ModelFolderSource, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
+  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
 } from './engine/runs/types.ts';
 
-export type { AdapterReport, SelftestProgress, SelftestReport };
+export type { AdapterReport, ExportFileData, ExportRequestData, ExportResultData, SelftestProgress, SelftestReport };
 export type * from './engine/runs/types.ts';
-
-/** One exported file: relative path ('onnx/model.onnx') and its bytes. */
-export interface ExportFileData {
-  path: string;
-  bytes: Uint8Array;
-}
-
-export interface ExportRequestData {
-  /** An HF Llama folder (served at a URL, e.g. the embedded default teacher, or files the user picked), or a run's
-   *  latest checkpoint (with its tokenizer and a training.json record). */
-  source: ModelFolderSource | { runId: string };
-  /** One of src/export/index.ts EXPORT_FORMATS. */
-  format: string;
-  /** Folder/zip name. */
-  name: string;
-}
-
-export interface ExportResultData {
-  name: string;
-  files: ExportFileData[];
-  /** Parameters of the exported model. */
-  params: number;
-}
 
 export interface EngineApi {
   /** Acquires the GPU (once) and reports adapter, limits and features. */

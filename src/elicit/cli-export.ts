@@ -10,7 +10,7 @@ import { fromMessages, type JsonlFormat } from '../store/io.ts';
 import { sanitize, type StoredPair, type StoredRecord } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import { unpackTopKRows } from '../store/topk.ts';
-import { datasetVocab } from './feature.ts';
+import { datasetVocab } from '../store/topk-table.ts';
 
 export interface ExportSummary {
   records: number;

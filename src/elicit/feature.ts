@@ -13,6 +13,7 @@
 // within a commit), so with out-of-order commits ids follow commit order rather than input order.
 // Logprobs are clamped to ≥ -1000 (a finite f32 for the codec). Records' params.token_table names the job.
 import { encodeTopK, packTopKRows } from '../store/topk.ts';
+import { datasetVocab, jobVocab } from '../store/topk-table.ts';
 import type { Json, RecordInput } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage, ChatResult, TokenLogprob } from '../teacher/types.ts';
@@ -83,28 +84,6 @@ async function preview(config: unknown, store?: DistillStore, count = 3): Promis
       options: { temperature: c.temperature, maxTokens: c.maxTokens, topLogprobs: c.topLogprobs, ...(o.seed !== undefined ? { seed: o.seed } : {}) },
     };
   });
-}
-
-/**
- * The teacher-token table of a dataset: the longest `cursor.vocab` of its feature jobs, checked to extend every
- * other one (ids are stable across jobs). [] when the dataset has none.
- */
-export async function datasetVocab(store: DistillStore, datasetId: string): Promise<string[]> {
-  const tables = (await store.listJobs(datasetId))
-    .filter((j) => j.kind === 'elicit:feature')
-    .map((j) => vocabOf(cursorObject(j.cursor, `job ${j.id}`), `job ${j.id}`));
-  tables.sort((a, b) => b.length - a.length);
-  const longest = tables[0] ?? [];
-  for (const t of tables) {
-    if (t.some((s, i) => longest[i] !== s)) throw new ElicitError(`dataset "${datasetId}": the token tables of its feature jobs disagree (ids would be ambiguous)`);
-  }
-  return longest;
-}
-
-function vocabOf(cur: Record<string, Json>, where: string): string[] {
-  const v = cur.vocab ?? [];
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) fail(where, 'cursor.vocab must be a list of token strings');
-  return v as string[];
 }
 
 async function init(store: DistillStore, datasetId: string): Promise<Json> {
@@ -181,7 +160,7 @@ async function item(i: number, ctx: StepContext<FeatureConfig>): Promise<ItemRes
  * here), so the table is always committed in the same transaction as the first rows that use its new entries.
  */
 function commit(items: { index: number; result: ItemResult }[], state: Record<string, Json>, c: FeatureConfig): void {
-  const vocab = [...vocabOf(state, 'feature cursor')];
+  const vocab = [...jobVocab(state, 'feature cursor')];
   const index = new Map(vocab.map((s, i) => [s, i]));
   for (const { result } of items) {
     const d = result.data as { key: string; turn: number; tokens: TokenLogprob[] } | undefined;

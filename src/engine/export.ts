@@ -3,7 +3,30 @@
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../export/index.ts';
 import { importHfFolder } from '../export/import.ts';
 import { paramLayout } from '../model/params.ts';
-import type { ExportRequestData as ExportRequest, ExportResultData as ExportResult, ModelFolderSource } from '../protocol.ts';
+import type { ModelFolderSource } from './runs/types.ts';
+
+/** One exported file: relative path ('onnx/model.onnx') and its bytes. */
+export interface ExportFileData {
+  path: string;
+  bytes: Uint8Array;
+}
+
+export interface ExportRequestData {
+  /** An HF Llama folder (served at a URL, e.g. the embedded default teacher, or files the user picked), or a run's
+   *  latest checkpoint (with its tokenizer and a training.json record). */
+  source: ModelFolderSource | { runId: string };
+  /** One of src/export/index.ts EXPORT_FORMATS. */
+  format: string;
+  /** Folder/zip name. */
+  name: string;
+}
+
+export interface ExportResultData {
+  name: string;
+  files: ExportFileData[];
+  /** Parameters of the exported model. */
+  params: number;
+}
 
 const NEEDED = ['config.json', 'model.safetensors', 'tokenizer.json'];
 /** Read when the folder has it (special tokens, chat template); a 404 is fine. */
@@ -34,7 +57,7 @@ async function fetchFolder(base: string, onProgress?: (message: string) => void)
   return files;
 }
 
-export async function runExport(req: ExportRequest, onProgress?: (message: string) => void): Promise<ExportResult> {
+export async function runExport(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData> {
   if (!isExportFormat(req.format)) throw new Error(`export: unknown format '${req.format}' (have: ${EXPORT_FORMATS.join(', ')})`);
   if ('runId' in req.source) throw new Error('export: a run is exported by the engine (createEngine), not runExport');
   const folder = await readModelFolder(req.source, onProgress);

@@ -22,7 +22,7 @@
 // online recipe (teacher weights, kind: hf) over the SFT folder.
 // No credentials: provenance is not exported; option strings and every generated text file pass `sanitize`, and
 // conversations whose text looks like a key are refused unless allowed (the store refuses keys in provenance).
-import { datasetVocab } from '../elicit/feature.ts';
+import { datasetVocab } from '../store/topk-table.ts';
 import { listSchema, scalarSchema, structListSchema, writeParquet, type ParquetColumn } from '../store/parquet.ts';
 import { sanitize, type ChatMessage, type StoredRecord } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';

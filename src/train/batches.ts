@@ -38,9 +38,11 @@ export interface DataCursor {
 /**
  * Packs examples (in order) into rows of T + 1 tokens with the learn flags (and aux indices, when the examples
  * carry them) alongside. Each example is followed by `eos` (a target: the model learns to stop) unless
- * `appendEos` is false (examples that end with their own end token). The last partial row is dropped.
+ * `appendEos` is false (examples that end with their own end token). The last partial row is dropped, unless
+ * `keepPartial` (held-out data: every target counts, even of a set shorter than one row): then it is filled up
+ * with `eos` tokens that are no target.
  */
-export function packRows(examples: readonly Example[], T: number, eos: number, appendEos = true): PackedRow[] {
+export function packRows(examples: readonly Example[], T: number, eos: number, appendEos = true, keepPartial = false): PackedRow[] {
   const withAux = examples.some((e) => e.aux !== undefined);
   const rows: PackedRow[] = [];
   const fresh = () => ({ tokens: new Uint32Array(T + 1), learn: new Uint8Array(T + 1), ...(withAux ? { aux: new Int32Array(T + 1).fill(-1) } : {}) });
@@ -62,6 +64,10 @@ export function packRows(examples: readonly Example[], T: number, eos: number, a
   for (const ex of examples) {
     for (let i = 0; i < ex.tokens.length; i++) push(ex.tokens[i]!, ex.learn ? ex.learn[i]! : 1, ex.aux ? ex.aux[i]! : -1);
     if (appendEos) push(eos, 1, -1);
+  }
+  if (keepPartial && row.learn.subarray(1, fill).some((l) => l !== 0)) {
+    row.tokens.fill(eos, fill);
+    rows.push(row);
   }
   return rows;
 }

@@ -11,22 +11,12 @@ import type { Checkpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
-import type { StepLog } from './trainer.ts';
+import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
 
-/** A step of the pair loss: the trainer's StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
-export interface PairStepLog extends StepLog {
-  pairAccuracy: number;
-  margin: number;
-}
+/** A step of the pair loss: a StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
+export type PairStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
 
-export interface PairEval {
-  loss: number;
-  accuracy: number;
-  margin: number;
-  pairs: number;
-}
-
-export class PairTrainer {
+export class PairTrainer implements StepTrainer {
   readonly policy: GpuModel;
   readonly reference: GpuModel;
   step = 0;
@@ -47,10 +37,9 @@ export class PairTrainer {
   ) {
     const P = train.batchSize;
     if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
-    const none = { objective: 'none' as const, temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' as const } };
     const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
-    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, none, opt);
-    this.reference = new GpuModel(device, model, 2 * P, train.seqLen, none, opt);
+    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt);
+    this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt);
     this.policy.uploadParams(init);
     this.reference.uploadParams(init);
   }
@@ -90,8 +79,13 @@ export class PairTrainer {
     };
   }
 
-  /** Held-out pairs in batches of P (the last partial batch is left out); undefined without held-out pairs. */
-  async evaluate(): Promise<PairEval | undefined> {
+  get params(): GPUBuffer {
+    return this.policy.params;
+  }
+
+  /** Held-out pairs in batches of P (the last partial batch is left out): the pair loss (and its exp as `ppl`),
+   *  preference accuracy and mean margin; undefined without a whole batch of held-out pairs. */
+  async evaluate(): Promise<EvalLog | undefined> {
     const P = this.train.batchSize;
     const n = Math.floor(this.evalPairs.length / P);
     if (n === 0) return undefined;
@@ -100,7 +94,7 @@ export class PairTrainer {
       const r = await pairStep(this.policy, this.reference, this.evalPairs.slice(b * P, (b + 1) * P), this.objective);
       loss += r.loss / n; acc += r.accuracy / n; margin += r.meanMargin / n;
     }
-    return { loss, accuracy: acc, margin, pairs: n * P };
+    return { kind: 'eval', step: this.step, loss, ppl: Math.exp(loss), pairAccuracy: acc, margin };
   }
 
   async snapshot(): Promise<Checkpoint> {

@@ -7,47 +7,9 @@ import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
-import { teacherMetrics } from './metrics.ts';
+import { evaluateHeldOut, type TeacherSignal } from './evaluate.ts';
 import { lrAt } from './schedule.ts';
-
-export interface StepLog {
-  kind: 'step';
-  step: number;
-  lr: number;
-  loss: number;
-  ce: number;
-  kd: number;
-  gradNorm: number;
-  skipped: boolean;
-  tokensPerSec: number;
-  ms: number;
-}
-
-export interface EvalLog {
-  kind: 'eval';
-  step: number;
-  /** Held-out cross-entropy per target token and its perplexity. */
-  loss: number;
-  ppl: number;
-  /** With a teacher: KL(teacher ‖ student) per target token (dense teachers) and top-1 agreement. */
-  klToTeacher?: number;
-  top1Agreement?: number;
-}
-
-export interface EventLog {
-  kind: 'event';
-  step: number;
-  message: string;
-}
-
-export type TrainLog = StepLog | EvalLog | EventLog;
-
-/**
- * What a teacher gives for a batch: dense logits, top-k ids + logprobs, and/or hidden states; `teacherMask` (B, T)
- * marks the rows that carry a real teacher distribution (evaluation's KL and top-1 agreement count only those;
- * absent = all).
- */
-export type TeacherSignal = Pick<TrainBatch, 'teacherLogits' | 'teacherIds' | 'teacherLogprobs' | 'teacherHidden'> & { teacherMask?: Float32Array };
+import type { EvalLog, StepLog, StepTrainer, TrainLog } from './step-trainer.ts';
 
 type Rows = readonly PackedRow[];
 
@@ -75,7 +37,7 @@ export interface TrainerOptions {
   log?: (e: TrainLog) => void;
 }
 
-export class Trainer {
+export class Trainer implements StepTrainer {
   readonly gpu: GpuModel;
   readonly loader: BatchLoader;
   step = 0;
@@ -133,7 +95,7 @@ export class Trainer {
     const skipped = r!.skipped;
     if (skipped) {
       this.skipsInARow++;
-      this.emit({ kind: 'event', step, message: `step ${step} skipped: non-finite gradient (${this.skipsInARow} in a row)` });
+      this.emit({ kind: 'event', step, code: 'skipped', level: 'warn', message: `step ${step} skipped: non-finite gradient (${this.skipsInARow} in a row)` });
       if (this.skipsInARow >= t.maxSkips) await this.rollback();
     } else {
       this.skipsInARow = 0;
@@ -148,34 +110,25 @@ export class Trainer {
     return log;
   }
 
-  /** Held-out cross-entropy (mean over target tokens) and perplexity. */
+  /** Held-out cross-entropy (mean over target tokens) and perplexity; KL and top-1 agreement with a teacher. */
   async evaluate(): Promise<EvalLog | undefined> {
-    if (this.evalSet.length === 0) return undefined;
-    let sum = 0, count = 0, kl = 0, top1 = 0, rows = 0;
-    for (const b of this.evalSet) {
-      const signal = this.o.teacherFor ? await this.o.teacherFor(b, 'eval') : {};
-      const tb: TrainBatch = { ...b, ...signal };
-      this.gpu.setBatch(tb);
-      const r = await this.gpu.run({ backward: false });
-      const w = b.weights.reduce((s, x) => s + x, 0);
-      sum += r.ce * w;
-      count += w;
-      const teacher = tb.teacherLogits ? { logits: tb.teacherLogits }
-        : tb.teacherIds && tb.teacherLogprobs ? { ids: tb.teacherIds, logprobs: tb.teacherLogprobs, k: this.o.teacherTopK ?? 0 } : undefined;
-      if (teacher) {
-        const mask = signal.teacherMask;
-        const mw = mask ? b.weights.map((x, i) => x * mask[i]!) : b.weights;
-        const m = teacherMetrics(await this.gpu.logits(), mw, this.o.model.vocabSize, teacher);
-        kl += m.kl * m.rows; top1 += m.top1 * m.rows; rows += m.rows;
-      }
-    }
-    const loss = sum / count;
+    const teacherFor = this.o.teacherFor;
+    const r = await evaluateHeldOut(this.gpu, this.evalSet, {
+      ...(this.o.teacherTopK ? { topK: this.o.teacherTopK } : {}),
+      ...(teacherFor ? { teacherFor: async (b: Batch) => teacherFor(b, 'eval') } : {}),
+    });
+    if (!r) return undefined;
     const e: EvalLog = {
-      kind: 'eval', step: this.step, loss, ppl: Math.exp(loss),
-      ...(rows ? { klToTeacher: kl / rows, top1Agreement: top1 / rows } : {}),
+      kind: 'eval', step: this.step, loss: r.loss, ppl: r.ppl,
+      ...(r.klToTeacher !== undefined ? { klToTeacher: r.klToTeacher } : {}),
+      ...(r.top1Agreement !== undefined ? { top1Agreement: r.top1Agreement } : {}),
     };
     this.emit(e);
     return e;
+  }
+
+  get params(): GPUBuffer {
+    return this.gpu.params;
   }
 
   async snapshot(): Promise<Checkpoint> {
@@ -191,7 +144,7 @@ export class Trainer {
     if (!this.o.store) return;
     const name = this.o.checkpointName ?? 'latest';
     await this.o.store.put(name, encodeCheckpoint(await this.snapshot()));
-    this.emit({ kind: 'event', step: this.step, message: `checkpoint '${name}' saved at step ${this.step}` });
+    this.emit({ kind: 'event', step: this.step, code: 'checkpoint', level: 'info', message: `checkpoint '${name}' saved at step ${this.step}` });
   }
 
   /** Restores a checkpoint into this trainer (the configs must match the checkpoint's). */
@@ -210,7 +163,7 @@ export class Trainer {
     const bytes = await this.o.store?.get(this.o.checkpointName ?? 'latest');
     if (!bytes) return false;
     this.restore(decodeCheckpoint(bytes));
-    this.emit({ kind: 'event', step: this.step, message: `resumed from step ${this.step}` });
+    this.emit({ kind: 'event', step: this.step, code: 'resumed', level: 'info', checkpointStep: this.step, message: `resumed from step ${this.step}` });
     return true;
   }
 
@@ -223,7 +176,7 @@ export class Trainer {
     this.restore(c);
     this.loader.cursor = cursor;
     this.skipsInARow = 0;
-    this.emit({ kind: 'event', step: this.step, message: `rolled back to the checkpoint of step ${c.step} after repeated non-finite steps` });
+    this.emit({ kind: 'event', step: this.step, code: 'rolled-back', level: 'warn', checkpointStep: c.step, message: `rolled back to the checkpoint of step ${c.step} after repeated non-finite steps` });
   }
 
   /** Runs to `until` (default `train.steps`; the LR schedule always spans train.steps), evaluating and checkpointing. */

@@ -30,12 +30,12 @@ const teacher = { label: 'tiny-llama3', source: { files: teacherFiles } };
 const prov = { teacher: { kind: 'transformers-js', model: 'tiny-llama3', baseURLHost: '' }, strategy: 'labeling', params: {}, usage: { input: 1, output: 1 }, time: 1 };
 const QA = [['Name a colour.', 'Blue.'], ['Say hi in German.', 'Hallo!'], ['2 + 2?', 'Four.'], ['Name a fruit.', 'A pear.'], ['Capital of France?', 'Paris.'], ['Say bye.', 'Bye!']];
 
-const spec = (datasetId: string, over: Partial<RunSpec> = {}): RunSpec => ({
+const spec = (datasetId: string, over: Record<string, unknown> = {}): RunSpec => ({
   name: 'llama3-kd', datasetId, preset: 'nano', modelOverrides: { hidden: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, intermediate: 32, maxSeqLen: 64 },
   tokenizer: { kind: 'teacher' }, format: 'template', method: 'kd', kdSource: 'dense', teacher,
   train: { batchSize: 2, seqLen: 32, steps: 2, lr: 0.01, warmupSteps: 0, evalEvery: 2, evalBatches: 1, checkpointEvery: 2, seed: 3, kdWeight: 1, ceWeight: 0 },
   sampleEvery: 2, samplePrompts: ['Name a colour.'], heldOutEvery: 3, ...over,
-});
+}) as RunSpec;
 
 describe('a run in the app engine with a Llama-3-tokenizer teacher folder', { timeout: 900_000 }, () => {
   it('checks alignment (SeqKD offered for a BPE student), trains dense KD with the teacher\'s template and tokenizer, exports both', async () => {

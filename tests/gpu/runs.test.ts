@@ -67,11 +67,11 @@ async function dataset(data: DistillStore, n: number, topk = false): Promise<str
   return ds.id;
 }
 
-const spec = (datasetId: string, over: Partial<RunSpec> = {}): RunSpec => ({
+const spec = (datasetId: string, over: Record<string, unknown> = {}): RunSpec => ({
   name: 'test', datasetId, preset: 'nano', modelOverrides: { maxSeqLen: 64 }, tokenizer: { kind: 'teacher' }, format: 'continuation', method: 'sft',
   teacher, train: { batchSize: 4, seqLen: 24, steps: 6, lr: 0.01, warmupSteps: 1, evalEvery: 3, evalBatches: 2, checkpointEvery: 2, seed: 3 },
   sampleEvery: 0, samplePrompts: ['Count from two'], heldOutEvery: 5, ...over,
-});
+}) as RunSpec;
 
 const losses = (events: RunEvent[]) => events.filter((e): e is RunStepLog => e.kind === 'step').map((e) => [e.step, e.loss] as const);
 
@@ -107,7 +107,7 @@ describe('training runs in the engine', () => {
 
     const report = await engine.evaluate({ runId: a.id });
     expect(report.step).toBe(6);
-    expect(report.ppl).toBeCloseTo(Math.exp(report.loss), 6);
+    expect(report.ppl).toBeCloseTo(Math.exp(report.loss!), 6);
     expect(report.teacher?.label).toBe('tiny-teacher');
     expect(report.klToTeacher).toBeGreaterThan(0);
     expect(report.top1Agreement).toBeGreaterThanOrEqual(0);
@@ -116,7 +116,7 @@ describe('training runs in the engine', () => {
     const exp = await engine.exportModel({ source: { runId: a.id }, format: 'onnx', name: 'a-onnx' });
     const file = (p: string) => exp.files.find((f) => f.path === p)!.bytes;
     const record = JSON.parse(new TextDecoder().decode(file('training.json')));
-    expect(record.heldOut.loss).toBeCloseTo(report.loss, 6);
+    expect(record.heldOut.loss).toBeCloseTo(report.loss!, 6);
     const session = await ort.InferenceSession.create(file('onnx/model.onnx'));
     const exportedTok = BpeTokenizer.fromJSON(JSON.parse(new TextDecoder().decode(file('tokenizer.json'))));
     const recs = await data.getRecords(ds, { limit: 1000 });
@@ -145,7 +145,7 @@ describe('training runs in the engine', () => {
       }
     }
     expect(count).toBe(report.tokens);
-    expect(Math.abs(sum / count - report.loss)).toBeLessThan(1e-3);
+    expect(Math.abs(sum / count - report.loss!)).toBeLessThan(1e-3);
 
     const g = await engine.generate({ model: { runId: a.id }, prompt: 'Count from two', maxNewTokens: 8, temperature: 0 });
     expect(g.promptIds).toEqual(tok.encode('Count from two'));

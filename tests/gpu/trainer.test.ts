@@ -5,7 +5,8 @@ import { makeConfig } from '../../src/model/config.ts';
 import { packRows } from '../../src/train/batches.ts';
 import { MemoryCheckpointStore, decodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { makeTrainConfig } from '../../src/train/config.ts';
-import { Trainer, type TrainLog } from '../../src/train/trainer.ts';
+import { Trainer } from '../../src/train/trainer.ts';
+import type { TrainLog } from '../../src/train/step-trainer.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { useGpu } from './gpu-context.ts';
 

@@ -3,7 +3,7 @@
 // → fake-indexeddb; then the stored records, pairs, top-k rows, provenance and cursor statistics are checked.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createElicitJob, runElicitJob } from '../../src/elicit/run.ts';
-import { datasetVocab } from '../../src/elicit/feature.ts';
+import { datasetVocab } from '../../src/store/topk-table.ts';
 import { TEMPLATES } from '../../src/elicit/templates.ts';
 import { unpackTopKRows } from '../../src/store/topk.ts';
 import { BigramModel, renderPrompt, topK } from '../support/text-model.ts';

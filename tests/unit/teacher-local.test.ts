@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datasetVocab } from '../../src/elicit/feature.ts';
+import { datasetVocab } from '../../src/store/topk-table.ts';
 import { createElicitJob, runElicitJob } from '../../src/elicit/run.ts';
 import { unpackTopKRows } from '../../src/store/topk.ts';
 import { LocalTeacher, logprobRows } from '../../src/teacher/local.ts';

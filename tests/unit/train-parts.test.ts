@@ -24,6 +24,19 @@ describe('packRows with aux indices, evalBatches with a padded last batch', () =
     expect(rows.map((r) => [...r.aux!])).toEqual([[-1, 0, 1, -1], [-1, -1, -1, -1]]);
     expect(packRows([{ tokens: Uint32Array.of(1, 2, 3, 4, 5) }], 3, 9, false).map((r) => [...r.tokens])).toEqual([[1, 2, 3, 4]]);
   });
+  it('keeps a last partial row for held-out data, filled with end tokens that are no target', () => {
+    // 6 tokens (5 + eos) into rows of T + 1 = 4: one full row, and the rest [seam, 5, eos] filled up with 9s.
+    const ex = [{ tokens: Uint32Array.of(1, 2, 3, 4, 5), learn: Uint8Array.of(0, 1, 1, 1, 1) }];
+    expect(packRows(ex, 3, 9)).toHaveLength(1);
+    const rows = packRows(ex, 3, 9, true, true);
+    expect(rows.map((r) => [...r.tokens])).toEqual([[1, 2, 3, 4], [4, 5, 9, 9]]);
+    expect(rows.map((r) => [...r.learn])).toEqual([[0, 1, 1, 1], [1, 1, 1, 0]]);
+    // A single short record still gives one evaluable row; a remainder of the seam token alone gives none.
+    expect(packRows([{ tokens: Uint32Array.of(7, 8), learn: Uint8Array.of(0, 1) }], 8, 9, false, true).map((r) => [...r.learn])).toEqual([[0, 1, 0, 0, 0, 0, 0, 0, 0]]);
+    expect(packRows([{ tokens: Uint32Array.of(1, 2, 3, 4) }], 3, 9, false, true)).toHaveLength(1);
+    const b = evalBatches(rows, 2, 3, 4)[0]!;
+    expect([...b.weights]).toEqual([1, 1, 1, 1, 1, 0]);
+  });
   it('pads a last partial batch with rows of weight 0, pointing at real rows', () => {
     const rows = packRows(Array.from({ length: 4 }, (_, i) => ({ tokens: Uint32Array.of(i + 1, i + 2, i + 3) })), 3, 9); // 16 tokens → 5 rows
     expect(rows).toHaveLength(5);

@@ -6,15 +6,16 @@
 // and counted, never trained on misaligned ids. The aligned rows form one table; packed rows carry, per token,
 // the index of the row that predicts it (Example.aux), or -1 where the teacher gave none (end-of-text, chat
 // closers), which teacherTopK() fills with a one-hot row on the label.
-import { datasetVocab } from '../../elicit/feature.ts';
 import type { PreferencePair } from '../../train/dpo.ts';
 import type { ChatMessage, StoredPair, StoredRecord } from '../../store/schema.ts';
 import type { DistillStore } from '../../store/store.ts';
 import { unpackTopKRows } from '../../store/topk.ts';
+import { datasetVocab } from '../../store/topk-table.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
 import { packRows, type Batch, type Example, type PackedRow } from '../../train/batches.ts';
-import { encodeRecord, promptIds, type RecordFormat } from './format.ts';
-import type { RunDataStats } from './types.ts';
+import { encodeRecord, promptIds, recordFormat, type RecordFormat } from './format.ts';
+import { methodOf } from './methods.ts';
+import type { RunDataStats, RunSpec } from './types.ts';
 
 /** Every record and pair id of a dataset, in insertion order: what a run is created from. */
 export async function snapshotIds(store: DistillStore, datasetId: string): Promise<{ records: number[]; pairs: number[] }> {
@@ -30,6 +31,11 @@ export async function snapshotIds(store: DistillStore, datasetId: string): Promi
     if (page.length < 500) break;
   }
   return { records, pairs };
+}
+
+/** A run's records or pairs were deleted since it was created: it cannot resume on the same data. */
+export class RunDataChangedError extends Error {
+  override name = 'RunDataChangedError';
 }
 
 /** The records (or pairs) with these ids, in that order; an id no longer in the dataset is an error. */
@@ -48,7 +54,7 @@ export async function readSnapshot(store: DistillStore, datasetId: string, ids: 
   }
   const missing = ids.records.filter((id) => !byId.has(id)).length + ids.pairs.filter((id) => !pairById.has(id)).length;
   if (missing > 0) {
-    throw new Error(`${missing} of the run's records or pairs are no longer in the dataset (deleted since the run was created): a resumed run must see the same data. Start a new run on the dataset as it is now.`);
+    throw new RunDataChangedError(`${missing} of the run's records or pairs are no longer in the dataset (deleted since the run was created): a resumed run must see the same data. Start a new run on the dataset as it is now.`);
   }
   return { records: ids.records.map((id) => byId.get(id)!), pairs: ids.pairs.map((id) => pairById.get(id)!) };
 }
@@ -178,7 +184,8 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
   for (const [why, n] of skipReasons) notes.push(`${n} record(s) left out of KD training: ${why}`);
   const appendEos = false; // encodeRecord closes every record with end-of-text already
   const rows = packRows(train, o.T, o.eos, appendEos);
-  const evalRows = packRows(held, o.T, o.eos, appendEos);
+  // Held-out rows keep their last partial row: a held-out set shorter than one row still gets evaluated.
+  const evalRows = packRows(held, o.T, o.eos, appendEos, true);
 
   const pairOut: PreferencePair[] = [], evalPairs: PreferencePair[] = [];
   let tooLong = 0;
@@ -200,10 +207,11 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
     });
   }
   const sumTokens = (rs: PackedRow[]) => rs.length * o.T;
+  const sumTargets = (rs: PackedRow[]) => rs.reduce((n, r) => n + r.learn.subarray(1).reduce((m, l) => m + (l ? 1 : 0), 0), 0);
   return {
     rows, evalRows, prompts, pairs: pairOut, evalPairs, ...(topk ? { topk } : {}),
     stats: {
-      trainRecords: train.length, heldOutRecords: held.length, trainTokens: sumTokens(rows), heldOutTokens: sumTokens(evalRows), targetTokens,
+      trainRecords: train.length, heldOutRecords: held.length, trainTokens: sumTokens(rows), heldOutTokens: sumTargets(evalRows), targetTokens,
       trainPairs: pairOut.length, heldOutPairs: evalPairs.length,
       ...(o.topk ? { topkRecords, topkSkipped } : {}), notes,
     },
@@ -229,6 +237,29 @@ function encodePair(prompt: ChatMessage[], chosen: string, rejected: string, o: 
   // Completions are cut to fit T + 1 with the prompt (both sides equally long at most).
   const c = close(chosen).slice(0, budget - p.length), r = close(rejected).slice(0, budget - p.length);
   return { prompt: p, chosen: c, rejected: r };
+}
+
+/** What a run's data is read for: its spec (dataset, method, format, holding out), snapshot and sequence length. */
+export interface RunDataSource {
+  spec: RunSpec;
+  snapshot: { records: number[]; pairs: number[] };
+  T: number;
+}
+
+/**
+ * A run's data from its dataset snapshot, read once: the records and pairs in snapshot order, the tokenizer (made
+ * from them at creation — a new BPE is trained on the training records — or the run's own), the stored top-k rows
+ * when the method trains on them, encoded and packed.
+ */
+export async function loadRunData(
+  store: DistillStore, src: RunDataSource,
+  tokenizer: (records: StoredRecord[], pairs: StoredPair[]) => { tok: TextTokenizer; eos: number },
+): Promise<RunData & { tok: TextTokenizer; eos: number }> {
+  const { records, pairs } = await readSnapshot(store, src.spec.datasetId, src.snapshot);
+  const { tok, eos } = tokenizer(records, pairs);
+  const topk = methodOf(src.spec).teacherInput(src.spec) === 'topk' ? await storeTopK(store, src.spec.datasetId) : undefined;
+  const data = await buildRunData(records, pairs, { format: recordFormat(src.spec), tok, eos, T: src.T, heldOutEvery: src.spec.heldOutEvery, ...(topk ? { topk } : {}) });
+  return { ...data, tok, eos };
 }
 
 /** Where a run's top-k rows come from in the store: the dataset's token table and each record's rows by turn. */

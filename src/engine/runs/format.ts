@@ -33,6 +33,13 @@ export type RecordFormat = RunFormat | TemplateFormat;
 
 const isTemplate = (f: RecordFormat): f is TemplateFormat => typeof f === 'object' && f !== null && f.kind === 'template';
 
+/** How a run renders records: its format, with the chat template resolved at creation for 'template'. */
+export function recordFormat(spec: { format: RunFormat; chatTemplate?: string; name: string }): RecordFormat {
+  if (spec.format !== 'template') return spec.format;
+  if (!spec.chatTemplate) throw new Error(`run ${spec.name}: the 'template' format needs a chat template (the teacher's, or one given)`);
+  return { kind: 'template', template: spec.chatTemplate };
+}
+
 /** The chat template a student of this format is exported with (undefined: none, a plain LM). */
 export function chatTemplateFor(format: RecordFormat): string | undefined {
   if (isTemplate(format)) return format.template;

@@ -1,7 +1,7 @@
 // One run's training loop in the engine: the data rebuilt from the run's snapshot, the teacher signal its method
 // needs (stored top-k rows; the teacher model's dense logits; on-policy batches of the student's own samples
-// scored by the teacher), the trainer (Trainer for SFT/KD/on-policy, PairTrainer for DPO/IPO) restored from the
-// run's last checkpoint, then steps until done or paused: every step logged (IndexedDB and the page), held-out
+// scored by the teacher), the method's trainer (TRAINERS by METHODS[m].trainer: Trainer for token batches,
+// PairTrainer for DPO/IPO, both StepTrainers) restored from the run's last checkpoint, then steps until done or paused: every step logged (IndexedDB and the page), held-out
 // evaluation, sample generations and checkpoints every N steps, ETA. A pause saves a checkpoint at the step it
 // stopped; a tab that closes mid-run resumes from its last checkpoint and logs the steps after it again.
 import { Generator } from '../../model/generate.ts';
@@ -13,14 +13,17 @@ import { loadTokenizer } from '../../tokenizer/hf.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
 import type { Batch } from '../../train/batches.ts';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../train/checkpoint.ts';
+import type { TeacherSignal } from '../../train/evaluate.ts';
 import { isOnPolicyStep, onPolicyBatch } from '../../train/onpolicy.ts';
 import { PairTrainer } from '../../train/pair-trainer.ts';
-import { Trainer, type TeacherSignal, type TrainLog } from '../../train/trainer.ts';
+import { CE_ONLY, type StepTrainer, type TrainLog } from '../../train/step-trainer.ts';
+import { Trainer } from '../../train/trainer.ts';
 import { alignTeacherLogits } from '../../train/vocab-align.ts';
 import { Rng } from '../../util/rng.ts';
-import { buildRunData, readSnapshot, storeTopK, teacherTopK, type RunData } from './data.ts';
-import { answerText, EOS_TOKEN, promptIds, stopIds, type RecordFormat } from './format.ts';
-import { loadTeacherModel } from './prepare.ts';
+import { loadRunData, teacherTopK, type RunData } from './data.ts';
+import { answerText, EOS_TOKEN, promptIds, recordFormat, stopIds } from './format.ts';
+import { methodOf, type TrainerKind } from './methods.ts';
+import { loadTeacherModel } from './plan.ts';
 import type { RunStore, StoredRun } from './run-store.ts';
 import type { RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
 
@@ -52,19 +55,11 @@ export function eosId(tok: TextTokenizer, preferred?: string | null): number | u
   return undefined;
 }
 
-/** How a run renders records: its format, the chat template resolved at creation for 'template'. */
-export function recordFormat(spec: Pick<StoredRun['spec'], 'format' | 'chatTemplate' | 'name'>): RecordFormat {
-  if (spec.format !== 'template') return spec.format;
-  if (!spec.chatTemplate) throw new Error(`run ${spec.name}: the 'template' format needs a chat template (the teacher's, or one given)`);
-  return { kind: 'template', template: spec.chatTemplate };
-}
+export type LoadedRunData = RunData & { tok: TextTokenizer; eos: number };
 
-/** The run's data as it was at creation (same records, same order, same split). */
-export async function runData(ctx: RunContext, run: StoredRun): Promise<RunData> {
-  const { records, pairs } = await readSnapshot(ctx.data, run.spec.datasetId, run.snapshot);
-  const { tok, eos } = runTokenizer(run);
-  const topk = run.spec.method === 'kd' && run.spec.kdSource === 'store-topk' ? await storeTopK(ctx.data, run.spec.datasetId) : undefined;
-  return buildRunData(records, pairs, { format: recordFormat(run.spec), tok, eos, T: run.train.seqLen, heldOutEvery: run.spec.heldOutEvery, ...(topk ? { topk } : {}) });
+/** The run's data as it was at creation (same records, same order, same split, its own tokenizer). */
+export function runData(ctx: RunContext, run: StoredRun): Promise<LoadedRunData> {
+  return loadRunData(ctx.data, { spec: run.spec, snapshot: run.snapshot, T: run.train.seqLen }, () => runTokenizer(run));
 }
 
 /** The teacher model of a run on the GPU, planned for B × T (forward only), or undefined when it has none. */
@@ -73,7 +68,7 @@ export async function runTeacherModel(ctx: RunContext, run: StoredRun, B: number
   if (!t) return undefined;
   const files = await ctx.teacherFiles(run);
   const imp = await loadTeacherModel(files ? { files } : t.source, t.label, onProgress);
-  const g = new GpuModel(ctx.device, imp.config, B, T, { objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' } });
+  const g = new GpuModel(ctx.device, imp.config, B, T, CE_ONLY);
   g.uploadParams(imp.params);
   return g;
 }
@@ -85,15 +80,16 @@ export async function denseSignal(teacher: GpuModel, b: Pick<Batch, 'ids' | 'lab
   return { teacherLogits: alignTeacherLogits(logits, b.ids.length, teacher.config.vocabSize, V, realVocab) };
 }
 
-/** A step's teacher signal (dense, stored top-k, or none) for the Trainer, evaluation included. */
-export function teacherFor(run: StoredRun, data: RunData, teacher: GpuModel | undefined, realVocab: number): ((b: Batch, split: 'train' | 'eval') => Promise<TeacherSignal>) | undefined {
+/** A batch's teacher signal for the run's method: stored top-k rows, the teacher model's dense logits, or none. */
+export function teacherFor(run: StoredRun, data: RunData, teacher: GpuModel | undefined): ((b: Batch, split: 'train' | 'eval') => Promise<TeacherSignal>) | undefined {
   const V = run.model.vocabSize;
-  if (run.spec.method === 'kd' && run.spec.kdSource === 'store-topk') {
+  const input = methodOf(run.spec).teacherInput(run.spec);
+  if (input === 'topk') {
     const table = data.topk!;
     // Training batches index the training rows, evaluation batches the held-out ones (both carry aux).
     return async (b, split) => teacherTopK(b, split === 'train' ? data.rows : data.evalRows, table, V);
   }
-  if (teacher && (run.spec.method === 'kd' || run.spec.method === 'on-policy')) return (b) => denseSignal(teacher, b, V, realVocab);
+  if (input === 'dense' && teacher) return (b) => denseSignal(teacher, b, V, run.tokenizerVocab);
   return undefined;
 }
 
@@ -125,12 +121,92 @@ function eta(times: number[], remaining: number): number | undefined {
   return (recent.reduce((s, x) => s + x, 0) / recent.length) * remaining;
 }
 
+/** What a method's trainer is built from: the run, its data, where it starts, and how it reports. */
+interface TrainerSetup {
+  ctx: RunContext;
+  run: StoredRun;
+  data: LoadedRunData;
+  /** The checkpoint a resume starts from, or the weights of the run it starts from (fresh moments). */
+  resumeFrom?: Checkpoint;
+  init?: Checkpoint;
+  progress: (m: string) => void;
+  log: (e: TrainLog) => void;
+}
+
+interface BuiltTrainer {
+  trainer: StepTrainer;
+  /** GPU objects the trainer uses (a teacher model, a generator), destroyed with it. */
+  owned: { destroy(): void }[];
+  /** What the method adds to each step's log (on-policy: whether the step trained on the student's samples). */
+  annotate?: (s: RunStepLog) => void;
+}
+
+/** Token batches (SFT, KD, on-policy): the teacher model on the GPU when the method runs it, its signal per batch,
+ *  on-policy micro-batches of the student's own samples scored by the teacher. */
+async function tokenTrainer({ ctx, run, data, resumeFrom, init, progress, log }: TrainerSetup): Promise<BuiltTrainer> {
+  const t = run.train, owned: BuiltTrainer['owned'] = [];
+  let teacher: GpuModel | undefined;
+  if (methodOf(run.spec).runsTeacher(run.spec)) {
+    progress('loading the teacher onto the GPU');
+    teacher = await runTeacherModel(ctx, run, t.batchSize, t.seqLen, progress);
+    if (teacher) owned.push(teacher);
+  }
+  const signal = teacherFor(run, data, teacher);
+  const onPolicy = run.spec.method === 'on-policy' ? run.spec.onPolicy : undefined;
+  if (onPolicy && data.prompts.length === 0) throw new Error('on-policy: the training records have no prompts to sample from');
+  let studentGen: Generator | undefined;
+  progress('building the student');
+  const trainer: Trainer = await Trainer.create({
+    device: ctx.device, model: run.model, train: t, rows: data.rows, evalRows: data.evalRows, padEval: true,
+    // Repeated non-finite steps roll back to this run's last checkpoint.
+    store: ctx.runs.checkpoints(run.id), checkpointName: CKPT,
+    ...(signal ? { teacherFor: signal } : {}),
+    ...(data.topk ? { teacherTopK: data.topk.k } : {}),
+    ...(onPolicy && teacher ? {
+      batchFor: async (step: number, micro: number): Promise<TrainBatch | null> => {
+        if (!isOnPolicyStep(step * 64 + micro, onPolicy.lambda, t.seed)) return null;
+        if (!studentGen) owned.push((studentGen = new Generator(ctx.device, run.model, trainer.params, t.seqLen + 1)));
+        const rng = new Rng((t.seed * 7919 + step * 131 + micro) >>> 0);
+        const maxNew = Math.min(onPolicy.maxNewTokens, t.seqLen - 1);
+        const prompts = Array.from({ length: t.batchSize }, () => data.prompts[rng.int(data.prompts.length)]!.slice(-(t.seqLen + 1 - maxNew)));
+        const { batch } = await onPolicyBatch(studentGen, teacher, prompts, t.seqLen, { maxNewTokens: maxNew, temperature: onPolicy.temperature, seed: rng.nextU32(), stopTokens: [data.eos] });
+        return { ...batch, teacherLogits: alignTeacherLogits(batch.teacherLogits!, batch.ids.length, teacher.config.vocabSize, run.model.vocabSize, run.tokenizerVocab) };
+      },
+    } : {}),
+    log: (e) => { if (e.kind === 'event') log(e); },
+  });
+  if (resumeFrom ?? init) trainer.restore((resumeFrom ?? init)!);
+  return {
+    trainer, owned,
+    ...(onPolicy ? { annotate: (s: RunStepLog) => { s.onPolicy = isOnPolicyStep(s.step * 64, onPolicy.lambda, t.seed); } } : {}),
+  };
+}
+
+/** Preference pairs (DPO, IPO): the policy and its frozen reference, the weights the run started from, stored once
+ *  beside the checkpoints. */
+async function pairTrainer({ ctx, run, data, resumeFrom, init, progress }: TrainerSetup): Promise<BuiltTrainer> {
+  if (run.spec.method !== 'dpo' && run.spec.method !== 'ipo') throw new Error(`run ${run.name}: ${run.spec.method} does not train on pairs`);
+  progress('building the policy and its frozen reference');
+  const ckpts = ctx.runs.checkpoints(run.id);
+  let ref = await ckpts.get(REFERENCE);
+  if (!ref) {
+    if (resumeFrom) throw new Error(`run ${run.name}: its frozen reference weights are missing from this browser's storage; start a new run`);
+    ref = encodeCheckpoint(init ?? { ...freshStart(run), params: initParams(run.model, run.train.seed) });
+    await ckpts.put(REFERENCE, ref);
+  }
+  const trainer = new PairTrainer(ctx.device, run.model, run.train, data.pairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
+  if (resumeFrom) trainer.restore(resumeFrom);
+  return { trainer, owned: [] };
+}
+
+/** The trainer of each kind of method (METHODS[m].trainer). */
+const TRAINERS: Record<TrainerKind, (s: TrainerSetup) => Promise<BuiltTrainer>> = { tokens: tokenTrainer, pairs: pairTrainer };
+
 /** Trains `run` from its checkpoint until done or paused. Returns the final status. */
 export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHooks): Promise<'done' | 'paused'> {
   const progress = (message: string) => hooks.emit({ kind: 'progress', message });
   progress('reading the run’s data');
   const data = await runData(ctx, run);
-  const { tok, eos } = runTokenizer(run);
   const t = run.train;
   const ckpts = ctx.runs.checkpoints(run.id);
   const saved = await ckpts.get(CKPT);
@@ -141,107 +217,54 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     await ctx.runs.appendLog(run.id, e);
     hooks.emit(e);
   };
-  const pairs = run.spec.method === 'dpo' || run.spec.method === 'ipo';
   const init = resumeFrom ? undefined : await initialWeights(ctx, run);
   const times: number[] = [];
-  let teacher: GpuModel | undefined, trainer: Trainer | undefined, pairTrainer: PairTrainer | undefined, gen: Generator | undefined;
+  let built: BuiltTrainer | undefined, gen: Generator | undefined;
   try {
-    if (pairs) {
-      progress('building the policy and its frozen reference');
-      // The reference = the weights the run started from, stored once beside the checkpoints.
-      let ref = await ckpts.get(REFERENCE);
-      if (!ref) {
-        if (resumeFrom) throw new Error(`run ${run.name}: its frozen reference weights are missing from this browser's storage; start a new run`);
-        ref = encodeCheckpoint(init ?? { ...freshStart(run), params: initParams(run.model, t.seed) });
-        await ckpts.put(REFERENCE, ref);
-      }
-      const refParams = decodeCheckpoint(ref).params;
-      pairTrainer = new PairTrainer(ctx.device, run.model, t, data.pairs, data.evalPairs, { kind: run.spec.method as 'dpo' | 'ipo', beta: run.spec.pairBeta! }, refParams);
-      if (resumeFrom) pairTrainer.restore(resumeFrom);
-    } else {
-      const needsTeacher = (run.spec.method === 'kd' && run.spec.kdSource === 'dense') || run.spec.method === 'on-policy';
-      if (needsTeacher) {
-        progress('loading the teacher onto the GPU');
-        teacher = await runTeacherModel(ctx, run, t.batchSize, t.seqLen, progress);
-      }
-      const signal = teacherFor(run, data, teacher, run.tokenizerVocab);
-      let studentGen: Generator | undefined;
-      const onPolicy = run.spec.method === 'on-policy' ? run.spec.onPolicy! : undefined;
-      progress('building the student');
-      trainer = await Trainer.create({
-        device: ctx.device, model: run.model, train: t, rows: data.rows, evalRows: data.evalRows, padEval: true,
-        // Repeated non-finite steps roll back to this run's last checkpoint.
-        store: ckpts, checkpointName: CKPT,
-        ...(signal ? { teacherFor: signal } : {}),
-        ...(run.spec.kdSource === 'store-topk' ? { teacherTopK: data.topk!.k } : {}),
-        ...(onPolicy && teacher ? {
-          batchFor: async (step: number, micro: number): Promise<TrainBatch | null> => {
-            if (!isOnPolicyStep(step * 64 + micro, onPolicy.lambda, t.seed)) return null;
-            studentGen ??= new Generator(ctx.device, run.model, trainer!.gpu.params, t.seqLen + 1);
-            const rng = new Rng((t.seed * 7919 + step * 131 + micro) >>> 0);
-            const maxNew = Math.min(onPolicy.maxNewTokens, t.seqLen - 1);
-            const prompts = Array.from({ length: t.batchSize }, () => {
-              const p = data.prompts[rng.int(data.prompts.length)]!;
-              return p.slice(-(t.seqLen + 1 - maxNew));
-            });
-            const { batch } = await onPolicyBatch(studentGen, teacher!, prompts, t.seqLen, { maxNewTokens: maxNew, temperature: onPolicy.temperature, seed: rng.nextU32(), stopTokens: [eos] });
-            return { ...batch, teacherLogits: alignTeacherLogits(batch.teacherLogits!, batch.ids.length, teacher!.config.vocabSize, run.model.vocabSize, run.tokenizerVocab) };
-          },
-        } : {}),
-        log: (e: TrainLog) => { if (e.kind === 'event') void log(e); },
-      });
-      if (resumeFrom) trainer.restore(resumeFrom);
-      else if (init) trainer.restore(init);
-      if (onPolicy && data.prompts.length === 0) throw new Error('on-policy: the training records have no prompts to sample from');
-      gen = studentGen;
-    }
-    const step = () => (trainer ?? pairTrainer)!.step;
+    built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), progress, log: (e) => void log(e) });
+    const { trainer } = built;
     const save = async () => {
-      const snap = trainer ? await trainer.snapshot() : await pairTrainer!.snapshot();
+      const snap = await trainer.snapshot();
       await ckpts.put(CKPT, encodeCheckpoint(snap));
       const updated = await ctx.runs.updateRun(run.id, { checkpointStep: snap.step, step: snap.step });
       hooks.emit({ kind: 'status', run: stripped(updated) });
     };
     const evaluate = async () => {
-      if (trainer) {
-        const e = await trainer.evaluate();
-        if (e) { await log(e); await ctx.runs.updateRun(run.id, { lastEval: e }); }
-      } else {
-        const e = await pairTrainer!.evaluate();
-        if (e) {
-          const ev = { kind: 'eval' as const, step: step(), loss: e.loss, ppl: Math.exp(e.loss), pairAccuracy: e.accuracy, margin: e.margin };
-          await log(ev);
-          await ctx.runs.updateRun(run.id, { lastEval: ev });
-        }
-      }
+      const e = await trainer.evaluate();
+      if (e) { await log(e); await ctx.runs.updateRun(run.id, { lastEval: e }); }
     };
-    const sampleGen = () => (gen ??= trainer ? new Generator(ctx.device, run.model, trainer.gpu.params) : new Generator(ctx.device, run.model, pairTrainer!.policy.params));
-    await log({ kind: 'event', step: step(), message: resumeFrom ? `resumed from the checkpoint of step ${resumeFrom.step}` : init ? `started from run ${run.spec.initFrom}` : 'started from random weights' });
-    if (!resumeFrom && run.spec.sampleEvery > 0) await log(await samples(sampleGen(), run, tok, eos, 0));
-    while (step() < t.steps) {
+    const sample = async (step: number) => {
+      gen ??= new Generator(ctx.device, run.model, trainer.params);
+      await log(await samples(gen, run, data.tok, data.eos, step));
+    };
+    await log(resumeFrom
+      ? { kind: 'event', step: trainer.step, code: 'resumed', level: 'info', checkpointStep: resumeFrom.step, message: `resumed from the checkpoint of step ${resumeFrom.step}` }
+      : { kind: 'event', step: trainer.step, code: 'started', level: 'info', message: init ? `started from run ${run.spec.initFrom}` : 'started from random weights' });
+    const sampling = run.spec.sampleEvery > 0 && run.spec.samplePrompts.length > 0;
+    if (!resumeFrom && sampling) await sample(0);
+    while (trainer.step < t.steps) {
       if (hooks.pauseRequested()) {
         await save();
-        await log({ kind: 'event', step: step(), message: `paused at step ${step()} (checkpoint saved)` });
+        await log({ kind: 'event', step: trainer.step, code: 'paused', level: 'info', message: `paused at step ${trainer.step} (checkpoint saved)` });
         return 'paused';
       }
-      const s: RunStepLog = trainer ? await trainer.trainStep() : await pairTrainer!.trainStep();
+      const s: RunStepLog = await trainer.trainStep();
       times.push(s.ms);
       s.etaMs = eta(times, t.steps - s.step);
-      if (run.spec.method === 'on-policy') s.onPolicy = isOnPolicyStep(s.step * 64, run.spec.onPolicy!.lambda, t.seed);
+      built.annotate?.(s);
       await log(s);
       if (t.evalEvery > 0 && s.step % t.evalEvery === 0) await evaluate();
-      if (run.spec.sampleEvery > 0 && s.step % run.spec.sampleEvery === 0) await log(await samples(sampleGen(), run, tok, eos, s.step));
+      if (sampling && s.step % run.spec.sampleEvery === 0) await sample(s.step);
       if (t.checkpointEvery > 0 && s.step % t.checkpointEvery === 0) await save();
       else if (s.step % 10 === 0) await ctx.runs.updateRun(run.id, { step: s.step });
     }
-    if (t.evalEvery === 0 || step() % t.evalEvery !== 0) await evaluate();
+    if (t.evalEvery === 0 || trainer.step % t.evalEvery !== 0) await evaluate();
     await save();
     return 'done';
   } finally {
     gen?.destroy();
-    trainer?.destroy();
-    pairTrainer?.destroy();
-    teacher?.destroy();
+    built?.trainer.destroy();
+    for (const o of built?.owned ?? []) o.destroy();
   }
 }
 

@@ -7,28 +7,26 @@
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
 import { jsonFile } from '../../export/types.ts';
 import { Generator } from '../../model/generate.ts';
-import { GpuModel } from '../../model/gpu-model.ts';
 import { countParams } from '../../model/params.ts';
 import type { GpuContext } from '../../platform/gpu.ts';
-import type { ExportResultData } from '../../protocol.ts';
+import type { ChatMessage, StoredPair, StoredRecord } from '../../store/schema.ts';
 import { newId } from '../../store/schema.ts';
 import { openStore, type DistillStore } from '../../store/store.ts';
 import { trainBpe } from '../../tokenizer/bpe.ts';
 import { HfTokenizer } from '../../tokenizer/hf.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
-import { evalBatches } from '../../train/batches.ts';
 import { decodeCheckpoint } from '../../train/checkpoint.ts';
-import { teacherMetrics } from '../../train/metrics.ts';
-import { PairTrainer } from '../../train/pair-trainer.ts';
 import { allocBuffer } from '../../model/activations.ts';
 import { writeArray } from '../../gpu/dispatch.ts';
-import { buildRunData, isHeldOut, readSnapshot, snapshotIds, storeTopK, teacherTopK } from './data.ts';
-import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordText, stopIds, type RecordFormat } from './format.ts';
-import { checkSpec, loadTeacherModel, planRun } from './prepare.ts';
-import { CKPT, denseSignal, eosId, recordFormat, REFERENCE, runData, runTeacherModel, runTokenizer, stripped, trainLoop, type RunContext } from './runner.ts';
+import type { ExportResultData } from '../export.ts';
+import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds } from './data.ts';
+import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
+import { evaluateRun } from './held-out.ts';
+import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
+import { CKPT, eosId, runTokenizer, stripped, trainLoop, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
-  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
+  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
 } from './types.ts';
 
 /** Where picked teacher files are kept with a run: '<runId>:teacher:<path>'. */
@@ -92,65 +90,45 @@ export class RunsEngine {
     return run;
   }
 
-  async planRun(spec: RunSpec): Promise<RunPlan> {
-    const data = await this.data();
-    return planRun(spec, {
+  private planDeps(): PlanDeps {
+    return {
       gpu: this.gpu,
       counts: async (id) => {
-        const ds = await data.getDataset(id);
+        const ds = await (await this.data()).getDataset(id);
         if (!ds) throw new Error(`run settings: no dataset ${id}: pick one of the datasets of step 2`);
         return ds.counts;
       },
-      runModel: async (id) => (await this.getRun(id)).model,
-    });
+      getRun: (id) => this.getRun(id),
+    };
+  }
+
+  async planRun(spec: RunSpec): Promise<RunPlan> {
+    return planOf(await resolveRun(spec, this.planDeps()), this.gpu);
   }
 
   async createRun(spec: RunSpec, onProgress?: (e: RunEvent) => void): Promise<RunInfo> {
-    checkSpec(spec);
     const progress = (message: string, done?: number, total?: number) => onProgress?.({ kind: 'progress', message, ...(done !== undefined ? { done, total } : {}) });
     progress('checking the settings');
-    const plan = await this.planRun(spec);
+    const deps = this.planDeps();
+    const resolved = await resolveRun(spec, deps, progress);
+    const plan = await planOf(resolved, deps.gpu);
     if (!plan.ok) throw new Error(`the run cannot start: ${plan.problems.join('; ')}`);
+    // The template resolved by planning (given, the start run's or the teacher's) is stored with the run.
+    spec = { ...spec, ...(resolved.chatTemplate ? { chatTemplate: resolved.chatTemplate } : {}) };
     const data = await this.data();
     const snapshot = await snapshotIds(data, spec.datasetId);
-    const { records, pairs } = await readSnapshot(data, spec.datasetId, snapshot);
-    const initRun = spec.initFrom ? await this.getRun(spec.initFrom) : undefined;
-    const needsTemplate = spec.format === 'template' && !spec.chatTemplate;
-    // The teacher's folder gives a new student its tokenizer, or the chat template to render with.
-    const teacherImp = spec.teacher && !initRun && (spec.tokenizer.kind === 'teacher' || needsTemplate)
-      ? await loadTeacherModel(spec.teacher.source, spec.teacher.label, progress) : undefined;
-    // 'template': the chat template is resolved now (given, else the start run's or the teacher's) and stored.
-    if (needsTemplate) {
-      const t = initRun ? initRun.spec.chatTemplate : teacherImp?.special.chatTemplate;
-      if (!t) throw new Error("the 'chat template' format needs a template: this teacher's tokenizer_config.json has none; paste one, or pick the plain chat format");
-      spec = { ...spec, chatTemplate: t };
-    }
-    const format = recordFormat(spec);
-    let tok: TextTokenizer;
-    let teacherEos: string | null | undefined;
-    if (initRun) tok = runTokenizer(initRun).tok;
-    else if (spec.tokenizer.kind === 'teacher') { tok = teacherImp!.textTokenizer!; teacherEos = teacherImp!.special.eosToken; }
-    else {
-      const { vocabSize } = spec.tokenizer;
-      const texts = records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((r) => recordText(r.messages, format));
-      texts.push(...pairs.flatMap((p) => [recordText(p.prompt, format), p.chosen, p.rejected]));
-      tok = trainBpe(texts, {
-        vocabSize, specialTokens: [EOS_TOKEN],
-        onProgress: (p) => (p.phase === 'merge' ? progress(`training the tokenizer: ${p.vocabSize} of ${p.targetVocabSize} tokens`, p.vocabSize, p.targetVocabSize) : progress(`counting words: ${p.words.toLocaleString('en')}`)),
-      });
-    }
-    const eos = eosId(tok, teacherEos);
-    if (eos === undefined) throw new Error(`the tokenizer has no end-of-text token ('${EOS_TOKEN}', or an eos_token in its tokenizer_config.json) to close answers with`);
     progress('encoding the data');
-    const topk = spec.method === 'kd' && spec.kdSource === 'store-topk' ? await storeTopK(data, spec.datasetId) : undefined;
-    const built = await buildRunData(records, pairs, { format, tok, eos, T: plan.train.seqLen, heldOutEvery: spec.heldOutEvery, ...(topk ? { topk } : {}) });
+    const built = await loadRunData(data, { spec, snapshot, T: plan.train.seqLen }, (records, pairs) => makeTokenizer(resolved, spec, records, pairs, progress));
+    const { tok } = built;
     const B = plan.train.batchSize;
-    if (spec.method === 'dpo' || spec.method === 'ipo') {
+    if (resolved.method.data === 'pairs') {
       if (built.pairs.length < B) throw new Error(`not enough preference pairs to train on: ${built.pairs.length} (after holding out every ${spec.heldOutEvery}th) for ${B} pairs a step; add pairs or lower the batch size`);
     } else if (built.rows.length < B) {
-      throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${topk ? ` (${built.stats.topkSkipped} records had no aligned top-k)` : ''}; add records, or lower the batch size or sequence length`);
+      throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${built.topk ? ` (${built.stats.topkSkipped} records had no aligned top-k)` : ''}; add records, or lower the batch size or sequence length`);
     }
-    if (built.evalRows.length === 0 && built.evalPairs.length < B) built.stats.notes.push('no held-out row: nothing to evaluate on (add records, or hold out a larger share)');
+    if (built.evalRows.length === 0 && built.evalPairs.length < B) built.stats.notes.push('no held-out data: nothing to evaluate on (hold out a smaller share, or add records)');
+    // Without sample prompts of the user's, the student is sampled on the first held-out prompts (else training ones).
+    if (spec.sampleEvery > 0 && spec.samplePrompts.length === 0) spec = { ...spec, samplePrompts: await defaultSamplePrompts(data, spec, snapshot) };
     const runs = await this.runs();
     const id = newId();
     const now = Date.now();
@@ -180,7 +158,7 @@ export class RunsEngine {
       let run = await this.getRun(runId);
       if (run.status === 'done') return stripped(run);
       const ctx = await this.ctx();
-      run = await runs.updateRun(runId, { status: 'running', error: undefined });
+      run = await runs.updateRun(runId, { status: 'running', error: undefined, errorCode: undefined });
       emit({ kind: 'status', run: stripped(run) });
       const result = await trainLoop(ctx, run, { emit, pauseRequested: () => state.pause });
       run = await runs.updateRun(runId, { status: result });
@@ -189,7 +167,8 @@ export class RunsEngine {
     } catch (e) {
       const lost = this.deviceLost !== null;
       const message = lost ? `the GPU device was lost (${this.deviceLost}): reload the page, then press Resume — training continues from the last checkpoint` : (e as Error)?.message ?? String(e);
-      const run = await runs.updateRun(runId, { status: lost ? 'paused' : 'failed', error: message }).catch(() => undefined);
+      const errorCode: RunErrorCode = lost ? 'device-lost' : e instanceof RunDataChangedError ? 'data-changed' : 'failed';
+      const run = await runs.updateRun(runId, { status: lost ? 'paused' : 'failed', error: message, errorCode }).catch(() => undefined);
       if (run) emit({ kind: 'status', run: stripped(run) });
       throw e instanceof Error ? e : new Error(message);
     } finally {
@@ -225,86 +204,8 @@ export class RunsEngine {
   }
 
   async evaluate(req: { runId: string; teacher?: EngineTeacher }, onProgress?: (m: string) => void): Promise<EvalReport> {
-    const t0 = performance.now();
     const run = await this.getRun(req.runId);
-    const ctx = await this.ctx();
-    onProgress?.('reading the held-out data');
-    const data = await runData(ctx, run);
-    const { params, step } = await this.weights(run);
-    const { batchSize: B, seqLen: T } = run.train;
-    const notes: string[] = [];
-    const report: EvalReport = { runId: run.id, step, loss: NaN, ppl: NaN, tokens: 0, notes, ms: 0 };
-    if (run.spec.method === 'dpo' || run.spec.method === 'ipo') {
-      const ref = await ctx.runs.checkpoints(run.id).get(REFERENCE);
-      if (ref && data.evalPairs.length >= B) {
-        onProgress?.('held-out preference pairs');
-        const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta! }, decodeCheckpoint(ref).params);
-        try {
-          pt.policy.uploadParams(params);
-          const e = await pt.evaluate();
-          if (e) report.pairAccuracy = e.accuracy;
-        } finally { pt.destroy(); }
-      } else notes.push('no held-out preference pairs to measure accuracy on');
-    }
-    // The batches of the evaluations during training (a last one padded with rows of weight 0).
-    const batches = evalBatches(data.evalRows, B, T, run.train.evalBatches, true);
-    if (batches.length === 0) {
-      notes.push(`no held-out row of ${T + 1} tokens: no held-out loss (add records, or hold out a larger share)`);
-      report.ms = performance.now() - t0;
-      return report;
-    }
-    // The teacher to compare with: the run's (or the one asked for), when it shares the student's tokenizer.
-    const teacherSpec = req.teacher ?? run.spec.teacher;
-    let teacher: GpuModel | undefined;
-    if (teacherSpec) {
-      const files = req.teacher ? undefined : await ctx.teacherFiles(run);
-      const imp = await loadTeacherModel(files ? { files } : teacherSpec.source, teacherSpec.label, onProgress);
-      if (imp.textTokenizer && JSON.stringify(imp.textTokenizer.toJSON()) === JSON.stringify(run.tokenizer)) {
-        teacher = await runTeacherModel(ctx, { ...run, spec: { ...run.spec, teacher: teacherSpec } }, B, T, onProgress);
-      } else notes.push(`the teacher ${teacherSpec.label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);
-    }
-    const none = { objective: 'none' as const, temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' as const } };
-    const student = new GpuModel(ctx.device, run.model, B, T, none);
-    const topk = run.spec.method === 'kd' && run.spec.kdSource === 'store-topk' ? data.topk : undefined;
-    try {
-      student.uploadParams(params);
-      let sum = 0, count = 0, tsum = 0, kl = 0, top1 = 0, rows = 0;
-      for (const [i, b] of batches.entries()) {
-        onProgress?.(`held-out batch ${i + 1} of ${batches.length}`);
-        student.setBatch(b);
-        const r = await student.run({ backward: false });
-        const w = b.weights.reduce((s, x) => s + x, 0);
-        sum += r.ce * w;
-        count += w;
-        if (teacher) {
-          const { teacherLogits } = await denseSignal(teacher, b, run.model.vocabSize, run.tokenizerVocab);
-          teacher.setBatch(b);
-          tsum += (await teacher.run({ backward: false })).ce * w;
-          const m = teacherMetrics(await student.logits(), b.weights, run.model.vocabSize, { logits: teacherLogits! });
-          kl += m.kl * m.rows; top1 += m.top1 * m.rows; rows += m.rows;
-        } else if (topk) {
-          const s = teacherTopK(b, data.evalRows, topk, run.model.vocabSize);
-          const m = teacherMetrics(await student.logits(), b.weights.map((x, j) => x * s.teacherMask[j]!), run.model.vocabSize, { ids: s.teacherIds, logprobs: s.teacherLogprobs, k: topk.k });
-          top1 += m.top1 * m.rows; rows += m.rows;
-        }
-      }
-      report.loss = sum / count;
-      report.ppl = Math.exp(report.loss);
-      report.tokens = count;
-      if (teacher) {
-        report.klToTeacher = kl / rows;
-        report.top1Agreement = top1 / rows;
-        report.teacher = { label: teacherSpec!.label, loss: tsum / count, ppl: Math.exp(tsum / count) };
-      } else if (topk && rows > 0) {
-        report.top1Agreement = top1 / rows;
-        notes.push('agreement with the teacher’s stored top-1 token; KL needs the teacher’s full distribution');
-      }
-    } finally {
-      student.destroy();
-      teacher?.destroy();
-    }
-    report.ms = performance.now() - t0;
-    return report;
+    return evaluateRun(await this.ctx(), run, await this.weights(run), req.teacher, onProgress);
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult> {
@@ -369,4 +270,34 @@ export class RunsEngine {
     const files = exportModel({ config: run.model, params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, format, [jsonFile('training.json', record)]);
     return { name, files, params: run.params };
   }
+}
+
+/** The student's tokenizer for a resolved run (a new BPE is trained on the training records' text now). */
+function makeTokenizer(r: ResolvedRun, spec: RunSpec, records: StoredRecord[], pairs: StoredPair[], progress: (m: string, done?: number, total?: number) => void): { tok: TextTokenizer; eos: number } {
+  let tok: TextTokenizer, eosName: string | null | undefined;
+  const src = r.tokenizer;
+  if (src.kind === 'run') tok = runTokenizer(src.run).tok;
+  else if (src.kind === 'teacher') ({ tok, eosToken: eosName } = src);
+  else {
+    const format = recordFormat(spec);
+    const texts = records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((rec) => recordText(rec.messages, format));
+    texts.push(...pairs.flatMap((p) => [recordText(p.prompt, format), p.chosen, p.rejected]));
+    tok = trainBpe(texts, {
+      vocabSize: src.vocabSize, specialTokens: [EOS_TOKEN],
+      onProgress: (p) => (p.phase === 'merge' ? progress(`training the tokenizer: ${p.vocabSize} of ${p.targetVocabSize} tokens`, p.vocabSize, p.targetVocabSize) : progress(`counting words: ${p.words.toLocaleString('en')}`)),
+    });
+  }
+  const eos = eosId(tok, eosName);
+  if (eos === undefined) throw new Error(`the tokenizer has no end-of-text token ('${EOS_TOKEN}', or an eos_token in its tokenizer_config.json) to close answers with`);
+  return { tok, eos };
+}
+
+/** Up to 3 prompts to sample the student on: the first user turns of held-out records (else of training ones, or of
+ *  pairs), cut to 200 characters. */
+async function defaultSamplePrompts(store: DistillStore, spec: RunSpec, snapshot: { records: number[]; pairs: number[] }): Promise<string[]> {
+  const { records, pairs } = await readSnapshot(store, spec.datasetId, { records: snapshot.records.slice(0, 64), pairs: snapshot.pairs.slice(0, 64) });
+  const first = (m: ChatMessage[]) => m.find((x) => x.role === 'user')?.content.trim().slice(0, 200) ?? '';
+  const held = records.filter((_, i) => isHeldOut(i, spec.heldOutEvery)).map((r) => first(r.messages));
+  const rest = [...records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((r) => first(r.messages)), ...pairs.map((p) => first(p.prompt))];
+  return [...new Set([...held, ...rest].filter(Boolean))].slice(0, 3);
 }

@@ -4,7 +4,7 @@
 // stored in IndexedDB (src/engine/runs/run-store.ts).
 import type { ModelConfig } from '../../model/config.ts';
 import type { TrainConfig } from '../../train/config.ts';
-import type { EvalLog, EventLog, StepLog } from '../../train/trainer.ts';
+import type { EvalLog, EventLog, StepLog } from '../../train/step-trainer.ts';
 
 /** An HF Llama folder the engine reads itself: served at a URL (ending in '/'), or picked files by path. */
 export type ModelFolderSource = { url: string } | { files: Record<string, Uint8Array> };
@@ -16,6 +16,7 @@ export interface EngineTeacher {
   source: ModelFolderSource;
 }
 
+/** The training methods (src/engine/runs/methods.ts holds what each needs and does). */
 export const RUN_METHODS = ['sft', 'kd', 'dpo', 'ipo', 'on-policy'] as const;
 export type RunMethod = (typeof RUN_METHODS)[number];
 
@@ -38,7 +39,19 @@ export type TokenizerChoice =
   /** The teacher's own tokenizer.json (needs spec.teacher): required for logit-level KD. */
   | { kind: 'teacher' };
 
-export interface RunSpec {
+/** kd: where the teacher's distributions come from — the dataset's stored top-k rows, or the teacher model run on
+ *  the fly (dense logits, needs spec.teacher). */
+export type KdSource = 'store-topk' | 'dense';
+
+/** on-policy: GKD's λ (share of steps on the student's own samples) and how the student samples. */
+export interface OnPolicySettings {
+  lambda: number;
+  maxNewTokens: number;
+  temperature: number;
+}
+
+/** What every method's spec has. */
+export interface RunSpecBase {
   name: string;
   datasetId: string;
   /** A student preset (src/model/config.ts PRESETS) and overrides; vocabSize comes from the tokenizer. */
@@ -48,25 +61,28 @@ export interface RunSpec {
   format: RunFormat;
   /** format 'template': the Jinja chat template (absent: the teacher's own; the run stores the one it used). */
   chatTemplate?: string;
-  method: RunMethod;
-  /** kd: where the teacher's distributions come from — the dataset's stored top-k rows, or the teacher model run
-   *  on the fly (dense logits, needs spec.teacher). */
-  kdSource?: 'store-topk' | 'dense';
   teacher?: EngineTeacher;
   /** TrainConfig keys (batchSize, seqLen, steps, lr, warmupSteps, objective, temperature, kdWeight, ceWeight, …). */
   train: Partial<TrainConfig>;
-  /** dpo/ipo: β of the pair loss. */
-  pairBeta?: number;
-  /** dpo/ipo: the run whose weights start the policy and stay as the frozen reference (none: from scratch). */
+  /** The run whose weights start this one (and, for dpo/ipo, stay as the frozen reference); none: random init. */
   initFrom?: string;
-  /** on-policy: GKD's λ (share of steps on the student's own samples) and how the student samples. */
-  onPolicy?: { lambda: number; maxNewTokens: number; temperature: number };
   /** Sample generations every N steps (0 = never) for these prompts. */
   sampleEvery: number;
   samplePrompts: string[];
   /** Every Nth record (and pair) of the dataset is held out for evaluation. */
   heldOutEvery: number;
 }
+
+/** What the Train stage asks for: the common settings and the method's own, discriminated by `method`. */
+export type RunSpec =
+  | (RunSpecBase & { method: 'sft' })
+  | (RunSpecBase & { method: 'kd'; kdSource: KdSource })
+  | (RunSpecBase & { method: 'dpo'; /** β of the pair loss. */ pairBeta: number })
+  | (RunSpecBase & { method: 'ipo'; pairBeta: number })
+  | (RunSpecBase & { method: 'on-policy'; onPolicy: OnPolicySettings });
+
+/** The spec of one method. */
+export type SpecOf<M extends RunMethod> = Extract<RunSpec, { method: M }>;
 
 export type RunStatus = 'created' | 'running' | 'paused' | 'done' | 'failed';
 
@@ -75,6 +91,7 @@ export interface RunDataStats {
   trainRecords: number;
   heldOutRecords: number;
   trainTokens: number;
+  /** Target (assistant) tokens of the held-out records: what the held-out evaluation measures. */
   heldOutTokens: number;
   /** Target (assistant) tokens of the training records. */
   targetTokens: number;
@@ -86,6 +103,12 @@ export interface RunDataStats {
   notes: string[];
 }
 
+/**
+ * Why a run stopped, for code that acts on it (without reading the text): the GPU device was lost (reload, then
+ * Resume), the run's data is gone or changed (start a new run), or anything else the training raised.
+ */
+export type RunErrorCode = 'device-lost' | 'data-changed' | 'failed';
+
 export interface RunInfo {
   id: string;
   name: string;
@@ -94,6 +117,7 @@ export interface RunInfo {
   status: RunStatus;
   /** Why it failed (status 'failed'), or what stopped it. Plain text. */
   error?: string;
+  errorCode?: RunErrorCode;
   spec: RunSpec;
   model: ModelConfig;
   train: TrainConfig;
@@ -107,11 +131,8 @@ export interface RunInfo {
   tokenizerVocab: number;
 }
 
-/** A step of a run: the trainer's StepLog, plus what pair and on-policy steps add. */
+/** A step of a run: the trainer's StepLog, plus what on-policy steps add and the time left. */
 export interface RunStepLog extends StepLog {
-  /** dpo/ipo: share of pairs whose margin is > 0, and the mean margin. */
-  pairAccuracy?: number;
-  margin?: number;
   /** on-policy: whether this step trained on the student's own samples. */
   onPolicy?: boolean;
   /** Estimated time to the run's last step, ms. */
@@ -150,6 +171,8 @@ export interface RunPlan {
   warnings: string[];
   /** Records and pairs in the dataset, and what the method needs of them. */
   dataset: { records: number; pairs: number; topk: number; topkTokens: number };
+  /** How many records (or pairs, for dpo/ipo) every-Nth holding out sets aside for evaluation. */
+  heldOut: number;
   /** Token-level KD with this teacher: whether the student's tokens are the teacher's (checked on every id and on
    *  probe texts), and when they are not, what to do instead. */
   alignment?: { aligned: boolean; message: string };
@@ -161,9 +184,10 @@ export interface EvalReport {
   /** The run evaluated ('' for the teacher alone) and the step of its checkpoint. */
   runId: string;
   step: number;
-  /** Held-out cross-entropy per target token and its perplexity. */
-  loss: number;
-  ppl: number;
+  /** Held-out cross-entropy per target token and its perplexity: absent when no held-out token was evaluated (then
+   *  `tokens` is 0 and a note says why). */
+  loss?: number;
+  ppl?: number;
   tokens: number;
   /** Against the teacher (same tokenizer): KL(teacher ‖ student) per target token and top-1 agreement. */
   klToTeacher?: number;

@@ -92,8 +92,9 @@ export function demoCard(): Node {
     const row = (label: string, f: (x: EvalReport) => number | undefined, d: number, id: string) =>
       h('tr', { 'data-metric': id }, h('td', {}, label), ...[r.kd, r.sft].map((x) => { const v = f(x); return h('td', { class: 'num' }, v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d)); }));
     const teacherPpl = r.kd.teacher?.ppl;
-    const gain = (r.sft.ppl - r.kd.ppl) / r.sft.ppl;
-    const verdict = state?.sizeKind === 'software'
+    const gain = r.sft.ppl !== undefined && r.kd.ppl !== undefined ? (r.sft.ppl - r.kd.ppl) / r.sft.ppl : undefined;
+    const verdict = gain === undefined ? `No held-out evaluation: ${[...r.kd.notes, ...r.sft.notes].join('; ') || 'no held-out tokens'}.`
+      : state?.sizeKind === 'software'
       ? `On a software GPU the demo is a toy (${state.size.steps} steps on ${state.size.prompts} answers): the numbers show that the walk works, not which method wins. Open the page on a machine with a GPU for the real demo.`
       : gain > 0.02 ? `Distillation beat plain fine-tuning by ${(gain * 100).toFixed(0)}% in perplexity.`
         : gain < -0.02 ? 'Here plain fine-tuning did better: the demo data is small; more prompts (step 2) and steps (step 3) change that.'
@@ -118,16 +119,16 @@ export function demoCard(): Node {
 
   const spec = (name: string, datasetId: string, t: ActiveTeacher, kd: boolean): RunSpec => {
     const s = state!.size;
-    return {
-      name, datasetId, preset: s.preset, tokenizer: { kind: 'teacher' }, format: 'continuation', method: kd ? 'kd' : 'sft',
-      ...(kd ? { kdSource: 'store-topk' as const } : {}), teacher: engineTeacher(t)!,
+    const common = {
+      name, datasetId, preset: s.preset, tokenizer: { kind: 'teacher' as const }, format: 'continuation' as const, teacher: engineTeacher(t)!,
       train: {
         steps: s.steps, batchSize: s.batch, seqLen: s.seqLen, lr: 3e-3, warmupSteps: Math.max(1, Math.round(s.steps / 15)), seed: 1,
         evalEvery: Math.max(1, Math.round(s.steps / 6)), checkpointEvery: Math.max(1, Math.round(s.steps / 6)), evalBatches: 8,
-        ...(kd ? { objective: 'fkl', kdWeight: 0.5, ceWeight: 0.5, temperature: 1 } : {}),
+        ...(kd ? { objective: 'fkl' as const, kdWeight: 0.5, ceWeight: 0.5, temperature: 1 } : {}),
       },
       sampleEvery: Math.max(1, Math.round(s.steps / 3)), samplePrompts: ['The history of the city', 'In the morning the farmers'], heldOutEvery: s.heldOutEvery,
     };
+    return kd ? { ...common, method: 'kd', kdSource: 'store-topk' } : { ...common, method: 'sft' };
   };
 
   const train = async (which: 'kd' | 'sft', t: ActiveTeacher): Promise<RunInfo> => {
@@ -205,7 +206,8 @@ export function demoCard(): Node {
         emit('runs', undefined);
       }
       status.className = 'ok';
-      status.textContent = `Done: the KD student's held-out perplexity is ${state.results!.kd.ppl.toFixed(2)} (SFT twin ${state.results!.sft.ppl.toFixed(2)}, teacher ${state.results!.kd.teacher?.ppl.toFixed(2) ?? '—'}).`;
+      const ppl = (r: EvalReport) => r.ppl?.toFixed(2) ?? '—';
+      status.textContent = `Done: the KD student's held-out perplexity is ${ppl(state.results!.kd)} (SFT twin ${ppl(state.results!.sft)}, teacher ${state.results!.kd.teacher?.ppl.toFixed(2) ?? '—'}).`;
     } catch (e) {
       if (stopRequested || /stopped|aborted/i.test(String((e as Error)?.message))) {
         state.stopped = true;

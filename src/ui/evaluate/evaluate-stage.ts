@@ -2,13 +2,15 @@
 // top-1 agreement (when they share a tokenizer), the teacher's own perplexity on the same tokens, preference
 // accuracy for DPO/IPO runs — optionally next to a second run; and teacher and student(s) side by side on the
 // user's own prompt. Model output is untrusted: it only ever goes in as text.
-// Stable hooks: #eval-run, #eval-compare, #eval-go, #eval-status[data-done=ok|error], #eval-results
+// Stable hooks: #eval-run, #eval-compare, #eval-go, #eval-status[data-done=ok|empty|error] (empty: nothing held out), #eval-results
 // tr[data-metric] td[data-run][data-value], #eval-prompt, #eval-max, #eval-temp, #eval-generate, #eval-gen-status,
 // #eval-out-teacher, #eval-out-student, #eval-out-compare.
+import { methodOf } from '../../engine/runs/methods.ts';
 import type { EvalReport, RunInfo } from '../../protocol.ts';
 import { activeTeacher, loadPref, on, savePref, setStageStatus } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
 import { engine, proxy } from '../engine-client.ts';
+import { runsStore, trainedRuns } from '../runs-store.ts';
 
 interface Metric {
   id: string;
@@ -51,15 +53,9 @@ export function evaluateStage(): Node {
   const outCompare = outBox('eval-out-compare', 'Compared run');
   let runs: RunInfo[] = [];
 
-  const runLabel = (r: RunInfo) => `${r.name} — ${r.spec.method}${r.spec.method === 'kd' ? ` ${r.train.objective}` : ''}, step ${r.checkpointStep}/${r.train.steps}`;
-  const refresh = async () => {
-    try {
-      runs = (await engine().listRuns()).filter((r) => r.checkpointStep > 0);
-    } catch (e) {
-      status.className = 'error';
-      status.textContent = errorText(e);
-      return;
-    }
+  const runLabel = (r: RunInfo) => `${r.name} — ${methodOf(r.spec).describe(r.spec, r.train)}, step ${r.checkpointStep}/${r.train.steps}`;
+  const refresh = () => {
+    runs = trainedRuns(runsStore.list());
     const want = runSel.value || loadPref<string>('eval-run', ''), wantCmp = compareSel.value || loadPref<string>('eval-compare', '');
     runSel.replaceChildren(...runs.slice().reverse().map((r) => h('option', { value: r.id }, runLabel(r))));
     compareSel.replaceChildren(h('option', { value: '' }, 'none'), ...runs.slice().reverse().map((r) => h('option', { value: r.id }, runLabel(r))));
@@ -69,8 +65,8 @@ export function evaluateStage(): Node {
     genBtn.disabled = runs.length === 0 && !activeTeacher();
     if (runs.length === 0) { status.className = 'muted'; status.textContent = 'No trained run yet: train one in step 3 (a few steps are enough to see it work).'; }
   };
-  on('runs', () => void refresh());
-  on('teacher', () => void refresh());
+  runsStore.subscribe((_, change) => { if (change !== 'step') refresh(); });
+  on('teacher', () => refresh());
   runSel.addEventListener('change', () => savePref('eval-run', runSel.value));
   compareSel.addEventListener('change', () => savePref('eval-compare', compareSel.value));
 
@@ -100,10 +96,18 @@ export function evaluateStage(): Node {
         render(out);
       }
       const main = out[0]!.report;
-      status.className = 'ok';
-      status.textContent = `Held-out perplexity ${main.ppl.toFixed(2)}${main.teacher ? ` (the teacher: ${main.teacher.ppl.toFixed(2)})` : ''} on ${main.tokens.toLocaleString('en')} tokens.`;
       status.dataset.done = 'ok';
-      setStageStatus('evaluate', { state: 'done', text: `ppl ${main.ppl.toFixed(1)}${main.teacher ? ` · teacher ${main.teacher.ppl.toFixed(1)}` : ''}` });
+      if (main.ppl === undefined) {
+        // Nothing held out was measured: a warning that says why, never a number.
+        status.className = 'warn';
+        status.textContent = `No held-out evaluation for ${out[0]!.run.name}: ${main.notes.join('; ') || 'no held-out tokens'}.`;
+        status.dataset.done = 'empty';
+        setStageStatus('evaluate', { state: 'ready', text: 'no held-out data' });
+      } else {
+        status.className = 'ok';
+        status.textContent = `Held-out perplexity ${main.ppl.toFixed(2)}${main.teacher ? ` (the teacher: ${main.teacher.ppl.toFixed(2)})` : ''} on ${main.tokens.toLocaleString('en')} tokens.`;
+        setStageStatus('evaluate', { state: 'done', text: `ppl ${main.ppl.toFixed(1)}${main.teacher ? ` · teacher ${main.teacher.ppl.toFixed(1)}` : ''}` });
+      }
     } catch (e) {
       status.className = 'error';
       status.textContent = errorText(e);
@@ -149,7 +153,8 @@ export function evaluateStage(): Node {
     genBtn.disabled = false;
   });
 
-  void refresh();
+  refresh();
+  void runsStore.load().catch((e) => { status.className = 'error'; status.textContent = errorText(e); });
   outCompare.box.hidden = true;
   return h('div', { id: 'evaluate-panel' },
     h('div', { class: 'subcard' },
@@ -158,7 +163,7 @@ export function evaluateStage(): Node {
       h('div', { class: 'buttons' }, go), status, h('div', { class: 'scroll' }, results), notes),
     h('div', { class: 'subcard' },
       h('h3', {}, 'Side by side on your prompt'),
-      prompt,
+      h('label', { class: 'block' }, 'Prompt (the teacher and the students answer it)', prompt),
       h('div', { class: 'row' }, h('label', { class: 'field' }, 'max new tokens', maxTokens), h('label', { class: 'field' }, 'temperature (0 = greedy)', temp), genBtn),
       genStatus,
       h('div', { class: 'side-by-side' }, outTeacher.box, outStudent.box, outCompare.box)),

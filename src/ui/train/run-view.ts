@@ -3,18 +3,27 @@
 // reload, then extended by live events), sample generations as plain text, and the run's configuration.
 // Stable hooks: #run-view[data-run], #run-status[data-status][data-step][data-steps], #run-progress, #run-eta,
 // #run-pause, #run-resume, #run-delete, #run-error, #run-samples li[data-step], #run-config, #chart-<id>[data-points].
-import type { RunEvent, RunInfo, RunLog } from '../../protocol.ts';
+import { methodOf } from '../../engine/runs/methods.ts';
+import type { RunErrorCode, RunEvent, RunInfo, RunLog } from '../../protocol.ts';
 import { duration, errorText, h } from '../dom.ts';
 import { LiveChart } from './charts.ts';
 
 const CHARTS = [
   { id: 'loss', title: 'Training loss', series: [{ label: 'objective', color: '#3b5bdb' }, { label: 'CE', color: '#2b8a3e' }, { label: 'KD', color: '#e8590c' }], log: true },
-  { id: 'ppl', title: 'Held-out perplexity', series: [{ label: 'perplexity', color: '#862e9c' }], log: true },
-  { id: 'teacher', title: 'Against the teacher (held out)', series: [{ label: 'KL', color: '#c92a2a' }, { label: 'top-1 agreement', color: '#1098ad' }] },
+  { id: 'ppl', title: 'Held-out perplexity', series: [{ label: 'perplexity', color: '#862e9c' }], log: true, empty: 'No held-out evaluation yet (it runs every “held-out eval every” steps and at the end).' },
+  { id: 'teacher', title: 'Against the teacher (held out)', series: [{ label: 'KL', color: '#c92a2a' }, { label: 'top-1 agreement', color: '#1098ad' }], empty: 'Nothing to compare yet: needs a held-out evaluation and the teacher’s distributions (its model, or stored top-k).' },
+  { id: 'pairs', title: 'Held-out preference accuracy', series: [{ label: 'accuracy', color: '#0b7285' }], empty: 'Preference methods (DPO, IPO) only.' },
   { id: 'gradnorm', title: 'Gradient norm', series: [{ label: '‖g‖', color: '#5c940d' }] },
   { id: 'lr', title: 'Learning rate', series: [{ label: 'lr', color: '#868e96' }] },
   { id: 'tps', title: 'Throughput (tokens/s)', series: [{ label: 'tokens/s', color: '#364fc7' }] },
 ];
+
+/** What to do after a run stopped, by why it stopped. */
+const NEXT: Record<RunErrorCode, string> = {
+  'device-lost': 'reload the page, then Resume (it continues from the last checkpoint).',
+  'data-changed': 'its data is gone: start a new run on the dataset as it is now.',
+  failed: 'fix the cause, then Resume (it continues from the last checkpoint).',
+};
 
 export interface RunViewActions {
   resume(run: RunInfo): void;
@@ -77,7 +86,8 @@ export class RunView {
     this.stepTimes = [];
     this.lastStep = 0;
     for (const l of logs) this.addLog(l);
-    this.config.textContent = JSON.stringify({ method: run.spec.method, kdSource: run.spec.kdSource, teacher: run.spec.teacher?.label, format: run.spec.format, initFrom: run.spec.initFrom, model: run.model, train: run.train, data: run.data }, null, 2);
+    const { teacher, ...spec } = run.spec;
+    this.config.textContent = JSON.stringify({ ...spec, teacher: teacher?.label, model: run.model, train: run.train, data: run.data }, null, 2);
     this.setStatus(run);
   }
 
@@ -95,7 +105,8 @@ export class RunView {
       // A resumed run logs the steps after its checkpoint again: drop what lies beyond from the charts.
       if (l.step <= this.lastStep) this.truncate(l.step - 1);
       this.lastStep = l.step;
-      c('loss').push(l.step, [l.loss, this.run?.spec.method === 'dpo' || this.run?.spec.method === 'ipo' ? null : l.ce, l.kd || null]);
+      const pairs = this.run ? methodOf(this.run.spec).data === 'pairs' : false;
+      c('loss').push(l.step, [l.loss, pairs ? null : l.ce, l.kd || null]);
       c('gradnorm').push(l.step, [l.gradNorm]);
       c('lr').push(l.step, [l.lr]);
       c('tps').push(l.step, [l.tokensPerSec]);
@@ -107,13 +118,15 @@ export class RunView {
       const tps = Math.round(l.tokensPerSec).toLocaleString('en');
       this.eta.textContent = `step ${l.step} of ${steps} · ${tps} tokens/s · ${(l.ms / 1000).toFixed(2)} s a step${l.etaMs !== undefined && l.step < steps ? ` · about ${duration(l.etaMs)} left` : ''}${l.skipped ? ' · this step was skipped (non-finite gradient)' : ''}${l.pairAccuracy !== undefined ? ` · pair accuracy ${(l.pairAccuracy * 100).toFixed(0)}%` : ''}${l.onPolicy ? ' · on-policy step' : ''}`;
     } else if (l.kind === 'eval') {
-      c('ppl').push(l.step, [l.ppl]);
+      // A pair method's held-out loss is the pair loss, not a language model's: its chart is preference accuracy.
+      if (l.pairAccuracy !== undefined) c('pairs').push(l.step, [l.pairAccuracy]);
+      else c('ppl').push(l.step, [l.ppl]);
       c('teacher').push(l.step, [l.klToTeacher ?? null, l.top1Agreement ?? null]);
     } else if (l.kind === 'sample') {
       this.samples.prepend(h('li', { 'data-step': String(l.step) }, h('span', { class: 'muted small' }, `step ${l.step}`),
         ...l.samples.map((s) => h('div', {}, h('span', { class: 'muted' }, s.prompt), ' → ', h('span', { class: 'text' }, s.text)))));
       while (this.samples.children.length > 12) this.samples.lastElementChild!.remove();
-    } else if (l.kind === 'event' && /skipped|rolled back/.test(l.message)) {
+    } else if (l.kind === 'event' && l.level === 'warn') {
       this.error.hidden = false;
       this.error.className = 'warn';
       this.error.textContent = l.message;
@@ -135,7 +148,8 @@ export class RunView {
     this.status.dataset.status = s;
     this.status.dataset.steps = String(run.train.steps);
     this.title.textContent = `Run “${run.name}”`;
-    const pct = run.lastEval ? ` · held-out perplexity ${run.lastEval.ppl.toFixed(1)} at step ${run.lastEval.step}` : '';
+    const e = run.lastEval;
+    const pct = !e ? '' : e.pairAccuracy !== undefined ? ` · held-out preference accuracy ${(e.pairAccuracy * 100).toFixed(0)}% at step ${e.step}` : ` · held-out perplexity ${e.ppl.toFixed(1)} at step ${e.step}`;
     const words: Record<string, string> = {
       created: 'Ready to train.', running: 'Training on this GPU…', paused: `Paused at step ${run.checkpointStep}: Resume continues from there.`,
       done: `Done: ${run.train.steps} steps.`, failed: 'Stopped by an error.',
@@ -144,7 +158,7 @@ export class RunView {
     this.status.textContent = `${words[s]}${pct}`;
     this.error.hidden = !run.error;
     this.error.className = 'error';
-    this.error.textContent = run.error ? `${run.error}${s === 'failed' ? ' — fix the cause, then Resume (it continues from the last checkpoint).' : ''}` : '';
+    this.error.textContent = run.error ? `${run.error}${s === 'failed' ? ` — ${NEXT[run.errorCode ?? 'failed']}` : ''}` : '';
     this.pauseBtn.disabled = s !== 'running';
     this.resumeBtn.disabled = s === 'running' || s === 'done';
     this.resumeBtn.textContent = s === 'created' ? 'Start' : 'Resume';

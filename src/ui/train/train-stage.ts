@@ -1,34 +1,54 @@
 // The Train stage: a new run's form (train-form.ts), the runs stored in this browser with their configs and
-// latest held-out perplexity, and the selected run's live view (run-view.ts). A run trains in the engine worker
-// under a Web Lock (runs-client.ts); a reload mid-training resumes it from its last checkpoint by itself.
-// Stable hooks: #run-list tr[data-run][data-status], #train-gpu-note.
-import type { RunEvent, RunInfo, RunSpec } from '../../protocol.ts';
+// latest held-out perplexity (from the page's runs store, src/ui/runs-store.ts), and the selected run's live view
+// (run-view.ts). A run trains in the engine worker under a Web Lock; a reload mid-training resumes it from its
+// last checkpoint by itself. Stable hooks: #run-list tr[data-run][data-status] (a row's run name opens it:
+// button[data-open]), #train-gpu-note, #train-status.
+import { methodOf } from '../../engine/runs/methods.ts';
+import type { EngineTeacher, RunEvent, RunInfo, RunSpec } from '../../protocol.ts';
+import type { DistillStore } from '../../store/store.ts';
 import { gotoStage, loadPref, on, savePref, setStageStatus } from '../app-state.ts';
 import { appStore } from '../data/jobs-client.ts';
+import { jobTeacher } from '../data/jobs-client.ts';
 import { errorText, h } from '../dom.ts';
-import { engine, proxy } from '../engine-client.ts';
+import { engine } from '../engine-client.ts';
+import { runsStore } from '../runs-store.ts';
 import { gpuReady } from '../shell/gpu-panel.ts';
-import { onRunEvent, pauseRun, resumeInterrupted, trainRun } from './runs-client.ts';
+import { folderUrlOf } from '../teacher/session.ts';
+import { reloadableSource } from '../teacher/teacher-client.ts';
 import { RunView } from './run-view.ts';
 import { SOFTWARE_SETTINGS, trainForm } from './train-form.ts';
 
-const METHOD_LABEL: Record<string, string> = { sft: 'SFT', kd: 'token KD', 'on-policy': 'on-policy', dpo: 'DPO', ipo: 'IPO' };
+/** For each dataset whose top-k rows came from a local teacher served from a folder: that teacher, as the engine
+ *  loads it (a KD run from the rows takes its tokenizer). */
+async function topkTeachers(store: DistillStore): Promise<Map<string, EngineTeacher>> {
+  const out = new Map<string, EngineTeacher>();
+  for (const job of await store.listJobs()) {
+    if (job.kind !== 'elicit:feature' || out.has(job.datasetId)) continue;
+    const ref = jobTeacher(job), source = ref ? reloadableSource(ref.source) : null;
+    if (ref && ref.kind !== 'remote' && source?.kind === 'folder') out.set(job.datasetId, { label: String(ref.model), source: { url: folderUrlOf(source.location) } });
+  }
+  return out;
+}
+
+const methodText = (r: RunInfo) => methodOf(r.spec).describe(r.spec, r.train);
+/** The run's last held-out figure: perplexity, or a pair method's preference accuracy. */
+const heldOutText = ({ lastEval: e }: RunInfo) => (!e ? '—' : e.pairAccuracy !== undefined ? `${(e.pairAccuracy * 100).toFixed(0)}% pairs` : e.ppl.toFixed(1));
+const lmEval = (r: RunInfo) => r.lastEval && r.lastEval.pairAccuracy === undefined;
 
 export function trainStage(): Node {
   const gpuNote = h('div', { id: 'train-gpu-note', class: 'muted' });
   const status = h('div', { id: 'train-status', class: 'muted' });
   const list = h('table', { id: 'run-list' });
-  let runs: RunInfo[] = [];
   let selected: string | null = loadPref<string | null>('train-run', null);
+  const say = (text: string, cls: 'muted' | 'error' = 'muted') => { status.className = cls; status.textContent = text; };
 
   const view = new RunView({
     resume: (r) => start(r.id),
-    pause: (r) => void pauseRun(r.id).catch((e) => view.showError(e)),
+    pause: (r) => void runsStore.pause(r.id).catch((e) => view.showError(e)),
     remove: async (r) => {
       try {
-        await engine().deleteRun(r.id);
+        await runsStore.remove(r.id);
         if (selected === r.id) { selected = null; savePref('train-run', null); view.hide(); }
-        await refresh();
       } catch (e) { view.showError(e); }
     },
   });
@@ -36,10 +56,10 @@ export function trainStage(): Node {
   const select = async (id: string) => {
     selected = id;
     savePref('train-run', id);
+    renderList(runsStore.list());
     try {
       const { run, logs } = await engine().runHistory(id);
       view.show(run, logs);
-      renderList();
     } catch (e) {
       view.showError(e);
     }
@@ -47,87 +67,70 @@ export function trainStage(): Node {
 
   const start = (runId: string) => {
     if (selected !== runId) void select(runId);
-    trainRun(runId, () => { status.className = 'muted'; status.textContent = 'Another tab is training this run: waiting for it to pause or close…'; })
-      .then(() => refresh())
-      .catch(async (e) => {
-        status.className = 'error';
-        status.textContent = `The run stopped: ${errorText(e)}`;
-        await refresh();
-      });
+    say('');
+    runsStore.train(runId, () => say('Another tab is training this run: waiting for it to pause or close…'))
+      .catch((e) => say(`The run stopped: ${errorText(e)}`, 'error'));
   };
 
   const form = trainForm(async (spec: RunSpec) => {
-    status.className = 'muted';
-    status.textContent = 'Preparing the run…';
+    say('Preparing the run…');
     try {
-      const run = await engine().createRun(spec, proxy((e: RunEvent) => { if (e.kind === 'progress') status.textContent = `Preparing the run: ${e.message}`; }));
-      status.textContent = run.data.notes.length ? run.data.notes.join(' · ') : '';
-      await refresh();
+      const run = await runsStore.create(spec, (e) => { if (e.kind === 'progress') say(`Preparing the run: ${e.message}`); });
+      say(run.data.notes.join(' · '));
       start(run.id);
     } catch (e) {
-      status.className = 'error';
-      status.textContent = errorText(e);
+      say(errorText(e), 'error');
     }
   });
 
-  const renderList = () => {
+  const renderList = (runs: readonly RunInfo[]) => {
     list.replaceChildren(
-      h('tr', {}, ...['run', 'method', 'student', 'status', 'step', 'held-out ppl', ''].map((t) => h('th', {}, t))),
+      h('tr', {}, ...['run', 'method', 'student', 'status', 'ppl'].map((t, i) => h('th', i === 4 ? { class: 'num', title: 'held-out perplexity' } : {}, t))),
       ...runs.slice().reverse().map((r) => {
-        const open = h('button', { class: 'link', 'data-open': r.id }, r.id === selected ? 'shown' : 'show');
+        const open = h('button', { class: 'link', 'data-open': r.id, title: r.id === selected ? 'shown below' : 'show this run' }, r.name);
         open.addEventListener('click', () => void select(r.id));
         return h('tr', { 'data-run': r.id, 'data-status': r.status, ...(r.id === selected ? { 'aria-selected': 'true' } : {}) },
-          h('td', {}, r.name), h('td', {}, `${METHOD_LABEL[r.spec.method] ?? r.spec.method}${r.spec.method === 'kd' ? ` (${r.spec.kdSource === 'dense' ? 'dense' : 'top-k'}, ${r.train.objective})` : ''}`),
+          h('td', {}, open), h('td', {}, methodText(r)),
           h('td', {}, `${r.spec.initFrom ? 'from a run' : r.spec.preset} · ${(r.params / 1e6).toFixed(2)}M`),
-          h('td', { class: r.status === 'failed' ? 'bad' : r.status === 'done' ? 'ok' : '' }, r.status),
-          h('td', { class: 'num' }, `${r.step}/${r.train.steps}`), h('td', { class: 'num' }, r.lastEval ? r.lastEval.ppl.toFixed(1) : '—'), h('td', {}, open));
+          h('td', { class: r.status === 'failed' ? 'bad' : r.status === 'done' ? 'ok' : '' }, `${r.status} ${r.step}/${r.train.steps}`),
+          h('td', { class: 'num' }, heldOutText(r)));
       }),
     );
     list.hidden = runs.length === 0;
   };
 
-  const updateStageStatus = () => {
+  const updateStageStatus = (runs: readonly RunInfo[]) => {
     const running = runs.find((r) => r.status === 'running');
     if (running) setStageStatus('train', { state: 'busy', text: `${running.name}: step ${running.step}/${running.train.steps}` });
     else if (runs.some((r) => r.status === 'done')) {
-      const best = runs.filter((r) => r.lastEval).sort((a, b) => a.lastEval!.ppl - b.lastEval!.ppl)[0];
+      const best = runs.filter(lmEval).sort((a, b) => a.lastEval!.ppl - b.lastEval!.ppl)[0];
       setStageStatus('train', { state: 'done', text: `${runs.length} run${runs.length > 1 ? 's' : ''}${best ? ` · best ppl ${best.lastEval!.ppl.toFixed(1)}` : ''}` });
     } else if (runs.some((r) => r.status === 'failed')) setStageStatus('train', { state: 'error', text: 'a run stopped with an error' });
     else setStageStatus('train', { state: runs.length ? 'ready' : 'todo', text: runs.length ? `${runs.length} run(s)` : '' });
   };
 
-  let refreshing: Promise<void> | null = null;
-  const refresh = (): Promise<void> => (refreshing ??= (async () => {
+  const refreshForm = async () => {
     try {
-      const [store, list2] = await Promise.all([appStore(), engine().listRuns()]);
-      runs = list2;
-      form.refresh(await store.listDatasets(), runs);
-      renderList();
-      updateStageStatus();
-      const shown = runs.find((r) => r.id === selected);
-      if (shown && view.runId !== shown.id) await select(shown.id);
-      else if (shown) view.setStatus(shown);
+      const store = await appStore();
+      const [datasets, teachers] = await Promise.all([store.listDatasets(), topkTeachers(store)]);
+      form.refresh(datasets, runsStore.list() as RunInfo[], teachers);
     } catch (e) {
-      status.className = 'error';
-      status.textContent = errorText(e);
-    } finally {
-      refreshing = null;
+      say(errorText(e), 'error');
     }
-  })());
+  };
 
-  onRunEvent((runId, e) => {
-    if (runId === view.runId) view.onEvent(e);
-    if (e.kind === 'status') {
-      const i = runs.findIndex((r) => r.id === runId);
-      if (i >= 0) runs[i] = e.run; else runs.push(e.run);
-      renderList();
-      updateStageStatus();
-    } else if (e.kind === 'step') {
-      const r = runs.find((x) => x.id === runId);
-      if (r) { r.step = e.step; if (e.step % 5 === 0) { renderList(); updateStageStatus(); } }
-    }
+  runsStore.subscribe((runs, change) => {
+    renderList(runs);
+    updateStageStatus(runs);
+    if (change === 'step') return;
+    void refreshForm();
+    const shown = runs.find((r) => r.id === selected);
+    if (shown && view.runId !== shown.id) void select(shown.id);
+    else if (shown) view.setStatus(shown);
+    else if (view.runId) view.hide();
   });
-  on('datasets', () => void refresh());
+  runsStore.onEvent((runId, e) => { if (runId === view.runId) view.onEvent(e); });
+  on('datasets', () => void refreshForm());
   on('teacher', () => form.replan());
 
   gpuReady.then((r) => {
@@ -140,7 +143,8 @@ export function trainStage(): Node {
     gpuNote.textContent = `Training needs WebGPU: ${errorText(e)}`;
   });
 
-  void refresh().then(() => resumeInterrupted((r, e) => { status.className = 'error'; status.textContent = `Run “${r.name}” could not resume: ${errorText(e)}`; }));
+  void runsStore.resumeInterrupted((r, e) => say(`Run “${r.name}” could not resume: ${errorText(e)}`, 'error'))
+    .catch((e) => say(errorText(e), 'error'));
   const toEvaluate = h('button', { class: 'secondary' }, 'Evaluate a run →');
   toEvaluate.addEventListener('click', () => gotoStage('evaluate'));
 

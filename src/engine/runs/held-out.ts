@@ -1,0 +1,93 @@
+// The Evaluate stage's measurement of a run's checkpoint (and what an export's training.json records): the held-out
+// batches the run evaluated on while training, through the same evaluateHeldOut; against the run's teacher (or the
+// one asked for) when it shares the student's tokenizer: KL, top-1 agreement and the teacher's own perplexity on
+// the same tokens; against stored top-k rows: top-1 agreement; for pair methods: held-out preference accuracy.
+// Nothing is reported as a number that was not measured: without held-out tokens the loss is absent and a note
+// says why.
+import { GpuModel } from '../../model/gpu-model.ts';
+import { evalBatches } from '../../train/batches.ts';
+import { decodeCheckpoint } from '../../train/checkpoint.ts';
+import { evaluateHeldOut, type EvalTeacher } from '../../train/evaluate.ts';
+import { PairTrainer } from '../../train/pair-trainer.ts';
+import { CE_ONLY } from '../../train/step-trainer.ts';
+import { teacherTopK } from './data.ts';
+import { loadTeacherModel } from './plan.ts';
+import { denseSignal, REFERENCE, runData, runTeacherModel, type RunContext } from './runner.ts';
+import type { StoredRun } from './run-store.ts';
+import type { EngineTeacher, EvalReport } from './types.ts';
+
+/** Evaluates `params` (the run's checkpoint of `step`) on the run's held-out data. */
+export async function evaluateRun(
+  ctx: RunContext, run: StoredRun, weights: { params: Float32Array; step: number }, asked: EngineTeacher | undefined,
+  onProgress?: (m: string) => void,
+): Promise<EvalReport> {
+  const t0 = performance.now();
+  onProgress?.('reading the held-out data');
+  const data = await runData(ctx, run);
+  const { params, step } = weights;
+  const { batchSize: B, seqLen: T } = run.train;
+  const notes: string[] = [];
+  const report: EvalReport = { runId: run.id, step, tokens: 0, notes, ms: 0 };
+  const done = () => ({ ...report, ms: performance.now() - t0 });
+  if ('pairBeta' in run.spec) {
+    const ref = await ctx.runs.checkpoints(run.id).get(REFERENCE);
+    if (ref && data.evalPairs.length >= B) {
+      onProgress?.('held-out preference pairs');
+      const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
+      try {
+        pt.policy.uploadParams(params);
+        const e = await pt.evaluate();
+        if (e) report.pairAccuracy = e.pairAccuracy;
+      } finally { pt.destroy(); }
+    } else notes.push(`fewer held-out preference pairs (${data.evalPairs.length}) than a batch of ${B}: no preference accuracy`);
+  }
+  // The batches of the evaluations during training (a last one padded with rows of weight 0).
+  const batches = evalBatches(data.evalRows, B, T, run.train.evalBatches, true);
+  if (batches.length === 0) {
+    notes.push('no held-out record with an answer to evaluate on: no held-out loss (hold out a smaller share, or add records)');
+    return done();
+  }
+  // The teacher to compare with: the run's (or the one asked for), when it shares the student's tokenizer.
+  const teacherSpec = asked ?? run.spec.teacher;
+  let teacher: GpuModel | undefined;
+  if (teacherSpec) {
+    const files = asked ? undefined : await ctx.teacherFiles(run);
+    const imp = await loadTeacherModel(files ? { files } : teacherSpec.source, teacherSpec.label, onProgress);
+    if (imp.textTokenizer && JSON.stringify(imp.textTokenizer.toJSON()) === JSON.stringify(run.tokenizer)) {
+      teacher = await runTeacherModel(ctx, { ...run, spec: { ...run.spec, teacher: teacherSpec } }, B, T, onProgress);
+    } else notes.push(`the teacher ${teacherSpec.label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);
+  }
+  let teacherFor: EvalTeacher | undefined;
+  if (teacher) {
+    const tm = teacher;
+    teacherFor = async (b) => {
+      const signal = await denseSignal(tm, b, run.model.vocabSize, run.tokenizerVocab);
+      tm.setBatch(b);
+      return { ...signal, teacherCe: (await tm.run({ backward: false })).ce };
+    };
+  } else if (data.topk) {
+    const table = data.topk;
+    teacherFor = async (b) => teacherTopK(b, data.evalRows, table, run.model.vocabSize);
+  }
+  const student = new GpuModel(ctx.device, run.model, B, T, CE_ONLY);
+  try {
+    student.uploadParams(params);
+    const r = await evaluateHeldOut(student, batches, {
+      ...(teacherFor ? { teacherFor } : {}), ...(data.topk ? { topK: data.topk.k } : {}),
+      onBatch: (i, n) => onProgress?.(`held-out batch ${i + 1} of ${n}`),
+    });
+    if (!r) {
+      notes.push('the held-out records have no answer tokens: no held-out loss');
+      return done();
+    }
+    Object.assign(report, { loss: r.loss, ppl: r.ppl, tokens: r.tokens });
+    if (r.klToTeacher !== undefined) report.klToTeacher = r.klToTeacher;
+    if (r.top1Agreement !== undefined) report.top1Agreement = r.top1Agreement;
+    if (r.teacherLoss !== undefined) report.teacher = { label: teacherSpec!.label, loss: r.teacherLoss, ppl: Math.exp(r.teacherLoss) };
+    if (!teacher && data.topk && r.top1Agreement !== undefined) notes.push('agreement with the teacher’s stored top-1 token; KL needs the teacher’s full distribution');
+  } finally {
+    student.destroy();
+    teacher?.destroy();
+  }
+  return done();
+}

@@ -1,0 +1,118 @@
+// The training methods as one table: what the form calls each, what data it trains on, whether it runs the teacher
+// model on this GPU, which trainer steps it, its TrainConfig (the method's objective and weights under the user's
+// keys) and the checks of its own settings. Everything else — planning, creation, the training loop, evaluation,
+// the Train and Evaluate stages — reads this table instead of comparing method names. Plain data and pure
+// functions only: the page imports it (labels, defaults) without pulling in the GPU code.
+// Adding a method = one entry here (and, if it steps differently from the two trainers, its trainer in runner.ts).
+import { makeTrainConfig, type TrainConfig } from '../../train/config.ts';
+import type { RunMethod, RunSpec, SpecOf } from './types.ts';
+
+/** What a batch brings from the teacher: nothing, its dense logits (N, V), or stored top-k rows (N, k). */
+export type TeacherInput = 'none' | 'dense' | 'topk';
+
+/** Which trainer steps the method: token batches (Trainer: SFT, KD, on-policy) or preference pairs (PairTrainer). */
+export type TrainerKind = 'tokens' | 'pairs';
+
+/**
+ * The settings a method has beyond the common ones (the form shows exactly these, and puts them in the spec):
+ * kd-source (RunSpec.kdSource), ce-share (ceWeight, kdWeight = 1 − it), divergence (objective, τ, JSD's β, skew
+ * λ), pair-beta (RunSpec.pairBeta), on-policy (RunSpec.onPolicy).
+ */
+export type MethodSetting = 'kd-source' | 'ce-share' | 'divergence' | 'pair-beta' | 'on-policy';
+
+export interface MethodEntry<M extends RunMethod = RunMethod> {
+  id: M;
+  /** The form's option. */
+  label: string;
+  /** The runs table's column. */
+  short: string;
+  /** What the dataset must hold: chat records, or preference pairs. */
+  data: 'records' | 'pairs';
+  trainer: TrainerKind;
+  settings: readonly MethodSetting[];
+  /** Whether the run puts the teacher model on this GPU (dense KD, on-policy scoring). */
+  runsTeacher(spec: SpecOf<M>): boolean;
+  /** What each batch brings from the teacher. */
+  teacherInput(spec: SpecOf<M>): TeacherInput;
+  /** The run's TrainConfig: the user's keys under the method's objective and weights. */
+  trainConfig(spec: SpecOf<M>): TrainConfig;
+  /** Problems of the method's own settings, each saying what to change. */
+  check(spec: SpecOf<M>): string[];
+  /** A longer description of the run's method for its name and the runs table (e.g. 'kd (top-k, fkl)'). */
+  describe(spec: SpecOf<M>, train: TrainConfig): string;
+}
+
+const WHERE = 'run settings';
+
+/** The user's TrainConfig keys with the divergence (and its default) a distillation method trains on. */
+function divergence(spec: RunSpec, fallback: 'fkl' | 'jsd'): Record<string, unknown> {
+  const t = spec.train as Record<string, unknown>;
+  return { ...t, objective: t.objective && t.objective !== 'none' ? t.objective : fallback };
+}
+
+const ceOnly = (spec: RunSpec) => makeTrainConfig({ ...spec.train, objective: 'none', kdWeight: 0, ceWeight: 1 }, WHERE);
+
+type PairSpec = SpecOf<'dpo' | 'ipo'>;
+
+const pairEntry = <M extends 'dpo' | 'ipo'>(id: M, label: string): MethodEntry<M> => ({
+  id, label, short: id.toUpperCase(), data: 'pairs', trainer: 'pairs', settings: ['pair-beta'],
+  runsTeacher: () => false,
+  teacherInput: () => 'none',
+  trainConfig: ceOnly,
+  check: (s: PairSpec) => (typeof s.pairBeta === 'number' && s.pairBeta > 0 ? [] : [`${id.toUpperCase()} needs β > 0`]),
+  describe: (s: PairSpec) => `${id.toUpperCase()} β ${s.pairBeta}`,
+}) as MethodEntry<M>;
+
+export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
+  sft: {
+    id: 'sft', label: 'SFT on the teacher’s answers (sequence-level KD)', short: 'SFT', data: 'records', trainer: 'tokens', settings: [],
+    runsTeacher: () => false,
+    teacherInput: () => 'none',
+    trainConfig: ceOnly,
+    check: () => [],
+    describe: () => 'SFT',
+  },
+  kd: {
+    id: 'kd', label: 'Token-level KD (match the teacher’s distributions)', short: 'token KD', data: 'records', trainer: 'tokens', settings: ['kd-source', 'ce-share', 'divergence'],
+    runsTeacher: (s) => s.kdSource === 'dense',
+    teacherInput: (s) => (s.kdSource === 'dense' ? 'dense' : 'topk'),
+    trainConfig: (s) => {
+      const t = divergence(s, 'fkl');
+      return makeTrainConfig({ kdWeight: 0.5, ceWeight: 0.5, ...t, ...(s.kdSource === 'store-topk' && !t.topkPolicy ? { topkPolicy: 'uniform' } : {}) }, WHERE);
+    },
+    check: (s) => {
+      if (s.kdSource !== 'store-topk' && s.kdSource !== 'dense') return ["KD needs a teacher signal: the dataset's stored top-k ('store-topk') or the teacher model's dense logits ('dense')"];
+      if (s.kdSource === 'dense' && !s.teacher) return ['dense-logit KD runs the teacher model on this GPU: load a local teacher from a folder (an HF Llama folder) in step 1, or use the stored top-k'];
+      return [];
+    },
+    describe: (s, t) => `token KD (${s.kdSource === 'dense' ? 'dense' : 'top-k'}, ${t.objective})`,
+  },
+  'on-policy': {
+    id: 'on-policy', label: 'On-policy KD (GKD: the student’s own samples, scored by the teacher)', short: 'on-policy', data: 'records', trainer: 'tokens', settings: ['on-policy', 'divergence'],
+    runsTeacher: () => true,
+    teacherInput: () => 'dense',
+    // GKD: the divergence alone, on dataset batches (teacher logits on the data) and on the student's samples.
+    trainConfig: (s) => makeTrainConfig({ ...divergence(s, 'jsd'), kdWeight: 1, ceWeight: 0 }, WHERE),
+    check: (s) => {
+      const out: string[] = [];
+      if (!s.teacher) out.push('on-policy distillation scores the student\'s samples with the teacher model on this GPU: load a local teacher from a folder in step 1');
+      const o = s.onPolicy;
+      if (!o || !(o.lambda >= 0 && o.lambda <= 1)) out.push('on-policy: λ (the share of steps on the student\'s own samples) must be in [0, 1]');
+      else {
+        if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1) out.push('on-policy: the sample length must be a positive integer');
+        if (!(o.temperature >= 0 && o.temperature <= 2)) out.push('on-policy: the sampling temperature must be in [0, 2]');
+      }
+      return out;
+    },
+    describe: (s, t) => `on-policy (λ ${s.onPolicy.lambda}, ${t.objective})`,
+  },
+  dpo: pairEntry('dpo', 'DPO on preference pairs'),
+  ipo: pairEntry('ipo', 'IPO on preference pairs'),
+};
+
+/** The table's entry of a spec's method (its functions take any spec: method-style parameters are bivariant). */
+export function methodOf(spec: Pick<RunSpec, 'method'>): MethodEntry {
+  const m = (METHODS as Record<string, MethodEntry>)[spec.method];
+  if (!m) throw new Error(`run settings: method must be one of ${Object.keys(METHODS).join(', ')}, got ${JSON.stringify(spec.method)}`);
+  return m;
+}

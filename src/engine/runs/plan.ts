@@ -1,0 +1,216 @@
+// From what the Train stage asks (RunSpec) to what a run trains with, resolved once (resolveRun): the spec's shape
+// checked with errors that say what to change, its METHODS entry (the TrainConfig the method implies and the checks
+// of its settings), the run it starts from, the teacher model read from its folder (cached: one teacher at a
+// time), the student's tokenizer source and ModelConfig (a preset at the tokenizer's vocabulary), the chat
+// template, what the dataset holds for the method, token alignment with the teacher; then the plan (planOf) —
+// parameter count, memory against the adapter's limits — before anything is stored. Creation builds from the
+// same resolved run (runs.ts), so planning and creation cannot disagree.
+import { importHfFolder, type ImportedModel } from '../../export/import.ts';
+import { paddedVocab, presetConfig, PRESETS, realVocab, type ModelConfig } from '../../model/config.ts';
+import { countParams } from '../../model/params.ts';
+import type { GpuContext } from '../../platform/gpu.ts';
+import type { DatasetCounts } from '../../store/schema.ts';
+import { checkTokenAlignment } from '../../tokenizer/align.ts';
+import type { TextTokenizer } from '../../tokenizer/types.ts';
+import type { TrainConfig } from '../../train/config.ts';
+import { readModelFolder } from '../export.ts';
+import { estimateMemory, MEMORY_BUDGET } from './estimate.ts';
+import { methodOf, type MethodEntry } from './methods.ts';
+import type { StoredRun } from './run-store.ts';
+import { RUN_FORMATS, type ModelFolderSource, type RunPlan, type RunSpec } from './types.ts';
+
+/** Head dims the attention kernels are built for. */
+export const HEAD_DIMS = [8, 16, 32, 64, 128];
+
+function fail(msg: string): never {
+  throw new Error(`run settings: ${msg}`);
+}
+
+/** Checks the shape of a spec (what needs nothing but the spec itself); the method's own settings are checked by
+ *  its METHODS entry and reported as plan problems. */
+export function checkSpec(spec: RunSpec): void {
+  if (typeof spec !== 'object' || spec === null) fail('expected an object');
+  if (typeof spec.name !== 'string' || spec.name.trim() === '') fail('give the run a name');
+  if (typeof spec.datasetId !== 'string' || spec.datasetId === '') fail('pick a dataset to train on');
+  methodOf(spec);
+  if (!(RUN_FORMATS as readonly string[]).includes(spec.format)) fail(`format must be one of ${RUN_FORMATS.join(', ')}, got ${JSON.stringify(spec.format)}`);
+  if (!spec.initFrom && !PRESETS[spec.preset]) fail(`unknown student preset '${spec.preset}' (have: ${Object.keys(PRESETS).join(', ')})`);
+  const tk = spec.tokenizer;
+  if (!spec.initFrom) {
+    if (tk?.kind === 'bpe') {
+      if (!Number.isInteger(tk.vocabSize) || tk.vocabSize < 260 || tk.vocabSize > 65536) fail(`the BPE vocabulary must be an integer in [260, 65536] (256 bytes + merges + the end-of-text token), got ${tk.vocabSize}`);
+    } else if (tk?.kind === 'teacher') {
+      if (!spec.teacher) fail("the teacher's tokenizer comes from the teacher's model folder, and no local teacher is loaded: load the teacher in step 1 (for KD from stored top-k, the local teacher that made the dataset's top-k), or pick a new BPE");
+    } else fail("tokenizer must be {kind: 'bpe', vocabSize} or {kind: 'teacher'}");
+  }
+  if (!Number.isInteger(spec.sampleEvery) || spec.sampleEvery < 0) fail('sampleEvery must be an integer ≥ 0');
+  if (!Array.isArray(spec.samplePrompts) || spec.samplePrompts.some((p) => typeof p !== 'string')) fail('samplePrompts must be a list of strings');
+  if (!Number.isInteger(spec.heldOutEvery) || spec.heldOutEvery < 2) fail('heldOutEvery must be an integer ≥ 2 (every Nth record is held out)');
+}
+
+/** The student: a preset at the tokenizer's vocabulary (a teacher's padded to the kernels' multiple: the padding is
+ *  masked out of every loss and dropped on export) and a context that fits the training length. */
+export function modelConfigFor(spec: RunSpec, vocabSize: number, seqLen: number): ModelConfig {
+  const base = PRESETS[spec.preset]!;
+  const maxSeqLen = Math.max(base.maxSeqLen ?? 256, seqLen + 1);
+  const vocab = spec.tokenizer.kind === 'teacher' ? paddedVocab(vocabSize) : { vocabSize };
+  return presetConfig(spec.preset, { ...(spec.modelOverrides ?? {}), ...vocab, maxSeqLen });
+}
+
+/** Problems that stop a model from running on our kernels, each saying what to change. */
+export function modelProblems(c: ModelConfig, who: string): string[] {
+  const out: string[] = [];
+  if (!HEAD_DIMS.includes(c.headDim)) out.push(`${who}: head dim ${c.headDim} is not one the attention kernels support (${HEAD_DIMS.join(', ')}): change hidden or heads`);
+  return out;
+}
+
+let teacherCache: { key: string; model: Promise<ImportedModel> } | null = null;
+
+function sourceKey(s: ModelFolderSource): string {
+  return 'url' in s ? `url:${s.url}` : `files:${Object.entries(s.files).map(([p, b]) => `${p}:${b.length}`).sort().join(',')}`;
+}
+
+/** The teacher model of a folder, read once (the last one stays cached). */
+export function loadTeacherModel(source: ModelFolderSource, label: string, onProgress?: (m: string) => void): Promise<ImportedModel> {
+  const key = sourceKey(source);
+  if (teacherCache?.key === key) return teacherCache.model;
+  const model = (async () => {
+    const files = await readModelFolder(source, onProgress);
+    onProgress?.(`reading the teacher ${label}`);
+    const imp = importHfFolder(files, `teacher ${label}`);
+    if (!imp.textTokenizer) throw new Error(`teacher ${label}: its folder has no tokenizer.json that transformers.js's tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
+    return imp;
+  })();
+  teacherCache = { key, model };
+  model.catch(() => { if (teacherCache?.key === key) teacherCache = null; });
+  return model;
+}
+
+export interface PlanDeps {
+  gpu: () => Promise<GpuContext>;
+  counts: (datasetId: string) => Promise<DatasetCounts>;
+  /** initFrom: the stored run this one starts from. */
+  getRun: (runId: string) => Promise<StoredRun>;
+}
+
+/** How the student's tokenizer comes about: the start run's, the teacher's own, or a new BPE trained at creation. */
+export type TokenizerSource =
+  | { kind: 'run'; run: StoredRun }
+  | { kind: 'teacher'; tok: TextTokenizer; eosToken?: string | null }
+  | { kind: 'bpe'; vocabSize: number };
+
+/** A spec resolved once — method, configs, teacher, start run, tokenizer, template — for planning and creation. */
+export interface ResolvedRun {
+  spec: RunSpec;
+  method: MethodEntry;
+  train: TrainConfig;
+  model: ModelConfig;
+  /** The teacher's folder, read when the run puts it on the GPU or takes its tokenizer or chat template from it. */
+  teacher?: ImportedModel;
+  initRun?: StoredRun;
+  tokenizer: TokenizerSource;
+  /** format 'template': the chat template the run renders with (given, else the start run's or the teacher's). */
+  chatTemplate?: string;
+  counts: DatasetCounts;
+  /** Records (or pairs, for a pair method) that every-Nth holding out sets aside. */
+  heldOut: number;
+  problems: string[];
+  warnings: string[];
+  alignment?: { aligned: boolean; message: string };
+}
+
+/** Resolves a spec: throws only when the spec itself is malformed; what stops the run is listed in `problems`. */
+export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 'getRun'>, onProgress?: (m: string) => void): Promise<ResolvedRun> {
+  checkSpec(spec);
+  const method = methodOf(spec);
+  const problems = method.check(spec), warnings: string[] = [];
+  const train = method.trainConfig(spec);
+  const initRun = spec.initFrom ? await deps.getRun(spec.initFrom) : undefined;
+  const needsTemplate = spec.format === 'template' && !spec.chatTemplate && !initRun;
+  const wantsTeacher = method.runsTeacher(spec) || (!initRun && (spec.tokenizer.kind === 'teacher' || needsTemplate));
+  const teacher = spec.teacher && wantsTeacher ? await loadTeacherModel(spec.teacher.source, spec.teacher.label, onProgress) : undefined;
+  let tokenizer: TokenizerSource, model: ModelConfig;
+  if (initRun) {
+    tokenizer = { kind: 'run', run: initRun };
+    model = initRun.model;
+  } else if (spec.tokenizer.kind === 'teacher') {
+    tokenizer = { kind: 'teacher', tok: teacher!.textTokenizer!, eosToken: teacher!.special.eosToken };
+    model = modelConfigFor(spec, tokenizer.tok.vocabSize, train.seqLen);
+  } else {
+    tokenizer = { kind: 'bpe', vocabSize: spec.tokenizer.vocabSize };
+    model = modelConfigFor(spec, spec.tokenizer.vocabSize, train.seqLen);
+  }
+  if (train.seqLen + 1 > model.maxSeqLen) problems.push(`the sequence length ${train.seqLen} does not fit the model's context of ${model.maxSeqLen} tokens: lower it`);
+  problems.push(...modelProblems(model, 'the student'));
+
+  const counts = await deps.counts(spec.datasetId);
+  const pairs = method.data === 'pairs';
+  const M = spec.method.toUpperCase();
+  if (pairs && counts.pairs < 2) problems.push(`${M} trains on preference pairs and this dataset has ${counts.pairs}: make some with the feedback strategy in step 2, or import a DPO dataset`);
+  if (!pairs && counts.records < 2) problems.push(`this dataset has ${counts.records} record(s): make or import more in step 2`);
+  if (method.teacherInput(spec) === 'topk' && counts.topk === 0) problems.push("this dataset has no teacher top-k rows: make them with the feature strategy in step 2 (its teacher must return log-probabilities), or use the teacher's dense logits");
+  if (pairs && !initRun) warnings.push(`${M} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
+  const heldOut = Math.floor((pairs ? counts.pairs : counts.records) / spec.heldOutEvery);
+  if (pairs ? heldOut < train.batchSize : heldOut === 0) {
+    warnings.push(`holding out every ${spec.heldOutEvery}th ${pairs ? 'pair' : 'record'} of ${pairs ? counts.pairs : counts.records} leaves ${heldOut}${pairs ? `, fewer than a batch of ${train.batchSize}` : ''}: nothing to evaluate on. Hold out a smaller N, or add data`);
+  }
+
+  let chatTemplate: string | undefined;
+  if (spec.format === 'template') {
+    chatTemplate = spec.chatTemplate || initRun?.spec.chatTemplate || teacher?.special.chatTemplate;
+    if (!chatTemplate) problems.push(`the "chat template" format renders records with the teacher's chat template, and ${teacher ? `the teacher ${spec.teacher!.label} has none` : 'no teacher model is loaded'}: paste a template, or pick the plain chat format`);
+    if (tokenizer.kind === 'bpe') problems.push("a model family's chat template closes turns with its own special tokens, which a new BPE does not have: use the teacher's tokenizer, or pick the plain chat format");
+  }
+
+  let alignment: ResolvedRun['alignment'];
+  if (teacher && method.runsTeacher(spec)) {
+    problems.push(...modelProblems(teacher.config, 'the teacher'));
+    if (train.seqLen > teacher.config.maxSeqLen) problems.push(`the teacher's context is ${teacher.config.maxSeqLen} tokens, shorter than the sequence length ${train.seqLen}: lower it`);
+    // Token-level KD puts the teacher's distribution over its ids next to the student's logits: checked on every
+    // id and on probe texts, never assumed. The student's tokenizer is the teacher's or a new BPE (or a run's).
+    const tt = teacher.textTokenizer!;
+    if (tokenizer.kind === 'teacher') {
+      const a = checkTokenAlignment(tt, tokenizer.tok, { teacherWidth: realVocab(teacher.config), specialTokens: tt.specialTokens });
+      alignment = { aligned: a.aligned, message: a.message };
+    } else if (tokenizer.kind === 'bpe') {
+      alignment = { aligned: false, message: "token-level KD is unavailable: a new BPE's tokens are not the teacher's. Use the teacher's tokenizer, or train by sequence-level KD (SeqKD: SFT on the teacher's answers)" };
+    } else if (realVocab(teacher.config) < realVocab(model)) {
+      alignment = { aligned: false, message: `token-level KD is unavailable: the teacher's vocabulary (${realVocab(teacher.config)}) is smaller than the student's (${realVocab(model)}). Train by sequence-level KD (SeqKD: SFT on the teacher's answers) instead` };
+    }
+    if (alignment && !alignment.aligned) problems.push(alignment.message);
+  }
+  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}) };
+}
+
+/** Top-k rows per position the memory estimate assumes for stored top-k (the feature strategy's 20 + the sampled). */
+const TOPK_K = 21;
+
+/** The plan of a resolved run: memory against the adapter's limits joins its problems and warnings. */
+export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunPlan> {
+  const { spec, method, train, model, teacher } = r;
+  const problems = [...r.problems], warnings = [...r.warnings];
+  const pairs = method.data === 'pairs';
+  const input = method.teacherInput(spec);
+  const memory = estimateMemory({
+    model, B: pairs ? 2 * train.batchSize : train.batchSize, T: train.seqLen,
+    teacher: input === 'topk' ? { kind: 'topk', k: TOPK_K } : { kind: input },
+    ...(teacher && method.runsTeacher(spec) ? { teacherModel: teacher.config } : {}),
+    reference: pairs,
+  });
+  const { limits } = (await gpu()).report;
+  if (memory.largestBuffer > limits.maxBufferSize) {
+    problems.push(`its largest GPU buffer (${(memory.largestBuffer / 1048576).toFixed(0)} MiB) is over this GPU's maximum buffer size (${(limits.maxBufferSize / 1048576).toFixed(0)} MiB): lower the batch size or sequence length, or pick a smaller preset`);
+  }
+  if (memory.bytes > MEMORY_BUDGET) warnings.push(`it needs about ${(memory.bytes / 1024 ** 3).toFixed(1)} GiB of GPU memory: more than many laptop GPUs give a tab; lower the batch size or pick a smaller preset if it fails`);
+  if (train.steps > 0 && train.evalEvery > train.steps) warnings.push('the held-out evaluation runs only at the end (evalEvery > steps)');
+  if (train.warmupSteps >= train.steps) warnings.push(`the warmup (${train.warmupSteps} steps) lasts the whole run of ${train.steps}: the learning rate never reaches its peak; lower the warmup`);
+  const { records, pairs: pairCount, topk, topkTokens } = r.counts;
+  return {
+    model, train, params: countParams(model), memory,
+    limits: { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize },
+    ok: problems.length === 0, problems, warnings,
+    dataset: { records, pairs: pairCount, topk, topkTokens }, heldOut: r.heldOut,
+    ...(r.alignment ? { alignment: r.alignment } : {}),
+    ...(r.alignment && !r.alignment.aligned ? { offerSeqKd: true } : {}),
+  };
+}

@@ -1,0 +1,74 @@
+// The held-out evaluation of a model on fixed batches, used during training (Trainer.evaluate) and afterwards (the
+// Evaluate stage, exports' training.json): cross-entropy per target token and its perplexity; against a teacher,
+// top-1 agreement (dense logits or stored top-k) and KL(teacher ‖ student) (dense logits only: a top-k row is not a
+// whole distribution); the teacher's own cross-entropy on the same tokens when the caller measures it.
+import type { GpuModel } from '../model/gpu-model.ts';
+import type { Batch } from './batches.ts';
+import { teacherMetrics } from './metrics.ts';
+
+/**
+ * What a teacher gives for a batch: dense logits, top-k ids + logprobs, and/or hidden states; `teacherMask` (B, T)
+ * marks the rows that carry a real teacher distribution (evaluation's KL and top-1 agreement count only those;
+ * absent = all).
+ */
+export interface TeacherSignal {
+  teacherLogits?: Float32Array;
+  teacherIds?: Uint32Array;
+  teacherLogprobs?: Float32Array;
+  teacherHidden?: Float32Array;
+  teacherMask?: Float32Array;
+}
+
+/** A held-out batch's teacher signal; `teacherCe`: the teacher's own cross-entropy on the batch (same tokens). */
+export type EvalTeacher = (b: Batch) => Promise<TeacherSignal & { teacherCe?: number }>;
+
+export interface HeldOutResult {
+  /** Cross-entropy per target token and its perplexity, over `tokens` weighted target tokens. */
+  loss: number;
+  ppl: number;
+  tokens: number;
+  klToTeacher?: number;
+  top1Agreement?: number;
+  /** The teacher's cross-entropy on the same tokens (when the signal gave teacherCe). */
+  teacherLoss?: number;
+}
+
+export interface EvaluateOptions {
+  /** Top-k rows per position when the teacher's signal is stored top-k. */
+  topK?: number;
+  teacherFor?: EvalTeacher;
+  onBatch?: (index: number, count: number) => void;
+}
+
+/** Evaluates `model` (its B, T) on `batches`; undefined when they hold no target token. */
+export async function evaluateHeldOut(model: GpuModel, batches: readonly Batch[], o: EvaluateOptions = {}): Promise<HeldOutResult | undefined> {
+  let sum = 0, count = 0, teacherSum = 0, teacherCount = 0, kl = 0, klRows = 0, top1 = 0, rows = 0;
+  for (const [i, b] of batches.entries()) {
+    o.onBatch?.(i, batches.length);
+    const signal = o.teacherFor ? await o.teacherFor(b) : {};
+    model.setBatch({ ...b, ...signal });
+    const r = await model.run({ backward: false });
+    const w = b.weights.reduce((s, x) => s + x, 0);
+    if (!(w > 0)) continue;
+    sum += r.ce * w;
+    count += w;
+    if (signal.teacherCe !== undefined) { teacherSum += signal.teacherCe * w; teacherCount += w; }
+    const teacher = signal.teacherLogits ? { logits: signal.teacherLogits }
+      : signal.teacherIds && signal.teacherLogprobs ? { ids: signal.teacherIds, logprobs: signal.teacherLogprobs, k: o.topK ?? 0 } : undefined;
+    if (!teacher) continue;
+    const mask = signal.teacherMask;
+    const m = teacherMetrics(await model.logits(), mask ? b.weights.map((x, j) => x * mask[j]!) : b.weights, model.config.vocabSize, teacher);
+    if (m.rows === 0) continue;
+    top1 += m.top1 * m.rows;
+    rows += m.rows;
+    if ('logits' in teacher) { kl += m.kl * m.rows; klRows += m.rows; }
+  }
+  if (count === 0) return undefined;
+  const loss = sum / count;
+  return {
+    loss, ppl: Math.exp(loss), tokens: count,
+    ...(klRows ? { klToTeacher: kl / klRows } : {}),
+    ...(rows ? { top1Agreement: top1 / rows } : {}),
+    ...(teacherCount ? { teacherLoss: teacherSum / teacherCount } : {}),
+  };
+}

@@ -1,0 +1,72 @@
+// What every trainer is to the loop that drives it (src/engine/runs/runner.ts, the CLI, the scripts): one optimizer
+// step at a time, a held-out evaluation, a checkpoint out and back in, the weights it trains (sample generation
+// reads them in place). Trainer (token batches: SFT, KD, on-policy) and PairTrainer (DPO/IPO) implement it, and
+// log in the same vocabulary: StepLog, EvalLog, EventLog.
+import type { ObjectiveSpec } from '../model/gpu-model.ts';
+import type { Checkpoint } from './checkpoint.ts';
+
+export interface StepLog {
+  kind: 'step';
+  step: number;
+  lr: number;
+  loss: number;
+  ce: number;
+  kd: number;
+  gradNorm: number;
+  skipped: boolean;
+  tokensPerSec: number;
+  ms: number;
+  /** dpo/ipo: share of pairs whose margin is > 0, and the mean margin. */
+  pairAccuracy?: number;
+  margin?: number;
+}
+
+export interface EvalLog {
+  kind: 'eval';
+  step: number;
+  /** Held-out cross-entropy per target token and its perplexity (dpo/ipo: the held-out pair loss and its exp). */
+  loss: number;
+  ppl: number;
+  /** With a teacher: KL(teacher ‖ student) per target token (dense teachers) and top-1 agreement. */
+  klToTeacher?: number;
+  top1Agreement?: number;
+  /** dpo/ipo: held-out preference accuracy and mean margin. */
+  pairAccuracy?: number;
+  margin?: number;
+}
+
+/**
+ * What an event says, for code that acts on it (the page shows warnings, tests find the resume) without reading
+ * its text: started (from random weights or a run), resumed (from `checkpointStep`), paused, checkpoint (saved),
+ * skipped (a non-finite step), rolled-back (to the last checkpoint after repeated skips).
+ */
+export type EventCode = 'started' | 'resumed' | 'paused' | 'checkpoint' | 'skipped' | 'rolled-back';
+
+export interface EventLog {
+  kind: 'event';
+  step: number;
+  code: EventCode;
+  level: 'info' | 'warn';
+  message: string;
+  /** resumed, rolled-back: the step of the checkpoint training continued from. */
+  checkpointStep?: number;
+}
+
+export type TrainLog = StepLog | EvalLog | EventLog;
+
+export interface StepTrainer {
+  /** Optimizer steps taken (the checkpoint's step after restore). */
+  readonly step: number;
+  /** The parameter slab being trained (read in place by a Generator for samples). */
+  readonly params: GPUBuffer;
+  trainStep(): Promise<StepLog>;
+  /** Held-out evaluation of the current weights; undefined when there is nothing held out. */
+  evaluate(): Promise<EvalLog | undefined>;
+  snapshot(): Promise<Checkpoint>;
+  /** Restores weights, optimizer state, step and data cursor (the configs must match the checkpoint's). */
+  restore(c: Checkpoint): void;
+  destroy(): void;
+}
+
+/** Plain cross-entropy on the labels, no teacher: SFT, DPO/IPO's policy and reference, evaluation, teachers. */
+export const CE_ONLY: ObjectiveSpec = { objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' } };

@@ -1,0 +1,119 @@
+// The Train form's settings as one table: each setting's key, element id (a stable hook for tests), label, kind,
+// default, and — for a method's own settings — which METHODS setting it belongs to (the form shows it only for
+// methods that have it). The form builds its elements, reads, writes, saves and watches them from this table; the
+// RunSpec is made from the settings by specOf, generically from the method's entry.
+import { KD_OBJECTIVES } from '../../kernels/loss/loss.config.ts';
+import { METHODS, methodOf, type MethodSetting } from '../../engine/runs/methods.ts';
+import type { RunMethod, RunSpec } from '../../protocol.ts';
+
+type Kind = 'number' | 'select' | 'text' | 'textarea';
+
+export interface Field<K extends string = string, V extends string | number = string | number> {
+  key: K;
+  id: string;
+  label: string;
+  kind: Kind;
+  default: V;
+  /** Static options of a select (others are filled by the form: datasets, runs, presets). */
+  options?: readonly (readonly [string, string])[];
+  attrs?: Record<string, string>;
+  hint?: string;
+  /** A method's own setting: shown only when the chosen method has it. */
+  setting?: MethodSetting;
+  /** Shown only when this holds (besides `setting`); sees the settings untyped (their type comes from this table). */
+  when?: (s: Readonly<Record<string, string | number>>) => boolean;
+}
+
+const num = <K extends string>(key: K, id: string, label: string, dflt: number, attrs: Record<string, string>, more: Partial<Field> = {}): Field<K, number> =>
+  ({ key, id, label, kind: 'number', default: dflt, attrs, ...more }) as Field<K, number>;
+const sel = <K extends string, V extends string = string>(key: K, id: string, label: string, dflt: NoInfer<V>, options?: readonly (readonly [string, string])[], more: Partial<Field> = {}): Field<K, V> =>
+  ({ key, id, label, kind: 'select', default: dflt, ...(options ? { options } : {}), ...more }) as Field<K, V>;
+const text = <K extends string>(key: K, id: string, label: string, kind: 'text' | 'textarea', attrs: Record<string, string>, more: Partial<Field> = {}): Field<K, string> =>
+  ({ key, id, label, kind, default: '', attrs, ...more }) as Field<K, string>;
+
+const OBJECTIVE_LABELS: Record<string, string> = {
+  fkl: 'forward KL(teacher ‖ student)', rkl: 'reverse KL(student ‖ teacher)', jsd: 'generalized JSD(β)', tvd: 'total variation',
+  skew_fkl: 'skew forward KL(λ)', skew_rkl: 'skew reverse KL(λ)',
+};
+
+export const FIELDS = [
+  sel('datasetId', 'train-dataset', 'dataset', ''),
+  sel<'method', RunMethod>('method', 'train-method', 'method', 'kd', Object.values(METHODS).map((m) => [m.id, m.label] as const)),
+  sel<'kdSource', 'store-topk' | 'dense'>('kdSource', 'train-kd-source', 'teacher signal', 'store-topk',
+    [['store-topk', 'the dataset’s stored top-k (feature strategy)'], ['dense', 'the teacher model’s full distributions, computed while training']], { setting: 'kd-source' }),
+  num('ceWeight', 'train-ce', 'CE share', 0.5, { min: '0', max: '1', step: '0.05' }, { setting: 'ce-share', hint: 'weight of cross-entropy on the real next token; KD gets 1 − this' }),
+  num('lambda', 'train-lambda', 'λ: share of on-policy steps', 0.5, { min: '0', max: '1', step: '0.05' }, { setting: 'on-policy' }),
+  num('sampleTokens', 'train-sample-tokens', 'sample length', 24, { min: '1', max: '256' }, { setting: 'on-policy' }),
+  sel('objective', 'train-objective', 'divergence', 'fkl', KD_OBJECTIVES.filter((o) => o !== 'none').map((o) => [o, OBJECTIVE_LABELS[o] ?? o] as const), { setting: 'divergence' }),
+  num('temperature', 'train-tau', 'τ', 1, { min: '0.1', max: '10', step: '0.1' }, { setting: 'divergence', hint: 'temperature of the KD term' }),
+  num('beta', 'train-beta', 'β (JSD)', 0.5, { min: '0', max: '1', step: '0.05' }, { setting: 'divergence', when: (s) => s.objective === 'jsd' }),
+  num('skewLambda', 'train-skew', 'λ (skew KL)', 0.1, { min: '0', max: '0.99', step: '0.05' }, { setting: 'divergence', when: (s) => String(s.objective).startsWith('skew') }),
+  num('pairBeta', 'train-pair-beta', 'β (DPO/IPO)', 0.1, { min: '0.01', max: '10', step: '0.01' }, { setting: 'pair-beta' }),
+  sel('preset', 'train-preset', 'student', 'micro'),
+  sel<'tokenizer', 'bpe' | 'teacher'>('tokenizer', 'train-tokenizer', 'tokenizer', 'teacher', [['teacher', 'the teacher’s own (needed for token-level KD)'], ['bpe', 'a new BPE trained on this dataset']]),
+  num('vocab', 'train-vocab', 'vocabulary', 2048, { min: '260', max: '65536', step: '64' }, { when: (s) => s.tokenizer === 'bpe' }),
+  sel<'format', 'continuation' | 'chat' | 'template'>('format', 'train-format', 'format', 'continuation', [
+    ['continuation', 'continuation (the answer follows the prompt, as a base LM)'],
+    ['chat', 'chat (role headers; exported with a chat template)'],
+    ['template', 'the teacher’s chat template (or one you paste)'],
+  ]),
+  sel('initFrom', 'train-init', 'start from', ''),
+  text('chatTemplate', 'train-template', 'Chat template (Jinja): records are rendered with it, only the assistant’s tokens are trained, and exports carry it', 'textarea',
+    { rows: '3', spellcheck: 'false', placeholder: 'empty: the teacher’s own chat template (its tokenizer_config.json); or paste a Jinja chat template' }, { when: (s) => s.format === 'template' }),
+  num('steps', 'train-steps', 'steps', 200, { min: '1', max: '1000000' }),
+  num('batch', 'train-batch', 'batch', 8, { min: '1', max: '512' }),
+  num('seqLen', 'train-seqlen', 'sequence length', 64, { min: '8', max: '4096' }),
+  num('lr', 'train-lr', 'learning rate', 3e-3, { min: '0.00001', max: '1', step: '0.0001' }),
+  num('warmup', 'train-warmup', 'warmup steps', 20, { min: '0', max: '100000' }),
+  num('evalEvery', 'train-eval-every', 'held-out eval every', 25, { min: '0', max: '100000' }),
+  num('ckptEvery', 'train-ckpt-every', 'checkpoint every', 25, { min: '0', max: '100000' }),
+  num('sampleEvery', 'train-sample-every', 'samples every', 50, { min: '0', max: '100000' }),
+  num('heldOutEvery', 'train-heldout', 'hold out every Nth record', 10, { min: '2', max: '1000' }),
+  text('prompts', 'train-prompts', 'Sample prompts (the student continues them during training; empty: the first held-out prompts)', 'textarea',
+    { rows: '2', spellcheck: 'false', placeholder: 'one per line (up to 3); empty: the dataset’s first held-out prompts' }),
+  text('name', 'train-name', 'run name', 'text', { placeholder: 'named after the method and time', class: 'wide' }),
+] as const;
+
+type AnyField = (typeof FIELDS)[number];
+/** The form's settings: one value per field of FIELDS, typed by it. */
+export type FormSettings = { [F in AnyField as F['key']]: F extends Field<string, infer V> ? V : never };
+export type SettingKey = keyof FormSettings;
+
+export const DEFAULT_SETTINGS = Object.fromEntries(FIELDS.map((f) => [f.key, f.default])) as FormSettings;
+
+/** First-visit settings for a software adapter (SwiftShader): a student and a schedule that finish in minutes there. */
+export const SOFTWARE_SETTINGS: Partial<FormSettings> = { preset: 'nano', steps: 20, warmup: 2, batch: 4, seqLen: 32, evalEvery: 5, ckptEvery: 5, sampleEvery: 10 };
+
+/** Whether a field shows for these settings: the method has its setting, and its own condition holds. */
+export function fieldShown(f: Field, s: FormSettings): boolean {
+  if (f.setting && !methodOf({ method: s.method }).settings.includes(f.setting)) return false;
+  return f.when ? f.when(s as unknown as Record<string, string | number>) : true;
+}
+
+/** A RunSpec from the form's settings and the engine teacher (undefined when the engine cannot run one): the
+ *  common settings, then exactly the settings the chosen method has (METHODS[m].settings). */
+export function specOf(s: FormSettings, teacher: RunSpec['teacher']): RunSpec {
+  const m = methodOf({ method: s.method });
+  const has = (x: MethodSetting) => m.settings.includes(x);
+  const prompts = s.prompts.split('\n').map((x) => x.trim()).filter(Boolean);
+  const train: RunSpec['train'] = {
+    steps: s.steps, batchSize: s.batch, seqLen: s.seqLen, lr: s.lr, warmupSteps: s.warmup, evalEvery: s.evalEvery, checkpointEvery: s.ckptEvery,
+    ...(has('divergence') ? { objective: s.objective as NonNullable<RunSpec['train']['objective']>, temperature: s.temperature, beta: s.beta, lambda: s.skewLambda } : {}),
+    ...(has('ce-share') ? { ceWeight: s.ceWeight, kdWeight: 1 - s.ceWeight } : {}),
+  };
+  const when = new Date().toISOString().slice(5, 16).replace('T', ' ');
+  return {
+    name: s.name.trim() || `${m.id}${has('kd-source') ? `-${s.kdSource === 'dense' ? 'dense' : 'topk'}` : ''}${has('divergence') ? `-${s.objective}` : ''} ${when}`,
+    datasetId: s.datasetId, method: s.method, preset: s.preset,
+    tokenizer: s.tokenizer === 'teacher' ? { kind: 'teacher' } : { kind: 'bpe', vocabSize: s.vocab },
+    format: s.format, ...(s.format === 'template' && s.chatTemplate.trim() ? { chatTemplate: s.chatTemplate } : {}),
+    // The teacher rides along whenever the engine can run it: its tokenizer, dense KD, and evaluation against it.
+    ...(teacher ? { teacher } : {}),
+    train,
+    ...(has('kd-source') ? { kdSource: s.kdSource } : {}),
+    ...(has('pair-beta') ? { pairBeta: s.pairBeta } : {}),
+    ...(has('on-policy') ? { onPolicy: { lambda: s.lambda, maxNewTokens: s.sampleTokens, temperature: 1 } } : {}),
+    ...(s.initFrom ? { initFrom: s.initFrom } : {}),
+    sampleEvery: s.sampleEvery, samplePrompts: prompts.slice(0, 3), heldOutEvery: s.heldOutEvery,
+  } as RunSpec;
+}

@@ -1,0 +1,63 @@
+// The METHODS table and the Train form's field table: each method's TrainConfig and checks, and the RunSpec the
+// form makes from its settings (exactly the chosen method's own settings, from the table).
+import { describe, expect, it } from 'vitest';
+import { METHODS, methodOf } from '../../src/engine/runs/methods.ts';
+import { RUN_METHODS, type RunSpec } from '../../src/engine/runs/types.ts';
+import { DEFAULT_SETTINGS, FIELDS, fieldShown, specOf } from '../../src/ui/train/train-fields.ts';
+
+const base = { name: 'x', datasetId: 'd', preset: 'nano', tokenizer: { kind: 'bpe' as const, vocabSize: 300 }, format: 'continuation' as const, train: {}, sampleEvery: 0, samplePrompts: [] as string[], heldOutEvery: 5 };
+
+describe('METHODS', () => {
+  it('has one entry per method, each with its trainer, data and objective', () => {
+    expect(Object.keys(METHODS).sort()).toEqual([...RUN_METHODS].sort());
+    const cfg = (spec: object) => methodOf(spec as RunSpec).trainConfig(spec as RunSpec);
+    expect(cfg({ ...base, method: 'sft' })).toMatchObject({ objective: 'none', kdWeight: 0, ceWeight: 1 });
+    expect(cfg({ ...base, method: 'kd', kdSource: 'store-topk' })).toMatchObject({ objective: 'fkl', kdWeight: 0.5, ceWeight: 0.5, topkPolicy: 'uniform' });
+    expect(cfg({ ...base, method: 'on-policy', onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 } })).toMatchObject({ objective: 'jsd', kdWeight: 1, ceWeight: 0 });
+    expect(cfg({ ...base, method: 'dpo', pairBeta: 0.1, train: { objective: 'fkl' } })).toMatchObject({ objective: 'none', kdWeight: 0 });
+    expect(METHODS.dpo.trainer).toBe('pairs');
+    expect(METHODS.ipo.data).toBe('pairs');
+    expect(METHODS.kd.trainer).toBe('tokens');
+    expect(methodOf({ method: 'kd' }).runsTeacher({ ...base, method: 'kd', kdSource: 'dense' } as RunSpec)).toBe(true);
+    expect(methodOf({ method: 'kd' }).runsTeacher({ ...base, method: 'kd', kdSource: 'store-topk' } as RunSpec)).toBe(false);
+    expect(() => methodOf({ method: 'rl' as never })).toThrow(/method must be one of sft, kd, on-policy, dpo, ipo, got "rl"/);
+  });
+  it('checks each method’s own settings with a message saying what to change', () => {
+    const check = (spec: object) => methodOf(spec as RunSpec).check(spec as RunSpec);
+    expect(check({ ...base, method: 'dpo', pairBeta: 0 })).toEqual(['DPO needs β > 0']);
+    expect(check({ ...base, method: 'kd', kdSource: 'dense' })[0]).toMatch(/dense-logit KD runs the teacher model on this GPU/);
+    expect(check({ ...base, method: 'on-policy', onPolicy: { lambda: 2, maxNewTokens: 4, temperature: 1 } }).join()).toMatch(/λ .* must be in \[0, 1\]/);
+    expect(check({ ...base, method: 'sft' })).toEqual([]);
+  });
+});
+
+describe('the Train form’s field table', () => {
+  it('has unique keys and element ids, and defaults for every setting', () => {
+    expect(new Set(FIELDS.map((f) => f.key)).size).toBe(FIELDS.length);
+    expect(new Set(FIELDS.map((f) => f.id)).size).toBe(FIELDS.length);
+    expect(Object.keys(DEFAULT_SETTINGS)).toHaveLength(FIELDS.length);
+  });
+  it('makes a spec with exactly the chosen method’s settings', () => {
+    const s = { ...DEFAULT_SETTINGS, datasetId: 'd', name: 'n' };
+    const kd = specOf({ ...s, method: 'kd', kdSource: 'dense', ceWeight: 0.25 }, undefined);
+    expect(kd).toMatchObject({ method: 'kd', kdSource: 'dense', train: { ceWeight: 0.25, kdWeight: 0.75, objective: 'fkl' } });
+    expect(kd).not.toHaveProperty('pairBeta');
+    const dpo = specOf({ ...s, method: 'dpo', pairBeta: 0.3 }, undefined);
+    expect(dpo).toMatchObject({ method: 'dpo', pairBeta: 0.3 });
+    expect(dpo).not.toHaveProperty('kdSource');
+    expect(dpo.train).not.toHaveProperty('objective');
+    const op = specOf({ ...s, method: 'on-policy', lambda: 0.25, sampleTokens: 7 }, undefined);
+    expect(op).toMatchObject({ method: 'on-policy', onPolicy: { lambda: 0.25, maxNewTokens: 7, temperature: 1 } });
+    expect(op.train).not.toHaveProperty('ceWeight');
+    // The warmup is what the user set (the plan warns when it outlasts the run), not silently clipped.
+    expect(specOf({ ...s, steps: 10, warmup: 20 }, undefined).train.warmupSteps).toBe(20);
+  });
+  it('shows a method’s settings only for methods that have them', () => {
+    const shown = (method: string) => FIELDS.filter((f) => fieldShown(f, { ...DEFAULT_SETTINGS, method: method as 'kd' })).map((f) => f.key);
+    expect(shown('sft')).not.toContain('kdSource');
+    expect(shown('kd')).toEqual(expect.arrayContaining(['kdSource', 'ceWeight', 'objective', 'temperature']));
+    expect(shown('dpo')).toContain('pairBeta');
+    expect(shown('dpo')).not.toContain('objective');
+    expect(shown('on-policy')).toEqual(expect.arrayContaining(['lambda', 'sampleTokens', 'objective']));
+  });
+});
