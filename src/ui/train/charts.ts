@@ -39,6 +39,7 @@ export class LiveChart {
     this.ys = spec.series.map(() => []);
     this.body = h('div', { class: 'chart-body' });
     this.note = h('p', { class: 'muted small chart-empty' }, spec.empty ?? 'No points yet.');
+    this.body.hidden = true;
     this.element = h('div', { class: 'chart', id: `chart-${spec.id}`, 'data-points': '0' }, h('h4', {}, spec.title), this.note, this.body);
     new ResizeObserver(() => this.resize()).observe(this.body);
   }
@@ -89,6 +90,7 @@ export class LiveChart {
     this.plot?.destroy();
     this.plot = null;
     this.body.replaceChildren();
+    this.body.hidden = true;
     this.note.hidden = false;
   }
 
@@ -98,6 +100,7 @@ export class LiveChart {
     requestAnimationFrame(() => {
       this.pending = false;
       this.note.hidden = this.xs.length > 0;
+      this.body.hidden = this.xs.length === 0;
       if (this.xs.length === 0) return;
       if (!this.plot) void this.create();
       else this.plot.setData([this.xs, ...this.ys] as uPlot.AlignedData);

@@ -10,9 +10,9 @@ import { LiveChart } from './charts.ts';
 
 const CHARTS = [
   { id: 'loss', title: 'Training loss', series: [{ label: 'objective', color: '#3b5bdb' }, { label: 'CE', color: '#2b8a3e' }, { label: 'KD', color: '#e8590c' }], log: true },
-  { id: 'ppl', title: 'Held-out perplexity', series: [{ label: 'perplexity', color: '#862e9c' }], log: true, empty: 'No held-out evaluation yet (it runs every “held-out eval every” steps and at the end).' },
-  { id: 'teacher', title: 'Against the teacher (held out)', series: [{ label: 'KL', color: '#c92a2a' }, { label: 'top-1 agreement', color: '#1098ad' }], empty: 'Nothing to compare yet: needs a held-out evaluation and the teacher’s distributions (its model, or stored top-k).' },
-  { id: 'pairs', title: 'Held-out preference accuracy', series: [{ label: 'accuracy', color: '#0b7285' }], empty: 'Preference methods (DPO, IPO) only.' },
+  { id: 'ppl', title: 'Held-out perplexity', series: [{ label: 'perplexity', color: '#862e9c' }], log: true, lm: true, empty: 'No held-out evaluation yet (it runs every “held-out eval every” steps and at the end).' },
+  { id: 'teacher', title: 'Against the teacher (held out)', series: [{ label: 'KL', color: '#c92a2a' }, { label: 'top-1 agreement', color: '#1098ad' }], lm: true, empty: 'Nothing to compare yet: needs a held-out evaluation and the teacher’s distributions (its model, or stored top-k).' },
+  { id: 'pairs', title: 'Held-out preference accuracy', series: [{ label: 'accuracy', color: '#0b7285' }], pairs: true, empty: 'No held-out evaluation yet.' },
   { id: 'gradnorm', title: 'Gradient norm', series: [{ label: '‖g‖', color: '#5c940d' }] },
   { id: 'lr', title: 'Learning rate', series: [{ label: 'lr', color: '#868e96' }] },
   { id: 'tps', title: 'Throughput (tokens/s)', series: [{ label: 'tokens/s', color: '#364fc7' }] },
@@ -81,7 +81,13 @@ export class RunView {
     this.element.dataset.run = run.id;
     this.deleteBtn.dataset.confirm = '';
     this.deleteBtn.textContent = 'Delete run';
-    for (const c of this.charts.values()) c.clear();
+    // Charts of what this run's method measures: a language model's held-out figures, or preference accuracy.
+    const pairs = methodOf(run.spec).data === 'pairs';
+    for (const spec of CHARTS) {
+      const c = this.charts.get(spec.id)!;
+      c.clear();
+      c.element.hidden = ('lm' in spec && pairs) || ('pairs' in spec && !pairs);
+    }
     this.samples.replaceChildren();
     this.stepTimes = [];
     this.lastStep = 0;
