@@ -15,7 +15,7 @@ import { engine } from '../engine-client.ts';
 import { gpuReady } from '../shell/gpu-panel.ts';
 import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
 import { loadLocal } from '../teacher/session.ts';
-import { pauseRun, trainRun } from '../train/runs-client.ts';
+import { runsStore } from '../runs-store.ts';
 import { engineTeacher } from '../train/train-form.ts';
 import { DEMO_SIZES, type DemoSize } from './sizes.ts';
 
@@ -135,14 +135,13 @@ export function demoCard(): Node {
     const key = which === 'kd' ? 'kdRunId' : 'sftRunId';
     if (!state![key]) {
       say(`Preparing the ${which === 'kd' ? 'KD student' : 'SFT twin'}…`);
-      const run = await engine().createRun(spec(which === 'kd' ? 'demo: KD student' : 'demo: SFT twin', state!.datasetId!, t, which === 'kd'));
+      const run = await runsStore.create(spec(which === 'kd' ? 'demo: KD student' : 'demo: SFT twin', state!.datasetId!, t, which === 'kd'));
       state![key] = run.id;
       save();
-      emit('runs', undefined);
     }
     gotoStage('train');
     say(`Training the ${which === 'kd' ? 'KD student' : 'SFT twin'} on this GPU (watch it in step 3)…`);
-    const run = await trainRun(state![key]!);
+    const run = await runsStore.train(state![key]!);
     if (run.status === 'failed') throw new Error(`the ${which === 'kd' ? 'KD' : 'SFT'} run failed: ${run.error}`);
     return run;
   };
@@ -203,7 +202,6 @@ export function demoCard(): Node {
         savePref('eval-run', state.kdRunId);
         savePref('eval-compare', state.sftRunId);
         savePref('export-source', `run:${state.kdRunId}`);
-        emit('runs', undefined);
       }
       status.className = 'ok';
       const ppl = (r: EvalReport) => r.ppl?.toFixed(2) ?? '—';
@@ -225,7 +223,7 @@ export function demoCard(): Node {
   stopBtn.addEventListener('click', () => {
     stopRequested = true;
     ac?.abort();
-    for (const id of [state?.kdRunId, state?.sftRunId]) if (id) void pauseRun(id);
+    for (const id of [state?.kdRunId, state?.sftRunId]) if (id) void runsStore.pause(id);
     stopBtn.disabled = true;
   });
   hideBtn.addEventListener('click', () => { card.hidden = true; savePref('demo-hidden', true); });

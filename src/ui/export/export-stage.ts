@@ -1,4 +1,6 @@
-// The Export stage: a model and a format; the engine worker builds the files.
+// The Export stage: a model and a format; the engine worker builds the files. Its run list is the page's runs store,
+// re-read when the stage comes into focus (the demo picks the run to export by saving the choice).
+import { on } from '../app-state.ts';
 import { engine, proxy } from '../engine-client.ts';
 import { runsStore, trainedRuns } from '../runs-store.ts';
 import { exportPanel } from './export-panel.ts';
@@ -7,6 +9,9 @@ export function exportStage(): Node {
   return exportPanel({
     exportModel: (req, onProgress) => engine().exportModel(req, onProgress ? proxy(onProgress) : undefined),
     runs: async () => trainedRuns(runsStore.list().length ? runsStore.list() : await runsStore.load()).map((r) => ({ id: r.id, name: r.name, step: r.checkpointStep })),
-    onRunsChange: (fn) => { runsStore.subscribe((_, change) => { if (change !== 'step') fn(); }); },
+    onRunsChange: (fn) => {
+      runsStore.subscribe((_, change) => { if (change !== 'step') fn(); });
+      on('goto', (id) => { if (id === 'export') fn(); });
+    },
   });
 }
