@@ -1,6 +1,6 @@
 // What the stages of the page share, and nothing else: the active teacher (chosen in the Teacher stage, used by the
 // Data, Train and Evaluate stages), the status line of each stage (shown by the stepper), change notifications
-// (datasets written, runs changed) and the stage in focus. UI preferences that survive a reload live in
+// (datasets written; runs have their own store, src/ui/runs-store.ts) and the stage in focus. UI preferences that survive a reload live in
 // localStorage under 'distill:ui:*' (never a secret: the remote teacher's key is handled in src/ui/teacher/).
 import type { TeacherLike } from '../elicit/types.ts';
 import type { Json } from '../store/schema.ts';
@@ -45,7 +45,6 @@ type Events = {
   stage: { id: StageId; status: StageStatus };
   goto: StageId;
   datasets: undefined;
-  runs: undefined;
 };
 
 const listeners = new Map<keyof Events, Set<(v: never) => void>>();

@@ -1,17 +1,18 @@
 // The Data stage's side of the student: feedback and self-knowledge work on a trained student's own samples. The
-// runs of the Train stage (engine().listRuns(): 'done', 'paused', or 'running' with a step > 0) are offered in a
+// runs of the Train stage (the page's runs store: 'done', 'paused', or 'running' with a step > 0) are offered in a
 // select; the sampler asks the engine worker for K samples of one prompt (engine().sampleStudent). Without a run,
 // the form says to train a student first. Stable hooks: #data-student[data-runs], #data-student-run,
 // #data-student-max, #data-student-temperature, #data-student-note, #data-goto-train.
 import type { RunInfo } from '../../engine/runs/types.ts';
 import type { StudentSampler } from '../../elicit/types.ts';
 import { engine } from '../engine-client.ts';
-import { gotoStage, on } from '../app-state.ts';
+import { gotoStage } from '../app-state.ts';
+import { runsStore } from '../runs-store.ts';
 import { errorText, h } from '../dom.ts';
 import type { StudentChoice } from './jobs-client.ts';
 
 /** Runs whose latest checkpoint can be sampled. */
-export function usableRuns(runs: RunInfo[]): RunInfo[] {
+export function usableRuns(runs: readonly RunInfo[]): RunInfo[] {
   return runs.filter((r) => r.status === 'done' || r.status === 'paused' || (r.status === 'running' && r.step > 0));
 }
 
@@ -73,7 +74,7 @@ export function studentLink(): StudentLink {
 
   const refresh = async (): Promise<void> => {
     try {
-      runs = usableRuns(await engine().listRuns());
+      runs = usableRuns(runsStore.list().length ? runsStore.list() : await runsStore.load());
       render();
     } catch (e) {
       runs = [];
@@ -82,7 +83,7 @@ export function studentLink(): StudentLink {
   };
   gotoTrain.addEventListener('click', () => gotoStage('train'));
   for (const x of [run, max, temperature]) x.addEventListener('change', () => { for (const fn of listeners) fn(); });
-  on('runs', () => void refresh());
+  runsStore.subscribe((_, change) => { if (change !== 'step') void refresh(); });
   render();
   void refresh();
 
