@@ -54,12 +54,17 @@ export const subBinding = (b: Binding, offsetBytes: number, sizeBytes: number): 
   ({ buffer: bufferOf(b), offset: offsetOf(b) + offsetBytes, size: sizeBytes });
 
 const dummies = new WeakMap<GPUDevice, GPUBuffer>();
-/** A 16-byte storage buffer, one per device, bound where a kernel variant reads nothing. */
+/** Unused bindings one dispatch may have: Launch.dispatch gives each its own 256-byte slot of the dummy buffer. */
+export const DUMMY_SLOTS = 8;
+/** A storage buffer, one per device, bound where a kernel variant reads nothing (src/gpu/launch.ts). */
 export function dummyStorage(device: GPUDevice): GPUBuffer {
   let d = dummies.get(device);
-  if (!d) dummies.set(device, (d = device.createBuffer({ label: 'unused binding', size: 16, usage: GPUBufferUsage.STORAGE })));
+  if (!d) dummies.set(device, (d = device.createBuffer({ label: 'unused binding', size: 256 * DUMMY_SLOTS, usage: GPUBufferUsage.STORAGE })));
   return d;
 }
+
+/** Whether `b` is the unused-binding buffer of `device` (without making one). */
+export const isDummyStorage = (device: GPUDevice, b: Binding): boolean => dummies.get(device) === b;
 
 /**
  * WebGPU rejects one buffer bound both read-only and writable in a dispatch, even through disjoint ranges (a
