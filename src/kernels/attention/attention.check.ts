@@ -3,6 +3,7 @@
 // the forward, then the backward on the forward's own o and lse, and compares o, lse, dq, dk and dv.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf } from '../../gpu/launch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planAttentionBackward, planAttentionForward, type AttentionDims } from './attention.ts';
@@ -71,10 +72,10 @@ export async function runAttention(device: GPUDevice, dims: AttentionDims, x: At
   };
   try {
     return await withGpuErrors(device, `attention B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D}`, async () => {
-      submitDispatches(device, [
+      submitDispatches(device, dispatchesOf(
         planAttentionForward(device, { ...dims, ...bufs }),
-        ...planAttentionBackward(device, { ...dims, ...bufs }),
-      ]);
+        planAttentionBackward(device, { ...dims, ...bufs }),
+      ));
       return {
         o: await readF32(device, bufs.o, qSize),
         lse: await readF32(device, bufs.lse, B * H * T),

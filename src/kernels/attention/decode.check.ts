@@ -4,6 +4,7 @@
 // them to the check's pos with update(pos), and compares o and both caches (the caches exactly: a copy).
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf } from '../../gpu/launch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planAttentionDecode, planKvAppend } from './decode.ts';
@@ -79,7 +80,7 @@ export async function runDecodeStep(device: GPUDevice, c: DecodeCase, x: DecodeI
       const attend = planAttentionDecode(device, { ...c, ...bufs, pos: 0 });
       append.update(pos);
       attend.update(pos);
-      submitDispatches(device, [append, attend]);
+      submitDispatches(device, dispatchesOf(append, attend));
       return {
         o: await readF32(device, bufs.o, B * S * H * D),
         kcache: await readF32(device, bufs.kcache, B * Tmax * Hkv * D),

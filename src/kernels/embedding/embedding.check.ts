@@ -2,6 +2,7 @@
 // random non-zero values), unchunked and split into vocab chunks by a small binding limit, with repeated ids.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf } from '../../gpu/launch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { buildEmbeddingBuckets, planEmbeddingBackward, planEmbeddingForward } from './embedding.ts';
@@ -56,7 +57,7 @@ export async function runEmbedding(device: GPUDevice, c: EmbeddingCheckCase, ids
     return await withGpuErrors(device, `embedding N=${N} V=${V} C=${C}`, async () => {
       const bwd = planEmbeddingBackward(device, { dx: bufs.dx, dwte: bufs.dwte, unique: bufs.unique, offsets: bufs.offsets, positions: bufs.positions, N, V, C, maxBindingBytes });
       bwd.update(buildEmbeddingBuckets(ids, V));
-      submitDispatches(device, [...planEmbeddingForward(device, { ids: bufs.ids, wte: bufs.wte, x: bufs.x, N, V, C, maxBindingBytes }), ...bwd.dispatches]);
+      submitDispatches(device, dispatchesOf(planEmbeddingForward(device, { ids: bufs.ids, wte: bufs.wte, x: bufs.x, N, V, C, maxBindingBytes }), bwd));
       return { x: await readF32(device, bufs.x, N * C), dwte: await readF32(device, bufs.dwte, V * C) };
     });
   } finally {

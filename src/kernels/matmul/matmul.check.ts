@@ -53,7 +53,7 @@ export async function checkMatmul(
       submitDispatches(device, planMatmul(device, {
         a: bufs[0], b: bufs[1], c: bufs[2], bias: bias ? bufs[3] : undefined, M, N, K, variant,
         transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes, splitK: o.splitK,
-      }));
+      }).dispatches);
       return readF32(device, bufs[2], batch * M * N);
     });
     // The reference takes A/B in the stored layout: transposing is only a reinterpretation of the same numbers.

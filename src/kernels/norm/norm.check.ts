@@ -2,6 +2,7 @@
 // (dx, and the parameter gradients accumulated onto random non-zero initial values), in one submission.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf, type KernelPlan } from '../../gpu/launch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planLayerNormBackward, planLayerNormForward, planRmsNormBackward, planRmsNormForward } from './norm.ts';
@@ -16,10 +17,10 @@ export const NORM_CHECK_SHAPES: readonly (readonly [N: number, C: number])[] = [
 
 const absAll = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, Math.abs);
 
-async function runAndRead(device: GPUDevice, what: string, bufs: Record<string, GPUBuffer>, sizes: Record<string, number>, plan: () => Parameters<typeof submitDispatches>[1]): Promise<Record<string, Float32Array>> {
+async function runAndRead(device: GPUDevice, what: string, bufs: Record<string, GPUBuffer>, sizes: Record<string, number>, plan: () => KernelPlan[]): Promise<Record<string, Float32Array>> {
   try {
     return await withGpuErrors(device, what, async () => {
-      submitDispatches(device, plan());
+      submitDispatches(device, dispatchesOf(...plan()));
       const out: Record<string, Float32Array> = {};
       for (const [name, n] of Object.entries(sizes)) out[name] = await readF32(device, bufs[name]!, n);
       return out;
@@ -43,7 +44,7 @@ export async function checkRmsNorm(device: GPUDevice, N: number, C: number, seed
   };
   const got = await runAndRead(device, `rmsnorm N=${N} C=${C}`, bufs, { y: N * C, rstd: N, dx: N * C, dweight: C }, () => [
     planRmsNormForward(device, { x: bufs.x, weight: bufs.weight, y: bufs.y, rstd: bufs.rstd, N, C, eps: NORM_EPS_CHECK }),
-    ...planRmsNormBackward(device, { dy: bufs.dy, x: bufs.x, weight: bufs.weight, rstd: bufs.rstd, dx: bufs.dx, dweight: bufs.dweight, N, C }),
+    planRmsNormBackward(device, { dy: bufs.dy, x: bufs.x, weight: bufs.weight, rstd: bufs.rstd, dx: bufs.dx, dweight: bufs.dweight, N, C }),
   ]);
   const f = rmsnormForwardRef(x, weight, N, C, NORM_EPS_CHECK);
   const b = rmsnormBackwardRef(dy, x, weight, N, C, NORM_EPS_CHECK);
@@ -80,7 +81,7 @@ export async function checkLayerNorm(device: GPUDevice, N: number, C: number, se
   };
   const got = await runAndRead(device, `layernorm N=${N} C=${C}`, bufs, { y: N * C, mean: N, rstd: N, dx: N * C, dweight: C, dbias: C }, () => [
     planLayerNormForward(device, { x: bufs.x, weight: bufs.weight, bias: bufs.bias, y: bufs.y, mean: bufs.mean, rstd: bufs.rstd, N, C, eps: NORM_EPS_CHECK }),
-    ...planLayerNormBackward(device, {
+    planLayerNormBackward(device, {
       dy: bufs.dy, x: bufs.x, weight: bufs.weight, mean: bufs.mean, rstd: bufs.rstd, dx: bufs.dx, dweight: bufs.dweight, dbias: bufs.dbias, N, C,
     }),
   ]);

@@ -3,6 +3,7 @@
 // update()), regions at 64-float offsets with gaps, chunked bindings, a non-finite gradient, grad zeroing.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf } from '../../gpu/launch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { gradNormPartialCount, planAdamW, planGradNorm, planZero, STATS_FLOATS } from './optim.ts';
@@ -76,7 +77,7 @@ export async function runOptimizerGpu(device: GPUDevice, cfg: OptimRunConfig): P
         const g = grads[t - 1]!;
         device.queue.writeBuffer(buffers.grads, 0, g.buffer, g.byteOffset, g.byteLength);
         adamw.update({ lr: optimLr(t), step: t });
-        submitDispatches(device, [...norm.dispatches, ...adamw.dispatches]);
+        submitDispatches(device, dispatchesOf(norm, adamw));
         if (cfg.snapshots) snaps.push(await read());
       }
       return { ...(await read()), snaps };
@@ -130,7 +131,7 @@ export async function checkZero(device: GPUDevice, size: number, offset: number,
   const buf = createStorage(device, new Float32Array(size).fill(7), 'zero check');
   try {
     const got = await withGpuErrors(device, `zero ${size} [${offset}, ${offset + count})`, async () => {
-      submitDispatches(device, planZero(device, { buffer: buf, offset, count, maxBindingBytes }));
+      submitDispatches(device, planZero(device, { buffer: buf, offset, count, maxBindingBytes }).dispatches);
       return readF32(device, buf, size);
     });
     const ref = new Float32Array(size).fill(7).fill(0, offset, offset + count);

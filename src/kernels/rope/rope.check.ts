@@ -2,6 +2,7 @@
 // submission, including a large position offset (pos ≈ 4000) for angle accuracy.
 import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf } from '../../gpu/launch.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planRopeBackward, planRopeForward } from './rope.ts';
@@ -47,10 +48,10 @@ export async function checkRope(device: GPUDevice, shape: RopeCheckShape, seed: 
   const bdy = createStorage(device, dy, 'rope check dy');
   try {
     const [gotY, gotDx] = await withGpuErrors(device, `rope B=${B} T=${T} H=${H} D=${D}`, async () => {
-      submitDispatches(device, [
+      submitDispatches(device, dispatchesOf(
         planRopeForward(device, { x: bx, B, T, H, D, posOffset }),
         planRopeBackward(device, { x: bdy, B, T, H, D, posOffset }),
-      ]);
+      ));
       return [await readF32(device, bx, n), await readF32(device, bdy, n)];
     });
     const opts = { posOffset };
