@@ -29,6 +29,7 @@ import subgroupWgsl from './matmul_subgroup.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
 import vec4Wgsl from './matmul_vec4.wgsl?raw';
 import vec4IoWgsl from './matmul_vec4_io.wgsl?raw';
+import type { MatmulForm } from './matmul.ref.ts';
 
 export const MatmulParams = uniformStruct('Params', {
   M: 'u32', N: 'u32', K: 'u32', lda: 'u32', ldb: 'u32', ldc: 'u32',
@@ -106,7 +107,8 @@ export const applicableMatmulVariants = (problem: MatmulProblem, device: GPUDevi
 /** Variants with vec4 global loads: they take two more bindings (A and B again as array<vec4f>) and VEC_A/VEC_B. */
 const isVec4 = (v: MatmulVariant): boolean => v === 'vec4' || v === 'dbuf';
 
-export interface MatmulArgs {
+/** A product C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias) of the given form (matmul.ref.ts). */
+export interface MatmulArgs extends MatmulForm {
   a: Binding; // (M, K), or (K, M) when transA; batched: batch × strideA elements
   b: Binding; // (K, N), or (N, K) when transB
   c: Binding; // (M, N), written (or accumulated into with beta)
@@ -115,15 +117,6 @@ export interface MatmulArgs {
   M: number;
   N: number;
   K: number;
-  transA?: boolean;
-  transB?: boolean;
-  /** Batch count (default 1) and batch strides in elements (default the matrix sizes; 0 broadcasts A or B). */
-  batch?: number;
-  strideA?: number;
-  strideB?: number;
-  alpha?: number;
-  /** 0 (default): C is overwritten and never read. 1: accumulate into C. */
-  beta?: number;
   variant?: MatmulVariant;
   /** Split work so that no binding exceeds this many bytes (default and cap: the device's limit). */
   maxBindingBytes?: number;

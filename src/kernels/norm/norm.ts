@@ -41,29 +41,15 @@ export interface RmsNormBackwardArgs {
   C: number;
 }
 
-export interface LayerNormForwardArgs {
-  x: Binding;      // (N, C) read
-  weight: Binding; // (C) read
-  bias: Binding;   // (C) read
-  y: Binding;      // (N, C) written
-  mean: Binding;   // (N) written
-  rstd: Binding;   // (N) written: 1/sqrt(var + eps), biased variance
-  N: number;
-  C: number;
-  eps?: number;
+/** RMSNorm's tensors, a bias and the row means; rstd = 1/sqrt(var + eps), of the biased variance. */
+export interface LayerNormForwardArgs extends RmsNormForwardArgs {
+  bias: Binding; // (C) read
+  mean: Binding; // (N) written
 }
 
-export interface LayerNormBackwardArgs {
-  dy: Binding;      // (N, C) read
-  x: Binding;       // (N, C) read
-  weight: Binding;  // (C) read
-  mean: Binding;    // (N) read, from the forward
-  rstd: Binding;    // (N) read, from the forward
-  dx: Binding;      // (N, C) written (assigned)
-  dweight: Binding; // (C) accumulated (+=)
-  dbias: Binding;   // (C) accumulated (+=)
-  N: number;
-  C: number;
+export interface LayerNormBackwardArgs extends RmsNormBackwardArgs {
+  mean: Binding;  // (N) read, from the forward
+  dbias: Binding; // (C) accumulated (+=)
 }
 
 export function planRmsNormForward(device: GPUDevice, a: RmsNormForwardArgs): KernelPlan {
