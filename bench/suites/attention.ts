@@ -1,6 +1,7 @@
 // Attention benchmark: causal GQA flash attention forward + backward (the PyTorch baseline is eager math
 // attention, scores materialised, forward + backward). Checked against the CPU reference on batch 0.
 import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
+import { dispatchesOf } from '../../src/gpu/launch.ts';
 import { attentionForwardFlops, planAttentionBackward, planAttentionForward } from '../../src/kernels/attention/attention.ts';
 import { attentionBackwardRef, attentionForwardRef } from '../../src/kernels/attention/attention.ref.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
@@ -24,7 +25,7 @@ export const attentionSuite: Suite = {
       const dout = createStorage(device, host.dout);
       const o = createStorage(device, nq), lse = createStorage(device, B * H * T), delta = createStorage(device, B * H * T);
       const dq = createStorage(device, nq), dk = createStorage(device, nkv), dv = createStorage(device, nkv);
-      const step = [planAttentionForward(device, { ...dims, q, k, v, o, lse }), ...planAttentionBackward(device, { ...dims, q, k, v, o, lse, dout, delta, dq, dk, dv })];
+      const step = dispatchesOf(planAttentionForward(device, { ...dims, q, k, v, o, lse }), planAttentionBackward(device, { ...dims, q, k, v, o, lse, dout, delta, dq, dk, dv }));
       submitDispatches(device, step);
       // Check batch 0 (the reference is O(T²) per head on the CPU).
       const b0 = { ...dims, B: 1 };

@@ -32,7 +32,7 @@ export const matmulSuite: Suite = {
         if (!applies(variant, M, N, K)) continue;
         // The naive kernel says nothing new past 4096³ and takes minutes on SwiftShader.
         if (variant === 'naive' && matmulFlops(M, N, K) > 2 * 4096 ** 3) continue;
-        const t = await timeDispatches(device, planMatmul(device, { a: bufA, b: bufB, c: bufC, M, N, K, variant }), iters);
+        const t = await timeDispatches(device, planMatmul(device, { a: bufA, b: bufB, c: bufC, M, N, K, variant }).dispatches, iters);
         const c = await readF32(device, bufC, M * N);
         let worst = 0;
         const picks = [[0, 0], [M - 1, N - 1], ...Array.from({ length: 32 }, () => [rng.int(M), rng.int(N)])] as [number, number][];

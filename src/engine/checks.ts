@@ -1,5 +1,5 @@
 // The registry of kernel checks run by the self-test (app, CLI) and the GPU test suite.
-import type { KernelCheck } from './check.ts';
+import type { KernelCheck } from '../kernels/check.ts';
 import { activationChecks } from '../kernels/activation/activation.check.ts';
 import { attentionChecks } from '../kernels/attention/attention.check.ts';
 import { decodeChecks } from '../kernels/attention/decode.check.ts';

@@ -1,7 +1,7 @@
 // Kernel self-test: every registered KernelCheck (seeded inputs, GPU vs CPU reference) with progress. The same
 // code runs in vitest (Node + Dawn), in the app's engine worker (Chromium) and in `cli selftest`.
 import { describeComparison } from '../util/allclose.ts';
-import type { KernelCheck } from './check.ts';
+import type { KernelCheck } from '../kernels/check.ts';
 import { ALL_CHECKS } from './checks.ts';
 
 export interface SelftestCase {

@@ -1,5 +1,6 @@
-// Dispatches, pipelines and buffers. Kernels are planned once (pipeline + bind group + uniforms) and then
-// encoded as many times as needed; a training step is an array of Dispatch encoded in one compute pass.
+// Dispatches, pipelines and buffers. Kernels are planned once (pipeline + bind group + uniforms, through the launch
+// helper of launch.ts) and then encoded as many times as needed; a training step is an array of Dispatch encoded in
+// one compute pass.
 
 export interface Dispatch {
   label: string;
@@ -54,31 +55,17 @@ export const subBinding = (b: Binding, offsetBytes: number, sizeBytes: number): 
   ({ buffer: bufferOf(b), offset: offsetOf(b) + offsetBytes, size: sizeBytes });
 
 const dummies = new WeakMap<GPUDevice, GPUBuffer>();
-/** A 16-byte storage buffer, one per device, bound where a kernel variant reads nothing. */
+/** Unused bindings one dispatch may have: Launch.dispatch gives each its own 256-byte slot of the dummy buffer. */
+export const DUMMY_SLOTS = 8;
+/** A storage buffer, one per device, bound where a kernel variant reads nothing (src/gpu/launch.ts). */
 export function dummyStorage(device: GPUDevice): GPUBuffer {
   let d = dummies.get(device);
-  if (!d) dummies.set(device, (d = device.createBuffer({ label: 'unused binding', size: 16, usage: GPUBufferUsage.STORAGE })));
+  if (!d) dummies.set(device, (d = device.createBuffer({ label: 'unused binding', size: 256 * DUMMY_SLOTS, usage: GPUBufferUsage.STORAGE })));
   return d;
 }
 
-/**
- * WebGPU rejects one buffer bound both read-only and writable in a dispatch, even through disjoint ranges (a
- * "writable usage and another usage in the same synchronization scope" validation error). Kernels whose inputs
- * and outputs may be ranges of one slab declare inputs `read` and are compiled with `readWriteAll` when
- * `sharesBuffer` says the bindings alias: the fast path keeps read-only inputs.
- */
-export function sharesBuffer(bindings: readonly (Binding | undefined)[]): boolean {
-  const seen = new Set<GPUBuffer>();
-  for (const b of bindings) {
-    if (!b) continue;
-    const buf = bufferOf(b);
-    if (seen.has(buf)) return true;
-    seen.add(buf);
-  }
-  return false;
-}
-
-export const readWriteAll = (wgsl: string): string => wgsl.replaceAll('var<storage, read>', 'var<storage, read_write>');
+/** Whether `b` is the unused-binding buffer of `device` (without making one). */
+export const isDummyStorage = (device: GPUDevice, b: Binding): boolean => dummies.get(device) === b;
 
 export function encodeDispatches(pass: GPUComputePassEncoder, dispatches: readonly Dispatch[]): void {
   for (const d of dispatches) {

@@ -2,6 +2,9 @@
 // list, so a launcher and its shader cannot disagree on the layout.
 export type ScalarType = 'u32' | 'i32' | 'f32';
 
+/** A value for every field of a struct. */
+export type UniformValues<F extends Record<string, ScalarType>> = { [K in keyof F]: number };
+
 export interface UniformStruct<F extends Record<string, ScalarType>> {
   name: string;
   fields: F;
@@ -9,7 +12,7 @@ export interface UniformStruct<F extends Record<string, ScalarType>> {
   wgsl: string;
   /** Bytes, rounded up to 16 (uniform buffer granularity). */
   size: number;
-  pack(values: { [K in keyof F]: number }): ArrayBuffer;
+  pack(values: UniformValues<F>): ArrayBuffer;
 }
 
 export function uniformStruct<F extends Record<string, ScalarType>>(name: string, fields: F): UniformStruct<F> {

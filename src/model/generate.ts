@@ -3,12 +3,13 @@
 // Only the last position's logits come back to the CPU, where sampling.ts picks the next token (temperature,
 // top-k, top-p, seed) and stop conditions are checked. Shares the parameter slab with the trainer.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
+import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planSwigluForward } from '../kernels/activation/activation.ts';
-import { planAttentionDecode, planKvAppend, type DecodePlan } from '../kernels/attention/decode.ts';
+import { planAttentionDecode, planKvAppend } from '../kernels/attention/decode.ts';
 import { planEmbeddingForward } from '../kernels/embedding/embedding.ts';
 import { planMatmul } from '../kernels/matmul/matmul.ts';
 import { planRmsNormForward } from '../kernels/norm/norm.ts';
-import { planRopeForward, type RopePlan } from '../kernels/rope/rope.ts';
+import { planRopeForward } from '../kernels/rope/rope.ts';
 import { Rng } from '../util/rng.ts';
 import { allocBuffer } from './activations.ts';
 import { realVocab, type ModelConfig } from './config.ts';
@@ -27,7 +28,8 @@ export interface GenerateOptions extends Partial<SamplingConfig> {
 interface StepPlan {
   S: number;
   dispatches: Dispatch[];
-  positional: (RopePlan | DecodePlan)[];
+  /** The plans whose update(pos) sets the step's first position. */
+  positional: KernelPlan<number>[];
 }
 
 export class Generator {
@@ -64,8 +66,8 @@ export class Generator {
     const { device, config: c, scratch: s } = this;
     const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize, Tmax = this.maxLen;
     const mm = (a: Binding, b: Binding, out: Binding, N: number, K: number) => planMatmul(device, { a, b, c: out, M: S, N, K, transB: true });
-    const positional: (RopePlan | DecodePlan)[] = [];
-    const d: Dispatch[] = [...planEmbeddingForward(device, { ids: s.ids, wte: this.p('wte'), x: s.x, N: S, V, C })];
+    const positional: KernelPlan<number>[] = [];
+    const d: KernelPlan[] = [planEmbeddingForward(device, { ids: s.ids, wte: this.p('wte'), x: s.x, N: S, V, C })];
     for (let l = 0; l < c.layers; l++) {
       const pre = `layers.${l}.`;
       const ropeQ = planRopeForward(device, { x: s.q, B: 1, T: S, H, D, theta: c.ropeTheta });
@@ -75,25 +77,25 @@ export class Generator {
       positional.push(ropeQ, ropeK, append, attend);
       d.push(
         planRmsNormForward(device, { x: s.x, weight: this.p(`${pre}attn_norm`), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-        ...mm(s.ln, this.p(`${pre}wq`), s.q, H * D, C),
-        ...mm(s.ln, this.p(`${pre}wk`), s.k, Hkv * D, C),
-        ...mm(s.ln, this.p(`${pre}wv`), s.v, Hkv * D, C),
+        mm(s.ln, this.p(`${pre}wq`), s.q, H * D, C),
+        mm(s.ln, this.p(`${pre}wk`), s.k, Hkv * D, C),
+        mm(s.ln, this.p(`${pre}wv`), s.v, Hkv * D, C),
         ropeQ, ropeK, append, attend,
-        ...mm(s.att, this.p(`${pre}wo`), s.proj, C, H * D),
+        mm(s.att, this.p(`${pre}wo`), s.proj, C, H * D),
         planResidualAccumulate(device, { x: s.proj, y: s.x, N: S * C }),
         planRmsNormForward(device, { x: s.x, weight: this.p(`${pre}mlp_norm`), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-        ...mm(s.ln, this.p(`${pre}w_gate`), s.gate, F, C),
-        ...mm(s.ln, this.p(`${pre}w_up`), s.up, F, C),
+        mm(s.ln, this.p(`${pre}w_gate`), s.gate, F, C),
+        mm(s.ln, this.p(`${pre}w_up`), s.up, F, C),
         planSwigluForward(device, { gate: s.gate, up: s.up, h: s.h, N: S, F }),
-        ...mm(s.h, this.p(`${pre}w_down`), s.proj, C, F),
+        mm(s.h, this.p(`${pre}w_down`), s.proj, C, F),
         planResidualAccumulate(device, { x: s.proj, y: s.x, N: S * C }),
       );
     }
     d.push(
       planRmsNormForward(device, { x: s.x, weight: this.p('final_norm'), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-      ...mm(s.ln, this.p(c.tieEmbeddings ? 'wte' : 'lm_head'), s.logits, V, C),
+      mm(s.ln, this.p(c.tieEmbeddings ? 'wte' : 'lm_head'), s.logits, V, C),
     );
-    const plan = { S, dispatches: d, positional };
+    const plan = { S, dispatches: dispatchesOf(...d), positional };
     this.plans.set(S, plan);
     return plan;
   }

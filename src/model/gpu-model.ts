@@ -9,11 +9,12 @@
 // the params/grads/m/v buffers AFTER the model slab (at layout.slabFloats), so grad-norm clipping and AdamW cover
 // it while the slab prefix (uploadParams/readParams/readGrads, exports) keeps its layout.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
+import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
-import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBackwardPlan } from '../kernels/embedding/embedding.ts';
-import { planHiddenLoss, HIDDEN_LOSS_KINDS, type HiddenLossKind, type HiddenLossPlan } from '../kernels/hidden/hidden.ts';
-import { NO_LABEL, planClassifierLoss, type ClassifierLossPlan, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
+import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBuckets } from '../kernels/embedding/embedding.ts';
+import { planHiddenLoss, HIDDEN_LOSS_KINDS, type HiddenLossKind } from '../kernels/hidden/hidden.ts';
+import { NO_LABEL, planClassifierLoss, type KdObjective, type LossScalars, type TopKPolicy } from '../kernels/loss/loss.ts';
 import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
@@ -118,15 +119,15 @@ export class GpuModel {
   private readonly acts: Activations;
   private readonly batch: BatchBuffers;
   private readonly forward: Dispatch[];
-  private readonly loss: ClassifierLossPlan;
+  private readonly loss: KernelPlan<Partial<LossScalars>>;
   private readonly backward: Dispatch[];
-  private readonly embBackward: EmbeddingBackwardPlan;
+  private readonly embBackward: KernelPlan<EmbeddingBuckets>;
   private readonly optimize: Dispatch[];
   private readonly adamw: AdamWPlan;
   readonly hidden?: HiddenSpec;
   /** Floats of W_h (Ct·C) at layout.slabFloats in params/grads/m/v; 0 without the hidden option. */
   private readonly hiddenFloats: number;
-  private readonly hiddenLoss?: HiddenLossPlan;
+  private readonly hiddenLoss?: KernelPlan<{ lossScale: number }>;
   private lossScale = 1;
   private weightSum = 0;
 
@@ -181,7 +182,7 @@ export class GpuModel {
       ],
       lr: 0, step: 1, beta1: optimizer.beta1, beta2: optimizer.beta2, eps: optimizer.eps,
     });
-    this.optimize = [...gn.dispatches, ...this.adamw.dispatches];
+    this.optimize = dispatchesOf(gn, this.adamw);
   }
 
   /** The parameter tensor `name` as a binding into the slab. */
@@ -209,7 +210,7 @@ export class GpuModel {
   /** Every matmul problem this model plans (shape and transposes), for the autotuner. */
   readonly matmulProblems: MatmulProblem[] = [];
 
-  private mm(a: Omit<MatmulArgs, 'variant'>): Dispatch[] {
+  private mm(a: Omit<MatmulArgs, 'variant'>): KernelPlan {
     this.matmulProblems.push({ M: a.M, N: a.N, K: a.K, transA: a.transA, transB: a.transB });
     return planMatmul(this.device, { ...a, variant: tunedVariant(this.device, a) });
   }
@@ -235,42 +236,42 @@ export class GpuModel {
   private planForward(): Dispatch[] {
     const { device, config: c, acts, B, T, N } = this;
     const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim;
-    const out: Dispatch[] = [...planEmbeddingForward(device, { ids: this.batch.ids, wte: this.p('wte'), x: acts.resid[0]!, N, V: c.vocabSize, C })];
+    const out: KernelPlan[] = [planEmbeddingForward(device, { ids: this.batch.ids, wte: this.p('wte'), x: acts.resid[0]!, N, V: c.vocabSize, C })];
     for (let l = 0; l < c.layers; l++) {
       const L = acts.layers[l]!, pre = `layers.${l}.`;
       const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!, next = acts.resid[2 * l + 2]!;
       out.push(
         planRmsNormForward(device, { x, weight: this.p(`${pre}attn_norm`), y: L.ln1, rstd: L.rstd1, N, C, eps: c.rmsNormEps }),
-        ...this.mm({ a: L.ln1, b: this.p(`${pre}wq`), c: L.q, M: N, N: H * D, K: C, transB: true }),
-        ...this.mm({ a: L.ln1, b: this.p(`${pre}wk`), c: L.k, M: N, N: Hkv * D, K: C, transB: true }),
-        ...this.mm({ a: L.ln1, b: this.p(`${pre}wv`), c: L.v, M: N, N: Hkv * D, K: C, transB: true }),
+        this.mm({ a: L.ln1, b: this.p(`${pre}wq`), c: L.q, M: N, N: H * D, K: C, transB: true }),
+        this.mm({ a: L.ln1, b: this.p(`${pre}wk`), c: L.k, M: N, N: Hkv * D, K: C, transB: true }),
+        this.mm({ a: L.ln1, b: this.p(`${pre}wv`), c: L.v, M: N, N: Hkv * D, K: C, transB: true }),
         planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta }),
         planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta }),
         planAttentionForward(device, { B, T, H, Hkv, D, q: L.q, k: L.k, v: L.v, o: L.att, lse: L.lse }),
-        ...this.mm({ a: L.att, b: this.p(`${pre}wo`), c: acts.proj, M: N, N: C, K: H * D, transB: true }),
+        this.mm({ a: L.att, b: this.p(`${pre}wo`), c: acts.proj, M: N, N: C, K: H * D, transB: true }),
         planResidualAdd(device, { a: x, b: acts.proj, out: mid, N: N * C }),
         planRmsNormForward(device, { x: mid, weight: this.p(`${pre}mlp_norm`), y: L.ln2, rstd: L.rstd2, N, C, eps: c.rmsNormEps }),
-        ...this.mm({ a: L.ln2, b: this.p(`${pre}w_gate`), c: L.gate, M: N, N: F, K: C, transB: true }),
-        ...this.mm({ a: L.ln2, b: this.p(`${pre}w_up`), c: L.up, M: N, N: F, K: C, transB: true }),
+        this.mm({ a: L.ln2, b: this.p(`${pre}w_gate`), c: L.gate, M: N, N: F, K: C, transB: true }),
+        this.mm({ a: L.ln2, b: this.p(`${pre}w_up`), c: L.up, M: N, N: F, K: C, transB: true }),
         planSwigluForward(device, { gate: L.gate, up: L.up, h: L.h, N, F }),
-        ...this.mm({ a: L.h, b: this.p(`${pre}w_down`), c: acts.proj, M: N, N: C, K: F, transB: true }),
+        this.mm({ a: L.h, b: this.p(`${pre}w_down`), c: acts.proj, M: N, N: C, K: F, transB: true }),
         planResidualAdd(device, { a: mid, b: acts.proj, out: next, N: N * C }),
       );
     }
     out.push(
       planRmsNormForward(device, { x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), y: acts.lnf, rstd: acts.rstdf, N, C, eps: c.rmsNormEps }),
-      ...this.mm({ a: acts.lnf, b: this.p(this.lmHead), c: acts.logits, M: N, N: c.vocabSize, K: C, transB: true }),
+      this.mm({ a: acts.lnf, b: this.p(this.lmHead), c: acts.logits, M: N, N: c.vocabSize, K: C, transB: true }),
     );
     // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
-    if (this.hidden) out.push(...this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
-    return out;
+    if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
+    return dispatchesOf(...out);
   }
 
   private get lmHead(): string {
     return this.config.tieEmbeddings ? 'wte' : 'lm_head';
   }
 
-  private planLoss(): ClassifierLossPlan {
+  private planLoss(): KernelPlan<Partial<LossScalars>> {
     const o = this.objective, b = this.batch;
     const teacher = o.teacher.kind === 'dense' ? { kind: 'dense' as const, logits: b.teacherLogits! }
       : o.teacher.kind === 'topk' ? { kind: 'topk' as const, k: o.teacher.k, ids: b.teacherIds!, logprobs: b.teacherLogprobs!, policy: o.teacher.policy ?? 'renormalize' }
@@ -287,17 +288,17 @@ export class GpuModel {
     const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize;
     const acc = (x: Binding, y: Binding) => planResidualAccumulate(device, { x, y, N: N * C });
     // logits = lnf·W_lmᵀ: dlnf = dlogits·W_lm; dW_lm += dlogitsᵀ·lnf. The loss left dlogits in acts.logits.
-    const out: Dispatch[] = [
-      ...this.mm({ a: acts.logits, b: this.p(this.lmHead), c: acts.dln, M: N, N: C, K: V }),
-      ...this.mm({ a: acts.logits, b: acts.lnf, c: this.g(this.lmHead), M: V, N: C, K: N, transA: true, beta: 1 }),
-      ...planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.g('final_norm'), N, C }),
+    const out: KernelPlan[] = [
+      this.mm({ a: acts.logits, b: this.p(this.lmHead), c: acts.dln, M: N, N: C, K: V }),
+      this.mm({ a: acts.logits, b: acts.lnf, c: this.g(this.lmHead), M: V, N: C, K: N, transA: true, beta: 1 }),
+      planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.g('final_norm'), N, C }),
     ];
     if (this.hidden) {
       // p = x_L·W_hᵀ: dx_L += dp·W_h (onto the assigned dresid); dW_h += dpᵀ·x_L. The hidden loss left dp in dHiddenP.
       const Ct = this.hidden.teacherWidth;
       out.push(
-        ...this.mm({ a: acts.dHiddenP!, b: this.hiddenProjection, c: acts.dresid, M: N, N: C, K: Ct, beta: 1 }),
-        ...this.mm({ a: acts.dHiddenP!, b: acts.resid[2 * c.layers]!, c: this.hiddenProjectionGrad, M: Ct, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: acts.dHiddenP!, b: this.hiddenProjection, c: acts.dresid, M: N, N: C, K: Ct, beta: 1 }),
+        this.mm({ a: acts.dHiddenP!, b: acts.resid[2 * c.layers]!, c: this.hiddenProjectionGrad, M: Ct, N: C, K: N, transA: true, beta: 1 }),
       );
     }
     for (let l = c.layers - 1; l >= 0; l--) {
@@ -305,32 +306,32 @@ export class GpuModel {
       const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!;
       out.push(
         // MLP: next = mid + h·W_downᵀ, h = silu(gate) ⊙ up, gate/up = ln2·W_gate/upᵀ, ln2 = rms(mid).
-        ...this.mm({ a: acts.dresid, b: this.p(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
-        ...this.mm({ a: acts.dresid, b: Lc.h, c: this.g(`${pre}w_down`), M: C, N: F, K: N, transA: true, beta: 1 }),
+        this.mm({ a: acts.dresid, b: this.p(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
+        this.mm({ a: acts.dresid, b: Lc.h, c: this.g(`${pre}w_down`), M: C, N: F, K: N, transA: true, beta: 1 }),
         planSwigluBackward(device, { gate: Lc.gate, up: Lc.up, dh: acts.dh, dgate: acts.dgate, dup: acts.dup, N, F }),
-        ...this.mm({ a: acts.dgate, b: this.p(`${pre}w_gate`), c: acts.dln, M: N, N: C, K: F }),
-        ...this.mm({ a: acts.dup, b: this.p(`${pre}w_up`), c: acts.dln, M: N, N: C, K: F, beta: 1 }),
-        ...this.mm({ a: acts.dgate, b: Lc.ln2, c: this.g(`${pre}w_gate`), M: F, N: C, K: N, transA: true, beta: 1 }),
-        ...this.mm({ a: acts.dup, b: Lc.ln2, c: this.g(`${pre}w_up`), M: F, N: C, K: N, transA: true, beta: 1 }),
-        ...planRmsNormBackward(device, { dy: acts.dln, x: mid, weight: this.p(`${pre}mlp_norm`), rstd: Lc.rstd2, dx: acts.dtmp, dweight: this.g(`${pre}mlp_norm`), N, C }),
+        this.mm({ a: acts.dgate, b: this.p(`${pre}w_gate`), c: acts.dln, M: N, N: C, K: F }),
+        this.mm({ a: acts.dup, b: this.p(`${pre}w_up`), c: acts.dln, M: N, N: C, K: F, beta: 1 }),
+        this.mm({ a: acts.dgate, b: Lc.ln2, c: this.g(`${pre}w_gate`), M: F, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: acts.dup, b: Lc.ln2, c: this.g(`${pre}w_up`), M: F, N: C, K: N, transA: true, beta: 1 }),
+        planRmsNormBackward(device, { dy: acts.dln, x: mid, weight: this.p(`${pre}mlp_norm`), rstd: Lc.rstd2, dx: acts.dtmp, dweight: this.g(`${pre}mlp_norm`), N, C }),
         acc(acts.dtmp, acts.dresid),
         // Attention: mid = x + att·Woᵀ, att = attn(rope(q), rope(k), v), q/k/v = ln1·Wq/k/vᵀ, ln1 = rms(x).
-        ...this.mm({ a: acts.dresid, b: this.p(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
-        ...this.mm({ a: acts.dresid, b: Lc.att, c: this.g(`${pre}wo`), M: C, N: H * D, K: N, transA: true, beta: 1 }),
-        ...planAttentionBackward(device, { B, T, H, Hkv, D, q: Lc.q, k: Lc.k, v: Lc.v, o: Lc.att, lse: Lc.lse, dout: acts.datt, delta: acts.delta, dq: acts.dq, dk: acts.dk, dv: acts.dv }),
+        this.mm({ a: acts.dresid, b: this.p(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
+        this.mm({ a: acts.dresid, b: Lc.att, c: this.g(`${pre}wo`), M: C, N: H * D, K: N, transA: true, beta: 1 }),
+        planAttentionBackward(device, { B, T, H, Hkv, D, q: Lc.q, k: Lc.k, v: Lc.v, o: Lc.att, lse: Lc.lse, dout: acts.datt, delta: acts.delta, dq: acts.dq, dk: acts.dk, dv: acts.dv }),
         planRopeBackward(device, { x: acts.dq, B, T, H, D, theta: c.ropeTheta }),
         planRopeBackward(device, { x: acts.dk, B, T, H: Hkv, D, theta: c.ropeTheta }),
-        ...this.mm({ a: acts.dq, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
-        ...this.mm({ a: acts.dk, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
-        ...this.mm({ a: acts.dv, b: this.p(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
-        ...this.mm({ a: acts.dq, b: Lc.ln1, c: this.g(`${pre}wq`), M: H * D, N: C, K: N, transA: true, beta: 1 }),
-        ...this.mm({ a: acts.dk, b: Lc.ln1, c: this.g(`${pre}wk`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
-        ...this.mm({ a: acts.dv, b: Lc.ln1, c: this.g(`${pre}wv`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
-        ...planRmsNormBackward(device, { dy: acts.dln, x, weight: this.p(`${pre}attn_norm`), rstd: Lc.rstd1, dx: acts.dtmp, dweight: this.g(`${pre}attn_norm`), N, C }),
+        this.mm({ a: acts.dq, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
+        this.mm({ a: acts.dk, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        this.mm({ a: acts.dv, b: this.p(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        this.mm({ a: acts.dq, b: Lc.ln1, c: this.g(`${pre}wq`), M: H * D, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: acts.dk, b: Lc.ln1, c: this.g(`${pre}wk`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: acts.dv, b: Lc.ln1, c: this.g(`${pre}wv`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
+        planRmsNormBackward(device, { dy: acts.dln, x, weight: this.p(`${pre}attn_norm`), rstd: Lc.rstd1, dx: acts.dtmp, dweight: this.g(`${pre}attn_norm`), N, C }),
         acc(acts.dtmp, acts.dresid),
       );
     }
-    return out;
+    return dispatchesOf(...out);
   }
 
   /**
@@ -477,7 +478,7 @@ export class GpuModel {
 
   /** The classifier loss, then the hidden-state loss when on. */
   private get lossDispatches(): Dispatch[] {
-    return [...this.loss.dispatches, ...(this.hiddenLoss?.dispatches ?? [])];
+    return dispatchesOf(this.loss, ...(this.hiddenLoss ? [this.hiddenLoss] : []));
   }
 
   /** Dispatches per training step (forward + loss + backward + optimizer). */

@@ -3,6 +3,7 @@
 // slab buffer, and clear errors for bad shapes and positions past the cache.
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../src/gpu/dispatch.ts';
+import { dispatchesOf } from '../../src/gpu/launch.ts';
 import { attentionForwardRef } from '../../src/kernels/attention/attention.ref.ts';
 import { DECODE_TOLERANCE, decodeChecks, decodeInputs, runDecodeStep } from '../../src/kernels/attention/decode.check.ts';
 import { planAttentionDecode, planKvAppend } from '../../src/kernels/attention/decode.ts';
@@ -52,7 +53,7 @@ describe('attention_decode', () => {
       device.queue.writeBuffer(s.bufs.v, 0, rows(v, pos, S, Hkv));
       s.append.update(pos);
       s.attend.update(pos);
-      submitDispatches(device, [s.append, s.attend]);
+      submitDispatches(device, dispatchesOf(s.append, s.attend));
       return readF32(device, s.bufs.o, B * S * H * D);
     };
     await withGpuErrors(device, 'decode loop', async () => {
@@ -99,7 +100,7 @@ describe('attention_decode', () => {
     const r = Object.fromEntries(names.map((name) => [name, { buffer: buf, offset: base(name) * 4, size: sizes[name] * 4 }])) as
       Record<keyof typeof sizes, { buffer: GPUBuffer; offset: number; size: number }>;
     await withGpuErrors(device, 'decode slab', () =>
-      submitDispatches(device, [planKvAppend(device, { ...c, ...r }), planAttentionDecode(device, { ...c, ...r })]));
+      submitDispatches(device, dispatchesOf(planKvAppend(device, { ...c, ...r }), planAttentionDecode(device, { ...c, ...r }))));
     const out = await readF32(device, buf, slab.length);
     buf.destroy();
     const kcache = kvAppendRef(x.kcache, x.k, c, pos);
@@ -140,10 +141,10 @@ describe('attention_decode', () => {
     expect(() => planAttentionDecode(device, { ...bufs, ...ok, D: 24 })).toThrow(/attention_decode .*head dim D = 24 is not supported/);
     expect(() => planAttentionDecode(device, { ...bufs, ...ok, H: 3, Hkv: 2 })).toThrow(/H = 3 is not a multiple of Hkv = 2/);
     expect(() => planAttentionDecode(device, { ...bufs, ...ok, S: 6 })).toThrow(/S = 6 new tokens do not fit a cache of Tmax = 5/);
-    expect(() => planAttentionDecode(device, { ...bufs, ...ok, B: 0 })).toThrow(/attention_decode: B must be a positive integer, got 0/);
-    expect(() => planAttentionDecode(device, { ...bufs, ...ok })).toThrow(/attention_decode B=1 S=1 Tmax=5 H=2 Hkv=1 D=8: buffer o has 16 bytes, needs 64/);
+    expect(() => planAttentionDecode(device, { ...bufs, ...ok, B: 0 })).toThrow(/attention_decode B=0 S=1 Tmax=5 H=2 Hkv=1 D=8: B must be a positive integer, got 0/);
+    expect(() => planAttentionDecode(device, { ...bufs, ...ok })).toThrow(/attention_decode B=1 S=1 Tmax=5 H=2 Hkv=1 D=8: o has 16 bytes, needs 64/);
     expect(() => planKvAppend(device, { k, v, kcache: kc, vcache: small, B: 1, S: 1, Tmax: 5, Hkv: 1, D: 8 }))
-      .toThrow(/kv_append B=1 S=1 Tmax=5 Hkv=1 D=8: buffer vcache has 16 bytes, needs 160/);
+      .toThrow(/kv_append B=1 S=1 Tmax=5 Hkv=1 D=8: vcache has 16 bytes, needs 160/);
     expect(() => planAttentionDecode(device, { ...ok, q: { buffer: big, offset: 0, size: 64 }, o: { buffer: big, offset: 0, size: 64 }, kcache: kc, vcache: vc }))
       .toThrow(/q and o overlap in one buffer/);
     for (const b of [big, k, v, kc, vc, small]) b.destroy();

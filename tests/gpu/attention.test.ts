@@ -2,6 +2,7 @@
 // plus causality, T = 1, determinism, buffer-range bindings and input validation.
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../src/gpu/dispatch.ts';
+import { dispatchesOf } from '../../src/gpu/launch.ts';
 import { attentionChecks, attentionInputs, runAttention } from '../../src/kernels/attention/attention.check.ts';
 import { attentionBlocks, planAttentionBackward, planAttentionForward } from '../../src/kernels/attention/attention.ts';
 import { attentionBackwardRef, attentionForwardRef } from '../../src/kernels/attention/attention.ref.ts';
@@ -76,7 +77,7 @@ describe('attention', () => {
     const r = Object.fromEntries(names.map((name) => [name, { buffer: buf, offset: base(name) * 4, size: sizes[name] * 4 }])) as
       Record<keyof typeof sizes, { buffer: GPUBuffer; offset: number; size: number }>;
     await withGpuErrors(device, 'attention slab', () =>
-      submitDispatches(device, [planAttentionForward(device, { ...dims, ...r }), ...planAttentionBackward(device, { ...dims, ...r })]));
+      submitDispatches(device, dispatchesOf(planAttentionForward(device, { ...dims, ...r }), planAttentionBackward(device, { ...dims, ...r }))));
     const out = await readF32(device, buf, slab.length);
     buf.destroy();
     const fwd = attentionForwardRef(x.q, x.k, x.v, dims);
@@ -111,9 +112,9 @@ describe('attention', () => {
     expect(() => planAttentionForward(device, { ...fwd, B: 1, T: 3, H: 2, Hkv: 1, D: 24 })).toThrow(/attention_forward .*head dim D = 24 is not supported/);
     expect(() => planAttentionForward(device, { ...fwd, B: 1, T: 3, H: 3, Hkv: 2, D: 8 })).toThrow(/H = 3 is not a multiple of Hkv = 2/);
     expect(() => planAttentionForward(device, { ...fwd, B: 1, T: 0, H: 1, Hkv: 1, D: 8 })).toThrow(/T must be a positive integer/);
-    expect(() => planAttentionForward(device, { ...fwd, lse: small, B: 1, T: 7, H: 1, Hkv: 1, D: 8 })).toThrow(/buffer lse has 16 bytes, needs 28/);
+    expect(() => planAttentionForward(device, { ...fwd, lse: small, B: 1, T: 7, H: 1, Hkv: 1, D: 8 })).toThrow(/lse has 16 bytes, needs 28/);
     expect(() => planAttentionBackward(device, { ...fwd, dout: big, delta: big, dq: big, dk: small, dv: big, B: 1, T: 3, H: 2, Hkv: 1, D: 8 }))
-      .toThrow(/attention_backward B=1 T=3 H=2 Hkv=1 D=8: buffer dk has 16 bytes, needs 96/);
+      .toThrow(/attention_backward B=1 T=3 H=2 Hkv=1 D=8: dk has 16 bytes, needs 96/);
     big.destroy();
     small.destroy();
   });

@@ -66,7 +66,7 @@ describe('embedding', () => {
     const ids = createU32Storage(device, Uint32Array.from([3, 4, 0]));
     const wte = createStorage(device, Float32Array.from({ length: V * C }, (_, i) => i));
     const x = createStorage(device, new Float32Array(3 * C).fill(-7));
-    submitDispatches(device, planEmbeddingForward(device, { ids, wte, x, N: 3, V, C }));
+    submitDispatches(device, planEmbeddingForward(device, { ids, wte, x, N: 3, V, C }).dispatches);
     expect([...(await readF32(device, x, 3 * C))]).toEqual([6, 7, -7, -7, 0, 1]);
   });
 
@@ -74,10 +74,10 @@ describe('embedding', () => {
     const { device } = gpu();
     const f = createStorage(device, 64);
     const u = createU32Storage(device, 64);
-    expect(() => planEmbeddingForward(device, { ids: u, wte: f, x: f, N: 0, V: 2, C: 2 })).toThrow(/embedding_forward: N must be a positive integer, got 0/);
+    expect(() => planEmbeddingForward(device, { ids: u, wte: f, x: f, N: 0, V: 2, C: 2 })).toThrow(/embedding_forward N=0 V=2 C=2: N must be a positive integer, got 0/);
     expect(() => planEmbeddingForward(device, { ids: u, wte: f, x: f, N: 4, V: 100, C: 2 })).toThrow(/embedding_forward N=4 V=100 C=2: wte has 256 bytes, needs 800/);
     expect(() => planEmbeddingForward(device, { ids: u, wte: f, x: f, N: 4, V: 30, C: 2, maxBindingBytes: 100 })).toThrow(/exceeds the binding limit of 100 bytes/);
-    const plan = planEmbeddingBackward(device, { dx: f, dwte: f, unique: u, offsets: u, positions: u, N: 4, V: 8, C: 2 });
+    const plan = planEmbeddingBackward(device, { dx: f, dwte: createStorage(device, 64), unique: u, offsets: u, positions: u, N: 4, V: 8, C: 2 });
     const good = buildEmbeddingBuckets(Uint32Array.from([1, 2, 1, 0]), 8);
     expect(() => plan.update({ ...good, positions: good.positions.subarray(0, 3) })).toThrow(/buckets have 3 positions, expected N = 4/);
     expect(() => plan.update({ ...good, offsets: good.offsets.subarray(0, 3) })).toThrow(/inconsistent buckets/);

@@ -25,7 +25,7 @@ describe('hidden_loss kernel', () => {
       expect(() => planHiddenLoss(device, { ...args, dp: b.p })).toThrow(/dp must be its own buffer/);
       expect(() => planHiddenLoss(device, { ...args, kind: 'kl' as never })).toThrow(/kind must be 'mse' or 'cosine'/);
       expect(() => planHiddenLoss(device, { ...args, lossScale: NaN })).toThrow(/lossScale must be a finite number/);
-      expect(() => planHiddenLoss(device, { ...args, maxBindingBytes: 32 })).toThrow(/above the per-binding limit of 32 bytes/);
+      expect(() => planHiddenLoss(device, { ...args, maxBindingBytes: 32 })).toThrow(/hidden_loss N=3 Cs=5 kind=mse: p is 60 bytes, over the binding limit of 32 bytes/);
     } finally {
       for (const x of Object.values(b)) x.destroy();
     }

@@ -168,10 +168,10 @@ describe('classifier loss kernel', () => {
     expect(plan({ objective: 'rkl', teacher: topk('renormalize') })).toThrow(/'rkl' is infinite under top-k policy 'renormalize'/);
     expect(plan({ teacher: topk('uniform', 8) })).toThrow(/k = 8 is larger than the vocabulary V = 7/);
     expect(plan({ N: 2000, V: 2000, teacher: topk('uniform', TOPK_MAX + 1) })).toThrow(/over the kernel's maximum of 1024/);
-    expect(plan({ logits: buf(N * V - 1) })).toThrow(/buffer logits has 80 bytes, needs 84/);
-    expect(plan({ losses: buf(N) })).toThrow(/buffer losses has 16 bytes, needs 24/);
-    expect(plan({ teacher: { ...topk('uniform'), ids: buf(N) } })).toThrow(/buffer top-k ids has 16 bytes, needs 24/);
-    expect(plan({ teacher: { kind: 'dense', logits: buf(V) } })).toThrow(/buffer teacher logits has 32 bytes, needs 84/);
+    expect(plan({ logits: buf(N * V - 1) })).toThrow(/classifier_loss N=3 V=7: logits has 80 bytes, needs 84/);
+    expect(plan({ losses: buf(N) })).toThrow(/losses has 16 bytes, needs 24/);
+    expect(plan({ teacher: { ...topk('uniform'), ids: buf(N) } })).toThrow(/top-k ids has 16 bytes, needs 24/);
+    expect(plan({ teacher: { kind: 'dense', logits: buf(V) } })).toThrow(/teacher logits has 32 bytes, needs 84/);
     expect(plan({ labels: undefined })).toThrow(/ceWeight is 1 but no labels were given/);
     expect(plan({ teacher: undefined })).toThrow(/'fkl' needs a teacher/);
     expect(plan({ temperature: 0 })).toThrow(/temperature must be > 0/);
@@ -179,7 +179,7 @@ describe('classifier loss kernel', () => {
     const big = { N: 65, logits: buf(65 * V), labels: buf(65), weights: buf(65), losses: buf(130), teacher: { kind: 'dense', logits: buf(65 * V) } } as const;
     expect(plan({ ...big, maxBindingBytes: 64 * V * 4 })).not.toThrow();
     expect(plan({ ...big, maxBindingBytes: 64 * V * 4 - 4 })).toThrow(/a chunk of 64 rows needs 1792 bytes in one binding, over the limit of 1788/);
-    expect(plan({ logits: { buffer: buf(N * V + 64), offset: 128 } })).toThrow(/binding logits starts at byte 128, not a multiple of 256/);
+    expect(plan({ logits: { buffer: buf(N * V + 64), offset: 128 } })).toThrow(/logits offset 128 is not a multiple of 256/);
     expect(plan({ objective: 'none', teacher: undefined, kdWeight: 0 })).not.toThrow();
   });
 

@@ -29,7 +29,7 @@ async function run(device: GPUDevice, variant: MatmulVariant, [M, N, K]: Shape3,
     createStorage(device, rng.uniformArray(M * N)), createStorage(device, rng.uniformArray(N))] as const;
   submitDispatches(device, planMatmul(device, {
     a: bufs[0], b: bufs[1], c: bufs[2], bias: o.bias ? bufs[3] : undefined, M, N, K, variant, transA: o.transA, transB: o.transB, beta: o.beta,
-  }));
+  }).dispatches);
   const out = await readF32(device, bufs[2], M * N);
   for (const b of bufs) b.destroy();
   return out;
@@ -75,7 +75,7 @@ describe('matmul lab variants', () => {
     const [a, b, c] = [0, 1, 2].map(() => createStorage(device, 64 * 64)) as [GPUBuffer, GPUBuffer, GPUBuffer];
     // The pipeline key ends with the flags TRANS_A TRANS_B HAS_BIAS USE_BETA VEC_A VEC_B.
     const vec = (o: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; strideA?: number; batch?: number }, variant: MatmulVariant = 'vec4') =>
-      planMatmul(device, { a, b, c, variant, ...o }).map((d) => d.pipeline.label.slice(-2));
+      planMatmul(device, { a, b, c, variant, ...o }).dispatches.map((d) => d.pipeline.label.slice(-2));
     expect(vec({ M: 3, N: 8, K: 12 })).toEqual(['11']);          // lda = K = 12, ldb = N = 8
     expect(vec({ M: 3, N: 9, K: 12 })).toEqual(['10']);          // ldb = N = 9
     expect(vec({ M: 3, N: 8, K: 13 })).toEqual(['01']);          // lda = K = 13
@@ -97,8 +97,9 @@ describe('matmul lab variants', () => {
     expect(() => planMatmul(noSg, { a: buf, b: buf, c: buf, ...p, variant: 'subgroup' })).toThrow(MatmulVariantNotApplicable);
     // With the feature (SwiftShader has it) the same plan is accepted.
     expect(device.features.has('subgroups')).toBe(true);
-    expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 1, N: 1, K: 1, variant: 'subgroup' })).toHaveLength(1);
-    buf.destroy();
+    const [b, c] = [createStorage(device, 16), createStorage(device, 16)];
+    expect(planMatmul(device, { a: buf, b, c, M: 1, N: 1, K: 1, variant: 'subgroup' }).dispatches).toHaveLength(1);
+    for (const x of [buf, b, c]) x.destroy();
   });
 
   it("the 'subgroup' checks verify the refusal on a device without subgroups instead of failing", async () => {

@@ -2,6 +2,7 @@
 // newest lab variants (MATMUL_LAB_VARIANTS) run in matmul-lab.test.ts, to keep each file's run short.
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
+import { dispatchesOf } from '../../src/gpu/launch.ts';
 import { checkMatmul, MATMUL_LAB_VARIANTS, matmulChecks } from '../../src/kernels/matmul/matmul.check.ts';
 import { planMatmul, splitKChunks } from '../../src/kernels/matmul/matmul.ts';
 import { matmulRefGeneral } from '../../src/kernels/matmul/matmul.ref.ts';
@@ -22,7 +23,7 @@ describe('matmul_tiled', () => {
     const a = createStorage(device, new Float32Array([1, 2, 3, 4, 5, 6]));
     const b = createStorage(device, new Float32Array([7, 8, 9, 10, 11, 12]));
     const c = createStorage(device, 4);
-    submitDispatches(device, planMatmul(device, { a, b, c, M: 2, N: 2, K: 3 }));
+    submitDispatches(device, planMatmul(device, { a, b, c, M: 2, N: 2, K: 3 }).dispatches);
     expect([...(await readF32(device, c, 4))]).toEqual([58, 64, 139, 154]);
   });
 
@@ -33,29 +34,29 @@ describe('matmul_tiled', () => {
     const b = createStorage(device, Float32Array.from({ length: K * N }, (_, i) => Math.cos(i)));
     const one = createStorage(device, M * N);
     const split = createStorage(device, M * N);
-    const plans = planMatmul(device, { a, b, c: split, M, N, K, maxBindingBytes: 64 * N * 4 });
-    expect(plans).toHaveLength(4);
-    submitDispatches(device, [...planMatmul(device, { a, b, c: one, M, N, K }), ...plans]);
+    const plan = planMatmul(device, { a, b, c: split, M, N, K, maxBindingBytes: 64 * N * 4 });
+    expect(plan.dispatches).toHaveLength(4);
+    submitDispatches(device, dispatchesOf(planMatmul(device, { a, b, c: one, M, N, K }), plan));
     expect([...(await readF32(device, split, M * N))]).toEqual([...(await readF32(device, one, M * N))]);
   });
 
   it('splits along K (accumulating) when Aᵀ is over the binding limit', () => {
     const { device } = gpu();
-    const buf = createStorage(device, 100 * 150);
-    expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 100, N: 40, K: 150, transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 })).toHaveLength(3);
-    expect(planMatmul(device, { a: buf, b: buf, c: buf, M: 33, N: 40, K: 150, transA: true, maxBindingBytes: 64 * 40 * 4 })).toHaveLength(3);
+    const [a, b, c] = [0, 1, 2].map(() => createStorage(device, 100 * 150));
+    expect(planMatmul(device, { a: a!, b: b!, c: c!, M: 100, N: 40, K: 150, transA: true, transB: true, maxBindingBytes: 64 * 100 * 4 }).dispatches).toHaveLength(3);
+    expect(planMatmul(device, { a: a!, b: b!, c: c!, M: 33, N: 40, K: 150, transA: true, maxBindingBytes: 64 * 40 * 4 }).dispatches).toHaveLength(3);
   });
 
   it('splits a long K over few output tiles (dx over a large vocabulary) into parallel chunks and a reduction', () => {
     const { device } = gpu();
     const [M, N, V] = [48, 16, 128256];
     const dy = createStorage(device, M * V), w = createStorage(device, V * N), dx = createStorage(device, M * N);
-    const plans = planMatmul(device, { a: dy, b: w, c: dx, M, N, K: V, variant: 'tiled' });
+    const plans = planMatmul(device, { a: dy, b: w, c: dx, M, N, K: V, variant: 'tiled' }).dispatches;
     // The 64×64 tile (untuned, this shape would run 'naive': a dimension ≤ 16): 63 chunks of 2048 (62 in one batched dispatch, the last of 1280 alone), then the sum.
     expect(plans.map((p) => p.workgroups)).toEqual([[1, 1, 62], [1, 1, 1], [3, 1, 1]]);
     expect(plans[2]!.label).toMatch(/split-K 63 reduce/);
     // Many output tiles (the forward logits) or splitK: 1: one dispatch.
-    expect(planMatmul(device, { a: dy, b: w, c: dx, M, N, K: V, variant: 'tiled', splitK: 1 })).toHaveLength(1);
+    expect(planMatmul(device, { a: dy, b: w, c: dx, M, N, K: V, variant: 'tiled', splitK: 1 }).dispatches).toHaveLength(1);
     expect(splitKChunks(2048, 256, V, { TM: 64, TN: 64 })).toBe(1); // 128 tiles: enough workgroups already
     expect(splitKChunks(M, N, 1000, { TM: 64, TN: 64 })).toBe(1); // a short K
     for (const b of [dy, w, dx]) b.destroy();
@@ -74,7 +75,7 @@ describe('matmul_tiled', () => {
     submitDispatches(device, planMatmul(device, {
       a: { buffer: buf, offset: 0, size: M * K * 4 }, b: { buffer: buf, offset: 4992 * 4, size: K * N * 4 },
       c: { buffer: buf, offset: 11392 * 4, size: M * N * 4 }, bias: { buffer: buf, offset: 11456 * 4, size: N * 4 }, M, N, K, splitK: 4,
-    }));
+    }).dispatches);
     const out = await readF32(device, buf, slab.length);
     const ref = matmulRefGeneral(a, b, M, N, K, { bias });
     const got = out.subarray(11392, 11392 + M * N);
@@ -96,7 +97,7 @@ describe('matmul_tiled', () => {
     submitDispatches(device, planMatmul(device, {
       a: { buffer: buf, offset: 0, size: M * K * 4 }, b: { buffer: buf, offset: 1024, size: K * N * 4 },
       c: { buffer: buf, offset: 2048, size: M * N * 4 }, bias: { buffer: buf, offset: 3072, size: N * 4 }, M, N, K,
-    }));
+    }).dispatches);
     const out = await readF32(device, buf, 1024);
     const ref = matmulRefGeneral(a, b, M, N, K, { bias });
     expect([...out.subarray(512, 512 + M * N)]).toEqual([...ref]);
@@ -114,7 +115,7 @@ describe('matmul_tiled', () => {
     const b = createStorage(device, new Float32Array(K * N).fill(1));
     const sentinel = new Float32Array(M * N + 64).fill(-7);
     const c = createStorage(device, sentinel);
-    submitDispatches(device, planMatmul(device, { a, b, c, M, N, K }));
+    submitDispatches(device, planMatmul(device, { a, b, c, M, N, K }).dispatches);
     const out = await readF32(device, c, sentinel.length);
     expect([...out.subarray(0, M * N)].every((v) => v === 3)).toBe(true);
     expect([...out.subarray(M * N)].every((v) => v === -7)).toBe(true);

@@ -25,7 +25,7 @@ describe('rmsnorm', () => {
     const w = createStorage(device, new Float32Array([1, 1]));
     const y = createStorage(device, 2);
     const rstd = createStorage(device, 1);
-    submitDispatches(device, [planRmsNormForward(device, { x, weight: w, y, rstd, N: 1, C: 2, eps: 1e-5 })]);
+    submitDispatches(device, planRmsNormForward(device, { x, weight: w, y, rstd, N: 1, C: 2, eps: 1e-5 }).dispatches);
     const r = 1 / Math.sqrt(12.5 + 1e-5);
     const got = await readF32(device, y, 2);
     expect(got[0]).toBeCloseTo(3 * r, 6);
@@ -44,7 +44,7 @@ describe('rmsnorm', () => {
     const dx = createStorage(device, N * C);
     const dweight = createStorage(device, new Float32Array(C).fill(10));
     const plan = planRmsNormBackward(device, { dy, x, weight: w, rstd, dx, dweight, N, C });
-    submitDispatches(device, plan, 2);
+    submitDispatches(device, plan.dispatches, 2);
     // each pass adds Σ_n dy·x·rstd = 3 · 0.5 = 1.5
     expect([...(await readF32(device, dweight, C))]).toEqual(new Array(C).fill(13));
   });
@@ -55,9 +55,9 @@ describe('rmsnorm', () => {
     const slab = createStorage(device, new Float32Array(256).fill(-7)); // 1 KiB: x at 0, weight at 256, y at 512, rstd at 768
     device.queue.writeBuffer(slab, 0, new Float32Array([3, 4, 0, 1, 1, 1]));
     device.queue.writeBuffer(slab, 256, new Float32Array([1, 2, 3]));
-    await withGpuErrors(device, "slab rmsnorm", () => submitDispatches(device, [planRmsNormForward(device, {
+    await withGpuErrors(device, "slab rmsnorm", () => submitDispatches(device, planRmsNormForward(device, {
       x: { buffer: slab, offset: 0 }, weight: { buffer: slab, offset: 256 }, y: { buffer: slab, offset: 512 }, rstd: { buffer: slab, offset: 768 }, N, C, eps: 1e-12,
-    })]));
+    }).dispatches));
     const out = await readF32(device, slab, 256);
     const r0 = 1 / Math.sqrt(25 / 3);
     expect(out[128]).toBeCloseTo(3 * r0, 6);
@@ -74,7 +74,7 @@ describe('rmsnorm', () => {
   it('rejects bad shapes, short buffers, unaligned offsets and bad eps with clear errors', () => {
     const { device } = gpu();
     const b = createStorage(device, 8);
-    expect(() => planRmsNormForward(device, { x: b, weight: b, y: b, rstd: b, N: 0, C: 1 })).toThrow(/rmsnorm_forward: N must be a positive integer, got 0/);
+    expect(() => planRmsNormForward(device, { x: b, weight: b, y: b, rstd: b, N: 0, C: 1 })).toThrow(/rmsnorm_forward N=0 C=1: N must be a positive integer, got 0/);
     expect(() => planRmsNormForward(device, { x: b, weight: b, y: b, rstd: b, N: 3, C: 7 })).toThrow(/rmsnorm_forward N=3 C=7: x has 32 bytes, needs 84/);
     expect(() => planRmsNormForward(device, { x: { buffer: b, offset: 4 }, weight: b, y: b, rstd: b, N: 1, C: 1 })).toThrow(/x offset 4 is not a multiple of 256/);
     expect(() => planRmsNormForward(device, { x: b, weight: b, y: b, rstd: b, N: 1, C: 1, eps: -1 })).toThrow(/eps must be a positive number/);

@@ -2,6 +2,7 @@
 // update()), a head slice of a fused row (rowStride), forward∘backward = identity, and argument errors.
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../src/gpu/dispatch.ts';
+import { dispatchesOf } from '../../src/gpu/launch.ts';
 import { ROPE_TOLERANCE, ropeChecks, ropePairScale } from '../../src/kernels/rope/rope.check.ts';
 import { planRopeBackward, planRopeForward } from '../../src/kernels/rope/rope.ts';
 import { ropeForwardRef } from '../../src/kernels/rope/rope.ref.ts';
@@ -14,7 +15,7 @@ const gpu = useGpu();
 async function rotate(data: Float32Array, plan: (buf: GPUBuffer) => ReturnType<typeof planRopeForward>[]): Promise<Float32Array> {
   const { device } = gpu();
   const buf = createStorage(device, data);
-  await withGpuErrors(device, 'rope test', () => submitDispatches(device, plan(buf)));
+  await withGpuErrors(device, 'rope test', () => submitDispatches(device, dispatchesOf(...plan(buf))));
   return readF32(device, buf, data.length);
 }
 
@@ -41,7 +42,7 @@ describe('rope', () => {
     const buf = createStorage(device, x.subarray(0, H * D));
     const plan = planRopeForward(device, { x: buf, B: 1, T: 1, H, D, posOffset: 0 });
     plan.update(4000);
-    submitDispatches(device, [plan]);
+    submitDispatches(device, plan.dispatches);
     const got = await readF32(device, buf, H * D);
     const want = ropeForwardRef(x.subarray(0, H * D), 1, 1, H, D, { posOffset: 4000 });
     expect(failures([{ name: 'y', ...compareArrays(got, want, ROPE_TOLERANCE, ropePairScale(x.subarray(0, H * D), D)) }])).toBe('');
@@ -82,6 +83,6 @@ describe('rope', () => {
     expect(() => planRopeBackward(device, { x: buf, B: 2, T: 5, H: 1, D: 8 })).toThrow(/rope_backward B=2 T=5 H=1 D=8: x has 256 bytes, needs 320/);
     expect(() => planRopeForward(device, { x: buf, B: 1, T: 1, H: 2, D: 8, rowStride: 8 })).toThrow(/rowStride 8 is below H·D = 16/);
     expect(() => planRopeForward(device, { x: buf, B: 1, T: 1, H: 1, D: 8, posOffset: 1.5 })).toThrow(/posOffset must be an integer/);
-    expect(() => planRopeForward(device, { x: buf, B: 0, T: 1, H: 1, D: 8 })).toThrow(/rope_forward: B must be a positive integer, got 0/);
+    expect(() => planRopeForward(device, { x: buf, B: 0, T: 1, H: 1, D: 8 })).toThrow(/rope_forward B=0 T=1 H=1 D=8: B must be a positive integer, got 0/);
   });
 });

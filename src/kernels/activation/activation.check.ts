@@ -1,7 +1,8 @@
 // Element-wise kernel checks against the CPU reference at odd sizes: SiLU, GELU and SwiGLU forward + backward,
 // residual add + accumulate. Inputs include ±100 and ±20 (saturation: must stay finite and exact) and 0.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors, type Dispatch } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import type { KernelPlan } from '../../gpu/launch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import {
@@ -24,20 +25,11 @@ export function activationInputs(rng: Rng, n: number): Float32Array {
 
 /** Runs `plan` over fresh buffers made from `inputs` (and NaN-filled outputs), returns the outputs read back. */
 async function run(device: GPUDevice, what: string, inputs: Record<string, Float32Array>, outputs: Record<string, number>,
-  plan: (b: Record<string, GPUBuffer>) => Dispatch[]): Promise<Record<string, Float32Array>> {
+  plan: (b: Record<string, GPUBuffer>) => KernelPlan[]): Promise<Record<string, Float32Array>> {
   const bufs: Record<string, GPUBuffer> = {};
   for (const [k, v] of Object.entries(inputs)) bufs[k] = createStorage(device, v, `${what} ${k}`);
-  for (const [k, n] of Object.entries(outputs)) bufs[k] ??= createStorage(device, new Float32Array(n).fill(Number.NaN), `${what} ${k}`);
-  try {
-    return await withGpuErrors(device, what, async () => {
-      submitDispatches(device, plan(bufs));
-      const out: Record<string, Float32Array> = {};
-      for (const [k, n] of Object.entries(outputs)) out[k] = await readF32(device, bufs[k]!, n);
-      return out;
-    });
-  } finally {
-    for (const b of Object.values(bufs)) b.destroy();
-  }
+  for (const [k, n] of Object.entries(outputs)) bufs[k] ??= nanStorage(device, n, `${what} ${k}`);
+  return runOnGpu(device, what, bufs, () => plan(bufs), outputs);
 }
 
 const cmp = (name: string, got: ArrayLike<number>, ref: ArrayLike<number>, scale?: ArrayLike<number>): NamedComparison =>

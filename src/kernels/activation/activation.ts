@@ -1,11 +1,10 @@
 // Element-wise launchers: SiLU, GELU (tanh), SwiGLU forward/backward and the residual add / accumulate.
-// Each plan validates sizes, caches its pipeline per device, packs `Params { N }` (the element count) and builds
-// the bind group over exactly the bytes it touches; it never reads back and allocates only its uniform buffer.
-// Activation gradients are assigned; `planResidualAccumulate` is the one accumulating form (y += x).
-// Every storage binding in the WGSL is read_write, inputs included: WebGPU rejects a buffer bound both read-only
-// and writable in one dispatch, and tensors of one slab buffer (bound as 256-aligned ranges) must be usable together.
-// Two bindings of one dispatch must not overlap (out = a + b with out = a is not allowed: use the accumulate form).
-import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+// Each plan validates sizes, packs `Params { N }` (the element count) and makes its one dispatch through the launch
+// helper (src/gpu/launch.ts) over exactly the bytes it touches; it never reads back and allocates only its uniform
+// buffer. Activation gradients are assigned; `planResidualAccumulate` is the one accumulating form (y += x).
+// An output must not overlap an input (out = a + b with out = a is refused: use the accumulate form).
+import type { Binding } from '../../gpu/dispatch.ts';
+import { Launch, type KernelPlan } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import commonWgsl from './activation_common.wgsl?raw';
 import geluBackwardWgsl from './gelu_backward.wgsl?raw';
@@ -66,71 +65,46 @@ export interface ResidualAccumulateArgs {
 }
 
 /** y = x·σ(x). */
-export const planSiluForward = (device: GPUDevice, a: UnaryForwardArgs): Dispatch =>
-  planElementwise(device, 'silu_forward', siluForwardWgsl, a.N, `N=${a.N}`, [['x', a.x], ['y', a.y]]);
+export const planSiluForward = (device: GPUDevice, a: UnaryForwardArgs): KernelPlan =>
+  planElementwise(device, 'silu_forward', siluForwardWgsl, { N: a.N }, [['x', a.x], ['y', a.y]]);
 
 /** dx = dy·silu'(x). */
-export const planSiluBackward = (device: GPUDevice, a: UnaryBackwardArgs): Dispatch =>
-  planElementwise(device, 'silu_backward', siluBackwardWgsl, a.N, `N=${a.N}`, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
+export const planSiluBackward = (device: GPUDevice, a: UnaryBackwardArgs): KernelPlan =>
+  planElementwise(device, 'silu_backward', siluBackwardWgsl, { N: a.N }, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
 
 /** y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
-export const planGeluForward = (device: GPUDevice, a: UnaryForwardArgs): Dispatch =>
-  planElementwise(device, 'gelu_forward', geluForwardWgsl, a.N, `N=${a.N}`, [['x', a.x], ['y', a.y]]);
+export const planGeluForward = (device: GPUDevice, a: UnaryForwardArgs): KernelPlan =>
+  planElementwise(device, 'gelu_forward', geluForwardWgsl, { N: a.N }, [['x', a.x], ['y', a.y]]);
 
 /** dx = dy·gelu'(x). */
-export const planGeluBackward = (device: GPUDevice, a: UnaryBackwardArgs): Dispatch =>
-  planElementwise(device, 'gelu_backward', geluBackwardWgsl, a.N, `N=${a.N}`, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
+export const planGeluBackward = (device: GPUDevice, a: UnaryBackwardArgs): KernelPlan =>
+  planElementwise(device, 'gelu_backward', geluBackwardWgsl, { N: a.N }, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
 
 /** h = silu(gate) ⊙ up. */
-export function planSwigluForward(device: GPUDevice, a: SwigluForwardArgs): Dispatch {
-  const n = checkRows('swiglu_forward', a.N, a.F);
-  return planElementwise(device, 'swiglu_forward', swigluForwardWgsl, n, `N=${a.N} F=${a.F}`, [['gate', a.gate], ['up', a.up], ['h', a.h]]);
-}
+export const planSwigluForward = (device: GPUDevice, a: SwigluForwardArgs): KernelPlan =>
+  planElementwise(device, 'swiglu_forward', swigluForwardWgsl, { N: a.N, F: a.F }, [['gate', a.gate], ['up', a.up], ['h', a.h]]);
 
 /** dgate = dh·up·silu'(gate), dup = dh·silu(gate). */
-export function planSwigluBackward(device: GPUDevice, a: SwigluBackwardArgs): Dispatch {
-  const n = checkRows('swiglu_backward', a.N, a.F);
-  return planElementwise(device, 'swiglu_backward', swigluBackwardWgsl, n, `N=${a.N} F=${a.F}`, [
+export const planSwigluBackward = (device: GPUDevice, a: SwigluBackwardArgs): KernelPlan =>
+  planElementwise(device, 'swiglu_backward', swigluBackwardWgsl, { N: a.N, F: a.F }, [
     ['gate', a.gate], ['up', a.up], ['dh', a.dh], ['dgate', a.dgate], ['dup', a.dup],
   ]);
-}
 
 /** out = a + b. */
-export const planResidualAdd = (device: GPUDevice, a: ResidualAddArgs): Dispatch =>
-  planElementwise(device, 'residual_add', residualAddWgsl, a.N, `N=${a.N}`, [['a', a.a], ['b', a.b], ['out', a.out]]);
+export const planResidualAdd = (device: GPUDevice, a: ResidualAddArgs): KernelPlan =>
+  planElementwise(device, 'residual_add', residualAddWgsl, { N: a.N }, [['a', a.a], ['b', a.b], ['out', a.out]]);
 
 /** y += x. */
-export const planResidualAccumulate = (device: GPUDevice, a: ResidualAccumulateArgs): Dispatch =>
-  planElementwise(device, 'residual_accumulate', residualAccumulateWgsl, a.N, `N=${a.N}`, [['x', a.x], ['y', a.y]]);
+export const planResidualAccumulate = (device: GPUDevice, a: ResidualAccumulateArgs): KernelPlan =>
+  planElementwise(device, 'residual_accumulate', residualAccumulateWgsl, { N: a.N }, [['x', a.x], ['y', a.y]]);
 
-function checkRows(kernel: string, N: number, F: number): number {
-  for (const [name, v] of [['N', N], ['F', F]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${kernel}: ${name} must be a positive integer, got ${v}`);
-  }
-  return N * F;
-}
-
-function planElementwise(device: GPUDevice, kernel: string, code: string, N: number, shape: string, named: [string, Binding][]): Dispatch {
-  if (!Number.isInteger(N) || N < 1) throw new Error(`${kernel}: N must be a positive integer, got ${N}`);
-  const what = `${kernel} ${shape}`;
-  if (N >= 2 ** 32) throw new Error(`${what}: more than 2^32 − 1 elements`);
-  const bytes = N * 4;
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
-  const align = device.limits.minStorageBufferOffsetAlignment;
-  const bindings: Binding[] = named.map(([name, b]) => {
-    const buffer = bufferOf(b);
-    const offset = offsetOf(b);
-    const have = bindingBytes(b);
-    if (have < bytes) throw new Error(`${what}: ${name} has ${have} bytes, needs ${bytes}`);
-    if (offset % align !== 0) throw new Error(`${what}: ${name} offset ${offset} is not a multiple of ${align}`);
-    if (bytes > maxBinding) throw new Error(`${what}: ${name} is ${bytes} bytes, over this device's maxStorageBufferBindingSize (${maxBinding})`);
-    return { buffer, offset, size: bytes };
-  });
-  const groups = Math.ceil(N / WG);
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  const gy = Math.ceil(groups / maxGroups);
-  const pipeline = cachedPipeline(device, kernel, ActivationParams.wgsl + commonWgsl + code);
-  const uniforms = createUniform(device, ActivationParams.pack({ N }), `${what} params`);
-  const bindGroup = bindBuffers(device, pipeline, [...bindings, uniforms], what);
-  return { label: what, pipeline, bindGroup, workgroups: [Math.ceil(groups / gy), gy, 1] };
+/** One thread per element of the (N) or (N, F) tensors `named`, bound in order before Params. */
+function planElementwise(device: GPUDevice, kernel: string, code: string, dims: Record<string, number>, named: [string, Binding][]): KernelPlan {
+  const k = new Launch(device, kernel, dims);
+  const N = Object.values(dims).reduce((n, d) => n * d, 1);
+  if (N >= 2 ** 32) throw k.error('more than 2^32 − 1 elements');
+  const bindings = named.map(([name, b]) => k.bind(name, b, N));
+  const params = k.uniform(ActivationParams, { N });
+  const src = { key: kernel, code: ActivationParams.wgsl + commonWgsl + code };
+  return { dispatches: [k.dispatch(src, [...bindings, params.buffer], k.grid(Math.ceil(N / WG)))] };
 }

@@ -1,6 +1,6 @@
 // GELU backward (tanh approximation): with z = 2u, dx = dy·(σ(z) + x·σ(z)·σ(−z)·dz/dx)   (assigned).
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;  // read: (N)
-@group(0) @binding(1) var<storage, read_write> dy: array<f32>; // read: (N)
+@group(0) @binding(0) var<storage, read> x: array<f32>;        // read: (N)
+@group(0) @binding(1) var<storage, read> dy: array<f32>;       // read: (N)
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>; // written: (N)
 @group(0) @binding(3) var<uniform> p: Params;
 

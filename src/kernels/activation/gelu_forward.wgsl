@@ -1,5 +1,5 @@
 // GELU forward (tanh approximation, GPT-2): y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) = x·σ(2u).
-@group(0) @binding(0) var<storage, read_write> x: array<f32>; // read: (N)
+@group(0) @binding(0) var<storage, read> x: array<f32>;       // read: (N)
 @group(0) @binding(1) var<storage, read_write> y: array<f32>; // written: (N)
 @group(0) @binding(2) var<uniform> p: Params;
 

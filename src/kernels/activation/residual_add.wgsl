@@ -1,6 +1,6 @@
 // Residual add: out = a + b, element-wise over N elements.
-@group(0) @binding(0) var<storage, read_write> a: array<f32>;   // read: (N)
-@group(0) @binding(1) var<storage, read_write> b: array<f32>;   // read: (N)
+@group(0) @binding(0) var<storage, read> a: array<f32>;         // read: (N)
+@group(0) @binding(1) var<storage, read> b: array<f32>;         // read: (N)
 @group(0) @binding(2) var<storage, read_write> out: array<f32>; // written: (N)
 @group(0) @binding(3) var<uniform> p: Params;
 

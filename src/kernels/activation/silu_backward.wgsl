@@ -1,6 +1,6 @@
 // SiLU backward: dx = dy·σ(x)·(1 + x·(1 − σ(x)))   (assigned).
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;  // read: (N)
-@group(0) @binding(1) var<storage, read_write> dy: array<f32>; // read: (N)
+@group(0) @binding(0) var<storage, read> x: array<f32>;        // read: (N)
+@group(0) @binding(1) var<storage, read> dy: array<f32>;       // read: (N)
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>; // written: (N)
 @group(0) @binding(3) var<uniform> p: Params;
 

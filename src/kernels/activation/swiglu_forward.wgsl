@@ -1,6 +1,6 @@
 // SwiGLU forward (Llama MLP): h = silu(gate) ⊙ up, element-wise over N·F elements (p.N is that count).
-@group(0) @binding(0) var<storage, read_write> gate: array<f32>; // read: (N, F)
-@group(0) @binding(1) var<storage, read_write> up: array<f32>;   // read: (N, F)
+@group(0) @binding(0) var<storage, read> gate: array<f32>;       // read: (N, F)
+@group(0) @binding(1) var<storage, read> up: array<f32>;         // read: (N, F)
 @group(0) @binding(2) var<storage, read_write> h: array<f32>;    // written: (N, F)
 @group(0) @binding(3) var<uniform> p: Params;
 

@@ -1,8 +1,8 @@
 // Attention checks against the CPU reference at odd shapes (T not a multiple of any block, several blocks,
 // grouped heads, every block-size regime of D), for the tests, the app's self-test and the CLI. Each check runs
 // the forward, then the backward on the forward's own o and lse, and compares o, lse, dq, dk and dv.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planAttentionBackward, planAttentionForward, type AttentionDims } from './attention.ts';
@@ -56,36 +56,22 @@ export async function runAttention(device: GPUDevice, dims: AttentionDims, x: At
   const { B, T, H, Hkv, D } = dims;
   const qSize = B * T * H * D;
   const kvSize = B * T * Hkv * D;
-  const nan = (n: number, label: string) => createStorage(device, new Float32Array(n).fill(Number.NaN), label);
   const bufs = {
     q: createStorage(device, x.q, 'attn q'),
     k: createStorage(device, x.k, 'attn k'),
     v: createStorage(device, x.v, 'attn v'),
     dout: createStorage(device, x.dout, 'attn dout'),
-    o: nan(qSize, 'attn o'),
-    lse: nan(B * H * T, 'attn lse'),
-    delta: nan(B * H * T, 'attn delta'),
-    dq: nan(qSize, 'attn dq'),
-    dk: nan(kvSize, 'attn dk'),
-    dv: nan(kvSize, 'attn dv'),
+    o: nanStorage(device, qSize, 'attn o'),
+    lse: nanStorage(device, B * H * T, 'attn lse'),
+    delta: nanStorage(device, B * H * T, 'attn delta'),
+    dq: nanStorage(device, qSize, 'attn dq'),
+    dk: nanStorage(device, kvSize, 'attn dk'),
+    dv: nanStorage(device, kvSize, 'attn dv'),
   };
-  try {
-    return await withGpuErrors(device, `attention B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D}`, async () => {
-      submitDispatches(device, [
-        planAttentionForward(device, { ...dims, ...bufs }),
-        ...planAttentionBackward(device, { ...dims, ...bufs }),
-      ]);
-      return {
-        o: await readF32(device, bufs.o, qSize),
-        lse: await readF32(device, bufs.lse, B * H * T),
-        dq: await readF32(device, bufs.dq, qSize),
-        dk: await readF32(device, bufs.dk, kvSize),
-        dv: await readF32(device, bufs.dv, kvSize),
-      };
-    });
-  } finally {
-    for (const b of Object.values(bufs)) b.destroy();
-  }
+  return runOnGpu(device, `attention ${attentionShapeName(dims)}`, bufs, () => [
+    planAttentionForward(device, { ...dims, ...bufs }),
+    planAttentionBackward(device, { ...dims, ...bufs }),
+  ], { o: qSize, lse: B * H * T, dq: qSize, dk: kvSize, dv: kvSize });
 }
 
 export async function checkAttention(device: GPUDevice, dims: AttentionDims, seed: number): Promise<NamedComparison[]> {

@@ -3,7 +3,8 @@
 // block sizes; block sizes are chosen per kernel and D so workgroup memory stays within 16 KiB.
 // Layout (row-major): q (B, T, H, D), k and v (B, T, Hkv, D), o and dout (B, T, H, D), lse and delta (B, H, T).
 // Query head h reads kv head h / (H / Hkv). dq, dk, dv are activation gradients: assigned, not accumulated.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import type { Binding } from '../../gpu/dispatch.ts';
+import { Launch, type KernelPlan, type KernelSource } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import deltaWgsl from './attention_backward_delta.wgsl?raw';
 import dkdvWgsl from './attention_backward_dkdv.wgsl?raw';
@@ -61,105 +62,58 @@ export interface AttentionBackwardArgs extends AttentionDims {
   scale?: number;
 }
 
-function validate(device: GPUDevice, kernel: string, args: AttentionDims, buffers: Record<string, [Binding, number]>): string {
+/** The launch of a plan (dimensions, grouping, head dim and scale checked) and its Params values. */
+function launch(device: GPUDevice, kernel: string, args: AttentionDims & { scale?: number }) {
   const { B, T, H, Hkv, D } = args;
-  for (const [name, v] of Object.entries({ B, T, H, Hkv, D })) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${kernel}: ${name} must be a positive integer, got ${v}`);
-  }
-  const shape = `B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D}`;
-  if (H % Hkv !== 0) throw new Error(`${kernel} ${shape}: H = ${H} is not a multiple of Hkv = ${Hkv}`);
+  const k = new Launch(device, kernel, { B, T, H, Hkv, D });
+  if (H % Hkv !== 0) throw k.error(`H = ${H} is not a multiple of Hkv = ${Hkv}`);
   if (!(ATTENTION_HEAD_DIMS as readonly number[]).includes(D)) {
-    throw new Error(`${kernel} ${shape}: head dim D = ${D} is not supported (supported: ${ATTENTION_HEAD_DIMS.join(', ')})`);
+    throw k.error(`head dim D = ${D} is not supported (supported: ${ATTENTION_HEAD_DIMS.join(', ')})`);
   }
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
-  for (const [name, [binding, elems]] of Object.entries(buffers)) {
-    const bytes = bindingBytes(binding);
-    if (bytes < elems * 4) throw new Error(`${kernel} ${shape}: buffer ${name} has ${bytes} bytes, needs ${elems * 4}`);
-    if (elems * 4 > maxBinding) {
-      throw new Error(`${kernel} ${shape}: ${name} is ${elems * 4} bytes, over this device's maxStorageBufferBindingSize (${maxBinding})`);
-    }
-  }
-  return shape;
+  const scale = args.scale ?? 1 / Math.sqrt(D);
+  if (!Number.isFinite(scale)) throw k.error(`scale must be finite, got ${scale}`);
+  return { k, params: { B, T, H, Hkv, scale } };
 }
 
-function checkGroups(device: GPUDevice, label: string, workgroups: [number, number, number]): [number, number, number] {
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  if (workgroups.some((n) => n > maxGroups)) {
-    throw new Error(`${label}: needs ${workgroups.join('×')} workgroups, over the limit of ${maxGroups} per dimension`);
-  }
-  return workgroups;
-}
-
-function scaleOf(kernel: string, args: { D: number; scale?: number }): number {
-  const scale = args.scale ?? 1 / Math.sqrt(args.D);
-  if (!Number.isFinite(scale)) throw new Error(`${kernel}: scale must be finite, got ${scale}`);
-  return scale;
-}
-
-function tiledPipeline(device: GPUDevice, kernel: AttentionKernel, code: string, D: number): { pipeline: GPUComputePipeline; BR: number; BC: number } {
+/** A tiled kernel's source and its (query block BR, key block BC) for head dim D. */
+function tiled(kernel: AttentionKernel, code: string, D: number): KernelSource & { BR: number; BC: number } {
   const { BR, BC } = attentionBlocks(kernel, D);
   const consts = `const D: u32 = ${D}u;\nconst BR: u32 = ${BR}u;\nconst BC: u32 = ${BC}u;\n`;
-  const pipeline = cachedPipeline(device, `attention_${kernel}_D${D}_BR${BR}_BC${BC}`, AttentionParams.wgsl + consts + code);
-  return { pipeline, BR, BC };
+  return { key: `attention_${kernel}_D${D}_BR${BR}_BC${BC}`, code: AttentionParams.wgsl + consts + code, BR, BC };
 }
 
 /** Forward: o = softmax(scale·q·kᵀ, causal)·v per head, and lse. One dispatch. */
-export function planAttentionForward(device: GPUDevice, args: AttentionForwardArgs): Dispatch {
+export function planAttentionForward(device: GPUDevice, args: AttentionForwardArgs): KernelPlan {
   const { B, T, H, Hkv, D } = args;
-  const kernel = 'attention_forward';
-  const qSize = B * T * H * D;
-  const kvSize = B * T * Hkv * D;
-  const shape = validate(device, kernel, args, {
-    q: [args.q, qSize], k: [args.k, kvSize], v: [args.v, kvSize], o: [args.o, qSize], lse: [args.lse, B * H * T],
-  });
-  const scale = scaleOf(kernel, args);
-  const { pipeline, BR } = tiledPipeline(device, 'forward', forwardWgsl, D);
-  const uniforms = createUniform(device, AttentionParams.pack({ B, T, H, Hkv, scale }), `${kernel} ${shape} params`);
-  const bindGroup = bindBuffers(device, pipeline, [args.q, args.k, args.v, args.o, args.lse, uniforms], `${kernel} ${shape}`);
-  return { label: `${kernel} ${shape}`, pipeline, bindGroup, workgroups: checkGroups(device, `${kernel} ${shape}`, [Math.ceil(T / BR), H, B]) };
+  const qSize = B * T * H * D, kvSize = B * T * Hkv * D;
+  const { k, params } = launch(device, 'attention_forward', args);
+  const t = k.bindAll({ q: [args.q, qSize], k: [args.k, kvSize], v: [args.v, kvSize], o: [args.o, qSize], lse: [args.lse, B * H * T] });
+  const src = tiled('forward', forwardWgsl, D);
+  const bindings = [t.q, t.k, t.v, t.o, t.lse, k.uniform(AttentionParams, params).buffer];
+  return { dispatches: [k.dispatch(src, bindings, k.workgroups(Math.ceil(T / src.BR), H, B))] };
 }
 
 /** Backward: [delta = Σ dout·o, dq, dk and dv], to be encoded in this order. dq, dk, dv are assigned. */
-export function planAttentionBackward(device: GPUDevice, args: AttentionBackwardArgs): Dispatch[] {
+export function planAttentionBackward(device: GPUDevice, args: AttentionBackwardArgs): KernelPlan {
   const { B, T, H, Hkv, D } = args;
-  const kernel = 'attention_backward';
-  const qSize = B * T * H * D;
-  const kvSize = B * T * Hkv * D;
-  const shape = validate(device, kernel, args, {
+  const qSize = B * T * H * D, kvSize = B * T * Hkv * D;
+  const { k, params: values } = launch(device, 'attention_backward', args);
+  const t = k.bindAll({
     q: [args.q, qSize], k: [args.k, kvSize], v: [args.v, kvSize], o: [args.o, qSize], lse: [args.lse, B * H * T],
     dout: [args.dout, qSize], delta: [args.delta, B * H * T], dq: [args.dq, qSize], dk: [args.dk, kvSize], dv: [args.dv, kvSize],
   });
-  const scale = scaleOf(kernel, args);
-  const uniforms = createUniform(device, AttentionParams.pack({ B, T, H, Hkv, scale }), `${kernel} ${shape} params`);
-
-  const rowGroups = Math.ceil((B * T * H) / 64); // attention_backward_delta.wgsl: WG = 64, 65535 per row of groups
-  const deltaPipeline = cachedPipeline(device, `attention_delta_D${D}`, AttentionParams.wgsl + `const D: u32 = ${D}u;\n` + deltaWgsl);
-  const delta: Dispatch = {
-    label: `attention_delta ${shape}`,
-    pipeline: deltaPipeline,
-    bindGroup: bindBuffers(device, deltaPipeline, [args.o, args.dout, args.delta, uniforms], `attention_delta ${shape}`),
-    workgroups: [Math.min(rowGroups, 65535), Math.ceil(rowGroups / 65535), 1],
+  const params = k.uniform(AttentionParams, values).buffer;
+  const deltaSrc = { key: `attention_delta_D${D}`, code: AttentionParams.wgsl + `const D: u32 = ${D}u;\n` + deltaWgsl };
+  const dqSrc = tiled('dq', dqWgsl, D);
+  const kvSrc = tiled('dkdv', dkdvWgsl, D);
+  return {
+    dispatches: [
+      // attention_backward_delta.wgsl: 64 rows per workgroup
+      k.dispatch(deltaSrc, [t.o, t.dout, t.delta, params], k.grid(Math.ceil((B * T * H) / 64)), `attention_delta ${k.shape}`),
+      k.dispatch(dqSrc, [t.q, t.k, t.v, t.dout, t.lse, t.delta, t.dq, params], k.workgroups(Math.ceil(T / dqSrc.BR), H, B), `attention_dq ${k.shape}`),
+      k.dispatch(kvSrc, [t.q, t.k, t.v, t.dout, t.lse, t.delta, t.dk, t.dv, params], k.workgroups(Math.ceil(T / kvSrc.BC), Hkv, B), `attention_dkdv ${k.shape}`),
+    ],
   };
-
-  const dqPlan = tiledPipeline(device, 'dq', dqWgsl, D);
-  const dq: Dispatch = {
-    label: `attention_dq ${shape}`,
-    pipeline: dqPlan.pipeline,
-    bindGroup: bindBuffers(device, dqPlan.pipeline, [args.q, args.k, args.v, args.dout, args.lse, args.delta, args.dq, uniforms], `attention_dq ${shape}`),
-    workgroups: checkGroups(device, `attention_dq ${shape}`, [Math.ceil(T / dqPlan.BR), H, B]),
-  };
-
-  const kvPlan = tiledPipeline(device, 'dkdv', dkdvWgsl, D);
-  const dkdv: Dispatch = {
-    label: `attention_dkdv ${shape}`,
-    pipeline: kvPlan.pipeline,
-    bindGroup: bindBuffers(
-      device, kvPlan.pipeline,
-      [args.q, args.k, args.v, args.dout, args.lse, args.delta, args.dk, args.dv, uniforms], `attention_dkdv ${shape}`,
-    ),
-    workgroups: checkGroups(device, `attention_dkdv ${shape}`, [Math.ceil(T / kvPlan.BC), Hkv, B]),
-  };
-  return [delta, dq, dkdv];
 }
 
 /** FLOPs of the forward (causal: about half of the T² score and P·V products), for benchmarks. */

@@ -7,15 +7,15 @@
 // and key c in workgroup memory; then thread tid accumulates key row tid / BR, dims tid % BR + BR·i.
 // The launcher (attention.ts) prepends `Params` and the constants D, BR, BC. Workgroup (x, y, z) = (key
 // block, kv head, b).
-// Every storage binding is read_write (inputs marked "read:"), so tensors may be ranges of one slab buffer:
-// WebGPU rejects a buffer bound both read-only and writable in one dispatch, even at disjoint ranges.
+// Inputs are `read`; the launch helper (src/gpu/launch.ts) compiles a read_write copy when a buffer is bound both
+// as an input and as an output (tensors that are ranges of one slab).
 
-@group(0) @binding(0) var<storage, read_write> q: array<f32>;     // read: (B, T, H, D)
-@group(0) @binding(1) var<storage, read_write> k: array<f32>;     // read: (B, T, Hkv, D)
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;     // read: (B, T, Hkv, D)
-@group(0) @binding(3) var<storage, read_write> dout: array<f32>;  // read: (B, T, H, D)
-@group(0) @binding(4) var<storage, read_write> lse: array<f32>;   // read: (B, H, T)
-@group(0) @binding(5) var<storage, read_write> delta: array<f32>; // read: (B, H, T)
+@group(0) @binding(0) var<storage, read> q: array<f32>;           // read: (B, T, H, D)
+@group(0) @binding(1) var<storage, read> k: array<f32>;           // read: (B, T, Hkv, D)
+@group(0) @binding(2) var<storage, read> v: array<f32>;           // read: (B, T, Hkv, D)
+@group(0) @binding(3) var<storage, read> dout: array<f32>;        // read: (B, T, H, D)
+@group(0) @binding(4) var<storage, read> lse: array<f32>;         // read: (B, H, T)
+@group(0) @binding(5) var<storage, read> delta: array<f32>;       // read: (B, H, T)
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;    // written: (B, T, Hkv, D)
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;    // written: (B, T, Hkv, D)
 @group(0) @binding(8) var<uniform> p: Params;

@@ -1,7 +1,7 @@
 // KV-cache decode attention for generation: two entry points sharing one Params struct.
 //   kv_append: copies the new tokens' k and v (B, S, Hkv, D) into the layer's caches (B, Tmax, Hkv, D) at
-//              positions pos .. pos + S − 1. One thread per element of k; more than 65535 workgroups' worth of
-//              elements spill into workgroup_id.y.
+//              positions pos .. pos + S − 1. One thread per element of k; past the per-dimension workgroup
+//              limit, elements spill into workgroup_id.y (rows of num_workgroups.x workgroups).
 //   main:      o[b, s, h] = softmax_j(scale · q[b, s, h]·kcache[b, j, hk]) · vcache[b, j, hk] over cache positions
 //              j = 0 .. pos + s (causal within the new tokens), hk = h / (H / Hkv). One workgroup of WG threads per
 //              (s, h, b) query row: workgroup (x, y, z) = (s, h, b). The keys are walked in blocks of WG; thread
@@ -10,8 +10,9 @@
 //              G = WG / D groups: group g sums keys g, g + G, ... of each block for dim d; the G partial sums of
 //              every dim (and of l) are added in order g = 0, 1, ... at the end. Every reduction has a fixed
 //              order: no atomics, bit-identical across runs.
-// The launcher (decode.ts) prepends `Params` and the constants D, WG, G; it compiles a read_write-everywhere
-// copy (readWriteAll) when tensors are ranges of one buffer. The caches must hold positions < pos already.
+// The launcher (decode.ts) prepends `Params` and the constants D, WG, G; the launch helper (src/gpu/launch.ts)
+// compiles a read_write-everywhere copy when x2 shares a buffer with another tensor. The caches must hold
+// positions < pos already.
 
 @group(0) @binding(0) var<storage, read_write> kcache: array<f32>; // (B, Tmax, Hkv, D): written by kv_append, read by main
 @group(0) @binding(1) var<storage, read_write> vcache: array<f32>; // (B, Tmax, Hkv, D): written by kv_append, read by main
@@ -24,8 +25,8 @@
 const APPEND_WG: u32 = 256u;
 
 @compute @workgroup_size(APPEND_WG)
-fn kv_append(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u) {
-  let idx = (wid.y * 65535u + wid.x) * APPEND_WG + lid; // element of (B, S, Hkv, D)
+fn kv_append(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = (wid.y * nwg.x + wid.x) * APPEND_WG + lid; // element of (B, S, Hkv, D)
   if (idx >= p.B * p.S * p.Hkv * D) { return; }
   let d = idx % D;
   let hk = (idx / D) % p.Hkv;

@@ -7,12 +7,12 @@
 // P·V to its output accumulator, which holds dims c, c+BC, ... of row r. Masked entries get probability 0.
 // The launcher (attention.ts) prepends `Params` and the constants D, BR, BC. Workgroup (x, y, z) = (query
 // block, h, b). Query head h reads kv head h / (H / Hkv).
-// Every storage binding is read_write (inputs marked "read:"), so tensors may be ranges of one slab buffer:
-// WebGPU rejects a buffer bound both read-only and writable in one dispatch, even at disjoint ranges.
+// Inputs are `read`; the launch helper (src/gpu/launch.ts) compiles a read_write copy when a buffer is bound both
+// as an input and as an output (tensors that are ranges of one slab).
 
-@group(0) @binding(0) var<storage, read_write> q: array<f32>;     // read: (B, T, H, D)
-@group(0) @binding(1) var<storage, read_write> k: array<f32>;     // read: (B, T, Hkv, D)
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;     // read: (B, T, Hkv, D)
+@group(0) @binding(0) var<storage, read> q: array<f32>;           // read: (B, T, H, D)
+@group(0) @binding(1) var<storage, read> k: array<f32>;           // read: (B, T, Hkv, D)
+@group(0) @binding(2) var<storage, read> v: array<f32>;           // read: (B, T, Hkv, D)
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;     // written: (B, T, H, D)
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;   // written: (B, H, T)
 @group(0) @binding(5) var<uniform> p: Params;

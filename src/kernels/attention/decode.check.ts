@@ -2,8 +2,8 @@
 // 128 with a tail, a prompt chunk crossing a block boundary, a full-cache prefill, grouped heads, every head dim),
 // for the tests, the app's self-test and the CLI. Each check plans kv_append + attention_decode at pos 0, moves
 // them to the check's pos with update(pos), and compares o and both caches (the caches exactly: a copy).
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planAttentionDecode, planKvAppend } from './decode.ts';
@@ -71,24 +71,15 @@ export async function runDecodeStep(device: GPUDevice, c: DecodeCase, x: DecodeI
     v: createStorage(device, x.v, 'decode v'),
     kcache: createStorage(device, x.kcache, 'decode kcache'),
     vcache: createStorage(device, x.vcache, 'decode vcache'),
-    o: createStorage(device, new Float32Array(B * S * H * D).fill(Number.NaN), 'decode o'),
+    o: nanStorage(device, B * S * H * D, 'decode o'),
   };
-  try {
-    return await withGpuErrors(device, `attention_decode ${decodeShapeName(c)}`, async () => {
-      const append = planKvAppend(device, { ...c, ...bufs, pos: 0 });
-      const attend = planAttentionDecode(device, { ...c, ...bufs, pos: 0 });
-      append.update(pos);
-      attend.update(pos);
-      submitDispatches(device, [append, attend]);
-      return {
-        o: await readF32(device, bufs.o, B * S * H * D),
-        kcache: await readF32(device, bufs.kcache, B * Tmax * Hkv * D),
-        vcache: await readF32(device, bufs.vcache, B * Tmax * Hkv * D),
-      };
-    });
-  } finally {
-    for (const b of Object.values(bufs)) b.destroy();
-  }
+  return runOnGpu(device, `attention_decode ${decodeShapeName(c)}`, bufs, () => {
+    const append = planKvAppend(device, { ...c, ...bufs, pos: 0 });
+    const attend = planAttentionDecode(device, { ...c, ...bufs, pos: 0 });
+    append.update(pos);
+    attend.update(pos);
+    return [append, attend];
+  }, { o: B * S * H * D, kcache: B * Tmax * Hkv * D, vcache: B * Tmax * Hkv * D });
 }
 
 export async function checkDecode(device: GPUDevice, c: DecodeCase, seed: number): Promise<NamedComparison[]> {

@@ -1,7 +1,7 @@
 // Token-embedding checks against the CPU reference at odd shapes: forward x and backward dwte (accumulated onto
 // random non-zero values), unchunked and split into vocab chunks by a small binding limit, with repeated ids.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { buildEmbeddingBuckets, planEmbeddingBackward, planEmbeddingForward } from './embedding.ts';
@@ -48,20 +48,15 @@ export async function runEmbedding(device: GPUDevice, c: EmbeddingCheckCase, ids
   const { N, V, C, maxBindingBytes } = c;
   const maxU = Math.min(N, V);
   const bufs = {
-    ids: createU32Storage(device, ids), wte: createStorage(device, wte), x: createStorage(device, new Float32Array(N * C).fill(Number.NaN)),
+    ids: createU32Storage(device, ids), wte: createStorage(device, wte), x: nanStorage(device, N * C),
     dx: createStorage(device, dx), dwte: createStorage(device, dwte0),
     unique: createU32Storage(device, maxU), offsets: createU32Storage(device, maxU + 1), positions: createU32Storage(device, N),
   };
-  try {
-    return await withGpuErrors(device, `embedding N=${N} V=${V} C=${C}`, async () => {
-      const bwd = planEmbeddingBackward(device, { dx: bufs.dx, dwte: bufs.dwte, unique: bufs.unique, offsets: bufs.offsets, positions: bufs.positions, N, V, C, maxBindingBytes });
-      bwd.update(buildEmbeddingBuckets(ids, V));
-      submitDispatches(device, [...planEmbeddingForward(device, { ids: bufs.ids, wte: bufs.wte, x: bufs.x, N, V, C, maxBindingBytes }), ...bwd.dispatches]);
-      return { x: await readF32(device, bufs.x, N * C), dwte: await readF32(device, bufs.dwte, V * C) };
-    });
-  } finally {
-    for (const b of Object.values(bufs)) b.destroy();
-  }
+  return runOnGpu(device, `embedding N=${N} V=${V} C=${C}`, bufs, () => {
+    const bwd = planEmbeddingBackward(device, { dx: bufs.dx, dwte: bufs.dwte, unique: bufs.unique, offsets: bufs.offsets, positions: bufs.positions, N, V, C, maxBindingBytes });
+    bwd.update(buildEmbeddingBuckets(ids, V));
+    return [planEmbeddingForward(device, { ids: bufs.ids, wte: bufs.wte, x: bufs.x, N, V, C, maxBindingBytes }), bwd];
+  }, { x: N * C, dwte: V * C });
 }
 
 export async function checkEmbedding(device: GPUDevice, c: EmbeddingCheckCase, seed: number): Promise<NamedComparison[]> {

@@ -4,9 +4,10 @@
 // gives each distinct token one workgroup that sums its rows in ascending n.
 // When the table (V, C) is larger than the binding limit (or `maxBindingBytes`, for tests), it is split into
 // chunks of vocab rows, bound as 256-aligned ranges: one forward dispatch per chunk writes the rows whose id falls
-// in it; in the backward each chunk handles its own unique tokens. Every storage binding is read_write (tensors
-// of one slab may be bound together; WebGPU rejects read-only + writable use of one buffer in a dispatch).
-import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, subBinding, writeArray, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+// in it; in the backward each chunk handles its own unique tokens. Checks, pipelines and read_write variants (tensors
+// of one slab bound together): the launch helper, src/gpu/launch.ts.
+import { bufferOf, offsetOf, subBinding, writeArray, type Binding } from '../../gpu/dispatch.ts';
+import { Launch, type KernelPlan } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import backwardWgsl from './embedding_backward.wgsl?raw';
 import forwardWgsl from './embedding_forward.wgsl?raw';
@@ -51,13 +52,6 @@ export interface EmbeddingBackwardArgs {
   V: number;
   C: number;
   maxBindingBytes?: number;
-}
-
-export interface EmbeddingBackwardPlan {
-  /** One per vocab chunk; encode them all (after update()). */
-  dispatches: Dispatch[];
-  /** Writes this batch's buckets into the bucket buffers and each chunk's token range. Call once per batch. */
-  update(buckets: EmbeddingBuckets): void;
 }
 
 /** Throws naming the first position whose id is not an integer in [0, V). */
@@ -108,48 +102,49 @@ export function embeddingChunks(V: number, C: number, maxBindingBytes: number, a
   return chunks;
 }
 
-export function planEmbeddingForward(device: GPUDevice, a: EmbeddingForwardArgs): Dispatch[] {
-  const k = new Checker(device, 'embedding_forward', a.N, a.V, a.C, a.maxBindingBytes);
+export function planEmbeddingForward(device: GPUDevice, a: EmbeddingForwardArgs): KernelPlan {
+  const { k, chunks, rows } = launch(device, 'embedding_forward', a);
   const ids = k.bind('ids', a.ids, a.N);
   const x = k.bind('x', a.x, a.N * a.C);
-  k.size('wte', a.wte, a.V * a.C);
-  if (a.N * a.C >= 2 ** 32) throw new Error(`${k.what}: N·C must be below 2^32`);
-  const pipeline = cachedPipeline(device, 'embedding_forward', EmbeddingForwardParams.wgsl + forwardWgsl);
+  k.check('wte', a.wte, a.V * a.C);
+  if (a.N * a.C >= 2 ** 32) throw k.error('N·C must be below 2^32');
   const workgroups = k.grid(Math.ceil((a.N * a.C) / 256));
-  return k.chunks.map(({ v0, v1 }) => {
-    const what = `${k.what} rows ${v0}..${v1 - 1}`;
-    const uniforms = createUniform(device, EmbeddingForwardParams.pack({ N: a.N, C: a.C, v0, v1 }), `${what} params`);
-    const bindGroup = bindBuffers(device, pipeline, [ids, k.chunk(a.wte, v0, v1), x, uniforms], what);
-    return { label: what, pipeline, bindGroup, workgroups };
-  });
+  return {
+    dispatches: chunks.map(({ v0, v1 }) => {
+      const label = `${k.what} rows ${v0}..${v1 - 1}`;
+      const params = k.uniform(EmbeddingForwardParams, { N: a.N, C: a.C, v0, v1 }, `${label} params`);
+      const kernel = { key: 'embedding_forward', code: EmbeddingForwardParams.wgsl + forwardWgsl };
+      return k.dispatch(kernel, [ids, rows(a.wte, v0, v1), x, params.buffer], workgroups, label);
+    }),
+  };
 }
 
-export function planEmbeddingBackward(device: GPUDevice, a: EmbeddingBackwardArgs): EmbeddingBackwardPlan {
-  const k = new Checker(device, 'embedding_backward', a.N, a.V, a.C, a.maxBindingBytes);
+/** One dispatch per vocab chunk; update(buckets) writes a batch's buckets (call once per batch, before encoding). */
+export function planEmbeddingBackward(device: GPUDevice, a: EmbeddingBackwardArgs): KernelPlan<EmbeddingBuckets> {
+  const { k, chunks: vocab, rows } = launch(device, 'embedding_backward', a);
   const maxU = Math.min(a.N, a.V);
   const dx = k.bind('dx', a.dx, a.N * a.C);
   const unique = k.bind('unique', a.unique, maxU);
   const offsets = k.bind('offsets', a.offsets, maxU + 1);
   const positions = k.bind('positions', a.positions, a.N);
-  k.size('dwte', a.dwte, a.V * a.C);
-  const pipeline = cachedPipeline(device, 'embedding_backward', EmbeddingBackwardParams.wgsl + backwardWgsl);
-  const chunks = k.chunks.map(({ v0, v1 }) => {
-    const what = `${k.what} rows ${v0}..${v1 - 1}`;
-    const uniforms = createUniform(device, EmbeddingBackwardParams.pack({ C: a.C, v0, u0: 0, u1: 0 }), `${what} params`);
-    const bindGroup = bindBuffers(device, pipeline, [dx, unique, offsets, positions, k.chunk(a.dwte, v0, v1), uniforms], what);
+  k.check('dwte', a.dwte, a.V * a.C);
+  const chunks = vocab.map(({ v0, v1 }) => {
+    const label = `${k.what} rows ${v0}..${v1 - 1}`;
+    const params = k.uniform(EmbeddingBackwardParams, { C: a.C, v0, u0: 0, u1: 0 }, `${label} params`);
+    const kernel = { key: 'embedding_backward', code: EmbeddingBackwardParams.wgsl + backwardWgsl };
     // at most min(N, rows in chunk) distinct tokens fall in a chunk
-    const dispatch: Dispatch = { label: what, pipeline, bindGroup, workgroups: k.grid(Math.min(a.N, v1 - v0)) };
-    return { v0, v1, uniforms, dispatch };
+    const dispatch = k.dispatch(kernel, [dx, unique, offsets, positions, rows(a.dwte, v0, v1), params.buffer], k.grid(Math.min(a.N, v1 - v0)), label);
+    return { v0, v1, params, dispatch };
   });
   return {
     dispatches: chunks.map((c) => c.dispatch),
     update(b: EmbeddingBuckets) {
       const U = b.unique.length;
-      if (b.positions.length !== a.N) throw new Error(`${k.what}: buckets have ${b.positions.length} positions, expected N = ${a.N}`);
+      if (b.positions.length !== a.N) throw k.error(`buckets have ${b.positions.length} positions, expected N = ${a.N}`);
       if (U > maxU || b.offsets.length !== U + 1 || b.offsets[U] !== a.N) {
-        throw new Error(`${k.what}: inconsistent buckets (${U} unique ids, ${b.offsets.length} offsets ending at ${b.offsets[U]})`);
+        throw k.error(`inconsistent buckets (${U} unique ids, ${b.offsets.length} offsets ending at ${b.offsets[U]})`);
       }
-      if (U > 0 && b.unique[U - 1]! >= a.V) throw new Error(`${k.what}: token id ${b.unique[U - 1]} is out of range [0, ${a.V})`);
+      if (U > 0 && b.unique[U - 1]! >= a.V) throw k.error(`token id ${b.unique[U - 1]} is out of range [0, ${a.V})`);
       const write = (dst: Binding, data: Uint32Array) => {
         if (data.length === 0) return;
         writeArray(device, bufferOf(dst), data, offsetOf(dst));
@@ -157,11 +152,7 @@ export function planEmbeddingBackward(device: GPUDevice, a: EmbeddingBackwardArg
       write(a.unique, b.unique);
       write(a.offsets, b.offsets);
       write(a.positions, b.positions);
-      for (const c of chunks) {
-        const u0 = lowerBound(b.unique, c.v0);
-        const u1 = lowerBound(b.unique, c.v1);
-        device.queue.writeBuffer(c.uniforms, 0, EmbeddingBackwardParams.pack({ C: a.C, v0: c.v0, u0, u1 }));
-      }
+      for (const c of chunks) c.params.write({ C: a.C, v0: c.v0, u0: lowerBound(b.unique, c.v0), u1: lowerBound(b.unique, c.v1) });
     },
   };
 }
@@ -182,50 +173,11 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
-/** Shape, size and limit checks shared by the two plans. */
-class Checker {
-  readonly what: string;
-  readonly maxBytes: number;
-  readonly chunks: VocabChunk[];
-  constructor(private readonly device: GPUDevice, kernel: string, N: number, V: number, private readonly C: number, maxBindingBytes?: number) {
-    for (const [name, v] of [['N', N], ['V', V], ['C', C]] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new Error(`${kernel}: ${name} must be a positive integer, got ${v}`);
-    }
-    this.what = `${kernel} N=${N} V=${V} C=${C}`;
-    const limit = device.limits.maxStorageBufferBindingSize;
-    this.maxBytes = Math.min(limit, maxBindingBytes ?? limit);
-    this.chunks = embeddingChunks(V, C, this.maxBytes, device.limits.minStorageBufferOffsetAlignment);
-  }
-
-  /** Byte offset of a binding, checked for alignment, and its size checked against `elems`. */
-  size(name: string, b: Binding, elems: number): { buffer: GPUBuffer; offset: number } {
-    const buffer = bufferOf(b);
-    const offset = offsetOf(b);
-    const have = bindingBytes(b);
-    if (have < elems * 4) throw new Error(`${this.what}: ${name} has ${have} bytes, needs ${elems * 4}`);
-    const align = this.device.limits.minStorageBufferOffsetAlignment;
-    if (offset % align !== 0) throw new Error(`${this.what}: ${name} offset ${offset} is not a multiple of ${align}`);
-    return { buffer, offset };
-  }
-
-  /** The exact range of `elems` 4-byte values at the start of `b`, within the binding limit. */
-  bind(name: string, b: Binding, elems: number): Binding {
-    const { buffer, offset } = this.size(name, b, elems);
-    if (elems * 4 > this.maxBytes) throw new Error(`${this.what}: ${name} is ${elems * 4} bytes, over the binding limit of ${this.maxBytes}`);
-    return { buffer, offset, size: elems * 4 };
-  }
-
+/** The launch of either plan, with the vocab chunks of its (V, C) table. */
+function launch(device: GPUDevice, kernel: string, a: { N: number; V: number; C: number; maxBindingBytes?: number }) {
+  const k = new Launch(device, kernel, { N: a.N, V: a.V, C: a.C }, { maxBindingBytes: a.maxBindingBytes });
+  const chunks = embeddingChunks(a.V, a.C, k.maxBindingBytes, device.limits.minStorageBufferOffsetAlignment);
   /** Rows v0..v1−1 of a (V, C) table. */
-  chunk(b: Binding, v0: number, v1: number): Binding {
-    const C = this.C;
-    return subBinding(b, v0 * C * 4, (v1 - v0) * C * 4);
-  }
-
-  /** `groups` workgroups on a 1-D grid, or 2-D past the per-dimension limit. */
-  grid(groups: number): [number, number, number] {
-    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
-    const gy = Math.ceil(groups / max);
-    if (gy > max) throw new Error(`${this.what}: too many workgroups for one dispatch`);
-    return [Math.ceil(groups / gy), gy, 1];
-  }
+  const rows = (b: Binding, v0: number, v1: number): Binding => subBinding(b, v0 * a.C * 4, (v1 - v0) * a.C * 4);
+  return { k, chunks, rows };
 }

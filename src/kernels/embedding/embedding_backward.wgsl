@@ -4,10 +4,10 @@
 // positions of each token, ascending. One workgroup per unique token of this chunk (indices u0..u1−1 of
 // `unique`); its threads stride over C. Workgroups past u1 exit. `Params { C, v0, u0, u1 }` from embedding.ts.
 
-@group(0) @binding(0) var<storage, read_write> dx: array<f32>;        // read: (N, C)
-@group(0) @binding(1) var<storage, read_write> unique: array<u32>;    // read: (U) distinct ids, ascending
-@group(0) @binding(2) var<storage, read_write> offsets: array<u32>;   // read: (U + 1) into positions
-@group(0) @binding(3) var<storage, read_write> positions: array<u32>; // read: (N) positions grouped by token
+@group(0) @binding(0) var<storage, read> dx: array<f32>;              // read: (N, C)
+@group(0) @binding(1) var<storage, read> unique: array<u32>;          // read: (U) distinct ids, ascending
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;         // read: (U + 1) into positions
+@group(0) @binding(3) var<storage, read> positions: array<u32>;       // read: (N) positions grouped by token
 @group(0) @binding(4) var<storage, read_write> dwte: array<f32>;      // accumulated: (v1 − v0, C), rows v0..
 @group(0) @binding(5) var<uniform> p: Params;
 

@@ -3,8 +3,8 @@
 // `wte` is bound to the chunk only (rows v0..v1−1), so its binding stays under maxStorageBufferBindingSize.
 // One thread per element of x. `Params { N, C, v0, v1 }` is prepended by the launcher (embedding.ts).
 
-@group(0) @binding(0) var<storage, read_write> ids: array<u32>; // read: (N) = (B, T) token ids
-@group(0) @binding(1) var<storage, read_write> wte: array<f32>; // read: (v1 − v0, C), rows v0.. of (V, C)
+@group(0) @binding(0) var<storage, read> ids: array<u32>;       // read: (N) = (B, T) token ids
+@group(0) @binding(1) var<storage, read> wte: array<f32>;       // read: (v1 − v0, C), rows v0.. of (V, C)
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;   // written: (N, C)
 @group(0) @binding(3) var<uniform> p: Params;
 

@@ -1,8 +1,8 @@
 // Hidden-loss checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI.
 // Every input set has a masked row (w = 0) full of garbage (NaN, Inf), non-uniform weights, and for the cosine
 // loss an all-zero student row and an all-zero teacher row (the ε-guarded case).
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planHiddenLoss, type HiddenLossKind } from './hidden.ts';
@@ -38,25 +38,20 @@ export async function checkHiddenLoss(device: GPUDevice, N: number, Cs: number, 
   const x = hiddenInputs(N, Cs, seed);
   const bufs = {
     p: createStorage(device, x.p), h: createStorage(device, x.h), weights: createStorage(device, x.weights),
-    losses: createStorage(device, new Float32Array(N).fill(NaN)), dp: createStorage(device, new Float32Array(N * Cs).fill(NaN)),
+    losses: nanStorage(device, N), dp: nanStorage(device, N * Cs),
   };
-  try {
-    const got = await withGpuErrors(device, `hidden_loss ${kind} N=${N} Cs=${Cs}`, async () => {
-      // Planned with a wrong lossScale, then updated: the check also covers update().
-      const plan = planHiddenLoss(device, { N, Cs, kind, lossScale: 123, ...bufs });
-      plan.update({ lossScale: x.lossScale });
-      submitDispatches(device, plan.dispatches);
-      return { losses: await readF32(device, bufs.losses, N), dp: await readF32(device, bufs.dp, N * Cs) };
-    });
-    const ref = hiddenLossRef({ N, Cs, kind, ...x });
-    const rowMax = dpScale(x, N, Cs, kind, ref.dp);
-    return [
-      { name: 'losses', ...compareArrays(got.losses, ref.losses, HIDDEN_LOSS_TOLERANCE) },
-      { name: 'dp', ...compareArrays(got.dp, ref.dp, { atol: 1e-12, rtol: HIDDEN_DP_RTOL }, rowMax) },
-    ];
-  } finally {
-    for (const b of Object.values(bufs)) b.destroy();
-  }
+  const got = await runOnGpu(device, `hidden_loss ${kind} N=${N} Cs=${Cs}`, bufs, () => {
+    // Planned with a wrong lossScale, then updated: the check also covers update().
+    const plan = planHiddenLoss(device, { N, Cs, kind, lossScale: 123, ...bufs });
+    plan.update({ lossScale: x.lossScale });
+    return [plan];
+  }, { losses: N, dp: N * Cs });
+  const ref = hiddenLossRef({ N, Cs, kind, ...x });
+  const rowMax = dpScale(x, N, Cs, kind, ref.dp);
+  return [
+    { name: 'losses', ...compareArrays(got.losses, ref.losses, HIDDEN_LOSS_TOLERANCE) },
+    { name: 'dp', ...compareArrays(got.dp, ref.dp, { atol: 1e-12, rtol: HIDDEN_DP_RTOL }, rowMax) },
+  ];
 }
 
 /**

@@ -2,8 +2,8 @@
 // Every input set has a masked row (w = 0) full of garbage (NaN logits, an out-of-range label, duplicate ids), a
 // row without a label, and non-uniform weights. With vocabulary padding (realVocab < V) every padding column of the
 // student and teacher logits is NaN: one read of them would poison the row.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { NO_LABEL, type KdObjective, type TopKPolicy } from './loss.config.ts';
@@ -113,34 +113,31 @@ export function createStorageU32(device: GPUDevice, data: Uint32Array, label?: s
 export async function runClassifierLoss(device: GPUDevice, c: LossCheckConfig, x: LossInputs): Promise<{ losses: Float32Array; dz: Float32Array; dispatches: number }> {
   const { N, V } = c;
   const r = refArgs(c, x);
-  const bufs: GPUBuffer[] = [];
-  const keep = (b: GPUBuffer) => (bufs.push(b), b);
-  try {
-    const logits = keep(createStorage(device, x.logits, 'check logits'));
-    const losses = keep(createStorage(device, new Float32Array(N * 2).fill(Number.NaN), 'check losses'));
-    const args: ClassifierLossArgs = {
-      N, V, realVocab: c.realVocab, logits, losses,
-      labels: keep(createStorageU32(device, x.labels, 'check labels')),
-      weights: keep(createStorage(device, x.weights, 'check weights')),
-      objective: c.objective, temperature: r.temperature, kdWeight: r.kdWeight, ceWeight: r.ceWeight,
-      lossScale: x.lossScale, beta: c.beta, lambda: c.lambda, maxBindingBytes: c.maxBindingBytes,
-    };
-    if (c.teacher === 'dense') args.teacher = { kind: 'dense', logits: keep(createStorage(device, x.teacherLogits, 'check teacher')) };
-    if (c.teacher === 'topk') {
-      args.teacher = {
-        kind: 'topk', k: c.k!, policy: c.policy!,
-        ids: keep(createStorageU32(device, x.ids, 'check ids')),
-        logprobs: keep(createStorage(device, x.logprobs, 'check logprobs')),
-      };
-    }
-    return await withGpuErrors(device, `classifier_loss ${describeLossConfig(c)}`, async () => {
-      const plan = planClassifierLoss(device, args);
-      submitDispatches(device, plan.dispatches);
-      return { losses: await readF32(device, losses, N * 2), dz: await readF32(device, logits, N * V), dispatches: plan.dispatches.length };
-    });
-  } finally {
-    for (const b of bufs) b.destroy();
+  const bufs: Record<string, GPUBuffer> = {
+    logits: createStorage(device, x.logits, 'check logits'),
+    losses: nanStorage(device, N * 2, 'check losses'),
+    labels: createStorageU32(device, x.labels, 'check labels'),
+    weights: createStorage(device, x.weights, 'check weights'),
+  };
+  if (c.teacher === 'dense') bufs.teacher = createStorage(device, x.teacherLogits, 'check teacher');
+  if (c.teacher === 'topk') {
+    bufs.ids = createStorageU32(device, x.ids, 'check ids');
+    bufs.logprobs = createStorage(device, x.logprobs, 'check logprobs');
   }
+  const args: ClassifierLossArgs = {
+    N, V, realVocab: c.realVocab, logits: bufs.logits!, losses: bufs.losses!, labels: bufs.labels!, weights: bufs.weights!,
+    teacher: c.teacher === 'dense' ? { kind: 'dense', logits: bufs.teacher! }
+      : c.teacher === 'topk' ? { kind: 'topk', k: c.k!, policy: c.policy!, ids: bufs.ids!, logprobs: bufs.logprobs! } : undefined,
+    objective: c.objective, temperature: r.temperature, kdWeight: r.kdWeight, ceWeight: r.ceWeight,
+    lossScale: x.lossScale, beta: c.beta, lambda: c.lambda, maxBindingBytes: c.maxBindingBytes,
+  };
+  let dispatches = 0;
+  const got = await runOnGpu(device, `classifier_loss ${describeLossConfig(c)}`, bufs, () => {
+    const plan = planClassifierLoss(device, args);
+    dispatches = plan.dispatches.length;
+    return [plan];
+  }, { losses: N * 2, logits: N * V });
+  return { losses: got.losses, dz: got.logits, dispatches };
 }
 
 export async function checkClassifierLoss(device: GPUDevice, c: LossCheckConfig, seed: number): Promise<NamedComparison[]> {

@@ -3,7 +3,8 @@
 // bindings fit maxStorageBufferBindingSize (or a smaller `maxBindingBytes`), one dispatch per chunk; per-step
 // scalars (lossScale, kdWeight, ceWeight, temperature) are rewritten with `plan.update`. A padded vocabulary
 // (`realVocab` < V: embedding rows past the tokenizer's) is masked: those columns are no token of any softmax.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, dummyStorage, offsetOf, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { dummyStorage, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { Launch, type KernelPlan, type Uniform } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import code from './classifier_loss.wgsl?raw';
 import {
@@ -62,35 +63,31 @@ export interface LossScalars {
   lossScale: number;
 }
 
-export interface ClassifierLossPlan {
-  /** One dispatch per chunk of rows, to be encoded in order. */
-  dispatches: Dispatch[];
-  rowsPerChunk: number;
-  /** Rewrites the per-step scalars of every chunk (queue.writeBuffer; takes effect at the next submit). */
-  update(scalars: Partial<LossScalars>): void;
-}
-
-
-export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs): ClassifierLossPlan {
+/**
+ * One dispatch per chunk of rows, to be encoded in order; update(scalars) rewrites the per-step scalars of every
+ * chunk (queue.writeBuffer; takes effect at the next submit).
+ */
+export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs): KernelPlan<Partial<LossScalars>> {
   const { N, V } = args;
   const Vr = args.realVocab ?? V;
-  const what = `classifier_loss N=${N} V=${V}${Vr !== V ? ` (${Vr} real)` : ''}`;
-  for (const [name, v] of Object.entries({ N, V, realVocab: Vr })) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`classifier_loss: ${name} must be a positive integer, got ${v}`);
-  }
-  if (Vr > V) throw new Error(`${what}: realVocab ${Vr} is larger than the row width V = ${V}`);
+  const k = new Launch(device, 'classifier_loss', { N, V, realVocab: Vr }, {
+    shape: `N=${N} V=${V}${Vr !== V ? ` (${Vr} real)` : ''}`, maxBindingBytes: args.maxBindingBytes,
+  });
+  const what = k.what;
+  if (Vr > V) throw k.error(`realVocab ${Vr} is larger than the row width V = ${V}`);
   if (args.teacher && args.teacher.kind !== 'dense' && args.teacher.kind !== 'topk') {
-    throw new Error(`${what}: unknown teacher kind '${(args.teacher as { kind: string }).kind}' (expected 'dense' or 'topk')`);
+    throw k.error(`unknown teacher kind '${(args.teacher as { kind: string }).kind}' (expected 'dense' or 'topk')`);
   }
   const teacher = args.objective === 'none' ? undefined : args.teacher; // pure CE ignores any teacher
   const teacherKind = teacher?.kind ?? 'none';
-  const k = teacher?.kind === 'topk' ? teacher.k : 0;
+  const topk = teacher?.kind === 'topk' ? teacher.k : 0;
   const policy = teacher?.kind === 'topk' ? teacher.policy : 'renormalize';
   const objective = resolveObjective(what, args.objective, {
-    beta: args.beta, lambda: args.lambda, teacher: teacherKind, policy, k: teacher?.kind === 'topk' ? k : undefined, V: Vr,
+    beta: args.beta, lambda: args.lambda, teacher: teacherKind, policy, k: teacher?.kind === 'topk' ? topk : undefined, V: Vr,
   });
-  if (!(args.temperature > 0 && Number.isFinite(args.temperature))) throw new Error(`${what}: temperature must be > 0, got ${args.temperature}`);
-  if (!args.labels && args.ceWeight !== 0) throw new Error(`${what}: ceWeight is ${args.ceWeight} but no labels were given`);
+  const checkTemperature = (t: number) => { if (!(t > 0 && Number.isFinite(t))) throw k.error(`temperature must be > 0, got ${t}`); };
+  checkTemperature(args.temperature);
+  if (!args.labels && args.ceWeight !== 0) throw k.error(`ceWeight is ${args.ceWeight} but no labels were given`);
 
   // Every tensor: its binding and bytes per row.
   const tensors: [string, Binding | undefined, number][] = [
@@ -99,60 +96,46 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
     ['weights', args.weights, 4],
     ['losses', args.losses, 8],
     ['teacher logits', teacher?.kind === 'dense' ? teacher.logits : undefined, V * 4],
-    ['top-k ids', teacher?.kind === 'topk' ? teacher.ids : undefined, k * 4],
-    ['top-k logprobs', teacher?.kind === 'topk' ? teacher.logprobs : undefined, k * 4],
+    ['top-k ids', teacher?.kind === 'topk' ? teacher.ids : undefined, topk * 4],
+    ['top-k logprobs', teacher?.kind === 'topk' ? teacher.logprobs : undefined, topk * 4],
   ];
-  for (const [name, b, rowBytes] of tensors) {
-    if (!b) continue;
-    const have = bindingBytes(b);
-    const off = offsetOf(b);
-    if (have < N * rowBytes) throw new Error(`${what}: buffer ${name} has ${have} bytes, needs ${N * rowBytes} (${N}×${rowBytes / 4} × 4)`);
-    if (off % 256 !== 0) throw new Error(`${what}: binding ${name} starts at byte ${off}, not a multiple of 256`);
-  }
+  for (const [name, b, rowBytes] of tensors) if (b) k.check(name, b, (N * rowBytes) / 4);
 
   // Chunks: rows·(largest row bytes) within the binding limit, a multiple of 64 rows, ≤ the workgroup-count limit.
-  const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, args.maxBindingBytes ?? Infinity);
+  const maxBytes = k.maxBindingBytes;
   const rowBytes = Math.max(...tensors.filter(([, b]) => b).map(([, , r]) => r));
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  let rows = Math.min(N, Math.floor(maxBytes / rowBytes), maxGroups);
+  let rows = Math.min(N, Math.floor(maxBytes / rowBytes), device.limits.maxComputeWorkgroupsPerDimension);
   if (rows < N) {
     rows -= rows % CHUNK_ROW_ALIGN;
-    if (rows < 1) {
-      throw new Error(
-        `${what}: a chunk of ${CHUNK_ROW_ALIGN} rows needs ${CHUNK_ROW_ALIGN * rowBytes} bytes in one binding, over the limit of ${maxBytes} bytes`,
-      );
-    }
+    if (rows < 1) throw k.error(`a chunk of ${CHUNK_ROW_ALIGN} rows needs ${CHUNK_ROW_ALIGN * rowBytes} bytes in one binding, over the limit of ${maxBytes} bytes`);
   }
 
   const consts =
     `const OBJECTIVE: u32 = ${OBJECTIVE_CODE[objective]}u;\nconst TEACHER: u32 = ${TEACHER_CODE[teacherKind]}u;\n` +
     `const POLICY: u32 = ${POLICY_CODE[policy]}u;\nconst MIN_MISSING: f32 = ${MIN_MISSING_MASS.toExponential()};\n`;
   const key = `classifier_loss_${objective}_${teacherKind}${teacherKind === 'topk' ? `_${policy}` : ''}`;
-  const pipeline = cachedPipeline(device, key, ClassifierLossParams.wgsl + consts + code);
+  const src = { key, code: ClassifierLossParams.wgsl + consts + code };
   const dummy = dummyStorage(device); // bound where a variant reads nothing (no labels, no teacher)
 
   let scalars: LossScalars = { temperature: args.temperature, kdWeight: args.kdWeight, ceWeight: args.ceWeight, lossScale: args.lossScale };
-  const pack = (rowsInChunk: number): ArrayBuffer =>
-    ClassifierLossParams.pack({
-      N: rowsInChunk, V, Vr, k, hasLabels: args.labels ? 1 : 0, ...scalars, beta: args.beta ?? 0.5, lambda: args.lambda ?? 0.1,
-    });
-  const chunks: { rows: number; uniforms: GPUBuffer }[] = [];
+  const values = (rowsInChunk: number) => ({
+    N: rowsInChunk, V, Vr, k: topk, hasLabels: args.labels ? 1 : 0, ...scalars, beta: args.beta ?? 0.5, lambda: args.lambda ?? 0.1,
+  });
+  const chunks: { rows: number; params: Uniform<typeof ClassifierLossParams.fields> }[] = [];
   const dispatches: Dispatch[] = [];
   for (let r0 = 0; r0 < N; r0 += rows) {
     const R = Math.min(rows, N - r0);
-    const uniforms = createUniform(device, pack(R), `${key} rows ${r0}..${r0 + R} params`);
+    const params = k.uniform(ClassifierLossParams, values(R), `${key} rows ${r0}..${r0 + R} params`);
     const bindings = tensors.map(([, b, rb]) => (b ? subBinding(b, r0 * rb, R * rb) : dummy));
-    const label = `${key} N=${N} V=${V} rows ${r0}..${r0 + R}`;
-    dispatches.push({ label, pipeline, bindGroup: bindBuffers(device, pipeline, [...bindings, uniforms], label), workgroups: [R, 1, 1] });
-    chunks.push({ rows: R, uniforms });
+    dispatches.push(k.dispatch(src, [...bindings, params.buffer], k.workgroups(R), `${key} N=${N} V=${V} rows ${r0}..${r0 + R}`));
+    chunks.push({ rows: R, params });
   }
   return {
     dispatches,
-    rowsPerChunk: rows,
     update(next) {
       scalars = { ...scalars, ...next };
-      if (!(scalars.temperature > 0 && Number.isFinite(scalars.temperature))) throw new Error(`${what}: temperature must be > 0, got ${scalars.temperature}`);
-      for (const c of chunks) device.queue.writeBuffer(c.uniforms, 0, pack(c.rows));
+      checkTemperature(scalars.temperature);
+      for (const c of chunks) c.params.write(values(c.rows));
     },
   };
 }

@@ -48,16 +48,16 @@ export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: 
   const c = createStorage(device, M * N);
   const ref = createStorage(device, M * N);
   try {
-    submitDispatches(device, planMatmul(device, { ...p, a, b, c: ref, variant: 'tiled' }));
+    submitDispatches(device, planMatmul(device, { ...p, a, b, c: ref, variant: 'tiled' }).dispatches);
     const expected = await readF32(device, ref, M * N);
     const ms: TuneResult['ms'] = {};
     let winner: MatmulVariant = defaultMatmulVariant(p);
     for (const variant of variants) {
-      const plan = planMatmul(device, { ...p, a, b, c, variant });
-      submitDispatches(device, plan);
+      const { dispatches } = planMatmul(device, { ...p, a, b, c, variant });
+      submitDispatches(device, dispatches);
       // Same inputs, different summation order: agree within f32 rounding of a K-term dot product.
       const agree = compareArrays(await readF32(device, c, M * N), expected, { atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 }).ok;
-      ms[variant] = agree ? (await timeDispatches(device, plan, opts.iters ?? 5)).ms : NaN;
+      ms[variant] = agree ? (await timeDispatches(device, dispatches, opts.iters ?? 5)).ms : NaN;
       if (agree && ms[variant]! < (ms[winner] ?? Infinity)) winner = variant;
     }
     const result = { winner, ms, skipped };

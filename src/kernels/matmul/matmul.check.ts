@@ -1,8 +1,8 @@
 // Matmul checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI. Every lab
 // variant runs every shape and backprop form (so any of them can win the autotuner); the vec4-load variants also
 // run shapes whose layouts take their vec4 paths, and every new variant runs the batched, split and split-K forms.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { matmulVariantApplies, MatmulVariantNotApplicable, planMatmul, type MatmulVariant } from './matmul.ts';
@@ -47,21 +47,14 @@ export async function checkMatmul(
   const b = rng.uniformArray((batch - 1) * strideB + K * N);
   const c0 = o.beta ? rng.uniformArray(batch * M * N) : new Float32Array(batch * M * N).fill(Number.NaN);
   const bias = o.bias ? rng.uniformArray(N) : undefined;
-  const bufs = [createStorage(device, a), createStorage(device, b), createStorage(device, c0), createStorage(device, bias ?? 4)] as const;
-  try {
-    const got = await withGpuErrors(device, `matmul_${variant} ${M}x${N}x${K}`, async () => {
-      submitDispatches(device, planMatmul(device, {
-        a: bufs[0], b: bufs[1], c: bufs[2], bias: bias ? bufs[3] : undefined, M, N, K, variant,
-        transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes, splitK: o.splitK,
-      }));
-      return readF32(device, bufs[2], batch * M * N);
-    });
-    // The reference takes A/B in the stored layout: transposing is only a reinterpretation of the same numbers.
-    const ref = { transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, c: c0, bias };
-    return [{ name: 'C', ...compareArrays(got, matmulRefGeneral(a, b, M, N, K, ref), MATMUL_TOLERANCE, matmulRefGeneral(a, b, M, N, K, { ...ref, abs: true })) }];
-  } finally {
-    for (const buf of bufs) buf.destroy();
-  }
+  const bufs = { a: createStorage(device, a), b: createStorage(device, b), c: createStorage(device, c0), bias: createStorage(device, bias ?? 4) };
+  const got = await runOnGpu(device, `matmul_${variant} ${M}x${N}x${K}`, bufs, () => [planMatmul(device, {
+    a: bufs.a, b: bufs.b, c: bufs.c, bias: bias ? bufs.bias : undefined, M, N, K, variant,
+    transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes, splitK: o.splitK,
+  })], { c: batch * M * N });
+  // The reference takes A/B in the stored layout: transposing is only a reinterpretation of the same numbers.
+  const ref = { transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, c: c0, bias };
+  return [{ name: 'C', ...compareArrays(got.c, matmulRefGeneral(a, b, M, N, K, ref), MATMUL_TOLERANCE, matmulRefGeneral(a, b, M, N, K, { ...ref, abs: true })) }];
 }
 
 /**

@@ -3,15 +3,20 @@
 //   C[b] (M, N) = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias (N) on every row)
 //   op(A) = A (M, K), or Aᵀ with A stored (K, M) when transA; op(B) = B (K, N), or Bᵀ with B stored (N, K).
 
-export interface MatmulRefOptions {
+/** The form of a product, as the reference and the launcher (MatmulArgs) take it. */
+export interface MatmulForm {
   transA?: boolean;
   transB?: boolean;
+  /** Batch count (default 1) and batch strides in elements (default the matrix sizes; 0 broadcasts A or B). */
   batch?: number;
-  /** Batch strides in elements (0 broadcasts); default the matrix sizes. */
   strideA?: number;
   strideB?: number;
   alpha?: number;
+  /** 0 (default): C is overwritten and never read. Otherwise beta · C is added. */
   beta?: number;
+}
+
+export interface MatmulRefOptions extends MatmulForm {
   /** C's previous value (read when beta ≠ 0), (batch, M, N). */
   c?: ArrayLike<number>;
   bias?: ArrayLike<number>;

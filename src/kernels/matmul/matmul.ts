@@ -19,7 +19,8 @@
 //   'naive'       one thread per output: the fallback and second opinion
 // MATMUL_VARIANT_INFO holds each variant's `applies(problem, device)`; the autotuner and the bench skip variants
 // that do not apply, and planMatmul refuses them with a clear error.
-import { bindBuffers, bindingBytes, cachedPipeline, createUniform, dummyStorage, offsetOf, readWriteAll, sharesBuffer, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { bindingBytes, dummyStorage, offsetOf, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { Launch, needsReadWrite, storageAccess, type KernelPlan, type KernelSource } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import dbufWgsl from './matmul_dbuf.wgsl?raw';
 import splitKReduceWgsl from './matmul_splitk_reduce.wgsl?raw';
@@ -28,6 +29,7 @@ import subgroupWgsl from './matmul_subgroup.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
 import vec4Wgsl from './matmul_vec4.wgsl?raw';
 import vec4IoWgsl from './matmul_vec4_io.wgsl?raw';
+import type { MatmulForm } from './matmul.ref.ts';
 
 export const MatmulParams = uniformStruct('Params', {
   M: 'u32', N: 'u32', K: 'u32', lda: 'u32', ldb: 'u32', ldc: 'u32',
@@ -105,7 +107,8 @@ export const applicableMatmulVariants = (problem: MatmulProblem, device: GPUDevi
 /** Variants with vec4 global loads: they take two more bindings (A and B again as array<vec4f>) and VEC_A/VEC_B. */
 const isVec4 = (v: MatmulVariant): boolean => v === 'vec4' || v === 'dbuf';
 
-export interface MatmulArgs {
+/** A product C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias) of the given form (matmul.ref.ts). */
+export interface MatmulArgs extends MatmulForm {
   a: Binding; // (M, K), or (K, M) when transA; batched: batch × strideA elements
   b: Binding; // (K, N), or (N, K) when transB
   c: Binding; // (M, N), written (or accumulated into with beta)
@@ -114,15 +117,6 @@ export interface MatmulArgs {
   M: number;
   N: number;
   K: number;
-  transA?: boolean;
-  transB?: boolean;
-  /** Batch count (default 1) and batch strides in elements (default the matrix sizes; 0 broadcasts A or B). */
-  batch?: number;
-  strideA?: number;
-  strideB?: number;
-  alpha?: number;
-  /** 0 (default): C is overwritten and never read. 1: accumulate into C. */
-  beta?: number;
   variant?: MatmulVariant;
   /** Split work so that no binding exceeds this many bytes (default and cap: the device's limit). */
   maxBindingBytes?: number;
@@ -131,78 +125,74 @@ export interface MatmulArgs {
 }
 
 
-interface Flags { transA: boolean; transB: boolean; hasBias: boolean; useBeta: boolean; vecA: boolean; vecB: boolean; aliased: boolean }
+interface Flags { transA: boolean; transB: boolean; hasBias: boolean; useBeta: boolean; vecA: boolean; vecB: boolean }
 
-function pipelineFor(device: GPUDevice, variant: MatmulVariant, f: Flags) {
+function sourceFor(variant: MatmulVariant, f: Flags): KernelSource {
   const bools = { TRANS_A: f.transA, TRANS_B: f.transB, HAS_BIAS: f.hasBias, USE_BETA: f.useBeta, ...(isVec4(variant) ? { VEC_A: f.vecA, VEC_B: f.vecB } : {}) };
   const flags = Object.entries(bools).map(([k, v]) => `const ${k}: bool = ${v};\n`).join('');
-  const key = `matmul_${variant}_${Object.values(bools).map(Number).join('')}${f.aliased ? '_rw' : ''}`;
   const consts = variant === 'naive' ? '' : Object.entries(TILINGS[variant]).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('');
   // `enable` directives must precede every declaration, so they go above Params.
   const lines = MATMUL_VARIANT_INFO[variant].wgsl.split('\n');
   const isDirective = (l: string) => /^\s*enable\s+[\w\s,]+;\s*$/.test(l);
   const code = lines.filter(isDirective).map((l) => `${l.trim()}\n`).join('') + MatmulParams.wgsl + consts + flags + lines.filter((l) => !isDirective(l)).join('\n');
-  return cachedPipeline(device, key, f.aliased ? readWriteAll(code) : code);
+  return { key: `matmul_${variant}_${Object.values(bools).map(Number).join('')}`, code };
 }
 
 
-export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
+export function planMatmul(device: GPUDevice, args: MatmulArgs): KernelPlan {
   const { M, N, K } = args;
   const transA = !!args.transA, transB = !!args.transB;
   const batch = args.batch ?? 1;
   const variant = args.variant ?? defaultMatmulVariant(args);
-  const what = `matmul${transA ? 'ᵀ' : ''}${transB ? 'ᵀ' : ''} ${M}×${N}×${K}${batch > 1 ? ` ×${batch}` : ''}`;
-  for (const [name, v] of Object.entries({ M, N, K, batch })) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name} must be a positive integer, got ${v}`);
-  }
-  if (!MATMUL_VARIANTS.includes(variant)) throw new Error(`${what}: unknown variant '${variant}' (have ${MATMUL_VARIANTS.join(', ')})`);
+  const k = new Launch(device, `matmul${transA ? 'ᵀ' : ''}${transB ? 'ᵀ' : ''}`, { M, N, K, batch }, {
+    shape: `${M}×${N}×${K}${batch > 1 ? ` ×${batch}` : ''}`, maxBindingBytes: args.maxBindingBytes,
+  });
+  if (!MATMUL_VARIANTS.includes(variant)) throw k.error(`unknown variant '${variant}' (have ${MATMUL_VARIANTS.join(', ')})`);
   if (!matmulVariantApplies(variant, { M, N, K, transA, transB }, device)) {
-    throw new MatmulVariantNotApplicable(`${what}: variant '${variant}' does not apply here: it needs ${MATMUL_VARIANT_INFO[variant].requires} ` +
+    throw new MatmulVariantNotApplicable(`${k.what}: variant '${variant}' does not apply here: it needs ${MATMUL_VARIANT_INFO[variant].requires} ` +
       `(applicable: ${applicableMatmulVariants({ M, N, K, transA, transB }, device).join(', ')})`);
   }
   const strideA = args.strideA ?? M * K, strideB = args.strideB ?? K * N, strideC = M * N;
   const alpha = args.alpha ?? 1, beta = args.beta ?? 0;
-  const limit = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const limit = k.maxBindingBytes;
   const needA = ((batch - 1) * strideA + M * K) * 4, needB = ((batch - 1) * strideB + K * N) * 4, needC = batch * M * N * 4;
   for (const [name, bind, need] of [['A', args.a, needA], ['B', args.b, needB], ['C', args.c, needC], ['bias', args.bias, N * 4]] as const) {
-    if (bind && bindingBytes(bind) < need) throw new Error(`${what}: ${name} has ${bindingBytes(bind)} bytes, needs ${need}`);
+    if (bind) k.check(name, bind, need / 4);
   }
   const tile = variant === 'naive' ? { TM: 16, TN: 16 } : TILINGS[variant];
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  if (Math.ceil(N / tile.TN) > maxGroups || batch > maxGroups) throw new Error(`${what}: over ${maxGroups} workgroups per dimension`);
+  const unused = dummyStorage(device);
+  const access = storageAccess(MATMUL_VARIANT_INFO[variant].wgsl);
 
-  // Inputs and output may be ranges of one slab: then every binding must be read_write (see sharesBuffer).
-  const aliased = sharesBuffer([args.a, args.b, args.c, args.bias]);
   interface Part {
     a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean;
     /** Split-K partials: batches over K chunks (row strides of the whole problem, batch strides of one chunk). */
-    lda?: number; ldb?: number; strideA?: number; strideB?: number; strideC?: number; batch?: number; aliased?: boolean;
+    lda?: number; ldb?: number; strideA?: number; strideB?: number; strideC?: number; batch?: number;
   }
   const plan = (p: Part): Dispatch => {
-    if (Math.ceil(p.M / tile.TM) > maxGroups) throw new Error(`${what}: over ${maxGroups} workgroups per dimension`);
     const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N);
     const sA = p.strideA ?? strideA, sB = p.strideB ?? strideB, sC = p.strideC ?? strideC, nb = p.batch ?? batch;
-    // vec4 loads of an operand need every quad start 16-byte aligned: row stride, batch stride, binding offset.
-    const vecA = isVec4(variant) && lda % 4 === 0 && sA % 4 === 0 && offsetOf(p.a) % 16 === 0;
-    const vecB = isVec4(variant) && ldb % 4 === 0 && sB % 4 === 0 && offsetOf(p.b) % 16 === 0;
-    const pipeline = pipelineFor(device, variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB, aliased: p.aliased ?? aliased });
-    const uniforms = createUniform(device, MatmulParams.pack({
-      M: p.M, N, K: p.K, lda, ldb, ldc: N,
-      strideA: sA, strideB: sB, strideC: sC, alpha, beta: p.beta,
-    }), `${what} params`);
-    const bindings = [p.a, p.b, p.c, p.bias && args.bias ? args.bias : dummyStorage(device), uniforms];
-    if (isVec4(variant)) bindings.push(vecA ? p.a : dummyStorage(device), vecB ? p.b : dummyStorage(device));
-    const bindGroup = bindBuffers(device, pipeline, bindings, what);
-    return { label: `${what} ${variant}`, pipeline, bindGroup, workgroups: [Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), nb] };
+    const bias = p.bias && args.bias ? args.bias : unused;
+    // vec4 loads of an operand need every quad start 16-byte aligned: row stride, batch stride, binding offset; and
+    // the fast path: in the read_write variant (C shares a buffer with an input) A and its vec4 view would both be
+    // writable bindings of one range, which WebGPU rejects.
+    const vec = isVec4(variant) && !needsReadWrite(access, [p.a, p.b, p.c, bias]);
+    const vecA = vec && lda % 4 === 0 && sA % 4 === 0 && offsetOf(p.a) % 16 === 0;
+    const vecB = vec && ldb % 4 === 0 && sB % 4 === 0 && offsetOf(p.b) % 16 === 0;
+    const src = sourceFor(variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB });
+    const workgroups = k.workgroups(Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), nb);
+    const params = k.uniform(MatmulParams, { M: p.M, N, K: p.K, lda, ldb, ldc: N, strideA: sA, strideB: sB, strideC: sC, alpha, beta: p.beta });
+    const bindings = [p.a, p.b, p.c, bias, params.buffer];
+    if (isVec4(variant)) bindings.push(vecA ? p.a : unused, vecB ? p.b : unused);
+    return k.dispatch(src, bindings, workgroups, `${k.what} ${variant}`);
   };
   const fits = needA <= limit && needB <= limit && needC <= limit;
   const chunks = batch === 1 && fits ? splitKChunks(M, N, K, tile, args.splitK) : 1;
-  if (chunks > 1) return planSplitK(device, { ...args, M, N, K, alpha, beta }, what, chunks, plan);
+  if (chunks > 1) return { dispatches: planSplitK(k, { ...args, M, N, K, alpha, beta }, chunks, plan) };
   const whole = { a: args.a, b: args.b, c: args.c, M, K, beta, bias: !!args.bias };
-  if (fits) return [plan(whole)];
+  if (fits) return { dispatches: [plan(whole)] };
 
   // Split. Chunks are multiples of 64 rows so that byte offsets stay 256-aligned.
-  const fail = (why: string) => new Error(`${what}: ${why} exceeds the ${limit}-byte binding limit and cannot be split (only batch 1, and only along rows of A/C or along K)`);
+  const fail = (why: string) => k.error(`${why} exceeds the ${limit}-byte binding limit and cannot be split (only batch 1, and only along rows of A/C or along K)`);
   if (batch > 1) throw fail('a batched operand');
   if (needB > limit && !(transA && !transB)) throw fail('B');
   if (!transA) {
@@ -213,7 +203,7 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
       const r = Math.min(rows, M - m0);
       out.push(plan({ a: subBinding(args.a, m0 * K * 4, r * K * 4), b: args.b, c: subBinding(args.c, m0 * N * 4, r * N * 4), M: r, K, beta, bias: !!args.bias }));
     }
-    return out;
+    return { dispatches: out };
   }
   // transA: A is stored (K, M); split K and accumulate. B rows (K, N) split alike; Bᵀ (N, K) is offset by k0.
   if (needC > limit) throw fail('C');
@@ -223,10 +213,9 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): Dispatch[] {
   for (let k0 = 0; k0 < K; k0 += ks) {
     const kc = Math.min(ks, K - k0);
     const bPart = transB ? subBinding(args.b, k0 * 4, needB - k0 * 4) : subBinding(args.b, k0 * N * 4, kc * N * 4);
-    const d = plan({ a: subBinding(args.a, k0 * M * 4, kc * M * 4), b: bPart, c: args.c, M, K: kc, beta: k0 === 0 ? beta : 1, bias: k0 === 0 && !!args.bias });
-    out.push(d);
+    out.push(plan({ a: subBinding(args.a, k0 * M * 4, kc * M * 4), b: bPart, c: args.c, M, K: kc, beta: k0 === 0 ? beta : 1, bias: k0 === 0 && !!args.bias }));
   }
-  return out;
+  return { dispatches: out };
 }
 
 // Split-K. A product with few output tiles and a long K (dx = dlogits · W over a large vocabulary: M = B·T rows,
@@ -249,21 +238,19 @@ export function splitKChunks(M: number, N: number, K: number, tile: { TM: number
 
 interface SplitKPart {
   a: Binding; b: Binding; c: Binding; M: number; K: number; beta: number; bias: boolean;
-  lda: number; ldb: number; strideA: number; strideB: number; strideC: number; batch: number; aliased: boolean;
+  lda: number; ldb: number; strideA: number; strideB: number; strideC: number; batch: number;
 }
 
-function planSplitK(
-  device: GPUDevice, args: MatmulArgs & { alpha: number; beta: number }, what: string, chunks: number, plan: (p: SplitKPart) => Dispatch,
-): Dispatch[] {
+function planSplitK(k: Launch, args: MatmulArgs & { alpha: number; beta: number }, chunks: number, plan: (p: SplitKPart) => Dispatch): Dispatch[] {
   const { M, N, K, a, b } = args;
   const transA = !!args.transA, transB = !!args.transB;
   // Chunks of a multiple of 64 along K keep every sub-binding offset 256-byte aligned; the last may be shorter.
   const kc = Math.ceil(Math.ceil(K / chunks) / 64) * 64;
   const full = Math.floor(K / kc), rest = K - full * kc, slots = full + (rest > 0 ? 1 : 0);
   const slot = Math.ceil((M * N) / 64) * 64;
-  const partials = device.createBuffer({ label: `${what} split-K partials`, size: slots * slot * 4, usage: GPUBufferUsage.STORAGE });
+  const partials = k.device.createBuffer({ label: `${k.what} split-K partials`, size: slots * slot * 4, usage: GPUBufferUsage.STORAGE });
   const stepA = transA ? kc * M : kc, stepB = transB ? kc : kc * N; // elements from one chunk to the next
-  const common = { c: partials, M, beta: 0, bias: false, lda: transA ? M : K, ldb: transB ? K : N, strideC: slot, aliased: sharesBuffer([a, b, partials]) };
+  const common = { c: partials, M, beta: 0, bias: false, lda: transA ? M : K, ldb: transB ? K : N, strideC: slot };
   const out: Dispatch[] = [];
   if (full > 0) out.push(plan({ ...common, a, b, K: kc, strideA: stepA, strideB: stepB, batch: full }));
   if (rest > 0) {
@@ -273,16 +260,12 @@ function planSplitK(
       c: subBinding(partials, full * slot * 4, slot * 4), K: rest, strideA: 0, strideB: 0, batch: 1,
     }));
   }
-  const count = M * N, groups = Math.ceil(count / 256), maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  const gx = Math.min(groups, maxGroups), gy = Math.ceil(groups / gx);
-  if (gy > maxGroups) throw new Error(`${what}: split-K reduction over ${maxGroups}² workgroups`);
+  const count = M * N, workgroups = k.grid(Math.ceil(count / 256));
   const hasBias = !!args.bias, useBeta = args.beta !== 0;
-  const rw = sharesBuffer([args.c, args.bias]);
   const code = SplitKReduceParams.wgsl + `const HAS_BIAS: bool = ${hasBias};\nconst USE_BETA: bool = ${useBeta};\n` + splitKReduceWgsl;
-  const pipeline = cachedPipeline(device, `matmul_splitk_reduce_${Number(hasBias)}${Number(useBeta)}${rw ? '_rw' : ''}`, rw ? readWriteAll(code) : code);
-  const uniforms = createUniform(device, SplitKReduceParams.pack({ count, N, slots, slot, width: gx * 256, beta: args.beta }), `${what} split-K params`);
-  const bindGroup = bindBuffers(device, pipeline, [partials, args.c, args.bias ?? dummyStorage(device), uniforms], `${what} split-K`);
-  out.push({ label: `${what} split-K ${slots} reduce`, pipeline, bindGroup, workgroups: [gx, gy, 1] });
+  const params = k.uniform(SplitKReduceParams, { count, N, slots, slot, width: workgroups[0] * 256, beta: args.beta }, `${k.what} split-K params`);
+  const bindings = [partials, args.c, args.bias ?? dummyStorage(k.device), params.buffer];
+  out.push(k.dispatch({ key: `matmul_splitk_reduce_${Number(hasBias)}${Number(useBeta)}`, code }, bindings, workgroups, `${k.what} split-K ${slots} reduce`));
   return out;
 }
 

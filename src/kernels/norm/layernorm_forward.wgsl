@@ -2,9 +2,9 @@
 // (biased variance, two passes: mean first, then Σ(x − mean)²); mean and rstd saved for backward.
 // One workgroup of 256 threads per row; fixed-tree reductions (deterministic). `Params { N, C, eps }` from norm.ts.
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;         // read: (N, C)
-@group(0) @binding(1) var<storage, read_write> weight: array<f32>;    // read: (C)
-@group(0) @binding(2) var<storage, read_write> bias: array<f32>;      // read: (C)
+@group(0) @binding(0) var<storage, read> x: array<f32>;               // read: (N, C)
+@group(0) @binding(1) var<storage, read> weight: array<f32>;          // read: (C)
+@group(0) @binding(2) var<storage, read> bias: array<f32>;            // read: (C)
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;         // written: (N, C)
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;      // written: (N)
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;      // written: (N)

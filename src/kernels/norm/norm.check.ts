@@ -1,7 +1,7 @@
 // RMSNorm and LayerNorm checks against the CPU reference at odd shapes: forward (y, rstd[, mean]) and backward
 // (dx, and the parameter gradients accumulated onto random non-zero initial values), in one submission.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { nanStorage, runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planLayerNormBackward, planLayerNormForward, planRmsNormBackward, planRmsNormForward } from './norm.ts';
@@ -16,35 +16,21 @@ export const NORM_CHECK_SHAPES: readonly (readonly [N: number, C: number])[] = [
 
 const absAll = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, Math.abs);
 
-async function runAndRead(device: GPUDevice, what: string, bufs: Record<string, GPUBuffer>, sizes: Record<string, number>, plan: () => Parameters<typeof submitDispatches>[1]): Promise<Record<string, Float32Array>> {
-  try {
-    return await withGpuErrors(device, what, async () => {
-      submitDispatches(device, plan());
-      const out: Record<string, Float32Array> = {};
-      for (const [name, n] of Object.entries(sizes)) out[name] = await readF32(device, bufs[name]!, n);
-      return out;
-    });
-  } finally {
-    for (const b of Object.values(bufs)) b.destroy();
-  }
-}
-
 export async function checkRmsNorm(device: GPUDevice, N: number, C: number, seed: number): Promise<NamedComparison[]> {
   const rng = new Rng(seed);
   const x = rng.uniformArray(N * C, -2, 2);
   const weight = rng.uniformArray(C, 0.5, 1.5);
   const dy = rng.uniformArray(N * C);
   const dw0 = rng.uniformArray(C);
-  const nan = (n: number) => new Float32Array(n).fill(Number.NaN);
   const bufs = {
     x: createStorage(device, x), weight: createStorage(device, weight), dy: createStorage(device, dy),
-    y: createStorage(device, nan(N * C)), rstd: createStorage(device, nan(N)), dx: createStorage(device, nan(N * C)),
+    y: nanStorage(device, N * C), rstd: nanStorage(device, N), dx: nanStorage(device, N * C),
     dweight: createStorage(device, dw0),
   };
-  const got = await runAndRead(device, `rmsnorm N=${N} C=${C}`, bufs, { y: N * C, rstd: N, dx: N * C, dweight: C }, () => [
+  const got = await runOnGpu(device, `rmsnorm N=${N} C=${C}`, bufs, () => [
     planRmsNormForward(device, { x: bufs.x, weight: bufs.weight, y: bufs.y, rstd: bufs.rstd, N, C, eps: NORM_EPS_CHECK }),
-    ...planRmsNormBackward(device, { dy: bufs.dy, x: bufs.x, weight: bufs.weight, rstd: bufs.rstd, dx: bufs.dx, dweight: bufs.dweight, N, C }),
-  ]);
+    planRmsNormBackward(device, { dy: bufs.dy, x: bufs.x, weight: bufs.weight, rstd: bufs.rstd, dx: bufs.dx, dweight: bufs.dweight, N, C }),
+  ], { y: N * C, rstd: N, dx: N * C, dweight: C });
   const f = rmsnormForwardRef(x, weight, N, C, NORM_EPS_CHECK);
   const b = rmsnormBackwardRef(dy, x, weight, N, C, NORM_EPS_CHECK);
   // Scales: the same sums with every term replaced by its magnitude (cancellation-aware bounds).
@@ -72,18 +58,17 @@ export async function checkLayerNorm(device: GPUDevice, N: number, C: number, se
   const dy = rng.uniformArray(N * C);
   const dw0 = rng.uniformArray(C);
   const db0 = rng.uniformArray(C);
-  const nan = (n: number) => new Float32Array(n).fill(Number.NaN);
   const bufs = {
     x: createStorage(device, x), weight: createStorage(device, weight), bias: createStorage(device, bias), dy: createStorage(device, dy),
-    y: createStorage(device, nan(N * C)), mean: createStorage(device, nan(N)), rstd: createStorage(device, nan(N)),
-    dx: createStorage(device, nan(N * C)), dweight: createStorage(device, dw0), dbias: createStorage(device, db0),
+    y: nanStorage(device, N * C), mean: nanStorage(device, N), rstd: nanStorage(device, N),
+    dx: nanStorage(device, N * C), dweight: createStorage(device, dw0), dbias: createStorage(device, db0),
   };
-  const got = await runAndRead(device, `layernorm N=${N} C=${C}`, bufs, { y: N * C, mean: N, rstd: N, dx: N * C, dweight: C, dbias: C }, () => [
+  const got = await runOnGpu(device, `layernorm N=${N} C=${C}`, bufs, () => [
     planLayerNormForward(device, { x: bufs.x, weight: bufs.weight, bias: bufs.bias, y: bufs.y, mean: bufs.mean, rstd: bufs.rstd, N, C, eps: NORM_EPS_CHECK }),
-    ...planLayerNormBackward(device, {
+    planLayerNormBackward(device, {
       dy: bufs.dy, x: bufs.x, weight: bufs.weight, mean: bufs.mean, rstd: bufs.rstd, dx: bufs.dx, dweight: bufs.dweight, dbias: bufs.dbias, N, C,
     }),
-  ]);
+  ], { y: N * C, mean: N, rstd: N, dx: N * C, dweight: C, dbias: C });
   const f = layernormForwardRef(x, weight, bias, N, C, NORM_EPS_CHECK);
   const b = layernormBackwardRef(dy, x, weight, N, C, NORM_EPS_CHECK);
   const yScale = new Float64Array(N * C);

@@ -1,10 +1,10 @@
 // Norm launchers: RMSNorm (Llama) and LayerNorm, forward and backward, over rows N = B·T of width C.
-// Each plan validates shapes and bindings, caches its pipeline per device, packs `Params` and builds the bind
-// group; it never reads back and allocates only its uniform buffer. Backward plans return two dispatches:
+// Each plan validates shapes and bindings, packs `Params` and makes its dispatches through the launch helper
+// (src/gpu/launch.ts: pipelines cached per device, read_write variants when tensors of one slab are bound
+// together); it never reads back and allocates only its uniform buffers. Backward plans have two dispatches:
 // the input gradient (assigned) then the parameter gradients (accumulated, deterministic column sums).
-// Every storage binding in the WGSL is read_write, inputs included: WebGPU rejects a buffer bound both read-only
-// and writable in one dispatch, and tensors of one slab buffer (bound as 256-aligned ranges) must be usable together.
-import { bindBuffers, bindingBytes, bufferOf, cachedPipeline, createUniform, offsetOf, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import type { Binding, Dispatch } from '../../gpu/dispatch.ts';
+import { Launch, type KernelPlan } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import layernormBackwardWgsl from './layernorm_backward.wgsl?raw';
 import layernormDparamsWgsl from './layernorm_dparams.wgsl?raw';
@@ -41,120 +41,80 @@ export interface RmsNormBackwardArgs {
   C: number;
 }
 
-export interface LayerNormForwardArgs {
-  x: Binding;      // (N, C) read
-  weight: Binding; // (C) read
-  bias: Binding;   // (C) read
-  y: Binding;      // (N, C) written
-  mean: Binding;   // (N) written
-  rstd: Binding;   // (N) written: 1/sqrt(var + eps), biased variance
-  N: number;
-  C: number;
-  eps?: number;
+/** RMSNorm's tensors, a bias and the row means; rstd = 1/sqrt(var + eps), of the biased variance. */
+export interface LayerNormForwardArgs extends RmsNormForwardArgs {
+  bias: Binding; // (C) read
+  mean: Binding; // (N) written
 }
 
-export interface LayerNormBackwardArgs {
-  dy: Binding;      // (N, C) read
-  x: Binding;       // (N, C) read
-  weight: Binding;  // (C) read
-  mean: Binding;    // (N) read, from the forward
-  rstd: Binding;    // (N) read, from the forward
-  dx: Binding;      // (N, C) written (assigned)
-  dweight: Binding; // (C) accumulated (+=)
-  dbias: Binding;   // (C) accumulated (+=)
-  N: number;
-  C: number;
+export interface LayerNormBackwardArgs extends RmsNormBackwardArgs {
+  mean: Binding;  // (N) read, from the forward
+  dbias: Binding; // (C) accumulated (+=)
 }
 
-export function planRmsNormForward(device: GPUDevice, a: RmsNormForwardArgs): Dispatch {
-  const k = new Launch(device, 'rmsnorm_forward', a.N, a.C);
-  const eps = k.eps(a.eps);
-  const b = [k.bind('x', a.x, a.N * a.C), k.bind('weight', a.weight, a.C), k.bind('y', a.y, a.N * a.C), k.bind('rstd', a.rstd, a.N)];
-  return k.rowDispatch(rmsnormForwardWgsl, b, eps);
+export function planRmsNormForward(device: GPUDevice, a: RmsNormForwardArgs): KernelPlan {
+  const { N, C } = a;
+  const k = launch(device, 'rmsnorm_forward', N, C);
+  const t = k.bindAll({ x: [a.x, N * C], weight: [a.weight, C], y: [a.y, N * C], rstd: [a.rstd, N] });
+  return { dispatches: [rowDispatch(k, rmsnormForwardWgsl, [t.x, t.weight, t.y, t.rstd], eps(k, a.eps))] };
 }
 
 /** [dx (assign), dweight (accumulate)]. */
-export function planRmsNormBackward(device: GPUDevice, a: RmsNormBackwardArgs): Dispatch[] {
-  const k = new Launch(device, 'rmsnorm_backward', a.N, a.C);
-  const dy = k.bind('dy', a.dy, a.N * a.C);
-  const x = k.bind('x', a.x, a.N * a.C);
-  const rstd = k.bind('rstd', a.rstd, a.N);
-  const dx = k.rowDispatch(rmsnormBackwardWgsl, [dy, x, k.bind('weight', a.weight, a.C), rstd, k.bind('dx', a.dx, a.N * a.C)], 0);
-  const dw = new Launch(device, 'rmsnorm_dweight', a.N, a.C).columnDispatch(rmsnormDweightWgsl, [dy, x, rstd, k.bind('dweight', a.dweight, a.C)]);
-  return [dx, dw];
+export function planRmsNormBackward(device: GPUDevice, a: RmsNormBackwardArgs): KernelPlan {
+  const { N, C } = a;
+  const k = launch(device, 'rmsnorm_backward', N, C);
+  const t = k.bindAll({
+    dy: [a.dy, N * C], x: [a.x, N * C], weight: [a.weight, C], rstd: [a.rstd, N], dx: [a.dx, N * C], dweight: [a.dweight, C],
+  });
+  const dx = rowDispatch(k, rmsnormBackwardWgsl, [t.dy, t.x, t.weight, t.rstd, t.dx], 0);
+  const dw = columnDispatch(k, 'rmsnorm_dweight', rmsnormDweightWgsl, [t.dy, t.x, t.rstd, t.dweight]);
+  return { dispatches: [dx, dw] };
 }
 
-export function planLayerNormForward(device: GPUDevice, a: LayerNormForwardArgs): Dispatch {
-  const k = new Launch(device, 'layernorm_forward', a.N, a.C);
-  const eps = k.eps(a.eps);
-  const b = [
-    k.bind('x', a.x, a.N * a.C), k.bind('weight', a.weight, a.C), k.bind('bias', a.bias, a.C),
-    k.bind('y', a.y, a.N * a.C), k.bind('mean', a.mean, a.N), k.bind('rstd', a.rstd, a.N),
-  ];
-  return k.rowDispatch(layernormForwardWgsl, b, eps);
+export function planLayerNormForward(device: GPUDevice, a: LayerNormForwardArgs): KernelPlan {
+  const { N, C } = a;
+  const k = launch(device, 'layernorm_forward', N, C);
+  const t = k.bindAll({ x: [a.x, N * C], weight: [a.weight, C], bias: [a.bias, C], y: [a.y, N * C], mean: [a.mean, N], rstd: [a.rstd, N] });
+  return { dispatches: [rowDispatch(k, layernormForwardWgsl, [t.x, t.weight, t.bias, t.y, t.mean, t.rstd], eps(k, a.eps))] };
 }
 
 /** [dx (assign), dweight and dbias (accumulate)]. */
-export function planLayerNormBackward(device: GPUDevice, a: LayerNormBackwardArgs): Dispatch[] {
-  const k = new Launch(device, 'layernorm_backward', a.N, a.C);
-  const dy = k.bind('dy', a.dy, a.N * a.C);
-  const x = k.bind('x', a.x, a.N * a.C);
-  const mean = k.bind('mean', a.mean, a.N);
-  const rstd = k.bind('rstd', a.rstd, a.N);
-  const dx = k.rowDispatch(layernormBackwardWgsl, [dy, x, k.bind('weight', a.weight, a.C), mean, rstd, k.bind('dx', a.dx, a.N * a.C)], 0);
-  const dparams = new Launch(device, 'layernorm_dparams', a.N, a.C).columnDispatch(layernormDparamsWgsl, [
-    dy, x, mean, rstd, k.bind('dweight', a.dweight, a.C), k.bind('dbias', a.dbias, a.C),
-  ]);
-  return [dx, dparams];
+export function planLayerNormBackward(device: GPUDevice, a: LayerNormBackwardArgs): KernelPlan {
+  const { N, C } = a;
+  const k = launch(device, 'layernorm_backward', N, C);
+  const t = k.bindAll({
+    dy: [a.dy, N * C], x: [a.x, N * C], weight: [a.weight, C], mean: [a.mean, N], rstd: [a.rstd, N],
+    dx: [a.dx, N * C], dweight: [a.dweight, C], dbias: [a.dbias, C],
+  });
+  const dx = rowDispatch(k, layernormBackwardWgsl, [t.dy, t.x, t.weight, t.mean, t.rstd, t.dx], 0);
+  const dparams = columnDispatch(k, 'layernorm_dparams', layernormDparamsWgsl, [t.dy, t.x, t.mean, t.rstd, t.dweight, t.dbias]);
+  return { dispatches: [dx, dparams] };
 }
 
-/** Validation and dispatch building shared by the plans of this file. */
-class Launch {
-  readonly what: string;
-  constructor(private readonly device: GPUDevice, private readonly kernel: string, private readonly N: number, private readonly C: number) {
-    this.what = `${kernel} N=${N} C=${C}`;
-    for (const [name, v] of [['N', N], ['C', C]] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new Error(`${kernel}: ${name} must be a positive integer, got ${v}`);
-    }
-    if (N * C >= 2 ** 32) throw new Error(`${this.what}: N·C must be below 2^32 (u32 indexing)`);
-  }
+type NormLaunch = Launch<{ N: number; C: number }>;
 
-  eps(eps = NORM_EPS): number {
-    if (!(eps > 0) || !Number.isFinite(eps)) throw new Error(`${this.what}: eps must be a positive number, got ${eps}`);
-    return eps;
-  }
+function launch(device: GPUDevice, kernel: string, N: number, C: number): NormLaunch {
+  const k = new Launch(device, kernel, { N, C });
+  if (N * C >= 2 ** 32) throw k.error('N·C must be below 2^32 (u32 indexing)');
+  return k;
+}
 
-  /** The exact byte range of `elems` f32 at the start of `b`, checked against its size and the binding limit. */
-  bind(name: string, b: Binding, elems: number): Binding {
-    const buffer = bufferOf(b);
-    const offset = offsetOf(b);
-    const bytes = elems * 4;
-    const have = bindingBytes(b);
-    if (have < bytes) throw new Error(`${this.what}: ${name} has ${have} bytes, needs ${bytes} (${elems} f32)`);
-    const align = this.device.limits.minStorageBufferOffsetAlignment;
-    if (offset % align !== 0) throw new Error(`${this.what}: ${name} offset ${offset} is not a multiple of ${align}`);
-    const max = this.device.limits.maxStorageBufferBindingSize;
-    if (bytes > max) throw new Error(`${this.what}: ${name} is ${bytes} bytes, over this device's maxStorageBufferBindingSize (${max})`);
-    return { buffer, offset, size: bytes };
-  }
+function eps(k: NormLaunch, eps = NORM_EPS): number {
+  if (!(eps > 0) || !Number.isFinite(eps)) throw k.error(`eps must be a positive number, got ${eps}`);
+  return eps;
+}
 
-  /** One workgroup per row, on a 2-D grid when N exceeds the per-dimension limit. */
-  rowDispatch(code: string, bindings: Binding[], eps: number): Dispatch {
-    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
-    const gy = Math.ceil(this.N / max);
-    if (gy > max) throw new Error(`${this.what}: too many rows for one dispatch`);
-    return this.dispatch(code, bindings, eps, [Math.ceil(this.N / gy), gy, 1]);
-  }
+/** One workgroup per row, on a 2-D grid when N exceeds the per-dimension limit. */
+function rowDispatch(k: NormLaunch, code: string, bindings: Binding[], eps: number): Dispatch {
+  const { N, C } = k.dims;
+  const params = k.uniform(NormParams, { N, C, eps });
+  return k.dispatch({ key: k.kernel, code: NormParams.wgsl + code }, [...bindings, params.buffer], k.grid(N));
+}
 
-  /** One workgroup per PARAM_GRAD_COLS columns. */
-  columnDispatch(code: string, bindings: Binding[]): Dispatch {
-    return this.dispatch(code, bindings, 0, [Math.ceil(this.C / PARAM_GRAD_COLS), 1, 1]);
-  }
-
-  private dispatch(code: string, bindings: Binding[], eps: number, workgroups: [number, number, number]): Dispatch {
-    const pipeline = cachedPipeline(this.device, this.kernel, NormParams.wgsl + code);
-    const uniforms = createUniform(this.device, NormParams.pack({ N: this.N, C: this.C, eps }), `${this.what} params`);
-    const bindGroup = bindBuffers(this.device, pipeline, [...bindings, uniforms], this.what);
-    return { label: this.what, pipeline, bindGroup, workgroups };
-  }
+/** One workgroup per PARAM_GRAD_COLS columns: the parameter gradients, as kernel `kernel` of the same shape. */
+function columnDispatch(k: NormLaunch, kernel: string, code: string, bindings: Binding[]): Dispatch {
+  const { N, C } = k.dims;
+  const label = `${kernel} N=${N} C=${C}`;
+  const params = k.uniform(NormParams, { N, C, eps: 0 }, `${label} params`);
+  return k.dispatch({ key: kernel, code: NormParams.wgsl + code }, [...bindings, params.buffer], k.workgroups(Math.ceil(C / PARAM_GRAD_COLS)), label);
 }

@@ -3,10 +3,10 @@
 // One workgroup of 256 threads per row; the dot product is reduced by a fixed tree (deterministic).
 // The weight gradient is a separate kernel (rmsnorm_dweight.wgsl). `Params { N, C, eps }` from norm.ts.
 
-@group(0) @binding(0) var<storage, read_write> dy: array<f32>;        // read: (N, C)
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;         // read: (N, C)
-@group(0) @binding(2) var<storage, read_write> weight: array<f32>;    // read: (C)
-@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;      // read: (N)
+@group(0) @binding(0) var<storage, read> dy: array<f32>;              // read: (N, C)
+@group(0) @binding(1) var<storage, read> x: array<f32>;               // read: (N, C)
+@group(0) @binding(2) var<storage, read> weight: array<f32>;          // read: (C)
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;            // read: (N)
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;        // written: (N, C)
 @group(0) @binding(5) var<uniform> p: Params;
 

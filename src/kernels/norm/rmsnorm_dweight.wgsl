@@ -3,9 +3,9 @@
 // n ≡ lane (mod LANES) in ascending order, then lane 0 adds the LANES partials in lane order.
 // `Params { N, C, eps }` from norm.ts.
 
-@group(0) @binding(0) var<storage, read_write> dy: array<f32>;        // read: (N, C)
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;         // read: (N, C)
-@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;      // read: (N)
+@group(0) @binding(0) var<storage, read> dy: array<f32>;              // read: (N, C)
+@group(0) @binding(1) var<storage, read> x: array<f32>;               // read: (N, C)
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;            // read: (N)
 @group(0) @binding(3) var<storage, read_write> dweight: array<f32>;   // accumulated: (C)
 @group(0) @binding(4) var<uniform> p: Params;
 

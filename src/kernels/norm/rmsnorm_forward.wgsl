@@ -3,8 +3,8 @@
 // Σx² is reduced in workgroup memory by a fixed tree, so results are deterministic.
 // `Params { N, C, eps }` is prepended by the launcher (norm.ts).
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;         // read: (N, C)
-@group(0) @binding(1) var<storage, read_write> weight: array<f32>;    // read: (C)
+@group(0) @binding(0) var<storage, read> x: array<f32>;               // read: (N, C)
+@group(0) @binding(1) var<storage, read> weight: array<f32>;          // read: (C)
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;         // written: (N, C)
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;      // written: (N)
 @group(0) @binding(4) var<uniform> p: Params;

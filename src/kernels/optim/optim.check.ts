@@ -1,8 +1,9 @@
 // Optimizer checks against the CPU reference at odd slab sizes, for the tests, the app's self-test and the CLI:
 // several AdamW steps in a row (global norm + clip + AdamW encoded in one pass per step, lr and t changed by
 // update()), regions at 64-float offsets with gaps, chunked bindings, a non-finite gradient, grad zeroing.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
 import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { dispatchesOf } from '../../gpu/launch.ts';
+import { runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { gradNormPartialCount, planAdamW, planGradNorm, planZero, STATS_FLOATS } from './optim.ts';
@@ -76,7 +77,7 @@ export async function runOptimizerGpu(device: GPUDevice, cfg: OptimRunConfig): P
         const g = grads[t - 1]!;
         device.queue.writeBuffer(buffers.grads, 0, g.buffer, g.byteOffset, g.byteLength);
         adamw.update({ lr: optimLr(t), step: t });
-        submitDispatches(device, [...norm.dispatches, ...adamw.dispatches]);
+        submitDispatches(device, dispatchesOf(norm, adamw));
         if (cfg.snapshots) snaps.push(await read());
       }
       return { ...(await read()), snaps };
@@ -127,17 +128,12 @@ export async function checkOptimizer(device: GPUDevice, cfg: OptimRunConfig): Pr
 
 /** planZero on [offset, offset + count) of a buffer of `size` floats filled with 7: zeros inside, 7 outside. */
 export async function checkZero(device: GPUDevice, size: number, offset: number, count: number, maxBindingBytes?: number): Promise<NamedComparison[]> {
-  const buf = createStorage(device, new Float32Array(size).fill(7), 'zero check');
-  try {
-    const got = await withGpuErrors(device, `zero ${size} [${offset}, ${offset + count})`, async () => {
-      submitDispatches(device, planZero(device, { buffer: buf, offset, count, maxBindingBytes }));
-      return readF32(device, buf, size);
-    });
-    const ref = new Float32Array(size).fill(7).fill(0, offset, offset + count);
-    return [{ name: 'x', ...compareArrays(got, ref, { atol: 1e-30, rtol: 0 }) }]; // exact
-  } finally {
-    buf.destroy();
-  }
+  const bufs = { x: createStorage(device, new Float32Array(size).fill(7), 'zero check') };
+  const got = await runOnGpu(device, `zero ${size} [${offset}, ${offset + count})`, bufs, () => [
+    planZero(device, { buffer: bufs.x, offset, count, maxBindingBytes }),
+  ], { x: size });
+  const ref = new Float32Array(size).fill(7).fill(0, offset, offset + count);
+  return [{ name: 'x', ...compareArrays(got.x, ref, { atol: 1e-30, rtol: 0 }) }]; // exact
 }
 
 /** Regions of a slab of 1000 floats: three tensors at 64-float offsets with gaps between them, two decays. */

@@ -6,7 +6,8 @@
 //   planZero:     zero a float range (reset accumulated gradients), inside the step's compute pass
 // A step is: planZero (before backward) … backward … planGradNorm, planAdamW, all encoded in one pass; then
 // StatsReader (stats-reader.ts) reports the stats without stalling.
-import { bindBuffers, cachedPipeline, createUniform, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
+import { subBinding, type Dispatch } from '../../gpu/dispatch.ts';
+import { checkInteger, Launch, type KernelPlan } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import adamwWgsl from './adamw.wgsl?raw';
 import finishWgsl from './gradnorm_finish.wgsl?raw';
@@ -43,33 +44,24 @@ export const ZeroParams = uniformStruct('Params', { n: 'u32' });
 /** Floats of the partials buffer planGradNorm needs for a slab of P floats. */
 export const gradNormPartialCount = (P: number): number => Math.ceil(P / GRADNORM_PER_GROUP);
 
-/** The byte limit per binding: the device's, or a smaller test override. */
-function bindingLimit(device: GPUDevice, maxBindingBytes: number | undefined, what: string): number {
-  const dev = device.limits.maxStorageBufferBindingSize;
-  if (maxBindingBytes === undefined) return dev;
-  if (!Number.isInteger(maxBindingBytes) || maxBindingBytes < 256) {
-    throw new Error(`${what}: maxBindingBytes must be an integer ≥ 256, got ${maxBindingBytes}`);
+/** A launch whose binding limit is the device's, or a smaller test override (an integer ≥ 256: whole slab rows). */
+function launch(device: GPUDevice, kernel: string, dims: Record<string, number>, shape: string | undefined, maxBindingBytes: number | undefined): Launch {
+  const k = new Launch(device, kernel, dims, { shape, maxBindingBytes });
+  if (maxBindingBytes !== undefined && !(Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256)) {
+    throw k.error(`maxBindingBytes must be an integer ≥ 256, got ${maxBindingBytes}`);
   }
-  return Math.min(dev, maxBindingBytes);
+  return k;
 }
 
-/** Largest chunk (floats) that is a multiple of `multiple`, fits `limitBytes` and ≤ maxWorkgroups·perGroup. */
-function chunkFloats(device: GPUDevice, limitBytes: number, multiple: number, perGroup: number): number {
-  const byBinding = Math.floor(limitBytes / 4 / multiple) * multiple;
-  const byGroups = Math.floor((device.limits.maxComputeWorkgroupsPerDimension * perGroup) / multiple) * multiple;
+/** Largest chunk (floats) that is a multiple of `multiple`, fits the binding limit and ≤ maxWorkgroups·perGroup. */
+function chunkFloats(k: Launch, multiple: number, perGroup: number): number {
+  const byBinding = Math.floor(k.maxBindingBytes / 4 / multiple) * multiple;
+  const byGroups = Math.floor((k.device.limits.maxComputeWorkgroupsPerDimension * perGroup) / multiple) * multiple;
   return Math.min(byBinding, byGroups);
 }
 
-function checkCount(what: string, name: string, v: number, min = 1): void {
-  if (!Number.isInteger(v) || v < min) throw new Error(`${what}: ${name} must be an integer ≥ ${min}, got ${v}`);
-}
-
-function checkBuffer(what: string, name: string, buf: GPUBuffer, floats: number): void {
-  if (buf.size < floats * 4) throw new Error(`${what}: buffer ${name} has ${buf.size} bytes, needs ${floats * 4} (${floats} floats)`);
-}
-
-const range = (buffer: GPUBuffer, offsetFloats: number, countFloats: number): Binding =>
-  ({ buffer, offset: offsetFloats * 4, size: countFloats * 4 });
+/** `count` floats of `buffer` from float `offset`. */
+const range = (buffer: GPUBuffer, offset: number, count: number) => subBinding(buffer, offset * 4, count * 4);
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -84,48 +76,38 @@ export interface GradNormArgs {
   maxBindingBytes?: number;
 }
 
-export interface GradNormPlan {
-  /** Stage-1 dispatches (one per chunk) then the stage-2 dispatch; encode in this order. */
-  dispatches: Dispatch[];
-  /** Changes the clip threshold for the next encodes (writes the stage-2 uniform). */
-  update(u: { maxNorm: number }): void;
-}
-
-export function planGradNorm(device: GPUDevice, args: GradNormArgs): GradNormPlan {
-  const what = `gradnorm P=${args.P}`;
-  checkCount(what, 'P', args.P);
-  if (!Number.isFinite(args.maxNorm)) throw new Error(`${what}: maxNorm must be finite, got ${args.maxNorm}`);
+/** Stage-1 dispatches (one per chunk) then the stage-2 dispatch, in this order; update({ maxNorm }) changes the clip
+ *  threshold for the next encodes (writes the stage-2 uniform). */
+export function planGradNorm(device: GPUDevice, args: GradNormArgs): KernelPlan<{ maxNorm: number }> {
   const { P } = args;
+  const k = launch(device, 'gradnorm', { P }, undefined, args.maxBindingBytes);
+  const checkMaxNorm = (maxNorm: number) => { if (!Number.isFinite(maxNorm)) throw k.error(`maxNorm must be finite, got ${maxNorm}`); };
+  checkMaxNorm(args.maxNorm);
   const nPartials = gradNormPartialCount(P);
-  checkBuffer(what, 'grad', args.grad, P);
-  checkBuffer(what, 'partials', args.partials, nPartials);
-  checkBuffer(what, 'stats', args.stats, STATS_FLOATS);
-  const limit = bindingLimit(device, args.maxBindingBytes, what);
-  const chunk = chunkFloats(device, limit, GRADNORM_PER_GROUP, GRADNORM_PER_GROUP);
-  if (chunk < GRADNORM_PER_GROUP) {
-    throw new Error(`${what}: binding limit of ${limit} bytes is below one ${GRADNORM_PER_GROUP * 4}-byte partial`);
-  }
-  if (nPartials * 4 > limit) throw new Error(`${what}: partials (${nPartials * 4} bytes) exceed the binding limit of ${limit} bytes`);
+  k.check('grad', args.grad, P);
+  k.check('partials', args.partials, nPartials);
+  k.check('stats', args.stats, STATS_FLOATS);
+  const chunk = chunkFloats(k, GRADNORM_PER_GROUP, GRADNORM_PER_GROUP);
+  if (chunk < GRADNORM_PER_GROUP) throw k.error(`binding limit of ${k.maxBindingBytes} bytes is below one ${GRADNORM_PER_GROUP * 4}-byte partial`);
+  const partials = k.bind('partials', args.partials, nPartials);
 
-  const partialPipe = cachedPipeline(device, 'optim_gradnorm_partial', GradNormPartialParams.wgsl + partialWgsl);
-  const finishPipe = cachedPipeline(device, 'optim_gradnorm_finish', GradNormFinishParams.wgsl + finishWgsl);
+  const partial = { key: 'optim_gradnorm_partial', code: GradNormPartialParams.wgsl + partialWgsl };
   const dispatches: Dispatch[] = [];
   for (let start = 0; start < P; start += chunk) {
     const n = Math.min(chunk, P - start);
     const label = `gradnorm_partial [${start}, ${start + n})`;
-    const uniforms = createUniform(device, GradNormPartialParams.pack({ n, partialBase: start / GRADNORM_PER_GROUP }), label);
-    const bindGroup = bindBuffers(device, partialPipe, [range(args.grad, start, n), range(args.partials, 0, nPartials), uniforms], label);
-    dispatches.push({ label, pipeline: partialPipe, bindGroup, workgroups: [Math.ceil(n / GRADNORM_PER_GROUP), 1, 1] });
+    const params = k.uniform(GradNormPartialParams, { n, partialBase: start / GRADNORM_PER_GROUP }, label);
+    dispatches.push(k.dispatch(partial, [range(args.grad, start, n), partials, params.buffer], k.workgroups(Math.ceil(n / GRADNORM_PER_GROUP)), label));
   }
-  const pack = (maxNorm: number) => GradNormFinishParams.pack({ nPartials, maxNorm, inf: Infinity });
-  const finishUniforms = createUniform(device, pack(args.maxNorm), `gradnorm_finish P=${P}`);
-  const finishGroup = bindBuffers(device, finishPipe, [range(args.partials, 0, nPartials), range(args.stats, 0, STATS_FLOATS), finishUniforms], `gradnorm_finish P=${P}`);
-  dispatches.push({ label: `gradnorm_finish P=${P}`, pipeline: finishPipe, bindGroup: finishGroup, workgroups: [1, 1, 1] });
+  const label = `gradnorm_finish P=${P}`;
+  const finish = k.uniform(GradNormFinishParams, { nPartials, maxNorm: args.maxNorm, inf: Infinity }, label);
+  const finishSrc = { key: 'optim_gradnorm_finish', code: GradNormFinishParams.wgsl + finishWgsl };
+  dispatches.push(k.dispatch(finishSrc, [partials, range(args.stats, 0, STATS_FLOATS), finish.buffer], k.workgroups(1), label));
   return {
     dispatches,
     update({ maxNorm }) {
-      if (!Number.isFinite(maxNorm)) throw new Error(`${what}: maxNorm must be finite, got ${maxNorm}`);
-      device.queue.writeBuffer(finishUniforms, 0, pack(maxNorm));
+      checkMaxNorm(maxNorm);
+      finish.write({ nPartials, maxNorm, inf: Infinity });
     },
   };
 }
@@ -150,14 +132,9 @@ export interface AdamWArgs {
   maxBindingBytes?: number;
 }
 
-export interface AdamWPlan {
-  /** One dispatch per (merged region, chunk); independent, any order. */
-  dispatches: Dispatch[];
-  /** The merged regions the plan covers. */
-  regions: OptimRegion[];
-  /** Sets lr and the step count t for the next encodes (rewrites the shared uniform buffer). */
-  update(h: { lr: number; step: number }): void;
-}
+/** One dispatch per (merged region, chunk), independent, in any order; the merged regions it covers; update({ lr,
+ *  step }) sets lr and the step count t for the next encodes (rewrites the shared uniform buffer). */
+export type AdamWPlan = KernelPlan<{ lr: number; step: number }> & { regions: OptimRegion[] };
 
 export function planAdamW(device: GPUDevice, args: AdamWArgs): AdamWPlan {
   const beta1 = args.beta1 ?? 0.9;
@@ -172,47 +149,41 @@ export function planAdamW(device: GPUDevice, args: AdamWArgs): AdamWPlan {
   let end = 0;
   for (const r of args.regions) {
     const rw = `${what} region {offset ${r.offset}, count ${r.count}}`;
-    checkCount(rw, 'offset', r.offset, 0);
-    checkCount(rw, 'count', r.count);
+    checkInteger(rw, 'offset', r.offset, 0);
+    checkInteger(rw, 'count', r.count);
     if (r.offset % SLAB_ALIGN_FLOATS !== 0) throw new Error(`${rw}: offset must be a multiple of ${SLAB_ALIGN_FLOATS} floats (256 bytes)`);
     if (!(Number.isFinite(r.weightDecay) && r.weightDecay >= 0)) throw new Error(`${rw}: weightDecay must be ≥ 0, got ${r.weightDecay}`);
     end = Math.max(end, r.offset + r.count);
   }
   const regions = mergeRegions(args.regions, what);
-  for (const name of ['params', 'grads', 'm', 'v'] as const) checkBuffer(`${what} (regions end at float ${end})`, name, args[name], end);
-  checkBuffer(what, 'stats', args.stats, STATS_FLOATS);
-  const limit = bindingLimit(device, args.maxBindingBytes, what);
-  const chunk = chunkFloats(device, limit, SLAB_ALIGN_FLOATS, WG);
+  const k = launch(device, what, {}, `(regions end at float ${end})`, args.maxBindingBytes);
+  for (const name of ['params', 'grads', 'm', 'v'] as const) k.check(name, args[name], end);
+  k.check('stats', args.stats, STATS_FLOATS);
+  const chunk = chunkFloats(k, SLAB_ALIGN_FLOATS, WG);
 
-  const pipeline = cachedPipeline(device, 'optim_adamw', AdamWHyperParams.wgsl + AdamWRegionParams.wgsl + adamwWgsl);
-  const pack = (lr: number, step: number): ArrayBuffer => {
+  const hyperValues = (lr: number, step: number) => {
     if (!(Number.isFinite(lr) && lr >= 0)) throw new Error(`${what}: lr must be finite and ≥ 0, got ${lr}`);
-    checkCount(what, 'step', step);
-    return AdamWHyperParams.pack({
+    checkInteger(what, 'step', step);
+    return {
       lr, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, eps,
       stepSize: lr / (1 - beta1 ** step),
       invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** step),
-    });
+    };
   };
-  const hyper = createUniform(device, pack(args.lr, args.step), `adamw hyper`);
+  const hyper = k.uniform(AdamWHyperParams, hyperValues(args.lr, args.step), 'adamw hyper');
+  const src = { key: 'optim_adamw', code: AdamWHyperParams.wgsl + AdamWRegionParams.wgsl + adamwWgsl };
+  const stats = range(args.stats, 0, STATS_FLOATS);
   const dispatches: Dispatch[] = [];
   for (const r of regions) {
     for (let start = r.offset; start < r.offset + r.count; start += chunk) {
       const n = Math.min(chunk, r.offset + r.count - start);
       const label = `adamw [${start}, ${start + n}) wd=${r.weightDecay}`;
-      const uniforms = createUniform(device, AdamWRegionParams.pack({ n, weightDecay: r.weightDecay }), label);
-      const bindGroup = bindBuffers(device, pipeline, [
-        range(args.params, start, n), range(args.grads, start, n), range(args.m, start, n), range(args.v, start, n),
-        range(args.stats, 0, STATS_FLOATS), hyper, uniforms,
-      ], label);
-      dispatches.push({ label, pipeline, bindGroup, workgroups: [Math.ceil(n / WG), 1, 1] });
+      const region = k.uniform(AdamWRegionParams, { n, weightDecay: r.weightDecay }, label);
+      const bindings = [range(args.params, start, n), range(args.grads, start, n), range(args.m, start, n), range(args.v, start, n), stats, hyper.buffer, region.buffer];
+      dispatches.push(k.dispatch(src, bindings, k.workgroups(Math.ceil(n / WG)), label));
     }
   }
-  return {
-    dispatches,
-    regions,
-    update({ lr, step }) { device.queue.writeBuffer(hyper, 0, pack(lr, step)); },
-  };
+  return { dispatches, regions, update: ({ lr, step }) => hyper.write(hyperValues(lr, step)) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -225,22 +196,20 @@ export interface ZeroArgs {
 }
 
 /** Zeroes a float range in chunks (e.g. the whole gradient slab before a backward that accumulates). */
-export function planZero(device: GPUDevice, args: ZeroArgs): Dispatch[] {
+export function planZero(device: GPUDevice, args: ZeroArgs): KernelPlan {
   const offset = args.offset ?? 0;
-  const what = `zero [${offset}, ${offset + args.count})`;
-  checkCount(what, 'offset', offset, 0);
-  checkCount(what, 'count', args.count);
-  if (offset % SLAB_ALIGN_FLOATS !== 0) throw new Error(`${what}: offset must be a multiple of ${SLAB_ALIGN_FLOATS} floats (256 bytes)`);
-  checkBuffer(what, 'buffer', args.buffer, offset + args.count);
-  const chunk = chunkFloats(device, bindingLimit(device, args.maxBindingBytes, what), SLAB_ALIGN_FLOATS, WG);
-  const pipeline = cachedPipeline(device, 'optim_zero', ZeroParams.wgsl + zeroWgsl);
+  const k = launch(device, 'zero', { count: args.count }, `[${offset}, ${offset + args.count})`, args.maxBindingBytes);
+  checkInteger(k.what, 'offset', offset, 0);
+  if (offset % SLAB_ALIGN_FLOATS !== 0) throw k.error(`offset must be a multiple of ${SLAB_ALIGN_FLOATS} floats (256 bytes)`);
+  k.check('buffer', args.buffer, offset + args.count);
+  const chunk = chunkFloats(k, SLAB_ALIGN_FLOATS, WG);
+  const src = { key: 'optim_zero', code: ZeroParams.wgsl + zeroWgsl };
   const dispatches: Dispatch[] = [];
   for (let start = offset; start < offset + args.count; start += chunk) {
     const n = Math.min(chunk, offset + args.count - start);
     const label = `zero [${start}, ${start + n})`;
-    const uniforms = createUniform(device, ZeroParams.pack({ n }), label);
-    const bindGroup = bindBuffers(device, pipeline, [range(args.buffer, start, n), uniforms], label);
-    dispatches.push({ label, pipeline, bindGroup, workgroups: [Math.ceil(n / WG), 1, 1] });
+    const params = k.uniform(ZeroParams, { n }, label);
+    dispatches.push(k.dispatch(src, [range(args.buffer, start, n), params.buffer], k.workgroups(Math.ceil(n / WG)), label));
   }
-  return dispatches;
+  return { dispatches };
 }

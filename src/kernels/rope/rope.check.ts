@@ -1,7 +1,7 @@
 // RoPE checks against the CPU reference at odd shapes: forward (x → x') and backward (dy → dx) in place, in one
 // submission, including a large position offset (pos ≈ 4000) for angle accuracy.
-import type { KernelCheck, NamedComparison } from '../../engine/check.ts';
-import { createStorage, readF32, submitDispatches, withGpuErrors } from '../../gpu/dispatch.ts';
+import { createStorage } from '../../gpu/dispatch.ts';
+import { runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planRopeBackward, planRopeForward } from './rope.ts';
@@ -43,25 +43,16 @@ export async function checkRope(device: GPUDevice, shape: RopeCheckShape, seed: 
   const rng = new Rng(seed);
   const x = rng.uniformArray(n, -2, 2);
   const dy = rng.uniformArray(n);
-  const bx = createStorage(device, x, 'rope check x');
-  const bdy = createStorage(device, dy, 'rope check dy');
-  try {
-    const [gotY, gotDx] = await withGpuErrors(device, `rope B=${B} T=${T} H=${H} D=${D}`, async () => {
-      submitDispatches(device, [
-        planRopeForward(device, { x: bx, B, T, H, D, posOffset }),
-        planRopeBackward(device, { x: bdy, B, T, H, D, posOffset }),
-      ]);
-      return [await readF32(device, bx, n), await readF32(device, bdy, n)];
-    });
-    const opts = { posOffset };
-    return [
-      { name: 'y', ...compareArrays(gotY!, ropeForwardRef(x, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(x, D)) },
-      { name: 'dx', ...compareArrays(gotDx!, ropeBackwardRef(dy, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(dy, D)) },
-    ];
-  } finally {
-    bx.destroy();
-    bdy.destroy();
-  }
+  const bufs = { x: createStorage(device, x, 'rope check x'), dy: createStorage(device, dy, 'rope check dy') };
+  const got = await runOnGpu(device, `rope B=${B} T=${T} H=${H} D=${D}`, bufs, () => [
+    planRopeForward(device, { x: bufs.x, B, T, H, D, posOffset }),
+    planRopeBackward(device, { x: bufs.dy, B, T, H, D, posOffset }),
+  ], { x: n, dy: n });
+  const opts = { posOffset };
+  return [
+    { name: 'y', ...compareArrays(got.x, ropeForwardRef(x, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(x, D)) },
+    { name: 'dx', ...compareArrays(got.dy, ropeBackwardRef(dy, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(dy, D)) },
+  ];
 }
 
 export const ropeChecks: KernelCheck[] = ROPE_CHECK_SHAPES.map((shape) => ({
