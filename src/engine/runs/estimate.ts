@@ -9,6 +9,13 @@ import type { MemoryEstimate } from './types.ts';
 
 const F = 4; // bytes per float
 
+/** Tokens a sample generation adds after its prompt (a prompt is at most half the training length). */
+export const SAMPLE_NEW_TOKENS = 48;
+
+/** The sample generator's length: a prompt of at most T/2 tokens and SAMPLE_NEW_TOKENS more, within the context (a
+ *  pretrained model's context of thousands would size its KV cache for nothing). */
+export const sampleLength = (model: Pick<ModelConfig, 'maxSeqLen'>, T: number): number => Math.min(model.maxSeqLen, Math.floor(T / 2) + SAMPLE_NEW_TOKENS);
+
 /** Bytes of the activations and batch buffers of one (config, B, T) training model. */
 function activationParts(c: ModelConfig, B: number, T: number): { total: number; logits: number } {
   const N = B * T, C = c.hidden, FF = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
@@ -50,7 +57,7 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
   if (x.reference) {
     parts.push({ name: 'frozen reference model', bytes: 4 * P * F + acts.total });
   }
-  const L = c.maxSeqLen, KD = c.kvHeads * c.headDim;
+  const L = sampleLength(c, T), KD = c.kvHeads * c.headDim;
   parts.push({ name: 'sample generator (KV cache)', bytes: (2 * c.layers * L * KD + L * (c.hidden * 4 + c.heads * c.headDim * 2 + KD * 2 + c.intermediate * 3 + c.vocabSize)) * F });
   return { bytes: parts.reduce((s, p) => s + p.bytes, 0), largestBuffer: largest, parts };
 }

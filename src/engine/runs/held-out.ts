@@ -12,7 +12,7 @@ import { PairTrainer } from '../../train/pair-trainer.ts';
 import { CE_ONLY } from '../../train/step-trainer.ts';
 import { teacherTopK } from './data.ts';
 import { loadTeacherModel } from './plan.ts';
-import { denseSignal, REFERENCE, runData, runTeacherModel, type RunContext } from './runner.ts';
+import { denseSignal, REFERENCE, runData, runFolder, runTeacherModel, type RunContext } from './runner.ts';
 import type { StoredRun } from './run-store.ts';
 import type { EngineTeacher, EvalReport } from './types.ts';
 
@@ -51,8 +51,8 @@ export async function evaluateRun(
   const teacherSpec = asked ?? run.spec.teacher;
   let teacher: GpuModel | undefined;
   if (teacherSpec) {
-    const files = asked ? undefined : await ctx.teacherFiles(run);
-    const imp = await loadTeacherModel(files ? { files } : teacherSpec.source, teacherSpec.label, onProgress);
+    const source = asked ? asked.source : (await runFolder(ctx, run, 'teacher'))!;
+    const imp = await loadTeacherModel(source, teacherSpec.label, onProgress);
     if (imp.textTokenizer && JSON.stringify(imp.textTokenizer.toJSON()) === JSON.stringify(run.tokenizer)) {
       teacher = await runTeacherModel(ctx, { ...run, spec: { ...run.spec, teacher: teacherSpec } }, B, T, onProgress);
     } else notes.push(`the teacher ${teacherSpec.label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);

@@ -34,9 +34,11 @@ export function checkSpec(spec: RunSpec): void {
   if (typeof spec.datasetId !== 'string' || spec.datasetId === '') fail('pick a dataset to train on');
   methodOf(spec);
   if (!(RUN_FORMATS as readonly string[]).includes(spec.format)) fail(`format must be one of ${RUN_FORMATS.join(', ')}, got ${JSON.stringify(spec.format)}`);
-  if (!spec.initFrom && !PRESETS[spec.preset]) fail(`unknown student preset '${spec.preset}' (have: ${Object.keys(PRESETS).join(', ')})`);
+  if (spec.pretrained && spec.initFrom) fail('a run starts from a pretrained model or from another run, not both');
+  const fresh = !spec.initFrom && !spec.pretrained;
+  if (fresh && !PRESETS[spec.preset]) fail(`unknown student preset '${spec.preset}' (have: ${Object.keys(PRESETS).join(', ')})`);
   const tk = spec.tokenizer;
-  if (!spec.initFrom) {
+  if (fresh) {
     if (tk?.kind === 'bpe') {
       if (!Number.isInteger(tk.vocabSize) || tk.vocabSize < 260 || tk.vocabSize > 65536) fail(`the BPE vocabulary must be an integer in [260, 65536] (256 bytes + merges + the end-of-text token), got ${tk.vocabSize}`);
     } else if (tk?.kind === 'teacher') {
@@ -64,27 +66,52 @@ export function modelProblems(c: ModelConfig, who: string): string[] {
   return out;
 }
 
-let teacherCache: { key: string; model: Promise<ImportedModel> } | null = null;
+/** Model folders read lately (a teacher and a pretrained student at a time), by source. */
+const folderCache: { key: string; model: Promise<ImportedModel> }[] = [];
+const FOLDER_CACHE = 2;
+
+/** FNV-1a over a whole file up to 1 MiB (configs, tokenizers), else over 256 bytes every 64 KiB and the last 256
+ *  (picked files of one size but other contents must not share a cache entry). */
+function sampleHash(b: Uint8Array): string {
+  let x = 0x811c9dc5;
+  const mix = (from: number, n: number) => { for (let i = from; i < Math.min(b.length, from + n); i++) x = Math.imul(x ^ b[i]!, 0x01000193) >>> 0; };
+  if (b.length <= 1 << 20) mix(0, b.length);
+  else {
+    for (let o = 0; o < b.length; o += 65536) mix(o, 256);
+    mix(b.length - 256, 256);
+  }
+  return x.toString(16);
+}
 
 function sourceKey(s: ModelFolderSource): string {
-  return 'url' in s ? `url:${s.url}` : `files:${Object.entries(s.files).map(([p, b]) => `${p}:${b.length}`).sort().join(',')}`;
+  return 'url' in s ? `url:${s.url}` : `files:${Object.entries(s.files).map(([p, b]) => `${p}:${b.length}:${sampleHash(b)}`).sort().join(',')}`;
 }
 
-/** The teacher model of a folder, read once (the last one stays cached). */
-export function loadTeacherModel(source: ModelFolderSource, label: string, onProgress?: (m: string) => void): Promise<ImportedModel> {
+/** The model of a folder (`who`: 'teacher' or 'student', for messages), read once while it stays among the last two. */
+export function loadModelFolder(source: ModelFolderSource, label: string, who: 'teacher' | 'student', onProgress?: (m: string) => void): Promise<ImportedModel> {
   const key = sourceKey(source);
-  if (teacherCache?.key === key) return teacherCache.model;
+  const hit = folderCache.findIndex((c) => c.key === key);
+  if (hit >= 0) {
+    const [c] = folderCache.splice(hit, 1);
+    folderCache.unshift(c!);
+    return c!.model;
+  }
   const model = (async () => {
     const files = await readModelFolder(source, onProgress);
-    onProgress?.(`reading the teacher ${label}`);
-    const imp = importHfFolder(files, `teacher ${label}`);
-    if (!imp.textTokenizer) throw new Error(`teacher ${label}: its folder has no tokenizer.json that transformers.js's tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
+    onProgress?.(`reading the ${who} ${label}`);
+    const imp = importHfFolder(files, `${who} ${label}`);
+    if (!imp.textTokenizer) throw new Error(`${who} ${label}: its folder has no tokenizer.json that transformers.js's tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
     return imp;
   })();
-  teacherCache = { key, model };
-  model.catch(() => { if (teacherCache?.key === key) teacherCache = null; });
+  folderCache.unshift({ key, model });
+  folderCache.length = Math.min(folderCache.length, FOLDER_CACHE);
+  model.catch(() => { const i = folderCache.findIndex((c) => c.key === key); if (i >= 0) folderCache.splice(i, 1); });
   return model;
 }
+
+/** The teacher model of a folder, read once (cached with the student's). */
+export const loadTeacherModel = (source: ModelFolderSource, label: string, onProgress?: (m: string) => void): Promise<ImportedModel> =>
+  loadModelFolder(source, label, 'teacher', onProgress);
 
 export interface PlanDeps {
   gpu: () => Promise<GpuContext>;
@@ -96,7 +123,7 @@ export interface PlanDeps {
 /** How the student's tokenizer comes about: the start run's, the teacher's own, or a new BPE trained at creation. */
 export type TokenizerSource =
   | { kind: 'run'; run: StoredRun }
-  | { kind: 'teacher'; tok: TextTokenizer; eosToken?: string | null }
+  | { kind: 'teacher' | 'pretrained'; tok: TextTokenizer; eosToken?: string | null }
   | { kind: 'bpe'; vocabSize: number };
 
 /** A spec resolved once — method, configs, teacher, start run, tokenizer, template — for planning and creation. */
@@ -107,6 +134,8 @@ export interface ResolvedRun {
   model: ModelConfig;
   /** The teacher's folder, read when the run puts it on the GPU or takes its tokenizer or chat template from it. */
   teacher?: ImportedModel;
+  /** The pretrained student's folder (spec.pretrained): its architecture, weights, tokenizer and chat template. */
+  pretrained?: ImportedModel;
   initRun?: StoredRun;
   tokenizer: TokenizerSource;
   /** format 'template': the chat template the run renders with (given, else the start run's or the teacher's). */
@@ -126,13 +155,18 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   const problems = method.check(spec), warnings: string[] = [];
   const train = method.trainConfig(spec);
   const initRun = spec.initFrom ? await deps.getRun(spec.initFrom) : undefined;
-  const needsTemplate = spec.format === 'template' && !spec.chatTemplate && !initRun;
-  const wantsTeacher = method.runsTeacher(spec) || (!initRun && (spec.tokenizer.kind === 'teacher' || needsTemplate));
+  const pretrained = spec.pretrained ? await loadModelFolder(spec.pretrained.source, spec.pretrained.label, 'student', onProgress) : undefined;
+  const fresh = !initRun && !pretrained;
+  const needsTemplate = spec.format === 'template' && !spec.chatTemplate && !initRun && !pretrained?.special.chatTemplate;
+  const wantsTeacher = method.runsTeacher(spec) || (fresh && spec.tokenizer.kind === 'teacher') || needsTemplate;
   const teacher = spec.teacher && wantsTeacher ? await loadTeacherModel(spec.teacher.source, spec.teacher.label, onProgress) : undefined;
   let tokenizer: TokenizerSource, model: ModelConfig;
   if (initRun) {
     tokenizer = { kind: 'run', run: initRun };
     model = initRun.model;
+  } else if (pretrained) {
+    tokenizer = { kind: 'pretrained', tok: pretrained.textTokenizer!, eosToken: pretrained.special.eosToken };
+    model = pretrained.config;
   } else if (spec.tokenizer.kind === 'teacher') {
     tokenizer = { kind: 'teacher', tok: teacher!.textTokenizer!, eosToken: teacher!.special.eosToken };
     model = modelConfigFor(spec, tokenizer.tok.vocabSize, train.seqLen);
@@ -149,7 +183,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   if (pairs && counts.pairs < 2) problems.push(`${M} trains on preference pairs and this dataset has ${counts.pairs}: make some with the feedback strategy in step 2, or import a DPO dataset`);
   if (!pairs && counts.records < 2) problems.push(`this dataset has ${counts.records} record(s): make or import more in step 2`);
   if (method.teacherInput(spec) === 'topk' && counts.topk === 0) problems.push("this dataset has no teacher top-k rows: make them with the feature strategy in step 2 (its teacher must return log-probabilities), or use the teacher's dense logits");
-  if (pairs && !initRun) warnings.push(`${M} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
+  if (pairs && fresh) warnings.push(`${M} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
   const heldOut = Math.floor((pairs ? counts.pairs : counts.records) / spec.heldOutEvery);
   if (pairs ? heldOut < train.batchSize : heldOut === 0) {
     warnings.push(`holding out every ${spec.heldOutEvery}th ${pairs ? 'pair' : 'record'} of ${pairs ? counts.pairs : counts.records} leaves ${heldOut}${pairs ? `, fewer than a batch of ${train.batchSize}` : ''}: nothing to evaluate on. Hold out a smaller N, or add data`);
@@ -157,8 +191,9 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
 
   let chatTemplate: string | undefined;
   if (spec.format === 'template') {
-    chatTemplate = spec.chatTemplate || initRun?.spec.chatTemplate || teacher?.special.chatTemplate;
-    if (!chatTemplate) problems.push(`the "chat template" format renders records with the teacher's chat template, and ${teacher ? `the teacher ${spec.teacher!.label} has none` : 'no teacher model is loaded'}: paste a template, or pick the plain chat format`);
+    // The student's own template first (a pretrained student's, the start run's), else the teacher's.
+    chatTemplate = spec.chatTemplate || initRun?.spec.chatTemplate || pretrained?.special.chatTemplate || teacher?.special.chatTemplate;
+    if (!chatTemplate) problems.push(`the "chat template" format renders records with the ${pretrained ? 'student’s or the ' : ''}teacher's chat template, and ${teacher ? `the teacher ${spec.teacher!.label} has none` : 'no teacher model is loaded'}: paste a template, or pick the plain chat format`);
     if (tokenizer.kind === 'bpe') problems.push("a model family's chat template closes turns with its own special tokens, which a new BPE does not have: use the teacher's tokenizer, or pick the plain chat format");
   }
 
@@ -169,7 +204,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     // Token-level KD puts the teacher's distribution over its ids next to the student's logits: checked on every
     // id and on probe texts, never assumed. The student's tokenizer is the teacher's or a new BPE (or a run's).
     const tt = teacher.textTokenizer!;
-    if (tokenizer.kind === 'teacher') {
+    if (tokenizer.kind === 'teacher' || tokenizer.kind === 'pretrained') {
       const a = checkTokenAlignment(tt, tokenizer.tok, { teacherWidth: realVocab(teacher.config), specialTokens: tt.specialTokens });
       alignment = { aligned: a.aligned, message: a.message };
     } else if (tokenizer.kind === 'bpe') {
@@ -179,7 +214,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     }
     if (alignment && !alignment.aligned) problems.push(alignment.message);
   }
-  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}) };
+  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}) };
 }
 
 /** Top-k rows per position the memory estimate assumes for stored top-k (the feature strategy's 20 + the sampled). */

@@ -21,11 +21,12 @@ import { Trainer } from '../../train/trainer.ts';
 import { alignTeacherLogits } from '../../train/vocab-align.ts';
 import { Rng } from '../../util/rng.ts';
 import { loadRunData, teacherTopK, type RunData } from './data.ts';
+import { SAMPLE_NEW_TOKENS, sampleLength } from './estimate.ts';
 import { answerText, EOS_TOKEN, promptIds, recordFormat, stopIds } from './format.ts';
 import { methodOf, type TrainerKind } from './methods.ts';
-import { loadTeacherModel } from './plan.ts';
+import { loadModelFolder, loadTeacherModel } from './plan.ts';
 import type { RunStore, StoredRun } from './run-store.ts';
-import type { RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
+import type { ModelFolderSource, RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
 
 /** Checkpoint blob names within a run. */
 export const CKPT = 'latest';
@@ -35,8 +36,18 @@ export interface RunContext {
   device: GPUDevice;
   runs: RunStore;
   data: DistillStore;
-  /** The run's teacher model files when they were picked (stored with the run). */
-  teacherFiles: (run: StoredRun) => Promise<Record<string, Uint8Array> | undefined>;
+  /** The run's teacher or pretrained student files when they were picked (stored with the run). */
+  folderFiles: (run: StoredRun, role: FolderRole) => Promise<Record<string, Uint8Array> | undefined>;
+}
+
+export type FolderRole = 'teacher' | 'student';
+
+/** A model folder of the run as the engine reads it: picked files stored with the run, else its source. */
+export async function runFolder(ctx: RunContext, run: StoredRun, role: FolderRole): Promise<ModelFolderSource | undefined> {
+  const m = role === 'teacher' ? run.spec.teacher : run.spec.pretrained;
+  if (!m) return undefined;
+  const files = await ctx.folderFiles(run, role);
+  return files ? { files } : m.source;
 }
 
 export function runTokenizer(run: StoredRun): { tok: TextTokenizer; eos: number } {
@@ -64,10 +75,9 @@ export function runData(ctx: RunContext, run: StoredRun): Promise<LoadedRunData>
 
 /** The teacher model of a run on the GPU, planned for B × T (forward only), or undefined when it has none. */
 export async function runTeacherModel(ctx: RunContext, run: StoredRun, B: number, T: number, onProgress?: (m: string) => void): Promise<GpuModel | undefined> {
-  const t = run.spec.teacher;
-  if (!t) return undefined;
-  const files = await ctx.teacherFiles(run);
-  const imp = await loadTeacherModel(files ? { files } : t.source, t.label, onProgress);
+  const source = await runFolder(ctx, run, 'teacher');
+  if (!source) return undefined;
+  const imp = await loadTeacherModel(source, run.spec.teacher!.label, onProgress);
   const g = new GpuModel(ctx.device, imp.config, B, T, CE_ONLY);
   g.uploadParams(imp.params);
   return g;
@@ -108,7 +118,7 @@ async function samples(gen: Generator, run: StoredRun, tok: TextTokenizer, eos: 
   for (const [i, p] of run.spec.samplePrompts.slice(0, 3).entries()) {
     const ids = promptIds([{ role: 'user', content: p }], format, tok).slice(-(Math.floor(T / 2)));
     if (ids.length === 0) continue;
-    const maxNewTokens = Math.max(1, Math.min(48, run.model.maxSeqLen - ids.length));
+    const maxNewTokens = Math.max(1, Math.min(SAMPLE_NEW_TOKENS, gen.maxLen - ids.length));
     const got = await gen.generate(ids, { maxNewTokens, temperature: 0.8, topK: 40, seed: step * 31 + i, stopTokens: stops });
     out.push({ prompt: p, text: answerText(tok.decode(got), format) });
   }
@@ -217,7 +227,7 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     await ctx.runs.appendLog(run.id, e);
     hooks.emit(e);
   };
-  const init = resumeFrom ? undefined : await initialWeights(ctx, run);
+  const init = resumeFrom ? undefined : await initialWeights(ctx, run, progress);
   const times: number[] = [];
   let built: BuiltTrainer | undefined, gen: Generator | undefined;
   try {
@@ -234,12 +244,12 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
       if (e) { await log(e); await ctx.runs.updateRun(run.id, { lastEval: e }); }
     };
     const sample = async (step: number) => {
-      gen ??= new Generator(ctx.device, run.model, trainer.params);
+      gen ??= new Generator(ctx.device, run.model, trainer.params, sampleLength(run.model, t.seqLen));
       await log(await samples(gen, run, data.tok, data.eos, step));
     };
     await log(resumeFrom
       ? { kind: 'event', step: trainer.step, code: 'resumed', level: 'info', checkpointStep: resumeFrom.step, message: `resumed from the checkpoint of step ${resumeFrom.step}` }
-      : { kind: 'event', step: trainer.step, code: 'started', level: 'info', message: init ? `started from run ${run.spec.initFrom}` : 'started from random weights' });
+      : { kind: 'event', step: trainer.step, code: 'started', level: 'info', message: run.spec.pretrained ? `started from the pretrained model ${run.spec.pretrained.label}` : init ? `started from run ${run.spec.initFrom}` : 'started from random weights' });
     const sampling = run.spec.sampleEvery > 0 && run.spec.samplePrompts.length > 0;
     if (!resumeFrom && sampling) await sample(0);
     while (trainer.step < t.steps) {
@@ -274,8 +284,15 @@ function freshStart(run: StoredRun): Omit<Checkpoint, 'params'> {
   return { model: run.model, train: run.train, step: 0, adamStep: 0, cursor: { epoch: 0, row: 0 }, m: new Float32Array(P), v: new Float32Array(P) };
 }
 
-/** What a new run starts from: the weights of run spec.initFrom (fresh moments), or undefined (random init). */
-async function initialWeights(ctx: RunContext, run: StoredRun): Promise<Checkpoint | undefined> {
+/** What a new run starts from: a pretrained model's weights or those of run spec.initFrom (fresh moments), or
+ *  undefined (random init). */
+async function initialWeights(ctx: RunContext, run: StoredRun, progress: (m: string) => void): Promise<Checkpoint | undefined> {
+  const pretrained = await runFolder(ctx, run, 'student');
+  if (pretrained) {
+    const imp = await loadModelFolder(pretrained, run.spec.pretrained!.label, 'student', progress);
+    if (JSON.stringify(imp.config) !== JSON.stringify(run.model)) throw new Error(`run ${run.name}: the pretrained model ${run.spec.pretrained!.label} is not the one the run was created with (its config.json changed); start a new run`);
+    return { ...freshStart(run), params: imp.params };
+  }
   if (!run.spec.initFrom) return undefined;
   const bytes = await ctx.runs.checkpoints(run.spec.initFrom).get(CKPT);
   if (!bytes) throw new Error(`run ${run.name} starts from run ${run.spec.initFrom}, which has no checkpoint (deleted?)`);

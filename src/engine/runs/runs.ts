@@ -23,18 +23,19 @@ import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds 
 import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
 import { evaluateRun } from './held-out.ts';
 import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
-import { CKPT, eosId, runTokenizer, stripped, trainLoop, type RunContext } from './runner.ts';
+import { CKPT, eosId, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
-  EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
+  EngineModel, EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
 } from './types.ts';
 
-/** Where picked teacher files are kept with a run: '<runId>:teacher:<path>'. */
-const teacherKey = (runId: string, path = '') => `${runId}:teacher:${path}`;
+/** Where picked model files are kept with a run: '<runId>:teacher:<path>', '<runId>:student:<path>'. */
+const folderKey = (runId: string, role: FolderRole, path = '') => `${runId}:${role}:${path}`;
 
 interface Stored extends StoredRun {
-  /** The teacher's files were picked: they are stored with the run under teacherKey. */
+  /** The teacher's / the pretrained student's files were picked: they are stored with the run under folderKey. */
   teacherStored?: boolean;
+  studentStored?: boolean;
 }
 
 export interface RunsEngineOptions {
@@ -75,10 +76,11 @@ export class RunsEngine {
     const [device, runs, data] = await Promise.all([this.device(), this.runs(), this.data()]);
     return {
       device, runs, data,
-      teacherFiles: async (run) => {
-        if (!(run as Stored).teacherStored) return undefined;
+      folderFiles: async (run, role) => {
+        if (!(role === 'teacher' ? (run as Stored).teacherStored : (run as Stored).studentStored)) return undefined;
         const out: Record<string, Uint8Array> = {};
-        for (const k of await runs.blobKeys(teacherKey(run.id))) out[k.slice(teacherKey(run.id).length)] = (await runs.getBlob(k))!;
+        const prefix = folderKey(run.id, role);
+        for (const k of await runs.blobKeys(prefix)) out[k.slice(prefix.length)] = (await runs.getBlob(k))!;
         return out;
       },
     };
@@ -132,17 +134,21 @@ export class RunsEngine {
     const runs = await this.runs();
     const id = newId();
     const now = Date.now();
-    const files = spec.teacher && 'files' in spec.teacher.source ? spec.teacher.source.files : undefined;
-    if (files) {
-      progress("storing the teacher's files with the run");
-      for (const [p, b] of Object.entries(files)) await runs.putBlob(teacherKey(id, p), b, `the teacher's ${p} for run ${spec.name}`);
+    // Picked files are stored with the run (a reload cannot pick them again); a served folder is fetched again.
+    const picked = (m: EngineModel | undefined) => (m && 'files' in m.source ? m.source.files : undefined);
+    const files = picked(spec.teacher), studentFiles = picked(spec.pretrained);
+    for (const [role, f] of [['teacher', files], ['student', studentFiles]] as const) {
+      if (!f) continue;
+      progress(`storing the ${role}'s files with the run`);
+      for (const [p, b] of Object.entries(f)) await runs.putBlob(folderKey(id, role, p), b, `the ${role}'s ${p} for run ${spec.name}`);
     }
+    const bare = (m: EngineModel) => ({ label: m.label, source: { files: {} } });
     const stored: Stored = {
       id, name: spec.name.trim(), createdAt: now, updatedAt: now, status: 'created',
-      spec: files ? { ...spec, teacher: { label: spec.teacher!.label, source: { files: {} } } } : spec,
+      spec: { ...spec, ...(files ? { teacher: bare(spec.teacher!) } : {}), ...(studentFiles ? { pretrained: bare(spec.pretrained!) } : {}) },
       model: plan.model, train: plan.train, params: countParams(plan.model), step: 0, checkpointStep: 0,
       data: built.stats, tokenizerVocab: tok.vocabSize, snapshot, tokenizer: tok.toJSON() as Stored['tokenizer'],
-      ...(tok instanceof HfTokenizer ? { tokenizerConfig: { ...tok.config } } : {}), ...(files ? { teacherStored: true } : {}),
+      ...(tok instanceof HfTokenizer ? { tokenizerConfig: { ...tok.config } } : {}), ...(files ? { teacherStored: true } : {}), ...(studentFiles ? { studentStored: true } : {}),
     };
     await runs.putRun(stored);
     return stripped(stored);
@@ -235,7 +241,7 @@ export class RunsEngine {
     const maxNewTokens = Math.max(1, Math.min(req.maxNewTokens, config.maxSeqLen - ids.length));
     const slab = allocBuffer(device, params.length, 'generate.params');
     writeArray(device, slab, params);
-    const gen = new Generator(device, config, slab);
+    const gen = new Generator(device, config, slab, ids.length + maxNewTokens);
     try {
       const out = await gen.generate(ids, { maxNewTokens, temperature: req.temperature, seed: req.seed ?? 0, ...(eos !== undefined ? { stopTokens: stopIds(format, tok, eos) } : {}) });
       return { text: answerText(tok.decode(out), format), ids: out, promptIds: ids, finishReason: out.length < maxNewTokens ? 'stop' : 'length', ms: performance.now() - t0 };
@@ -262,7 +268,8 @@ export class RunsEngine {
     const { spec } = stripped(run);
     const record = {
       source: `run ${run.name} (${run.id})`, step, model: run.model, train: run.train,
-      run: { ...spec, teacher: spec.teacher ? { label: spec.teacher.label } : undefined },
+      run: { ...spec, teacher: spec.teacher ? { label: spec.teacher.label } : undefined, pretrained: spec.pretrained ? { label: spec.pretrained.label } : undefined },
+      ...(spec.pretrained ? { baseModel: spec.pretrained.label } : {}),
       data: run.data, heldOut, trainedBy: 'webgpu-distill (our WGSL kernels, in the browser)',
     };
     onProgress?.(`writing ${format}`);
@@ -277,7 +284,7 @@ function makeTokenizer(r: ResolvedRun, spec: RunSpec, records: StoredRecord[], p
   let tok: TextTokenizer, eosName: string | null | undefined;
   const src = r.tokenizer;
   if (src.kind === 'run') tok = runTokenizer(src.run).tok;
-  else if (src.kind === 'teacher') ({ tok, eosToken: eosName } = src);
+  else if ('tok' in src) ({ tok, eosToken: eosName } = src);
   else {
     const format = recordFormat(spec);
     const texts = records.filter((_, i) => !isHeldOut(i, spec.heldOutEvery)).map((rec) => recordText(rec.messages, format));

@@ -9,12 +9,15 @@ import type { EvalLog, EventLog, StepLog } from '../../train/step-trainer.ts';
 /** An HF Llama folder the engine reads itself: served at a URL (ending in '/'), or picked files by path. */
 export type ModelFolderSource = { url: string } | { files: Record<string, Uint8Array> };
 
-/** A teacher the engine runs on the GPU (dense-logit KD, on-policy scoring, evaluation): its weights folder. */
-export interface EngineTeacher {
+/** A model folder the engine reads (an HF Llama folder): a teacher it runs on the GPU (dense-logit KD, on-policy
+ *  scoring, evaluation), or a pretrained student it fine-tunes. */
+export interface EngineModel {
   /** Shown to the user and stored with the run, e.g. 'brown-teacher'. */
   label: string;
   source: ModelFolderSource;
 }
+
+export type EngineTeacher = EngineModel;
 
 /** The training methods (src/engine/runs/methods.ts holds what each needs and does). */
 export const RUN_METHODS = ['sft', 'kd', 'dpo', 'ipo', 'on-policy'] as const;
@@ -54,8 +57,12 @@ export interface OnPolicySettings {
 export interface RunSpecBase {
   name: string;
   datasetId: string;
-  /** A student preset (src/model/config.ts PRESETS) and overrides; vocabSize comes from the tokenizer. */
+  /** A student preset (src/model/config.ts PRESETS) and overrides; vocabSize comes from the tokenizer. Ignored for a
+   *  pretrained student. */
   preset: string;
+  /** A pretrained student: its folder gives the architecture, the starting weights, the tokenizer and the chat
+   *  template (the tokenizer choice and preset are ignored). Absent: a new model of the preset. */
+  pretrained?: EngineModel;
   modelOverrides?: Partial<Omit<ModelConfig, 'vocabSize'>>;
   tokenizer: TokenizerChoice;
   format: RunFormat;

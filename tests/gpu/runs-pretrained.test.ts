@@ -1,0 +1,109 @@
+// A pretrained student in the app's engine: a run whose `pretrained` folder (here the trained 0.65M Brown teacher
+// fixture, an HF Llama folder) gives the student's architecture, starting weights and tokenizer. Proven against
+// the folder itself: the run's model config is the folder's, its held-out loss before any real update equals
+// the folder's own weights' held-out loss on the same batches (and is far below a random student's), dense KD
+// from the same folder as teacher starts at KL 0, the export names its base model, and a run created from a
+// folder whose config.json then changes refuses to start on other weights.
+import 'fake-indexeddb/auto';
+import { IDBFactory } from 'fake-indexeddb';
+import { describe, expect, it } from 'vitest';
+import { readFolder } from '../../src/cli/export.ts';
+import { createEngine } from '../../src/engine/engine.ts';
+import { buildRunData } from '../../src/engine/runs/data.ts';
+import { RunStore } from '../../src/engine/runs/run-store.ts';
+import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
+import { importHfFolder } from '../../src/export/import.ts';
+import { GpuModel } from '../../src/model/gpu-model.ts';
+import { openStore } from '../../src/store/store.ts';
+import { evalBatches } from '../../src/train/batches.ts';
+import { evaluateHeldOut } from '../../src/train/evaluate.ts';
+import { CE_ONLY } from '../../src/train/step-trainer.ts';
+import { useGpu } from './gpu-context.ts';
+
+const gpu = useGpu();
+const folder = Object.fromEntries(readFolder('tests/fixtures/brown-teacher-small'));
+const base = importHfFolder(new Map(Object.entries(folder)), 'fixture');
+const model = { label: 'brown-teacher-small', source: { files: folder } };
+const prov = { teacher: { kind: 'transformers-js', model: 'brown', baseURLHost: '' }, strategy: 'labeling', params: {}, usage: { input: 1, output: 1 }, time: 1 };
+const TEXTS = [
+  ['The history of the city', ' is the history of its people, who came from the farms and the hills to work in the mills.'],
+  ['In the morning the farmers', ' went out to the fields before the sun was up, and they did not come back until dark.'],
+  ['The committee said that', ' the new law would be passed by the end of the year if the governor agreed to sign it.'],
+  ['He told the jury', ' that there was no evidence of any kind that the money had been taken from the bank.'],
+];
+
+async function setup() {
+  const factory = new IDBFactory();
+  const data = await openStore('pre-data', factory);
+  const runs = await RunStore.open('pre-runs', factory);
+  const engine = createEngine(async () => gpu(), { dataStore: async () => data, runStore: async () => runs });
+  const ds = await data.createDataset({ name: 'brown lines' });
+  await data.putRecords(ds.id, Array.from({ length: 12 }, (_, i) => {
+    const [u, a] = TEXTS[i % TEXTS.length]!;
+    return { key: `r${i}`, messages: [{ role: 'user' as const, content: `${u}` }, { role: 'assistant' as const, content: `${a}${i}` }], provenance: prov };
+  }));
+  return { data, runs, engine, ds: ds.id };
+}
+
+const spec = (datasetId: string, over: Record<string, unknown> = {}): RunSpec => ({
+  name: 'pre', datasetId, preset: 'nano', tokenizer: { kind: 'bpe', vocabSize: 300 }, format: 'continuation', method: 'sft', pretrained: model,
+  train: { batchSize: 2, seqLen: 24, steps: 1, lr: 1e-12, warmupSteps: 0, evalEvery: 1, evalBatches: 2, checkpointEvery: 1, seed: 3 },
+  sampleEvery: 0, samplePrompts: [], heldOutEvery: 3, ...over,
+}) as RunSpec;
+
+describe('a pretrained student (an HF Llama folder) in the app engine', () => {
+  it('starts from the folder’s weights, architecture and tokenizer; KD from the same folder starts at KL 0; the export names the base', async () => {
+    const { data, engine, ds } = await setup();
+    const plan = await engine.planRun(spec(ds));
+    expect(plan.ok, plan.problems.join('; ')).toBe(true);
+    expect(plan.model).toEqual(base.config);
+
+    const run = await engine.createRun(spec(ds));
+    expect(run.model).toEqual(base.config);
+    expect(run.tokenizerVocab).toBe(base.textTokenizer!.vocabSize);
+    const events: RunEvent[] = [];
+    expect((await engine.runRun(run.id, (e) => events.push(e))).status).toBe('done');
+    expect(events.some((e) => e.kind === 'event' && e.code === 'started' && /pretrained model brown-teacher-small/.test(e.message))).toBe(true);
+
+    // The run's held-out loss (lr 1e-12: the weights are the folder's) = the folder's weights on the same batches.
+    const report = await engine.evaluate({ runId: run.id });
+    const recs = await data.getRecords(ds, { limit: 100 });
+    const tok = base.textTokenizer!;
+    const built = await buildRunData(recs, [], { format: 'continuation', tok, eos: tok.tokenToId('<|endoftext|>')!, T: 24, heldOutEvery: 3 });
+    const g = new GpuModel(gpu().device, base.config, 2, 24, CE_ONLY);
+    g.uploadParams(base.params);
+    const direct = (await evaluateHeldOut(g, evalBatches(built.evalRows, 2, 24, 2, true)))!;
+    g.destroy();
+    expect(report.tokens).toBe(direct.tokens);
+    expect(Math.abs(report.loss! - direct.loss)).toBeLessThan(1e-4);
+    // A random model of this vocabulary is at about ln 1024 = 6.93 nats; the folder's weights are far below.
+    expect(report.loss!).toBeLessThan(Math.log(1024) - 1.5);
+
+    // Dense KD from the same folder: the student is the teacher at step 1, so the KL term is 0 (tokenizers aligned).
+    const kd = await engine.createRun(spec(ds, { name: 'kd', method: 'kd', kdSource: 'dense', teacher: model, train: { ...spec(ds).train, objective: 'fkl', kdWeight: 1, ceWeight: 0 } }));
+    const kdEvents: RunEvent[] = [];
+    await engine.runRun(kd.id, (e) => kdEvents.push(e));
+    const first = kdEvents.find((e): e is RunStepLog => e.kind === 'step')!;
+    expect(Math.abs(first.kd)).toBeLessThan(1e-5);
+
+    const exp = await engine.exportModel({ source: { runId: run.id }, format: 'safetensors', name: 'pre' });
+    const record = JSON.parse(new TextDecoder().decode(exp.files.find((f) => f.path === 'training.json')!.bytes));
+    expect(record.baseModel).toBe('brown-teacher-small');
+    expect(record.run.pretrained).toEqual({ label: 'brown-teacher-small' });
+    const cfg = JSON.parse(new TextDecoder().decode(exp.files.find((f) => f.path === 'config.json')!.bytes));
+    expect([cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads]).toEqual([1024, 128, 3, 4]);
+  }, 600_000);
+
+  it('refuses a start run and a pretrained model at once, and a pretrained folder whose config changed since creation', async () => {
+    const { runs, engine, ds } = await setup();
+    await expect(engine.planRun(spec(ds, { initFrom: 'x' }))).rejects.toThrow(/a pretrained model or from another run, not both/);
+    const run = await engine.createRun(spec(ds, { name: 'changing' }));
+    // The picked files are stored with the run: training reads that copy. Change its config.json (same length).
+    const text = new TextDecoder().decode(folder['config.json']!);
+    const changed = new TextEncoder().encode(text.replace(/"rms_norm_eps": *0\.00001/, (m) => m.replace('0.00001', '0.00002')));
+    expect(changed.length).toBe(folder['config.json']!.length);
+    expect(new TextDecoder().decode(changed)).not.toBe(text);
+    await runs.putBlob(`${run.id}:student:config.json`, changed, 'test');
+    await expect(engine.runRun(run.id)).rejects.toThrow(/is not the one the run was created with/);
+  }, 120_000);
+});
