@@ -13,7 +13,7 @@ import type { DatasetCounts } from '../../store/schema.ts';
 import { checkTokenAlignment } from '../../tokenizer/align.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
 import type { TrainConfig } from '../../train/config.ts';
-import { readModelFolder } from '../export.ts';
+import { readModelFolder } from '../model-fetch.ts';
 import { estimateMemory, MEMORY_BUDGET } from './estimate.ts';
 import { methodOf, type MethodEntry } from './methods.ts';
 import type { StoredRun } from './run-store.ts';
