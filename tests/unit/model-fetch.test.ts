@@ -106,7 +106,7 @@ describe('model folders over HTTP, Hub-style', () => {
     expect(log.filter((l) => l.method === 'GET').map((l) => l.path).sort()).toEqual(['config.json', 'tokenizer.json', 'tokenizer_config.json']);
     // Another version of the weights (another ETag) is not read from the old pieces.
     const other = fixture.get('model.safetensors')!.slice();
-    other[other.length - 1] ^= 1;
+    other[other.length - 1] = other[other.length - 1]! ^ 1;
     repos['org/single'] = new Map([...fixture, ['model.safetensors', other]]);
     etag = 'v2';
     try {
