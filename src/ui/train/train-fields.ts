@@ -4,9 +4,12 @@
 // RunSpec is made from the settings by specOf, generically from the method's entry.
 import { KD_OBJECTIVES } from '../../kernels/loss/loss.config.ts';
 import { METHODS, methodOf, type MethodSetting } from '../../engine/runs/methods.ts';
-import type { RunMethod, RunSpec } from '../../protocol.ts';
+import type { EngineModel, RunMethod, RunSpec } from '../../protocol.ts';
 
 type Kind = 'number' | 'select' | 'text' | 'textarea';
+
+/** The student select's value for "a pretrained model" (the other values are presets). */
+export const PRETRAINED = 'pretrained';
 
 export interface Field<K extends string = string, V extends string | number = string | number> {
   key: K;
@@ -50,8 +53,11 @@ export const FIELDS = [
   num('skewLambda', 'train-skew', 'λ (skew KL)', 0.1, { min: '0', max: '0.99', step: '0.05' }, { setting: 'divergence', when: (s) => String(s.objective).startsWith('skew') }),
   num('pairBeta', 'train-pair-beta', 'β (DPO/IPO)', 0.1, { min: '0.01', max: '10', step: '0.01' }, { setting: 'pair-beta' }),
   sel('preset', 'train-preset', 'student', 'micro'),
-  sel<'tokenizer', 'bpe' | 'teacher'>('tokenizer', 'train-tokenizer', 'tokenizer', 'teacher', [['teacher', 'the teacher’s own (needed for token-level KD)'], ['bpe', 'a new BPE trained on this dataset']]),
-  num('vocab', 'train-vocab', 'vocabulary', 2048, { min: '260', max: '65536', step: '64' }, { when: (s) => s.tokenizer === 'bpe' }),
+  text('pretrained', 'train-pretrained', 'pretrained model (a Hub id, owner/name, or a folder URL; or pick its folder)', 'text',
+    { placeholder: 'HuggingFaceTB/SmolLM2-135M', class: 'wide', spellcheck: 'false' }, { when: (s) => s.preset === PRETRAINED }),
+  sel<'tokenizer', 'bpe' | 'teacher'>('tokenizer', 'train-tokenizer', 'tokenizer', 'teacher', [['teacher', 'the teacher’s own (needed for token-level KD)'], ['bpe', 'a new BPE trained on this dataset']],
+    { when: (s) => s.preset !== PRETRAINED }),
+  num('vocab', 'train-vocab', 'vocabulary', 2048, { min: '260', max: '65536', step: '64' }, { when: (s) => s.tokenizer === 'bpe' && s.preset !== PRETRAINED }),
   sel<'format', 'continuation' | 'chat' | 'template'>('format', 'train-format', 'format', 'continuation', [
     ['continuation', 'continuation (the answer follows the prompt, as a base LM)'],
     ['chat', 'chat (role headers; exported with a chat template)'],
@@ -90,9 +96,10 @@ export function fieldShown(f: Field, s: FormSettings): boolean {
   return f.when ? f.when(s as unknown as Record<string, string | number>) : true;
 }
 
-/** A RunSpec from the form's settings and the engine teacher (undefined when the engine cannot run one): the
- *  common settings, then exactly the settings the chosen method has (METHODS[m].settings). */
-export function specOf(s: FormSettings, teacher: RunSpec['teacher']): RunSpec {
+/** A RunSpec from the form's settings, the engine teacher (undefined when the engine cannot run one) and, for a
+ *  pretrained student, its folder: the common settings, then exactly the settings the chosen method has
+ *  (METHODS[m].settings). */
+export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?: EngineModel): RunSpec {
   const m = methodOf({ method: s.method });
   const has = (x: MethodSetting) => m.settings.includes(x);
   const prompts = s.prompts.split('\n').map((x) => x.trim()).filter(Boolean);
@@ -109,6 +116,7 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher']): RunSpec {
     format: s.format, ...(s.format === 'template' && s.chatTemplate.trim() ? { chatTemplate: s.chatTemplate } : {}),
     // The teacher rides along whenever the engine can run it: its tokenizer, dense KD, and evaluation against it.
     ...(teacher ? { teacher } : {}),
+    ...(s.preset === PRETRAINED && pretrained ? { pretrained } : {}),
     train,
     ...(has('kd-source') ? { kdSource: s.kdSource } : {}),
     ...(has('pair-beta') ? { pairBeta: s.pairBeta } : {}),
