@@ -11,9 +11,9 @@ import type { ChatMessage, Dataset, StoredPair, StoredRecord } from '../../store
 import { searchRecords } from '../../store/search.ts';
 import { emit, on } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
+import { appStore } from '../services.ts';
 import { datasetExport } from './dataset-export.ts';
 import { countsLine, listDatasets, stamp } from './datasets.ts';
-import { appStore } from './jobs-client.ts';
 
 export const PAGE_SIZE = 20;
 

@@ -9,8 +9,8 @@ import { exportJsonlText, type JsonlFormat } from '../../store/io.ts';
 import { exportParquet } from '../../store/parquet.ts';
 import type { Dataset } from '../../store/schema.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
+import { appStore } from '../services.ts';
 import { download, slug } from './datasets.ts';
-import { appStore } from './jobs-client.ts';
 
 type ExportKind = `jsonl-${JsonlFormat}` | `parquet-${JsonlFormat}` | 'scaleout';
 

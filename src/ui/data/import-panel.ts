@@ -10,8 +10,8 @@ import { importJsonl, JSONL_FORMATS, type JsonlFormat } from '../../store/io.ts'
 import { importParquet } from '../../store/parquet.ts';
 import { emit, on } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
+import { appStore } from '../services.ts';
 import { fillDatasetSelect, listDatasets } from './datasets.ts';
-import { appStore } from './jobs-client.ts';
 
 const FORMAT_LABELS: Record<JsonlFormat | 'auto', string> = {
   auto: 'detect from the file',
@@ -42,6 +42,7 @@ export function importPanel(): HTMLElement {
     status.className = cls;
     status.textContent = text;
   };
+  const setError = (e: unknown): void => setStatus('error', errorText(e), 'error');
 
   const refreshTargets = async (): Promise<void> => {
     try {
@@ -87,7 +88,7 @@ export function importPanel(): HTMLElement {
       emit('datasets', undefined);
     } catch (e) {
       if (created) await store.deleteDataset(created).catch(() => undefined);
-      setStatus('error', `${errorText(e)}`, 'error');
+      setError(e);
     } finally {
       busy = false;
       file.disabled = false;
@@ -109,7 +110,7 @@ export function importPanel(): HTMLElement {
     drop.classList.remove('over');
     const f = e.dataTransfer?.files?.[0];
     if (f) void run(f);
-    else setStatus('error', 'Nothing to import: drop a file (.jsonl or .parquet).', 'error');
+    else setError('Nothing to import: drop a file (.jsonl or .parquet).');
   });
 
   return h('div', { id: 'data-import' },

@@ -8,7 +8,7 @@ import type { StudentSampler } from '../../elicit/types.ts';
 import { engine } from '../engine-client.ts';
 import { gotoStage, on } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
-import type { StudentChoice } from './jobs-client.ts';
+import type { StudentChoice } from '../services.ts';
 
 /** Runs whose latest checkpoint can be sampled. */
 export function usableRuns(runs: RunInfo[]): RunInfo[] {

@@ -7,9 +7,7 @@ import type { SelftestScope } from '../../engine/checks.ts';
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../../platform/gpu.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
 import { engine, onEngineError, proxy } from '../engine-client.ts';
-
-/** Resolves with the adapter once the engine has one (the Train stage waits on it); rejects with the reason. */
-export let gpuReady: Promise<AdapterReport>;
+import { startGpu } from '../services.ts';
 
 export function gpuPanel(): HTMLElement {
   const summary = h('summary', { id: 'gpu-summary' }, 'GPU: starting the engine…');
@@ -50,8 +48,7 @@ export function gpuPanel(): HTMLElement {
     );
   };
 
-  gpuReady = engine().gpuInfo();
-  gpuReady.then((r) => { render(r); selftestButton.disabled = false; quickButton.disabled = false; }, showError);
+  startGpu().then((r) => { render(r); selftestButton.disabled = false; quickButton.disabled = false; }, showError);
 
   const renderSelftest = (rep: SelftestReport) => {
     selftestTable.replaceChildren(

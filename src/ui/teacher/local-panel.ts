@@ -11,11 +11,9 @@
 import * as Comlink from 'comlink';
 import type { LocalModelSource, TeacherGenerateResult } from '../../teacher/local-protocol.ts';
 import { formatBytes, h } from '../dom.ts';
+import { DEFAULT_TEACHER_FOLDER } from '../services.ts';
 import { loadLocalPrefs, loadLocal, saveLocalPrefs, type LocalDeviceChoice } from './session.ts';
 import { latestLoadId, onTeacherLoad, onTeacherWorkerError, teacherWorker } from './teacher-client.ts';
-
-/** The default teacher shipped with the app. */
-export const DEFAULT_TEACHER_FOLDER = 'models/brown-teacher/';
 
 type Kind = 'folder' | 'files' | 'hub';
 

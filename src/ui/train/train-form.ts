@@ -16,6 +16,7 @@ import type { Dataset } from '../../store/schema.ts';
 import { activeTeacher, loadPref, savePref, type ActiveTeacher } from '../app-state.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
 import { engine } from '../engine-client.ts';
+import { engineTeacher } from '../services.ts';
 
 const METHODS: [RunMethod, string][] = [
   ['sft', 'SFT on the teacher’s answers (sequence-level KD)'],
@@ -66,14 +67,6 @@ export const DEFAULT_SETTINGS: FormSettings = {
   pairBeta: 0.1, initFrom: '', lambda: 0.5, sampleTokens: 24, preset: 'micro', tokenizer: 'teacher', vocab: 2048, format: 'continuation', chatTemplate: '',
   steps: 200, batch: 8, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 25, ckptEvery: 25, sampleEvery: 50, heldOutEvery: 10, prompts: '', name: '',
 };
-
-/** The engine's teacher for the active teacher, when the engine can run it (a local folder or picked files). */
-export function engineTeacher(t: ActiveTeacher | null): RunSpec['teacher'] {
-  if (!t) return undefined;
-  if (t.folderUrl) return { label: t.model, source: { url: t.folderUrl } };
-  if (t.folderFiles) return { label: t.model, source: { files: t.folderFiles } };
-  return undefined;
-}
 
 /** A RunSpec from the form's settings (and the active teacher). */
 export function specOf(s: FormSettings, teacher: ActiveTeacher | null): RunSpec {

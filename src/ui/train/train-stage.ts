@@ -4,10 +4,9 @@
 // Stable hooks: #run-list tr[data-run][data-status], #train-gpu-note.
 import type { RunEvent, RunInfo, RunSpec } from '../../protocol.ts';
 import { gotoStage, loadPref, on, savePref, setStageStatus } from '../app-state.ts';
-import { appStore } from '../data/jobs-client.ts';
 import { errorText, h } from '../dom.ts';
 import { engine, proxy } from '../engine-client.ts';
-import { gpuReady } from '../shell/gpu-panel.ts';
+import { appStore, gpuReady } from '../services.ts';
 import { onRunEvent, pauseRun, resumeInterrupted, trainRun } from './runs-client.ts';
 import { RunView } from './run-view.ts';
 import { SOFTWARE_SETTINGS, trainForm } from './train-form.ts';
