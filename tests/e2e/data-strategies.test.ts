@@ -165,12 +165,12 @@ describe('Data stage: the strategies against a remote teacher', () => {
   it('curation: an edited topic tree (a bad one is refused naming the line), questions per leaf, answered', async () => {
     await chooseStrategy('curation');
     await page.fill('#data-topics', 'The village\n    Bread\n  Mill');
-    await page.waitForFunction(() => /topic tree, line 3/.test(document.querySelector('#data-topics-status')?.textContent ?? ''));
-    expect(await page.textContent('#data-form-error')).toMatch(/topic tree, line 3: “Mill” is indented 2 spaces/);
+    await page.waitForFunction(() => /^Topic tree, line 3/.test(document.querySelector('#data-topics-status')?.textContent ?? ''));
+    expect(await page.textContent('#data-form-error')).toMatch(/^Topic tree, line 3: “Mill” is indented 2 spaces/);
     const before = await snapshot(page);
     const bad = await runJob();
     expect(bad.state).toBe('error');
-    expect(bad.status).toMatch(/topic tree, line 3/);
+    expect(bad.status).toMatch(/^Topic tree, line 3/);
     expect(bad.s.datasets).toHaveLength(before.datasets.length);
     expect(bad.s.jobs).toHaveLength(before.jobs.length);
 
@@ -239,7 +239,7 @@ describe('Data stage: the strategies against a remote teacher', () => {
     const before = await snapshot(page);
     const r = await runJob();
     expect(r.state).toBe('error');
-    expect(r.status).toMatch(/ElicitError: labeling config: templates\['labeling.user'\]: unknown placeholder \{\{question\}\}/);
+    expect(r.status).toMatch(/^Labeling config: templates\['labeling.user'\]: unknown placeholder \{\{question\}\}/);
     expect(r.s.datasets).toHaveLength(before.datasets.length);
     expect(r.s.jobs).toHaveLength(before.jobs.length);
     await page.click('#data-template-reset-labeling-user');

@@ -15,7 +15,7 @@ import { STRATEGY_INFO } from '../../elicit/strategy-info.ts';
 import type { Dataset, Job, StoredRecord } from '../../store/schema.ts';
 import type { DistillStore } from '../../store/store.ts';
 import { emit, on, type ActiveTeacher, type StageStatus } from '../app-state.ts';
-import { duration, errorText, formatBytes, h } from '../dom.ts';
+import { duration, errorText, formatBytes, h, showError } from '../dom.ts';
 import { appStore, newElicitJob, onJobRun, runJob, stopJob } from '../services.ts';
 import { fillDatasetSelect, listDatasets, stamp } from './datasets.ts';
 import {
@@ -62,10 +62,14 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     status.dataset.state = state;
     status.className = cls;
     status.textContent = text;
-    if (state === 'error') onActivity({ state: 'error', text: 'a job failed' });
-    else if (state !== 'running' && state !== 'loading' && state !== 'waiting') onActivity(null);
+    if (state !== 'running' && state !== 'loading' && state !== 'waiting') onActivity(null);
   };
-  const setError = (e: unknown, prefix = ''): void => setState('error', `${prefix}${errorText(e)}`, 'error');
+  /** An error, until the user dismisses it or acts again (Start, Resume, or another job's run replaces it). */
+  const setError = (e: unknown, prefix?: string): void => {
+    status.dataset.state = 'error';
+    showError(status, e, { ...(prefix ? { prefix } : {}), onDismiss: () => { status.dataset.state = 'idle'; onActivity(null); } });
+    onActivity({ state: 'error', text: 'a job failed' });
+  };
   const syncButtons = (): void => {
     const blocked = form.blocker() !== null;
     startButton.disabled = running !== null || !opened || blocked;

@@ -8,7 +8,7 @@ import { zipFiles } from '../../export/zip.ts';
 import { exportJsonlText, type JsonlFormat } from '../../store/io.ts';
 import { exportParquet } from '../../store/parquet.ts';
 import type { Dataset } from '../../store/schema.ts';
-import { errorText, formatBytes, h } from '../dom.ts';
+import { formatBytes, h, showError } from '../dom.ts';
 import { appStore } from '../services.ts';
 import { download, slug } from './datasets.ts';
 
@@ -87,8 +87,7 @@ export function datasetExport(): DatasetExport {
       status.textContent = `Downloaded ${file} (${formatBytes(bytes.length)}; ${what})${skipped > 0 ? `; ${skipped} left out that this format cannot hold` : ''}.`;
     } catch (e) {
       status.dataset.state = 'error';
-      status.className = 'error';
-      status.textContent = errorText(e);
+      showError(status, e, { onDismiss: () => { status.dataset.state = 'idle'; } });
     } finally {
       button.disabled = current === null;
     }

@@ -8,8 +8,9 @@
 // #data-import-status[data-state=idle|running|done|error][data-written][data-duplicates][data-dataset].
 import { importJsonl, JSONL_FORMATS, type JsonlFormat } from '../../store/io.ts';
 import { importParquet } from '../../store/parquet.ts';
+import type { DistillStore } from '../../store/store.ts';
 import { emit, on } from '../app-state.ts';
-import { errorText, h } from '../dom.ts';
+import { h, showError } from '../dom.ts';
 import { appStore } from '../services.ts';
 import { fillDatasetSelect, listDatasets } from './datasets.ts';
 
@@ -37,12 +38,16 @@ export function importPanel(): HTMLElement {
     'Drop a .jsonl or .parquet file here, or ', h('label', { class: 'link' }, 'pick one', file));
   let busy = false;
 
-  const setStatus = (state: 'idle' | 'running' | 'done' | 'error', text: string, cls = 'muted'): void => {
+  const setStatus = (state: 'idle' | 'running' | 'done', text: string, cls = 'muted'): void => {
     status.dataset.state = state;
     status.className = cls;
     status.textContent = text;
   };
-  const setError = (e: unknown): void => setStatus('error', errorText(e), 'error');
+  /** An error until the user dismisses it or imports again. */
+  const setError = (e: unknown): void => {
+    status.dataset.state = 'error';
+    showError(status, e, { onDismiss: () => { status.dataset.state = 'idle'; } });
+  };
 
   const refreshTargets = async (): Promise<void> => {
     try {
@@ -62,9 +67,10 @@ export function importPanel(): HTMLElement {
     delete status.dataset.duplicates;
     delete status.dataset.dataset;
     setStatus('running', `Reading ${f.name}…`);
-    const store = await appStore();
+    let store: DistillStore | null = null;
     let created: string | null = null;
     try {
+      store = await appStore();
       const parquet = await isParquet(f, f.name);
       let datasetId = target.value;
       if (datasetId === '' || !(await store.getDataset(datasetId))) {
@@ -87,7 +93,7 @@ export function importPanel(): HTMLElement {
       created = null;
       emit('datasets', undefined);
     } catch (e) {
-      if (created) await store.deleteDataset(created).catch(() => undefined);
+      if (created && store) await store.deleteDataset(created).catch(() => undefined);
       setError(e);
     } finally {
       busy = false;

@@ -6,7 +6,7 @@
 // use, or that none is and what to do. Stable hooks: #data-teacher-bar[data-kind=none|local|remote],
 // #data-use-default, #data-goto-teacher, #data-device.
 import { activeTeacher, gotoStage, on, type ActiveTeacher } from '../app-state.ts';
-import { h } from '../dom.ts';
+import { h, showError } from '../dom.ts';
 import { DEFAULT_TEACHER_FOLDER, loadLocal, reloadableSource, resolveJobTeacher, type LocalDeviceChoice, type ReloadableSource, type TeacherRef } from '../services.ts';
 
 /** Loads `source` into the teacher worker: active always, or ('if-local') unless a remote teacher is active. */
@@ -78,8 +78,7 @@ export function teacherLink(): TeacherLink {
       await loadDefault((s) => { status.textContent = s; });
       status.textContent = '';
     } catch (e) {
-      status.className = 'error';
-      status.textContent = `The default teacher did not load: ${(e as Error)?.message ?? String(e)}`;
+      showError(status, e, { prefix: 'The default teacher did not load: ' });
     } finally {
       useDefault.disabled = false;
     }

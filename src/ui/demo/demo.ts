@@ -8,7 +8,7 @@
 // Stable hooks: #demo-start, #demo-stop, #demo-status[data-phase], #demo-steps li[data-phase][data-state], #demo-results.
 import type { EvalReport, RunInfo, RunSpec } from '../../protocol.ts';
 import { activeTeacher, emit, gotoStage, loadPref, savePref, type ActiveTeacher } from '../app-state.ts';
-import { errorText, h } from '../dom.ts';
+import { errorText, h, showError } from '../dom.ts';
 import { engine } from '../engine-client.ts';
 import {
   appStore, DEFAULT_TEACHER_FOLDER, engineTeacher, gpuReady, loadLocal, newElicitJob, onJobRun, pauseRun, runJob, stopJob, trainRun,
@@ -79,7 +79,11 @@ export function demoCard(): Node {
     stopBtn.disabled = !running;
     // "Continue" only for a demo that was stopped, failed or cut off by closing the tab.
     startBtn.textContent = running ? 'Demo running…' : state && state.phase !== 'done' ? 'Continue the demo' : 'Distil the demo';
-    if (state?.error && !running) { status.className = 'error'; status.textContent = `${state.error} — press Continue the demo to try again from this step.`; }
+    if (state?.error && !running) {
+      showError(status, `${state.error} — press Continue the demo to try again from this step.`, {
+        onDismiss: () => { if (state) { delete state.error; state.stopped = true; save(); render(); } },
+      });
+    }
     if (state?.results) renderResults(state.results);
   };
   const say = (text: string) => { status.className = 'muted'; status.textContent = text; };

@@ -117,7 +117,7 @@ export function remotePanel(): HTMLFormElement {
       const ids = await t.listModels();
       if (seq === listSeq) showModels(ids);
     } catch (e) {
-      if (seq === listSeq) showModels(null, `Could not list the models: ${errorText(e).replace(/^TeacherError: /, '')}. Press Test connection to see why, or type the model name.`);
+      if (seq === listSeq) showModels(null, `Could not list the models: ${errorText(e)}. Press Test connection to see why, or type the model name.`);
     }
   };
   const listSoon = () => {
@@ -261,7 +261,7 @@ export function remotePanel(): HTMLFormElement {
       report.hidden = false;
       report.dataset.result = 'error';
       report.dataset.problem = 'config';
-      report.replaceChildren(h('p', { class: 'bad' }, `Cannot use these settings: ${errorText(e).replace(/^(TeacherError|Error): (teacher config: )?/, '')}`));
+      report.replaceChildren(h('p', { class: 'bad' }, `Cannot use these settings: ${errorText(e).replace(/^Teacher config: /, '')}`));
     }
   });
 
