@@ -134,6 +134,17 @@ describe('Data stage: the strategies against a remote teacher', () => {
     expect(second.job.datasetId).toBe(job.datasetId);
     expect(second.s.datasets.find((d) => d.id === job.datasetId)!.counts.records).toBe(5);
     expect(recordsOf(second.s, second.job).map((r) => r.messages[0]!.content).sort()).toEqual(['The children ran', 'The snow fell']);
+
+    // Several answers per prompt: the progress counts answers and says so (2 prompts × 3 answers = 6 answers).
+    await page.selectOption('#data-target', '');
+    await page.fill('#data-prompts', 'The miller\nThe baker');
+    await page.fill('#data-opt-labeling-answersPerInput', '3');
+    const third = await runJob();
+    expect(third.state, third.status).toBe('done');
+    expect(recordsOf(third.s, third.job)).toHaveLength(6);
+    expect(third.status).toBe('Done: 6/6 answers (2 prompts × 3).');
+    expect(await page.textContent('#data-progress-text')).toMatch(/^6\/6 answers \(2 prompts × 3\) · [\d,]+ tokens · cost \$0\.0000$/);
+    await page.fill('#data-opt-labeling-answersPerInput', '1');
   });
 
   it('expansion (Self-Instruct): new instructions generated from the seeds, filtered and answered', async () => {

@@ -19,7 +19,7 @@ import { duration, errorText, formatBytes, h, showError } from '../dom.ts';
 import { appStore, newElicitJob, onJobRun, runJob, stopJob } from '../services.ts';
 import { fillDatasetSelect, listDatasets, stamp } from './datasets.ts';
 import {
-  jobStrategyName, jobStudent, jobTeacher, jobTotal, latestJob, storageInfo, teacherRefLabel, unfinishedJobs,
+  jobStrategyName, jobStudent, jobTeacher, jobTotal, jobUnit, latestJob, storageInfo, teacherRefLabel, unfinishedJobs,
 } from './jobs-client.ts';
 import type { StrategyForm } from './strategy-form.ts';
 import { studentSampler } from './student-link.ts';
@@ -132,7 +132,7 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     progress.dataset.total = String(total);
     const name = jobStrategyName(job);
     const eta = job.status === 'running' && done < total ? ` · ETA ${duration(job.progress.etaMs)}` : '';
-    progressText.textContent = `${done}/${total} ${STRATEGY_INFO[name].unit}${eta} · ${tokens.toLocaleString('en')} tokens · cost $${cost.toFixed(4)}`;
+    progressText.textContent = `${done}/${total} ${jobUnit(job)}${eta} · ${tokens.toLocaleString('en')} tokens · cost $${cost.toFixed(4)}`;
     status.dataset.job = job.id;
     const t = jobTeacher(job);
     const s = jobStudent(job);
@@ -144,8 +144,7 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
   const showFinished = (job: Job): void => {
     renderJob(job);
     const total = jobTotal(job);
-    const unit = STRATEGY_INFO[jobStrategyName(job)].unit;
-    if (job.status === 'done') setState('done', `Done: ${job.progress.done}/${total} ${unit}.`, 'ok');
+    if (job.status === 'done') setState('done', `Done: ${job.progress.done}/${total} ${jobUnit(job)}.`, 'ok');
     else if (job.status === 'paused') setState('stopped', `Stopped at ${job.progress.done}/${total}. Resume continues where it stopped.`);
     else if (job.status === 'failed') setError(`The job failed: ${job.error ?? 'unknown error'}. Resume retries from the last commit.`);
     else if (job.status === 'running') setState('waiting', 'The job is unfinished and not running here (another tab may run it). Resume continues it here.');

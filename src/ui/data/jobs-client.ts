@@ -3,7 +3,7 @@
 // never a key) and the student it runs with — so a resumed job finds them again. The store itself, creating a job
 // with its teacher and running one under its Web Lock are services the demo shares (src/ui/services.ts).
 import { elicitJobStrategy, JOB_KIND_PREFIX } from '../../elicit/run.ts';
-import { plannedTotal } from '../../elicit/strategy-info.ts';
+import { plannedTotal, progressUnit, STRATEGY_INFO } from '../../elicit/strategy-info.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../../elicit/types.ts';
 import type { Job } from '../../store/schema.ts';
 import { requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
@@ -100,5 +100,17 @@ export function jobTotal(job: Job): number {
     return plannedTotal(strategy.name, config);
   } catch {
     return jobInputs(job).length;
+  }
+}
+
+/** What the job's progress counts: "prompts", "questions", …; "answers (10 prompts × 3)" for labeling with several answers per prompt. */
+export function jobUnit(job: Job): string {
+  try {
+    const { strategy, config } = elicitJobStrategy(job);
+    const unit = progressUnit(strategy.name, config);
+    const k = isObject(config) ? config.answersPerInput : undefined;
+    return unit === 'answers' && typeof k === 'number' ? `answers (${jobInputs(job).length} prompts × ${k})` : unit;
+  } catch {
+    return STRATEGY_INFO[jobStrategyName(job)].unit;
   }
 }
