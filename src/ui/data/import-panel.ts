@@ -7,7 +7,6 @@
 // Stable hooks: #data-import-file, #data-import-drop, #data-import-format, #data-import-target, #data-import-name,
 // #data-import-status[data-state=idle|running|done|error][data-written][data-duplicates][data-dataset].
 import { importJsonl, JSONL_FORMATS, type JsonlFormat } from '../../store/io.ts';
-import { importParquet } from '../../store/parquet.ts';
 import type { DistillStore } from '../../store/store.ts';
 import { emit, on } from '../app-state.ts';
 import { h, showError } from '../dom.ts';
@@ -78,7 +77,8 @@ export function importPanel(): HTMLElement {
         datasetId = created = (await store.createDataset({ name: dsName, description: `imported from ${f.name}` })).id;
       }
       const opts = { format: format.value as JsonlFormat | 'auto', sourceName: f.name.slice(0, 200) };
-      const r = parquet ? await importParquet(store, datasetId, f, opts) : await importJsonl(store, datasetId, f, opts);
+      // Parquet's reader (hyparquet) loads with the first Parquet file, not with the page.
+      const r = parquet ? await (await import('../../store/parquet.ts')).importParquet(store, datasetId, f, opts) : await importJsonl(store, datasetId, f, opts);
       const dups = r.duplicatesInFile + r.duplicatesInDataset;
       const read = 'rows' in r ? `${r.rows} rows` : `${r.lines} lines`;
       const ignored = 'ignoredColumns' in r && r.ignoredColumns.length > 0 ? ` Ignored columns: ${r.ignoredColumns.join(', ')}.` : '';

@@ -14,7 +14,7 @@ import { activeTeacher, setStageStatus } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
 import { seconds, testConnection, type ConnectionReport, hostOf } from '../../teacher/connection.ts';
 import { PRESETS } from '../../teacher/presets.ts';
-import { RemoteTeacher } from '../../teacher/remote.ts';
+import { LazyRemoteTeacher } from '../../teacher/lazy-remote.ts';
 import type { PresetName } from '../../teacher/types.ts';
 import { apiKeyFor, forgetAllApiKeys, keyBase, setApiKey } from './keys.ts';
 import { activateRemote, clearWaitingForKey, loadRemotePrefs, remoteWaitingForKey, saveRemotePrefs, type RemotePrefs } from './session.ts';
@@ -120,7 +120,7 @@ export function remotePanel(): HTMLFormElement {
     }
     modelsStatus.textContent = 'Asking the server for its models…';
     try {
-      const t = new RemoteTeacher({ preset: f.preset, baseURL: f.baseURL, apiKey: k, model: f.model || 'unset', maxRetries: 0, timeoutMs: 10_000 });
+      const t = new LazyRemoteTeacher({ preset: f.preset, baseURL: f.baseURL, apiKey: k, model: f.model || 'unset', maxRetries: 0, timeoutMs: 10_000 });
       const ids = await t.listModels();
       if (seq === listSeq) showModels(ids);
     } catch (e) {

@@ -1,9 +1,18 @@
 // Live training charts (uPlot, the library made for this): one small chart per quantity, x = step. Points are
 // appended as the run logs them and redrawn at most once per animation frame; charts follow their container's
-// width. Series names are plain text.
-import uPlot from 'uplot';
-import 'uplot/dist/uPlot.min.css';
+// width. Series names are plain text. uPlot and its stylesheet load with the first chart that has a point to draw,
+// not with the page.
+import type uPlot from 'uplot';
 import { h } from '../dom.ts';
+
+let uplotModule: Promise<typeof uPlot> | null = null;
+function loadUPlot(): Promise<typeof uPlot> {
+  if (!uplotModule) {
+    uplotModule = Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(([m]) => m.default);
+    uplotModule.catch(() => { uplotModule = null; }); // tried again with the next point
+  }
+  return uplotModule;
+}
 
 export interface ChartSpec {
   id: string;
@@ -18,6 +27,7 @@ export class LiveChart {
   private readonly xs: number[] = [];
   private readonly ys: (number | null)[][];
   private plot: uPlot | null = null;
+  private creating = false;
   private pending = false;
   private readonly body: HTMLElement;
 
@@ -32,7 +42,14 @@ export class LiveChart {
     return Math.max(200, Math.floor(this.body.clientWidth || 320));
   }
 
-  private create(): void {
+  private async create(): Promise<void> {
+    this.creating = true;
+    let UPlot: typeof uPlot;
+    try {
+      UPlot = await loadUPlot();
+    } finally {
+      this.creating = false;
+    }
     const opts: uPlot.Options = {
       width: this.width(), height: 160,
       legend: { show: this.spec.series.length > 1 },
@@ -41,7 +58,7 @@ export class LiveChart {
       axes: [{ stroke: '#888', grid: { stroke: 'rgba(128,128,128,0.15)' } }, { stroke: '#888', grid: { stroke: 'rgba(128,128,128,0.15)' }, size: 52 }],
       series: [{ label: 'step' }, ...this.spec.series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: true, points: { show: false } }))],
     };
-    this.plot = new uPlot(opts, [this.xs, ...this.ys] as uPlot.AlignedData, this.body);
+    this.plot = new UPlot(opts, [this.xs, ...this.ys] as uPlot.AlignedData, this.body); // with the points pushed meanwhile
   }
 
   private resize(): void {
@@ -74,8 +91,9 @@ export class LiveChart {
     requestAnimationFrame(() => {
       this.pending = false;
       if (this.xs.length === 0) return;
-      if (!this.plot) this.create();
-      else this.plot.setData([this.xs, ...this.ys] as uPlot.AlignedData);
+      if (!this.plot) {
+        if (!this.creating) this.create().catch((e: unknown) => console.error('charts: uPlot did not load', e));
+      } else this.plot.setData([this.xs, ...this.ys] as uPlot.AlignedData);
     });
   }
 
