@@ -274,3 +274,12 @@ export function plannedTotal(name: StrategyName, config: unknown): number {
     default: return inputs;
   }
 }
+
+/**
+ * What plannedTotal (and a job's progress) counts, plural: the strategy's unit, except for labeling with several
+ * answers per prompt, which counts answers (10 prompts × 3 answers is 30 answers, not "30 prompts").
+ */
+export function progressUnit(name: StrategyName, config: unknown): string {
+  if (name === 'labeling' && isRecord(config) && typeof config.answersPerInput === 'number' && config.answersPerInput > 1) return 'answers';
+  return STRATEGY_INFO[name].unit;
+}

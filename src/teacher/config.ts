@@ -57,6 +57,15 @@ function nonNegative(where: string, key: string, v: unknown): number {
   return v;
 }
 
+/** The config as shown to the UI / stored: everything but the key. */
+export type RemoteTeacherSettings = Omit<RemoteTeacherConfig, 'apiKey'> & { hasApiKey: boolean };
+
+/** A resolved config's settings without the key (what RemoteTeacher.settings shows). */
+export function teacherSettings(c: RemoteTeacherConfig): Readonly<RemoteTeacherSettings> {
+  const { apiKey, ...rest } = c;
+  return Object.freeze({ ...rest, extraHeaders: { ...rest.extraHeaders }, hasApiKey: apiKey !== '' });
+}
+
 /**
  * Fills defaults and validates a teacher config given as plain data (e.g. from the UI or a JSON file).
  * Throws TeacherError('config') naming the bad key; never echoes the API key.

@@ -12,7 +12,6 @@
 // baseURL; no text in a report contains it (RemoteTeacher scrubs server messages; the report is scrubbed again).
 import { resolveRemoteTeacherConfig } from './config.ts';
 import { PRESETS, type TeacherPreset } from './presets.ts';
-import { RemoteTeacher } from './remote.ts';
 import { PRESET_NAMES, TeacherError, type PresetName, type RemoteTeacherConfig } from './types.ts';
 
 type FetchFn = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -372,6 +371,14 @@ export async function testConnection(config: ConnectionConfig, env: ConnectionEn
     const p = kind === 'connection' ? await probe(`${base.baseURL}/models`, fetchFn, Math.min(timeoutMs, 5000)) : undefined;
     return explainFailure(e, ctx(request, p ? { probe: p } : {}));
   };
+
+  // The client (and the OpenAI SDK under it) loads with the first test, not with the page that offers the test.
+  let RemoteTeacher: typeof import('./remote.ts').RemoteTeacher;
+  try {
+    ({ RemoteTeacher } = await import('./remote.ts'));
+  } catch (e) {
+    return fail(explainFailure(e, ctx('models')));
+  }
 
   // 1. Which models the server lists (also: is anything there at all, and does it take the key).
   const lister = new RemoteTeacher(base, { fetch: fetchFn });

@@ -8,6 +8,7 @@
 //           env.fetch, no caches, local only.
 // `env` is one global object, so withSourceEnv() runs one load at a time and restores every field it set.
 import { env } from '@huggingface/transformers';
+import { isNode } from '../platform/env.ts';
 import { normalizePickedFiles, PICKED_ORIGIN, VirtualFolder, type PickedFiles } from './local-files.ts';
 
 export type LocalModelSource =
@@ -105,11 +106,6 @@ export function resolveSource(src: LocalModelSource, baseUrl?: string): Resolved
     default:
       fail(`unknown kind ${JSON.stringify((src as { kind: unknown }).kind)} (folder, hub, files)`);
   }
-}
-
-/** Node (not a browser or a worker): directories are paths there, and ONNX Runtime is onnxruntime-node. */
-export function isNode(): boolean {
-  return typeof process !== 'undefined' && process.release?.name === 'node';
 }
 
 /** An in-memory stand-in for the Cache API, for one load: put reads the body, match answers copies. */

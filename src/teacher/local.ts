@@ -23,13 +23,14 @@ import {
   StoppingCriteriaList, Tensor, type PreTrainedModel, type PreTrainedTokenizer, type ProgressInfo,
 } from '@huggingface/transformers';
 import { sampleToken, resolveSampling, type SamplingConfig } from '../model/sampling.ts';
+import { isNode } from '../platform/env.ts';
 import { probeWebGpu } from '../platform/webgpu-probe.ts';
 import { checkTokenAlignment, type AlignmentSide, type TokenAlignment } from '../tokenizer/align.ts';
 import { symbolsToBytes } from '../tokenizer/byte-level.ts';
 import { logSumExp } from '../util/logsoftmax.ts';
 import { Rng } from '../util/rng.ts';
 import { validateChatCall } from './config.ts';
-import { isNode, resolveSource, withSourceEnv, type LocalModelSource, type ResolvedSource } from './local-source.ts';
+import { resolveSource, withSourceEnv, type LocalModelSource, type ResolvedSource } from './local-source.ts';
 import { TeacherError } from './types.ts';
 import type { ChatChoice, ChatMessage, ChatOptions, ChatResult, TokenLogprob } from './types.ts';
 

@@ -8,7 +8,7 @@
 // concurrency slot through its backoff): the caller retries it like a 5xx.
 
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { resolveRemoteTeacherConfig, validateChatCall } from './config.ts';
+import { resolveRemoteTeacherConfig, teacherSettings, validateChatCall, type RemoteTeacherSettings } from './config.ts';
 import { DeadlineClock, deadlineMessage, watchedBody, type AttemptWatch, type DeadlineKind, type DeadlineSnapshot } from './deadlines.ts';
 import { Semaphore, TokenBucket } from './limits.ts';
 import { normalizeLogprobs } from './logprobs.ts';
@@ -26,8 +26,7 @@ export interface RemoteTeacherDeps {
   fetch?: FetchFn;
 }
 
-/** The config as shown to the UI / stored: everything but the key. */
-export type RemoteTeacherSettings = Omit<RemoteTeacherConfig, 'apiKey'> & { hasApiKey: boolean };
+export type { RemoteTeacherSettings } from './config.ts';
 
 interface ChoiceState {
   /** Whether any chunk (or the JSON body) mentioned this choice. */
@@ -75,8 +74,8 @@ export class RemoteTeacher {
 
   constructor(config: unknown, deps: RemoteTeacherDeps = {}) {
     const c = resolveRemoteTeacherConfig(config);
-    const { apiKey, ...rest } = c;
-    this.settings = Object.freeze({ ...rest, extraHeaders: { ...rest.extraHeaders }, hasApiKey: apiKey !== '' });
+    const apiKey = c.apiKey;
+    this.settings = teacherSettings(c);
     this.preset = PRESETS[c.preset];
     this.#apiKey = apiKey;
     this.#fetch = deps.fetch ?? ((input, init) => globalThis.fetch(input, init));

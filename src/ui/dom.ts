@@ -31,10 +31,34 @@ export function formatBytes(n: number): string {
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
 }
 
-/** "Name: message" of a thrown value (comlink keeps name and message across workers); plain text. */
+/**
+ * What a thrown value says to people: its message, without the class name ("Import refused: …", not "ImportError:
+ * Import refused: …"; comlink keeps the message across workers), first letter capitalized; the class name only
+ * when there is no message. Plain text.
+ */
 export function errorText(e: unknown): string {
   const err = e as { name?: unknown; message?: unknown } | null;
-  return typeof err?.message === 'string' ? `${typeof err.name === 'string' ? err.name : 'Error'}: ${err.message}` : String(e);
+  const text = typeof err?.message === 'string' && err.message.trim() !== '' ? err.message
+    : typeof err?.name === 'string' && err.name !== '' ? err.name : String(e);
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * Shows an error in a status element: `prefix` + errorText(e) as plain text, in the error style, with a Dismiss
+ * button (an icon with a label for screen readers; not part of the element's text). The error stays until the user
+ * dismisses it (then the element is emptied and `onDismiss` runs) or the caller shows something else there — a new
+ * attempt or its success must replace it (setting textContent does).
+ */
+export function showError(el: HTMLElement, e: unknown, opts: { prefix?: string; onDismiss?: () => void } = {}): void {
+  const dismiss = h('button', { type: 'button', class: 'dismiss', title: 'Dismiss', 'aria-label': 'Dismiss this message' });
+  dismiss.addEventListener('click', () => {
+    el.replaceChildren();
+    el.classList.remove('error');
+    opts.onDismiss?.();
+  });
+  el.classList.remove('muted', 'ok', 'bad');
+  el.classList.add('error');
+  el.replaceChildren(h('span', {}, `${opts.prefix ?? ''}${errorText(e)}`), dismiss);
 }
 
 /** A duration for people: "42 s", "3 min 5 s", "1 h 2 min"; '—' when unknown. */

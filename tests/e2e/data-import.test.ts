@@ -66,7 +66,7 @@ describe('Data stage: import, browse, export', () => {
     await importByPicker(page, 'bad.jsonl', BAD_TEXT);
     const r = await importResult(page);
     expect(r.state).toBe('error');
-    expect(r.text).toMatch(/ImportError: Import refused: 1 of 4 lines are invalid/);
+    expect(r.text).toMatch(/^Import refused: 1 of 4 lines are invalid/); // the reason, not the error's class name
     expect(r.text).toMatch(/line 3: invalid JSON/);
     expect(r.text).toMatch(/nothing was written/);
     expect(await snapshot(page)).toEqual(before);
@@ -77,6 +77,10 @@ describe('Data stage: import, browse, export', () => {
     expect(forced.state).toBe('error');
     expect(forced.text).toMatch(/lines are invalid ShareGPT \(format forced\)/);
     expect(forced.text).toMatch(/line 1: not in ShareGPT format: missing "conversations"/);
+    // The error stays until the user acts: a new attempt replaces it (above), Dismiss takes it away.
+    await page.click('#data-import-status button.dismiss');
+    expect(await page.getAttribute('#data-import-status', 'data-state')).toBe('idle');
+    expect(await page.textContent('#data-import-status')).toBe('');
     await page.selectOption('#data-import-format', 'auto');
     expect(await snapshot(page)).toEqual(before);
     await importByPicker(page, 'bad.jsonl', BAD_TEXT);

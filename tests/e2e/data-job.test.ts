@@ -197,7 +197,7 @@ describe('Data stage: an elicitation job in the browser', () => {
       expect(await waitState(['idle'], 30_000, p)).toBe('idle');
       await startJob({ batch: 2 }, p);
       expect(await waitState(['error', 'running', 'done'], 180_000, p)).toBe('error');
-      expect(await p.textContent('#data-status')).toMatch(/StorageFullError: Storage is full while writing a dataset: .*nothing of it was written/s);
+      expect(await p.textContent('#data-status')).toMatch(/^Storage is full while writing a dataset: .*nothing of it was written/s);
       const s = await snapshot(p);
       expect(s.datasets).toEqual([]);
       expect(s.jobs).toEqual([]);

@@ -134,6 +134,17 @@ describe('Data stage: the strategies against a remote teacher', () => {
     expect(second.job.datasetId).toBe(job.datasetId);
     expect(second.s.datasets.find((d) => d.id === job.datasetId)!.counts.records).toBe(5);
     expect(recordsOf(second.s, second.job).map((r) => r.messages[0]!.content).sort()).toEqual(['The children ran', 'The snow fell']);
+
+    // Several answers per prompt: the progress counts answers and says so (2 prompts × 3 answers = 6 answers).
+    await page.selectOption('#data-target', '');
+    await page.fill('#data-prompts', 'The miller\nThe baker');
+    await page.fill('#data-opt-labeling-answersPerInput', '3');
+    const third = await runJob();
+    expect(third.state, third.status).toBe('done');
+    expect(recordsOf(third.s, third.job)).toHaveLength(6);
+    expect(third.status).toBe('Done: 6/6 answers (2 prompts × 3).');
+    expect(await page.textContent('#data-progress-text')).toMatch(/^6\/6 answers \(2 prompts × 3\) · [\d,]+ tokens · cost \$0\.0000$/);
+    await page.fill('#data-opt-labeling-answersPerInput', '1');
   });
 
   it('expansion (Self-Instruct): new instructions generated from the seeds, filtered and answered', async () => {
@@ -165,12 +176,12 @@ describe('Data stage: the strategies against a remote teacher', () => {
   it('curation: an edited topic tree (a bad one is refused naming the line), questions per leaf, answered', async () => {
     await chooseStrategy('curation');
     await page.fill('#data-topics', 'The village\n    Bread\n  Mill');
-    await page.waitForFunction(() => /topic tree, line 3/.test(document.querySelector('#data-topics-status')?.textContent ?? ''));
-    expect(await page.textContent('#data-form-error')).toMatch(/topic tree, line 3: “Mill” is indented 2 spaces/);
+    await page.waitForFunction(() => /^Topic tree, line 3/.test(document.querySelector('#data-topics-status')?.textContent ?? ''));
+    expect(await page.textContent('#data-form-error')).toMatch(/^Topic tree, line 3: “Mill” is indented 2 spaces/);
     const before = await snapshot(page);
     const bad = await runJob();
     expect(bad.state).toBe('error');
-    expect(bad.status).toMatch(/topic tree, line 3/);
+    expect(bad.status).toMatch(/^Topic tree, line 3/);
     expect(bad.s.datasets).toHaveLength(before.datasets.length);
     expect(bad.s.jobs).toHaveLength(before.jobs.length);
 
@@ -239,7 +250,7 @@ describe('Data stage: the strategies against a remote teacher', () => {
     const before = await snapshot(page);
     const r = await runJob();
     expect(r.state).toBe('error');
-    expect(r.status).toMatch(/ElicitError: labeling config: templates\['labeling.user'\]: unknown placeholder \{\{question\}\}/);
+    expect(r.status).toMatch(/^Labeling config: templates\['labeling.user'\]: unknown placeholder \{\{question\}\}/);
     expect(r.s.datasets).toHaveLength(before.datasets.length);
     expect(r.s.jobs).toHaveLength(before.jobs.length);
     await page.click('#data-template-reset-labeling-user');

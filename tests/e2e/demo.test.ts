@@ -2,6 +2,8 @@
 // ships — the embedded teacher answers the bundled prompts with its top-20 distributions (a feature job in
 // IndexedDB), a KD student and an SFT twin train on WebGPU, both are evaluated against the teacher, and the KD
 // student is what the Export stage offers. A software adapter gets the demo's toy size (DEMO_SIZES.software).
+// While the demo's job runs, the Data stage shows it like any job (progress, Stop) and the demo's button says the
+// demo runs; stopped there, the demo offers "Continue the demo", which finishes it.
 // Checked from raw IndexedDB and the page; nothing is fetched off 127.0.0.1; no page error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_SIZES } from '../../src/ui/demo/sizes.ts';
@@ -24,14 +26,31 @@ afterAll(async () => {
 describe('Distil the demo', () => {
   it('runs teacher → data → KD student and SFT twin → evaluation with one click, and offers the KD student for export', async () => {
     const { page } = s;
+    expect(await page.textContent('#demo-start')).toBe('Distil the demo');
     await page.click('#demo-start');
     await page.waitForSelector('#demo-steps li[data-phase="data"][data-state="busy"]', { timeout: 120_000 });
+    expect(await page.textContent('#demo-start')).toBe('Demo running…');
+    expect(await page.isDisabled('#demo-start')).toBe(true);
+    // The Data stage shows the demo's job as it runs: its progress and a Stop that works.
+    await page.waitForSelector('#stage-data:not([hidden]) #data-status[data-by="demo"][data-state="running"]', { timeout: 120_000 });
     await page.screenshot({ path: 'test-results/demo-running.png', fullPage: true });
+    expect(await page.textContent('#data-progress-text')).toMatch(new RegExp(`^\\d+/${DEMO_SIZES.software.prompts} prompts`));
+    expect(await page.textContent('#data-teacher')).toMatch(/^Feature \(top-k distributions\) job · teacher brown-teacher/);
+    expect(await page.isDisabled('#data-stop')).toBe(false);
+    expect(await page.isDisabled('#data-start')).toBe(true);
+    await page.click('#data-stop');
+    await page.waitForSelector('#data-status[data-state="stopped"]', { timeout: 120_000 });
+    await page.waitForSelector('#demo-start:not([disabled])', { timeout: 60_000 });
+    expect(await page.textContent('#demo-start')).toBe('Continue the demo');
+    expect(await page.textContent('#demo-status')).toMatch(/^Stopped\. Continue the demo picks up where it stopped\./);
+    await page.click('#demo-start');
+    expect(await page.textContent('#demo-start')).toBe('Demo running…');
     await page.waitForSelector('#demo-status[data-phase="done"]', { timeout: 900_000 });
     await page.screenshot({ path: 'test-results/demo-done.png', fullPage: true });
     const text = await page.textContent('#demo-status');
     expect(text).toMatch(/^Done: the KD student's held-out perplexity is \d+\.\d+ \(SFT twin \d+\.\d+, teacher \d+\.\d+\)\.$/);
     expect(await page.$$eval('#demo-steps li', (ls) => ls.map((l) => l.getAttribute('data-state')))).toEqual(['done', 'done', 'done', 'done', 'done', 'done']);
+    expect(await page.textContent('#demo-start')).toBe('Distil the demo');
     const cells = await page.$$eval('#demo-results tr[data-metric="ppl"] td.num', (tds) => tds.map((t) => Number(t.textContent)));
     expect(cells).toHaveLength(2);
     for (const c of cells) expect(c).toBeGreaterThan(1);
@@ -61,6 +80,9 @@ describe('Distil the demo', () => {
       { name: 'demo: SFT twin', status: 'done', method: 'SFT' },
       { name: 'demo: KD student', status: 'done', method: 'token KD (top-k, fkl)' },
     ]);
+    // A run's charts draw (uPlot loads with the first chart that has points).
+    await page.click('#run-list tr:last-child button[data-open]');
+    await page.waitForSelector('#chart-loss .uplot canvas', { timeout: 30_000 });
     await gotoStage(page, 'export');
     const chosen = await page.$eval('#export-source', (sel) => (sel as HTMLSelectElement).selectedOptions[0]!.textContent);
     expect(chosen).toMatch(/Trained run “demo: KD student”/);

@@ -139,6 +139,34 @@ describe('Teacher stage', () => {
     await page.locator('#stage-teacher').screenshot({ path: 'test-results/teacher-local.png' });
   });
 
+  it('the remote form asks a server nothing until the user does: not on opening, not on picking a preset', async () => {
+    await page.check('#teacher-mode-remote');
+    // The OpenAI preset without a key, then presets whose base URLs are not on 127.0.0.1: any request would go
+    // off-site (the guard records it in `offsite`).
+    for (const preset of ['openai', 'vllm', 'ollama', 'openai']) {
+      await page.selectOption('#remote-preset', preset);
+      await page.waitForTimeout(600);
+    }
+    expect(offsite).toEqual([]);
+    // "List the models" without the key the preset needs: said, and still nothing sent.
+    await page.click('#remote-models-refresh');
+    await page.waitForFunction(() => /Enter your API key first/.test(document.querySelector('#remote-models-status')?.textContent ?? ''));
+    expect(offsite).toEqual([]);
+    // A keyless server: "List the models" asks it (and only then).
+    await page.selectOption('#remote-preset', 'custom');
+    await page.fill('#remote-base-url', noLogprobs.url);
+    await page.press('#remote-base-url', 'Tab');
+    await page.waitForTimeout(500);
+    expect(noLogprobs.stats.requests, 'the base URL alone asked the server').toBe(0);
+    await page.click('#remote-models-refresh');
+    await page.waitForSelector('#remote-models-status[data-count="1"]', { timeout: 30_000 });
+    expect(noLogprobs.stats.requests).toBeGreaterThan(0);
+    expect(noLogprobs.stats.chatRequests).toBe(0);
+    expect(await page.inputValue('#remote-model')).toBe(MODEL);
+    await page.fill('#remote-model', '');
+    await page.press('#remote-model', 'Tab');
+  });
+
   it('remote, cross-origin with a key: the models are listed and Test connection reports token log-probabilities', async () => {
     await fillRemote({ baseURL: withKey.url, key: KEY });
     // The key's change lists the models; the empty model field takes the first one.

@@ -1,9 +1,10 @@
 // resolveJobTeacher (src/ui/teacher/resolve.ts) for the refs a job stores, in Node against the real test server:
 // a remote ref without its key says to enter it in the Teacher stage and press Resume; with the key held in memory
-// it rebuilds a RemoteTeacher that sends the key to that base URL only; a keyless server needs none; a local ref
+// it rebuilds a RemoteTeacher (loaded on the first request) that sends the key to that base URL only; a keyless server needs none; a local ref
 // from picked files says to load it again; an unknown kind is refused. (No localStorage in Node: keys stay in
 // memory, as with "Remember" off.)
 import { afterEach, describe, expect, it } from 'vitest';
+import { LazyRemoteTeacher } from '../../src/teacher/lazy-remote.ts';
 import { RemoteTeacher } from '../../src/teacher/remote.ts';
 import { setApiKey } from '../../src/ui/teacher/keys.ts';
 import { resolveJobTeacher } from '../../src/ui/teacher/resolve.ts';
@@ -26,7 +27,9 @@ describe('resolveJobTeacher', () => {
     setApiKey(`${s.url}/`, KEY, false);
     const t = await resolveJobTeacher(ref);
     expect(t.kind).toBe('remote');
-    expect(t.teacher).toBeInstanceOf(RemoteTeacher);
+    expect(t.teacher).toBeInstanceOf(LazyRemoteTeacher);
+    expect(await (t.teacher as LazyRemoteTeacher).client()).toBeInstanceOf(RemoteTeacher);
+    expect(JSON.stringify(t.teacher.settings)).not.toContain(KEY);
     expect(t.ref).toEqual({ kind: 'remote', preset: 'custom', baseURL: s.url, model: MODEL, usesKey: true });
     expect(JSON.stringify(t.ref)).not.toContain(KEY);
     const r = await t.teacher.chat([{ role: 'user', content: 'Hello' }], { maxTokens: 4 });

@@ -4,21 +4,22 @@
 // a closed tab loses at most the step in flight: on page load the jobs left 'running' or 'queued' are resumed
 // AUTOMATICALLY, each under a Web Lock (one tab runs a job), and every record is written exactly once
 // (idempotency keys). Stop pauses a job; Resume continues a paused, failed or interrupted one. The teacher is the
-// active one (or the default teacher); a resumed job finds its own again (teacher-link.ts). Model output is
-// untrusted: it only ever goes in through text nodes.
+// active one (or the default teacher); a resumed job finds its own again (teacher-link.ts). Jobs run through the
+// page's one runner (services.ts runJob), which the demo uses too: whoever runs a job, this panel shows it with its
+// progress and Stop. Model output is untrusted: it only ever goes in through text nodes.
 // Stable hooks for tests: #data-target, #data-start, #data-stop, #data-resume, #data-teacher,
 // #data-progress[data-done][data-total], #data-progress-text,
-// #data-status[data-state=idle|loading|waiting|running|done|stopped|error][data-job][data-resumed],
+// #data-status[data-state=idle|loading|waiting|running|done|stopped|error][data-job][data-resumed][data-by=data|demo],
 // #data-storage[data-persisted][data-usage][data-quota], #data-records li[data-key].
-import { createElicitJob, runElicitJob } from '../../elicit/run.ts';
 import { STRATEGY_INFO } from '../../elicit/strategy-info.ts';
 import type { Dataset, Job, StoredRecord } from '../../store/schema.ts';
 import type { DistillStore } from '../../store/store.ts';
 import { emit, on, type ActiveTeacher, type StageStatus } from '../app-state.ts';
-import { duration, errorText, formatBytes, h } from '../dom.ts';
+import { duration, errorText, formatBytes, h, showError } from '../dom.ts';
+import { appStore, newElicitJob, onJobRun, runJob, stopJob } from '../services.ts';
 import { fillDatasetSelect, listDatasets, stamp } from './datasets.ts';
 import {
-  appStore, jobStrategyName, jobStudent, jobTeacher, jobTotal, latestJob, storageInfo, teacherRefLabel, unfinishedJobs, withJobLock, withTeacher,
+  jobStrategyName, jobStudent, jobTeacher, jobTotal, jobUnit, latestJob, storageInfo, teacherRefLabel, unfinishedJobs,
 } from './jobs-client.ts';
 import type { StrategyForm } from './strategy-form.ts';
 import { studentSampler } from './student-link.ts';
@@ -50,7 +51,10 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
   const jobRecords = h('details', { id: 'data-job-records', open: true, hidden: true },
     h('summary', {}, 'Records of the job’s dataset'), recordsNote, h('div', { class: 'scroll-box' }, records));
 
-  let running: { jobId: string; ac: AbortController } | null = null;
+  /** The job this page runs (or waits to run) and this panel shows; null when none. */
+  let running: string | null = null;
+  /** How the panel's own run of `running` started ('new', resumed on load, resumed by the button). */
+  let mode: Mode = 'new';
   let shown: Job | null = null;
   let opened = false;
 
@@ -58,8 +62,13 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     status.dataset.state = state;
     status.className = cls;
     status.textContent = text;
-    if (state === 'error') onActivity({ state: 'error', text: 'a job failed' });
-    else if (state !== 'running' && state !== 'loading' && state !== 'waiting') onActivity(null);
+    if (state !== 'running' && state !== 'loading' && state !== 'waiting') onActivity(null);
+  };
+  /** An error, until the user dismisses it or acts again (Start, Resume, or another job's run replaces it). */
+  const setError = (e: unknown, prefix?: string): void => {
+    status.dataset.state = 'error';
+    showError(status, e, { ...(prefix ? { prefix } : {}), onDismiss: () => { status.dataset.state = 'idle'; onActivity(null); } });
+    onActivity({ state: 'error', text: 'a job failed' });
   };
   const syncButtons = (): void => {
     const blocked = form.blocker() !== null;
@@ -90,11 +99,12 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
   };
 
   let recordsSeq = 0;
-  const refreshRecords = async (store: DistillStore, datasetId: string): Promise<void> => {
+  const refreshRecords = async (datasetId: string): Promise<void> => {
     const seq = ++recordsSeq;
     let list: StoredRecord[];
     let ds: Dataset | undefined;
     try {
+      const store = await appStore();
       [list, ds] = await Promise.all([store.getRecords(datasetId, { limit: LIST_LIMIT }), store.getDataset(datasetId)]);
     } catch (e) {
       recordsNote.textContent = `The records could not be read: ${errorText(e)}`;
@@ -122,22 +132,21 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     progress.dataset.total = String(total);
     const name = jobStrategyName(job);
     const eta = job.status === 'running' && done < total ? ` · ETA ${duration(job.progress.etaMs)}` : '';
-    progressText.textContent = `${done}/${total} ${STRATEGY_INFO[name].unit}${eta} · ${tokens.toLocaleString('en')} tokens · cost $${cost.toFixed(4)}`;
+    progressText.textContent = `${done}/${total} ${jobUnit(job)}${eta} · ${tokens.toLocaleString('en')} tokens · cost $${cost.toFixed(4)}`;
     status.dataset.job = job.id;
     const t = jobTeacher(job);
     const s = jobStudent(job);
     teacherLine.textContent = `${STRATEGY_INFO[name].title} job${t ? ` · teacher ${teacherRefLabel(t)}` : ''}${s ? ` · student ${s.label}` : ''}`;
-    if (job.status === 'running') onActivity({ state: 'busy', text: `${name}: ${done}/${total}` });
+    if (job.status === 'running' && job.id === running) onActivity({ state: 'busy', text: `${name}: ${done}/${total}` });
   };
 
   /** Shows a job that is not running here: done, stopped, failed, or running in another tab. */
   const showFinished = (job: Job): void => {
     renderJob(job);
     const total = jobTotal(job);
-    const unit = STRATEGY_INFO[jobStrategyName(job)].unit;
-    if (job.status === 'done') setState('done', `Done: ${job.progress.done}/${total} ${unit}.`, 'ok');
+    if (job.status === 'done') setState('done', `Done: ${job.progress.done}/${total} ${jobUnit(job)}.`, 'ok');
     else if (job.status === 'paused') setState('stopped', `Stopped at ${job.progress.done}/${total}. Resume continues where it stopped.`);
-    else if (job.status === 'failed') setState('error', `The job failed: ${job.error ?? 'unknown error'}. Resume retries from the last commit.`, 'error');
+    else if (job.status === 'failed') setError(`The job failed: ${job.error ?? 'unknown error'}. Resume retries from the last commit.`);
     else if (job.status === 'running') setState('waiting', 'The job is unfinished and not running here (another tab may run it). Resume continues it here.');
     else setState('idle', 'The job is queued: Resume starts it.');
   };
@@ -146,51 +155,59 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     if (status.dataset.state === 'loading') status.textContent = text;
   };
 
-  /** Runs job `jobId` in this tab under its Web Lock: 'auto' only if it is still unfinished once the lock is held. */
-  const runHere = async (store: DistillStore, jobId: string, mode: Mode, ready?: ActiveTeacher): Promise<void> => {
-    const ac = new AbortController();
-    running = { jobId, ac };
-    syncButtons();
-    try {
-      await withJobLock(jobId, async () => {
-        const job = await store.getJob(jobId);
-        if (!job) throw new Error(`job ${jobId} no longer exists (deleted in another tab?)`);
-        renderJob(job);
-        void refreshRecords(store, job.datasetId);
-        if (job.status === 'done' || (mode === 'auto' && job.status !== 'running' && job.status !== 'queued')) return showFinished(job);
-        if (ac.signal.aborted) return setState('stopped', 'Stopped before the job started here.'); // Stop while waiting for the lock
-        status.dataset.resumed = String(mode !== 'new');
-        if (!ready) setState('loading', 'Finding the job’s teacher…');
-        const ref = jobTeacher(job);
-        const teacher = ready ?? (ref ? await teachers.forJob(ref, loadingStatus) : await teachers.forNewJob(loadingStatus));
-        const s = jobStudent(job);
-        const config = (job.config as { config?: unknown } | null)?.config;
-        onActivity({ state: 'busy', text: `${jobStrategyName(job)}: running` });
-        setState('running', `${mode === 'new' ? 'Running' : 'Resumed'}: every step is committed with the job’s cursor, so a reload resumes it.`);
-        const final = await runElicitJob(store, jobId, {
-          teacher: teacher.teacher,
-          signal: ac.signal,
-          ...(s ? { student: studentSampler(s, seedOf(config)) } : {}),
-          onProgress: (j) => {
-            renderJob(j);
-            void refreshRecords(store, j.datasetId);
-            void refreshStorage();
-            emit('datasets', undefined);
-          },
-        });
-        await refreshRecords(store, final.datasetId);
-        showFinished(final);
-      }, () => setState('waiting', 'Another tab is running this job: waiting for it to finish or close…'));
-    } catch (e) {
-      setState('error', errorText(e), 'error');
-      const job = await store.getJob(jobId).catch(() => undefined);
-      if (job) { renderJob(job); void refreshRecords(store, job.datasetId); }
-    } finally {
+  // Every job run in this page, the demo's included: its start, each committed step and its end.
+  onJobRun((e) => {
+    if (e.phase === 'end') {
+      if (e.jobId !== running) return;
       running = null;
+      if (e.job) void refreshRecords(e.job.datasetId);
+      if (e.error !== undefined) {
+        if (e.job) renderJob(e.job);
+        setError(e.error);
+      } else if (e.job) showFinished(e.job);
       syncButtons();
       void refreshStorage();
-      emit('datasets', undefined);
+      return;
     }
+    if (e.phase === 'start') {
+      running = e.job.id;
+      status.dataset.by = e.by;
+      status.dataset.resumed = String(e.by === 'data' && mode !== 'new');
+      renderJob(e.job);
+      onActivity({ state: 'busy', text: `${jobStrategyName(e.job)}: running` });
+      setState('running', e.by === 'demo'
+        ? 'The demo runs this job (“Distil the demo” above): every step is committed with the job’s cursor. Stop pauses it, here or there.'
+        : `${mode === 'new' ? 'Running' : 'Resumed'}: every step is committed with the job’s cursor, so a reload resumes it.`);
+      syncButtons();
+    } else if (e.job.id === running) {
+      renderJob(e.job);
+      void refreshStorage();
+    } else return;
+    void refreshRecords(e.job.datasetId);
+  });
+
+  /** Runs job `jobId` in this page ('auto': only if it is still unfinished once its lock is held); shown by the events above. */
+  const runHere = async (jobId: string, how: Mode, ready?: ActiveTeacher): Promise<void> => {
+    mode = how;
+    running = jobId;
+    syncButtons();
+    await runJob(jobId, {
+      by: 'data',
+      skip: (job) => how === 'auto' && job.status !== 'running' && job.status !== 'queued',
+      teacher: async (job) => {
+        renderJob(job);
+        void refreshRecords(job.datasetId);
+        if (ready) return ready.teacher;
+        setState('loading', 'Finding the job’s teacher…');
+        const ref = jobTeacher(job);
+        return (ref ? await teachers.forJob(ref, loadingStatus) : await teachers.forNewJob(loadingStatus)).teacher;
+      },
+      student: (job) => {
+        const s = jobStudent(job);
+        return s ? studentSampler(s, seedOf((job.config as { config?: unknown } | null)?.config)) : undefined;
+      },
+      onWait: () => setState('waiting', 'Another tab is running this job: waiting for it to finish or close…'),
+    }).catch(() => undefined); // shown by the 'end' event
   };
 
   startButton.addEventListener('click', async () => {
@@ -212,33 +229,29 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
         const ds = await store.createDataset({ name: `${info.name}: ${stamp()}` });
         datasetId = created = ds.id;
       }
-      const job = await withTeacher(store, await createElicitJob(store, datasetId, reading.name, reading.config), teacher.ref, reading.student);
+      const job = await newElicitJob(store, datasetId, reading.name, reading.config, teacher.ref, reading.student);
       created = null;
       target.value = datasetId;
       emit('datasets', undefined);
       records.replaceChildren();
-      await runHere(store, job.id, 'new', teacher);
+      await runHere(job.id, 'new', teacher);
     } catch (e) {
       // A dataset made for a job that could not be created (e.g. a feature job refused by the dataset) goes again.
       if (created && store) await store.deleteDataset(created).catch(() => undefined);
-      setState('error', errorText(e), 'error');
+      setError(e);
     } finally {
       syncButtons();
     }
   });
   stopButton.addEventListener('click', () => {
-    running?.ac.abort();
+    if (running) stopJob(running);
     stopButton.disabled = true;
   });
   resumeButton.addEventListener('click', async () => {
     if (running || !shown) return;
     resumeButton.disabled = true;
     setState('loading', 'Resuming…');
-    try {
-      await runHere(await appStore(), shown.id, 'manual');
-    } catch (e) {
-      setState('error', errorText(e), 'error');
-    }
+    await runHere(shown.id, 'manual');
   });
 
   // On load: persistence and quota, then resume what a reload or a closed tab left unfinished.
@@ -249,17 +262,17 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
       void refreshStorage();
       await refreshTargets();
       const todo = await unfinishedJobs(store);
-      if (todo.length === 0) {
+      if (todo.length === 0 && !running) {
         const last = await latestJob(store);
         if (last) {
           showFinished(last);
-          void refreshRecords(store, last.datasetId);
+          void refreshRecords(last.datasetId);
         } else setState('idle', 'No job yet: choose a strategy, check the preview and press Start.');
       }
       syncButtons();
-      for (const job of todo) await runHere(store, job.id, 'auto');
+      for (const job of todo) await runHere(job.id, 'auto');
     } catch (e) {
-      setState('error', `The data store could not be opened: ${errorText(e)}`, 'error');
+      setError(e, 'The data store could not be opened: ');
     } finally {
       syncButtons();
     }

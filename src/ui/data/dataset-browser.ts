@@ -10,10 +10,10 @@
 import type { ChatMessage, Dataset, StoredPair, StoredRecord } from '../../store/schema.ts';
 import { searchRecords } from '../../store/search.ts';
 import { emit, on } from '../app-state.ts';
-import { errorText, h } from '../dom.ts';
+import { errorText, h, showError } from '../dom.ts';
+import { appStore } from '../services.ts';
 import { datasetExport } from './dataset-export.ts';
 import { countsLine, listDatasets, stamp } from './datasets.ts';
-import { appStore } from './jobs-client.ts';
 
 export const PAGE_SIZE = 20;
 
@@ -88,7 +88,7 @@ export function datasetBrowser(): HTMLElement {
         emit('datasets', undefined);
         await refresh();
       } catch (e) {
-        actionStatus.textContent = errorText(e);
+        showError(actionStatus, e);
         del.disabled = false;
       }
     });
@@ -233,7 +233,7 @@ export function datasetBrowser(): HTMLElement {
       emit('datasets', undefined);
       await reload();
     } catch (e) {
-      actionStatus.textContent = errorText(e);
+      showError(actionStatus, e);
     } finally {
       yes.disabled = false;
     }

@@ -3,14 +3,12 @@
 // top-k as Parquet, the trainers' configs and a README) zipped by src/export/zip.ts. Provenance goes out only when
 // asked, and never holds a credential (the store refuses them on write; the exporters check again).
 // Stable hooks: #data-export-format, #data-export-provenance, #data-export, #data-export-status[data-state][data-file].
-import { scaleoutExport } from '../../export/dataset.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { exportJsonlText, type JsonlFormat } from '../../store/io.ts';
-import { exportParquet } from '../../store/parquet.ts';
 import type { Dataset } from '../../store/schema.ts';
-import { errorText, formatBytes, h } from '../dom.ts';
+import { formatBytes, h, showError } from '../dom.ts';
+import { appStore } from '../services.ts';
 import { download, slug } from './datasets.ts';
-import { appStore } from './jobs-client.ts';
 
 type ExportKind = `jsonl-${JsonlFormat}` | `parquet-${JsonlFormat}` | 'scaleout';
 
@@ -61,7 +59,8 @@ export function datasetExport(): DatasetExport {
       let bytes: Uint8Array;
       let what: string;
       if (k === 'scaleout') {
-        const { files, report } = await scaleoutExport(store, ds.id);
+        // Parquet's writer (hyparquet-writer) loads with the first export that needs it, not with the page.
+        const { files, report } = await (await import('../../export/dataset.ts')).scaleoutExport(store, ds.id);
         bytes = zipFiles(files, { folder: base });
         file = `${base}-scaleout.zip`;
         skipped = report.skippedCount;
@@ -75,7 +74,7 @@ export function datasetExport(): DatasetExport {
           file = `${base}-${format}.jsonl`;
           what = `${text === '' ? 0 : text.split('\n').length - 1} records`;
         } else {
-          bytes = await exportParquet(store, ds.id, { format, includeProvenance: prov, onSkip });
+          bytes = await (await import('../../store/parquet.ts')).exportParquet(store, ds.id, { format, includeProvenance: prov, onSkip });
           file = `${base}-${format}.parquet`;
           what = `${ds.counts.records - skipped} records`;
         }
@@ -87,8 +86,7 @@ export function datasetExport(): DatasetExport {
       status.textContent = `Downloaded ${file} (${formatBytes(bytes.length)}; ${what})${skipped > 0 ? `; ${skipped} left out that this format cannot hold` : ''}.`;
     } catch (e) {
       status.dataset.state = 'error';
-      status.className = 'error';
-      status.textContent = errorText(e);
+      showError(status, e, { onDismiss: () => { status.dataset.state = 'idle'; } });
     } finally {
       button.disabled = current === null;
     }

@@ -2,7 +2,7 @@
 // its selection across refreshes, a one-line summary of a dataset's counts, file-name slugs and downloads.
 import type { Dataset } from '../../store/schema.ts';
 import { h } from '../dom.ts';
-import { appStore } from './jobs-client.ts';
+import { appStore } from '../services.ts';
 
 /** The store's datasets, newest first. */
 export async function listDatasets(): Promise<Dataset[]> {

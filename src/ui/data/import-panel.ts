@@ -7,11 +7,11 @@
 // Stable hooks: #data-import-file, #data-import-drop, #data-import-format, #data-import-target, #data-import-name,
 // #data-import-status[data-state=idle|running|done|error][data-written][data-duplicates][data-dataset].
 import { importJsonl, JSONL_FORMATS, type JsonlFormat } from '../../store/io.ts';
-import { importParquet } from '../../store/parquet.ts';
+import type { DistillStore } from '../../store/store.ts';
 import { emit, on } from '../app-state.ts';
-import { errorText, h } from '../dom.ts';
+import { h, showError } from '../dom.ts';
+import { appStore } from '../services.ts';
 import { fillDatasetSelect, listDatasets } from './datasets.ts';
-import { appStore } from './jobs-client.ts';
 
 const FORMAT_LABELS: Record<JsonlFormat | 'auto', string> = {
   auto: 'detect from the file',
@@ -37,10 +37,15 @@ export function importPanel(): HTMLElement {
     'Drop a .jsonl or .parquet file here, or ', h('label', { class: 'link' }, 'pick one', file));
   let busy = false;
 
-  const setStatus = (state: 'idle' | 'running' | 'done' | 'error', text: string, cls = 'muted'): void => {
+  const setStatus = (state: 'idle' | 'running' | 'done', text: string, cls = 'muted'): void => {
     status.dataset.state = state;
     status.className = cls;
     status.textContent = text;
+  };
+  /** An error until the user dismisses it or imports again. */
+  const setError = (e: unknown): void => {
+    status.dataset.state = 'error';
+    showError(status, e, { onDismiss: () => { status.dataset.state = 'idle'; } });
   };
 
   const refreshTargets = async (): Promise<void> => {
@@ -61,9 +66,10 @@ export function importPanel(): HTMLElement {
     delete status.dataset.duplicates;
     delete status.dataset.dataset;
     setStatus('running', `Reading ${f.name}…`);
-    const store = await appStore();
+    let store: DistillStore | null = null;
     let created: string | null = null;
     try {
+      store = await appStore();
       const parquet = await isParquet(f, f.name);
       let datasetId = target.value;
       if (datasetId === '' || !(await store.getDataset(datasetId))) {
@@ -71,7 +77,8 @@ export function importPanel(): HTMLElement {
         datasetId = created = (await store.createDataset({ name: dsName, description: `imported from ${f.name}` })).id;
       }
       const opts = { format: format.value as JsonlFormat | 'auto', sourceName: f.name.slice(0, 200) };
-      const r = parquet ? await importParquet(store, datasetId, f, opts) : await importJsonl(store, datasetId, f, opts);
+      // Parquet's reader (hyparquet) loads with the first Parquet file, not with the page.
+      const r = parquet ? await (await import('../../store/parquet.ts')).importParquet(store, datasetId, f, opts) : await importJsonl(store, datasetId, f, opts);
       const dups = r.duplicatesInFile + r.duplicatesInDataset;
       const read = 'rows' in r ? `${r.rows} rows` : `${r.lines} lines`;
       const ignored = 'ignoredColumns' in r && r.ignoredColumns.length > 0 ? ` Ignored columns: ${r.ignoredColumns.join(', ')}.` : '';
@@ -86,8 +93,8 @@ export function importPanel(): HTMLElement {
       created = null;
       emit('datasets', undefined);
     } catch (e) {
-      if (created) await store.deleteDataset(created).catch(() => undefined);
-      setStatus('error', `${errorText(e)}`, 'error');
+      if (created && store) await store.deleteDataset(created).catch(() => undefined);
+      setError(e);
     } finally {
       busy = false;
       file.disabled = false;
@@ -109,7 +116,7 @@ export function importPanel(): HTMLElement {
     drop.classList.remove('over');
     const f = e.dataTransfer?.files?.[0];
     if (f) void run(f);
-    else setStatus('error', 'Nothing to import: drop a file (.jsonl or .parquet).', 'error');
+    else setError('Nothing to import: drop a file (.jsonl or .parquet).');
   });
 
   return h('div', { id: 'data-import' },

@@ -1,28 +1,13 @@
-// Page-side glue of the Data stage: the app's one DistillStore (IndexedDB database 'webgpu-distill', the store's
-// default name, through idb), persistent storage and the usage/quota estimate, the elicitation jobs a reload left
-// unfinished, a Web Lock per job so two tabs never run one job at once (a second tab waits, then sees it done),
-// and the teacher (ActiveTeacher.ref, never a key) and student a job runs with, stored in the job's config so a
-// resumed job finds them again.
+// Page-side glue of the Data stage: persistent storage and the usage/quota estimate, the elicitation jobs a reload
+// left unfinished, and reading back what a job stores besides its strategy's config — the teacher (ActiveTeacher.ref,
+// never a key) and the student it runs with — so a resumed job finds them again. The store itself, creating a job
+// with its teacher and running one under its Web Lock are services the demo shares (src/ui/services.ts).
 import { elicitJobStrategy, JOB_KIND_PREFIX } from '../../elicit/run.ts';
-import { plannedTotal } from '../../elicit/strategy-info.ts';
+import { plannedTotal, progressUnit, STRATEGY_INFO } from '../../elicit/strategy-info.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../../elicit/types.ts';
-import type { Job, Json } from '../../store/schema.ts';
-import { openStore, requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
-import { withLock } from '../locks.ts';
-import { reloadableSource } from '../teacher/teacher-client.ts';
-
-export { reloadableSource };
-
-let storePromise: Promise<DistillStore> | null = null;
-
-/** The app's store, opened once per page (a failed open is tried again on the next call). */
-export function appStore(): Promise<DistillStore> {
-  storePromise ??= openStore().catch((e: unknown) => {
-    storePromise = null;
-    throw e;
-  });
-  return storePromise;
-}
+import type { Job } from '../../store/schema.ts';
+import { requestPersistentStorage, storageEstimate, type DistillStore } from '../../store/store.ts';
+import { reloadableSource, type StudentChoice, type TeacherRef } from '../services.ts';
 
 export interface StorageInfo {
   /** navigator.storage.persist()'s answer; undefined where the browser has no such API. */
@@ -39,22 +24,9 @@ export async function storageInfo(): Promise<StorageInfo> {
   return { persisted, ...(est ? { usage: est.usage, quota: est.quota } : {}) };
 }
 
-/** What a job stores to find its teacher again: ActiveTeacher.ref (never a key). Older jobs: {model, source, device}. */
-export type TeacherRef = { [k: string]: Json };
-
-/** The student a feedback or self-knowledge job samples: a training run and how to sample it. */
-export interface StudentChoice {
-  runId: string;
-  /** Shown to the user, e.g. "tiny-1m run, step 400". */
-  label: string;
-  maxNewTokens: number;
-  temperature: number;
-}
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-
 
 /** The teacher ref stored in the job's config by withTeacher; null for a job created elsewhere (CLI, tests). */
 export function jobTeacher(job: Job): TeacherRef | null {
@@ -85,14 +57,6 @@ export function jobStudent(job: Job): StudentChoice | null {
     maxNewTokens: typeof s.maxNewTokens === 'number' ? s.maxNewTokens : 64,
     temperature: typeof s.temperature === 'number' ? s.temperature : 1,
   };
-}
-
-/** Stores the teacher `ref` (and the student, for feedback / self-knowledge) in the job's config next to the strategy's config. */
-export async function withTeacher(store: DistillStore, job: Job, ref: TeacherRef, student?: StudentChoice | null): Promise<Job> {
-  const cfg = isObject(job.config) ? (job.config as { [k: string]: Json }) : {};
-  const extra: { [k: string]: Json } = { teacher: ref };
-  if (student) extra.student = { runId: student.runId, label: student.label, maxNewTokens: student.maxNewTokens, temperature: student.temperature };
-  return (await store.updateJob(job.id, { config: { ...cfg, ...extra } })).job;
 }
 
 /** The strategy name of an elicitation job ('labeling' for one whose config cannot be read). */
@@ -139,11 +103,14 @@ export function jobTotal(job: Job): number {
   }
 }
 
-/**
- * Runs `fn` holding the job's Web Lock (released when `fn` settles, or when the tab closes or reloads). While
- * another tab holds it, `onWait` is called and this waits. Without navigator.locks, `fn` just runs (the store's
- * runId check still keeps a second runner's commits out).
- */
-export function withJobLock<T>(jobId: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
-  return withLock(`distill-job:${jobId}`, fn, onWait);
+/** What the job's progress counts: "prompts", "questions", …; "answers (10 prompts × 3)" for labeling with several answers per prompt. */
+export function jobUnit(job: Job): string {
+  try {
+    const { strategy, config } = elicitJobStrategy(job);
+    const unit = progressUnit(strategy.name, config);
+    const k = isObject(config) ? config.answersPerInput : undefined;
+    return unit === 'answers' && typeof k === 'number' ? `answers (${jobInputs(job).length} prompts × ${k})` : unit;
+  } catch {
+    return STRATEGY_INFO[jobStrategyName(job)].unit;
+  }
 }

@@ -16,8 +16,8 @@ import { topicLeaves } from '../../elicit/curation.ts';
 import { STRATEGY_NAMES, type PreviewRequest, type StrategyName } from '../../elicit/types.ts';
 import { activeTeacher, on } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
+import { appStore, type StudentChoice } from '../services.ts';
 import { fillDatasetSelect, listDatasets } from './datasets.ts';
-import { appStore, type StudentChoice } from './jobs-client.ts';
 import { studentLink } from './student-link.ts';
 
 /** Short prompts for the default teacher (a small model trained on the Brown corpus: news, fiction, essays). */

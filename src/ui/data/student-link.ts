@@ -9,7 +9,7 @@ import { engine } from '../engine-client.ts';
 import { gotoStage } from '../app-state.ts';
 import { runsStore } from '../runs-store.ts';
 import { errorText, h } from '../dom.ts';
-import type { StudentChoice } from './jobs-client.ts';
+import type { StudentChoice } from '../services.ts';
 
 /** Runs whose latest checkpoint can be sampled. */
 export function usableRuns(runs: readonly RunInfo[]): RunInfo[] {

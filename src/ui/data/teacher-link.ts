@@ -5,40 +5,14 @@
 // stage can load it again itself, as it always could). The bar at the top of the stage says which teacher is in
 // use, or that none is and what to do. Stable hooks: #data-teacher-bar[data-kind=none|local|remote],
 // #data-use-default, #data-goto-teacher, #data-device.
-import type { LocalTeacherInfo } from '../../teacher/local.ts';
-import { activeTeacher, gotoStage, on, setActiveTeacher, type ActiveTeacher } from '../app-state.ts';
-import { h } from '../dom.ts';
-import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
-import { resolveJobTeacher } from '../teacher/resolve.ts';
-import { loadTeacher, WorkerTeacher, type ReloadableSource } from '../teacher/teacher-client.ts';
-import { reloadableSource, type TeacherRef } from './jobs-client.ts';
+import { activeTeacher, gotoStage, on, type ActiveTeacher } from '../app-state.ts';
+import { h, showError } from '../dom.ts';
+import { DEFAULT_TEACHER_FOLDER, loadLocal, reloadableSource, resolveJobTeacher, type LocalDeviceChoice, type ReloadableSource, type TeacherRef } from '../services.ts';
 
-export type DeviceChoice = 'auto' | 'webgpu' | 'wasm';
-
-/** An ActiveTeacher for a model loaded into the page's teacher worker. */
-export function localActiveTeacher(info: LocalTeacherInfo, source: ReloadableSource | null): ActiveTeacher {
-  const device = info.device === 'webgpu' ? 'WebGPU' : info.device.toUpperCase();
-  const t: ActiveTeacher = {
-    kind: 'local',
-    model: info.model,
-    label: `${info.model} (local, ${device})`,
-    ref: { kind: 'local', model: info.model, source: source as TeacherRef[string], device: info.device },
-    teacher: new WorkerTeacher(info.model),
-    logprobs: true,
-  };
-  if (source?.kind === 'folder') t.folderUrl = new URL(source.location, document.baseURI).href;
-  return t;
-}
-
-/** Loads `source` into the teacher worker and makes it the active teacher (always, or unless a remote one is active). */
-async function loadLocal(source: ReloadableSource, device: DeviceChoice, onStatus: (text: string) => void, activate: 'always' | 'if-local'): Promise<ActiveTeacher> {
+/** Loads `source` into the teacher worker: active always, or ('if-local') unless a remote teacher is active. */
+function loadWithStatus(source: ReloadableSource, device: LocalDeviceChoice, onStatus: (text: string) => void, activate: 'always' | 'if-local'): Promise<ActiveTeacher> {
   onStatus('Loading the teacher…');
-  const info = await loadTeacher(source, { device, baseUrl: document.baseURI }, (p) => onStatus(`Loading the teacher: ${p.message}`));
-  const t = localActiveTeacher(info, source);
-  const cur = activeTeacher();
-  // The worker holds one model: a local active teacher was just replaced there, so the new one becomes active.
-  if (activate === 'always' || !cur || cur.kind === 'local') setActiveTeacher(t);
-  return t;
+  return loadLocal(source, device, (p) => onStatus(`Loading the teacher: ${p.message}`), activate);
 }
 
 function isLocalRef(ref: TeacherRef): boolean {
@@ -92,7 +66,7 @@ export function teacherLink(): TeacherLink {
   render();
 
   const loadDefault = (onStatus: (text: string) => void): Promise<ActiveTeacher> => {
-    loading ??= loadLocal({ kind: 'folder', location: DEFAULT_TEACHER_FOLDER }, device.value as DeviceChoice, onStatus, 'always').finally(() => { loading = null; });
+    loading ??= loadWithStatus({ kind: 'folder', location: DEFAULT_TEACHER_FOLDER }, device.value as LocalDeviceChoice, onStatus, 'always').finally(() => { loading = null; });
     return loading;
   };
 
@@ -104,8 +78,7 @@ export function teacherLink(): TeacherLink {
       await loadDefault((s) => { status.textContent = s; });
       status.textContent = '';
     } catch (e) {
-      status.className = 'error';
-      status.textContent = `The default teacher did not load: ${(e as Error)?.message ?? String(e)}`;
+      showError(status, e, { prefix: 'The default teacher did not load: ' });
     } finally {
       useDefault.disabled = false;
     }
@@ -126,7 +99,7 @@ export function teacherLink(): TeacherLink {
         if (!source) throw e;
         // A model from a served folder or the Hub: load it again here (a resumed job runs on WASM if it ran there).
         try {
-          return await loadLocal(source, ref.device === 'wasm' ? 'wasm' : 'auto', onStatus, 'if-local');
+          return await loadWithStatus(source, ref.device === 'wasm' ? 'wasm' : 'auto', onStatus, 'if-local');
         } catch {
           throw e;
         }

@@ -6,17 +6,13 @@
 // reload resumes where it was (the job and the runs resume by themselves; this card picks up its phase from
 // localStorage) and every step is visible in its stage. Sizes follow the adapter: a software GPU gets a toy run.
 // Stable hooks: #demo-start, #demo-stop, #demo-status[data-phase], #demo-steps li[data-phase][data-state], #demo-results.
-import { createElicitJob, runElicitJob } from '../../elicit/run.ts';
 import type { EvalReport, RunInfo, RunSpec } from '../../protocol.ts';
 import { activeTeacher, emit, gotoStage, loadPref, savePref, type ActiveTeacher } from '../app-state.ts';
-import { appStore, withJobLock, withTeacher } from '../data/jobs-client.ts';
-import { errorText, h } from '../dom.ts';
+import { errorText, h, showError } from '../dom.ts';
 import { engine } from '../engine-client.ts';
-import { gpuReady } from '../shell/gpu-panel.ts';
-import { DEFAULT_TEACHER_FOLDER } from '../teacher/local-panel.ts';
-import { loadLocal } from '../teacher/session.ts';
-import { runsStore } from '../runs-store.ts';
-import { engineTeacher } from '../train/train-form.ts';
+import {
+  appStore, DEFAULT_TEACHER_FOLDER, engineTeacher, gpuReady, loadLocal, newElicitJob, onJobRun, runJob, runsStore, stopJob,
+} from '../services.ts';
 import { DEMO_SIZES, type DemoSize } from './sizes.ts';
 
 const PHASES = ['teacher', 'data', 'kd', 'sft', 'evaluate', 'done'] as const;
@@ -57,7 +53,6 @@ export function demoCard(): Node {
   let state: DemoState | null = loadPref<DemoState | null>('demo', null);
   let running = false;
   let stopRequested = false;
-  let ac: AbortController | null = null;
   const startBtn = h('button', { id: 'demo-start' }, 'Distil the demo');
   const stopBtn = h('button', { id: 'demo-stop', class: 'secondary', disabled: true }, 'Stop');
   const hideBtn = h('button', { id: 'demo-hide', class: 'link' }, 'hide');
@@ -82,8 +77,13 @@ export function demoCard(): Node {
     status.dataset.phase = state?.phase ?? 'idle';
     startBtn.disabled = running;
     stopBtn.disabled = !running;
-    startBtn.textContent = !state || state.phase === 'done' ? 'Distil the demo' : 'Continue the demo';
-    if (state?.error) { status.className = 'error'; status.textContent = `${state.error} — press Continue the demo to try again from this step.`; }
+    // "Continue" only for a demo that was stopped, failed or cut off by closing the tab.
+    startBtn.textContent = running ? 'Demo running…' : state && state.phase !== 'done' ? 'Continue the demo' : 'Distil the demo';
+    if (state?.error && !running) {
+      showError(status, `${state.error} — press Continue the demo to try again from this step.`, {
+        onDismiss: () => { if (state) { delete state.error; state.stopped = true; save(); render(); } },
+      });
+    }
     if (state?.results) renderResults(state.results);
   };
   const say = (text: string) => { status.className = 'muted'; status.textContent = text; };
@@ -150,6 +150,8 @@ export function demoCard(): Node {
     if (running) return;
     running = true;
     stopRequested = false;
+    render();
+    say(state && state.phase !== 'done' ? 'Continuing the demo…' : 'Starting the demo…');
     if (!state || state.phase === 'done') {
       const adapter = await gpuReady.catch((e) => { throw new Error(`the demo trains on WebGPU: ${errorText(e)}`); });
       const sizeKind = adapter.isFallbackAdapter ? 'software' : 'gpu';
@@ -168,25 +170,19 @@ export function demoCard(): Node {
         if (!state.jobId) {
           const inputs = await seedPrompts(state.size.prompts);
           const ds = await store.createDataset({ name: `demo: ${inputs.length} prompts answered by brown-teacher with top-20`, description: 'made by "Distil the demo"' });
-          const job = await withTeacher(store, await createElicitJob(store, ds.id, 'feature', {
+          const job = await newElicitJob(store, ds.id, 'feature', {
             inputs, topLogprobs: 20, includeSampled: true, temperature: 0.8, maxTokens: state.size.maxTokens, seed: 1, batchSize: 4,
-          }), t.ref);
+          }, t.ref);
           state.datasetId = ds.id;
           state.jobId = job.id;
           save();
           emit('datasets', undefined);
         }
+        if (!(await store.getJob(state.jobId!))) throw new Error('the demo\'s data job was deleted: press Distil the demo to start again');
         gotoStage('data');
-        ac = new AbortController();
-        const done = await withJobLock(state.jobId!, async () => {
-          const job = await store.getJob(state!.jobId!);
-          if (!job) throw new Error('the demo\'s data job was deleted: press Distil the demo to start again');
-          if (job.status === 'done') return job;
-          return runElicitJob(store, job.id, {
-            teacher: t.teacher, signal: ac!.signal,
-            onProgress: (j) => { say(`The teacher answers the prompts: ${j.progress.done} of ${j.progress.total} (watch them in step 2)…`); emit('datasets', undefined); },
-          });
-        }, () => say('The data job runs in another tab: waiting for it…'));
+        say('The teacher answers the prompts (watch them in step 2)…');
+        // The Data stage shows the job as it runs, with its Stop (services.ts runJob).
+        const done = await runJob(state.jobId!, { by: 'demo', teacher: async () => t.teacher, onWait: () => say('The data job runs in another tab: waiting for it…') });
         if (done.status !== 'done') throw new Error(done.status === 'paused' ? 'stopped' : `the data job ${done.status}: ${done.error ?? ''}`);
         state.phase = 'kd'; save(); render();
       }
@@ -214,15 +210,19 @@ export function demoCard(): Node {
       save();
     } finally {
       running = false;
-      ac = null;
       render();
     }
   };
 
+  onJobRun((e) => {
+    if (running && e.phase === 'progress' && e.job.id === state?.jobId) {
+      say(`The teacher answers the prompts: ${e.job.progress.done} of ${e.job.progress.total} (watch them in step 2)…`);
+    }
+  });
   startBtn.addEventListener('click', () => void go());
   stopBtn.addEventListener('click', () => {
     stopRequested = true;
-    ac?.abort();
+    if (state?.jobId) stopJob(state.jobId);
     for (const id of [state?.kdRunId, state?.sftRunId]) if (id) void runsStore.pause(id);
     stopBtn.disabled = true;
   });

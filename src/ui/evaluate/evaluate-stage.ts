@@ -37,7 +37,7 @@ export function evaluateStage(): Node {
   const status = h('div', { id: 'eval-status', class: 'muted' }, 'Pick a trained run.');
   const results = h('table', { id: 'eval-results' });
   const notes = h('ul', { id: 'eval-notes', class: 'muted small' });
-  const prompt = h('textarea', { id: 'eval-prompt', rows: '3', spellcheck: 'false' });
+  const prompt = h('textarea', { id: 'eval-prompt', rows: '3', spellcheck: 'false', 'aria-label': 'Your prompt for the teacher and the students' });
   prompt.value = loadPref('eval-prompt', 'The history of the city');
   const maxTokens = h('input', { id: 'eval-max', type: 'number', min: '1', max: '256', value: '40' });
   const temp = h('input', { id: 'eval-temp', type: 'number', min: '0', max: '2', step: '0.1', value: '0' });

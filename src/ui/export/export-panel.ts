@@ -7,7 +7,7 @@
 import type { ExportFileData, ExportRequestData, ExportResultData } from '../../protocol.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { loadPref, savePref } from '../app-state.ts';
-import { formatBytes, h } from '../dom.ts';
+import { formatBytes, h, showError } from '../dom.ts';
 
 export interface ExportBackend {
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
@@ -90,6 +90,7 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
     zipButton.disabled = true;
     if (folderButton) folderButton.disabled = true;
     status.className = 'muted';
+    status.textContent = 'Preparing the export…'; // an earlier error goes with the new attempt
     delete status.dataset.done;
     list.replaceChildren();
     try {
@@ -120,9 +121,8 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
       status.textContent = `${root ? 'Saved' : 'Downloaded'} ${name}${root ? '/' : '.zip'}: ${res.files.length} files, ${formatBytes(total)}, ${res.params.toLocaleString('en')} parameters.`;
       status.dataset.done = 'ok';
     } catch (e) {
-      const err = e as Error;
-      status.className = 'error';
-      status.textContent = err?.name === 'AbortError' ? 'Cancelled.' : `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`;
+      if ((e as Error)?.name === 'AbortError') status.textContent = 'Cancelled.';
+      else showError(status, e, { onDismiss: () => { status.className = 'muted'; } });
       status.dataset.done = 'error';
     } finally {
       zipButton.disabled = false;

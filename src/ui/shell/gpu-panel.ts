@@ -5,11 +5,9 @@
 import type { AdapterReport, SelftestProgress, SelftestReport } from '../../protocol.ts';
 import type { SelftestScope } from '../../engine/checks.ts';
 import { OPTIONAL_FEATURES, REQUESTED_LIMITS } from '../../platform/gpu.ts';
-import { errorText, formatBytes, h } from '../dom.ts';
+import { errorText, formatBytes, h, showError } from '../dom.ts';
 import { engine, onEngineError, proxy } from '../engine-client.ts';
-
-/** Resolves with the adapter once the engine has one (the Train stage waits on it); rejects with the reason. */
-export let gpuReady: Promise<AdapterReport>;
+import { startGpu } from '../services.ts';
 
 export function gpuPanel(): HTMLElement {
   const summary = h('summary', { id: 'gpu-summary' }, 'GPU: starting the engine…');
@@ -22,14 +20,14 @@ export function gpuPanel(): HTMLElement {
   const details = h('details', { id: 'gpu', class: 'gpu' }, summary, body,
     h('h3', {}, 'Kernel self-test'), selftestStatus, selftestProgress, h('div', { class: 'row' }, quickButton, selftestButton), h('div', { class: 'scroll' }, selftestTable));
 
-  const showError = (e: unknown) => {
+  const showUnavailable = (e: unknown) => {
     body.className = 'error';
     body.textContent = errorText(e);
     summary.textContent = 'GPU: not available — open for details';
     summary.className = 'bad';
     details.open = true;
   };
-  onEngineError(showError);
+  onEngineError(showUnavailable);
 
   const render = (r: AdapterReport) => {
     const name = [r.vendor, r.architecture, r.device, r.description].filter(Boolean).join(' · ') || 'unknown adapter';
@@ -50,8 +48,7 @@ export function gpuPanel(): HTMLElement {
     );
   };
 
-  gpuReady = engine().gpuInfo();
-  gpuReady.then((r) => { render(r); selftestButton.disabled = false; quickButton.disabled = false; }, showError);
+  startGpu().then((r) => { render(r); selftestButton.disabled = false; quickButton.disabled = false; }, showUnavailable);
 
   const renderSelftest = (rep: SelftestReport) => {
     selftestTable.replaceChildren(
@@ -84,8 +81,7 @@ export function gpuPanel(): HTMLElement {
         : `${rep.cases.filter((c) => !c.ok).length} of ${rep.cases.length} kernel checks FAILED.`;
       selftestStatus.dataset.done = rep.ok ? 'pass' : 'fail';
     } catch (e) {
-      selftestStatus.className = 'error';
-      selftestStatus.textContent = errorText(e);
+      showError(selftestStatus, e);
       selftestStatus.dataset.done = 'error';
     } finally {
       selftestButton.disabled = false;

@@ -10,21 +10,17 @@
 // #teacher-gen-status[data-done=ok|error], #teacher-topk tr[data-pos][data-id][data-top-ids][data-top-logprobs].
 import * as Comlink from 'comlink';
 import type { LocalModelSource, TeacherGenerateResult } from '../../teacher/local-protocol.ts';
-import { formatBytes, h } from '../dom.ts';
+import { formatBytes, h, showError } from '../dom.ts';
+import { DEFAULT_TEACHER_FOLDER } from '../services.ts';
 import { loadLocalPrefs, loadLocal, saveLocalPrefs, type LocalDeviceChoice } from './session.ts';
 import { latestLoadId, onTeacherLoad, onTeacherWorkerError, teacherWorker } from './teacher-client.ts';
-
-/** The default teacher shipped with the app. */
-export const DEFAULT_TEACHER_FOLDER = 'models/brown-teacher/';
 
 type Kind = 'folder' | 'files' | 'hub';
 
 const show = (s: string) => JSON.stringify(s).slice(1, -1); // control characters and invisible bytes made visible
 
 function setError(el: HTMLElement, e: unknown): void {
-  const err = e as Error;
-  el.className = 'error';
-  el.textContent = `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`;
+  showError(el, e, { onDismiss: () => { el.className = 'muted'; } });
   el.dataset.done = 'error';
 }
 

@@ -1,19 +1,20 @@
 // The Teacher stage's remote side: any OpenAI-compatible server as the teacher. A preset (OpenAI, vLLM, llama.cpp,
 // Ollama, …) fills the base URL and shows its notes; the API key is a password field kept in memory, or on this
 // device when the user ticks "Remember" (keys.ts); the model is picked from what GET /models lists (free text
-// always allowed); limits and prices go to the RemoteTeacher (the Data stage counts cost from them). "Test
+// always allowed) — asked when a key is entered, by "List the models" or by Test connection, never just because the
+// stage opened or a preset was picked (nothing is requested before the user asks for it); limits and prices go to the RemoteTeacher (the Data stage counts cost from them). "Test
 // connection" (src/teacher/connection.ts) sends one tiny request and says plainly what works (token-level KD or only
 // sequence-level) or what failed and what to do; a passing test, or "Use this teacher", makes it the active teacher.
 // Server text is untrusted and goes in through textContent only. The key appears nowhere in the DOM but the
 // password field. Stable hooks: #remote-preset, #remote-notes, #remote-base-url, #remote-key, #remote-remember,
-// #remote-remember-warning, #remote-model, #remote-models (datalist), #remote-models-status[data-count],
+// #remote-remember-warning, #remote-model, #remote-models (datalist), #remote-models-refresh, #remote-models-status[data-count],
 // #remote-concurrency, #remote-rpm, #remote-price-in, #remote-price-out, #remote-test, #remote-use,
 // #remote-report[data-result=testing|ok|error|need-key][data-problem][data-logprobs=yes|no|unknown][data-kd].
 import { activeTeacher, setStageStatus } from '../app-state.ts';
 import { errorText, h } from '../dom.ts';
 import { seconds, testConnection, type ConnectionReport, hostOf } from '../../teacher/connection.ts';
 import { PRESETS } from '../../teacher/presets.ts';
-import { RemoteTeacher } from '../../teacher/remote.ts';
+import { LazyRemoteTeacher } from '../../teacher/lazy-remote.ts';
 import type { PresetName } from '../../teacher/types.ts';
 import { apiKeyFor, forgetAllApiKeys, keyBase, setApiKey } from './keys.ts';
 import { activateRemote, clearWaitingForKey, loadRemotePrefs, remoteWaitingForKey, saveRemotePrefs, type RemotePrefs } from './session.ts';
@@ -43,6 +44,7 @@ export function remotePanel(): HTMLFormElement {
   const model = h('input', { id: 'remote-model', type: 'text', class: 'wide', list: 'remote-models', spellcheck: 'false', autocomplete: 'off', value: prefs.model, placeholder: 'e.g. gpt-4o-mini' });
   const modelList = h('datalist', { id: 'remote-models' });
   const modelsStatus = h('div', { id: 'remote-models-status', class: 'muted small' });
+  const modelsButton = h('button', { id: 'remote-models-refresh', type: 'button', class: 'secondary' }, 'List the models');
   const concurrency = h('input', { id: 'remote-concurrency', type: 'number', min: '1', max: '1024', step: '1', value: String(prefs.maxConcurrency) });
   const rpm = h('input', { id: 'remote-rpm', type: 'number', min: '0', step: '1', value: String(prefs.requestsPerMinute) });
   const priceIn = h('input', { id: 'remote-price-in', type: 'number', min: '0', step: '0.01', value: String(prefs.pricePer1MInput) });
@@ -106,29 +108,38 @@ export function remotePanel(): HTMLFormElement {
       save();
     }
   };
-  const listModels = async () => {
+  /** Asks the server for its models; `asked`: the user pressed "List the models" (say why nothing is asked). */
+  const listModels = async (asked: boolean) => {
     const seq = ++listSeq;
     const f = form();
     const k = key.value;
-    if (f.baseURL === '' || (PRESETS[f.preset].needsApiKey && k === '')) return;
+    const missing = f.baseURL === '' ? 'Enter the base URL first.' : PRESETS[f.preset].needsApiKey && k === '' ? `Enter your API key first: ${PRESETS[f.preset].label} lists its models only with one.` : null;
+    if (missing) {
+      if (asked) showModels(null, missing);
+      return;
+    }
     modelsStatus.textContent = 'Asking the server for its models…';
     try {
-      const t = new RemoteTeacher({ preset: f.preset, baseURL: f.baseURL, apiKey: k, model: f.model || 'unset', maxRetries: 0, timeoutMs: 10_000 });
+      const t = new LazyRemoteTeacher({ preset: f.preset, baseURL: f.baseURL, apiKey: k, model: f.model || 'unset', maxRetries: 0, timeoutMs: 10_000 });
       const ids = await t.listModels();
       if (seq === listSeq) showModels(ids);
     } catch (e) {
-      if (seq === listSeq) showModels(null, `Could not list the models: ${errorText(e).replace(/^TeacherError: /, '')}. Press Test connection to see why, or type the model name.`);
+      if (seq === listSeq) showModels(null, `Could not list the models: ${errorText(e)}. Press Test connection to see why, or type the model name.`);
     }
   };
   const listSoon = () => {
     clearTimeout(listTimer);
-    listTimer = setTimeout(() => void listModels(), 300);
+    listTimer = setTimeout(() => void listModels(false), 300);
   };
 
   // ---- the key: one per base URL, in memory (and on this device when remembered) ----
   let keyBaseShown = keyBase(baseURL.value);
   key.addEventListener('input', () => setApiKey(keyBaseShown, key.value, remember.checked));
-  key.addEventListener('change', () => { clearWaitingForKey(); listSoon(); });
+  key.addEventListener('change', () => {
+    clearWaitingForKey();
+    if (key.value !== '') listSoon(); // a key was entered: the models it may use
+  });
+  modelsButton.addEventListener('click', () => { clearTimeout(listTimer); void listModels(true); });
   remember.addEventListener('change', () => {
     rememberWarning.hidden = !remember.checked;
     if (remember.checked) setApiKey(keyBaseShown, key.value, true);
@@ -145,14 +156,13 @@ export function remotePanel(): HTMLFormElement {
     keyBaseShown = b;
     showModels(null, '');
   };
-  baseURL.addEventListener('change', () => { baseChanged(false); save(); listSoon(); });
+  baseURL.addEventListener('change', () => { baseChanged(false); save(); });
   preset.addEventListener('change', () => {
     const p = PRESETS[preset.value as PresetName];
     if (p.baseURL !== '') baseURL.value = p.baseURL;
     baseChanged(true);
     renderNotes();
     save();
-    listSoon();
   });
   for (const el of [model, concurrency, rpm, priceIn, priceOut]) el.addEventListener('change', save);
 
@@ -261,7 +271,7 @@ export function remotePanel(): HTMLFormElement {
       report.hidden = false;
       report.dataset.result = 'error';
       report.dataset.problem = 'config';
-      report.replaceChildren(h('p', { class: 'bad' }, `Cannot use these settings: ${errorText(e).replace(/^(TeacherError|Error): (teacher config: )?/, '')}`));
+      report.replaceChildren(h('p', { class: 'bad' }, `Cannot use these settings: ${errorText(e).replace(/^Teacher config: /, '')}`));
     }
   });
 
@@ -286,7 +296,7 @@ export function remotePanel(): HTMLFormElement {
       h('div', { class: 'row' }, h('label', { class: 'inline' }, remember, 'Remember the key on this device')),
       rememberWarning,
       h('p', { class: 'muted small' }, 'The key is sent only to this base URL, in the Authorization header. Unless remembered it lives in this tab\'s memory and is gone after a reload; it is never stored with your data, jobs or exports.'),
-      h('div', { class: 'row' }, h('label', { class: 'grow' }, 'Model', model, modelList)),
+      h('div', { class: 'row' }, h('label', { class: 'grow' }, 'Model', model, modelList), modelsButton),
       modelsStatus),
     h('div', { class: 'subcard' },
       h('h3', {}, 'Limits and prices'),

@@ -10,7 +10,7 @@ import { errorText } from '../dom.ts';
 import { normalizePickedFiles } from '../../teacher/local-files.ts';
 import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo } from '../../teacher/local-protocol.ts';
 import { PRESET_NAMES, type PresetName } from '../../teacher/types.ts';
-import { RemoteTeacher } from '../../teacher/remote.ts';
+import { LazyRemoteTeacher } from '../../teacher/lazy-remote.ts';
 import { apiKeyFor } from './keys.ts';
 import { latestLoadId, loadTeacher, onTeacherLoad, reloadableOf, WorkerTeacher, type ReloadableSource } from './teacher-client.ts';
 
@@ -254,7 +254,7 @@ export interface RemoteActivation {
 /** The ActiveTeacher for a remote server (the key goes into the RemoteTeacher only). */
 export function remoteActive(a: RemoteActivation): ActiveTeacher {
   const s = a.settings;
-  const teacher = new RemoteTeacher({
+  const teacher = new LazyRemoteTeacher({
     preset: s.preset, baseURL: s.baseURL, model: s.model, apiKey: a.apiKey, maxConcurrency: s.maxConcurrency,
     requestsPerMinute: s.requestsPerMinute, pricePer1MInput: s.pricePer1MInput, pricePer1MOutput: s.pricePer1MOutput,
     logprobs: a.logprobsOff ? 'off' : 'auto',

@@ -9,6 +9,7 @@ import * as Comlink from 'comlink';
 import type { TeacherLike } from '../../elicit/types.ts';
 import type { LocalLoadProgress, LocalModelSource, LocalTeacherInfo, TeacherLoadOptions, TeacherWorkerApi } from '../../teacher/local-protocol.ts';
 import type { ChatMessage, ChatOptions, ChatResult } from '../../teacher/types.ts';
+import { listeners } from '../listeners.ts';
 
 /** A teacher source that can be loaded again without the user (after a reload). */
 export type ReloadableSource = { kind: 'folder'; location: string } | { kind: 'hub'; id: string; revision?: string };
@@ -59,24 +60,12 @@ export type TeacherLoadEvent =
   | { id: number; phase: 'done'; source: LocalModelSource; info: LocalTeacherInfo }
   | { id: number; phase: 'error'; source: LocalModelSource; error: unknown };
 
-const loadListeners = new Set<(e: TeacherLoadEvent) => void>();
+const loadEvents = listeners<TeacherLoadEvent>('teacher load');
+const emitLoad = loadEvents.emit;
 let loadCount = 0;
 
 /** Called (synchronously) at every step of every load. Returns an unsubscribe function. */
-export function onTeacherLoad(fn: (e: TeacherLoadEvent) => void): () => void {
-  loadListeners.add(fn);
-  return () => loadListeners.delete(fn);
-}
-
-function emitLoad(e: TeacherLoadEvent): void {
-  for (const fn of [...loadListeners]) {
-    try {
-      fn(e);
-    } catch (err) {
-      console.error('teacher-client: a load listener failed', err);
-    }
-  }
-}
+export const onTeacherLoad = loadEvents.on;
 
 /** The id of the newest load (a listener ignores events of older ones). */
 export function latestLoadId(): number {

@@ -102,7 +102,7 @@ export class LiveChart {
       this.note.hidden = this.xs.length > 0;
       this.body.hidden = this.xs.length === 0;
       if (this.xs.length === 0) return;
-      if (!this.plot) void this.create();
+      if (!this.plot) this.create().catch((e: unknown) => console.error('charts: uPlot did not load', e));
       else this.plot.setData([this.xs, ...this.ys] as uPlot.AlignedData);
     });
   }

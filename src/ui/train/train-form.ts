@@ -11,20 +11,13 @@ import { countParams } from '../../model/params.ts';
 import { methodOf } from '../../engine/runs/methods.ts';
 import type { EngineTeacher, RunInfo, RunPlan, RunSpec } from '../../protocol.ts';
 import type { Dataset } from '../../store/schema.ts';
-import { activeTeacher, loadPref, savePref, type ActiveTeacher } from '../app-state.ts';
+import { activeTeacher, loadPref, savePref } from '../app-state.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
 import { engine } from '../engine-client.ts';
+import { engineTeacher } from '../services.ts';
 import { DEFAULT_SETTINGS, FIELDS, fieldShown, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
 
 export { SOFTWARE_SETTINGS } from './train-fields.ts';
-
-/** The engine's teacher for the active teacher, when the engine can run it (a local folder or picked files). */
-export function engineTeacher(t: ActiveTeacher | null): EngineTeacher | undefined {
-  if (!t) return undefined;
-  if (t.folderUrl) return { label: t.model, source: { url: t.folderUrl } };
-  if (t.folderFiles) return { label: t.model, source: { files: t.folderFiles } };
-  return undefined;
-}
 
 export interface TrainForm {
   element: HTMLElement;

@@ -4,31 +4,13 @@
 // last checkpoint by itself. Stable hooks: #run-list tr[data-run][data-status] (a row's run name opens it:
 // button[data-open]), #train-gpu-note, #train-status.
 import { methodOf } from '../../engine/runs/methods.ts';
-import type { EngineTeacher, RunEvent, RunInfo, RunSpec } from '../../protocol.ts';
-import type { DistillStore } from '../../store/store.ts';
+import type { RunInfo, RunSpec } from '../../protocol.ts';
 import { gotoStage, loadPref, on, savePref, setStageStatus } from '../app-state.ts';
-import { appStore } from '../data/jobs-client.ts';
-import { jobTeacher } from '../data/jobs-client.ts';
 import { errorText, h } from '../dom.ts';
 import { engine } from '../engine-client.ts';
-import { runsStore } from '../runs-store.ts';
-import { gpuReady } from '../shell/gpu-panel.ts';
-import { folderUrlOf } from '../teacher/session.ts';
-import { reloadableSource } from '../teacher/teacher-client.ts';
+import { appStore, gpuReady, runsStore, topkTeachers } from '../services.ts';
 import { RunView } from './run-view.ts';
 import { SOFTWARE_SETTINGS, trainForm } from './train-form.ts';
-
-/** For each dataset whose top-k rows came from a local teacher served from a folder: that teacher, as the engine
- *  loads it (a KD run from the rows takes its tokenizer). */
-async function topkTeachers(store: DistillStore): Promise<Map<string, EngineTeacher>> {
-  const out = new Map<string, EngineTeacher>();
-  for (const job of await store.listJobs()) {
-    if (job.kind !== 'elicit:feature' || out.has(job.datasetId)) continue;
-    const ref = jobTeacher(job), source = ref ? reloadableSource(ref.source) : null;
-    if (ref && ref.kind !== 'remote' && source?.kind === 'folder') out.set(job.datasetId, { label: String(ref.model), source: { url: folderUrlOf(source.location) } });
-  }
-  return out;
-}
 
 const methodText = (r: RunInfo) => methodOf(r.spec).describe(r.spec, r.train);
 /** The run's last held-out figure: perplexity, or a pair method's preference accuracy. */
