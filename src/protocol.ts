@@ -21,8 +21,14 @@ export interface EngineApi {
   /** Builds the files of one export format; progress as short messages. */
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
 
-  /** Checks a run before it exists: model and parameter count, memory against the adapter's limits, data needs. */
-  planRun(spec: RunSpec): Promise<RunPlan>;
+  /** Checks a run before it exists: model and parameter count, memory against the adapter's limits, data needs
+   *  (reading a model folder it names first: progress as short messages). */
+  planRun(spec: RunSpec, onProgress?: (message: string) => void): Promise<RunPlan>;
+  /** Keeps picked model files in the engine (send them transferred, once); specs name them by the key returned
+   *  ({ held: key }) until the page reloads. */
+  holdFolder(files: Record<string, Uint8Array>): Promise<string>;
+  /** Drops a held folder. */
+  releaseFolder(key: string): Promise<void>;
   /** Stores a new run (status 'created'): validates, snapshots the dataset's records, makes the tokenizer. */
   createRun(spec: RunSpec, onProgress?: (e: RunEvent) => void): Promise<RunInfo>;
   /** Trains a run from its last checkpoint (or the start) until done, paused or failed; resolves with it then. */

@@ -3,6 +3,7 @@
 import type { EngineApi } from '../protocol.ts';
 import type { GpuContext } from '../platform/gpu.ts';
 import { runExport } from './export.ts';
+import { holdFolder, releaseFolder } from './held-folders.ts';
 import { RunsEngine, type RunsEngineOptions } from './runs/runs.ts';
 import { ALL_CHECKS, QUICK_CHECKS } from './checks.ts';
 import { runSelftest } from './selftest.ts';
@@ -27,7 +28,9 @@ export function createEngine(acquire: () => Promise<GpuContext>, opts: RunsEngin
       return runSelftest(device, { onProgress, checks: scope === 'quick' ? QUICK_CHECKS : ALL_CHECKS });
     },
     exportModel: (req, onProgress) => ('runId' in req.source ? runs.exportRun(req.source.runId, req.format, req.name, onProgress) : runExport(req, onProgress)),
-    planRun: (spec) => runs.planRun(spec),
+    planRun: (spec, onProgress) => runs.planRun(spec, onProgress),
+    holdFolder: async (files) => holdFolder(files),
+    releaseFolder: async (key) => releaseFolder(key),
     createRun: (spec, onProgress) => runs.createRun(spec, onProgress),
     runRun: (id, onEvent) => runs.runRun(id, onEvent),
     pauseRun: (id) => runs.pauseRun(id),

@@ -28,34 +28,7 @@ export interface ExportResultData {
   params: number;
 }
 
-const NEEDED = ['config.json', 'model.safetensors', 'tokenizer.json'];
-/** Read when the folder has it (special tokens, chat template); a 404 is fine. */
-const OPTIONAL = ['tokenizer_config.json'];
-
-/** The files of an HF Llama folder our importer reads: fetched from a served folder, or the picked files as given. */
-export async function readModelFolder(source: ModelFolderSource, onProgress?: (message: string) => void): Promise<Map<string, Uint8Array>> {
-  return 'url' in source ? fetchFolder(source.url, onProgress) : new Map(Object.entries(source.files));
-}
-
-async function fetchFolder(base: string, onProgress?: (message: string) => void): Promise<Map<string, Uint8Array>> {
-  const files = new Map<string, Uint8Array>();
-  for (const name of [...NEEDED, ...OPTIONAL]) {
-    onProgress?.(`fetching ${name}`);
-    const url = new URL(name, base.endsWith('/') ? base : `${base}/`).href;
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (e) {
-      throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
-    }
-    if (!res.ok) {
-      if (OPTIONAL.includes(name)) continue;
-      throw new Error(`${url} answered HTTP ${res.status}: is this the folder of an HF Llama model (config.json, model.safetensors, tokenizer.json)?`);
-    }
-    files.set(name, new Uint8Array(await res.arrayBuffer()));
-  }
-  return files;
-}
+import { readModelFolder } from './model-fetch.ts';
 
 export async function runExport(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData> {
   if (!isExportFormat(req.format)) throw new Error(`export: unknown format '${req.format}' (have: ${EXPORT_FORMATS.join(', ')})`);

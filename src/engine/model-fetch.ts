@@ -6,6 +6,7 @@
 // files (config, tokenizer) are fetched fresh each time and read from the cache only when the network fails.
 // What a folder needs: config.json, the weights (model.safetensors, or the shards its index names) and
 // tokenizer.json; tokenizer_config.json when it has one. A server that ignores Range gets one whole GET.
+import { heldFolder } from './held-folders.ts';
 import type { ModelFolderSource } from './runs/types.ts';
 
 /** Bytes per downloaded (and cached) piece. */
@@ -55,7 +56,8 @@ async function defaultCache(): Promise<PieceCache | null> {
 
 /** The files of a model folder: fetched (resumably, cached) from a served folder, or the picked files as given. */
 export async function readModelFolder(source: ModelFolderSource, o: FetchOptions | ((m: string) => void) = {}): Promise<Map<string, Uint8Array>> {
-  if (!('url' in source)) return new Map(Object.entries(source.files));
+  if ('held' in source) return new Map(Object.entries(heldFolder(source.held)));
+  if ('files' in source) return new Map(Object.entries(source.files));
   const opts = typeof o === 'function' ? { onProgress: (p: FetchProgress) => o(p.message) } : o;
   return new FolderFetch(source.url, opts.cache === undefined ? await defaultCache() : opts.cache, opts).run();
 }

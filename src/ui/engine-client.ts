@@ -26,3 +26,7 @@ export function onEngineError(fn: (e: Error) => void): () => void {
 
 /** A callback made callable from the worker. */
 export const proxy = <T extends (...args: never[]) => unknown>(fn: T): T => Comlink.proxy(fn);
+
+/** Picked model files for the engine (engine().holdFolder): their bytes move to the worker, not copied. */
+export const transferFiles = (files: Record<string, Uint8Array>): Record<string, Uint8Array> =>
+  Comlink.transfer(files, [...new Set(Object.values(files).map((b) => b.buffer as ArrayBuffer))]);

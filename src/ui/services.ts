@@ -76,6 +76,17 @@ export async function topkTeachers(store: DistillStore): Promise<Map<string, Eng
   return out;
 }
 
+/** What of a picked model folder the engine reads (config, tokenizer files, safetensors weights and their index), by
+ *  path; the rest of the folder (other formats, READMEs) is not loaded. */
+export async function pickedModelFiles(list: ArrayLike<File>): Promise<Record<string, Uint8Array>> {
+  const files: Record<string, Uint8Array> = {};
+  for (const f of Array.from(list)) {
+    const path = f.webkitRelativePath || f.name;
+    if (/(^|\/)(config\.json|tokenizer\.json|tokenizer_config\.json|[^/]*\.safetensors(\.index\.json)?)$/.test(path)) files[path] = new Uint8Array(await f.arrayBuffer());
+  }
+  return files;
+}
+
 // ---- elicitation jobs ------------------------------------------------------------------------------------------------
 
 /** What a job stores to find its teacher again: ActiveTeacher.ref (never a key). Older jobs: {model, source, device}. */

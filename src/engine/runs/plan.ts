@@ -84,7 +84,9 @@ function sampleHash(b: Uint8Array): string {
 }
 
 function sourceKey(s: ModelFolderSource): string {
-  return 'url' in s ? `url:${s.url}` : `files:${Object.entries(s.files).map(([p, b]) => `${p}:${b.length}:${sampleHash(b)}`).sort().join(',')}`;
+  if ('url' in s) return `url:${s.url}`;
+  if ('held' in s) return `held:${s.held}`;
+  return `files:${Object.entries(s.files).map(([p, b]) => `${p}:${b.length}:${sampleHash(b)}`).sort().join(',')}`;
 }
 
 /** The model of a folder (`who`: 'teacher' or 'student', for messages), read once while it stays among the last two. */

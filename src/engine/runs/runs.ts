@@ -19,6 +19,7 @@ import { decodeCheckpoint } from '../../train/checkpoint.ts';
 import { allocBuffer } from '../../model/activations.ts';
 import { writeArray } from '../../gpu/dispatch.ts';
 import type { ExportResultData } from '../export.ts';
+import { heldFolder } from '../held-folders.ts';
 import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds } from './data.ts';
 import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
 import { evaluateRun } from './held-out.ts';
@@ -104,8 +105,8 @@ export class RunsEngine {
     };
   }
 
-  async planRun(spec: RunSpec): Promise<RunPlan> {
-    return planOf(await resolveRun(spec, this.planDeps()), this.gpu);
+  async planRun(spec: RunSpec, onProgress?: (m: string) => void): Promise<RunPlan> {
+    return planOf(await resolveRun(spec, this.planDeps(), onProgress), this.gpu);
   }
 
   async createRun(spec: RunSpec, onProgress?: (e: RunEvent) => void): Promise<RunInfo> {
@@ -135,7 +136,7 @@ export class RunsEngine {
     const id = newId();
     const now = Date.now();
     // Picked files are stored with the run (a reload cannot pick them again); a served folder is fetched again.
-    const picked = (m: EngineModel | undefined) => (m && 'files' in m.source ? m.source.files : undefined);
+    const picked = (m: EngineModel | undefined) => (!m || 'url' in m.source ? undefined : 'held' in m.source ? heldFolder(m.source.held) : m.source.files);
     const files = picked(spec.teacher), studentFiles = picked(spec.pretrained);
     for (const [role, f] of [['teacher', files], ['student', studentFiles]] as const) {
       if (!f) continue;

@@ -6,8 +6,9 @@ import type { ModelConfig } from '../../model/config.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { EvalLog, EventLog, StepLog } from '../../train/step-trainer.ts';
 
-/** An HF Llama folder the engine reads itself: served at a URL (ending in '/'), or picked files by path. */
-export type ModelFolderSource = { url: string } | { files: Record<string, Uint8Array> };
+/** An HF Llama folder the engine reads itself: served at a URL (ending in '/'), picked files by path, or picked files
+ *  the engine already holds (src/engine/held-folders.ts: sent once, then named by key). */
+export type ModelFolderSource = { url: string } | { files: Record<string, Uint8Array> } | { held: string };
 
 /** A model folder the engine reads (an HF Llama folder): a teacher it runs on the GPU (dense-logit KD, on-policy
  *  scoring, evaluation), or a pretrained student it fine-tunes. */

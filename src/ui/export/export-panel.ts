@@ -8,6 +8,7 @@ import type { ExportFileData, ExportRequestData, ExportResultData } from '../../
 import { zipFiles } from '../../export/zip.ts';
 import { loadPref, savePref } from '../app-state.ts';
 import { formatBytes, h, showError } from '../dom.ts';
+import { pickedModelFiles } from '../services.ts';
 
 export interface ExportBackend {
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
@@ -102,13 +103,8 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
       const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'student';
       const base = runId ? safe(runNames.get(runId) ?? 'student') : picked ? (picked[0]!.webkitRelativePath.split('/')[0] || 'model') : DEFAULT_TEACHER.id;
       const name = `${base}-${format.value.replace('.', '')}`;
-      const files: Record<string, Uint8Array> = {};
       // Only what an import reads; weights can be large, so the rest of the folder is not loaded.
-      for (const f of picked ?? []) {
-        if (/(^|\/)(config\.json|tokenizer\.json|tokenizer_config\.json|[^/]*\.safetensors(\.index\.json)?)$/.test(f.webkitRelativePath || f.name)) {
-          files[f.webkitRelativePath || f.name] = new Uint8Array(await f.arrayBuffer());
-        }
-      }
+      const files = await pickedModelFiles(picked ?? []);
       const req: ExportRequestData = {
         source: runId ? { runId } : picked ? { files } : { url: new URL(DEFAULT_TEACHER.path, document.baseURI).href }, format: format.value, name,
       };

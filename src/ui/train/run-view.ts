@@ -92,8 +92,8 @@ export class RunView {
     this.stepTimes = [];
     this.lastStep = 0;
     for (const l of logs) this.addLog(l);
-    const { teacher, ...spec } = run.spec;
-    this.config.textContent = JSON.stringify({ ...spec, teacher: teacher?.label, model: run.model, train: run.train, data: run.data }, null, 2);
+    const { teacher, pretrained, ...spec } = run.spec;
+    this.config.textContent = JSON.stringify({ ...spec, teacher: teacher?.label, pretrained: pretrained?.label, model: run.model, train: run.train, data: run.data }, null, 2);
     this.setStatus(run);
   }
 

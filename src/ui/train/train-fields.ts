@@ -121,7 +121,7 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     ...(has('kd-source') ? { kdSource: s.kdSource } : {}),
     ...(has('pair-beta') ? { pairBeta: s.pairBeta } : {}),
     ...(has('on-policy') ? { onPolicy: { lambda: s.lambda, maxNewTokens: s.sampleTokens, temperature: 1 } } : {}),
-    ...(s.initFrom ? { initFrom: s.initFrom } : {}),
+    ...(s.initFrom && s.preset !== PRETRAINED ? { initFrom: s.initFrom } : {}),
     sampleEvery: s.sampleEvery, samplePrompts: prompts.slice(0, 3), heldOutEvery: s.heldOutEvery,
   } as RunSpec;
 }

@@ -9,13 +9,14 @@
 import { presetConfig, PRESETS } from '../../model/config.ts';
 import { countParams } from '../../model/params.ts';
 import { methodOf } from '../../engine/runs/methods.ts';
-import type { EngineTeacher, RunInfo, RunPlan, RunSpec } from '../../protocol.ts';
+import type { EngineModel, EngineTeacher, RunInfo, RunPlan, RunSpec } from '../../protocol.ts';
 import type { Dataset } from '../../store/schema.ts';
 import { activeTeacher, loadPref, savePref } from '../app-state.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
-import { engine } from '../engine-client.ts';
-import { engineTeacher } from '../services.ts';
-import { DEFAULT_SETTINGS, FIELDS, fieldShown, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
+import { engine, proxy, transferFiles } from '../engine-client.ts';
+import { engineTeacher, pickedModelFiles } from '../services.ts';
+import { hubUrl } from '../../engine/model-fetch.ts';
+import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
 
 export { SOFTWARE_SETTINGS } from './train-fields.ts';
 
@@ -53,6 +54,7 @@ const ROWS: SettingKey[][] = [
   ['objective', 'temperature', 'beta', 'skewLambda'],
   ['pairBeta'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
+  ['pretrained'],
 ];
 const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
@@ -77,6 +79,11 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const start = h('button', { id: 'train-start', disabled: true }, 'Start training');
   const seqKd = h('button', { id: 'train-use-seqkd', class: 'secondary' }, 'Train by SeqKD instead (SFT on the teacher’s answers)');
   const teacherNote = h('p', { id: 'train-teacher', class: 'muted small' });
+  // A pretrained student from disk: its files go to the engine once (held there); the field names the folder.
+  const pickFiles = h('input', { id: 'train-pretrained-files', type: 'file', webkitdirectory: true, multiple: true, 'aria-label': 'Pick the pretrained model’s folder' });
+  const pickWrap = h('label', { class: 'field' }, 'or pick its folder (config.json, *.safetensors, tokenizer.json)', pickFiles);
+  let held: { name: string; key: string } | undefined;
+  const PICKED = 'picked folder: ';
 
   const rows: HTMLElement[] = [];
   let lastDatasets: Dataset[] = [];
@@ -88,15 +95,29 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
 
   /** The teacher the run takes: the active one when the engine can run it, else (KD from a dataset's stored top-k
    *  on the teacher's tokenizer) the local teacher that made those rows. */
+  /** The pretrained student the settings name: a picked folder (held by the engine), a Hub id, or a folder URL. */
+  const pretrainedOf = (s: FormSettings): EngineModel | undefined => {
+    const v = s.pretrained.trim();
+    if (s.preset !== PRETRAINED || v === '') return undefined;
+    if (v.startsWith(PICKED)) return held && v === PICKED + held.name ? { label: held.name, source: { held: held.key } } : { label: v, source: { held: 'none' } };
+    if (/^[\w.-]+\/[\w.-]+$/.test(v)) return { label: v, source: { url: hubUrl(v) } };
+    const u = new URL(v, document.baseURI);
+    if (!u.pathname.endsWith('/')) u.pathname += '/';
+    return { label: v, source: { url: u.href } };
+  };
+  const specFor = (s: FormSettings) => specOf(s, teacherFor(s), pretrainedOf(s));
+
   const teacherFor = (s: FormSettings): EngineTeacher | undefined =>
     engineTeacher(activeTeacher()) ?? (methodOf(s).settings.includes('kd-source') && s.kdSource === 'store-topk' ? topkTeachers.get(s.datasetId) : undefined);
 
   const syncVisibility = () => {
     const s = settings();
     for (const f of FIELDS as readonly Field[]) wrap(f.key as SettingKey).hidden = !fieldShown(f, s);
+    pickWrap.hidden = s.preset !== PRETRAINED;
     for (const r of rows) r.hidden = [...r.children].every((c) => (c as HTMLElement).hidden);
     const fromRun = s.initFrom !== '';
     for (const k of ['preset', 'tokenizer', 'vocab'] as const) el(k).disabled = fromRun;
+    el('initFrom').disabled = s.preset === PRETRAINED; // a pretrained model is where the run starts
   };
 
   const renderPresets = () => {
@@ -107,8 +128,8 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     preset.replaceChildren(...Object.keys(PRESETS).map((p) => {
       const c = presetConfig(p, v ? { vocabSize: v } : {});
       return h('option', { value: p }, `${p} — ${c.hidden} wide, ${c.layers} layers${v ? `, ${(countParams(c) / 1e6).toFixed(2)}M parameters` : ''}`);
-    }));
-    preset.value = PRESETS[was] ? was : 'micro';
+    }), h('option', { value: PRETRAINED }, 'a pretrained model (SmolLM2, TinyLlama, … : a Hub id, a folder URL or a folder from disk)'));
+    preset.value = PRESETS[was] || was === PRETRAINED ? was : 'micro';
     const t = activeTeacher(), et = teacherFor(s);
     teacherNote.textContent = t
       ? `Teacher: ${t.label}${engineTeacher(t) ? ' — its weights run on this GPU for dense KD, on-policy scoring and evaluation.'
@@ -127,9 +148,10 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
       start.disabled = true;
       plan.className = 'muted';
       if (!s.datasetId) { plan.textContent = 'Make or import a dataset in step 2 first.'; plan.dataset.ok = 'false'; return; }
+      if (s.preset === PRETRAINED && !pretrainedOf(s)) { plan.textContent = 'Name the pretrained model (a Hub id such as HuggingFaceTB/SmolLM2-135M, or a folder URL), or pick its folder.'; plan.dataset.ok = 'false'; return; }
       plan.textContent = 'Checking…';
       try {
-        const p = await engine().planRun(specOf(s, teacherFor(s)));
+        const p = await engine().planRun(specFor(s), proxy((m: string) => { if (mine === seq) plan.textContent = `Checking… ${m}`; }));
         if (mine !== seq) return;
         renderPlan(p, s);
         start.disabled = !p.ok;
@@ -159,11 +181,21 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
 
   for (const [key, c] of els) c.addEventListener('change', () => { if (key === 'tokenizer' || key === 'vocab') renderPresets(); replan(); });
   seqKd.addEventListener('click', () => { el('method').value = 'sft'; replan(); });
+  pickFiles.addEventListener('change', async () => {
+    const list = pickFiles.files;
+    if (!list || list.length === 0) return;
+    const files = await pickedModelFiles(list);
+    const name = (list[0]!.webkitRelativePath || list[0]!.name).split('/')[0] || 'model';
+    if (held) void engine().releaseFolder(held.key);
+    held = { name, key: await engine().holdFolder(transferFiles(files)) };
+    el('pretrained').value = PICKED + name;
+    pickFiles.value = '';
+    replan();
+  });
   start.addEventListener('click', async () => {
     start.disabled = true;
     try {
-      const s = settings();
-      await onStart(specOf(s, teacherFor(s)));
+      await onStart(specFor(settings()));
       el('name').value = '';
     } finally {
       replan();
@@ -178,8 +210,8 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   };
   const element = h('div', { id: 'train-form', class: 'subcard' },
     h('h3', {}, 'New run'),
-    ...ROWS.slice(0, 5).map(row), teacherNote, row(ROWS[5]!),
-    wrap('chatTemplate'),
+    ...ROWS.slice(0, 5).map(row), teacherNote, row(ROWS[5]!), row(ROWS[6]!),
+    pickWrap, wrap('chatTemplate'),
     row(SCHEDULE),
     h('details', {}, h('summary', { class: 'muted' }, 'Evaluation, checkpoints, samples, name'),
       row(INTERVALS), wrap('prompts'), row(['name'])),

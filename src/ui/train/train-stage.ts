@@ -6,7 +6,7 @@
 import { methodOf } from '../../engine/runs/methods.ts';
 import type { RunInfo, RunSpec } from '../../protocol.ts';
 import { gotoStage, loadPref, on, savePref, setStageStatus } from '../app-state.ts';
-import { errorText, h } from '../dom.ts';
+import { errorText, h, showError } from '../dom.ts';
 import { engine } from '../engine-client.ts';
 import { appStore, gpuReady, runsStore, topkTeachers } from '../services.ts';
 import { RunView } from './run-view.ts';
@@ -22,7 +22,8 @@ export function trainStage(): Node {
   const status = h('div', { id: 'train-status', class: 'muted' });
   const list = h('table', { id: 'run-list' });
   let selected: string | null = loadPref<string | null>('train-run', null);
-  const say = (text: string, cls: 'muted' | 'error' = 'muted') => { status.className = cls; status.textContent = text; };
+  const say = (text: string) => { status.className = 'muted'; status.textContent = text; };
+  const fail = (e: unknown, prefix = '') => showError(status, e, { prefix });
 
   const view = new RunView({
     resume: (r) => start(r.id),
@@ -51,7 +52,7 @@ export function trainStage(): Node {
     if (selected !== runId) void select(runId);
     say('');
     runsStore.train(runId, () => say('Another tab is training this run: waiting for it to pause or close…'))
-      .catch((e) => say(`The run stopped: ${errorText(e)}`, 'error'));
+      .catch((e) => fail(e, 'The run stopped: '));
   };
 
   const form = trainForm(async (spec: RunSpec) => {
@@ -61,7 +62,7 @@ export function trainStage(): Node {
       say(run.data.notes.join(' · '));
       start(run.id);
     } catch (e) {
-      say(errorText(e), 'error');
+      fail(e);
     }
   });
 
@@ -97,7 +98,7 @@ export function trainStage(): Node {
       const [datasets, teachers] = await Promise.all([store.listDatasets(), topkTeachers(store)]);
       form.refresh(datasets, runsStore.list() as RunInfo[], teachers);
     } catch (e) {
-      say(errorText(e), 'error');
+      fail(e);
     }
   };
 
@@ -125,8 +126,7 @@ export function trainStage(): Node {
     gpuNote.textContent = `Training needs WebGPU: ${errorText(e)}`;
   });
 
-  void runsStore.resumeInterrupted((r, e) => say(`Run “${r.name}” could not resume: ${errorText(e)}`, 'error'))
-    .catch((e) => say(errorText(e), 'error'));
+  void runsStore.resumeInterrupted((r, e) => fail(e, `Run “${r.name}” could not resume: `)).catch((e) => fail(e));
   const toEvaluate = h('button', { class: 'secondary' }, 'Evaluate a run →');
   toEvaluate.addEventListener('click', () => gotoStage('evaluate'));
 

@@ -1,0 +1,122 @@
+// A pretrained student in the page (issue #20), as a user does it in Chromium on SwiftShader: the default teacher
+// (the small fixture) loaded, a chat dataset imported, then the Train stage's student "a pretrained model" with its
+// folder picked from disk (an HF Llama folder: the fixture itself), fine-tuned by SFT and by dense token-level KD
+// from the local teacher (same tokenizer: KL starts at 0), the KD run reloaded mid-training (it resumes from its
+// checkpoint, not from the pretrained weights), and exported: the HF folder has the pretrained model's
+// architecture, and training.json names its base model.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importByPicker, importResult } from './data-support.ts';
+import { gotoStage, openApp, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
+
+const LINES = [
+  ['The history of the city', 'is the history of its people, who came from the farms to work in the mills.'],
+  ['In the morning the farmers', 'went out to the fields before the sun was up.'],
+  ['The committee said that', 'the new law would be passed by the end of the year.'],
+  ['He told the jury', 'that there was no evidence that the money had been taken.'],
+  ['The church stood on the hill', 'above the river, and its bell could be heard in every house.'],
+  ['After the war the people', 'went back to their towns and began to build again.'],
+];
+const JSONL = Array.from({ length: 18 }, (_, i) => {
+  const [u, a] = LINES[i % LINES.length]!;
+  return JSON.stringify({ messages: [{ role: 'user', content: u }, { role: 'assistant', content: `${a} (${i})` }] });
+}).join('\n');
+
+let s: AppSession;
+const pageErrors: string[] = [];
+const offsite: string[] = [];
+
+beforeAll(async () => {
+  s = await openApp({ offsite, pageErrors, acceptDownloads: true });
+  await s.page.setViewportSize({ width: 1280, height: 800 });
+});
+afterAll(async () => {
+  await s?.browser.close();
+  await s?.server.close();
+});
+
+/** Every log of a run from the runs database. */
+async function runLogs(page: Page, runId: string): Promise<{ kind: string; step: number; code?: string; checkpointStep?: number; kd?: number }[]> {
+  return page.evaluate((id) => new Promise((resolve, reject) => {
+    const req = indexedDB.open('webgpu-distill-runs');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const r = req.result.transaction('logs', 'readonly').objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
+      r.onsuccess = () => { req.result.close(); resolve((r.result as { log: never }[]).map((x) => x.log)); };
+      r.onerror = () => reject(r.error);
+    };
+  }), runId);
+}
+
+async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: number): Promise<string> {
+  await gotoStage(page, 'train');
+  await page.selectOption('#train-method', method);
+  if (method === 'kd') {
+    await page.selectOption('#train-kd-source', 'dense');
+    await page.fill('#train-ce', '0');
+  }
+  await page.selectOption('#train-preset', 'pretrained');
+  await page.setInputFiles('#train-pretrained-files', SMALL_TEACHER_DIR);
+  await page.waitForFunction(() => (document.querySelector('#train-pretrained') as HTMLInputElement).value.startsWith('picked folder: '));
+  for (const [id, v] of [['steps', steps], ['batch', 2], ['seqlen', 24], ['lr', 0.001], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
+  await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
+  for (const [id, v] of [['eval-every', 2], ['ckpt-every', 2], ['sample-every', 0], ['heldout', 3]] as const) await page.fill(`#train-${id}`, String(v));
+  await page.fill('#train-name', name);
+  await page.dispatchEvent('#train-name', 'change');
+  await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
+  expect(await page.textContent('#train-plan')).toMatch(/0\.\d+M parameters · 128 wide, 3 layers, 4 heads, vocabulary 1024/);
+  const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
+  await page.click('#train-start');
+  const id = await page.waitForFunction((b) => [...document.querySelectorAll('#run-list tr[data-run]')].map((t) => t.getAttribute('data-run')).find((r) => r && !b.includes(r)), before, { timeout: 120_000 });
+  return (await id.jsonValue()) as string;
+}
+
+describe('a pretrained student in the page', () => {
+  it('fine-tunes a picked pretrained folder by SFT and by dense KD; a reload resumes the KD run; the export names its base', async () => {
+    const { page } = s;
+    await gotoStage(page, 'teacher');
+    await page.click('#teacher-default');
+    await page.waitForSelector('#step-teacher[data-state="done"]', { timeout: 120_000 });
+    await gotoStage(page, 'data');
+    await importByPicker(page, 'lines.jsonl', JSONL);
+    expect((await importResult(page)).written).toBe(18);
+
+    const sft = await startRun(page, 'pre-sft', 'sft', 4);
+    await page.waitForSelector(`#run-list tr[data-run="${sft}"][data-status="done"]`, { timeout: 300_000 });
+    const sftLogs = await runLogs(page, sft);
+    expect(sftLogs.find((l) => l.kind === 'event')).toMatchObject({ code: 'started' });
+    expect(JSON.parse((await page.textContent('#run-config'))!).pretrained).toBe('brown-teacher-small');
+
+    // Dense KD from the local teacher (the same fixture): the student starts as the teacher, the KL term at 0.
+    const kd = await startRun(page, 'pre-kd', 'kd', 6);
+    await page.waitForFunction((id) => Number(document.querySelector(`#run-list tr[data-run="${id}"]`)?.textContent?.match(/ (\d+)\/6/)?.[1] ?? 0) >= 3, kd, { timeout: 300_000 });
+    await page.reload();
+    await page.waitForSelector(`#run-list tr[data-run="${kd}"][data-status="done"]`, { timeout: 300_000 });
+    const logs = await runLogs(page, kd);
+    const steps = logs.filter((l) => l.kind === 'step');
+    expect(steps.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Math.abs(steps[0]!.kd!)).toBeLessThan(1e-4);
+    const resumed = logs.find((l) => l.kind === 'event' && l.code === 'resumed');
+    expect(resumed?.checkpointStep, 'the reload must resume from a checkpoint, not start again').toBeGreaterThanOrEqual(2);
+
+    await gotoStage(page, 'export');
+    await page.selectOption('#export-source', `run:${kd}`);
+    await page.selectOption('#export-format', 'safetensors');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-zip')]);
+    const dir = mkdtempSync(join(tmpdir(), 'pre-export-'));
+    const zip = join(dir, 'x.zip');
+    await download.saveAs(zip);
+    const read = (p: string) => JSON.parse(execFileSync('unzip', ['-p', zip, p], { encoding: 'utf8' }));
+    const members = execFileSync('unzip', ['-Z1', zip], { encoding: 'utf8' }).split('\n');
+    const prefix = members.find((m) => m.endsWith('config.json') && !m.includes('generation') && !m.includes('tokenizer'))!.replace(/config\.json$/, '');
+    const cfg = read(`${prefix}config.json`);
+    expect([cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size]).toEqual([128, 3, 1024]);
+    expect(read(`${prefix}training.json`).baseModel).toMatch(/brown-teacher-small/);
+    expect(pageErrors).toEqual([]);
+    expect(offsite).toEqual([]);
+  }, 900_000);
+});
