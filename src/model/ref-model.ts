@@ -19,9 +19,9 @@
 import { attentionBackwardRef, attentionForwardRef, type AttentionDims } from '../kernels/attention/attention.ref.ts';
 import { swigluBackwardRef, swigluForwardRef } from '../kernels/activation/activation.ref.ts';
 import { embeddingBackwardRef, embeddingForwardRef } from '../kernels/embedding/embedding.ref.ts';
-import { validateTopK, type KdObjective } from '../kernels/loss/loss.config.ts';
+import { validateTopK } from '../kernels/loss/loss.config.ts';
 import { hiddenLossRef, type HiddenLossKind } from '../kernels/hidden/hidden.ref.ts';
-import { classifierLossRef, type TeacherRef } from '../kernels/loss/loss.ref.ts';
+import { classifierLossRef, type ClassifierLossSettings } from '../kernels/loss/loss.ref.ts';
 import { matmulRefGeneral } from '../kernels/matmul/matmul.ref.ts';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../kernels/norm/norm.ref.ts';
 import { ropeBackwardRef, ropeForwardRef } from '../kernels/rope/rope.ref.ts';
@@ -70,7 +70,7 @@ export interface RefForwardResult {
 }
 
 /** One training batch with its loss settings (the classifier loss of src/kernels/loss). */
-export interface RefBatch {
+export interface RefBatch extends ClassifierLossSettings {
   ids: Uint32Array; // (B, T)
   B: number;
   T: number;
@@ -78,14 +78,6 @@ export interface RefBatch {
   labels: ArrayLike<number>; // (N) u32
   /** Per-row weights; 0 masks the row entirely. */
   weights: ArrayLike<number>; // (N)
-  teacher?: TeacherRef;
-  objective: KdObjective;
-  temperature: number;
-  kdWeight: number;
-  ceWeight: number;
-  lossScale: number;
-  beta?: number;
-  lambda?: number;
   /** Hidden-state distillation term, added to the loss as lossScale·weight·Σ_n w_n·hiddenLoss_n. */
   hidden?: RefHiddenObjective;
 }
@@ -251,11 +243,7 @@ function hiddenTerm(config: ModelConfig, x: Float64Array, batch: RefBatch, hd: R
 /** The classifier loss of the logits, per row and summed (see RefLossResult), and dlogits = ∂loss/∂logits. */
 function lossOfLogits(config: ModelConfig, logits: Float64Array, batch: RefBatch): RefLossResult & { dlogits: Float64Array } {
   const N = batch.B * batch.T;
-  const { losses, dz } = classifierLossRef({
-    N, V: config.vocabSize, realVocab: realVocab(config), logits, labels: batch.labels, weights: batch.weights, teacher: batch.teacher,
-    objective: batch.objective, temperature: batch.temperature, kdWeight: batch.kdWeight, ceWeight: batch.ceWeight,
-    lossScale: batch.lossScale, beta: batch.beta, lambda: batch.lambda,
-  });
+  const { losses, dz } = classifierLossRef({ ...batch, N, V: config.vocabSize, realVocab: realVocab(config), logits });
   let kd = 0;
   let ce = 0;
   for (let n = 0; n < N; n++) {

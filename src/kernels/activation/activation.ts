@@ -1,18 +1,18 @@
 // Element-wise launchers: SiLU, GELU (tanh), SwiGLU forward/backward and the residual add / accumulate.
 // Each plan validates sizes, packs `Params { N }` (the element count) and makes its one dispatch through the launch
 // helper (src/gpu/launch.ts) over exactly the bytes it touches; it never reads back and allocates only its uniform
-// buffer. Activation gradients are assigned; `planResidualAccumulate` is the one accumulating form (y += x).
+// buffer. A kernel is its WGSL after activation_common.wgsl, whose main() calls the kernel's op(i) per element; SiLU
+// and GELU share activation_forward/backward.wgsl, their ACT_ naming the activation's functions.
+// Activation gradients are assigned; `planResidualAccumulate` is the one accumulating form (y += x).
 // An output must not overlap an input (out = a + b with out = a is refused: use the accumulate form).
 import type { Binding } from '../../gpu/dispatch.ts';
 import { Launch, type KernelPlan } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
+import backwardWgsl from './activation_backward.wgsl?raw';
 import commonWgsl from './activation_common.wgsl?raw';
-import geluBackwardWgsl from './gelu_backward.wgsl?raw';
-import geluForwardWgsl from './gelu_forward.wgsl?raw';
+import forwardWgsl from './activation_forward.wgsl?raw';
 import residualAccumulateWgsl from './residual_accumulate.wgsl?raw';
 import residualAddWgsl from './residual_add.wgsl?raw';
-import siluBackwardWgsl from './silu_backward.wgsl?raw';
-import siluForwardWgsl from './silu_forward.wgsl?raw';
 import swigluBackwardWgsl from './swiglu_backward.wgsl?raw';
 import swigluForwardWgsl from './swiglu_forward.wgsl?raw';
 
@@ -64,21 +64,24 @@ export interface ResidualAccumulateArgs {
   N: number;
 }
 
+/** activation_forward/backward.wgsl for one activation: its ACT_ names that activation's functions. */
+const forActivation = (code: string, act: 'silu' | 'gelu'): string => code.replaceAll('ACT_', `${act}_`);
+
 /** y = x·σ(x). */
 export const planSiluForward = (device: GPUDevice, a: UnaryForwardArgs): KernelPlan =>
-  planElementwise(device, 'silu_forward', siluForwardWgsl, { N: a.N }, [['x', a.x], ['y', a.y]]);
+  planElementwise(device, 'silu_forward', forActivation(forwardWgsl, 'silu'), { N: a.N }, [['x', a.x], ['y', a.y]]);
 
 /** dx = dy·silu'(x). */
 export const planSiluBackward = (device: GPUDevice, a: UnaryBackwardArgs): KernelPlan =>
-  planElementwise(device, 'silu_backward', siluBackwardWgsl, { N: a.N }, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
+  planElementwise(device, 'silu_backward', forActivation(backwardWgsl, 'silu'), { N: a.N }, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
 
 /** y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export const planGeluForward = (device: GPUDevice, a: UnaryForwardArgs): KernelPlan =>
-  planElementwise(device, 'gelu_forward', geluForwardWgsl, { N: a.N }, [['x', a.x], ['y', a.y]]);
+  planElementwise(device, 'gelu_forward', forActivation(forwardWgsl, 'gelu'), { N: a.N }, [['x', a.x], ['y', a.y]]);
 
 /** dx = dy·gelu'(x). */
 export const planGeluBackward = (device: GPUDevice, a: UnaryBackwardArgs): KernelPlan =>
-  planElementwise(device, 'gelu_backward', geluBackwardWgsl, { N: a.N }, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
+  planElementwise(device, 'gelu_backward', forActivation(backwardWgsl, 'gelu'), { N: a.N }, [['x', a.x], ['dy', a.dy], ['dx', a.dx]]);
 
 /** h = silu(gate) ⊙ up. */
 export const planSwigluForward = (device: GPUDevice, a: SwigluForwardArgs): KernelPlan =>

@@ -1,11 +1,9 @@
 // Residual accumulate: y += x, element-wise over N elements (gradients flowing into the residual stream).
+// main() (activation_common.wgsl) calls op(i) for each i < N.
 @group(0) @binding(0) var<storage, read> x: array<f32>;       // read: (N)
 @group(0) @binding(1) var<storage, read_write> y: array<f32>; // accumulated: (N)
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(256, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = elementIndex(lid, wid, nwg);
-  if (i >= p.N) { return; }
+fn op(i: u32) {
   y[i] += x[i];
 }

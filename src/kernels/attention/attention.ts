@@ -9,7 +9,9 @@ import { uniformStruct } from '../../gpu/uniforms.ts';
 import deltaWgsl from './attention_backward_delta.wgsl?raw';
 import dkdvWgsl from './attention_backward_dkdv.wgsl?raw';
 import dqWgsl from './attention_backward_dq.wgsl?raw';
+import backwardTilesWgsl from './attention_backward_tiles.wgsl?raw';
 import forwardWgsl from './attention_forward.wgsl?raw';
+import tilesWgsl from './attention_tiles.wgsl?raw';
 import type { AttentionDims } from './attention.ref.ts';
 
 export type { AttentionDims } from './attention.ref.ts';
@@ -75,11 +77,13 @@ function launch(device: GPUDevice, kernel: string, args: AttentionDims & { scale
   return { k, params: { B, T, H, Hkv, scale } };
 }
 
-/** A tiled kernel's source and its (query block BR, key block BC) for head dim D. */
+/** A tiled kernel's source and its (query block BR, key block BC) for head dim D: Params, the constants,
+ *  attention_tiles.wgsl (and attention_backward_tiles.wgsl for dq and dkdv), then the kernel. */
 function tiled(kernel: AttentionKernel, code: string, D: number): KernelSource & { BR: number; BC: number } {
   const { BR, BC } = attentionBlocks(kernel, D);
   const consts = `const D: u32 = ${D}u;\nconst BR: u32 = ${BR}u;\nconst BC: u32 = ${BC}u;\n`;
-  return { key: `attention_${kernel}_D${D}_BR${BR}_BC${BC}`, code: AttentionParams.wgsl + consts + code, BR, BC };
+  const tiles = kernel === 'forward' ? tilesWgsl : tilesWgsl + backwardTilesWgsl;
+  return { key: `attention_${kernel}_D${D}_BR${BR}_BC${BC}`, code: AttentionParams.wgsl + consts + tiles + code, BR, BC };
 }
 
 /** Forward: o = softmax(scale·q·kᵀ, causal)·v per head, and lse. One dispatch. */

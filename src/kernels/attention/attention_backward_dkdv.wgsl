@@ -5,27 +5,18 @@
 // A workgroup of BR×BC threads owns keys k0 .. k0+BC-1 of one (b, kv head). For each query head of the group it
 // walks the query blocks from the one holding the diagonal to the end: thread (r, c) forms P and dS of query r
 // and key c in workgroup memory; then thread tid accumulates key row tid / BR, dims tid % BR + BR·i.
-// The launcher (attention.ts) prepends `Params` and the constants D, BR, BC. Workgroup (x, y, z) = (key
-// block, kv head, b).
+// The launcher (attention.ts) prepends `Params`, the constants D, BR, BC, attention_tiles.wgsl and
+// attention_backward_tiles.wgsl (the blocks in workgroup memory, their loads, the dot products). Workgroup
+// (x, y, z) = (key block, kv head, b).
 // Inputs are `read`; the launch helper (src/gpu/launch.ts) compiles a read_write copy when a buffer is bound both
 // as an input and as an output (tensors that are ranges of one slab).
 
-@group(0) @binding(0) var<storage, read> q: array<f32>;           // read: (B, T, H, D)
-@group(0) @binding(1) var<storage, read> k: array<f32>;           // read: (B, T, Hkv, D)
-@group(0) @binding(2) var<storage, read> v: array<f32>;           // read: (B, T, Hkv, D)
-@group(0) @binding(3) var<storage, read> dout: array<f32>;        // read: (B, T, H, D)
-@group(0) @binding(4) var<storage, read> lse: array<f32>;         // read: (B, H, T)
-@group(0) @binding(5) var<storage, read> delta: array<f32>;       // read: (B, H, T)
+// Inputs q, k, v, dout, lse, delta: bindings 0 .. 5, in attention_backward_tiles.wgsl.
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;    // written: (B, T, Hkv, D)
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;    // written: (B, T, Hkv, D)
 @group(0) @binding(8) var<uniform> p: Params;
 
-const THREADS: u32 = BR * BC;
 const DPT: u32 = (D + BR - 1u) / BR;  // dk, dv dims per thread
-var<workgroup> Ks: array<f32, BC * D>;  // [c][d]
-var<workgroup> Vs: array<f32, BC * D>;  // [c][d]
-var<workgroup> Qs: array<f32, BR * D>;  // [r][d]
-var<workgroup> dOs: array<f32, BR * D>; // [r][d]
 var<workgroup> Ps: array<f32, THREADS>; // [r][c]
 var<workgroup> dSs: array<f32, THREADS>; // [r][c]
 var<workgroup> Ls: array<f32, BR>;
@@ -43,18 +34,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let k0 = wid.x * BC;
   let kj = k0 + c;
 
-  for (var idx = tid; idx < BC * D; idx += THREADS) {
-    let t = k0 + idx / D;
-    var kx = 0.0;
-    var vx = 0.0;
-    if (t < p.T) {
-      let at = ((b * p.T + t) * p.Hkv + hk) * D + idx % D;
-      kx = k[at];
-      vx = v[at];
-    }
-    Ks[idx] = kx;
-    Vs[idx] = vx;
-  }
+  loadKeyBlock(b, hk, k0, tid);
 
   var dkAcc: array<f32, DPT>;
   var dvAcc: array<f32, DPT>;
@@ -62,18 +42,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     let h = hk * group + g;
     for (var q0 = (k0 / BR) * BR; q0 < p.T; q0 += BR) { // queries before k0 see none of these keys
       workgroupBarrier(); // the previous block's Qs, dOs, Ps, dSs are no longer read (first time: Ks, Vs written)
-      for (var idx = tid; idx < BR * D; idx += THREADS) {
-        let t = q0 + idx / D;
-        var qx = 0.0;
-        var gx = 0.0;
-        if (t < p.T) {
-          let at = ((b * p.T + t) * p.H + h) * D + idx % D;
-          qx = q[at];
-          gx = dout[at];
-        }
-        Qs[idx] = qx;
-        dOs[idx] = gx;
-      }
+      loadQueryBlock(b, h, q0, tid);
       if (tid < BR) {
         let t = q0 + tid;
         var lx = 0.0;
@@ -91,14 +60,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       var pr = 0.0;
       var ds = 0.0;
       if (qi < p.T && kj <= qi) {
-        var s = 0.0;
-        var dp = 0.0;
-        for (var d = 0u; d < D; d++) {
-          s = fma(Qs[r * D + d], Ks[c * D + d], s);
-          dp = fma(dOs[r * D + d], Vs[c * D + d], dp);
-        }
-        pr = exp(s * p.scale - Ls[r]);
-        ds = pr * (dp - deltas[r]);
+        let sd = scoreDots(r, c);
+        pr = exp(sd.x * p.scale - Ls[r]);
+        ds = pr * (sd.y - deltas[r]);
       }
       Ps[tid] = pr;
       dSs[tid] = ds;
@@ -123,7 +87,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     for (var i = 0u; i < DPT; i++) {
       let d = dl + i * BR;
       if (d < D) {
-        let at = ((b * p.T + t) * p.Hkv + hk) * D + d;
+        let at = rowAt(b, t, p.Hkv, hk) + d;
         dk[at] = p.scale * dkAcc[i];
         dv[at] = dvAcc[i];
       }

@@ -5,8 +5,9 @@
 // workgroup memory; every thread of row r then reads that row's BC scores to update the running max m and sum l
 // (all threads of a row do the same operations in the same order, so they hold identical m and l) and adds
 // P·V to its output accumulator, which holds dims c, c+BC, ... of row r. Masked entries get probability 0.
-// The launcher (attention.ts) prepends `Params` and the constants D, BR, BC. Workgroup (x, y, z) = (query
-// block, h, b). Query head h reads kv head h / (H / Hkv).
+// The launcher (attention.ts) prepends `Params`, the constants D, BR, BC and attention_tiles.wgsl (the blocks in
+// workgroup memory, their loads). Workgroup (x, y, z) = (query block, h, b). Query head h reads kv head
+// h / (H / Hkv).
 // Inputs are `read`; the launch helper (src/gpu/launch.ts) compiles a read_write copy when a buffer is bound both
 // as an input and as an output (tensors that are ranges of one slab).
 
@@ -17,12 +18,8 @@
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;   // written: (B, H, T)
 @group(0) @binding(5) var<uniform> p: Params;
 
-const THREADS: u32 = BR * BC;
 const DPT: u32 = (D + BC - 1u) / BC;  // output dims per thread
 const NEG: f32 = -3.0e38;             // "minus infinity" for the running max; masked scores never reach exp
-var<workgroup> Qs: array<f32, BR * D>; // [r][d]
-var<workgroup> Ks: array<f32, BC * D>; // [c][d]
-var<workgroup> Vs: array<f32, BC * D>; // [c][d]
 var<workgroup> Ss: array<f32, THREADS>; // scores [r][c]
 var<workgroup> Ps: array<f32, THREADS>; // probabilities exp(S − m) [r][c]
 
@@ -39,7 +36,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var idx = tid; idx < BR * D; idx += THREADS) {
     let t = q0 + idx / D;
     var x = 0.0;
-    if (t < p.T) { x = q[((b * p.T + t) * p.H + h) * D + idx % D]; }
+    if (t < p.T) { x = q[rowAt(b, t, p.H, h) + idx % D]; }
     Qs[idx] = x;
   }
 
@@ -49,18 +46,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let kEnd = min(p.T, q0 + BR); // keys past the block's last query are all masked
   for (var k0 = 0u; k0 < kEnd; k0 += BC) {
     workgroupBarrier(); // the previous block's Ks, Vs, Ps are no longer read (first time: Qs is written)
-    for (var idx = tid; idx < BC * D; idx += THREADS) {
-      let t = k0 + idx / D;
-      var kx = 0.0;
-      var vx = 0.0;
-      if (t < p.T) {
-        let at = ((b * p.T + t) * p.Hkv + hk) * D + idx % D;
-        kx = k[at];
-        vx = v[at];
-      }
-      Ks[idx] = kx;
-      Vs[idx] = vx;
-    }
+    loadKeyBlock(b, hk, k0, tid);
     workgroupBarrier();
 
     let valid = qi < p.T && k0 + c <= qi; // causal mask (k0 + c ≤ qi < T also bounds the key)
@@ -96,7 +82,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   if (qi < p.T) {
     for (var i = 0u; i < DPT; i++) {
       let d = c + i * BC;
-      if (d < D) { o[((b * p.T + qi) * p.H + h) * D + d] = acc[i] / l; }
+      if (d < D) { o[rowAt(b, qi, p.H, h) + d] = acc[i] / l; }
     }
     if (c == 0u) { lse[(b * p.H + h) * p.T + qi] = m + log(l); }
   }

@@ -15,14 +15,8 @@ export type TeacherRef =
   | { kind: 'dense'; logits: ArrayLike<number> } // (N, V)
   | { kind: 'topk'; k: number; ids: ArrayLike<number>; logprobs: ArrayLike<number>; policy: TopKPolicy }; // (N, k) each
 
-export interface ClassifierLossRefArgs {
-  N: number;
-  V: number;
-  /** Real tokens (default V): columns realVocab..V of the logits (and dense teacher logits) are padding. */
-  realVocab?: number;
-  logits: ArrayLike<number>; // (N, V) student logits z
-  labels?: ArrayLike<number>; // (N) u32, NO_LABEL = no CE term
-  weights: ArrayLike<number>; // (N)
+/** What the loss is, apart from the rows it is taken over: the teacher, the objective and the terms' weights. */
+export interface ClassifierLossSettings {
   teacher?: TeacherRef;
   objective: KdObjective;
   temperature: number;
@@ -31,6 +25,16 @@ export interface ClassifierLossRefArgs {
   lossScale: number;
   beta?: number;
   lambda?: number;
+}
+
+export interface ClassifierLossRefArgs extends ClassifierLossSettings {
+  N: number;
+  V: number;
+  /** Real tokens (default V): columns realVocab..V of the logits (and dense teacher logits) are padding. */
+  realVocab?: number;
+  logits: ArrayLike<number>; // (N, V) student logits z
+  labels?: ArrayLike<number>; // (N) u32, NO_LABEL = no CE term
+  weights: ArrayLike<number>; // (N)
 }
 
 export interface ClassifierLossRefResult {

@@ -16,16 +16,21 @@
 //                 per slice (matmul_dbuf.wgsl)
 //   'subgroup'    tiled128 sharing A between lanes by subgroupShuffle (matmul_subgroup.wgsl); only on devices
 //                 with the 'subgroups' feature — forced elsewhere, planMatmul throws MatmulVariantNotApplicable
-//   'naive'       one thread per output: the fallback and second opinion
+//   'naive'       one thread per output: the fallback and second opinion (its own file, sharing nothing)
+// The register-tiled variants share their bindings, tile origin and per-output epilogue (matmul_common.wgsl) and
+// the slice loads and stores of their tiles (matmul_tile_io.wgsl scalar, matmul_vec4_io.wgsl vec4); each keeps its
+// own main() and inner product.
 // MATMUL_VARIANT_INFO holds each variant's `applies(problem, device)`; the autotuner and the bench skip variants
 // that do not apply, and planMatmul refuses them with a clear error.
 import { bindingBytes, dummyStorage, offsetOf, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { Launch, needsReadWrite, storageAccess, type KernelPlan, type KernelSource } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
+import commonWgsl from './matmul_common.wgsl?raw';
 import dbufWgsl from './matmul_dbuf.wgsl?raw';
 import splitKReduceWgsl from './matmul_splitk_reduce.wgsl?raw';
 import naiveWgsl from './matmul_naive.wgsl?raw';
 import subgroupWgsl from './matmul_subgroup.wgsl?raw';
+import tileIoWgsl from './matmul_tile_io.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
 import vec4Wgsl from './matmul_vec4.wgsl?raw';
 import vec4IoWgsl from './matmul_vec4_io.wgsl?raw';
@@ -73,14 +78,17 @@ export interface MatmulVariantInfo {
 }
 
 const always = (): boolean => true;
+/** The register-tiled variants' WGSL: matmul_common.wgsl, then the scalar or vec4 tile I/O, then the kernel. */
+const scalarTiles = (wgsl: string): string => commonWgsl + tileIoWgsl + wgsl;
+const vec4Tiles = (wgsl: string): string => commonWgsl + vec4IoWgsl + wgsl;
 export const MATMUL_VARIANT_INFO: Record<MatmulVariant, MatmulVariantInfo> = {
-  tiled: { wgsl: tiledWgsl, applies: always, requires: 'nothing' },
-  tiled128x64: { wgsl: tiledWgsl, applies: always, requires: 'nothing' },
-  tiled128: { wgsl: tiledWgsl, applies: always, requires: 'nothing' },
+  tiled: { wgsl: scalarTiles(tiledWgsl), applies: always, requires: 'nothing' },
+  tiled128x64: { wgsl: scalarTiles(tiledWgsl), applies: always, requires: 'nothing' },
+  tiled128: { wgsl: scalarTiles(tiledWgsl), applies: always, requires: 'nothing' },
   // Unaligned layouts fall back to scalar loads per operand, so every problem runs.
-  vec4: { wgsl: vec4IoWgsl + vec4Wgsl, applies: always, requires: 'nothing' },
-  dbuf: { wgsl: vec4IoWgsl + dbufWgsl, applies: always, requires: 'nothing' },
-  subgroup: { wgsl: subgroupWgsl, applies: (_, device) => device.features.has('subgroups'), requires: "the device feature 'subgroups'" },
+  vec4: { wgsl: vec4Tiles(vec4Wgsl), applies: always, requires: 'nothing' },
+  dbuf: { wgsl: vec4Tiles(dbufWgsl), applies: always, requires: 'nothing' },
+  subgroup: { wgsl: scalarTiles(subgroupWgsl), applies: (_, device) => device.features.has('subgroups'), requires: "the device feature 'subgroups'" },
   naive: { wgsl: naiveWgsl, applies: always, requires: 'nothing' },
 };
 

@@ -3,7 +3,8 @@
 // registers (issued before the multiply, so its latency hides behind the math) and stored into the other slot
 // after it. One barrier per slice: the barrier ending step s both publishes slot (s + 1) % 2 for step s + 1 and
 // separates step s's reads of slot s % 2 from step s + 1's writes to it. 2 × 8 KiB of tiles = 16 KiB.
-// Bindings, loads and the per-slice product live in matmul_vec4_io.wgsl, put in front of this file.
+// Bindings, loads and the per-slice product live in matmul_common.wgsl and matmul_vec4_io.wgsl, put in front of
+// this file.
 
 const NBUF: u32 = 2u;
 const QA: u32 = TK * TM4 / THREADS; // A quads each thread fetches per slice
@@ -13,15 +14,12 @@ const_assert TK * TM4 % THREADS == 0u && TK * TN4 % THREADS == 0u;
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let tid = lid.y * WG + lid.x;
-  let row0 = wid.y * TM;
-  let col0 = wid.x * TN;
-  let baseA = wid.z * p.strideA;
-  let baseB = wid.z * p.strideB;
+  let t = tileOf(wid);
   var acc: array<vec4f, ACC>;
   let slices = (p.K + TK - 1u) / TK;
 
-  for (var i = 0u; i < QA; i++) { As[tid + i * THREADS] = loadAQuad(baseA, row0, 0u, tid + i * THREADS); }
-  for (var i = 0u; i < QB; i++) { Bs[tid + i * THREADS] = loadBQuad(baseB, col0, 0u, tid + i * THREADS); }
+  for (var i = 0u; i < QA; i++) { As[tid + i * THREADS] = loadAQuad(t.baseA, t.row0, 0u, tid + i * THREADS); }
+  for (var i = 0u; i < QB; i++) { Bs[tid + i * THREADS] = loadBQuad(t.baseB, t.col0, 0u, tid + i * THREADS); }
   workgroupBarrier();
 
   for (var s = 0u; s < slices; s++) {
@@ -31,8 +29,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var ra: array<vec4f, QA>;
     var rb: array<vec4f, QB>;
     if (more) {
-      for (var i = 0u; i < QA; i++) { ra[i] = loadAQuad(baseA, row0, (s + 1u) * TK, tid + i * THREADS); }
-      for (var i = 0u; i < QB; i++) { rb[i] = loadBQuad(baseB, col0, (s + 1u) * TK, tid + i * THREADS); }
+      for (var i = 0u; i < QA; i++) { ra[i] = loadAQuad(t.baseA, t.row0, (s + 1u) * TK, tid + i * THREADS); }
+      for (var i = 0u; i < QB; i++) { rb[i] = loadBQuad(t.baseB, t.col0, (s + 1u) * TK, tid + i * THREADS); }
     }
     multiplySlice(cur, lid.x, lid.y, &acc);
     if (more) {
@@ -41,5 +39,5 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
     workgroupBarrier();
   }
-  storeC(wid.z * p.strideC, row0, col0, lid.x, lid.y, &acc);
+  storeTile(t, lid.x, lid.y, &acc);
 }

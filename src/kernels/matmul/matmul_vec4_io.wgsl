@@ -1,5 +1,5 @@
-// Shared part of the vec4 matmul lab variants (matmul_vec4.wgsl, matmul_dbuf.wgsl): bindings, workgroup tiles,
-// global loads in quads, the product of one K slice, and the epilogue. Same contract as matmul_tiled.wgsl:
+// Shared part of the vec4 matmul lab variants (matmul_vec4.wgsl, matmul_dbuf.wgsl), after matmul_common.wgsl: the
+// vec4 views of A and B, workgroup tiles, global loads in quads, the product of one K slice, and the epilogue. Same contract as matmul_tiled.wgsl:
 //   C[b] (M, N) = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias (N) on every row)
 // A quad is 4 consecutive floats along an operand's stored-contiguous dimension: k for A (M, K) and Bᵀ (N, K),
 // m for Aᵀ stored (K, M), n for B (K, N). When VEC_A / VEC_B (the launcher sets them when lda / ldb and the
@@ -15,15 +15,9 @@
 // tiled128. The including kernel defines NBUF (tile slots); the launcher prepends Params and the constants
 // TM, TN, TK, WG, RM, RN, TRANS_A, TRANS_B, HAS_BIAS, USE_BETA, VEC_A, VEC_B.
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;      // (N), read only when HAS_BIAS
-@group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<storage, read> A4: array<vec4f>;      // binding 0 again as vec4 (a dummy unless VEC_A)
 @group(0) @binding(6) var<storage, read> B4: array<vec4f>;      // binding 1 again as vec4 (a dummy unless VEC_B)
 
-const THREADS: u32 = WG * WG;
 const TM4: u32 = TM / 4u;
 const TN4: u32 = TN / 4u;
 const TK4: u32 = TK / 4u;
@@ -110,19 +104,16 @@ fn multiplySlice(slot: u32, x: u32, y: u32, acc: ptr<function, array<vec4f, ACC>
   }
 }
 
-fn storeC(baseC: u32, row0: u32, col0: u32, x: u32, y: u32, acc: ptr<function, array<vec4f, ACC>>) {
+// The outputs of thread (x, y): acc[i·RN4 + j][c] at row ((i / 4)·WG + y)·4 + i % 4, column (j·WG + x)·4 + c.
+fn storeTile(t: Tile, x: u32, y: u32, acc: ptr<function, array<vec4f, ACC>>) {
   for (var i = 0u; i < RM; i++) {
-    let m = row0 + ((i / 4u) * WG + y) * 4u + i % 4u;
+    let m = t.row0 + ((i / 4u) * WG + y) * 4u + i % 4u;
     if (m >= p.M) { continue; }
     for (var j = 0u; j < RN4; j++) {
       for (var c = 0u; c < 4u; c++) {
-        let n = col0 + (j * WG + x) * 4u + c;
+        let n = t.col0 + (j * WG + x) * 4u + c;
         if (n >= p.N) { continue; }
-        let at = baseC + m * p.ldc + n;
-        var v = p.alpha * (*acc)[i * RN4 + j][c];
-        if (HAS_BIAS) { v += bias[n]; }
-        if (USE_BETA) { v = fma(p.beta, C[at], v); }
-        C[at] = v;
+        storeOut(t.baseC, m, n, (*acc)[i * RN4 + j][c]);
       }
     }
   }

@@ -1,6 +1,6 @@
 // LayerNorm backward, input gradient (llm.c form): with norm_i = (x_i − mean)·r and dnorm_i = dy_i·w_i,
 //   dx_i = r · (dnorm_i − mean_j(dnorm_j) − norm_i · mean_j(dnorm_j·norm_j))      (assigned)
-// One workgroup of 256 threads per row; both sums reduced together by a fixed tree (deterministic).
+// Both sums are reduced together per row by rowSum2 (norm_rows.wgsl, whose main() calls row() once per row n).
 // Parameter gradients are a separate kernel (layernorm_dparams.wgsl). `Params { N, C, eps }` from norm.ts.
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;              // read: (N, C)
@@ -11,29 +11,16 @@
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;        // written: (N, C)
 @group(0) @binding(6) var<uniform> p: Params;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<vec2f, WG>;
-
-@compute @workgroup_size(256, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let n = wid.y * nwg.x + wid.x;
-  if (n >= p.N) { return; } // uniform across the workgroup
-  let base = n * p.C;
+fn row(n: u32, base: u32, t: u32) {
   let m = mean[n];
   let r = rstd[n];
   var s = vec2f(0.0);
-  for (var c = lid.x; c < p.C; c += WG) {
+  for (var c = t; c < p.C; c += WG) {
     let dnorm = dy[base + c] * weight[c];
     s += vec2f(dnorm, dnorm * (x[base + c] - m) * r);
   }
-  red[lid.x] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid.x < stride) { red[lid.x] += red[lid.x + stride]; }
-    workgroupBarrier();
-  }
-  let avg = red[0] / f32(p.C);
-  for (var c = lid.x; c < p.C; c += WG) {
+  let avg = rowSum2(t, s) / f32(p.C);
+  for (var c = t; c < p.C; c += WG) {
     let norm = (x[base + c] - m) * r;
     dx[base + c] = r * (dy[base + c] * weight[c] - avg.x - norm * avg.y);
   }

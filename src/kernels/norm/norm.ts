@@ -12,6 +12,7 @@ import layernormForwardWgsl from './layernorm_forward.wgsl?raw';
 import rmsnormBackwardWgsl from './rmsnorm_backward.wgsl?raw';
 import rmsnormDweightWgsl from './rmsnorm_dweight.wgsl?raw';
 import rmsnormForwardWgsl from './rmsnorm_forward.wgsl?raw';
+import rowsWgsl from './norm_rows.wgsl?raw';
 
 export const NormParams = uniformStruct('Params', { N: 'u32', C: 'u32', eps: 'f32' });
 
@@ -104,11 +105,12 @@ function eps(k: NormLaunch, eps = NORM_EPS): number {
   return eps;
 }
 
-/** One workgroup per row, on a 2-D grid when N exceeds the per-dimension limit. */
+/** One workgroup per row, on a 2-D grid when N exceeds the per-dimension limit: `code` is a row kernel, its row()
+ *  called by norm_rows.wgsl's main(). */
 function rowDispatch(k: NormLaunch, code: string, bindings: Binding[], eps: number): Dispatch {
   const { N, C } = k.dims;
   const params = k.uniform(NormParams, { N, C, eps });
-  return k.dispatch({ key: k.kernel, code: NormParams.wgsl + code }, [...bindings, params.buffer], k.grid(N));
+  return k.dispatch({ key: k.kernel, code: NormParams.wgsl + rowsWgsl + code }, [...bindings, params.buffer], k.grid(N));
 }
 
 /** One workgroup per PARAM_GRAD_COLS columns: the parameter gradients, as kernel `kernel` of the same shape. */

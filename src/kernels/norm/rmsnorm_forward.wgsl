@@ -1,6 +1,5 @@
 // RMSNorm forward (Llama): y = x / sqrt(mean(x²) + eps) · weight over the last dim C; rstd saved for backward.
-// One workgroup of 256 threads per row n (rows spread over a 2-D grid when N exceeds the per-dimension limit);
-// Σx² is reduced in workgroup memory by a fixed tree, so results are deterministic.
+// Σx² is reduced per row by rowSum (norm_rows.wgsl, whose main() calls row() once per row n).
 // `Params { N, C, eps }` is prepended by the launcher (norm.ts).
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;               // read: (N, C)
@@ -9,23 +8,10 @@
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;      // written: (N)
 @group(0) @binding(4) var<uniform> p: Params;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
-
-@compute @workgroup_size(256, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let n = wid.y * nwg.x + wid.x;
-  if (n >= p.N) { return; } // uniform across the workgroup
-  let base = n * p.C;
+fn row(n: u32, base: u32, t: u32) {
   var s = 0.0;
-  for (var c = lid.x; c < p.C; c += WG) { let v = x[base + c]; s += v * v; }
-  red[lid.x] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (lid.x < stride) { red[lid.x] += red[lid.x + stride]; }
-    workgroupBarrier();
-  }
-  let r = 1.0 / sqrt(red[0] / f32(p.C) + p.eps);
-  if (lid.x == 0u) { rstd[n] = r; }
-  for (var c = lid.x; c < p.C; c += WG) { y[base + c] = x[base + c] * r * weight[c]; }
+  for (var c = t; c < p.C; c += WG) { let v = x[base + c]; s += v * v; }
+  let r = 1.0 / sqrt(rowSum(t, s) / f32(p.C) + p.eps);
+  if (t == 0u) { rstd[n] = r; }
+  for (var c = t; c < p.C; c += WG) { y[base + c] = x[base + c] * r * weight[c]; }
 }

@@ -12,6 +12,7 @@ import { uniformStruct } from '../../gpu/uniforms.ts';
 import adamwWgsl from './adamw.wgsl?raw';
 import finishWgsl from './gradnorm_finish.wgsl?raw';
 import partialWgsl from './gradnorm_partial.wgsl?raw';
+import reduceWgsl from './gradnorm_reduce.wgsl?raw';
 import zeroWgsl from './zero.wgsl?raw';
 import { mergeRegions, type OptimRegion } from './optim.ref.ts';
 
@@ -91,7 +92,7 @@ export function planGradNorm(device: GPUDevice, args: GradNormArgs): KernelPlan<
   if (chunk < GRADNORM_PER_GROUP) throw k.error(`binding limit of ${k.maxBindingBytes} bytes is below one ${GRADNORM_PER_GROUP * 4}-byte partial`);
   const partials = k.bind('partials', args.partials, nPartials);
 
-  const partial = { key: 'optim_gradnorm_partial', code: GradNormPartialParams.wgsl + partialWgsl };
+  const partial = { key: 'optim_gradnorm_partial', code: GradNormPartialParams.wgsl + reduceWgsl + partialWgsl };
   const dispatches: Dispatch[] = [];
   for (let start = 0; start < P; start += chunk) {
     const n = Math.min(chunk, P - start);
@@ -101,7 +102,7 @@ export function planGradNorm(device: GPUDevice, args: GradNormArgs): KernelPlan<
   }
   const label = `gradnorm_finish P=${P}`;
   const finish = k.uniform(GradNormFinishParams, { nPartials, maxNorm: args.maxNorm, inf: Infinity }, label);
-  const finishSrc = { key: 'optim_gradnorm_finish', code: GradNormFinishParams.wgsl + finishWgsl };
+  const finishSrc = { key: 'optim_gradnorm_finish', code: GradNormFinishParams.wgsl + reduceWgsl + finishWgsl };
   dispatches.push(k.dispatch(finishSrc, [partials, range(args.stats, 0, STATS_FLOATS), finish.buffer], k.workgroups(1), label));
   return {
     dispatches,
