@@ -58,6 +58,8 @@ const pageErrors: string[] = [];
 const offsite: string[] = [];
 const out = mkdtempSync(join(tmpdir(), 'remote-flow-'));
 
+let unauthorizedBeforeKey = 0;
+
 const faultTotal = () => Object.values(teacher.stats.faults).reduce((a, b) => a + b, 0);
 
 /** Presses Start, waits for the job to end; returns the job and the store as they are then. */
@@ -192,6 +194,10 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(await page.textContent('#teacher-active-text')).toBe(`Active teacher: ${MODEL} (127.0.0.1:${port}) — token-level KD possible.`);
     expect(await page.inputValue('#remote-key')).toBe(KEY);
     await page.locator('#stage-teacher').screenshot({ path: 'test-results/remote-teacher.png' });
+    // The page lists the server's models 300 ms after the base URL changed: on a loaded machine that can be before
+    // the key was typed (a 401, logged by Chromium). At most that one; after this point no request goes without it.
+    unauthorizedBeforeKey = teacher.stats.unauthorized;
+    expect(unauthorizedBeforeKey).toBeLessThanOrEqual(1);
   });
 
   it('Data stage: a labeling job of 16 prompts through the faults → done, one record per prompt (raw IndexedDB)', async () => {
@@ -202,7 +208,7 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     await page.selectOption('#data-target', '');
     await page.fill('#data-prompts', PROMPTS.join('\n'));
     for (const [id, v] of [['max', 16], ['temperature', 0.5], ['seed', 11], ['batch', 4]] as const) await page.fill(`#data-${id}`, String(v));
-    const f0 = faultTotal(), c0 = teacher.stats.chatRequests, s0 = teacher.stats.served, faults0 = { ...teacher.stats.faults };
+    const f0 = faultTotal(), c0 = teacher.stats.chatRequests, s0 = teacher.stats.served, u0 = teacher.stats.unauthorized, faults0 = { ...teacher.stats.faults };
     const t0 = Date.now();
     const { job, s: snap, state, status } = await runJob();
     const secs = (Date.now() - t0) / 1000;
@@ -236,7 +242,8 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(teacher.stats.chatRequests - c0).toBeGreaterThan(PROMPTS.length);
     expect(teacher.stats.served - s0).toBeGreaterThanOrEqual(PROMPTS.length);
     // The key did reach the server (the control for the searches below): in the Authorization header, every time.
-    expect(teacher.stats.unauthorized).toBe(0);
+    // (Counted from the job's start: the Teacher stage may list /v1/models once before the key is typed.)
+    expect(teacher.stats.unauthorized - u0).toBe(0);
     const auths = teacher.stats.authorizations.filter((a) => a !== null);
     expect(auths.length).toBeGreaterThan(PROMPTS.length);
     expect(new Set(auths)).toEqual(new Set([`Bearer ${KEY}`]));
@@ -507,9 +514,12 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(r.hits).toEqual([]);
     expect(r.localStorageKeys).not.toContain(REMEMBER_ENTRY);
     expect(offsite).toEqual([]);
+    expect(teacher.stats.unauthorized, 'a request without the key after it was typed').toBe(unauthorizedBeforeKey);
+    const early401 = pageErrors.filter((e) => /status of 401 \(Unauthorized\)/.test(e));
+    expect(early401.length).toBeLessThanOrEqual(unauthorizedBeforeKey);
     const faultLines = pageErrors.filter((e) => FAULT_CONSOLE.test(e));
     console.log(`server: ${JSON.stringify({ ...teacher.stats, arrivals: teacher.stats.arrivals.length, authorizations: teacher.stats.authorizations.length, chatBodies: teacher.stats.chatBodies.length })}; ${faultLines.length} fault console lines: ${[...new Set(faultLines.map((l) => l.replace(/https?:\/\/\S+/g, 'URL')))].join(' | ')}`);
-    expect(pageErrors.filter((e) => !FAULT_CONSOLE.test(e))).toEqual([]);
+    expect(pageErrors.filter((e) => !FAULT_CONSOLE.test(e) && !early401.includes(e))).toEqual([]);
     expect(pageErrors.join('\n')).not.toContain(TAIL);
   });
 });
