@@ -252,7 +252,7 @@ print(json.dumps(out))
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000); // spawns Python: seconds on a loaded machine
 });
 
 // ------------------------------------------------------------- the real TRL CLI (torch + trl in .venv-torch)
