@@ -1,6 +1,6 @@
 // The text files of the scale-out export (dataset.ts): a small YAML writer (strings always double-quoted, floats
 // always with a '.' so PyYAML's YAML 1.1 resolver reads them as floats: it reads `1e-5` as a string), the TRL CLI
-// configs (`trl sft|dpo --config X.yaml`), the DistillKit config (`distillkit distillkit.yaml`), a plain chat
+// configs (`trl sft|dpo|distillation --config X.yaml`), the DistillKit config (`distillkit distillkit.yaml`), a plain chat
 // template for students without one, and the README that explains the folder, the commands and the top-k schema.
 import type { ExportFile } from './types.ts';
 
@@ -126,6 +126,28 @@ export function trlDpoYaml(c: ScaleoutText): string {
   return header('TRL preference optimisation (DPOTrainer) on the preference pairs.', 'trl dpo --config trl-dpo.yaml') + toYaml(cfg);
 }
 
+export function trlDistillationYaml(c: ScaleoutText): string {
+  const t = c.training;
+  const cfg: { [k: string]: YamlValue } = {
+    // On-policy distillation (TRL's DistillationTrainer, GKD's successor): the student, started from the SFT run (its
+    // folder carries the chat template), writes completions of the prompts and the teacher scores every token.
+    model_name_or_path: './out/sft',
+    teacher_model_name_or_path: c.teacherModel || 'REPLACE-with-the-teacher-weights',
+    dataset_name: './sft-prompt-completion',
+    output_dir: './out/distillation',
+    beta: 0.0, // generalized JSD's β: 0 = forward KL(teacher ‖ student), our token-level KD's default
+    temperature: t.kdTemperature,
+    learning_rate: t.learningRate,
+    num_train_epochs: t.epochs,
+    per_device_train_batch_size: t.batchSize,
+    gradient_accumulation_steps: t.gradAccum,
+    max_completion_length: t.maxLength,
+    logging_steps: 10,
+    report_to: 'none',
+  };
+  return header('TRL on-policy distillation (DistillationTrainer) from the teacher\'s weights on the prompts.', 'trl distillation --config trl-distillation.yaml') + toYaml(cfg);
+}
+
 export function distillkitYaml(c: ScaleoutText): string {
   const t = c.training;
   const cfg: { [k: string]: YamlValue } = {
@@ -171,7 +193,7 @@ export function readme(c: ScaleoutText): string {
   if (c.hasDpo) lines.push(`| \`dpo/train.jsonl\` | preference pairs \`{"prompt", "chosen", "rejected"}\` (${c.dpoFormat}) | ${r.dpo} |`);
   if (c.hasTopk) lines.push(`| \`teacher-topk/train.parquet\` | the teacher's per-token top-k log-probabilities (schema below) | ${r.topkRows} turns, ${r.topkTokens} tokens |`);
   lines.push(
-    '| `trl-sft.yaml`, `trl-dpo.yaml` | TRL CLI configs | |',
+    '| `trl-sft.yaml`, `trl-dpo.yaml`, `trl-distillation.yaml` | TRL CLI configs (distillation: with the prompt-completion folder) | |',
     '| `distillkit.yaml` | DistillKit config (online teacher) | |',
     '| `manifest.json` | file list and counts | |',
     '',
@@ -183,6 +205,7 @@ export function readme(c: ScaleoutText): string {
     'trl sft --config trl-sft.yaml   # writes ./out/sft',
   );
   if (c.hasDpo) lines.push('trl dpo --config trl-dpo.yaml   # starts from ./out/sft (SFT first), writes ./out/dpo');
+  if (c.sftFormat !== 'messages') lines.push('trl distillation --config trl-distillation.yaml   # from ./out/sft and the teacher\'s weights, writes ./out/distillation');
   lines.push(
     '# DistillKit (github.com/arcee-ai/DistillKit: clone, then `pip install -e .`)',
     'distillkit distillkit.yaml',

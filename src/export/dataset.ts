@@ -6,7 +6,9 @@
 //   dpo/train.jsonl                      {"prompt": [...], "chosen": [{assistant}], "rejected": [{assistant}]} (or
 //                                        the standard string form): TRL DPOTrainer, from the pairs store
 //   teacher-topk/train.parquet + meta.json (+ token_table.json)   the teacher's per-token top-k (schema below)
-//   trl-sft.yaml, trl-dpo.yaml, distillkit.yaml, chat_template.jinja, README.md, manifest.json
+//   trl-sft.yaml, trl-dpo.yaml, trl-distillation.yaml (with the prompt-completion file: TRL's on-policy
+//   DistillationTrainer, generalized JSD to the teacher's weights), distillkit.yaml, chat_template.jinja, README.md,
+//   manifest.json
 // TRL facts checked in huggingface/trl: trl/trainer/sft_config.py (max_length, packing, chat_template_path,
 // completion_only_loss, assistant_only_loss), trl/scripts ScriptArguments (dataset_name = a path or Hub name given
 // to datasets.load_dataset: a folder holding train.jsonl loads as split "train"); DPOConfig beta / loss_type.
@@ -27,7 +29,7 @@ import { listSchema, scalarSchema, structListSchema, writeParquet, type ParquetC
 import { sanitize, type ChatMessage, type StoredRecord } from '../store/schema.ts';
 import type { DistillStore } from '../store/store.ts';
 import { unpackTopKRows } from '../store/topk.ts';
-import { distillkitYaml, exportFile, readme, SIMPLE_CHAT_TEMPLATE, trlDpoYaml, trlSftYaml, type ScaleoutTraining } from './dataset-text.ts';
+import { distillkitYaml, exportFile, readme, SIMPLE_CHAT_TEMPLATE, trlDistillationYaml, trlDpoYaml, trlSftYaml, type ScaleoutTraining } from './dataset-text.ts';
 import type { ExportFile } from './types.ts';
 
 export { SIMPLE_CHAT_TEMPLATE, toYaml, type ScaleoutTraining } from './dataset-text.ts';
@@ -45,7 +47,7 @@ export interface TeacherVocab {
 export interface ScaleoutOptions {
   /** Student for the TRL configs: an HF repo id or a folder (default './model': our safetensors export beside it). */
   studentModel?: string;
-  /** Teacher weights for distillkit.yaml (default: the teacher model most records name). Must share the student's tokenizer. */
+  /** Teacher weights for distillkit.yaml and trl-distillation.yaml (default: the teacher model most records name). Must share the student's tokenizer. */
   teacherModel?: string;
   /** Which SFT files (default 'messages'). */
   sftFormat?: 'messages' | 'prompt-completion' | 'both';
@@ -226,6 +228,7 @@ export async function scaleoutExport(store: DistillStore, datasetId: string, opt
   };
   files.push(exportFile('trl-sft.yaml', trlSftYaml(ctx)));
   if (dpo.length > 0) files.push(exportFile('trl-dpo.yaml', trlDpoYaml(ctx)));
+  if (sftFormat !== 'messages') files.push(exportFile('trl-distillation.yaml', trlDistillationYaml(ctx)));
   files.push(exportFile('distillkit.yaml', distillkitYaml(ctx)));
   if (chatTemplate !== null) files.push(exportFile('chat_template.jinja', chatTemplate));
   files.push(exportFile('README.md', readme(ctx)));

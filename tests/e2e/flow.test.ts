@@ -2,8 +2,10 @@
 // a feature job (answers + top-k) into IndexedDB → a token-level KD run of a tiny student on WebGPU in the engine
 // worker → Evaluate (held-out perplexity, KL/top-1 against the teacher, the teacher's own perplexity; teacher and
 // student side by side) → Export of the run as ONNX, which onnxruntime-node runs to the held-out loss the page
-// showed (within 1e-3). Then a run reloaded mid-training resumes from its checkpoint by itself and its loss curve
-// equals an uninterrupted twin's step for step. Screenshots of every stage at 1280×800 and 390 wide.
+// showed (within 1e-3), on the same number of held-out tokens. Then a run reloaded mid-training (before its last
+// step) resumes by itself: its own log says it resumed from the checkpoint of a step N ≥ the checkpoint interval,
+// the steps up to N are the ones logged before the reload (not computed again), and its loss curve equals an
+// uninterrupted twin's step for step. Screenshots of every stage at 1280×800 and 390 wide.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,21 +37,25 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `test-results/${name}.png`, fullPage: true });
 }
 
-/** Every step log of a run, read from the runs database by a raw IndexedDB transaction in the page. */
-async function stepLosses(page: Page, runId: string): Promise<[number, number][]> {
-  return page.evaluate((id) => new Promise<[number, number][]>((resolve, reject) => {
+interface LogRow { seq: number; log: { kind: string; step: number; loss?: number; message?: string } }
+
+/** Everything a run logged (steps, evals, events, samples) in order, read by a raw IndexedDB transaction in the page. */
+async function runLogs(page: Page, runId: string): Promise<LogRow[]> {
+  return page.evaluate((id) => new Promise<LogRow[]>((resolve, reject) => {
     const req = indexedDB.open('webgpu-distill-runs');
     req.onerror = () => reject(req.error);
     req.onsuccess = () => {
       const tx = req.result.transaction('logs', 'readonly');
       const r = tx.objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
-      r.onsuccess = () => {
-        req.result.close();
-        resolve((r.result as { log: { kind: string; step: number; loss: number } }[]).filter((x) => x.log.kind === 'step').map((x) => [x.log.step, x.log.loss]));
-      };
+      r.onsuccess = () => { req.result.close(); resolve(r.result as LogRow[]); };
       r.onerror = () => reject(r.error);
     };
   }), runId);
+}
+
+/** Every step log of a run: [step, loss]. */
+async function stepLosses(page: Page, runId: string): Promise<[number, number][]> {
+  return (await runLogs(page, runId)).filter((x) => x.log.kind === 'step').map((x) => [x.log.step, x.log.loss!]);
 }
 
 async function records(page: Page, datasetId: string): Promise<StoredRecord[]> {
@@ -64,7 +70,9 @@ async function records(page: Page, datasetId: string): Promise<StoredRecord[]> {
   }), datasetId);
 }
 
-/** Fills the Train stage's form for a tiny KD run of `steps` steps (checkpoint every 3) and starts it. */
+const CKPT_EVERY = 3;
+
+/** Fills the Train stage's form for a tiny KD run of `steps` steps (checkpoint every CKPT_EVERY) and starts it. */
 async function startKdRun(page: Page, name: string, steps: number): Promise<string> {
   await gotoStage(page, 'train');
   await page.selectOption('#train-method', 'kd');
@@ -74,7 +82,7 @@ async function startKdRun(page: Page, name: string, steps: number): Promise<stri
   await page.selectOption('#train-tokenizer', 'teacher');
   for (const [id, v] of [['steps', steps], ['batch', B], ['seqlen', T], ['lr', 0.01], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
   await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
-  for (const [id, v] of [['eval-every', 3], ['ckpt-every', 3], ['sample-every', 3], ['heldout', HELD_OUT_EVERY]] as const) await page.fill(`#train-${id}`, String(v));
+  for (const [id, v] of [['eval-every', 3], ['ckpt-every', CKPT_EVERY], ['sample-every', 3], ['heldout', HELD_OUT_EVERY]] as const) await page.fill(`#train-${id}`, String(v));
   await page.fill('#train-prompts', 'The history of the city');
   await page.fill('#train-name', name);
   await page.dispatchEvent('#train-name', 'change');
@@ -103,6 +111,7 @@ describe('the walk: teacher → data → train → evaluate → export', () => {
   let datasetId = '';
   let runId = '';
   let pageLoss = NaN;
+  let pageTokens = NaN;
 
   it('loads the default teacher with one click and makes a feature dataset with it', async () => {
     const { page } = s;
@@ -150,6 +159,8 @@ describe('the walk: teacher → data → train → evaluate → export', () => {
     await page.waitForSelector('#eval-status[data-done="ok"]', { timeout: 120_000 });
     const value = async (m: string) => Number(await page.getAttribute(`#eval-results tr[data-metric="${m}"] td[data-run="${runId}"]`, 'data-value'));
     pageLoss = await value('loss');
+    pageTokens = await value('tokens');
+    expect(pageTokens).toBeGreaterThan(0);
     expect(pageLoss).toBeGreaterThan(0);
     expect(await value('ppl')).toBeCloseTo(Math.exp(pageLoss), 4);
     expect(await value('top1')).toBeGreaterThanOrEqual(0);
@@ -180,6 +191,7 @@ describe('the walk: teacher → data → train → evaluate → export', () => {
     const folder = join(dir, download.suggestedFilename().replace(/\.zip$/, ''));
     const training = JSON.parse(readFileSync(join(folder, 'training.json'), 'utf8'));
     expect(training.heldOut.loss).toBeCloseTo(pageLoss, 6);
+    expect(training.heldOut.tokens).toBe(pageTokens);
     const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
     const tok = BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8')));
     const built = await buildRunData(await records(page, datasetId), [], { format: 'continuation', tok, eos: tok.tokenToId('<|endoftext|>')!, T, heldOutEvery: HELD_OUT_EVERY });
@@ -205,28 +217,51 @@ describe('the walk: teacher → data → train → evaluate → export', () => {
         }
       }
     }
-    expect(count).toBeGreaterThan(0);
+    // The same held-out tokens as the page's evaluation, and the same loss on them.
+    expect(count).toBe(pageTokens);
     expect(Math.abs(sum / count - pageLoss)).toBeLessThan(1e-3);
-    writeFileSync(join(dir, 'check.json'), JSON.stringify({ pageLoss, ort: sum / count, count }));
+    writeFileSync(join(dir, 'check.json'), JSON.stringify({ pageLoss, pageTokens, ort: sum / count, count }));
   });
 
-  it('resumes a run after a reload mid-training on the same loss curve as an uninterrupted twin', async () => {
+  it('resumes a run after a reload mid-training, from its checkpoint, on the same loss curve as an uninterrupted twin', async () => {
     const { page } = s;
-    const twin = await startKdRun(page, 'twin', 8);
+    const STEPS = 8;
+    const twin = await startKdRun(page, 'twin', STEPS);
     await waitRun(page, twin, 'done');
-    const reloaded = await startKdRun(page, 'reloaded', 8);
-    // Past the checkpoint of step 3, before the end: reload.
+    const reloaded = await startKdRun(page, 'reloaded', STEPS);
+    // Past the checkpoint of step CKPT_EVERY, before the end: reload.
     await page.waitForFunction((id) => document.querySelector(`#run-view[data-run="${id}"] #run-status`)?.getAttribute('data-step') === '4', reloaded, { timeout: 240_000, polling: 20 });
     const before = await stepLosses(page, reloaded);
-    expect(before.length).toBeGreaterThanOrEqual(4);
     await page.reload();
+    // The reload came before the last step: the run had logged at least the checkpoint's steps and not the last one.
+    expect(before.length).toBeGreaterThanOrEqual(CKPT_EVERY + 1);
+    expect(Math.max(...before.map(([st]) => st))).toBeLessThan(STEPS);
     await gotoStage(page, 'train');
     await waitRun(page, reloaded, 'done');
-    const after = await stepLosses(page, reloaded);
-    const full = await stepLosses(page, twin);
-    expect(after.map(([st]) => st)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(after).toEqual(full);
-    // The steps logged before the reload (some past the checkpoint) were computed again with the same values.
+    const logs = await runLogs(page, reloaded);
+    // The run's own log: started once from random weights, then resumed once from a checkpoint of step N, with
+    // CKPT_EVERY ≤ N < STEPS.
+    const events = logs.filter((x) => x.log.kind === 'event');
+    const started = events.filter((x) => /^started from random weights$/.test(x.log.message ?? ''));
+    const resumed = events.filter((x) => /^resumed from the checkpoint of step \d+$/.test(x.log.message ?? ''));
+    expect(started).toHaveLength(1);
+    expect(resumed, `the run's events: ${JSON.stringify(events.map((x) => x.log.message))}`).toHaveLength(1);
+    const N = Number(/step (\d+)$/.exec(resumed[0]!.log.message!)![1]);
+    expect(N).toBeGreaterThanOrEqual(CKPT_EVERY);
+    expect(N % CKPT_EVERY).toBe(0);
+    expect(N).toBeLessThan(STEPS);
+    expect(resumed[0]!.log.step).toBe(N);
+    // Steps 1..N were logged before the resume (by the first session, kept), steps N+1.. after it (the second).
+    const steps = logs.filter((x) => x.log.kind === 'step');
+    const at = resumed[0]!.seq;
+    expect(steps.filter((x) => x.seq < at).map((x) => x.log.step)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(steps.filter((x) => x.seq > at).map((x) => x.log.step)).toEqual(Array.from({ length: STEPS - N }, (_, i) => N + i + 1));
+    expect(started[0]!.seq).toBeLessThan(steps[0]!.seq);
+    // And the whole curve is the uninterrupted twin's.
+    const after = steps.map((x) => [x.log.step, x.log.loss!] as [number, number]);
+    expect(after.map(([st]) => st)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    expect(after).toEqual(await stepLosses(page, twin));
+    // Steps logged before the reload past the checkpoint were computed again with the same values.
     for (const [st, loss] of before) expect(after.find(([x]) => x === st)![1]).toBe(loss);
     await page.waitForSelector(`#run-view[data-run="${reloaded}"]`);
     expect(await page.textContent('#run-view')).toMatch(/resumed|Done/);

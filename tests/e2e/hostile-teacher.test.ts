@@ -1,13 +1,15 @@
 // A hostile teacher (issue #11: model output is untrusted text everywhere): the test OpenAI server's model answers
 // every prompt with HTML/JS payloads — script tags, event-handler attributes, a javascript: URL, an svg onload —
 // and that answer flows through the page like any answer: the Teacher stage's connection report, the Data stage's
-// records of a labeling job, a student trained on those records (its sample generations), and the Evaluate stage's
-// side-by-side output. Every place shows the payload as text (exactly, where it shows the answer whole); nothing
-// runs (no dialog, no global set by a payload) and no element or attribute is created from it.
+// records of a labeling job and the dataset browser (its records page and a search), a student trained on those
+// records (its sample generations), and the Evaluate stage's side-by-side output. Every place shows the payload as
+// text (exactly, where it shows the answer whole); nothing runs (no dialog, no global set by a payload), no element
+// or attribute is created from it, and the page raises no error (no uncaught exception, no console error).
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
 import type { TextModel } from '../support/text-model.ts';
+import { browseDataset, snapshot, waitPageInfo } from './data-support.ts';
 import { gotoStage, openApp, type AppSession } from './harness.ts';
 
 const PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"><a href="javascript:window.__pwned=3">go</a>"><svg onload="window.__pwned=4"></svg>';
@@ -52,6 +54,7 @@ async function expectInert(p: Page): Promise<void> {
   }));
   expect(found).toEqual({ pwned: null, scripts: 0, imgs: 0, svgs: 0, jsLinks: 0, handlers: 0 });
   expect(dialogs).toEqual([]);
+  expect(pageErrors, 'page errors and console errors').toEqual([]);
 }
 
 beforeAll(async () => {
@@ -94,6 +97,21 @@ describe('a teacher whose answers are HTML/JS payloads', () => {
     const shown = await page.$$eval('#data-records li .a', (els) => els.map((e) => e.textContent ?? ''));
     expect(shown.length).toBeGreaterThan(0);
     for (const t of shown) expect(t).toBe(PAYLOAD);
+    await expectInert(page);
+    // The dataset browser: every record's answer is the payload, as text; a search for a piece of it finds them.
+    const { jobs } = await snapshot(page);
+    expect(jobs).toHaveLength(1);
+    await browseDataset(page, jobs[0]!.datasetId);
+    await waitPageInfo(page, /^records 1–12 of 12$/);
+    const browsed = await page.$$eval('#data-browse-records .msg .text', (els) => els.map((e) => e.textContent ?? ''));
+    expect(browsed.filter((t) => t === PAYLOAD)).toHaveLength(12);
+    expect(browsed.filter((t) => t !== PAYLOAD).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `Question ${i + 1}`).sort());
+    await page.fill('#data-search', '<svg onload=');
+    await page.press('#data-search', 'Enter');
+    await waitPageInfo(page, /^records matching “<svg onload=” 1–12$/);
+    const found = await page.$$eval('#data-browse-records .msg .text', (els) => els.map((e) => e.textContent ?? ''));
+    expect(found.filter((t) => t === PAYLOAD)).toHaveLength(12);
+    await page.click('#data-search-clear');
     await expectInert(page);
 
     await gotoStage(page, 'train');

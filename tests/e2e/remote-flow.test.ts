@@ -8,12 +8,15 @@
 //    stage: a labeling job of 16 prompts through the faults → done; raw IndexedDB: one record per prompt, keys equal
 //    to the job's idempotency keys, progress and counts 16, tokens = the records' usage; the server counted faults.
 //    The key then appears nowhere: every dataset export the Data stage offers (JSONL ×3 and Parquet ×3, each with and
-//    without provenance, the scale-out zip unzipped), the zips of a tiny SFT run (new BPE of 300, nano, 3 steps)
-//    exported as safetensors and GGUF (every file), every IndexedDB database of the origin read raw (every store, key
-//    and value; binary values as bytes), localStorage (no remember entry at all), sessionStorage, Cache Storage, OPFS,
-//    the page's HTML and form fields — each search proven able to find the key by a planted positive control.
+//    without provenance, the scale-out zip unzipped), the zips of a tiny SFT run (new BPE of 300, nano, 3 steps) in
+//    every export format (safetensors, ONNX, transformers.js, GGUF F32 and F16; every file), every IndexedDB database
+//    of the origin read raw (every store, key and value; binary values as bytes), localStorage (no remember entry at
+//    all), sessionStorage, Cache Storage, OPFS (a read error fails the scan), the page's HTML and form fields — each
+//    search proven able to find the key by a positive control planted in that very place (and the zips by a zip).
 // 2. With that run as the student: feedback → preference pairs, each the judge's best vs worst sample of its prompt;
 //    self-knowledge (verify) → records exactly the samples the judge accepted; DPO from the SFT run on the pairs.
+// 3. "Remember on this device" ticked: the whole origin scanned again finds the key in its own localStorage entry
+//    only (also after a reload, which restores it from there); unticked, nowhere.
 // Screenshots: test-results/remote-teacher.png, remote-data-done.png, feedback-pairs.png.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,7 +31,7 @@ import { renderPrompt } from '../support/text-model.ts';
 import { browseDataset, snapshot, type RawJob, type Snapshot } from './data-support.ts';
 import { gotoStage, openApp, type AppSession } from './harness.ts';
 import {
-  deleteDb, findNeedles, JudgeModel, judgeScore, judgeTask, judgeVerdict, plantControlDb, scanFiles, scanOrigin, scanParquet, scanZip,
+  deleteDb, findNeedles, JudgeModel, judgeScore, judgeTask, judgeVerdict, plantControlDb, plantControls, removeControls, scanOrigin, scanParquet, scanZip,
 } from './remote-support.ts';
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -54,6 +57,8 @@ let teacher: OpenAiServer;
 const pageErrors: string[] = [];
 const offsite: string[] = [];
 const out = mkdtempSync(join(tmpdir(), 'remote-flow-'));
+
+let unauthorizedBeforeKey = 0;
 
 const faultTotal = () => Object.values(teacher.stats.faults).reduce((a, b) => a + b, 0);
 
@@ -189,6 +194,10 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(await page.textContent('#teacher-active-text')).toBe(`Active teacher: ${MODEL} (127.0.0.1:${port}) — token-level KD possible.`);
     expect(await page.inputValue('#remote-key')).toBe(KEY);
     await page.locator('#stage-teacher').screenshot({ path: 'test-results/remote-teacher.png' });
+    // The page lists the server's models 300 ms after the base URL changed: on a loaded machine that can be before
+    // the key was typed (a 401, logged by Chromium). At most that one; after this point no request goes without it.
+    unauthorizedBeforeKey = teacher.stats.unauthorized;
+    expect(unauthorizedBeforeKey).toBeLessThanOrEqual(1);
   });
 
   it('Data stage: a labeling job of 16 prompts through the faults → done, one record per prompt (raw IndexedDB)', async () => {
@@ -199,7 +208,7 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     await page.selectOption('#data-target', '');
     await page.fill('#data-prompts', PROMPTS.join('\n'));
     for (const [id, v] of [['max', 16], ['temperature', 0.5], ['seed', 11], ['batch', 4]] as const) await page.fill(`#data-${id}`, String(v));
-    const f0 = faultTotal(), c0 = teacher.stats.chatRequests, s0 = teacher.stats.served, faults0 = { ...teacher.stats.faults };
+    const f0 = faultTotal(), c0 = teacher.stats.chatRequests, s0 = teacher.stats.served, u0 = teacher.stats.unauthorized, faults0 = { ...teacher.stats.faults };
     const t0 = Date.now();
     const { job, s: snap, state, status } = await runJob();
     const secs = (Date.now() - t0) / 1000;
@@ -233,7 +242,8 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(teacher.stats.chatRequests - c0).toBeGreaterThan(PROMPTS.length);
     expect(teacher.stats.served - s0).toBeGreaterThanOrEqual(PROMPTS.length);
     // The key did reach the server (the control for the searches below): in the Authorization header, every time.
-    expect(teacher.stats.unauthorized).toBe(0);
+    // (Counted from the job's start: the Teacher stage may list /v1/models once before the key is typed.)
+    expect(teacher.stats.unauthorized - u0).toBe(0);
     const auths = teacher.stats.authorizations.filter((a) => a !== null);
     expect(auths.length).toBeGreaterThan(PROMPTS.length);
     expect(new Set(auths)).toEqual(new Set([`Bearer ${KEY}`]));
@@ -294,7 +304,7 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     console.log(`dataset exports searched:\n  ${report.join('\n  ')}`);
   });
 
-  it('Train: a tiny SFT run (new BPE of 300, nano, 3 steps) → done; its safetensors and GGUF zips hold no key', async () => {
+  it('Train: a tiny SFT run (new BPE of 300, nano, 3 steps) → done; its zip in every export format holds no key', async () => {
     const t0 = Date.now();
     sftRun = await startRun({ name: 'remote-sft', datasetId, method: 'sft', steps: 3 });
     await waitRunDone(sftRun);
@@ -305,13 +315,16 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     await gotoStage(page, 'export');
     await page.selectOption('#export-source', `run:${sftRun}`, { timeout: 30_000 });
     const seen: string[] = [];
-    for (const [format, weights] of [['safetensors', 'model.safetensors'], ['gguf', 'model.gguf']] as const) {
+    const formats = await page.$$eval('#export-format option', (os) => os.map((o) => (o as HTMLOptionElement).value));
+    const weightsOf = { safetensors: ['model.safetensors'], onnx: ['model.onnx'], 'transformers.js': ['model.safetensors', 'model.onnx'], gguf: ['model.gguf'], 'gguf-f16': ['model.gguf'] } as const;
+    expect(formats.sort()).toEqual(Object.keys(weightsOf).sort());
+    for (const [format, weights] of Object.entries(weightsOf)) {
       await page.selectOption('#export-format', format);
       const f = await download('#export-zip', 180_000);
       await page.waitForSelector('#export-status[data-done]', { timeout: 60_000 });
       expect(await page.getAttribute('#export-status', 'data-done'), (await page.textContent('#export-status')) ?? '').toBe('ok');
       const z = scanZip(f.path, NEEDLES);
-      expect(z.files.map((x) => x.path.split('/').at(-1))).toContain(weights);
+      for (const w of weights) expect(z.files.map((x) => x.path.split('/').at(-1))).toContain(w);
       expect(z.files.map((x) => x.path.split('/').at(-1))).toContain('training.json');
       expect(z.hits).toEqual([]);
       // training.json names the data and configs of the run; the teacher's settings may be there, its key not.
@@ -325,17 +338,27 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
   it('the key is in no IndexedDB database, storage, cache or file of the origin, nor in the page (after a planted control is found)', async () => {
     const control = 'remote-flow-planted-control';
     await plantControlDb(page, control, KEY);
+    const where = await plantControls(page, control, KEY);
     const planted = await scanOrigin(page, NEEDLES, ['remote-key']);
     const mine = planted.hits.filter((h) => h.startsWith(`idb:${control}/`));
-    expect(planted.hits.filter((h) => !h.startsWith(`idb:${control}/`)), 'a hit outside the planted database').toEqual([]);
     for (const k of ['string', 'typed', 'arraybuffer', 'blob']) {
       for (const n of NEEDLES) expect(mine.some((h) => h.includes(`[${k}]`) && h.endsWith(n)), `planted ${k} / ${n} not found: ${mine.join(' | ')}`).toBe(true);
     }
+    // Each of the other places: both needles found there, and nothing found anywhere but at the planted values.
+    for (const [place, prefix] of Object.entries(where)) {
+      for (const n of NEEDLES) expect(planted.hits.some((h) => h.startsWith(prefix) && h.endsWith(n)), `planted ${place} / ${n} not found: ${planted.hits.join(' | ')}`).toBe(true);
+    }
+    expect(planted.hits.filter((h) => !h.startsWith(`idb:${control}/`) && !Object.values(where).some((p) => h.startsWith(p))), 'a hit outside the planted places').toEqual([]);
+    expect(planted.opfsFiles).toContain(`/${control}.bin`);
+    expect(planted.caches).toContain(control);
     await deleteDb(page, control);
+    await removeControls(page, control);
     const r = await scanOrigin(page, NEEDLES, ['remote-key']);
     console.log(`origin scan: ${r.dbs.length} databases (${r.dbs.join(', ')}), ${r.values} values, ${r.binaryBytes} binary bytes; stores: ${r.stores.join('; ')}; ` +
       `localStorage [${r.localStorageKeys.join(', ')}]; caches [${r.caches.join(', ')}]; OPFS ${r.opfsFiles.length} files; HTML ${r.htmlChars} chars`);
     expect(r.dbs).not.toContain(control);
+    expect(r.caches).not.toContain(control);
+    expect(r.opfsFiles).not.toContain(`/${control}.bin`);
     expect(r.dbs).toEqual(expect.arrayContaining(['webgpu-distill', 'webgpu-distill-runs']));
     expect(r.values).toBeGreaterThan(PROMPTS.length);
     expect(r.binaryBytes).toBeGreaterThan(10_000); // the run's checkpoint was searched too
@@ -466,14 +489,37 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(await page.textContent(`#run-list tr[data-run="${dpo}"]`)).toMatch(/DPO/);
   });
 
+  it('"Remember on this device" ticked: the key is in its own localStorage entry and nowhere else; unticked: nowhere', async () => {
+    await gotoStage(page, 'teacher');
+    await page.check('#remote-remember');
+    const stored = await page.evaluate((k) => localStorage.getItem(k), REMEMBER_ENTRY);
+    expect(JSON.parse(stored ?? '{}')).toEqual({ [teacher.url]: KEY });
+    const only = [`localStorage.${REMEMBER_ENTRY}: ${KEY}`, `localStorage.${REMEMBER_ENTRY}: ${TAIL}`];
+    const r = await scanOrigin(page, NEEDLES, ['remote-key']);
+    expect(r.hits.sort()).toEqual(only.sort());
+    // After a reload the key comes back from that entry (into its password field) and is still nowhere else.
+    await page.reload();
+    await gotoStage(page, 'teacher');
+    await page.waitForSelector('#step-teacher[data-state="done"]', { timeout: 30_000 });
+    expect(await page.inputValue('#remote-key')).toBe(KEY);
+    expect((await scanOrigin(page, NEEDLES, ['remote-key'])).hits.sort()).toEqual(only.sort());
+    await page.uncheck('#remote-remember');
+    const after = await scanOrigin(page, NEEDLES, ['remote-key']);
+    expect(after.localStorageKeys).not.toContain(REMEMBER_ENTRY);
+    expect(after.hits).toEqual([]);
+  });
+
   it('at the end: still no key anywhere in the origin; nothing sent off 127.0.0.1; no page errors but the faults’ own', async () => {
     const r = await scanOrigin(page, NEEDLES, ['remote-key']);
     expect(r.hits).toEqual([]);
     expect(r.localStorageKeys).not.toContain(REMEMBER_ENTRY);
     expect(offsite).toEqual([]);
+    expect(teacher.stats.unauthorized, 'a request without the key after it was typed').toBe(unauthorizedBeforeKey);
+    const early401 = pageErrors.filter((e) => /status of 401 \(Unauthorized\)/.test(e));
+    expect(early401.length).toBeLessThanOrEqual(unauthorizedBeforeKey);
     const faultLines = pageErrors.filter((e) => FAULT_CONSOLE.test(e));
     console.log(`server: ${JSON.stringify({ ...teacher.stats, arrivals: teacher.stats.arrivals.length, authorizations: teacher.stats.authorizations.length, chatBodies: teacher.stats.chatBodies.length })}; ${faultLines.length} fault console lines: ${[...new Set(faultLines.map((l) => l.replace(/https?:\/\/\S+/g, 'URL')))].join(' | ')}`);
-    expect(pageErrors.filter((e) => !FAULT_CONSOLE.test(e))).toEqual([]);
+    expect(pageErrors.filter((e) => !FAULT_CONSOLE.test(e) && !early401.includes(e))).toEqual([]);
     expect(pageErrors.join('\n')).not.toContain(TAIL);
   });
 });

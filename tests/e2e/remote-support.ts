@@ -10,7 +10,7 @@
 //   extracted file and the archive's raw bytes), and scanOrigin (in the page: every IndexedDB database of the origin,
 //   every object store, every key and value walked — strings, ArrayBuffers, typed arrays, Blobs, Maps, Sets — plus
 //   localStorage, sessionStorage, Cache Storage, the origin-private file system, the page's HTML and the values of
-//   its form fields).
+//   its form fields), with positive controls to plant in each (plantControlDb, plantControls).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -260,19 +260,18 @@ export async function scanOrigin(page: Page, needles: string[], allowFields: str
       }
     }
 
+    // The origin-private file system: Chromium has one in a secure context; an error reading it fails the scan.
     const opfsFiles: string[] = [];
-    try {
-      type Dir = { entries(): AsyncIterable<[string, { kind: 'file' | 'directory'; getFile?: () => Promise<File> } & Dir]> };
-      const root = (await navigator.storage.getDirectory()) as unknown as Dir;
-      const visit = async (d: Dir, path: string): Promise<void> => {
-        for await (const [name, h] of d.entries()) {
-          text(name, `opfs:${path}${name} (name)`);
-          if (h.kind === 'file') { opfsFiles.push(`${path}${name}`); bytes(new Uint8Array(await (await h.getFile!()).arrayBuffer()), `opfs:${path}${name}`); }
-          else await visit(h, `${path}${name}/`);
-        }
-      };
-      await visit(root, '/');
-    } catch { /* no OPFS in this context */ }
+    type Dir = { entries(): AsyncIterable<[string, { kind: 'file' | 'directory'; getFile?: () => Promise<File> } & Dir]> };
+    const root = (await navigator.storage.getDirectory()) as unknown as Dir;
+    const visit = async (d: Dir, path: string): Promise<void> => {
+      for await (const [name, h] of d.entries()) {
+        text(name, `opfs:${path}${name} (name)`);
+        if (h.kind === 'file') { opfsFiles.push(`${path}${name}`); bytes(new Uint8Array(await (await h.getFile!()).arrayBuffer()), `opfs:${path}${name}`); }
+        else await visit(h, `${path}${name}/`);
+      }
+    };
+    await visit(root, '/');
 
     const html = document.documentElement.outerHTML;
     text(html, 'html');
@@ -306,6 +305,44 @@ export async function plantControlDb(page: Page, name: string, secret: string): 
       tx.onerror = () => reject(tx.error);
     };
   }), { name, secret });
+}
+
+/**
+ * The positive controls of scanOrigin outside IndexedDB: `secret` planted (inside other text or bytes) in a
+ * localStorage and a sessionStorage entry, a Cache Storage response, an OPFS file and a hidden element of the page,
+ * each under `name`. Returns where scanOrigin must report each (the hit's prefix).
+ */
+export async function plantControls(page: Page, name: string, secret: string): Promise<Record<string, string>> {
+  await page.evaluate(async ({ name, secret }) => {
+    localStorage.setItem(name, JSON.stringify({ note: `before ${secret} after` }));
+    sessionStorage.setItem(name, `before ${secret} after`);
+    const padded = new TextEncoder().encode(`\u0000\u0001xx${secret}yy`);
+    await (await caches.open(name)).put(`/${name}`, new Response(padded));
+    const root = await navigator.storage.getDirectory();
+    const w = await (await root.getFileHandle(`${name}.bin`, { create: true })).createWritable();
+    await w.write(padded);
+    await w.close();
+    const el = document.createElement('div');
+    el.id = name;
+    el.hidden = true;
+    el.textContent = `before ${secret} after`;
+    document.body.append(el);
+  }, { name, secret });
+  return {
+    localStorage: `localStorage.${name}:`, sessionStorage: `sessionStorage.${name}:`, cache: `cache:${name} `,
+    opfs: `opfs:/${name}.bin (bytes):`, html: 'html:',
+  };
+}
+
+/** Removes what plantControls planted. */
+export async function removeControls(page: Page, name: string): Promise<void> {
+  await page.evaluate(async (name) => {
+    localStorage.removeItem(name);
+    sessionStorage.removeItem(name);
+    await caches.delete(name);
+    await (await navigator.storage.getDirectory()).removeEntry(`${name}.bin`);
+    document.getElementById(name)?.remove();
+  }, name);
 }
 
 export async function deleteDb(page: Page, name: string): Promise<void> {

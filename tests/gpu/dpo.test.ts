@@ -1,6 +1,7 @@
 // DPO / IPO on the GPU: the pair-loss gradient assembled from the fused CE kernel equals the CPU reference
-// model's (which is checked against finite differences of the DPO loss itself here), and training on toy pairs
-// raises the preference margin.
+// model's, which is checked against central finite differences of the DPO/IPO loss itself here — all in f64 (the
+// reference model computes in f64 from any slab), to 1e-8·(1 + max|fd|) + 1e-6·|fd| as the reference model's own
+// finite-difference tests — and training on toy pairs raises the preference margin.
 import { describe, expect, it } from 'vitest';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
 import { makeConfig } from '../../src/model/config.ts';
@@ -20,8 +21,8 @@ const pairs: PreferencePair[] = [
 ];
 const objective = { objective: 'none' as const, temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' as const } };
 
-/** Σ log p of each row's completion under the reference model, in f64. */
-function refSeqLogprobs(slab: Float32Array): Float64Array {
+/** Σ log p of each row's completion under the reference model, in f64 (the slab is read as given: f32 or f64). */
+function refSeqLogprobs(slab: ArrayLike<number>): Float64Array {
   const { batch } = pairBatch(pairs, T);
   const B = 2 * pairs.length, V = config.vocabSize;
   const logits = refForward(config, slab, batch.ids, B, T).logits;
@@ -40,33 +41,41 @@ function refSeqLogprobs(slab: Float32Array): Float64Array {
   return out;
 }
 
+/** Central-difference step in f64 and the bound |grad − fd| ≤ FD_ABS·(1 + max|fd|) + FD_REL·|fd|. */
+const FD_H = 1e-6, FD_ABS = 1e-8, FD_REL = 1e-6;
+
 describe.each([{ kind: 'dpo', beta: 0.7 }, { kind: 'ipo', beta: 0.5 }] as PairObjective[])('$kind', (o) => {
   it('the GPU gradient equals the reference gradient, which equals finite differences of the pair loss', async () => {
     const { device } = gpu();
     const policySlab = initParams(config, 1);
     const refSlab = initParams(config, 2); // a different reference: margins ≠ 0
     const refLp = refSeqLogprobs(refSlab);
-    const lossAt = (slab: Float32Array | Float64Array) => pairCoefficients(refSeqLogprobs(Float32Array.from(slab)), refLp, o).loss;
-    // CPU gradient from the identity: Σ rows coef_row · ∇(−CE of the row's completion) = ∇ of the pair loss.
+    const lossAt = (slab: Float64Array) => pairCoefficients(refSeqLogprobs(slab), refLp, o).loss;
+    // CPU gradient in f64 from the identity: Σ rows coef_row · ∇(−CE of the row's completion) = ∇ of the pair loss.
     const { coef } = pairCoefficients(refSeqLogprobs(policySlab), refLp, o);
     const { batch, mask } = pairBatch(pairs, T);
     const B = 2 * pairs.length;
     const partGrad = (sign: 1 | -1) => {
-      const w = Float32Array.from(mask, (m, i) => (Math.sign(coef[Math.floor(i / T)]!) === sign ? m * Math.abs(coef[Math.floor(i / T)]!) : 0));
+      const w = Float64Array.from(mask, (m, i) => (Math.sign(coef[Math.floor(i / T)]!) === sign ? m * Math.abs(coef[Math.floor(i / T)]!) : 0));
       return refLossAndGrad(config, policySlab, { ids: batch.ids, B, T, labels: batch.labels, weights: w, objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1 }).grad;
     };
     const gPos = partGrad(1), gNeg = partGrad(-1);
     const cpuGrad = gPos.map((g, i) => g - gNeg[i]!);
-    // Finite differences of the pair loss on a spread of coordinates.
+    // Central finite differences of the pair loss in f64 on a spread of coordinates (the f32 slab's values, exactly).
     const rng = new Rng(3);
-    for (let j = 0; j < 40; j++) {
-      const i = rng.int(policySlab.length);
+    const coords = Array.from({ length: 40 }, () => rng.int(policySlab.length));
+    const fds = coords.map((i) => {
       const up = Float64Array.from(policySlab), dn = Float64Array.from(policySlab);
-      const h = 1e-3;
-      up[i] = up[i]! + h; dn[i] = dn[i]! - h;
-      const fd = (lossAt(up) - lossAt(dn)) / (2 * h);
-      expect(Math.abs(cpuGrad[i]! - fd), `coordinate ${i}`).toBeLessThan(2e-4 + 2e-2 * Math.abs(fd));
-    }
+      up[i] = up[i]! + FD_H; dn[i] = dn[i]! - FD_H;
+      return (lossAt(up) - lossAt(dn)) / (2 * FD_H);
+    });
+    const scale = Math.max(...fds.map(Math.abs));
+    expect(scale, 'the chosen coordinates carry a gradient').toBeGreaterThan(1e-3);
+    const bad = coords.flatMap((i, j) => {
+      const tol = FD_ABS * (1 + scale) + FD_REL * Math.abs(fds[j]!);
+      return Math.abs(cpuGrad[i]! - fds[j]!) <= tol ? [] : [`coordinate ${i}: reference ${cpuGrad[i]} vs finite differences ${fds[j]} (bound ${tol.toExponential(2)})`];
+    });
+    expect(bad, bad.slice(0, 5).join('\n')).toEqual([]);
     // GPU: the two passes of pairStep without an update, then the gradient slab.
     const policy = new GpuModel(device, config, B, T, objective);
     const reference = new GpuModel(device, config, B, T, objective);
@@ -74,7 +83,7 @@ describe.each([{ kind: 'dpo', beta: 0.7 }, { kind: 'ipo', beta: 0.5 }] as PairOb
       policy.uploadParams(policySlab);
       reference.uploadParams(refSlab);
       const r = await pairStep(policy, reference, pairs, o);
-      expect(r.loss).toBeCloseTo(lossAt(policySlab), 4);
+      expect(r.loss).toBeCloseTo(lossAt(Float64Array.from(policySlab)), 4);
       const cmp = compareArrays(await policy.readGrads(), cpuGrad, { atol: 1e-5, rtol: 1e-3 });
       expect(cmp.ok, describeComparison(cmp)).toBe(true);
     } finally {

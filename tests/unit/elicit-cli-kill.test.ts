@@ -5,11 +5,12 @@
 // (every other kill is timed from the moment the child says it is at work, so a slow machine cannot push them all
 // into start-up).
 // After each kill the store opens (read-only, as `--export` does) with every record at most once and exactly the
-// records its job's cursor says are committed; `--export` writes a JSONL of them. Then `--resume` finishes the job,
-// and its JSONL (with provenance) has every prompt exactly once and is line for line the JSONL of an uninterrupted
-// run with the same seeds, but for the provenance's timestamps (when each answer came back).
+// records its job's cursor says are committed; a journal that exists but does not open fails the test (only a kill
+// before the journal was created counts as "no store yet"). `--export` writes a JSONL of them. Then `--resume`
+// finishes the job, and its JSONL (with provenance) has every prompt exactly once and is line for line the JSONL of
+// an uninterrupted run with the same seeds, but for the provenance's timestamps (when each answer came back).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -83,12 +84,10 @@ const jobArgs = (out: string) => [
 
 /** The store as `--export` sees it: every record at most once, and exactly the items its cursor has committed. */
 async function checkStore(dir: string): Promise<{ records: number; status: string } | null> {
-  let js;
-  try {
-    js = await openJournalStore(dir, { readOnly: true });
-  } catch {
-    return null; // killed before the store existed
-  }
+  // Killed before the store existed: no journal yet (a kill between the folder's mkdir and the journal's creation
+  // leaves the folder alone). A journal that exists must open: an error here fails the test.
+  if (!existsSync(join(dir, 'journal.log'))) return null;
+  const js = await openJournalStore(dir, { readOnly: true });
   try {
     const job = (await js.store.listJobs())[0];
     if (!job) return null;

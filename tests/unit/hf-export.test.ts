@@ -123,7 +123,7 @@ describe('exportHfFolder → importHfFolder', () => {
       expect(np.tensors['model.layers.0.self_attn.k_proj.weight']!.shape).toEqual([8, 24]);
       expect(np.tensors['model.layers.0.mlp.down_proj.weight']!.shape).toEqual([24, 40]);
     }
-  });
+  }, 60_000); // spawns Python: seconds on a loaded machine
 
   it('refuses bad options', () => {
     const x = { config: tied, params: initParams(tied, 1), tokenizer };

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
 import { scaleoutExport, toYaml, type TeacherVocab } from '../../src/export/dataset.ts';
@@ -16,6 +16,7 @@ import { SecretLeakError } from '../../src/store/errors.ts';
 import type { ChatMessage, PairInput, RecordInput } from '../../src/store/schema.ts';
 import { encodeTopK, packTopKRows } from '../../src/store/topk.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { torchPython } from '../support/torch-python.ts';
 import { freshStore, provenance } from './store-fixtures.ts';
 
 const FAKE_KEY = 'sk-test' + 'A1b2C3d4E5f6G7h8I9j0K1';
@@ -78,7 +79,8 @@ describe('TRL files', () => {
     const { files, report } = await scaleoutExport(store, ds.id, { sftFormat: 'both' });
     expect(files.map((f) => f.path).sort()).toEqual([
       'README.md', 'chat_template.jinja', 'distillkit.yaml', 'dpo/train.jsonl', 'manifest.json', 'sft-prompt-completion/train.jsonl',
-      'sft/train.jsonl', 'teacher-topk/meta.json', 'teacher-topk/token_table.json', 'teacher-topk/train.parquet', 'trl-dpo.yaml', 'trl-sft.yaml',
+      'sft/train.jsonl', 'teacher-topk/meta.json', 'teacher-topk/token_table.json', 'teacher-topk/train.parquet', 'trl-distillation.yaml', 'trl-dpo.yaml',
+      'trl-sft.yaml',
     ]);
     expect(lines(files, 'sft/train.jsonl')).toEqual(RECORDS.map((r) => ({ messages: r.messages })));
     expect(lines(files, 'sft-prompt-completion/train.jsonl')).toEqual([
@@ -94,7 +96,9 @@ describe('TRL files', () => {
     expect(text(files, 'trl-sft.yaml')).toContain('dataset_name: "./sft"\n');
     expect(text(files, 'trl-sft.yaml')).toContain('learning_rate: 0.00002\n');
     expect(text(files, 'distillkit.yaml')).toContain('  path: "teacher-7b"\n'); // the teacher most records name
+    expect(text(files, 'trl-distillation.yaml')).toContain('teacher_model_name_or_path: "teacher-7b"\n');
     expect(text(files, 'README.md')).toMatch(/trl sft --config trl-sft\.yaml/);
+    expect(text(files, 'README.md')).toMatch(/trl distillation --config trl-distillation\.yaml/);
     expect(JSON.parse(text(files, 'manifest.json')).files).toContain('dpo/train.jsonl');
   });
 
@@ -248,16 +252,18 @@ print(json.dumps(out))
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000); // spawns Python: seconds on a loaded machine
 });
 
-// ------------------------------------------------------------- the real TRL CLI (opt-in: needs torch + trl)
+// ------------------------------------------------------------- the real TRL CLI (torch + trl in .venv-torch)
 
-// SCALEOUT_TRL_PYTHON=/path/to/python with torch, transformers, datasets and trl installed (e.g. a venv):
-// then `trl sft` and `trl dpo` run 2 CPU steps each on the export, from a tiny random Llama with our BPE tokenizer.
-const TRL_PY = process.env.SCALEOUT_TRL_PYTHON;
-describe.skipIf(!TRL_PY)('TRL CLI on the export (SCALEOUT_TRL_PYTHON)', () => {
-  it('trl sft (messages and prompt-completion) and trl dpo train from the generated configs', async () => {
+// `.ci/run` installs trl into .venv-torch (tests/support/torch-python.ts finds it, or $DISTILL_TORCH_PYTHON): TRL's
+// training scripts train 2 CPU steps from each generated config on the export — SFT (messages, and prompt-completion),
+// on-policy distillation (trl-distillation.yaml: a tiny random teacher on the same tokenizer) and DPO — from tiny random
+// Llamas with our BPE tokenizer, written by transformers here (offline: no Hub). A file TRL rejects fails the test.
+describe('TRL CLI on the export', () => {
+  it('trl sft (messages and prompt-completion), trl distillation and trl dpo train from the generated configs', async () => {
+    const python = resolve(torchPython()); // the commands run in the export's folder
     const { store } = await freshStore();
     const ds = await store.createDataset({ name: 'run' });
     const recs: RecordInput[] = Array.from({ length: 8 }, (_, i) => ({
@@ -266,7 +272,8 @@ describe.skipIf(!TRL_PY)('TRL CLI on the export (SCALEOUT_TRL_PYTHON)', () => {
     }));
     await store.putRecords(ds.id, recs);
     await store.putPairs(ds.id, Array.from({ length: 4 }, (_, i) => ({ key: `p${i}`, prompt: [m('user', `Say ${i}`)], chosen: `${i}`, rejected: `no ${i}`, provenance: provenance() })));
-    const { files } = await scaleoutExport(store, ds.id, { sftFormat: 'both', training: { maxLength: 64, batchSize: 2 } });
+    const { files } = await scaleoutExport(store, ds.id, { sftFormat: 'both', teacherModel: './teacher', training: { maxLength: 64, batchSize: 2 } });
+    expect(files.map((f) => f.path)).toEqual(expect.arrayContaining(['trl-sft.yaml', 'trl-distillation.yaml', 'trl-dpo.yaml']));
     const dir = mkdtempSync(join(tmpdir(), 'trl-'));
     try {
       for (const f of files) {
@@ -274,25 +281,63 @@ describe.skipIf(!TRL_PY)('TRL CLI on the export (SCALEOUT_TRL_PYTHON)', () => {
         writeFileSync(join(dir, f.path), f.bytes);
       }
       const tok = trainBpe(recs.flatMap((r) => r.messages.map((x) => `<|${x.role}|>\n${x.content}\n`)), { vocabSize: 320, specialTokens: ['<|endoftext|>'] });
-      mkdirSync(join(dir, 'model'));
-      writeFileSync(join(dir, 'model/tokenizer.json'), JSON.stringify(tok.toJSON()));
-      writeFileSync(join(dir, 'model/tokenizer_config.json'), JSON.stringify(tok.tokenizerConfigJson({ bos: '<|endoftext|>', eos: '<|endoftext|>', pad: '<|endoftext|>', modelMaxLength: 64 })));
-      const env = { ...process.env, HF_HUB_OFFLINE: '1', HF_DATASETS_OFFLINE: '1' };
-      const py = (code: string) => spawnSync(TRL_PY!, ['-c', code], { cwd: dir, env, encoding: 'utf8' });
-      const mk = py(`
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-t = PreTrainedTokenizerFast.from_pretrained('./model')
-LlamaForCausalLM(LlamaConfig(vocab_size=len(t), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-  num_key_value_heads=2, max_position_embeddings=128, eos_token_id=t.eos_token_id, pad_token_id=t.pad_token_id)).save_pretrained('./model')`);
-      expect(mk.status, mk.stderr).toBe(0);
-      const trl = (args: string) => py(`import sys; from trl.cli import main; sys.argv = ["trl"] + ${JSON.stringify(args.split(" "))}; sys.exit(main())`);
-      const common = '--max_steps 2 --bf16 false --use_cpu true --save_strategy no';
-      for (const args of [`sft --config trl-sft.yaml ${common}`, `sft --config trl-sft.yaml --dataset_name ./sft-prompt-completion --output_dir ./out/pc ${common}`, `dpo --config trl-dpo.yaml ${common}`]) {
-        const r = trl(args);
-        expect(r.status, `trl ${args}\n${r.stderr.slice(-3000)}`).toBe(0);
+      for (const d of ['model', 'teacher']) {
+        mkdirSync(join(dir, d));
+        writeFileSync(join(dir, d, 'tokenizer.json'), JSON.stringify(tok.toJSON()));
+        writeFileSync(join(dir, d, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfigJson({ bos: '<|endoftext|>', eos: '<|endoftext|>', pad: '<|endoftext|>', modelMaxLength: 64 })));
       }
+      const env = { ...process.env, HF_HUB_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false', WANDB_DISABLED: 'true' };
+      const py = (code: string) => spawnSync(python, ['-c', code], { cwd: dir, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+      // The scripts `trl sft|distillation|dpo --config X` runs (trl/scripts/<command>.py: its parser reads the same
+      // config and flags, then its main trains), called in one Python process — the CLI would start each under
+      // accelerate launch in a new one, and importing torch + transformers + trl is most of a run's time on 2 cores.
+      const common = ['--max_steps', '2', '--bf16', 'false', '--use_cpu', 'true', '--save_strategy', 'no'];
+      const runs = [
+        ['sft', '--config', 'trl-sft.yaml'], // writes ./out/sft (with the chat template), which distillation and DPO start from
+        ['sft', '--config', 'trl-sft.yaml', '--dataset_name', './sft-prompt-completion', '--output_dir', './out/pc'],
+        ['distillation', '--config', 'trl-distillation.yaml', '--max_completion_length', '8', '--gradient_checkpointing', 'false'],
+        ['dpo', '--config', 'trl-dpo.yaml'],
+      ].map((a) => [...a, ...common]);
+      const t0 = Date.now();
+      const r = py(`
+import importlib, json, sys, time, traceback
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback, Trainer
+t = PreTrainedTokenizerFast.from_pretrained('./model')
+for d, seed, hidden in (('./model', 1, 32), ('./teacher', 2, 64)):
+  torch.manual_seed(seed)
+  LlamaForCausalLM(LlamaConfig(vocab_size=len(t), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=1, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=128, eos_token_id=t.eos_token_id, pad_token_id=t.pad_token_id)).save_pretrained(d)
+steps = []
+class Count(TrainerCallback):
+  def on_train_end(self, args, state, control, **kw): steps.append(state.global_step)
+orig = Trainer.__init__
+def init(self, *a, **k):
+  orig(self, *a, **k)
+  self.add_callback(Count())
+Trainer.__init__ = init
+for argv in ${JSON.stringify(runs)}:
+  t0, n = time.time(), len(steps)
+  try:
+    script = importlib.import_module('trl.scripts.' + argv[0])
+    parsed = script.make_parser().parse_args_and_config(argv[1:])
+    script.main(*parsed)
+    code = 0
+  except SystemExit as e:
+    code = 'exit %s' % e.code
+  except Exception:
+    traceback.print_exc()
+    code = 'exception'
+  print('TRL-RUN ' + json.dumps({'run': ' '.join(argv[:3]), 'code': code, 'steps': steps[n:], 's': round(time.time() - t0, 1)}), flush=True)
+`);
+      const done = r.stdout.split('\n').filter((l) => l.startsWith('TRL-RUN ')).map((l) => JSON.parse(l.slice(8)) as { run: string; code: unknown; steps: number[]; s: number });
+      console.log(`[trl] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(done)}`);
+      expect(r.status, `${r.error?.message ?? ''} (no trl? bash .ci/run installs it: .venv-torch/bin/pip install trl peft)\n${r.stderr.slice(-4000)}`).toBe(0);
+      expect(done.map((d) => d.run), r.stderr.slice(-4000)).toEqual(runs.map((a) => a.slice(0, 3).join(' ')));
+      // Each ran to its end without an error, and its trainer took exactly the 2 steps asked for.
+      for (const d of done) expect({ run: d.run, code: d.code, steps: d.steps }, r.stderr.slice(-4000)).toEqual({ run: d.run, code: 0, steps: [2] });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 600_000);
+  }, 300_000);
 });
