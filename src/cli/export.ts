@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { EXPORT_FORMATS, exportModel, isExportFormat, type ExportFile, type ExportInput } from '../export/index.ts';
-import { importHfFolder } from '../export/import.ts';
+import { importedExportInput, importHfFolder } from '../export/import.ts';
 import { jsonFile } from '../export/types.ts';
 import { zipFiles } from '../export/zip.ts';
 import { HfTokenizer, loadTokenizerFile } from '../tokenizer/hf.ts';
@@ -122,9 +122,7 @@ export async function exportCommand(args: string[]): Promise<number> {
     input = r.input;
     extra.push(jsonFile('training.json', r.record));
   } else {
-    const imp = importHfFolder(readFolder(from!));
-    if (!imp.tokenizer) throw new Error(`export: ${from} has no tokenizer.json`);
-    input = { config: imp.config, params: imp.params, tokenizer: imp.tokenizer };
+    input = importedExportInput(importHfFolder(readFolder(from!), `export ${from}`), `export ${from}`);
   }
   const t0 = performance.now();
   const files = exportModel(input, format, extra);
