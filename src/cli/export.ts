@@ -1,14 +1,17 @@
 // `npm run cli -- export (--run DIR | --from HF_DIR) [--checkpoint NAME] [--format F] --out DIR [--zip] [--force]`:
-// a trained run (checkpoint + its tokenizer.json) or an HF Llama folder → files of one export format, written into
-// a temporary folder renamed into place (never a half-written export under the real name). From a run, a
-// `training.json` record (configs, step, last held-out evaluation) goes beside the weights.
+// a trained run (checkpoint + its tokenizer.json, and tokenizer_config.json for a family's tokenizer) or an HF Llama
+// folder → files of one export format, written into a temporary folder renamed into place (never a half-written
+// export under the real name). Either tokenizer is ours or any tokenizer.json transformers.js reads, carried as
+// src/export/types.ts says. From a run, a `training.json` record (configs, step, last held-out evaluation) goes
+// beside the weights.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { EXPORT_FORMATS, exportModel, isExportFormat, type ExportFile, type ExportInput } from '../export/index.ts';
-import { importHfFolder } from '../export/import.ts';
+import { importedExportInput, importHfFolder } from '../export/import.ts';
 import { jsonFile } from '../export/types.ts';
 import { zipFiles } from '../export/zip.ts';
-import { BpeTokenizer } from '../tokenizer/bpe.ts';
+import { HfTokenizer, loadTokenizerFile } from '../tokenizer/hf.ts';
+import type { TextTokenizer } from '../tokenizer/types.ts';
 import { decodeCheckpoint } from '../train/checkpoint.ts';
 
 /** A JSON file's value; errors name the command (`where`) and the file. */
@@ -34,14 +37,38 @@ export function readFolder(dir: string): Map<string, Uint8Array> {
   return out;
 }
 
-/** The model of a training run folder (checkpoint + tokenizer.json) and its training record. */
+/**
+ * Saves a run's tokenizer beside its checkpoint (what `cli train` does): tokenizer.json — a family's file exactly as
+ * it was read — and, for a family's tokenizer, its tokenizer_config.json (special tokens, chat template).
+ */
+export function saveRunTokenizer(dir: string, tok: TextTokenizer): void {
+  writeFileSync(join(dir, 'tokenizer.json'), tok.sourceBytes ?? JSON.stringify(tok.toJSON()));
+  if (tok instanceof HfTokenizer) writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tok.config));
+}
+
+/**
+ * The tokenizer of a tokenizer.json file, with the tokenizer_config.json at `configPath` when there is one: our BPE,
+ * or any tokenizer.json transformers.js reads (keeping the file's bytes for export). Errors name `where`.
+ */
+export function readTokenizerFiles(tokPath: string, configPath: string | undefined, where: string): TextTokenizer {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(tokPath));
+  } catch (e) {
+    throw new Error(`${where}: cannot read ${tokPath}: ${(e as Error).message}`);
+  }
+  const config = configPath !== undefined && existsSync(configPath) ? readJson(configPath, where) : undefined;
+  return loadTokenizerFile(bytes, config, tokPath);
+}
+
+/** The model of a training run folder (checkpoint + its tokenizer files) and its training record. */
 export function loadRun(dir: string, checkpoint = 'latest'): { input: ExportInput; record: Record<string, unknown> } {
   const ckptPath = join(dir, `${checkpoint}.ckpt`);
   if (!existsSync(ckptPath)) throw new Error(`export: no checkpoint ${ckptPath}`);
   const tokPath = join(dir, 'tokenizer.json');
   if (!existsSync(tokPath)) throw new Error(`export: no ${tokPath} (runs save their tokenizer there since 2026-11-23; retrain or copy it)`);
+  const tokenizer = readTokenizerFiles(tokPath, join(dir, 'tokenizer_config.json'), 'export');
   const ck = decodeCheckpoint(new Uint8Array(readFileSync(ckptPath)), ckptPath);
-  const tokenizer = BpeTokenizer.fromJSON(readJson(tokPath));
   const record: Record<string, unknown> = { source: ckptPath, step: ck.step, model: ck.model, train: ck.train };
   const log = join(dir, 'train.jsonl');
   if (existsSync(log)) {
@@ -95,9 +122,7 @@ export async function exportCommand(args: string[]): Promise<number> {
     input = r.input;
     extra.push(jsonFile('training.json', r.record));
   } else {
-    const imp = importHfFolder(readFolder(from!));
-    if (!imp.tokenizer) throw new Error(`export: ${from} has no tokenizer.json`);
-    input = { config: imp.config, params: imp.params, tokenizer: imp.tokenizer };
+    input = importedExportInput(importHfFolder(readFolder(from!), `export ${from}`), `export ${from}`);
   }
   const t0 = performance.now();
   const files = exportModel(input, format, extra);

@@ -6,20 +6,19 @@
 // "tokenizer" is any tokenizer.json transformers.js reads (a teacher's: Qwen, Llama-3, Gemma, ...; its
 // tokenizer_config.json beside it is read too): the model's vocabulary is then the tokenizer's, padded to a multiple
 // of 128 (masked out of the loss, dropped on export) unless the model section sets vocabSize itself.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { brownToParagraphs, isHeldOut } from '../data/brown.ts';
 import { makeConfig, paddedVocab, presetConfig } from '../model/config.ts';
 import type { GpuContext } from '../platform/gpu.ts';
 import { trainBpe } from '../tokenizer/bpe.ts';
-import { HfTokenizer, loadTokenizer } from '../tokenizer/hf.ts';
 import type { TextTokenizer } from '../tokenizer/types.ts';
 import { packRows, type Example } from '../train/batches.ts';
 import { makeTrainConfig } from '../train/config.ts';
 import { Trainer } from '../train/trainer.ts';
 import { checkpointFromImport, importHfFolder } from '../export/import.ts';
-import { readFolder, readJson } from './export.ts';
+import { readFolder, readJson, readTokenizerFiles, saveRunTokenizer } from './export.ts';
 import { FileCheckpointStore } from './file-store.ts';
 
 interface CliTrainFile {
@@ -71,9 +70,7 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   if (init && file.tokenizer) throw new Error(`${cfgPath}: "tokenizer" and --init both give a tokenizer: use one`);
   if (file.tokenizerConfig && !file.tokenizer) throw new Error(`${cfgPath}: "tokenizerConfig" needs "tokenizer"`);
   const tokConfigPath = file.tokenizerConfig ?? (file.tokenizer ? join(dirname(file.tokenizer), 'tokenizer_config.json') : undefined);
-  const given = file.tokenizer
-    ? loadTokenizer(readJson(file.tokenizer, 'train'), tokConfigPath && existsSync(tokConfigPath) ? readJson(tokConfigPath, 'train') : undefined, file.tokenizer)
-    : undefined;
+  const given = file.tokenizer ? readTokenizerFiles(file.tokenizer, tokConfigPath, 'train') : undefined;
   const { preset, ...modelOver } = file.model ?? {};
   // A given tokenizer sizes the vocabulary (padded for the kernels) unless the model section says vocabSize.
   if (given && modelOver.vocabSize === undefined) Object.assign(modelOver, paddedVocab(given.vocabSize));
@@ -95,8 +92,7 @@ export async function trainCommand(args: string[], acquire: () => Promise<GpuCon
   if (eos === undefined) throw new Error(`train: the tokenizer has no end-of-text token '${eosName}' to separate packed texts`);
   // The tokenizer is part of the run: saved beside the checkpoint so exports and generation use the same ids.
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(tok.toJSON()));
-  if (tok instanceof HfTokenizer) writeFileSync(join(out, 'tokenizer_config.json'), JSON.stringify(tok.config));
+  saveRunTokenizer(out, tok);
   // Each text as the tokenizer encodes it with its post-processor (e.g. Gemma's <bos> first).
   const toExamples = (ps: string[]): Example[] => ps.map((p) => ({ tokens: Uint32Array.from([...tok.prefixIds, ...tok.encode(p)]) }));
   const rows = packRows(toExamples(texts.train), train.seqLen, eos);

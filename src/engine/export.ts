@@ -1,7 +1,7 @@
 // Export in the engine worker: a model source (the embedded default teacher, or an HF folder the user picked) →
 // the files of one export format. Runs off the page's main thread; the files come back transferred, not copied.
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../export/index.ts';
-import { importHfFolder } from '../export/import.ts';
+import { importedExportInput, importHfFolder } from '../export/import.ts';
 import { paramLayout } from '../model/params.ts';
 import type { ModelFolderSource } from './runs/types.ts';
 
@@ -36,9 +36,10 @@ export async function runExport(req: ExportRequestData, onProgress?: (message: s
   const folder = await readModelFolder(req.source, onProgress);
   onProgress?.('reading the model');
   const imp = importHfFolder(folder);
-  if (!imp.tokenizer) throw new Error('export: the model folder has no tokenizer.json');
+  // Any tokenizer.json transformers.js reads, its tokenizer_config.json's special tokens and chat template with it.
+  const input = importedExportInput(imp, `export ${req.name}`);
   onProgress?.(`writing ${req.format}`);
-  const files = exportModel({ config: imp.config, params: imp.params, tokenizer: imp.tokenizer }, req.format);
+  const files = exportModel(input, req.format);
   const params = paramLayout(imp.config).count;
   return { name: req.name, files, params };
 }

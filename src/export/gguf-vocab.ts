@@ -36,6 +36,9 @@ export type GgufTokenizerFamily = { model: 'gpt2'; pre: string } | { model: 'lla
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const fail = (why: string): never => { throw new Error(`gguf export: ${why}`); };
+/** What GGUF cannot carry of a tokenizer, and the formats that carry it (they copy tokenizer.json as it is). */
+export const GGUF_TOKENIZER_ALTERNATIVES = 'GGUF cannot carry this tokenizer; the safetensors, onnx and transformers.js formats carry its tokenizer.json unchanged';
+const refuse = (why: string): never => fail(`${why}. ${GGUF_TOKENIZER_ALTERNATIVES}`);
 const typeOf = (v: unknown): string => (isObject(v) ? String(v.type) : JSON.stringify(v));
 /** A component and, for a Sequence, its parts (tokenizers calls them pretokenizers / normalizers / decoders). */
 function parts(v: unknown): Json[] {
@@ -48,19 +51,19 @@ const str = (v: unknown): string | undefined => (isObject(v) && typeof v.String 
 
 /** Which GGUF tokenizer a tokenizer.json is; throws naming what llama.cpp cannot express. */
 export function ggufTokenizerFamily(json: Json): GgufTokenizerFamily {
-  const model = isObject(json.model) ? json.model : fail('tokenizer.json has no model');
-  if (model.type !== undefined && model.type !== 'BPE') fail(`tokenizer model ${JSON.stringify(model.type)} has no GGUF form here (only BPE)`);
+  const model = isObject(json.model) ? json.model : refuse('tokenizer.json has no model');
+  if (model.type !== undefined && model.type !== 'BPE') refuse(`tokenizer model ${JSON.stringify(model.type)} has no GGUF form here (only BPE)`);
   const decoders = parts(json.decoder);
   const pres = parts(json.pre_tokenizer);
   const norms = parts(json.normalizer);
   if (decoders.some((d) => d.type === 'ByteLevel')) {
-    for (const n of norms) if (n.type !== 'NFC') fail(`normalizer ${typeOf(n)} cannot be expressed in a GGUF "gpt2" vocabulary`);
-    const byteLevel = pres.find((p) => p.type === 'ByteLevel') ?? fail(`pre_tokenizer ${typeOf(json.pre_tokenizer)} has no ByteLevel step`);
-    if (byteLevel.add_prefix_space === true) fail('tokenizer option add_prefix_space = true cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
+    for (const n of norms) if (n.type !== 'NFC') refuse(`normalizer ${typeOf(n)} cannot be expressed in a GGUF "gpt2" vocabulary`);
+    const byteLevel = pres.find((p) => p.type === 'ByteLevel') ?? refuse(`pre_tokenizer ${typeOf(json.pre_tokenizer)} has no ByteLevel step`);
+    if (byteLevel.add_prefix_space === true) refuse('tokenizer option add_prefix_space = true cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
     const rest = pres.filter((p) => p !== byteLevel);
     if (rest.length === 0) {
-      if (byteLevel.use_regex === false) fail('tokenizer option use_regex = false cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
-      if (model.ignore_merges === true) fail('tokenizer option ignore_merges = true cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
+      if (byteLevel.use_regex === false) refuse('tokenizer option use_regex = false cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
+      if (model.ignore_merges === true) refuse('tokenizer option ignore_merges = true cannot be expressed with the GGUF "gpt-2" pre-tokenizer');
       return { model: 'gpt2', pre: GGUF_PRE_TOKENIZER };
     }
     const [first] = rest;
@@ -69,9 +72,9 @@ export function ggufTokenizerFamily(json: Json): GgufTokenizerFamily {
       const regex = isObject(first!.pattern) ? first!.pattern.Regex : undefined;
       const hit = SPLIT_PRE.find(([r]) => r === regex);
       if (hit) return { model: 'gpt2', pre: hit[1] };
-      fail(`the pre-tokenizer's Split regex ${JSON.stringify(regex)} is not one llama.cpp has a name for (known: Llama-3's, Qwen2's)`);
+      refuse(`the pre-tokenizer's Split regex ${JSON.stringify(regex)} is not one llama.cpp has a name for (known: Llama-3's, Qwen2's)`);
     }
-    return fail(`pre_tokenizer ${JSON.stringify(pres.map((p) => p.type))} has no llama.cpp name`);
+    return refuse(`pre_tokenizer ${JSON.stringify(pres.map((p) => p.type))} has no llama.cpp name`);
   }
   const spaceToMeta = (n: Json) => n.type === 'Replace' && str(n.pattern) === ' ' && n.content === '\u2581';
   const sentencePiece = model.byte_fallback === true || decoders.some((d) => d.type === 'ByteFallback' || d.type === 'Metaspace');
@@ -79,20 +82,20 @@ export function ggufTokenizerFamily(json: Json): GgufTokenizerFamily {
     let addSpacePrefix = false;
     for (const n of norms) {
       if (n.type === 'Prepend' && n.prepend === '\u2581') addSpacePrefix = true;
-      else if (!spaceToMeta(n)) fail(`normalizer ${typeOf(n)} cannot be expressed in a GGUF SentencePiece ("llama") vocabulary`);
+      else if (!spaceToMeta(n)) refuse(`normalizer ${typeOf(n)} cannot be expressed in a GGUF SentencePiece ("llama") vocabulary`);
     }
     for (const p of pres) {
       if (p.type === 'Metaspace') {
-        if (p.replacement !== undefined && p.replacement !== '\u2581') fail('a Metaspace pre-tokenizer with another replacement than "▁" has no GGUF form');
+        if (p.replacement !== undefined && p.replacement !== '\u2581') refuse('a Metaspace pre-tokenizer with another replacement than "▁" has no GGUF form');
         if (p.prepend_scheme !== 'never' && p.add_prefix_space !== false) addSpacePrefix = true;
       } else if (!(p.type === 'Split' && str(p.pattern) === ' ' && norms.some(spaceToMeta))) {
         // (Gemma's Split on " " runs after the normalizer turned every space into "▁": it never splits.)
-        fail(`pre_tokenizer ${typeOf(p)} cannot be expressed in a GGUF SentencePiece ("llama") vocabulary`);
+        refuse(`pre_tokenizer ${typeOf(p)} cannot be expressed in a GGUF SentencePiece ("llama") vocabulary`);
       }
     }
     return { model: 'llama', pre: 'default', addSpacePrefix };
   }
-  return fail(`tokenizer.json (decoder ${typeOf(json.decoder)}) is neither byte-level nor SentencePiece-style BPE: no GGUF tokenizer for it`);
+  return refuse(`tokenizer.json (decoder ${typeOf(json.decoder)}) is neither byte-level nor SentencePiece-style BPE: no GGUF tokenizer for it`);
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -103,10 +106,10 @@ function mergeStrings(model: Json): string[] {
   return merges.map((m, i) => {
     if (typeof m === 'string') return m;
     if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
-      if (m[0].includes(' ') || m[1].includes(' ')) fail(`merge ${i} ${JSON.stringify(m)} holds a space: GGUF merges are "a b" strings`);
+      if (m[0].includes(' ') || m[1].includes(' ')) refuse(`merge ${i} ${JSON.stringify(m)} holds a space: GGUF merges are "a b" strings`);
       return `${m[0]} ${m[1]}`;
     }
-    return fail(`merge ${i} is ${JSON.stringify(m)}, not "a b" or [a, b]`);
+    return refuse(`merge ${i} is ${JSON.stringify(m)}, not "a b" or [a, b]`);
   });
 }
 
@@ -142,10 +145,10 @@ export function ggufTokenizerKvs(x: ExportInput): GgufKv[] {
     const t = id < tok.vocabSize ? tok.idToToken(id) : undefined;
     const a = added.get(id);
     const text = t ?? `[PAD${id}]`;
-    if (LONE_SURROGATE.test(text)) fail(`token ${id} ${JSON.stringify(text)} is not valid Unicode (a lone surrogate cannot be written as UTF-8)`);
+    if (LONE_SURROGATE.test(text)) refuse(`token ${id} ${JSON.stringify(text)} is not valid Unicode (a lone surrogate cannot be written as UTF-8)`);
     const prev = seen.get(text);
     // llama.cpp asserts (aborts the process) when two ids share a text: refuse here instead.
-    if (prev !== undefined) fail(`tokens ${prev} and ${id} are both ${JSON.stringify(text)}; GGUF vocabularies need unique token texts`);
+    if (prev !== undefined) refuse(`tokens ${prev} and ${id} are both ${JSON.stringify(text)}; GGUF vocabularies need unique token texts`);
     seen.set(text, id);
     tokens.push(text);
     // (An added SentencePiece piece of "▁"s — Gemma's whitespace runs — is NORMAL: llama.cpp turns "▁" back into

@@ -163,7 +163,9 @@ export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): 
   // llama.cpp's default head size is embedding_length / head_count: say it when ours differs.
   if (c.headDim * c.heads !== c.hidden) kvs.push(u32('llama.attention.key_length', c.headDim), u32('llama.attention.value_length', c.headDim));
   kvs.push(...tokenizer);
-  if (x.chatTemplate !== undefined) kvs.push(str('tokenizer.chat_template', x.chatTemplate));
+  // The export's template, else the tokenizer's own (as tokenizer_config.json keeps it in the HF folder).
+  const template = x.chatTemplate ?? x.tokenizer.chatTemplate;
+  if (template !== undefined) kvs.push(str('tokenizer.chat_template', template));
   return kvs;
 }
 

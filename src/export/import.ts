@@ -3,7 +3,7 @@
 // parameter slab (fromHfTensors: every tensor present with its exact shape, extras reported in `ignored`),
 // tokenizer.json → BpeTokenizer when ours reads it, and in any case → textTokenizer (ours, or transformers.js's
 // HfTokenizer for a model family's tokenizer: Qwen, Llama-3, Gemma, ...), tokenizer_config.json → special tokens
-// and chat template. The files come as a
+// and chat template; importedExportInput makes that an ExportInput for re-export. The files come as a
 // Map path → bytes (the app reads a picked folder, the CLI a directory); paths may sit under one common folder.
 // checkpointFromImport turns the result into a step-0 Checkpoint (zero AdamW moments) so a Trainer can start from
 // it: `trainer.restore(checkpointFromImport(imp, trainConfig))`, or put it in the store and `resume()`.
@@ -11,7 +11,7 @@ import { makeConfig, type ModelConfig } from '../model/config.ts';
 import { paramLayout } from '../model/params.ts';
 import { initHiddenProjection } from '../model/ref-model.ts';
 import { BpeTokenizer } from '../tokenizer/bpe.ts';
-import { HfTokenizer } from '../tokenizer/hf.ts';
+import { HfTokenizer, parseJsonFile } from '../tokenizer/hf.ts';
 import type { TextTokenizer } from '../tokenizer/types.ts';
 import type { Checkpoint } from '../train/checkpoint.ts';
 import type { TrainConfig } from '../train/config.ts';
@@ -19,6 +19,7 @@ import { modelConfigFromHf } from './hf-config.ts';
 import { MODEL_CONFIG_METADATA_KEY } from './hf-folder.ts';
 import { fromHfTensors, ourName } from './hf-names.ts';
 import { readSafetensors, type ReadTensor } from './safetensors.ts';
+import type { ExportInput } from './types.ts';
 
 export interface ImportedSpecialTokens {
   bosToken: string | null;
@@ -39,6 +40,10 @@ export interface ImportedModel {
   ignored: string[];
   /** Non-fatal findings: no or unreadable tokenizer, our metadata config disagreeing with config.json, ... */
   warnings: string[];
+  /** Why there is no textTokenizer: no tokenizer.json, or neither tokenizer reads it (both readers' reasons). */
+  tokenizerProblem?: string;
+  /** tokenizer_config.json as read, when the folder has one. */
+  tokenizerConfig?: Record<string, unknown>;
   /** From tokenizer_config.json (null when absent or not in the tokenizer): ExportInput's fields, for re-export. */
   special: ImportedSpecialTokens;
   /** __metadata__ of model.safetensors (of the first shard when sharded). */
@@ -66,27 +71,13 @@ function rootFiles(files: Map<string, Uint8Array>, where: string): Map<string, U
   return out;
 }
 
-function parseJson(bytes: Uint8Array, where: string): unknown {
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new Error(`${where}: not valid UTF-8`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /** The weight files to read, in order: model.safetensors, or the shards named by the index (or by their names). */
 function weightFiles(f: Map<string, Uint8Array>, where: string): { names: string[]; weightMap?: Map<string, string> } {
   if (f.has('model.safetensors')) return { names: ['model.safetensors'] };
   const indexBytes = f.get('model.safetensors.index.json');
   if (indexBytes) {
     const w = `${where}: model.safetensors.index.json`;
-    const index = parseJson(indexBytes, w);
+    const index = parseJsonFile(indexBytes, w);
     if (!isObject(index) || !isObject(index.weight_map)) throw new Error(`${w}: must be an object with a "weight_map" object`);
     const weightMap = new Map<string, string>();
     for (const [tensor, file] of Object.entries(index.weight_map)) {
@@ -132,7 +123,7 @@ function specialToken(cfg: Record<string, unknown>, key: string, tok: TextTokeni
 export function importHfFolder(files: Map<string, Uint8Array>, where = 'import'): ImportedModel {
   const f = rootFiles(files, where);
   const warnings: string[] = [];
-  const config = modelConfigFromHf(parseJson(f.get('config.json')!, `${where}: config.json`), `${where}: config.json`);
+  const config = modelConfigFromHf(parseJsonFile(f.get('config.json')!, `${where}: config.json`), `${where}: config.json`);
 
   // Weights: every tensor of every weight file, by name (a name in two files is an error).
   const { names, weightMap } = weightFiles(f, where);
@@ -182,20 +173,25 @@ export function importHfFolder(files: Map<string, Uint8Array>, where = 'import')
   let textTokenizer: TextTokenizer | undefined;
   const tokBytes = f.get('tokenizer.json');
   const tcBytes = f.get('tokenizer_config.json');
-  const tc = tcBytes ? parseJson(tcBytes, `${where}: tokenizer_config.json`) : undefined;
+  const tc = tcBytes ? parseJsonFile(tcBytes, `${where}: tokenizer_config.json`) : undefined;
   if (tc !== undefined && !isObject(tc)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
-  if (!tokBytes) warnings.push('no tokenizer.json: imported without a tokenizer');
-  else {
-    const json = parseJson(tokBytes, 'tokenizer.json');
+  let tokenizerProblem: string | undefined;
+  if (!tokBytes) {
+    tokenizerProblem = 'no tokenizer.json';
+    warnings.push('no tokenizer.json: imported without a tokenizer');
+  } else {
+    const json = parseJsonFile(tokBytes, 'tokenizer.json');
     try {
       tokenizer = BpeTokenizer.fromJSON(json);
       textTokenizer = tokenizer;
     } catch (e) {
       try {
-        textTokenizer = new HfTokenizer(json, tc ?? {});
+        // The file's own bytes travel with it: every export writes tokenizer.json exactly as it was read.
+        textTokenizer = new HfTokenizer(json, tc ?? {}, 'tokenizer.json', tokBytes);
         warnings.push(`${(e as Error).message}: not our byte-level BPE, read with transformers.js's tokenizer (textTokenizer)`);
       } catch (e2) {
-        warnings.push(`${(e as Error).message}; ${(e2 as Error).message}; imported without a tokenizer`);
+        tokenizerProblem = `${(e2 as Error).message} (our BPE reader: ${(e as Error).message})`;
+        warnings.push(`${tokenizerProblem}; imported without a tokenizer`);
       }
     }
     if (textTokenizer && textTokenizer.vocabSize > config.vocabSize) {
@@ -212,8 +208,23 @@ export function importHfFolder(files: Map<string, Uint8Array>, where = 'import')
   }
 
   return {
-    config, params: built.slab, ...(tokenizer ? { tokenizer } : {}), ...(textTokenizer ? { textTokenizer } : {}), ignored: ignored.sort(), warnings, special, metadata,
-    dtypes: [...dtypes].sort(),
+    config, params: built.slab, ...(tokenizer ? { tokenizer } : {}), ...(textTokenizer ? { textTokenizer } : {}), ignored: ignored.sort(), warnings,
+    ...(tokenizerProblem ? { tokenizerProblem } : {}), ...(tc ? { tokenizerConfig: tc } : {}), special, metadata, dtypes: [...dtypes].sort(),
+  };
+}
+
+/**
+ * What the exporters take to re-export an imported folder: its weights and its tokenizer (ours, or any tokenizer.json
+ * transformers.js reads, whose file every format that copies it writes byte for byte), with the special tokens and
+ * chat template its tokenizer_config.json names. Throws, saying why, when the folder has no tokenizer to carry.
+ */
+export function importedExportInput(imp: ImportedModel, where = 'export'): ExportInput {
+  if (!imp.textTokenizer) throw new Error(`${where}: the folder's tokenizer cannot be exported: ${imp.tokenizerProblem ?? 'none was read'}`);
+  const s = imp.special;
+  return {
+    config: imp.config, params: imp.params, tokenizer: imp.textTokenizer,
+    ...(imp.tokenizerConfig ? { bosToken: s.bosToken, eosToken: s.eosToken, padToken: s.padToken } : {}),
+    ...(s.chatTemplate !== undefined ? { chatTemplate: s.chatTemplate } : {}),
   };
 }
 

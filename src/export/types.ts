@@ -1,8 +1,9 @@
 // What every exporter takes and gives: a trained model (config + parameter slab + its tokenizer) in, a list of
 // files (relative path + bytes) out. The CLI writes them into a folder; the app zips them or writes them through
 // the File System Access API. Nothing here touches a file system.
-// The tokenizer is any TextTokenizer: our BPE, or a real model family's (HfTokenizer), whose tokenizer.json and
-// tokenizer_config.json go out as they came (with the export's special tokens, length and chat template set).
+// The tokenizer is any TextTokenizer: our BPE, or a real model family's (HfTokenizer), whose tokenizer.json goes out
+// byte for byte as it was read (its sourceBytes) and whose tokenizer_config.json keeps every field, with the
+// export's special tokens, model_max_length and chat template set.
 // Vocabulary padding (config.vocabPadding) never leaves the engine: exportView drops those rows first, so every
 // format's vocabulary is the tokenizer's.
 import type { ModelConfig } from '../model/config.ts';
@@ -80,7 +81,7 @@ export function hfSideFiles(input: ExportInput): ExportFile[] {
   return [
     jsonFile('config.json', hfConfigJson(x.config, s.ids)),
     jsonFile('generation_config.json', generationConfigJson(s.ids)),
-    jsonFile('tokenizer.json', x.tokenizer.toJSON()),
+    x.tokenizer.sourceBytes ? { path: 'tokenizer.json', bytes: x.tokenizer.sourceBytes } : jsonFile('tokenizer.json', x.tokenizer.toJSON()),
     jsonFile('tokenizer_config.json', x.tokenizer.tokenizerConfigJson({
       bos: s.bos, eos: s.eos, pad: s.pad, modelMaxLength: x.config.maxSeqLen, ...(x.chatTemplate !== undefined ? { chatTemplate: x.chatTemplate } : {}),
     })),

@@ -4,8 +4,9 @@
 // normalizers (NFC, Replace, Prepend), ignore_merges, ... — every id the same as HF `tokenizers` gives
 // (tests/unit/tokenizer-foreign.test.ts fuzzes that against transformers and transformers.js). Our own BPE stays
 // for training a new vocabulary; loadTokenizer picks it when it reads a file, this class otherwise.
-// The files travel unchanged: toJSON() is the tokenizer.json it was made from, tokenizerConfigJson() its
-// tokenizer_config.json with the fields an export sets (special tokens, model_max_length, chat_template).
+// The files travel unchanged: sourceBytes is the tokenizer.json file it was read from (loadTokenizerFile; exports
+// write those bytes), toJSON() its content, tokenizerConfigJson() its tokenizer_config.json with the fields an export
+// sets (special tokens, model_max_length, chat_template).
 import { Tokenizer as HfCore } from '@huggingface/tokenizers';
 import { BpeTokenizer } from './bpe.ts';
 import type { NamedSpecialTokens, TextTokenizer, TokenizerConfigOptions } from './types.ts';
@@ -45,12 +46,17 @@ export class HfTokenizer implements TextTokenizer {
   readonly chatTemplate?: string;
   /** The added tokens of tokenizer.json, in file order. */
   readonly addedTokens: readonly HfAddedTokenInfo[];
+  /** The tokenizer.json file `json` was parsed from, when it came from one: exports copy it byte for byte. */
+  readonly sourceBytes?: Uint8Array;
   readonly #core: HfCore;
   readonly #json: Record<string, unknown>;
   readonly #config: Record<string, unknown>;
 
-  /** `json` = tokenizer.json, `config` = tokenizer_config.json (optional); throws naming what it cannot read. */
-  constructor(json: unknown, config: unknown = {}, where = 'tokenizer.json') {
+  /**
+   * `json` = tokenizer.json, `config` = tokenizer_config.json (optional), `sourceBytes` = the file `json` was parsed
+   * from (optional); throws naming what it cannot read.
+   */
+  constructor(json: unknown, config: unknown = {}, where = 'tokenizer.json', sourceBytes?: Uint8Array) {
     if (!isObject(json)) throw new Error(`${where}: must be a JSON object`);
     if (!isObject(config)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
     if (!isObject(json.model)) throw new Error(`${where}: has no "model" object`);
@@ -61,6 +67,7 @@ export class HfTokenizer implements TextTokenizer {
     }
     this.#json = json;
     this.#config = config;
+    if (sourceBytes) this.sourceBytes = sourceBytes;
     let max = -1;
     for (const id of this.#core.get_vocab(true).values()) if (id > max) max = id;
     if (max < 0) throw new Error(`${where}: the vocabulary is empty`);
@@ -139,9 +146,10 @@ export class HfTokenizer implements TextTokenizer {
 
 /**
  * The tokenizer of a `tokenizer.json` (+ `tokenizer_config.json`): our BpeTokenizer when it reads the file (our own
- * exports, plain byte-level BPE), else transformers.js's (HfTokenizer). Throws only when neither reads it.
+ * exports, plain byte-level BPE), else transformers.js's (HfTokenizer, keeping `sourceBytes`, the file `json` was
+ * parsed from, when given). Throws only when neither reads it.
  */
-export function loadTokenizer(json: unknown, config?: unknown, where = 'tokenizer.json'): TextTokenizer {
+export function loadTokenizer(json: unknown, config?: unknown, where = 'tokenizer.json', sourceBytes?: Uint8Array): TextTokenizer {
   let ours: Error;
   try {
     return BpeTokenizer.fromJSON(json);
@@ -149,9 +157,32 @@ export function loadTokenizer(json: unknown, config?: unknown, where = 'tokenize
     ours = e as Error;
   }
   try {
-    return new HfTokenizer(json, config ?? {}, where);
+    return new HfTokenizer(json, config ?? {}, where, sourceBytes);
   } catch (e) {
     throw new Error(`${(e as Error).message} (our BPE reader: ${ours.message})`);
+  }
+}
+
+/**
+ * loadTokenizer on the bytes of a tokenizer.json file: a family's tokenizer (HfTokenizer) keeps them as its
+ * sourceBytes, so every export writes the file exactly as it was read.
+ */
+export function loadTokenizerFile(bytes: Uint8Array, config?: unknown, where = 'tokenizer.json'): TextTokenizer {
+  return loadTokenizer(parseJsonFile(bytes, where), config, where, bytes);
+}
+
+/** A JSON file's value (strict UTF-8); errors name the file (`where`). */
+export function parseJsonFile(bytes: Uint8Array, where: string): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${where}: not valid UTF-8`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
   }
 }
 

@@ -43,6 +43,8 @@ export interface TextTokenizer {
   idToToken(id: number): string | undefined;
   /** HF `tokenizer.json` object (JSON.stringify it to write the file). */
   toJSON(): object;
+  /** The tokenizer.json file it was read from, when it keeps it (HfTokenizer): exports write it unchanged. */
+  readonly sourceBytes?: Uint8Array;
   /** HF `tokenizer_config.json` object; named tokens must be tokens of this tokenizer. */
   tokenizerConfigJson(opts: TokenizerConfigOptions): Record<string, unknown>;
 }
