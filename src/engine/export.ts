@@ -3,6 +3,7 @@
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../export/index.ts';
 import { importedExportInput, importHfFolder } from '../export/import.ts';
 import { paramLayout } from '../model/params.ts';
+import { readModelFolder } from './model-fetch.ts';
 import type { ModelFolderSource } from './runs/types.ts';
 
 /** One exported file: relative path ('onnx/model.onnx') and its bytes. */
@@ -27,8 +28,6 @@ export interface ExportResultData {
   /** Parameters of the exported model. */
   params: number;
 }
-
-import { readModelFolder } from './model-fetch.ts';
 
 export async function runExport(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData> {
   if (!isExportFormat(req.format)) throw new Error(`export: unknown format '${req.format}' (have: ${EXPORT_FORMATS.join(', ')})`);
