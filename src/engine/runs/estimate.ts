@@ -43,9 +43,9 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
   const { model: c, B, T } = x;
   const P = countParams(c);
   const parts: { name: string; bytes: number }[] = [];
-  parts.push({ name: 'parameters, gradients, AdamW moments', bytes: 4 * P * F });
+  parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
   const acts = activationParts(c, B, T);
-  parts.push({ name: `activations and logits (B·T = ${B * T})`, bytes: acts.total });
+  parts.push({ name: `activations (B·T = ${B * T})`, bytes: acts.total - acts.logits }, { name: `logits (B·T × V = ${B * T} × ${c.vocabSize})`, bytes: acts.logits });
   if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits', bytes: B * T * c.vocabSize * F });
   if (x.teacher.kind === 'topk') parts.push({ name: `teacher top-${x.teacher.k}`, bytes: B * T * x.teacher.k * 2 * F });
   let largest = Math.max(P * F, acts.logits);
@@ -64,3 +64,20 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
 
 /** What a run's GPU memory is checked against: a budget most laptop GPUs (integrated ones too) can give a tab. */
 export const MEMORY_BUDGET = 2 * 1024 ** 3;
+
+/**
+ * What would make a run fit (its largest buffer under the adapter's limit, its total under the budget), in words:
+ * the batch and sequence length that would, read off the estimate's parts (logits and activations scale with B·T;
+ * the weights, gradients and moments do not), or a smaller model when even one token a step does not fit.
+ */
+export function fitAdvice(x: EstimateInput, maxBuffer: number, budget = MEMORY_BUDGET): string | undefined {
+  const at = (B: number, T: number) => estimateMemory({ ...x, B, T });
+  const fits = (m: MemoryEstimate) => m.largestBuffer <= maxBuffer && m.bytes <= budget;
+  if (fits(at(x.B, x.T))) return undefined;
+  for (let B = x.B; B >= 1; B = Math.floor(B / 2)) {
+    for (let T = x.T; T >= 8; T = Math.floor(T / 2)) if (fits(at(B, T))) return `batch ${B} × sequence length ${T} would fit (${(at(B, T).bytes / 1024 ** 3).toFixed(2)} GiB)`;
+    if (B === 1) break;
+  }
+  const fixed = 4 * countParams(x.model) * F;
+  return `the weights, gradients and AdamW moments alone take ${(fixed / 1024 ** 3).toFixed(2)} GiB: pick a smaller model (training only low-rank adapters on a frozen base, LoRA, is not available yet)`;
+}

@@ -14,7 +14,7 @@ import { checkTokenAlignment } from '../../tokenizer/align.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import { readModelFolder } from '../model-fetch.ts';
-import { estimateMemory, MEMORY_BUDGET } from './estimate.ts';
+import { estimateMemory, fitAdvice, MEMORY_BUDGET } from './estimate.ts';
 import { methodOf, type MethodEntry } from './methods.ts';
 import type { StoredRun } from './run-store.ts';
 import { RUN_FORMATS, type ModelFolderSource, type RunPlan, type RunSpec } from './types.ts';
@@ -228,17 +228,21 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
   const problems = [...r.problems], warnings = [...r.warnings];
   const pairs = method.data === 'pairs';
   const input = method.teacherInput(spec);
-  const memory = estimateMemory({
+  const estimate = {
     model, B: pairs ? 2 * train.batchSize : train.batchSize, T: train.seqLen,
-    teacher: input === 'topk' ? { kind: 'topk', k: TOPK_K } : { kind: input },
+    teacher: input === 'topk' ? { kind: 'topk' as const, k: TOPK_K } : { kind: input },
     ...(teacher && method.runsTeacher(spec) ? { teacherModel: teacher.config } : {}),
     reference: pairs,
-  });
+  };
+  const memory = estimateMemory(estimate);
   const { limits } = (await gpu()).report;
+  const advice = fitAdvice(estimate, limits.maxBufferSize);
+  // A model that cannot fit is refused before anything is allocated; one over the laptop budget is a warning.
   if (memory.largestBuffer > limits.maxBufferSize) {
-    problems.push(`its largest GPU buffer (${(memory.largestBuffer / 1048576).toFixed(0)} MiB) is over this GPU's maximum buffer size (${(limits.maxBufferSize / 1048576).toFixed(0)} MiB): lower the batch size or sequence length, or pick a smaller preset`);
+    problems.push(`its largest GPU buffer (${(memory.largestBuffer / 1048576).toFixed(0)} MiB) is over this GPU's maximum buffer size (${(limits.maxBufferSize / 1048576).toFixed(0)} MiB): ${advice ?? 'lower the batch size or sequence length'}`);
+  } else if (memory.bytes > MEMORY_BUDGET) {
+    warnings.push(`it needs about ${(memory.bytes / 1024 ** 3).toFixed(1)} GiB of GPU memory: more than many laptop GPUs give a tab${advice ? `; ${advice}` : ''}`);
   }
-  if (memory.bytes > MEMORY_BUDGET) warnings.push(`it needs about ${(memory.bytes / 1024 ** 3).toFixed(1)} GiB of GPU memory: more than many laptop GPUs give a tab; lower the batch size or pick a smaller preset if it fails`);
   if (train.steps > 0 && train.evalEvery > train.steps) warnings.push('the held-out evaluation runs only at the end (evalEvery > steps)');
   if (train.warmupSteps >= train.steps) warnings.push(`the warmup (${train.warmupSteps} steps) lasts the whole run of ${train.steps}: the learning rate never reaches its peak; lower the warmup`);
   const { records, pairs: pairCount, topk, topkTokens } = r.counts;

@@ -28,6 +28,11 @@ import { loadModelFolder, loadTeacherModel } from './plan.ts';
 import type { RunStore, StoredRun } from './run-store.ts';
 import type { ModelFolderSource, RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
 
+/** The GPU could not allocate what the run needs. */
+export class OutOfMemoryError extends Error {
+  override name = 'OutOfMemoryError';
+}
+
 /** Checkpoint blob names within a run. */
 export const CKPT = 'latest';
 export const REFERENCE = 'reference';
@@ -231,7 +236,14 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
   const times: number[] = [];
   let built: BuiltTrainer | undefined, gen: Generator | undefined;
   try {
-    built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), progress, log: (e) => void log(e) });
+    // Allocation is where a run that does not fit fails: an out-of-memory error says so (the checkpoint is kept).
+    ctx.device.pushErrorScope('out-of-memory');
+    try {
+      built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), progress, log: (e) => void log(e) });
+    } finally {
+      const oom = await ctx.device.popErrorScope();
+      if (oom) throw new OutOfMemoryError(`the GPU ran out of memory building run ${run.name} (${oom.message}): lower the batch size or sequence length, or pick a smaller model; its last checkpoint is kept`);
+    }
     const { trainer } = built;
     const save = async () => {
       const snap = await trainer.snapshot();

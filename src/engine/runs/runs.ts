@@ -24,7 +24,7 @@ import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds 
 import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
 import { evaluateRun } from './held-out.ts';
 import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
-import { CKPT, eosId, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
+import { CKPT, eosId, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
   EngineModel, EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
@@ -174,7 +174,7 @@ export class RunsEngine {
     } catch (e) {
       const lost = this.deviceLost !== null;
       const message = lost ? `the GPU device was lost (${this.deviceLost}): reload the page, then press Resume — training continues from the last checkpoint` : (e as Error)?.message ?? String(e);
-      const errorCode: RunErrorCode = lost ? 'device-lost' : e instanceof RunDataChangedError ? 'data-changed' : 'failed';
+      const errorCode: RunErrorCode = lost ? 'device-lost' : e instanceof OutOfMemoryError ? 'out-of-memory' : e instanceof RunDataChangedError ? 'data-changed' : 'failed';
       const run = await runs.updateRun(runId, { status: lost ? 'paused' : 'failed', error: message, errorCode }).catch(() => undefined);
       if (run) emit({ kind: 'status', run: stripped(run) });
       throw e instanceof Error ? e : new Error(message);

@@ -113,9 +113,10 @@ export interface RunDataStats {
 
 /**
  * Why a run stopped, for code that acts on it (without reading the text): the GPU device was lost (reload, then
- * Resume), the run's data is gone or changed (start a new run), or anything else the training raised.
+ * Resume), the GPU ran out of memory (smaller batch, sequence or model), the run's data is gone or changed (start a
+ * new run), or anything else the training raised.
  */
-export type RunErrorCode = 'device-lost' | 'data-changed' | 'failed';
+export type RunErrorCode = 'device-lost' | 'out-of-memory' | 'data-changed' | 'failed';
 
 export interface RunInfo {
   id: string;

@@ -21,6 +21,7 @@ const CHARTS = [
 /** What to do after a run stopped, by why it stopped. */
 const NEXT: Record<RunErrorCode, string> = {
   'device-lost': 'reload the page, then Resume (it continues from the last checkpoint).',
+  'out-of-memory': 'this GPU cannot hold the run: start a new run with a smaller batch, sequence length or model.',
   'data-changed': 'its data is gone: start a new run on the dataset as it is now.',
   failed: 'fix the cause, then Resume (it continues from the last checkpoint).',
 };

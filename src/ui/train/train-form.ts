@@ -170,7 +170,8 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     const ds = lastDatasets.find((d) => d.id === s.datasetId);
     plan.replaceChildren(
       h('p', {}, h('strong', {}, `${(p.params / 1e6).toFixed(2)}M parameters`), ` · ${p.model.hidden} wide, ${p.model.layers} layers, ${p.model.heads} heads, vocabulary ${p.model.vocabSize}, context ${p.model.maxSeqLen}`),
-      h('p', { class: 'muted' }, `GPU memory ≈ ${formatBytes(p.memory.bytes)} (largest buffer ${formatBytes(p.memory.largestBuffer)} of ${formatBytes(p.limits.maxBufferSize)} allowed) · ${p.train.batchSize * p.train.seqLen} tokens a step`),
+      h('p', { class: 'muted', id: 'train-memory' }, `GPU memory ≈ ${formatBytes(p.memory.bytes)} (largest buffer ${formatBytes(p.memory.largestBuffer)} of ${formatBytes(p.limits.maxBufferSize)} allowed) · ${p.train.batchSize * p.train.seqLen} tokens a step`),
+      h('p', { class: 'muted small' }, p.memory.parts.filter((x) => x.bytes > 0).map((x) => `${x.name} ${formatBytes(x.bytes)}`).join(' · ')),
       h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k; ${p.heldOut} held out for evaluation (every ${s.heldOutEvery}th).`),
       ...(p.alignment?.aligned ? [h('p', { class: 'muted' }, p.alignment.message)] : []),
       ...p.problems.map((x) => h('p', { class: 'note bad' }, x)),

@@ -1,0 +1,35 @@
+// The memory plan of a run (src/engine/runs/estimate.ts): its parts by kind, and what would make a run that does not
+// fit the adapter fit — a smaller batch or sequence while the logits are the problem, a smaller model when the
+// weights, gradients and moments alone are.
+import { describe, expect, it } from 'vitest';
+import { estimateMemory, fitAdvice } from '../../src/engine/runs/estimate.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { countParams } from '../../src/model/params.ts';
+
+const GiB = 1024 ** 3;
+// Qwen2.5-0.5B's shape with a smaller depth: a 151,936-token vocabulary makes the logits the largest buffer.
+const qwenish = makeConfig({ vocabSize: 151936, hidden: 896, layers: 2, heads: 14, kvHeads: 2, headDim: 64, intermediate: 4864, maxSeqLen: 4096 });
+
+describe('estimateMemory and fitAdvice', () => {
+  it('splits the plan into weights, gradients, moments, activations and logits', () => {
+    const m = estimateMemory({ model: qwenish, B: 4, T: 128, teacher: { kind: 'none' } });
+    const part = (re: RegExp) => m.parts.find((p) => re.test(p.name))!.bytes;
+    const P = countParams(qwenish);
+    expect(part(/^weights/)).toBe(4 * P);
+    expect(part(/^gradients/)).toBe(4 * P);
+    expect(part(/^AdamW/)).toBe(8 * P);
+    expect(part(/^logits/)).toBe(4 * 512 * 151936);
+    expect(m.bytes).toBe(m.parts.reduce((s, p) => s + p.bytes, 0));
+    expect(m.largestBuffer).toBe(Math.max(4 * P, 4 * 512 * 151936));
+  });
+  it('says which batch and sequence length fit when the logits are too large, and a smaller model when nothing does', () => {
+    const x = { model: qwenish, B: 8, T: 512, teacher: { kind: 'none' as const } };
+    expect(estimateMemory(x).largestBuffer).toBeGreaterThan(GiB);
+    const advice = fitAdvice(x, GiB, 8 * GiB)!;
+    const [, B, T] = /batch (\d+) × sequence length (\d+) would fit/.exec(advice)!.map(Number);
+    expect(estimateMemory({ ...x, B: B!, T: T! }).largestBuffer).toBeLessThanOrEqual(GiB);
+    expect(B! * T!).toBeLessThan(8 * 512);
+    expect(fitAdvice({ ...x, B: 1, T: 8 }, GiB, 8 * GiB)).toBeUndefined();
+    expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: pick a smaller model/);
+  });
+});
