@@ -19,7 +19,7 @@ import type { DistillStore } from '../store/store.ts';
 import type { ChatMessage, ChatResult, TokenLogprob } from '../teacher/types.ts';
 import { renderTemplate, resolveTemplates, templateId } from './templates.ts';
 import {
-  bool, chatOptions, checkInputs, checkSampling, cursorObject, ElicitError, fail,
+  bool, chatOptions, checkInputs, checkSampling, ElicitError, fail,
   inputsOf, intIn, legacyNext, provenanceFor, samplingParams, stepInputs, usageOf, withDefaults,
   type InputsFrom, type ItemResult, type PreviewRequest, type SamplingConfig, type StepContext, type Strategy,
 } from './types.ts';

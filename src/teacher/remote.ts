@@ -16,7 +16,7 @@ import { constrainRequest, PRESETS } from './presets.ts';
 import type { TeacherPreset } from './presets.ts';
 import { LOGPROBS_UNAVAILABLE_NOTE, TeacherError } from './types.ts';
 import type {
-  ChatChoice, ChatMessage, ChatOptions, ChatResult, ChatUsage, RemoteTeacherConfig, TeacherCounters, TokenLogprob,
+  ChatChoice, ChatMessage, ChatOptions, ChatResult, ChatUsage, TeacherCounters, TokenLogprob,
 } from './types.ts';
 
 type FetchFn = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
