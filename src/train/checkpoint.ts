@@ -51,6 +51,7 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   return out;
 }
 
+/** A checkpoint read from its blob; its tensors are views of `bytes` (do not reuse the bytes for something else). */
 export function decodeCheckpoint(bytes: Uint8Array, where = 'checkpoint'): Checkpoint {
   if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) throw new Error(`${where}: not a checkpoint (bad magic)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -63,12 +64,14 @@ export function decodeCheckpoint(bytes: Uint8Array, where = 'checkpoint'): Check
   const { params: np, m: nm, v: nv, wh: nw = 0 } = h.tensors as { params: number; m: number; v: number; wh?: number };
   const total = np + nm + nv + nw;
   if (dataStart + total * 4 !== bytes.length) throw new Error(`${where}: expected ${dataStart + total * 4} bytes, got ${bytes.length}: truncated or corrupt`);
-  const copy = bytes.slice(dataStart); // aligned copy
-  const f = new Float32Array(copy.buffer, 0, total);
+  // Views of the blob's floats, not copies (a checkpoint of a pretrained student is hundreds of MB): the bytes are read
+  // in place when 4-byte aligned (as IndexedDB and files return them), else copied once to an aligned buffer.
+  const at = bytes.byteOffset + dataStart;
+  const f = at % 4 === 0 ? new Float32Array(bytes.buffer, at, total) : new Float32Array(bytes.slice(dataStart).buffer, 0, total);
   return {
     model: h.model, train: h.train, step: h.step, adamStep: h.adamStep, cursor: h.cursor,
-    params: f.slice(0, np), m: f.slice(np, np + nm), v: f.slice(np + nm, np + nm + nv),
-    ...(nw ? { hiddenProjection: f.slice(np + nm + nv) } : {}),
+    params: f.subarray(0, np), m: f.subarray(np, np + nm), v: f.subarray(np + nm, np + nm + nv),
+    ...(nw ? { hiddenProjection: f.subarray(np + nm + nv) } : {}),
   };
 }
 

@@ -7,6 +7,24 @@ import { decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.t
 import { DEFAULT_TRAIN, makeTrainConfig } from '../../src/train/config.ts';
 import { lrAt } from '../../src/train/schedule.ts';
 
+describe('checkpoints', () => {
+  it('decode in place when aligned (no copy of hundreds of MB), and through one aligned copy when not', () => {
+    const model = makeConfig({ vocabSize: 16, hidden: 8, layers: 1, heads: 1, kvHeads: 1, headDim: 8, intermediate: 8 });
+    const P = 37, params = Float32Array.from({ length: P }, (_, i) => i / 7), m = params.map((x) => -x), v = params.map((x) => x * x);
+    const bytes = encodeCheckpoint({ model, train: DEFAULT_TRAIN, step: 3, adamStep: 2, cursor: { epoch: 1, row: 4 }, params, m, v });
+    const c = decodeCheckpoint(bytes);
+    expect(c.params.buffer).toBe(bytes.buffer);
+    expect([...c.params]).toEqual([...params]);
+    expect([...c.v]).toEqual([...v]);
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    const d = decodeCheckpoint(shifted.subarray(1));
+    expect(d.params.buffer).not.toBe(shifted.buffer);
+    expect([...d.m]).toEqual([...m]);
+    expect(d.cursor).toEqual({ epoch: 1, row: 4 });
+  });
+});
+
 describe('lrAt', () => {
   const s = { lr: 1, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
   it('warms up linearly, then decays by a cosine to lr·minLrRatio', () => {
