@@ -93,7 +93,7 @@ describe('a pretrained student in the page', () => {
 
     // Dense KD from the local teacher (the same fixture): the student starts as the teacher, the KL term at 0.
     const kd = await startRun(page, 'pre-kd', 'kd', 6);
-    await page.waitForFunction((id) => Number(document.querySelector(`#run-list tr[data-run="${id}"]`)?.textContent?.match(/ (\d+)\/6/)?.[1] ?? 0) >= 2, kd, { timeout: 300_000 });
+    await page.waitForFunction((id) => Number(document.querySelector(`#run-list tr[data-run="${id}"]`)?.textContent?.match(/ (\d+)\/6/)?.[1] ?? 0) >= 3, kd, { timeout: 300_000 });
     await page.reload();
     await page.waitForSelector(`#run-list tr[data-run="${kd}"][data-status="done"]`, { timeout: 300_000 });
     const logs = await runLogs(page, kd);
