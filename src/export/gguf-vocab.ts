@@ -18,7 +18,7 @@
 // that is not already NFC may split differently; its \p{L}/\p{N} classes are its own tables.
 // tests/unit/gguf-tokenizers.test.ts runs fuzzed text through llama.cpp for Qwen3, Llama-3 and Gemma-3.
 import type { GgufKv } from './gguf-format.ts';
-import { specialTokens, type ExportInput } from './types.ts';
+import { exportView, specialTokens, type ExportInput } from './types.ts';
 
 /** llama.cpp token types (tokenizer.ggml.token_type). */
 export const GGUF_TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -176,7 +176,15 @@ export function ggufTokenizerKvs(x: ExportInput): GgufKv[] {
   if (unk !== undefined) kvs.push(u32('tokenizer.ggml.unknown_token_id', unk));
   if (s.ids.pad !== null) kvs.push(u32('tokenizer.ggml.padding_token_id', s.ids.pad));
   // BOS exactly when the tokenizer's post-processor puts it before a text (Llama/Gemma), as HF's encode does.
-  kvs.push(bool('tokenizer.ggml.add_bos_token', s.ids.bos !== null && tok.prefixIds[0] === s.ids.bos), bool('tokenizer.ggml.add_eos_token', false));
+  kvs.push(bool('tokenizer.ggml.add_bos_token', ggufAddsBos(x)), bool('tokenizer.ggml.add_eos_token', false));
   if (family.model === 'llama') kvs.push(bool('tokenizer.ggml.add_space_prefix', family.addSpacePrefix));
   return kvs;
+}
+
+/** tokenizer.ggml.add_bos_token: a BOS exactly when the tokenizer's post-processor puts it before a text (Llama/Gemma),
+ *  as HF's encode does — so llama.cpp (and Ollama) add it to every prompt themselves. */
+export function ggufAddsBos(input: ExportInput): boolean {
+  const x = exportView(input);
+  const bos = specialTokens(x).ids.bos;
+  return bos !== null && x.tokenizer.prefixIds[0] === bos;
 }
