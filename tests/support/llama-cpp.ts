@@ -39,8 +39,11 @@ export async function closeLlamaCpp(): Promise<void> {
   if (p) await (await p).dispose();
 }
 
-/** Loads a GGUF model; `vocabSize` sizes the returned logit arrays (ids absent from llama.cpp's maps stay NaN). */
-export async function loadLlamaCppModel(modelPath: string, vocabSize: number, contextSize = 64): Promise<LlamaCppModel> {
+/**
+ * Loads a GGUF model; `vocabSize` sizes the returned logit arrays (ids absent from llama.cpp's maps stay NaN);
+ * `lora`: a LoRA adapter GGUF applied (scale 1) in every context.
+ */
+export async function loadLlamaCppModel(modelPath: string, vocabSize: number, contextSize = 64, lora?: string): Promise<LlamaCppModel> {
   const llama = await llamaCpp();
   const model: LlamaModel = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap: false });
   return {
@@ -54,6 +57,7 @@ export async function loadLlamaCppModel(modelPath: string, vocabSize: number, co
       const context = await model.createContext({
         contextSize, batchSize: contextSize, sequences: 1, flashAttention: false,
         experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', threads: 2,
+        ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}),
       });
       try {
         const seq = context.getSequence();

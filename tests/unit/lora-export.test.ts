@@ -1,0 +1,121 @@
+// LoRA adapters out (src/model/lora.ts, src/export/lora.ts) against the runtimes that load them:
+//   - PEFT (.venv-torch): PeftModel.from_pretrained loads our adapter folder onto our HF export of the base and gives
+//     the logits of our CPU reference model on the merged weights (W + α/r·B·A) within 1e-4; PEFT's own
+//     merge_and_unload gives our merged weights;
+//   - llama.cpp (node-llama-cpp): our base GGUF + our LoRA GGUF give those logits within 1e-3, visibly different
+//     from the base's own (the adapter is applied, Q/K rows of B permuted like the base's);
+//   - configs that make no sense are refused with what to change.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFiles } from '../../src/cli/export.ts';
+import { exportGguf } from '../../src/export/gguf.ts';
+import { exportHfFolder } from '../../src/export/hf-folder.ts';
+import { exportLoraGguf, exportPeftAdapter, peftName } from '../../src/export/lora.ts';
+import { initLora, loraLayout, makeLoraConfig, mergeLora, type LoraConfig } from '../../src/model/lora.ts';
+import { paramLayout } from '../../src/model/params.ts';
+import { refForward } from '../../src/model/ref-model.ts';
+import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { closeLlamaCpp, loadLlamaCppModel } from '../support/llama-cpp.ts';
+import { tinyTeacher } from '../support/tiny-teacher.ts';
+import { runPythonJson, torchPython } from '../support/torch-python.ts';
+
+const PY = `
+import json, sys, torch
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+req = json.load(sys.stdin)
+base = AutoModelForCausalLM.from_pretrained(req['base'], dtype=torch.float32).eval()
+m = PeftModel.from_pretrained(base, req['adapter']).eval()
+out = {'class': type(m).__name__, 'r': m.peft_config['default'].r, 'alpha': m.peft_config['default'].lora_alpha,
+       'targets': sorted(m.peft_config['default'].target_modules)}
+with torch.no_grad():
+    x = torch.tensor([req['ids']], dtype=torch.long)
+    out['logits'] = m(input_ids=x).logits.reshape(-1).tolist()
+    merged = m.merge_and_unload()
+    sd = merged.state_dict()
+    out['merged'] = {k: sd[k].reshape(-1).tolist() for k in req['weights']}
+print(json.dumps(out))
+`;
+
+const t = tinyTeacher();
+const lora: LoraConfig = makeLoraConfig({ rank: 3, alpha: 7, targets: ['wq', 'wk', 'wv', 'wo', 'w_gate', 'w_up', 'w_down'] });
+const adapter = initLora(t.config, lora, 5);
+{
+  // A trained adapter has B ≠ 0: fill B so the update shows in every adapted weight.
+  const rng = new Rng(9);
+  for (const e of loraLayout(t.config, lora).entries) if (e.part === 'b') for (let i = 0; i < e.size; i++) adapter[e.offset + i] = 0.4 * rng.normal();
+}
+const merged = mergeLora(t.config, t.params, lora, adapter);
+const ids = Uint32Array.from(t.tokenizer.encode('The teacher reads the book and the student writes the answer.'));
+const T = ids.length;
+const ours = refForward(t.config, merged, ids, 1, T).logits;
+const baseLogits = refForward(t.config, t.params, ids, 1, T).logits;
+const V = t.config.vocabSize;
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'lora-'));
+  const x = { config: t.config, lora, params: adapter, baseModel: 'tiny-teacher' };
+  writeFiles(join(dir, 'base'), exportHfFolder({ config: t.config, params: t.params, tokenizer: t.tokenizer }));
+  writeFiles(join(dir, 'adapter'), exportPeftAdapter(x));
+  for (const f of [...exportGguf({ config: t.config, params: t.params, tokenizer: t.tokenizer }), ...exportLoraGguf(x)]) writeFileSync(join(dir, f.path), f.bytes);
+});
+afterAll(() => closeLlamaCpp());
+
+describe('LoRA export', () => {
+  it('the merge really changes every adapted weight (else the checks below prove nothing)', () => {
+    const pl = paramLayout(t.config);
+    for (const e of loraLayout(t.config, lora).entries.filter((x) => x.part === 'a')) {
+      const p = pl.byName.get(e.base)!;
+      const d = merged.subarray(p.offset, p.offset + p.size).reduce((m, v, i) => Math.max(m, Math.abs(v - t.params[p.offset + i]!)), 0);
+      expect(d, e.base).toBeGreaterThan(0.05);
+    }
+    expect(Math.max(...ours.map((v, i) => Math.abs(v - baseLogits[i]!)))).toBeGreaterThan(0.5);
+  });
+
+  it('PEFT loads the adapter onto the HF base: our logits, and its merge_and_unload gives our merged weights', () => {
+    const weights = ['layers.0.wq', 'layers.1.wk', 'layers.0.w_down', 'layers.1.wo'];
+    const hf = (n: string) => peftName(n, 'a').replace(/^base_model\.model\./, '').replace(/\.lora_A\.weight$/, '.weight');
+    const r = runPythonJson<{ class: string; r: number; alpha: number; targets: string[]; logits: number[]; merged: Record<string, number[]> }>(
+      torchPython(), PY, { base: join(dir, 'base'), adapter: join(dir, 'adapter'), ids: [...ids], weights: weights.map(hf) });
+    expect([r.class, r.r, r.alpha]).toEqual(['PeftModelForCausalLM', 3, 7]);
+    expect(r.targets).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+    const cmp = compareArrays(Float64Array.from(r.logits), ours, { atol: 1e-4, rtol: 1e-4 });
+    expect(cmp.ok, describeComparison(cmp)).toBe(true);
+    const pl = paramLayout(t.config);
+    for (const n of weights) {
+      const e = pl.byName.get(n)!;
+      const c = compareArrays(Float64Array.from(r.merged[hf(n)]!), merged.subarray(e.offset, e.offset + e.size), { atol: 1e-6, rtol: 1e-6 });
+      expect(c.ok, `${n}: ${describeComparison(c)}`).toBe(true);
+    }
+  }, 180_000);
+
+  it('llama.cpp applies our LoRA GGUF to our base GGUF: the merged model\'s logits within 1e-3', async () => {
+    const m = await loadLlamaCppModel(join(dir, 'model.gguf'), V, 64, join(dir, 'adapter.gguf'));
+    try {
+      const pos = await m.evaluate([...ids]);
+      let worst = 0;
+      for (let i = 0; i < T; i++) {
+        for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(pos[i]!.logits[v]! - ours[i * V + v]!) / (1 + Math.abs(ours[i * V + v]!)));
+      }
+      expect(worst).toBeLessThan(1e-3);
+    } finally {
+      await m.dispose();
+    }
+  }, 120_000);
+
+  it('refuses configs that make no sense, saying what is allowed', () => {
+    expect(() => makeLoraConfig({ rank: 0 })).toThrow(/rank must be a positive integer, got 0/);
+    expect(() => makeLoraConfig({ alpha: -1 })).toThrow(/alpha must be a positive number/);
+    expect(() => makeLoraConfig({ targets: ['wq', 'lm_head' as never] })).toThrow(/unknown target 'lm_head' \(have: wq, wk, wv, wo, w_gate, w_up, w_down\)/);
+    expect(() => makeLoraConfig({ targets: [] })).toThrow(/no target modules/);
+    expect(() => makeLoraConfig({ rnak: 4 } as never)).toThrow(/unknown key 'rnak'/);
+    expect(() => exportPeftAdapter({ config: t.config, lora, params: adapter.subarray(1), baseModel: 'x' })).toThrow(/adapter slab has/);
+    const bad = adapter.slice();
+    bad[loraLayout(t.config, lora).entries[1]!.offset + 2] = NaN;
+    expect(() => exportLoraGguf({ config: t.config, lora, params: bad, baseModel: 'x' })).toThrow(/layers\.0\.wq\.lora_b has a non-finite value \(NaN\) at index 2/);
+  });
+});
