@@ -120,6 +120,29 @@ export async function readF32(device: GPUDevice, src: GPUBuffer, count: number, 
   return out;
 }
 
+/**
+ * Reads `out.length` floats of `src` from `offsetFloats` straight into `out` (e.g. a view of a checkpoint blob),
+ * through a staging buffer of at most `chunkFloats` floats: host memory holds `out` and one chunk, never a second
+ * copy of the whole tensor.
+ */
+export async function readF32Into(device: GPUDevice, src: GPUBuffer, out: Float32Array, offsetFloats = 0, chunkFloats = 16 << 20): Promise<void> {
+  if (!(chunkFloats >= 1)) throw new Error(`readF32Into: chunk of ${chunkFloats} floats`);
+  const staging = device.createBuffer({ size: Math.max(4, Math.min(out.length, chunkFloats) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    for (let at = 0; at < out.length; at += chunkFloats) {
+      const n = Math.min(chunkFloats, out.length - at);
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, (offsetFloats + at) * 4, staging, 0, n * 4);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ, 0, n * 4);
+      out.set(new Float32Array(staging.getMappedRange(0, n * 4)), at);
+      staging.unmap();
+    }
+  } finally {
+    staging.destroy();
+  }
+}
+
 /** Runs `fn` inside validation + out-of-memory error scopes and throws the first GPU error with `what` in it. */
 export async function withGpuErrors<T>(device: GPUDevice, what: string, fn: () => T | Promise<T>): Promise<T> {
   device.pushErrorScope('out-of-memory');

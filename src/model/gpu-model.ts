@@ -8,7 +8,7 @@
 // norm), pulled toward the teacher's hidden (N, Ct) by src/kernels/hidden (mse or cosine). W_h (Ct, C) lives in
 // the params/grads/m/v buffers AFTER the model slab (at layout.slabFloats), so grad-norm clipping and AdamW cover
 // it while the slab prefix (uploadParams/readParams/readGrads, exports) keeps its layout.
-import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
+import { encodeDispatches, readF32, readF32Into, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
@@ -440,12 +440,23 @@ export class GpuModel {
   }
 
   readParams = (): Promise<Float32Array> => readF32(this.device, this.params, this.layout.slabFloats);
-  readGrads = (): Promise<Float32Array> => readF32(this.device, this.grads, this.layout.slabFloats);
-  /** AdamW moments of everything trained: the slab, then W_h when the hidden option is on. */
-  readOptimizerState = async (): Promise<{ m: Float32Array; v: Float32Array }> => {
+  /** The slab, W_h (when present), and the moments read straight into `into`'s views (a checkpoint blob's). */
+  async readStateInto(into: { params: Float32Array; m: Float32Array; v: Float32Array; hiddenProjection?: Float32Array }): Promise<void> {
     const n = this.layout.slabFloats + this.hiddenFloats;
-    return { m: await readF32(this.device, this.m, n), v: await readF32(this.device, this.v, n) };
-  };
+    if (into.params.length !== this.layout.slabFloats || into.m.length !== n || into.v.length !== n || (into.hiddenProjection?.length ?? 0) !== this.hiddenFloats) {
+      throw new Error(`readStateInto: views of ${into.params.length}/${into.m.length}/${into.v.length}/${into.hiddenProjection?.length ?? 0} floats, this model has ${this.layout.slabFloats}/${n}/${n}/${this.hiddenFloats}`);
+    }
+    await readF32Into(this.device, this.params, into.params);
+    if (into.hiddenProjection) await readF32Into(this.device, this.params, into.hiddenProjection, this.layout.slabFloats);
+    await readF32Into(this.device, this.m, into.m);
+    await readF32Into(this.device, this.v, into.v);
+  }
+  /** Float counts of a checkpoint of this model's state. */
+  get stateSizes(): { params: number; m: number; v: number; wh: number } {
+    const n = this.layout.slabFloats + this.hiddenFloats;
+    return { params: this.layout.slabFloats, m: n, v: n, wh: this.hiddenFloats };
+  }
+  readGrads = (): Promise<Float32Array> => readF32(this.device, this.grads, this.layout.slabFloats);
   writeOptimizerState(s: { m: Float32Array; v: Float32Array }): void {
     const n = this.layout.slabFloats + this.hiddenFloats;
     if (s.m.length !== n || s.v.length !== n) throw new Error(`writeOptimizerState: moments of ${s.m.length}/${s.v.length} floats, this model trains ${n}`);

@@ -29,26 +29,57 @@ export interface Checkpoint {
 const MAGIC = 'DSTLCKPT';
 const VERSION = 1;
 
-export function encodeCheckpoint(c: Checkpoint): Uint8Array {
+/** Float counts of a checkpoint's tensors. */
+export interface CheckpointSizes {
+  params: number;
+  m: number;
+  v: number;
+  /** W_h, 0 when absent. */
+  wh: number;
+}
+
+export type CheckpointMeta = Omit<Checkpoint, 'params' | 'm' | 'v' | 'hiddenProjection'>;
+
+/** Blobs made by checkpointBlob, by the checkpoint whose tensors are views of them: encoding those copies nothing. */
+const blobs = new WeakMap<Checkpoint, Uint8Array>();
+
+/**
+ * An encoded checkpoint allocated once, its tensors zero and returned as views to fill (a trainer reads the GPU
+ * straight into them): the bytes are then the checkpoint, with no second copy of the weights and moments.
+ */
+export function checkpointBlob(meta: CheckpointMeta, n: CheckpointSizes): { bytes: Uint8Array; checkpoint: Checkpoint } {
   const header = new TextEncoder().encode(JSON.stringify({
-    model: c.model, train: c.train, step: c.step, adamStep: c.adamStep, cursor: c.cursor,
-    tensors: { params: c.params.length, m: c.m.length, v: c.v.length, wh: c.hiddenProjection?.length ?? 0 },
+    model: meta.model, train: meta.train, step: meta.step, adamStep: meta.adamStep, cursor: meta.cursor,
+    tensors: { params: n.params, m: n.m, v: n.v, wh: n.wh },
   }));
   const dataStart = Math.ceil((16 + header.length) / 4) * 4;
-  const wh = c.hiddenProjection ?? new Float32Array(0);
-  const floats = c.params.length + c.m.length + c.v.length + wh.length;
-  const out = new Uint8Array(dataStart + floats * 4);
-  out.set(new TextEncoder().encode(MAGIC), 0);
-  const view = new DataView(out.buffer);
+  const floats = n.params + n.m + n.v + n.wh;
+  const bytes = new Uint8Array(dataStart + floats * 4);
+  bytes.set(new TextEncoder().encode(MAGIC), 0);
+  const view = new DataView(bytes.buffer);
   view.setUint32(8, VERSION, true);
   view.setUint32(12, header.length, true);
-  out.set(header, 16);
-  const f = new Float32Array(out.buffer, dataStart, floats);
-  f.set(c.params, 0);
-  f.set(c.m, c.params.length);
-  f.set(c.v, c.params.length + c.m.length);
-  f.set(wh, c.params.length + c.m.length + c.v.length);
-  return out;
+  bytes.set(header, 16);
+  const f = new Float32Array(bytes.buffer, dataStart, floats);
+  const checkpoint: Checkpoint = {
+    ...meta, cursor: { ...meta.cursor },
+    params: f.subarray(0, n.params), m: f.subarray(n.params, n.params + n.m), v: f.subarray(n.params + n.m, n.params + n.m + n.v),
+    ...(n.wh ? { hiddenProjection: f.subarray(n.params + n.m + n.v) } : {}),
+  };
+  blobs.set(checkpoint, bytes);
+  return { bytes, checkpoint };
+}
+
+export function encodeCheckpoint(c: Checkpoint): Uint8Array {
+  const made = blobs.get(c);
+  const own = (t: Float32Array | undefined) => t === undefined || t.buffer === made?.buffer;
+  if (made && own(c.params) && own(c.m) && own(c.v) && own(c.hiddenProjection)) return made;
+  const { bytes, checkpoint } = checkpointBlob(c, { params: c.params.length, m: c.m.length, v: c.v.length, wh: c.hiddenProjection?.length ?? 0 });
+  checkpoint.params.set(c.params);
+  checkpoint.m.set(c.m);
+  checkpoint.v.set(c.v);
+  if (c.hiddenProjection) checkpoint.hiddenProjection!.set(c.hiddenProjection);
+  return bytes;
 }
 
 /** A checkpoint read from its blob; its tensors are views of `bytes` (do not reuse the bytes for something else). */

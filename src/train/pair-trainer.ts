@@ -7,7 +7,7 @@ import { GpuModel } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { Rng } from '../util/rng.ts';
 import type { DataCursor } from './batches.ts';
-import type { Checkpoint } from './checkpoint.ts';
+import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
@@ -97,9 +97,11 @@ export class PairTrainer implements StepTrainer {
     return { kind: 'eval', step: this.step, loss, ppl: Math.exp(loss), pairAccuracy: acc, margin };
   }
 
+  /** The policy's state as a checkpoint whose tensors are views of its encoded blob (see Trainer.snapshot). */
   async snapshot(): Promise<Checkpoint> {
-    const { m, v } = await this.policy.readOptimizerState();
-    return { model: this.model, train: this.train, step: this.step, adamStep: this.adamStep, cursor: { ...this.cursor }, params: await this.policy.readParams(), m, v };
+    const { checkpoint } = checkpointBlob({ model: this.model, train: this.train, step: this.step, adamStep: this.adamStep, cursor: this.cursor }, this.policy.stateSizes);
+    await this.policy.readStateInto(checkpoint);
+    return checkpoint;
   }
 
   restore(c: Checkpoint): void {

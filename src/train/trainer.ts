@@ -5,7 +5,7 @@ import { GpuModel, type ObjectiveSpec, type StepReadback, type TrainBatch } from
 import type { ModelConfig } from '../model/config.ts';
 import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
-import { decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
+import { checkpointBlob, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { evaluateHeldOut, type TeacherSignal } from './evaluate.ts';
 import { lrAt } from './schedule.ts';
@@ -131,13 +131,11 @@ export class Trainer implements StepTrainer {
     return this.gpu.params;
   }
 
+  /** The state as a checkpoint whose tensors are views of its encoded blob (read from the GPU straight into it). */
   async snapshot(): Promise<Checkpoint> {
-    const { m, v } = await this.gpu.readOptimizerState();
-    return {
-      model: this.o.model, train: this.o.train, step: this.step, adamStep: this.adamStep, cursor: { ...this.loader.cursor },
-      params: await this.gpu.readParams(), m, v,
-      ...(this.gpu.hasHiddenProjection ? { hiddenProjection: await this.gpu.readHiddenProjection() } : {}),
-    };
+    const { checkpoint } = checkpointBlob({ model: this.o.model, train: this.o.train, step: this.step, adamStep: this.adamStep, cursor: this.loader.cursor }, this.gpu.stateSizes);
+    await this.gpu.readStateInto(checkpoint);
+    return checkpoint;
   }
 
   async save(): Promise<void> {

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { makeConfig } from '../../src/model/config.ts';
 import { packRows } from '../../src/train/batches.ts';
-import { MemoryCheckpointStore, decodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { MemoryCheckpointStore, decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { readF32, readF32Into } from '../../src/gpu/dispatch.ts';
 import { makeTrainConfig } from '../../src/train/config.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import type { TrainLog } from '../../src/train/step-trainer.ts';
@@ -57,6 +58,30 @@ describe('Trainer', () => {
     expect(await second.resume()).toBe(true);
     await second.run(); second.destroy();
     expect(losses(rest)).toEqual(losses(full).slice(4));
+  });
+
+  it('snapshots straight into the checkpoint blob: the same floats as the GPU holds, encoded without a copy', async () => {
+    const t = trainer();
+    await t.run(2);
+    const snap = await t.snapshot();
+    expect(encodeCheckpoint(snap).buffer).toBe(snap.params.buffer);
+    expect([...snap.params]).toEqual([...(await t.gpu.readParams())]);
+    expect(snap.m.some((x) => x !== 0) && snap.v.some((x) => x > 0)).toBe(true);
+    t.destroy();
+  });
+
+  it('readF32Into reads odd lengths at odd offsets through chunks as readF32 does', async () => {
+    const { device } = gpu();
+    const data = Float32Array.from({ length: 1001 }, (_, i) => Math.sin(i) * 1e3);
+    const buf = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(buf, 0, data);
+    for (const [off, n, chunk] of [[0, 1001, 64], [3, 997, 7], [500, 1, 1], [17, 300, 1 << 20]] as const) {
+      const out = new Float32Array(n).fill(NaN);
+      await readF32Into(device, buf, out, off, chunk);
+      expect([...out]).toEqual([...(await readF32(device, buf, n, off))]);
+      expect([...out]).toEqual([...data.subarray(off, off + n)]);
+    }
+    buf.destroy();
   });
 
   it('skips non-finite steps and rolls back to the last checkpoint after maxSkips of them', async () => {

@@ -3,7 +3,7 @@ import { brownToParagraphs, isHeldOut } from '../../src/data/brown.ts';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { BatchLoader, evalBatches, packRows } from '../../src/train/batches.ts';
-import { decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { checkpointBlob, decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { DEFAULT_TRAIN, makeTrainConfig } from '../../src/train/config.ts';
 import { lrAt } from '../../src/train/schedule.ts';
 
@@ -22,6 +22,24 @@ describe('checkpoints', () => {
     expect(d.params.buffer).not.toBe(shifted.buffer);
     expect([...d.m]).toEqual([...m]);
     expect(d.cursor).toEqual({ epoch: 1, row: 4 });
+  });
+
+  it('a checkpoint made by checkpointBlob encodes to its own blob (no second copy); one changed after is copied', () => {
+    const model = makeConfig({ vocabSize: 16, hidden: 8, layers: 1, heads: 1, kvHeads: 1, headDim: 8, intermediate: 8 });
+    const { bytes, checkpoint } = checkpointBlob({ model, train: DEFAULT_TRAIN, step: 5, adamStep: 5, cursor: { epoch: 0, row: 2 } }, { params: 7, m: 9, v: 9, wh: 2 });
+    checkpoint.params.set([1, 2, 3, 4, 5, 6, 7]);
+    checkpoint.m.fill(-1);
+    checkpoint.hiddenProjection!.set([8, 9]);
+    expect(encodeCheckpoint(checkpoint)).toBe(bytes);
+    const back = decodeCheckpoint(bytes);
+    expect([...back.params]).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect([...back.m]).toEqual(Array(9).fill(-1));
+    expect([...back.hiddenProjection!]).toEqual([8, 9]);
+    expect([back.step, back.cursor.row]).toEqual([5, 2]);
+    const replaced = { ...checkpoint, params: Float32Array.of(0, 0, 0, 0, 0, 0, 1) };
+    const other = encodeCheckpoint(replaced);
+    expect(other).not.toBe(bytes);
+    expect([...decodeCheckpoint(other).params]).toEqual([0, 0, 0, 0, 0, 0, 1]);
   });
 });
 
