@@ -136,3 +136,33 @@ export function adaptedWeights(c: ModelConfig, l: LoraConfig): ParamEntry[] {
   const names = new Set(loraLayout(c, l).entries.map((e) => e.base));
   return paramLayout(c).entries.filter((e) => names.has(e.name));
 }
+
+/**
+ * ∂loss/∂(A, B) in the adapter layout from ∂loss/∂W' of the merged weights (refLossAndGrad on mergeLora's slab):
+ * W' = W + s·B·A gives dA = s·Bᵀ·dW' (r, in) and dB = s·dW'·Aᵀ (out, r). The CPU reference of LoRA's backward.
+ */
+export function loraGradFromMerged(c: ModelConfig, l: LoraConfig, lora: ArrayLike<number>, mergedGrad: ArrayLike<number>): Float64Array {
+  const pl = paramLayout(c), ll = loraLayout(c, l);
+  const out = new Float64Array(ll.slabFloats);
+  const s = loraScale(l), r = l.rank;
+  for (const e of pl.entries) {
+    const A = ll.byName.get(`${e.name}.lora_a`), B = ll.byName.get(`${e.name}.lora_b`);
+    if (!A || !B) continue;
+    const [rows, cols] = e.shape as [number, number];
+    for (let k = 0; k < r; k++) {
+      for (let i = 0; i < cols; i++) {
+        let acc = 0;
+        for (let o = 0; o < rows; o++) acc += lora[B.offset + o * r + k]! * mergedGrad[e.offset + o * cols + i]!;
+        out[A.offset + k * cols + i] = s * acc;
+      }
+    }
+    for (let o = 0; o < rows; o++) {
+      for (let k = 0; k < r; k++) {
+        let acc = 0;
+        for (let i = 0; i < cols; i++) acc += mergedGrad[e.offset + o * cols + i]! * lora[A.offset + k * cols + i]!;
+        out[B.offset + o * r + k] = s * acc;
+      }
+    }
+  }
+  return out;
+}

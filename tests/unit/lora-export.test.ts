@@ -1,7 +1,8 @@
 // LoRA adapters out (src/model/lora.ts, src/export/lora.ts) against the runtimes that load them:
 //   - PEFT (.venv-torch): PeftModel.from_pretrained loads our adapter folder onto our HF export of the base and gives
 //     the logits of our CPU reference model on the merged weights (W + α/r·B·A) within 1e-4; PEFT's own
-//     merge_and_unload gives our merged weights;
+//     merge_and_unload gives our merged weights; one CE step's loss and every lora_A/lora_B gradient by torch
+//     autograd equal our reference (loraGradFromMerged of refLossAndGrad on the merged weights);
 //   - llama.cpp (node-llama-cpp): our base GGUF + our LoRA GGUF give those logits within 1e-3, visibly different
 //     from the base's own (the adapter is applied, Q/K rows of B permuted like the base's);
 //   - configs that make no sense are refused with what to change.
@@ -13,9 +14,10 @@ import { writeFiles } from '../../src/cli/export.ts';
 import { exportGguf } from '../../src/export/gguf.ts';
 import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { exportLoraGguf, exportPeftAdapter, peftName } from '../../src/export/lora.ts';
-import { initLora, loraLayout, makeLoraConfig, mergeLora, type LoraConfig } from '../../src/model/lora.ts';
+import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
+import { initLora, loraGradFromMerged, loraLayout, makeLoraConfig, mergeLora, type LoraConfig } from '../../src/model/lora.ts';
 import { paramLayout } from '../../src/model/params.ts';
-import { refForward } from '../../src/model/ref-model.ts';
+import { refForward, refLossAndGrad } from '../../src/model/ref-model.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { closeLlamaCpp, loadLlamaCppModel } from '../support/llama-cpp.ts';
@@ -37,6 +39,16 @@ with torch.no_grad():
     merged = m.merge_and_unload()
     sd = merged.state_dict()
     out['merged'] = {k: sd[k].reshape(-1).tolist() for k in req['weights']}
+# One CE step through PEFT with torch autograd: the gradients of every lora_A / lora_B (base frozen).
+base = AutoModelForCausalLM.from_pretrained(req['base'], dtype=torch.float32).eval()
+m = PeftModel.from_pretrained(base, req['adapter'], is_trainable=True).eval()
+x = torch.tensor([req['ids']], dtype=torch.long)
+logits = m(input_ids=x).logits[0, :-1]
+loss = torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction='mean')
+loss.backward()
+out['loss'] = loss.item()
+out['grads'] = {n: p.grad.reshape(-1).tolist() for n, p in m.named_parameters() if 'lora_' in n}
+out['frozen'] = sum(1 for n, p in m.named_parameters() if 'lora_' not in n and p.requires_grad)
 print(json.dumps(out))
 `;
 
@@ -76,10 +88,10 @@ describe('LoRA export', () => {
     expect(Math.max(...ours.map((v, i) => Math.abs(v - baseLogits[i]!)))).toBeGreaterThan(0.5);
   });
 
-  it('PEFT loads the adapter onto the HF base: our logits, and its merge_and_unload gives our merged weights', () => {
+  it('PEFT loads the adapter onto the HF base: our logits, its merge_and_unload our merged weights, torch autograd our LoRA gradients', () => {
     const weights = ['layers.0.wq', 'layers.1.wk', 'layers.0.w_down', 'layers.1.wo'];
     const hf = (n: string) => peftName(n, 'a').replace(/^base_model\.model\./, '').replace(/\.lora_A\.weight$/, '.weight');
-    const r = runPythonJson<{ class: string; r: number; alpha: number; targets: string[]; logits: number[]; merged: Record<string, number[]> }>(
+    const r = runPythonJson<{ class: string; r: number; alpha: number; targets: string[]; logits: number[]; merged: Record<string, number[]>; loss: number; grads: Record<string, number[]>; frozen: number }>(
       torchPython(), PY, { base: join(dir, 'base'), adapter: join(dir, 'adapter'), ids: [...ids], weights: weights.map(hf) });
     expect([r.class, r.r, r.alpha]).toEqual(['PeftModelForCausalLM', 3, 7]);
     expect(r.targets).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
@@ -90,6 +102,22 @@ describe('LoRA export', () => {
       const e = pl.byName.get(n)!;
       const c = compareArrays(Float64Array.from(r.merged[hf(n)]!), merged.subarray(e.offset, e.offset + e.size), { atol: 1e-6, rtol: 1e-6 });
       expect(c.ok, `${n}: ${describeComparison(c)}`).toBe(true);
+    }
+    // The training step: mean CE over the T − 1 next tokens of the sequence.
+    const labels = new Uint32Array(T).fill(NO_LABEL), rowWeights = new Float32Array(T);
+    for (let i = 0; i + 1 < T; i++) { labels[i] = ids[i + 1]!; rowWeights[i] = 1; }
+    const ref = refLossAndGrad(t.config, merged, { ids, B: 1, T, labels, weights: rowWeights, objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1 / (T - 1) });
+    expect(ref.loss).toBeCloseTo(r.loss, 5);
+    const grad = loraGradFromMerged(t.config, lora, adapter, ref.grad);
+    expect(r.frozen).toBe(0);
+    const entries = loraLayout(t.config, lora).entries;
+    expect(Object.keys(r.grads)).toHaveLength(entries.length);
+    for (const e of entries) {
+      const name = peftName(e.base, e.part).replace(/^base_model\.model\./, 'base_model.model.').replace(/\.weight$/, '.default.weight');
+      const theirs = r.grads[name];
+      expect(theirs, name).toBeDefined();
+      const c = compareArrays(Float64Array.from(theirs!), grad.subarray(e.offset, e.offset + e.size), { atol: 1e-5, rtol: 1e-4 });
+      expect(c.ok, `${e.name}: ${describeComparison(c)}`).toBe(true);
     }
   }, 180_000);
 
