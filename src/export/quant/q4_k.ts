@@ -8,7 +8,9 @@
 // gets a scale and min by make_qkx2_quants (a search of 21 candidate scales minimising the weighted squared error,
 // weights av|x| + |x|), the scales and mins are quantized to 6 bits against their maxima, then every value is
 // re-quantized with the stored (rounded) scale and min.
-import { blockCount, fr, getF16, nearestInt, putF16 } from './f32.ts';
+import { blockCount, getF16, nearestInt, putF16 } from './f32.ts';
+
+const fr = Math.fround; // local: an imported alias is not inlined (6× slower)
 
 export const QK_K = 256;
 export const Q4_K_BYTES = 144;
