@@ -4,27 +4,16 @@
 //   onnx             transformers.js folder: onnx/model.onnx (+ KV cache) + the same side files
 //   transformers.js  both of the above in one folder (what public/models/ ships: loads in transformers.js and HF)
 //   gguf, gguf-f16   one .gguf for llama.cpp / Ollama (F32 or F16 weights)
+//   gguf-q8_0, gguf-q4_k_m, gguf-q4_0   the same, quantized as llama.cpp's llama-quantize does (gguf-quant.ts)
+// The names and labels are formats.ts (the page imports them without the exporters).
 import { exportGguf } from './gguf.ts';
 import { exportHfFolder } from './hf-folder.ts';
 import { exportOnnxFolder } from './onnx.ts';
+import type { ExportFormat } from './formats.ts';
 import type { ExportFile, ExportInput } from './types.ts';
 
 export type { ExportFile, ExportInput } from './types.ts';
-
-export const EXPORT_FORMATS = ['safetensors', 'onnx', 'transformers.js', 'gguf', 'gguf-f16'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
-
-export const FORMAT_LABELS: Record<ExportFormat, string> = {
-  safetensors: 'safetensors + HF config (transformers, TRL)',
-  onnx: 'ONNX with KV cache (transformers.js, onnxruntime)',
-  'transformers.js': 'safetensors + ONNX in one folder',
-  gguf: 'GGUF F32 (llama.cpp, Ollama)',
-  'gguf-f16': 'GGUF F16 (llama.cpp, Ollama)',
-};
-
-export function isExportFormat(s: string): s is ExportFormat {
-  return (EXPORT_FORMATS as readonly string[]).includes(s);
-}
+export { EXPORT_FORMATS, FORMAT_LABELS, isExportFormat, type ExportFormat } from './formats.ts';
 
 /** The files of `format`; files with one path in two parts of a combined format must be identical (side files). */
 export function exportModel(x: ExportInput, format: ExportFormat, extra: ExportFile[] = []): ExportFile[] {
@@ -35,6 +24,9 @@ export function exportModel(x: ExportInput, format: ExportFormat, extra: ExportF
     'transformers.js': () => [exportOnnxFolder(x), exportHfFolder(x).filter((f) => f.path.endsWith('.safetensors'))],
     gguf: () => [exportGguf(x, { dtype: 'F32' })],
     'gguf-f16': () => [exportGguf(x, { dtype: 'F16' })],
+    'gguf-q8_0': () => [exportGguf(x, { dtype: 'Q8_0' })],
+    'gguf-q4_k_m': () => [exportGguf(x, { dtype: 'Q4_K_M' })],
+    'gguf-q4_0': () => [exportGguf(x, { dtype: 'Q4_0' })],
   }[format]();
   const byPath = new Map<string, ExportFile>();
   for (const f of [...parts.flat(), ...extra]) {

@@ -7,6 +7,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runPythonJson, torchPython } from './torch-python.ts';
 
+let python: string | undefined;
+/** torchPython() once: its check imports torch, which takes seconds. */
+const py = (): string => (python ??= torchPython());
+
 /** libggml-base.so of node-llama-cpp's prebuilt CPU binaries for this platform. */
 export function ggmlBaseLibrary(): string {
   const pkg = `@node-llama-cpp/${process.platform}-${process.arch}`;
@@ -72,7 +76,7 @@ const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLe
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 
 export function ggmlOracle(cases: OracleCase[]): OracleResult[] {
-  const raw = runPythonJson<Array<{ deq: string; gguf: string | null; llama: string }>>(torchPython(), SCRIPT, {
+  const raw = runPythonJson<Array<{ deq: string; gguf: string | null; llama: string }>>(py(), SCRIPT, {
     lib: ggmlBaseLibrary(),
     cases: cases.map((c) => ({ type: c.type, cols: c.cols, x: b64(c.x), ours: b64(c.ours) })),
   });
@@ -80,4 +84,72 @@ export function ggmlOracle(cases: OracleCase[]): OracleResult[] {
     const d = bytes(r.deq);
     return { deq: new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4), gguf: r.gguf === null ? null : bytes(r.gguf), llama: bytes(r.llama) };
   });
+}
+
+// llama.cpp's llama-quantize as a library call: llama_model_quantize of node-llama-cpp's libllama (struct layout of
+// llama_model_quantize_params from the llama.h of the llama.cpp that node-llama-cpp bundles), then both files read
+// by gguf-py's GGUFReader and compared tensor by tensor; gguf.quants dequantizes every tensor of ours.
+const COMPARE_SCRIPT = `
+import sys, json, base64, ctypes, os
+import numpy as np
+import gguf
+from gguf import quants
+req = json.load(sys.stdin)
+d = os.path.dirname(req['lib'])
+ctypes.CDLL(req['lib'], mode=ctypes.RTLD_GLOBAL)
+for f in sorted(os.listdir(d)):
+    if f.startswith('libggml.') and f.endswith('.so'): ctypes.CDLL(os.path.join(d, f), mode=ctypes.RTLD_GLOBAL)
+llama = ctypes.CDLL(next(os.path.join(d, f) for f in sorted(os.listdir(d)) if f.startswith('libllama.') and f.endswith('.so')))
+class Params(ctypes.Structure):
+    _fields_ = [('nthread', ctypes.c_int32), ('ftype', ctypes.c_int), ('output_tensor_type', ctypes.c_int),
+                ('token_embedding_type', ctypes.c_int), ('allow_requantize', ctypes.c_bool), ('quantize_output_tensor', ctypes.c_bool),
+                ('only_copy', ctypes.c_bool), ('pure', ctypes.c_bool), ('keep_split', ctypes.c_bool), ('dry_run', ctypes.c_bool),
+                ('imatrix', ctypes.c_void_p), ('kv_overrides', ctypes.c_void_p), ('tt_overrides', ctypes.c_void_p),
+                ('prune_layers', ctypes.c_void_p), ('max_buf_size', ctypes.c_size_t)]
+llama.llama_model_quantize_default_params.restype = Params
+llama.llama_model_quantize.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(Params)]
+llama.llama_model_quantize.restype = ctypes.c_uint32
+p = llama.llama_model_quantize_default_params()
+assert p.quantize_output_tensor and not p.pure and p.imatrix is None, 'unexpected default params (struct layout?)'
+p.nthread = 1
+p.ftype = req['ftype']
+rc = llama.llama_model_quantize(req['f32'].encode(), req['llama'].encode(), ctypes.byref(p))
+assert rc == 0, f'llama_model_quantize returned {rc}'
+def kv(r, k):
+    f = r.get_field(k)
+    return None if f is None else f.contents()
+ours, theirs = gguf.GGUFReader(req['ours']), gguf.GGUFReader(req['llama'])
+tl = {t.name: t for t in theirs.tensors}
+out = {'kvs': {k: [kv(ours, k), kv(theirs, k)] for k in ['general.file_type', 'general.quantization_version']}, 'tensors': []}
+for t in ours.tensors:
+    o = tl.get(t.name)
+    a = np.asarray(t.data).view(np.uint8).ravel()
+    b = None if o is None else np.asarray(o.data).view(np.uint8).ravel()
+    same = b is not None and a.size == b.size and bool((a == b).all())
+    deq = quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32).ravel()
+    out['tensors'].append({'name': t.name, 'ours': t.tensor_type.name, 'llama': None if o is None else o.tensor_type.name,
+        'bytes': int(a.size), 'same': same, 'deq': base64.b64encode(deq.tobytes()).decode()})
+out['llamaOnly'] = [n for n in tl if n not in {t.name for t in ours.tensors}]
+print(json.dumps(out))
+`;
+
+export interface QuantizeComparison {
+  /** [ours, llama.cpp's] of general.file_type and general.quantization_version. */
+  kvs: Record<string, [unknown, unknown]>;
+  tensors: Array<{ name: string; ours: string; llama: string | null; bytes: number; same: boolean; deq: Float32Array }>;
+  llamaOnly: string[];
+}
+
+/** Quantizes `f32Path` with llama.cpp (ftype = llama_ftype) into `llamaPath` and compares it with `oursPath`. */
+export function compareWithLlamaQuantize(f32Path: string, oursPath: string, llamaPath: string, ftype: number): QuantizeComparison {
+  const raw = runPythonJson<Omit<QuantizeComparison, 'tensors'> & { tensors: Array<Omit<QuantizeComparison['tensors'][number], 'deq'> & { deq: string }> }>(
+    py(), COMPARE_SCRIPT, { lib: ggmlBaseLibrary(), f32: f32Path, ours: oursPath, llama: llamaPath, ftype },
+  );
+  return {
+    ...raw,
+    tensors: raw.tensors.map((t) => {
+      const d = bytes(t.deq);
+      return { ...t, deq: new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4) };
+    }),
+  };
 }

@@ -6,6 +6,7 @@
 // picked), #export-files, #export-format, #export-zip, #export-folder, #export-status[data-done], #export-list.
 import type { ExportFileData, ExportRequestData, ExportResultData } from '../../protocol.ts';
 import { zipFiles } from '../../export/zip.ts';
+import { EXPORT_FORMATS, FORMAT_LABELS } from '../../export/formats.ts';
 import { loadPref, savePref } from '../app-state.ts';
 import { formatBytes, h, showError } from '../dom.ts';
 import { pickedModelFiles } from '../services.ts';
@@ -17,13 +18,7 @@ export interface ExportBackend {
   onRunsChange(fn: () => void): void;
 }
 
-const FORMATS: [value: string, label: string][] = [
-  ['safetensors', 'safetensors + HF config (transformers, TRL)'],
-  ['onnx', 'ONNX with KV cache (transformers.js, onnxruntime)'],
-  ['transformers.js', 'safetensors + ONNX in one folder'],
-  ['gguf', 'GGUF F32 (llama.cpp, Ollama)'],
-  ['gguf-f16', 'GGUF F16 (llama.cpp, Ollama)'],
-];
+const FORMATS: [value: string, label: string][] = EXPORT_FORMATS.map((f) => [f, FORMAT_LABELS[f]]);
 
 /** The embedded default teacher; HF Llama folders picked from disk re-export in another format. */
 export const DEFAULT_TEACHER = { id: 'brown-teacher', label: 'Default teacher (Brown corpus, embedded)', path: 'models/brown-teacher/' };

@@ -1,0 +1,19 @@
+// The export formats by name, with their labels: imported by the page (the Export stage's list) without pulling
+// the exporters into its bundle; src/export/index.ts maps each to its files.
+export const EXPORT_FORMATS = ['safetensors', 'onnx', 'transformers.js', 'gguf', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_k_m', 'gguf-q4_0'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export const FORMAT_LABELS: Record<ExportFormat, string> = {
+  safetensors: 'safetensors + HF config (transformers, TRL)',
+  onnx: 'ONNX with KV cache (transformers.js, onnxruntime)',
+  'transformers.js': 'safetensors + ONNX in one folder',
+  gguf: 'GGUF F32 (llama.cpp, Ollama)',
+  'gguf-f16': 'GGUF F16 (llama.cpp, Ollama)',
+  'gguf-q8_0': 'GGUF Q8_0, 8-bit (llama.cpp, Ollama)',
+  'gguf-q4_k_m': 'GGUF Q4_K_M, 4-bit mix as Ollama ships (llama.cpp, Ollama)',
+  'gguf-q4_0': 'GGUF Q4_0, 4-bit (llama.cpp, Ollama)',
+};
+
+export function isExportFormat(s: string): s is ExportFormat {
+  return (EXPORT_FORMATS as readonly string[]).includes(s);
+}
