@@ -1,11 +1,13 @@
 // The export formats by name, with their labels: imported by the page (the Export stage's list) without pulling
 // the exporters into its bundle; src/export/index.ts maps each to its files.
-export const EXPORT_FORMATS = ['safetensors', 'onnx', 'transformers.js', 'gguf', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_k_m', 'gguf-q4_0'] as const;
+export const EXPORT_FORMATS = ['safetensors', 'onnx', 'onnx-q8', 'onnx-q4', 'transformers.js', 'gguf', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_k_m', 'gguf-q4_0'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export const FORMAT_LABELS: Record<ExportFormat, string> = {
   safetensors: 'safetensors + HF config (transformers, TRL)',
   onnx: 'ONNX with KV cache (transformers.js, onnxruntime)',
+  'onnx-q8': 'ONNX, 8-bit weights (transformers.js dtype q8)',
+  'onnx-q4': 'ONNX, 4-bit weights (transformers.js dtype q4)',
   'transformers.js': 'safetensors + ONNX in one folder',
   gguf: 'GGUF F32 (llama.cpp, Ollama)',
   'gguf-f16': 'GGUF F16 (llama.cpp, Ollama)',

@@ -2,6 +2,7 @@
 // the CLI (`npm run cli -- export`) and the app's engine worker. Formats:
 //   safetensors      HF folder: model.safetensors + config/generation_config/tokenizer files (transformers, TRL)
 //   onnx             transformers.js folder: onnx/model.onnx (+ KV cache) + the same side files
+//   onnx-q8, onnx-q4 the same folder with 8-bit / 4-bit weights (onnx/model_quantized.onnx, onnx/model_q4.onnx)
 //   transformers.js  both of the above in one folder (what public/models/ ships: loads in transformers.js and HF)
 //   gguf, gguf-f16   one .gguf for llama.cpp / Ollama (F32 or F16 weights)
 //   gguf-q8_0, gguf-q4_k_m, gguf-q4_0   the same, quantized as llama.cpp's llama-quantize does (gguf-quant.ts)
@@ -20,6 +21,8 @@ export function exportModel(x: ExportInput, format: ExportFormat, extra: ExportF
   const parts: ExportFile[][] = {
     safetensors: () => [exportHfFolder(x)],
     onnx: () => [exportOnnxFolder(x)],
+    'onnx-q8': () => [exportOnnxFolder(x, 'q8')],
+    'onnx-q4': () => [exportOnnxFolder(x, 'q4')],
     // The ONNX folder's config.json (it adds transformers.js_config) + the HF folder's weights.
     'transformers.js': () => [exportOnnxFolder(x), exportHfFolder(x).filter((f) => f.path.endsWith('.safetensors'))],
     gguf: () => [exportGguf(x, { dtype: 'F32' })],
