@@ -32,7 +32,7 @@ await build({
   format: 'esm',
   target: 'node20',
   sourcemap: 'inline',
-  external: ['webgpu'],
+  external: ['webgpu', 'node-llama-cpp', 'onnxruntime-node'], // native addons with binaries, loaded from node_modules (bench/quant.ts)
   // Bundled CommonJS dependencies may call require(): give ESM output one.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   plugins: [rawPlugin],

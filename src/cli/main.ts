@@ -19,8 +19,8 @@ commands:
              <out>.store); --resume continues a stopped or killed run, --export writes the JSONL of what the
              store holds ('elicit' alone lists its options)
   export     (--run DIR | --from HF_DIR) --out DIR [--format F] [--checkpoint NAME] [--zip] [--force]:
-             a training run (checkpoint + tokenizer.json) or an HF Llama folder as safetensors | onnx |
-             transformers.js (default: both in one folder) | gguf | gguf-f16
+             a training run (checkpoint + tokenizer.json) or an HF Llama folder as safetensors | onnx | onnx-q8 | onnx-q4 |
+             transformers.js (default: both in one folder) | gguf | gguf-f16 | gguf-q8_0 | gguf-q4_k_m | gguf-q4_0
   help       this text
 
 options:

@@ -1,15 +1,20 @@
-// The export formats and their labels: one table for the exporters (index.ts), the CLI and the page's Export stage
-// (which imports only this file, not the writers).
-export const EXPORT_FORMATS = ['safetensors', 'onnx', 'transformers.js', 'gguf', 'gguf-f16', 'ollama'] as const;
+// The export formats by name, with their labels: imported by the page (the Export stage's list) without pulling
+// the exporters into its bundle; src/export/index.ts maps each to its files.
+export const EXPORT_FORMATS = ['safetensors', 'onnx', 'onnx-q8', 'onnx-q4', 'transformers.js', 'gguf', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_k_m', 'gguf-q4_0', 'ollama'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export const FORMAT_LABELS: Record<ExportFormat, string> = {
   safetensors: 'safetensors + HF config (transformers, TRL)',
   onnx: 'ONNX with KV cache (transformers.js, onnxruntime)',
+  'onnx-q8': 'ONNX, 8-bit weights (transformers.js dtype q8)',
+  'onnx-q4': 'ONNX, 4-bit weights (transformers.js dtype q4)',
   'transformers.js': 'safetensors + ONNX in one folder',
   gguf: 'GGUF F32 (llama.cpp, Ollama)',
   'gguf-f16': 'GGUF F16 (llama.cpp, Ollama)',
-  ollama: 'Ollama: GGUF F16 + Modelfile (ollama create)',
+  'gguf-q8_0': 'GGUF Q8_0, 8-bit (llama.cpp, Ollama)',
+  'gguf-q4_k_m': 'GGUF Q4_K_M, 4-bit mix as Ollama ships (llama.cpp, Ollama)',
+  'gguf-q4_0': 'GGUF Q4_0, 4-bit (llama.cpp, Ollama)',
+  ollama: 'Ollama: GGUF Q4_K_M + Modelfile (ollama create)',
 };
 
 export function isExportFormat(s: string): s is ExportFormat {

@@ -3,8 +3,9 @@
 // offset into the data section), then the tensor data, each tensor at a multiple of `general.alignment` from the
 // start of the data section, which itself starts at a multiple of the alignment. Everything little-endian; strings
 // are a u64 byte length + UTF-8 bytes; arrays a u32 item type + u64 count + items.
-// Only what a float model needs: F32 and F16 tensors (ggml types 0 and 1). The f32 → f16 conversion rounds to
-// nearest even and keeps infinities, NaNs and subnormals. The reader checks every length against the bytes left
+// Tensor types: F32 and F16 (ggml types 0 and 1), and the block-quantized types of quant/ (Q4_0, Q5_0, Q8_0, Q4_K,
+// Q6_K: values quantized on write, dequantized by ggufTensorData). The f32 → f16 conversion rounds to nearest even
+// and keeps infinities, NaNs and subnormals. The reader checks every length against the bytes left
 // before it allocates, so a corrupt or hostile file gives an error naming what and where, never a huge allocation.
 // The llama-specific part (names, metadata, RoPE layout) is gguf.ts.
 
@@ -37,9 +38,21 @@ export interface GgufKv {
 }
 
 /** Tensor element types this module writes and reads (ggml_type codes). */
-export const GGML_TYPES = { F32: 0, F16: 1 } as const;
-export type GgmlType = keyof typeof GGML_TYPES;
-const ELEMENT_BYTES: Record<GgmlType, number> = { F32: 4, F16: 2 };
+export const GGML_TYPES = {
+  F32: 0, F16: 1,
+  ...Object.fromEntries(Object.entries(BLOCK_CODECS).map(([k, c]) => [k, c.code])) as Record<BlockType, number>,
+} as const;
+export type GgmlType = 'F32' | 'F16' | BlockType;
+
+/** Bytes of a tensor of `dims` (innermost first) stored as `type`; a block type needs whole blocks per row. */
+export function ggmlTensorBytes(name: string, type: GgmlType, dims: readonly number[]): number {
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (type === 'F32') return 4 * count;
+  if (type === 'F16') return 2 * count;
+  const { blockSize, blockBytes } = BLOCK_CODECS[type];
+  if (dims[0]! % blockSize !== 0) throw new Error(`gguf: tensor '${name}' rows of ${dims[0]} values are not a whole number of ${type} blocks (${blockSize})`);
+  return (count / blockSize) * blockBytes;
+}
 
 export interface GgufTensor {
   name: string;
@@ -61,6 +74,7 @@ export interface GgufFile {
 // f16: the conversions shared with safetensors (half.ts), under this module's names.
 export { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from './half.ts';
 import { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from './half.ts';
+import { BLOCK_CODECS, isBlockType, type BlockType } from './quant/index.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Writing
@@ -157,7 +171,7 @@ export function ggufLayout(f: GgufFile): { headerBytes: number; dataStart: numbe
   for (const t of f.tensors) {
     n += 8 + utf8.encode(t.name).length + 4 + 8 * t.dims.length + 4 + 8;
     offsets.push(data);
-    data += pad(t.data.length * ELEMENT_BYTES[t.type], alignment);
+    data += pad(ggmlTensorBytes(t.name, t.type, t.dims), alignment);
   }
   const dataStart = pad(n, alignment);
   return { headerBytes: n, dataStart, offsets, totalBytes: dataStart + data };
@@ -187,12 +201,13 @@ export function encodeGguf(f: GgufFile): Uint8Array {
     if (utf8.encode(t.name).length >= GGUF_MAX_NAME) throw new Error(`gguf: tensor name '${t.name}' is ${GGUF_MAX_NAME} bytes or longer`);
     if (names.has(t.name)) throw new Error(`gguf: duplicate tensor name '${t.name}'`);
     names.add(t.name);
-    if (!(t.type in GGML_TYPES)) throw new Error(`gguf: tensor '${t.name}' has unsupported type '${String(t.type)}' (F32 or F16)`);
+    if (!(t.type in GGML_TYPES)) throw new Error(`gguf: tensor '${t.name}' has unsupported type '${String(t.type)}' (${Object.keys(GGML_TYPES).join(', ')})`);
     if (t.dims.length < 1 || t.dims.length > GGUF_MAX_DIMS || t.dims.some((d) => !Number.isInteger(d) || d < 1)) {
       throw new Error(`gguf: tensor '${t.name}' has invalid dims [${t.dims}] (1..${GGUF_MAX_DIMS} positive integers)`);
     }
     const count = t.dims.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`gguf: tensor '${t.name}' dims [${t.dims}] need ${count} values, got ${t.data.length}`);
+    ggmlTensorBytes(t.name, t.type, t.dims);
   }
   const file = { ...f, kvs };
   const { dataStart, offsets, totalBytes } = ggufLayout(file);
@@ -222,7 +237,8 @@ export function encodeGguf(f: GgufFile): Uint8Array {
     const at = dataStart + offsets[i]!;
     const d = w.view;
     if (t.type === 'F32') for (let j = 0; j < t.data.length; j++) d.setFloat32(at + 4 * j, t.data[j]!, true);
-    else for (let j = 0; j < t.data.length; j++) d.setUint16(at + 2 * j, f32ToF16(t.data[j]!), true);
+    else if (t.type === 'F16') for (let j = 0; j < t.data.length; j++) d.setUint16(at + 2 * j, f32ToF16(t.data[j]!), true);
+    else w.bytes.set(BLOCK_CODECS[t.type].quantize(t.data), at);
   });
   return w.bytes;
 }
@@ -249,7 +265,7 @@ export interface ParsedGguf {
 }
 
 const TYPE_NAMES = Object.fromEntries(Object.entries(GGUF_VALUE_TYPES).map(([k, v]) => [v, k])) as Record<number, keyof typeof GGUF_VALUE_TYPES>;
-const GGML_NAMES: Record<number, GgmlType> = { 0: 'F32', 1: 'F16' };
+const GGML_NAMES = Object.fromEntries(Object.entries(GGML_TYPES).map(([k, v]) => [v, k])) as Record<number, GgmlType>;
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 class Reader {
@@ -365,7 +381,7 @@ export function decodeGguf(bytes: Uint8Array): ParsedGguf {
     for (let j = 0; j < nDims; j++) dims.push(r.u64());
     const code = r.u32();
     const type = GGML_NAMES[code];
-    if (type === undefined) r.fail(`ggml type ${code} is not supported by this reader (F32 = 0, F16 = 1)`);
+    if (type === undefined) r.fail(`ggml type ${code} is not supported by this reader (${Object.entries(GGML_TYPES).map(([k, v]) => `${k} = ${v}`).join(', ')})`);
     const offset = r.u64();
     if (offset % alignment !== 0) r.fail(`offset ${offset} is not a multiple of the alignment ${alignment}`);
     tensors.push({ name, dims, type, offset });
@@ -373,7 +389,12 @@ export function decodeGguf(bytes: Uint8Array): ParsedGguf {
   r.what = 'tensor data';
   const dataStart = pad(r.pos, alignment);
   for (const t of tensors) {
-    const n = t.dims.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[t.type];
+    let n: number;
+    try {
+      n = ggmlTensorBytes(t.name, t.type, t.dims);
+    } catch (e) {
+      throw new Error(`${(e as Error).message} (in the file)`);
+    }
     if (!Number.isSafeInteger(n) || dataStart + t.offset + n > bytes.length) {
       throw new Error(`gguf: tensor '${t.name}' [${t.dims}] ${t.type} at offset ${t.offset} runs past the end of the file (${bytes.length} bytes)`);
     }
@@ -381,12 +402,14 @@ export function decodeGguf(bytes: Uint8Array): ParsedGguf {
   return { version, alignment, kvs, tensors, dataStart, bytes };
 }
 
-/** A tensor's values as f32 (F16 widened), row-major. */
+/** A tensor's values as f32 (F16 widened, block types dequantized by our CPU reference), row-major. */
 export function ggufTensorData(g: ParsedGguf, name: string): Float32Array {
   const t = g.tensors.find((x) => x.name === name);
   if (!t) throw new Error(`gguf: no tensor '${name}'`);
   const n = t.dims.reduce((a, b) => a * b, 1);
-  const view = new DataView(g.bytes.buffer, g.bytes.byteOffset + g.dataStart + t.offset, n * ELEMENT_BYTES[t.type]);
+  const at = g.bytes.byteOffset + g.dataStart + t.offset, size = ggmlTensorBytes(t.name, t.type, t.dims);
+  if (isBlockType(t.type)) return BLOCK_CODECS[t.type].dequantize(new Uint8Array(g.bytes.buffer, at, size), n);
+  const view = new DataView(g.bytes.buffer, at, size);
   const out = new Float32Array(n);
   if (t.type === 'F32') for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
   else for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(2 * i, true));

@@ -1,4 +1,5 @@
-// GGUF export for llama.cpp / Ollama: a trained student as one `model.gguf` (architecture "llama", F32 or F16),
+// GGUF export for llama.cpp / Ollama: a trained student as one `model.gguf` (architecture "llama", F32 or F16, or
+// quantized as llama-quantize would: Q8_0, Q4_0, Q4_K_M — which tensor gets which type is gguf-quant.ts),
 // with its tokenizer inside (ours: tokenizer.ggml.model "gpt2", pre-tokenizer "gpt-2"; a model family's: gguf-vocab.ts).
 //
 // Tensors come from toHfTensors (hf-names.ts, the one name/shape table) and are renamed by GGUF_NAME_TABLE below.
@@ -19,12 +20,17 @@
 import { toHfTensors, type NamedTensor } from './hf-names.ts';
 import { encodeGguf, type GgmlType, type GgufFile, type GgufKv, type GgufTensor } from './gguf-format.ts';
 import { ggufTokenizerKvs } from './gguf-vocab.ts';
+import { GGML_QUANTIZATION_VERSION, QUANT_FILE_TYPE, quantTensorTypes, type GgufQuantMix } from './gguf-quant.ts';
 import { exportView, type ExportFile, type ExportInput } from './types.ts';
 
-export type GgufDtype = 'F32' | 'F16';
+export type GgufDtype = 'F32' | 'F16' | GgufQuantMix;
+export const GGUF_DTYPES: readonly GgufDtype[] = ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M'];
 
 export interface GgufExportOptions {
-  /** Storage of the matrices; 1-D tensors (norm gains) stay F32 as llama.cpp's converter keeps them. Default F32. */
+  /**
+   * Storage of the matrices; 1-D tensors (norm gains) stay F32 as llama.cpp's converter keeps them. Default F32.
+   * Q8_0, Q4_0, Q4_K_M: llama.cpp's quantization mixes (per-tensor types in gguf-quant.ts).
+   */
   dtype?: GgufDtype;
   /** general.name; default 'distill-student'. */
   name?: string;
@@ -32,8 +38,8 @@ export interface GgufExportOptions {
   path?: string;
 }
 
-/** general.file_type (llama_ftype): all F32, or mostly F16. */
-const FILE_TYPE: Record<GgufDtype, number> = { F32: 0, F16: 1 };
+/** general.file_type (llama_ftype): all F32, mostly F16, or the quantization mix. */
+const FILE_TYPE: Record<GgufDtype, number> = { F32: 0, F16: 1, ...QUANT_FILE_TYPE };
 
 export { GGUF_PRE_TOKENIZER, GGUF_TOKEN_TYPE, ggufTokenizerFamily } from './gguf-vocab.ts';
 
@@ -108,9 +114,9 @@ function checkValues(t: NamedTensor, dtype: GgmlType): void {
   for (let i = 0; i < t.data.length; i++) {
     const v = t.data[i]!;
     if (!Number.isFinite(v)) throw new Error(`gguf export: tensor '${t.name}' has a non-finite value (${v}) at index ${i}`);
-    // 65520 is where f16 rounding reaches infinity.
-    if (dtype === 'F16' && Math.abs(v) >= 65520) {
-      throw new Error(`gguf export: tensor '${t.name}' value ${v} at index ${i} overflows F16 (max 65504): export as F32`);
+    // 65520 is where f16 rounding reaches infinity (block types keep f16 scales: the same bound, conservatively).
+    if (dtype !== 'F32' && Math.abs(v) >= 65520) {
+      throw new Error(`gguf export: tensor '${t.name}' value ${v} at index ${i} overflows ${dtype} (max 65504): export as F32`);
     }
   }
 }
@@ -120,9 +126,12 @@ export function ggufTensors(input: ExportInput, dtypeOpt: GgufDtype = 'F32'): Gg
   const x = exportView(input);
   const dtype = checkDtype(dtypeOpt);
   const c = x.config;
-  return toHfTensors(c, x.params).map((t) => {
-    const { name, rope } = ggufName(t.name);
-    const type: GgmlType = t.shape.length >= 2 ? dtype : 'F32';
+  const hf = toHfTensors(c, x.params);
+  const named = hf.map((t) => ({ ...ggufName(t.name), dims: [...t.shape].reverse() }));
+  const types: GgmlType[] = dtype === 'F32' || dtype === 'F16' ? named.map((t) => (t.dims.length >= 2 ? dtype : 'F32')) : quantTensorTypes(named, dtype);
+  return hf.map((t, k) => {
+    const { name, rope } = named[k]!;
+    const type = types[k]!;
     checkValues(t, type);
     const cols = t.shape[1] ?? 1;
     const data = rope === 'q' ? permuteRopeRows(t.data, c.heads, c.headDim, cols)
@@ -148,6 +157,7 @@ export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): 
     str('general.architecture', 'llama'),
     str('general.name', opts.name ?? 'distill-student'),
     u32('general.file_type', FILE_TYPE[dtype]),
+    ...(dtype === 'F32' || dtype === 'F16' ? [] : [u32('general.quantization_version', GGML_QUANTIZATION_VERSION)]),
     u32('general.alignment', 32),
     u32('llama.vocab_size', c.vocabSize),
     u32('llama.context_length', c.maxSeqLen),
@@ -171,8 +181,8 @@ export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): 
 
 function checkDtype(d: unknown): GgufDtype {
   if (d === undefined) return 'F32';
-  if (d !== 'F32' && d !== 'F16') throw new Error(`gguf export: unsupported dtype ${JSON.stringify(d)} (supported: "F32", "F16")`);
-  return d;
+  if (!GGUF_DTYPES.includes(d as GgufDtype)) throw new Error(`gguf export: unsupported dtype ${JSON.stringify(d)} (supported: ${GGUF_DTYPES.map((x) => `"${x}"`).join(', ')})`);
+  return d as GgufDtype;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,11 @@ type IAttributeProto = onnxProto.onnx.IAttributeProto;
 export const DT_FLOAT = onnx.TensorProto.DataType.FLOAT;
 export const DT_INT64 = onnx.TensorProto.DataType.INT64;
 export const DT_BOOL = onnx.TensorProto.DataType.BOOL;
-export type ElemType = typeof DT_FLOAT | typeof DT_INT64 | typeof DT_BOOL;
+export const DT_INT8 = onnx.TensorProto.DataType.INT8;
+export const DT_UINT8 = onnx.TensorProto.DataType.UINT8;
+export type ElemType = typeof DT_FLOAT | typeof DT_INT64 | typeof DT_BOOL | typeof DT_INT8 | typeof DT_UINT8;
+/** Opset of the com.microsoft contrib domain (MatMulNBits), imported when a node uses it. */
+export const MS_DOMAIN = 'com.microsoft';
 
 /** A dimension: a fixed size, or a symbolic name (ONNX dim_param, e.g. 'batch_size'). */
 export type Dim = number | string;
@@ -71,7 +75,8 @@ export class GraphBuilder {
   private readonly names = new Set<string>();
   private readonly counters = new Map<string, number>();
   private readonly constCache = new Map<string, string>();
-  private initBytes = 0;
+  private initTotal = 0;
+  private readonly domains = new Set<string>();
 
   constructor(readonly graphName: string) {}
 
@@ -111,14 +116,20 @@ export class GraphBuilder {
     return this.init(name, DT_INT64, dims, BigInt64Array.from(data, (v) => BigInt(v)));
   }
 
-  private init(name: string, dataType: ElemType, dims: number[], data: Float32Array | BigInt64Array): string {
+  /** An 8-bit initializer (int8 or uint8 quantized weights), raw bytes as given. */
+  initBytes(name: string, dataType: typeof DT_INT8 | typeof DT_UINT8, dims: number[], data: Int8Array | Uint8Array): string {
+    return this.init(name, dataType, dims, data);
+  }
+
+  private init(name: string, dataType: ElemType, dims: number[], data: Float32Array | BigInt64Array | Int8Array | Uint8Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`onnx: initializer '${name}' has ${data.length} values, shape [${dims}] needs ${count}`);
-    this.initBytes += data.byteLength;
-    if (this.initBytes > PROTOBUF_LIMIT_BYTES) {
+    this.initTotal += data.byteLength;
+    if (this.initTotal > PROTOBUF_LIMIT_BYTES) {
       throw new Error(`onnx: the weights pass ${PROTOBUF_LIMIT_BYTES} bytes at '${name}': a single-file ONNX model must stay under 2 GB (protobuf limit)`);
     }
-    this.initializers.push({ name: this.claim(name), dims, dataType, rawData: leBytes(data) });
+    const raw = data instanceof Int8Array || data instanceof Uint8Array ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : leBytes(data);
+    this.initializers.push({ name: this.claim(name), dims, dataType, rawData: raw });
     return name;
   }
 
@@ -155,27 +166,33 @@ export class GraphBuilder {
   }
 
   /** A node with `nOut` outputs (e.g. Split); names given or fresh. */
-  opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, outs?: string[]): string[] {
+  opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, outs?: string[], domain = ''): string[] {
     for (const i of inputs) if (i !== '' && !this.names.has(i)) throw new Error(`onnx: ${opType} reads '${i}', which is not defined yet`);
     const outputs = outs ?? Array.from({ length: nOut }, () => this.fresh(opType.toLowerCase()));
     if (outputs.length !== nOut) throw new Error(`onnx: ${opType} has ${nOut} outputs, ${outputs.length} names given`);
     for (const o of outputs) this.claim(o);
     this.nodes.push({
       opType,
-      domain: '',
+      domain,
       name: this.fresh(`node_${opType}`),
       input: inputs,
       output: outputs,
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
     });
+    if (domain) this.domains.add(domain);
     return outputs;
+  }
+
+  /** One node of another domain (com.microsoft contrib ops); its opset (1) is imported by encode(). */
+  opIn(domain: string, opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    return this.opN(opType, inputs, 1, attrs, undefined, domain)[0]!;
   }
 
   /** The encoded ModelProto (IR version 8, default domain at `opset`). */
   encode(opts: { opset: number; producer: string; docString?: string; metadata?: Record<string, string> }): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
-      opsetImport: [{ domain: '', version: opts.opset }],
+      opsetImport: [{ domain: '', version: opts.opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       producerName: opts.producer,
       producerVersion: '1',
       docString: opts.docString ?? '',

@@ -2,6 +2,7 @@
 // text generation, so `pipeline('text-generation', folder)` runs it on onnxruntime-node / -web (wasm or WebGPU).
 // Standard opset-17 ops only (no com.microsoft contrib ops); weights are float32 initializers under their HF names
 // (src/export/hf-names.ts), in HF's (out, in) layout, applied by Gemm(transB = 1) on rows flattened to N = B·S.
+// The q8 / q4 variants store the linear weights quantized (onnx-quant.ts; q4 uses com.microsoft MatMulNBits).
 // The math is src/model/ref-model.ts's, step for step:
 //   inputs   input_ids (B, S) int64, attention_mask (B, P+S) int64, position_ids (B, S) int64,
 //            past_key_values.{l}.key|value (B, Hkv, P, D) float32           P = past length (0 on the first call)
@@ -18,6 +19,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { toHfTensors } from './hf-names.ts';
 import { DT_FLOAT, DT_INT64, GraphBuilder } from './onnx-proto.ts';
 import { exportView, hfSideFiles, jsonFile, type ExportFile, type ExportInput } from './types.ts';
+import { addOnnxWeights, ONNX_DTYPE_PATH, onnxLinear, type OnnxWeights } from './onnx-quant.ts';
 
 export const ONNX_OPSET = 17;
 /** Path of the graph inside an exported folder (transformers.js: fp32 → onnx/model.onnx). */
@@ -56,8 +58,8 @@ function rmsnorm(b: GraphBuilder, x: string, weight: string, eps: number): strin
   return b.op('Mul', [b.op('Mul', [x, inv]), weight]); // (N, C)
 }
 
-/** y = x·Wᵀ with W stored (out, in) as in HF. x (N, in) → (N, out). */
-const linear = (b: GraphBuilder, x: string, w: string): string => b.op('Gemm', [x, w], { transB: 1 });
+/** y = x·Wᵀ with W stored (out, in) as in HF (fp32, or quantized: onnx-quant.ts). x (N, in) → (N, out). */
+const linear = onnxLinear;
 
 /**
  * cos and sin tables of HF's default RoPE at the given positions: angle(b, s, j) = position_ids[b, s] · θ^(−2j/D)
@@ -146,14 +148,14 @@ function mlp(b: GraphBuilder, x: string, w: LayerWeights): string {
  * The ONNX graph (ModelProto bytes) of the model with parameter slab `params` (paramLayout order). Throws when
  * the slab does not fit the config or the weights would pass protobuf's 2 GB limit.
  */
-export function buildOnnxModel(config: ModelConfig, params: Float32Array): Uint8Array {
+export function buildOnnxModel(config: ModelConfig, params: Float32Array, weights: OnnxWeights = 'fp32'): Uint8Array {
   const tensors = toHfTensors(config, params); // shapes asserted against the config
   const { vocabSize: V, hidden: C, heads: H, kvHeads: Hkv, headDim: D, rmsNormEps: eps } = config;
   const b = new GraphBuilder('llama_causal_lm');
   const inputIds = b.input('input_ids', DT_INT64, [DIM_B, DIM_S]);
   const mask = b.input('attention_mask', DT_INT64, [DIM_B, DIM_T]);
   const positionIds = b.input('position_ids', DT_INT64, [DIM_B, DIM_S]);
-  for (const t of tensors) b.initF32(t.name, t.shape, t.data);
+  addOnnxWeights(b, tensors, weights, config.tieEmbeddings);
 
   const shapeBS = b.op('Shape', [inputIds], {}, 'shape.batch_seq'); // [B, S] (int64, shape (2))
   const headShapes = new Map<number, string>();
@@ -182,7 +184,7 @@ export function buildOnnxModel(config: ModelConfig, params: Float32Array): Uint8
     opset: ONNX_OPSET,
     producer: 'webgpu-distill',
     docString: `LlamaForCausalLM with KV cache: ${config.layers} layers, hidden ${C}, ${H} heads (${Hkv} kv) × ${D}, vocab ${V}`,
-    metadata: { model_type: 'llama', tie_word_embeddings: String(config.tieEmbeddings) },
+    metadata: { model_type: 'llama', tie_word_embeddings: String(config.tieEmbeddings), ...(weights === 'fp32' ? {} : { weights }) },
   });
 }
 
@@ -191,12 +193,12 @@ export function buildOnnxModel(config: ModelConfig, params: Float32Array): Uint8
  * `"transformers.js_config": {"dtype": "fp32"}`, so the browser's wasm backend, whose default is q8, also picks
  * onnx/model.onnx), generation_config.json, tokenizer.json, tokenizer_config.json and onnx/model.onnx.
  */
-export function exportOnnxFolder(input: ExportInput): ExportFile[] {
+export function exportOnnxFolder(input: ExportInput, weights: OnnxWeights = 'fp32'): ExportFile[] {
   const x = exportView(input);
   const side = hfSideFiles(x).map((f) => {
     if (f.path !== 'config.json') return f;
     const cfg = JSON.parse(new TextDecoder().decode(f.bytes)) as Record<string, unknown>;
-    return jsonFile('config.json', { ...cfg, 'transformers.js_config': { dtype: 'fp32' } });
+    return jsonFile('config.json', { ...cfg, 'transformers.js_config': { dtype: weights } });
   });
-  return [...side, { path: ONNX_MODEL_PATH, bytes: buildOnnxModel(x.config, x.params) }];
+  return [...side, { path: ONNX_DTYPE_PATH[weights], bytes: buildOnnxModel(x.config, x.params, weights) }];
 }

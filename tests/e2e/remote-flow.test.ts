@@ -316,7 +316,7 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     await page.selectOption('#export-source', `run:${sftRun}`, { timeout: 30_000 });
     const seen: string[] = [];
     const formats = await page.$$eval('#export-format option', (os) => os.map((o) => (o as HTMLOptionElement).value));
-    const weightsOf = { safetensors: ['model.safetensors'], onnx: ['model.onnx'], 'transformers.js': ['model.safetensors', 'model.onnx'], gguf: ['model.gguf'], 'gguf-f16': ['model.gguf'], ollama: ['model.gguf', 'Modelfile'] } as const;
+    const weightsOf = { safetensors: ['model.safetensors'], onnx: ['model.onnx'], 'onnx-q8': ['model_quantized.onnx'], 'onnx-q4': ['model_q4.onnx'], 'transformers.js': ['model.safetensors', 'model.onnx'], gguf: ['model.gguf'], 'gguf-f16': ['model.gguf'], 'gguf-q8_0': ['model.gguf'], 'gguf-q4_k_m': ['model.gguf'], 'gguf-q4_0': ['model.gguf'], ollama: ['model.gguf', 'Modelfile'] } as const;
     expect(formats.sort()).toEqual(Object.keys(weightsOf).sort());
     for (const [format, weights] of Object.entries(weightsOf)) {
       await page.selectOption('#export-format', format);

@@ -245,7 +245,8 @@ describe('GGUF container', () => {
     expect(() => encodeGguf({ kvs: [], tensors: [t, t] })).toThrow(/duplicate tensor name 'x'/);
     expect(() => encodeGguf({ kvs: [], tensors: [{ ...t, dims: [4] }] })).toThrow(/'x' dims \[4\] need 4 values, got 3/);
     expect(() => encodeGguf({ kvs: [], tensors: [{ ...t, name: 'n'.repeat(64) }] })).toThrow(/64 bytes or longer/);
-    expect(() => encodeGguf({ kvs: [], tensors: [{ ...t, type: 'Q8_0' as 'F32' }] })).toThrow(/unsupported type 'Q8_0'/);
+    expect(() => encodeGguf({ kvs: [], tensors: [{ ...t, type: 'Q2_K' as 'F32' }] })).toThrow(/unsupported type 'Q2_K'/);
+    expect(() => encodeGguf({ kvs: [], tensors: [{ ...t, type: 'Q8_0' }] })).toThrow(/'x' rows of 3 values are not a whole number of Q8_0 blocks \(32\)/);
     expect(() => encodeGguf({ kvs: [{ key: 'general.alignment', value: { type: 'uint32', value: 16 } }], tensors: [] })).toThrow(/general.alignment/);
   });
 
@@ -373,7 +374,7 @@ describe('GGUF export of a Llama student', () => {
   it('fails clearly on bad input', () => {
     const x = tinyInput();
     expect(() => buildGguf({ ...x, config: makeConfig({ ...TINY, vocabSize: 200 }) })).toThrow(`the tokenizer has ${tinyTok.vocabSize} tokens, the model only 200 embeddings`);
-    expect(() => buildGguf(x, { dtype: 'Q4_0' as 'F32' })).toThrow(/unsupported dtype "Q4_0"/);
+    expect(() => buildGguf(x, { dtype: 'Q3_K_M' as 'F32' })).toThrow(/unsupported dtype "Q3_K_M"/);
     expect(() => exportGguf(x, { dtype: 'bf16' as 'F16' })).toThrow(/unsupported dtype "bf16"/);
     expect(() => buildGguf({ ...x, params: x.params.subarray(0, 100) })).toThrow(/slab has 100 floats/);
     const nan = x.params.slice();

@@ -3,7 +3,7 @@
 // the real Qwen3 and Llama-3 templates and our simple one, every conversation renders to exactly what the model's
 // Jinja template renders (less the BOS llama.cpp adds itself); stop tokens are the turn closers and EOS; Gemma-3's
 // template (system prompt folded into the first user turn) gets no TEMPLATE and says why; the bundle's GGUF is the
-// F16 export byte for byte.
+// Q4_K_M export (what Ollama pulls by default) byte for byte.
 import { describe, expect, it } from 'vitest';
 import { exportModel } from '../../src/export/index.ts';
 import { ggufAddsBos } from '../../src/export/gguf-vocab.ts';
@@ -77,12 +77,12 @@ describe('Ollama Modelfile', () => {
     expect(mf.parameters.filter(([k]) => k === 'stop').map(([, v]) => v)).toEqual(['<end_of_turn>']);
   }, 60_000);
 
-  it('the bundle from exportModel: the F16 GGUF byte for byte and a Modelfile that replays our simple template', () => {
+  it('the bundle from exportModel: the Q4_K_M GGUF byte for byte and a Modelfile that replays our simple template', () => {
     const t = tinyTeacher();
     const x: ExportInput = { config: t.config, params: t.params, tokenizer: t.tokenizer, chatTemplate: SIMPLE_CHAT_TEMPLATE };
     const files = exportModel(x, 'ollama');
     expect(files.map((f) => f.path).sort()).toEqual(['Modelfile', 'model.gguf']);
-    const gguf = exportModel(x, 'gguf-f16')[0]!;
+    const gguf = exportModel(x, 'gguf-q4_k_m')[0]!;
     expect(Buffer.from(files.find((f) => f.path === 'model.gguf')!.bytes).equals(Buffer.from(gguf.bytes))).toBe(true);
     const mf = parseModelfile(new TextDecoder().decode(files.find((f) => f.path === 'Modelfile')!.bytes));
     expect(mf.from).toBe('./model.gguf');
