@@ -5,11 +5,12 @@ import type { AdapterReport } from './platform/gpu.ts';
 import type { SelftestScope } from './engine/checks.ts';
 import type { SelftestProgress, SelftestReport } from './engine/selftest.ts';
 import type { ExportFileData, ExportRequestData, ExportResultData } from './engine/export.ts';
+import type { FormatComparison, FormatCost } from './engine/runs/compare-formats.ts';
 import type {
   EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
 } from './engine/runs/types.ts';
 
-export type { AdapterReport, ExportFileData, ExportRequestData, ExportResultData, SelftestProgress, SelftestReport };
+export type { AdapterReport, ExportFileData, ExportRequestData, ExportResultData, FormatComparison, FormatCost, SelftestProgress, SelftestReport };
 export type * from './engine/runs/types.ts';
 
 export interface EngineApi {
@@ -41,6 +42,8 @@ export interface EngineApi {
   deleteRun(runId: string): Promise<void>;
   /** Held-out loss/perplexity of a run's latest checkpoint, against its teacher when it has one (or `teacher`). */
   evaluate(req: { runId: string; teacher?: EngineTeacher }, onProgress?: (message: string) => void): Promise<EvalReport>;
+  /** Each GGUF storage (F32, F16, Q8_0, Q4_K_M, Q4_0) of a run's latest checkpoint: file size and held-out perplexity. */
+  compareFormats(runId: string, onProgress?: (message: string) => void): Promise<FormatComparison>;
   /** Text from a run's latest checkpoint or from a teacher folder, on the GPU with a KV cache. */
   generate(req: GenerateRequest): Promise<GenerateResult>;
   /** K distinct-seed samples of a run's student for one prompt (the Data stage's feedback and self-knowledge). */

@@ -38,6 +38,7 @@ export function createEngine(acquire: () => Promise<GpuContext>, opts: RunsEngin
     runHistory: (id) => runs.runHistory(id),
     deleteRun: (id) => runs.deleteRun(id),
     evaluate: (req, onProgress) => runs.evaluate(req, onProgress),
+    compareFormats: (runId, onProgress) => runs.compareFormats(runId, onProgress),
     generate: (req) => runs.generate(req),
     sampleStudent: (id, prompt, k, o) => runs.sampleStudent(id, prompt, k, o),
   };

@@ -333,6 +333,17 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
       seen.push(`${f.name}: ${z.files.map((x) => `${x.path} (${x.bytes} B)`).join(', ')}`);
     }
     console.log(`run exports searched:\n  ${seen.join('\n  ')}`);
+
+    // What each format costs, measured in the page's engine on the run's held-out data.
+    await page.click('#export-compare');
+    await page.waitForSelector('#export-compare-status[data-done]', { timeout: 120_000 });
+    expect(await page.getAttribute('#export-compare-status', 'data-done'), (await page.textContent('#export-compare-status')) ?? '').toBe('ok');
+    const rows = await page.$$eval('#export-compare-table tr[data-format]', (trs) => trs.map((t) => [t.getAttribute('data-format'), ...[...t.querySelectorAll('td')].map((td) => td.textContent)]));
+    expect(rows.map((r) => r[0])).toEqual(['gguf', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_k_m', 'gguf-q4_0']);
+    expect(rows[0]![4]).toBe('reference');
+    for (const r of rows) expect(r[3], JSON.stringify(r)).toMatch(/^\d+\.\d\d$/);
+    expect(await page.textContent('#export-format option[value="gguf-q4_0"]')).toMatch(/KiB, perplexity [+−]\d/);
+    await page.screenshot({ path: 'test-results/export-compare.png', fullPage: true });
   });
 
   it('the key is in no IndexedDB database, storage, cache or file of the origin, nor in the page (after a planted control is found)', async () => {

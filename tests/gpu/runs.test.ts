@@ -112,6 +112,21 @@ describe('training runs in the engine', () => {
     expect(report.klToTeacher).toBeGreaterThan(0);
     expect(report.top1Agreement).toBeGreaterThanOrEqual(0);
 
+    // What each GGUF format costs: F32 is the Evaluate stage's figure; sizes are the exported files'.
+    const cmp = await engine.compareFormats(a.id);
+    expect(cmp.rows.map((r) => r.dtype)).toEqual(['F32', 'F16', 'Q8_0', 'Q4_K_M', 'Q4_0']);
+    expect(cmp.tokens).toBe(report.tokens);
+    expect(cmp.rows[0]!.loss).toBeCloseTo(report.loss!, 9);
+    expect(Math.abs(cmp.rows[2]!.pplChangePct!)).toBeLessThan(1);
+    expect(cmp.rows[4]!.ppl).not.toBe(cmp.rows[0]!.ppl);
+    const sizes = cmp.rows.map((r) => r.bytes);
+    expect([sizes[0]! > sizes[1]!, sizes[1]! > sizes[2]!, sizes[2]! > sizes[4]!]).toEqual([true, true, true]);
+    for (const r of [cmp.rows[1]!, cmp.rows[4]!]) {
+      const f = await engine.exportModel({ source: { runId: a.id }, format: r.format, name: 'x' });
+      expect(f.files.find((x) => x.path === 'model.gguf')!.bytes.length, r.format).toBe(r.bytes);
+    }
+    console.log('formats:', cmp.rows.map((r) => `${r.dtype} ${r.bytes} B ppl ${r.ppl?.toFixed(3)} (${r.pplChangePct?.toFixed(2)}%)`).join('; '));
+
     // Independent check: onnxruntime on the exported ONNX, the same held-out batches, the same cross-entropy.
     const exp = await engine.exportModel({ source: { runId: a.id }, format: 'onnx', name: 'a-onnx' });
     const file = (p: string) => exp.files.find((f) => f.path === p)!.bytes;

@@ -22,6 +22,7 @@ import type { ExportResultData } from '../export.ts';
 import { heldFolder } from '../held-folders.ts';
 import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds } from './data.ts';
 import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
+import { compareFormats, type FormatComparison } from './compare-formats.ts';
 import { evaluateRun } from './held-out.ts';
 import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
 import { CKPT, eosId, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
@@ -256,6 +257,15 @@ export class RunsEngine {
     const out: string[] = [];
     for (let i = 0; i < k; i++) out.push((await this.generate({ model: { runId }, prompt, maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, seed: opts.seed + i })).text);
     return out;
+  }
+
+  /** Each GGUF storage of a run's latest checkpoint: the file's size and the held-out perplexity of the weights as stored. */
+  async compareFormats(runId: string, onProgress?: (m: string) => void): Promise<FormatComparison> {
+    const run = await this.getRun(runId);
+    const weights = await this.weights(run);
+    const { tok } = runTokenizer(run);
+    const template = chatTemplateFor(recordFormat(run.spec));
+    return compareFormats(await this.ctx(), run, weights, { config: run.model, params: weights.params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, onProgress);
   }
 
   /** A run's latest checkpoint in one export format, with training.json (configs, data, the held-out evaluation of these weights). */

@@ -10,8 +10,9 @@ import { zipFiles } from '../../export/zip.ts';
 import { loadPref, savePref } from '../app-state.ts';
 import { formatBytes, h, showError } from '../dom.ts';
 import { pickedModelFiles } from '../services.ts';
+import { comparePanel, type CompareBackend } from './compare-panel.ts';
 
-export interface ExportBackend {
+export interface ExportBackend extends CompareBackend {
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
   /** Trained runs that have a checkpoint (listed first); `onChange` is called when they change. */
   runs(): Promise<{ id: string; name: string; step: number }[]>;
@@ -71,11 +72,13 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
     source.replaceChildren(...runs.slice().reverse().map((r) => h('option', { value: `run:${r.id}` }, `Trained run “${r.name}” (checkpoint of step ${r.step})`)), ...fixed);
     source.value = [...source.options].some((o) => o.value === was) ? was : source.options[0]!.value;
     picker.hidden = source.value !== 'picked';
+    compare.sourceChanged();
   };
   backend.onRunsChange(() => void refreshRuns());
   const picker = h('input', { id: 'export-files', type: 'file', webkitdirectory: true, multiple: true, hidden: true });
-  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; savePref('export-source', source.value); });
+  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; savePref('export-source', source.value); compare.sourceChanged(); });
   const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
+  const compare = comparePanel(backend, () => (source.value.startsWith('run:') ? source.value.slice(4) : undefined), format);
   const zipButton = h('button', { id: 'export-zip' }, 'Download .zip');
   const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';
   const folderButton = canPickFolder ? h('button', { id: 'export-folder' }, 'Save to folder…') : null;
@@ -125,5 +128,5 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
   folderButton?.addEventListener('click', () => void run('folder'));
   return h('div', {},
     h('label', {}, 'Model ', source), ' ', picker, h('br', {}), h('label', {}, 'Format ', format), h('br', {}),
-    h('p', {}, zipButton, ' ', folderButton), status, list);
+    h('p', {}, zipButton, ' ', folderButton), status, list, h('h3', {}, 'What each format costs'), compare.node);
 }
