@@ -17,6 +17,7 @@
 // per-token pieces (what generation streams) do not. Ollama's own Go engine, where it runs a llama model itself,
 // maps pre names other than "default" (its GPT-2 regex) to llama 3's regex: no one name fits both.
 import { toHfTensors, type NamedTensor } from './hf-names.ts';
+import { modelFamily } from '../model/config.ts';
 import { encodeGguf, type GgmlType, type GgufFile, type GgufKv, type GgufTensor } from './gguf-format.ts';
 import { ggufTokenizerKvs } from './gguf-vocab.ts';
 import { exportView, type ExportFile, type ExportInput } from './types.ts';
@@ -118,6 +119,7 @@ function checkValues(t: NamedTensor, dtype: GgmlType): void {
 /** The model's tensors under GGUF names, in slab order, Q/K rows permuted for llama.cpp's RoPE. */
 export function ggufTensors(input: ExportInput, dtypeOpt: GgufDtype = 'F32'): GgufTensor[] {
   const x = exportView(input);
+  checkGgufFamily(x.config);
   const dtype = checkDtype(dtypeOpt);
   const c = x.config;
   return toHfTensors(c, x.params).map((t) => {
@@ -138,6 +140,7 @@ export function ggufTensors(input: ExportInput, dtypeOpt: GgufDtype = 'F32'): Gg
 /** Every metadata entry of the export, in file order. */
 export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): GgufKv[] {
   const x = exportView(input);
+  checkGgufFamily(x.config);
   const dtype = checkDtype(opts.dtype);
   const c = x.config;
   const u32 = (key: string, value: number): GgufKv => ({ key, value: { type: 'uint32', value } });
@@ -167,6 +170,12 @@ export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): 
   const template = x.chatTemplate ?? x.tokenizer.chatTemplate;
   if (template !== undefined) kvs.push(str('tokenizer.chat_template', template));
   return kvs;
+}
+
+function checkGgufFamily(c: ExportInput['config']): void {
+  if (modelFamily(c) !== 'llama' || c.ropeScaling) {
+    throw new Error(`gguf export: ${c.ropeScaling ? 'llama3 RoPE scaling' : `the ${modelFamily(c)} family`} is not supported in GGUF yet (plain Llama only); export it as an HF folder (safetensors)`);
+  }
 }
 
 function checkDtype(d: unknown): GgufDtype {

@@ -14,7 +14,8 @@
 // Mask: query i of the S new tokens sits at absolute index P + i; it may read key j ≤ P + i whose attention_mask
 // is 1 (left padding and the causal mask with a past). Banned scores are replaced (Where) by float32's lowest
 // value, never −∞, so padded rows that may read nothing stay finite (uniform) instead of NaN.
-import type { ModelConfig } from '../model/config.ts';
+import { modelFamily, type ModelConfig } from '../model/config.ts';
+import { HF_FAMILIES } from './hf-config.ts';
 import { toHfTensors } from './hf-names.ts';
 import { DT_FLOAT, DT_INT64, GraphBuilder } from './onnx-proto.ts';
 import { exportView, hfSideFiles, jsonFile, type ExportFile, type ExportInput } from './types.ts';
@@ -147,6 +148,10 @@ function mlp(b: GraphBuilder, x: string, w: LayerWeights): string {
  * the slab does not fit the config or the weights would pass protobuf's 2 GB limit.
  */
 export function buildOnnxModel(config: ModelConfig, params: Float32Array): Uint8Array {
+  if (modelFamily(config) !== 'llama' || config.ropeScaling) {
+    const what = config.ropeScaling ? 'a Llama with llama3 RoPE scaling' : `a ${HF_FAMILIES[modelFamily(config)].architecture} model`;
+    throw new Error(`onnx export: ${what} is not supported in ONNX yet (plain Llama only); export it as an HF folder (safetensors) or GGUF`);
+  }
   const tensors = toHfTensors(config, params); // shapes asserted against the config
   const { vocabSize: V, hidden: C, heads: H, kvHeads: Hkv, headDim: D, rmsNormEps: eps } = config;
   const b = new GraphBuilder('llama_causal_lm');
