@@ -2,10 +2,12 @@
 // checks and one JSON form per model; exportHfFolder → importHfFolder gives back the same config (biases, q/k norms,
 // llama3 scaling) and the same weights with no warnings; config.json carries the family's architecture and fields.
 import { describe, expect, it } from 'vitest';
+import { estimateMemory } from '../../src/engine/runs/estimate.ts';
+import { modelConfigFromHf } from '../../src/export/hf-config.ts';
 import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { importHfFolder } from '../../src/export/import.ts';
 import { makeConfig, modelFamily, ropeInvFreq } from '../../src/model/config.ts';
-import { paramLayout } from '../../src/model/params.ts';
+import { countParams, paramLayout } from '../../src/model/params.ts';
 import { initParams } from '../../src/model/ref-model.ts';
 import { trainBpe } from '../../src/tokenizer/bpe.ts';
 
@@ -57,5 +59,22 @@ describe('HF folder round trip per family', () => {
     expect(imp.config).toEqual(config);
     expect(imp.warnings.filter((w) => !/tokenizer/.test(w))).toEqual([]);
     expect([...imp.params]).toEqual([...params]);
+  });
+});
+
+describe('the real models of each family', () => {
+  // config.json of Qwen2.5-0.5B, Qwen3-0.6B and Llama-3.2-1B (the fields that shape the model); the counts are what
+  // HF transformers' Qwen2/Qwen3/LlamaForCausalLM built from these configs hold (sum of numel, tied embeddings once).
+  const REAL: Array<[string, Record<string, unknown>, number]> = [
+    ['Qwen2.5-0.5B', { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true, use_sliding_window: false, sliding_window: 32768, max_window_layers: 21 }, 494_032_768],
+    ['Qwen3-0.6B', { architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, max_position_embeddings: 40960, rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true, attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28 }, 596_049_920],
+    ['Llama-3.2-1B', { architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 128256, hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, max_position_embeddings: 131072, rope_theta: 500000, rms_norm_eps: 1e-5, tie_word_embeddings: true, attention_bias: false, mlp_bias: false, rope_scaling: { factor: 32, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: 'llama3' } }, 1_235_814_400],
+  ];
+
+  it.each(REAL)('%s: imports as its family with exactly HF\'s parameter count', (_, json, count) => {
+    const c = modelConfigFromHf(json);
+    expect(countParams(c)).toBe(count);
+    const m = estimateMemory({ model: c, B: 1, T: 256, teacher: { kind: 'none' } });
+    console.log(`${_}: ${countParams(c)} parameters (${modelFamily(c)}), training plan at B·T = 256: ${(m.bytes / 2 ** 30).toFixed(2)} GiB (${m.parts.map((p) => `${p.name} ${(p.bytes / 2 ** 20).toFixed(0)} MiB`).join(', ')})`);
   });
 });
