@@ -106,6 +106,8 @@ export function modelConfigFromHf(json: unknown, where = 'config.json'): ModelCo
       originalMaxPositionEmbeddings: r!.original_max_position_embeddings as number,
     };
   } else if (ropeType !== 'default') fail('rope_scaling', `type ${JSON.stringify(ropeType)} is not supported (only default RoPE and llama3 scaling)`);
+  const partial = ropeParams?.partial_rotary_factor ?? j.partial_rotary_factor ?? 1;
+  if (partial !== 1) fail('partial_rotary_factor', `is ${JSON.stringify(partial)}: only RoPE over the whole head (1) is supported`);
   const hidden = int('hidden_size');
   const heads = int('num_attention_heads');
   const theta = (ropeParams?.rope_theta ?? j.rope_theta ?? 10000) as number;

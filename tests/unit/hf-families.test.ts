@@ -38,6 +38,18 @@ describe('family switches in ModelConfig', () => {
 });
 
 describe('HF folder round trip per family', () => {
+  it('import refuses other architectures naming what is supported, Gemma-3 explicitly', () => {
+    const folder = (cfg: Record<string, unknown>) => new Map([['config.json', new TextEncoder().encode(JSON.stringify(cfg))]]);
+    const base = { vocab_size: 64, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 16 };
+    expect(() => importHfFolder(folder({ ...base, model_type: 'gemma3_text', architectures: ['Gemma3ForCausalLM'] }))).toThrow(/Gemma models \(Gemma-3 included\) are not supported; supported are LlamaForCausalLM.*Qwen2ForCausalLM.*Qwen3ForCausalLM/);
+    expect(() => importHfFolder(folder({ ...base, model_type: 'mistral' }))).toThrow(/model_type is "mistral".*supported are LlamaForCausalLM/);
+    expect(() => importHfFolder(folder({ ...base, model_type: 'qwen3', attention_bias: true }))).toThrow(/attention_bias is true: Qwen3's attention_bias also puts a bias on o_proj/);
+    expect(() => importHfFolder(folder({ ...base, model_type: 'qwen2', use_sliding_window: true }))).toThrow(/use_sliding_window is true/);
+    expect(() => importHfFolder(folder({ ...base, model_type: 'llama', rope_scaling: { rope_type: 'yarn', factor: 4 } }))).toThrow(/type "yarn" is not supported \(only default RoPE and llama3 scaling\)/);
+    expect(() => importHfFolder(folder({ ...base, model_type: 'llama', partial_rotary_factor: 0.5 }))).toThrow(/partial_rotary_factor is 0.5: only RoPE over the whole head/);
+    expect(() => importHfFolder(folder({ ...base, model_type: 'llama', mlp_bias: true }))).toThrow(/mlp_bias is true/);
+  });
+
   it.each([
     ['Qwen2ForCausalLM', 'qwen2', { attentionBias: true }],
     ['Qwen3ForCausalLM', 'qwen3', { qkNorm: true, headDim: 16 }],
