@@ -128,13 +128,16 @@ describe('pretrained families vs HF transformers (random weights written by save
       const grads = await model.readGrads();
       const maxG = Math.max(...Object.values(hf.grads).flat().map(Math.abs));
       const hfNames = new Set(Object.keys(hf.grads));
+      let gradErr = 0;
       for (const e of model.layout.entries) {
         const want = hf.grads[hfName(e.name)];
         expect(want, `torch has no gradient for ${hfName(e.name)}`).toBeDefined();
         hfNames.delete(hfName(e.name));
         const cmp = compareArrays(grads.subarray(e.offset, e.offset + e.size), Float32Array.from(want!), { atol: 1e-5 * maxG, rtol: 1e-3 });
         expect(cmp.ok, `d${e.name}: ${describeComparison(cmp)}`).toBe(true);
+        gradErr = Math.max(gradErr, cmp.maxAbsErr);
       }
+      console.log(`${family} vs HF: max |Δlogit| CPU ${ref.maxAbsErr.toExponential(2)}, GPU ${gl.maxAbsErr.toExponential(2)}; loss ${r.loss.toFixed(6)} vs ${hf.loss.toFixed(6)}; max |Δgrad| ${gradErr.toExponential(2)} (max |grad| ${maxG.toExponential(2)})`);
       expect([...hfNames], 'HF parameters without one of ours').toEqual([]);
 
       // One AdamW step, then export: HF loads the folder as the same family and computes our logits.
@@ -152,6 +155,7 @@ describe('pretrained families vs HF transformers (random weights written by save
       if (family === 'qwen2') expect(back.names).toContain('model.layers.1.self_attn.k_proj.bias');
       if (family === 'qwen3') expect(back.names).toContain('model.layers.1.self_attn.k_norm.weight');
       const el = compareArrays(Float32Array.from(back.logits), ours, LOGITS_TOL);
+      console.log(`${family}: HF on our export after one AdamW step vs GPU: max |Δlogit| ${el.maxAbsErr.toExponential(2)}`);
       expect(el.ok, `HF logits of our export vs GPU after one step: ${describeComparison(el)}`).toBe(true);
       const moved = compareArrays(ours, hfLogits, { atol: 1e-3, rtol: 0 });
       expect(moved.ok, 'the AdamW step changed the logits').toBe(false);
