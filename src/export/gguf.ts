@@ -1,5 +1,6 @@
-// GGUF export for llama.cpp / Ollama: a trained student as one `model.gguf` (architecture "llama", F32 or F16, or
-// quantized as llama-quantize would: Q8_0, Q4_0, Q4_K_M — which tensor gets which type is gguf-quant.ts),
+// GGUF export for llama.cpp / Ollama: a trained student as one `model.gguf` (architecture "llama", "qwen2" or
+// "qwen3" after its family — config.ts modelFamily —, F32 or F16, or quantized as llama-quantize would: Q8_0, Q4_0,
+// Q4_K_M — which tensor gets which type is gguf-quant.ts),
 // with its tokenizer inside (ours: tokenizer.ggml.model "gpt2", pre-tokenizer "gpt-2"; a model family's: gguf-vocab.ts).
 //
 // Tensors come from toHfTensors (hf-names.ts, the one name/shape table) and are renamed by GGUF_NAME_TABLE below.
@@ -18,6 +19,7 @@
 // per-token pieces (what generation streams) do not. Ollama's own Go engine, where it runs a llama model itself,
 // maps pre names other than "default" (its GPT-2 regex) to llama 3's regex: no one name fits both.
 import { toHfTensors, type NamedTensor } from './hf-names.ts';
+import { modelFamily, ropeInvFreq } from '../model/config.ts';
 import { encodeGguf, type GgmlType, type GgufFile, type GgufKv, type GgufTensor } from './gguf-format.ts';
 import { ggufTokenizerKvs } from './gguf-vocab.ts';
 import { GGML_QUANTIZATION_VERSION, QUANT_FILE_TYPE, quantTensorTypes, type GgufQuantMix } from './gguf-quant.ts';
@@ -53,6 +55,11 @@ export const GGUF_NAME_TABLE: ReadonlyArray<readonly [hf: string, gguf: string, 
   ['model.layers.{i}.self_attn.q_proj.weight', 'blk.{i}.attn_q.weight', 'q'],
   ['model.layers.{i}.self_attn.k_proj.weight', 'blk.{i}.attn_k.weight', 'k'],
   ['model.layers.{i}.self_attn.v_proj.weight', 'blk.{i}.attn_v.weight'],
+  ['model.layers.{i}.self_attn.q_proj.bias', 'blk.{i}.attn_q.bias', 'q'], // Qwen2 (a Llama would permute them like the rows)
+  ['model.layers.{i}.self_attn.k_proj.bias', 'blk.{i}.attn_k.bias', 'k'],
+  ['model.layers.{i}.self_attn.v_proj.bias', 'blk.{i}.attn_v.bias'],
+  ['model.layers.{i}.self_attn.q_norm.weight', 'blk.{i}.attn_q_norm.weight'], // Qwen3
+  ['model.layers.{i}.self_attn.k_norm.weight', 'blk.{i}.attn_k_norm.weight'],
   ['model.layers.{i}.self_attn.o_proj.weight', 'blk.{i}.attn_output.weight'],
   ['model.layers.{i}.post_attention_layernorm.weight', 'blk.{i}.ffn_norm.weight'],
   ['model.layers.{i}.mlp.gate_proj.weight', 'blk.{i}.ffn_gate.weight'],
@@ -121,24 +128,42 @@ function checkValues(t: NamedTensor, dtype: GgmlType): void {
   }
 }
 
-/** The model's tensors under GGUF names, in slab order, Q/K rows permuted for llama.cpp's RoPE. */
+/**
+ * llama.cpp's rope_freqs of llama3 scaling: per frequency j, the factor by which it divides θ^(−2j/D) — the plain
+ * inverse frequency over the scaled one (1 for high frequencies, `factor` for low ones, smooth in between).
+ */
+export function ggufRopeFreqs(c: ExportInput['config']): Float32Array {
+  const scaled = ropeInvFreq(c), plain = ropeInvFreq({ headDim: c.headDim, ropeTheta: c.ropeTheta });
+  return Float32Array.from(scaled, (f, j) => plain[j]! / f);
+}
+
+/**
+ * The model's tensors under GGUF names, in slab order — Q/K rows (and biases) permuted for llama.cpp's RoPE in the
+ * llama architecture only: qwen2/qwen3 use NEOX RoPE, which rotates (i, i + D/2) like HF — then `rope_freqs.weight`
+ * (F32, D/2) when the RoPE has llama3 scaling.
+ */
 export function ggufTensors(input: ExportInput, dtypeOpt: GgufDtype = 'F32'): GgufTensor[] {
   const x = exportView(input);
+  checkGgufFamily(x.config);
   const dtype = checkDtype(dtypeOpt);
   const c = x.config;
+  const permute = modelFamily(c) === 'llama';
   const hf = toHfTensors(c, x.params);
   const named = hf.map((t) => ({ ...ggufName(t.name), dims: [...t.shape].reverse() }));
   const types: GgmlType[] = dtype === 'F32' || dtype === 'F16' ? named.map((t) => (t.dims.length >= 2 ? dtype : 'F32')) : quantTensorTypes(named, dtype);
-  return hf.map((t, k) => {
+  const out: GgufTensor[] = hf.map((t, k) => {
     const { name, rope } = named[k]!;
     const type = types[k]!;
     checkValues(t, type);
     const cols = t.shape[1] ?? 1;
-    const data = rope === 'q' ? permuteRopeRows(t.data, c.heads, c.headDim, cols)
-      : rope === 'k' ? permuteRopeRows(t.data, c.kvHeads, c.headDim, cols)
-        : t.data;
+    const data = !permute ? t.data
+      : rope === 'q' ? permuteRopeRows(t.data, c.heads, c.headDim, cols)
+        : rope === 'k' ? permuteRopeRows(t.data, c.kvHeads, c.headDim, cols)
+          : t.data;
     return { name, dims: [...t.shape].reverse(), type, data };
   });
+  if (c.ropeScaling) out.push({ name: 'rope_freqs.weight', dims: [c.headDim / 2], type: 'F32', data: ggufRopeFreqs(c) });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -147,36 +172,45 @@ export function ggufTensors(input: ExportInput, dtypeOpt: GgufDtype = 'F32'): Gg
 /** Every metadata entry of the export, in file order. */
 export function ggufMetadata(input: ExportInput, opts: GgufExportOptions = {}): GgufKv[] {
   const x = exportView(input);
+  checkGgufFamily(x.config);
   const dtype = checkDtype(opts.dtype);
   const c = x.config;
   const u32 = (key: string, value: number): GgufKv => ({ key, value: { type: 'uint32', value } });
   const f32 = (key: string, value: number): GgufKv => ({ key, value: { type: 'float32', value } });
   const str = (key: string, value: string): GgufKv => ({ key, value: { type: 'string', value } });
   const tokenizer = ggufTokenizerKvs(x);
+  const arch = modelFamily(c); // general.architecture: llama, qwen2 or qwen3; the hyperparameters under its prefix
   const kvs: GgufKv[] = [
-    str('general.architecture', 'llama'),
+    str('general.architecture', arch),
     str('general.name', opts.name ?? 'distill-student'),
     u32('general.file_type', FILE_TYPE[dtype]),
     ...(dtype === 'F32' || dtype === 'F16' ? [] : [u32('general.quantization_version', GGML_QUANTIZATION_VERSION)]),
     u32('general.alignment', 32),
-    u32('llama.vocab_size', c.vocabSize),
-    u32('llama.context_length', c.maxSeqLen),
-    u32('llama.embedding_length', c.hidden),
-    u32('llama.block_count', c.layers),
-    u32('llama.feed_forward_length', c.intermediate),
-    u32('llama.attention.head_count', c.heads),
-    u32('llama.attention.head_count_kv', c.kvHeads),
-    f32('llama.attention.layer_norm_rms_epsilon', c.rmsNormEps),
-    f32('llama.rope.freq_base', c.ropeTheta),
-    u32('llama.rope.dimension_count', c.headDim),
+    u32(`${arch}.vocab_size`, c.vocabSize),
+    u32(`${arch}.context_length`, c.maxSeqLen),
+    u32(`${arch}.embedding_length`, c.hidden),
+    u32(`${arch}.block_count`, c.layers),
+    u32(`${arch}.feed_forward_length`, c.intermediate),
+    u32(`${arch}.attention.head_count`, c.heads),
+    u32(`${arch}.attention.head_count_kv`, c.kvHeads),
+    f32(`${arch}.attention.layer_norm_rms_epsilon`, c.rmsNormEps),
+    f32(`${arch}.rope.freq_base`, c.ropeTheta),
+    u32(`${arch}.rope.dimension_count`, c.headDim),
   ];
   // llama.cpp's default head size is embedding_length / head_count: say it when ours differs.
-  if (c.headDim * c.heads !== c.hidden) kvs.push(u32('llama.attention.key_length', c.headDim), u32('llama.attention.value_length', c.headDim));
+  if (c.headDim * c.heads !== c.hidden) kvs.push(u32(`${arch}.attention.key_length`, c.headDim), u32(`${arch}.attention.value_length`, c.headDim));
   kvs.push(...tokenizer);
   // The export's template, else the tokenizer's own (as tokenizer_config.json keeps it in the HF folder).
   const template = x.chatTemplate ?? x.tokenizer.chatTemplate;
   if (template !== undefined) kvs.push(str('tokenizer.chat_template', template));
   return kvs;
+}
+
+function checkGgufFamily(c: ExportInput['config']): void {
+  // llama.cpp's qwen2 sizes the q/k/v biases by embedding_length: heads·head_dim must equal it.
+  if (modelFamily(c) === 'qwen2' && c.heads * c.headDim !== c.hidden) {
+    throw new Error(`gguf export: llama.cpp's qwen2 needs heads·head_dim = hidden (got ${c.heads}·${c.headDim} ≠ ${c.hidden}); export it as an HF folder (safetensors)`);
+  }
 }
 
 function checkDtype(d: unknown): GgufDtype {

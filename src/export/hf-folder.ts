@@ -1,6 +1,6 @@
-// The Hugging Face folder of a trained student: model.safetensors (HF Llama names from the mapping table in
+// The Hugging Face folder of a trained student: model.safetensors (HF names of its family from the mapping table in
 // hf-names.ts, F32 or F16) beside config.json, generation_config.json, tokenizer.json and tokenizer_config.json.
-// transformers' LlamaForCausalLM.from_pretrained(folder) loads it; importHfFolder (import.ts) reads it back. Our own
+// transformers' AutoModelForCausalLM (Llama/Qwen2/Qwen3ForCausalLM) loads it; importHfFolder (import.ts) reads it back. Our own
 // ModelConfig travels in the safetensors __metadata__ so the round trip is exact and checkable.
 import { exportView, jsonFile, hfSideFiles, type ExportFile, type ExportInput } from './types.ts';
 import { toHfTensors } from './hf-names.ts';

@@ -1,5 +1,5 @@
 // The one mapping table between our parameter names (src/model/params.ts) and Hugging Face's LlamaForCausalLM
-// names, with shapes asserted both ways. Every exporter (safetensors, ONNX, GGUF) and the importer walk this table.
+// names (and Qwen2's q/k/v biases, Qwen3's q/k norms, under the same module names), with shapes asserted both ways. Every exporter (safetensors, ONNX, GGUF) and the importer walk this table.
 // Layouts: our linear weights are stored (out, in), exactly HF's nn.Linear layout, so tensors copy unchanged; HF
 // RoPE rotates pairs (j, j + D/2) like ours, so q/k need no permutation here (GGUF's does: see gguf.ts).
 import type { ModelConfig } from '../model/config.ts';
@@ -16,6 +16,11 @@ const LAYER_MAP: Record<string, string> = {
   wq: 'self_attn.q_proj.weight',
   wk: 'self_attn.k_proj.weight',
   wv: 'self_attn.v_proj.weight',
+  bq: 'self_attn.q_proj.bias', // Qwen2
+  bk: 'self_attn.k_proj.bias',
+  bv: 'self_attn.v_proj.bias',
+  q_norm: 'self_attn.q_norm.weight', // Qwen3
+  k_norm: 'self_attn.k_norm.weight',
   wo: 'self_attn.o_proj.weight',
   mlp_norm: 'post_attention_layernorm.weight',
   w_gate: 'mlp.gate_proj.weight',
@@ -53,7 +58,7 @@ function checkedShape(e: ParamEntry, c: ModelConfig): number[] {
   const leaf = e.name.replace(/^layers\.\d+\./, '');
   const expect: Record<string, number[]> = {
     wte: [V, C], lm_head: [V, C], final_norm: [C], attn_norm: [C], mlp_norm: [C],
-    wq: [H * D, C], wk: [K * D, C], wv: [K * D, C], wo: [C, H * D], w_gate: [F, C], w_up: [F, C], w_down: [C, F],
+    wq: [H * D, C], wk: [K * D, C], wv: [K * D, C], wo: [C, H * D], bq: [H * D], bk: [K * D], bv: [K * D], q_norm: [D], k_norm: [D], w_gate: [F, C], w_up: [F, C], w_down: [C, F],
   };
   const want = expect[leaf];
   if (!want || want.join() !== e.shape.join()) {

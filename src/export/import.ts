@@ -1,4 +1,5 @@
-// Import of a Hugging Face Llama-style folder (ours or anyone's): config.json → ModelConfig (modelConfigFromHf),
+// Import of a Hugging Face folder of a supported family (LlamaForCausalLM incl. llama3 RoPE scaling,
+// Qwen2ForCausalLM, Qwen3ForCausalLM; ours or anyone's): config.json → ModelConfig (modelConfigFromHf),
 // model.safetensors — or shards model-0000i-of-0000N.safetensors with model.safetensors.index.json — → our
 // parameter slab (fromHfTensors: every tensor present with its exact shape, extras reported in `ignored`),
 // tokenizer.json → BpeTokenizer when ours reads it, and in any case → textTokenizer (ours, or transformers.js's
@@ -117,7 +118,7 @@ function specialToken(cfg: Record<string, unknown>, key: string, tok: TextTokeni
 }
 
 /**
- * Reads an HF Llama-style folder into our config, slab and tokenizer. Throws, naming the file and field or tensor,
+ * Reads an HF folder of a supported family into our config, slab and tokenizer. Throws, naming the file and field or tensor,
  * when something the model needs is missing, malformed or of the wrong shape; reports extras in `ignored`.
  */
 export function importHfFolder(files: Map<string, Uint8Array>, where = 'import'): ImportedModel {
@@ -161,8 +162,10 @@ export function importHfFolder(files: Map<string, Uint8Array>, where = 'import')
   if (ours !== undefined) {
     try {
       const mc = makeConfig(JSON.parse(ours) as Record<string, unknown>, `${MODEL_CONFIG_METADATA_KEY}`);
-      const diff = (Object.keys(mc) as (keyof ModelConfig)[]).filter((k) => mc[k] !== config[k]);
-      if (diff.length) warnings.push(`${names[0]}: the model config in its metadata differs from config.json in ${diff.map((k) => `${k} (${mc[k]} vs ${config[k]})`).join(', ')}; using config.json`);
+      const keys = [...new Set([...Object.keys(mc), ...Object.keys(config)])] as (keyof ModelConfig)[];
+      const show = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+      const diff = keys.filter((k) => JSON.stringify(mc[k]) !== JSON.stringify(config[k]));
+      if (diff.length) warnings.push(`${names[0]}: the model config in its metadata differs from config.json in ${diff.map((k) => `${k} (${show(mc[k])} vs ${show(config[k])})`).join(', ')}; using config.json`);
     } catch (e) {
       warnings.push(`${names[0]}: metadata '${MODEL_CONFIG_METADATA_KEY}' is unreadable (${(e as Error).message}); using config.json`);
     }

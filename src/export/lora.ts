@@ -5,10 +5,11 @@
 //             PeftModel.from_pretrained(base, folder) loads it onto the HF base model.
 //   gguf      a llama.cpp LoRA adapter: general.type = adapter, adapter.type = lora, adapter.lora.alpha, tensors
 //             blk.N.<name>.weight.lora_a (dims [in, r]) and .lora_b (dims [r, out]) — llama.cpp's layout, A as is,
-//             B with the same per-head Q/K row permutation as the base GGUF (W' = P·W = P·B·A: only B's rows move).
+//             B with the same per-head Q/K row permutation as the base GGUF (W' = P·W = P·B·A: only B's rows move;
+//             llama architecture only), general.architecture the base's family.
 //             Loaded with the base GGUF: llama-cli -m model.gguf --lora adapter.gguf (Ollama: ADAPTER ./adapter.gguf).
 // The merged model (mergeLora, src/model/lora.ts) goes out through every base format unchanged.
-import type { ModelConfig } from '../model/config.ts';
+import { modelFamily, type ModelConfig } from '../model/config.ts';
 import { LORA_TARGETS, loraLayout, type LoraConfig } from '../model/lora.ts';
 import { ggufName, permuteRopeRows } from './gguf.ts';
 import { encodeGguf, type GgufKv, type GgufTensor } from './gguf-format.ts';
@@ -60,8 +61,10 @@ export function exportPeftAdapter(x: LoraExportInput): ExportFile[] {
 export function exportLoraGguf(x: LoraExportInput, path = 'adapter.gguf'): ExportFile[] {
   const layout = checked(x);
   const c = x.config;
+  // Only llama's graph rotates adjacent pairs (the base GGUF permutes Q/K rows); qwen2/qwen3 rotate as HF does.
+  const permute = modelFamily(c) === 'llama';
   const kvs: GgufKv[] = [
-    { key: 'general.architecture', value: { type: 'string', value: 'llama' } },
+    { key: 'general.architecture', value: { type: 'string', value: modelFamily(c) } },
     { key: 'general.type', value: { type: 'string', value: 'adapter' } },
     { key: 'general.name', value: { type: 'string', value: `${x.baseModel} LoRA` } },
     { key: 'adapter.type', value: { type: 'string', value: 'lora' } },
@@ -70,7 +73,7 @@ export function exportLoraGguf(x: LoraExportInput, path = 'adapter.gguf'): Expor
   const tensors: GgufTensor[] = layout.entries.map((e) => {
     const { name, rope } = ggufName(hfName(e.base));
     let data = x.params.subarray(e.offset, e.offset + e.size);
-    if (e.part === 'b' && rope) data = permuteRopeRows(data, rope === 'q' ? c.heads : c.kvHeads, c.headDim, e.shape[1]);
+    if (e.part === 'b' && rope && permute) data = permuteRopeRows(data, rope === 'q' ? c.heads : c.kvHeads, c.headDim, e.shape[1]);
     return { name: `${name}.lora_${e.part}`, dims: [e.shape[1], e.shape[0]], type: 'F32', data };
   });
   return [{ path, bytes: encodeGguf({ kvs, tensors, alignment: 32 }) }];

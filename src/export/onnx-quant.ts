@@ -22,7 +22,7 @@ export const ONNX_WEIGHTS: readonly OnnxWeights[] = ['fp32', 'q8', 'q4'];
 /** Path of the graph transformers.js loads for each dtype. */
 export const ONNX_DTYPE_PATH: Record<OnnxWeights, string> = { fp32: 'onnx/model.onnx', q8: 'onnx/model_quantized.onnx', q4: 'onnx/model_q4.onnx' };
 
-type Linear = (x: string, w: string) => string;
+type Linear = (x: string, w: string, bias?: string) => string;
 const linears = new WeakMap<GraphBuilder, Linear>();
 
 /** Whether `name` is a weight that a linear layer applies (quantized unless fp32). */
@@ -32,7 +32,7 @@ export function isLinearWeight(name: string, tied: boolean): boolean {
 
 /** Adds the initializers of `tensors` to `b` in the storage of `mode`, and registers how `b` applies a linear. */
 export function addOnnxWeights(b: GraphBuilder, tensors: NamedTensor[], mode: OnnxWeights, tied: boolean): void {
-  const apply = new Map<string, (x: string) => string>();
+  const apply = new Map<string, (x: string, bias?: string) => string>();
   for (const t of tensors) {
     const [N, K] = t.shape as [number, number];
     if (mode === 'fp32' || !isLinearWeight(t.name, tied) || (mode === 'q4' && K % NBITS_BLOCK !== 0)) {
@@ -43,20 +43,23 @@ export function addOnnxWeights(b: GraphBuilder, tensors: NamedTensor[], mode: On
       const { q, scales } = quantizeInt8Rows(t.data, N, K);
       const qName = b.initBytes(`${t.name}_quantized`, DT_INT8, [N, K], q);
       const sName = b.initF32(`${t.name}_scale`, [N], scales);
-      apply.set(t.name, (x) => b.op('Gemm', [x, b.op('DequantizeLinear', [qName, sName], { axis: 0 })], { transB: 1 }));
+      apply.set(t.name, (x, bias) => b.op('Gemm', [x, b.op('DequantizeLinear', [qName, sName], { axis: 0 }), ...(bias ? [bias] : [])], { transB: 1 }));
     } else {
       const { b: bits, scales } = quantizeNBits4(t.data, N, K);
       const qName = b.initBytes(`${t.name}_Q4`, DT_UINT8, [N, K / NBITS_BLOCK, NBITS_BLOCK / 2], bits);
       const sName = b.initF32(`${t.name}_scales`, [N * (K / NBITS_BLOCK)], scales);
-      apply.set(t.name, (x) => b.opIn(MS_DOMAIN, 'MatMulNBits', [x, qName, sName], { K, N, bits: 4, block_size: NBITS_BLOCK }));
+      apply.set(t.name, (x, bias) => {
+        const y = b.opIn(MS_DOMAIN, 'MatMulNBits', [x, qName, sName], { K, N, bits: 4, block_size: NBITS_BLOCK });
+        return bias ? b.op('Add', [y, bias]) : y;
+      });
     }
   }
-  linears.set(b, (x, w) => apply.get(w)?.(x) ?? b.op('Gemm', [x, w], { transB: 1 }));
+  linears.set(b, (x, w, bias) => apply.get(w)?.(x, bias) ?? b.op('Gemm', bias ? [x, w, bias] : [x, w], { transB: 1 }));
 }
 
 /** y = x·Wᵀ for the weight named `w` (HF (out, in) layout), as addOnnxWeights stored it. x (N, in) → (N, out). */
-export function onnxLinear(b: GraphBuilder, x: string, w: string): string {
+export function onnxLinear(b: GraphBuilder, x: string, w: string, bias?: string): string {
   const f = linears.get(b);
   if (!f) throw new Error('onnx: addOnnxWeights must run before the graph applies a linear layer');
-  return f(x, w);
+  return f(x, w, bias);
 }

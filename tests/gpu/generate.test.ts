@@ -7,6 +7,8 @@ import { initParams, refForward } from '../../src/model/ref-model.ts';
 import { argmax } from '../../src/model/sampling.ts';
 import { allocBuffer } from '../../src/model/activations.ts';
 import { writeArray } from '../../src/gpu/dispatch.ts';
+import { paramLayout } from '../../src/model/params.ts';
+import { Rng } from '../../src/util/rng.ts';
 import { useGpu } from './gpu-context.ts';
 
 const gpu = useGpu();
@@ -34,6 +36,35 @@ describe('Generator', () => {
       const next = argmax(Float32Array.from(logits));
       want.push(next);
       seq.push(next);
+    }
+    expect(got).toEqual(want);
+    gen.destroy(); params.destroy();
+  });
+
+  it.each([
+    ['Qwen2 (q/k/v biases)', { attentionBias: true }],
+    ['Qwen3 (q/k norms, H·D ≠ C)', { qkNorm: true, headDim: 16 }],
+    ['Llama-3 (llama3 RoPE scaling)', { ropeTheta: 5000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 } }],
+  ] as const)('family %s: greedy generation equals argmax of the reference model', async (_, over) => {
+    const { device } = gpu();
+    const c = makeConfig({ ...config, ...over });
+    const slab = initParams(c, 9);
+    const rng = new Rng(3);
+    for (const e of paramLayout(c).entries) {
+      if (e.init !== 'normal') for (let i = 0; i < e.size; i++) slab[e.offset + i] = (e.init === 'ones' ? 1 : 0) + 0.5 * rng.normal();
+    }
+    const params = allocBuffer(device, slab.length, 'params');
+    writeArray(device, params, slab);
+    const gen = new Generator(device, c, params, 24);
+    const prompt = [3, 1, 4, 1, 5];
+    const got = await gen.generate(prompt, { maxNewTokens: 12, temperature: 0 });
+    const seq = [...prompt];
+    const want: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const T = seq.length;
+      const logits = refForward(c, slab, Uint32Array.from(seq), 1, T).logits.subarray((T - 1) * c.vocabSize, T * c.vocabSize);
+      want.push(argmax(Float32Array.from(logits)));
+      seq.push(want[i]!);
     }
     expect(got).toEqual(want);
     gen.destroy(); params.destroy();

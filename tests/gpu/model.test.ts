@@ -92,6 +92,42 @@ describe('GPU model vs CPU reference model', () => {
     }
   }, 60_000);
 
+  it.each([
+    ['Qwen2 (q/k/v biases)', { attentionBias: true }],
+    ['Qwen3 (q/k norms, H·D = 64 ≠ C = 24)', { qkNorm: true, headDim: 16 }],
+    ['Llama-3 (llama3 RoPE scaling)', { ropeTheta: 5000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 } }],
+  ] as const)('family switch %s: logits, loss and every gradient (CE)', async (_, over) => {
+    const { device } = gpu();
+    const base = setup(false, 31);
+    const config = makeConfig({ ...base.config, ...over });
+    const slab = initParams(config, 31);
+    for (const e of paramLayout(config).entries) {
+      if (e.init === 'ones') for (let i = 0; i < e.size; i++) slab[e.offset + i] = 1 + 0.3 * (base.rng.next() - 0.5);
+      if (e.init === 'zeros') for (let i = 0; i < e.size; i++) slab[e.offset + i] = 0.3 * base.rng.normal();
+    }
+    const model = new GpuModel(device, config, B, T, cases[0]!.objective);
+    try {
+      model.uploadParams(slab);
+      model.setBatch({ ids: base.ids, labels: base.labels, weights: base.weights });
+      const cl = compareArrays(await model.logits(), refForward(config, slab, base.ids, B, T).logits, { atol: 2e-5, rtol: 2e-4 });
+      expect(cl.ok, `logits: ${describeComparison(cl)}`).toBe(true);
+      const r = await model.run();
+      const wsum = base.weights.reduce((a, b) => a + b, 0);
+      const ref = refLossAndGrad(config, slab, {
+        ids: base.ids, B, T, labels: base.labels, weights: base.weights, objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1 / wsum,
+      });
+      expect(r.loss).toBeCloseTo(ref.loss, 4);
+      const grads = await model.readGrads();
+      const maxG = ref.grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
+      for (const e of model.layout.entries) {
+        const cmp = compareArrays(grads.subarray(e.offset, e.offset + e.size), ref.grad.subarray(e.offset, e.offset + e.size), { atol: 1e-5 * maxG, rtol: 1e-3 });
+        expect(cmp.ok, `d${e.name}: ${describeComparison(cmp)}`).toBe(true);
+      }
+    } finally {
+      model.destroy();
+    }
+  }, 60_000);
+
   it('ten AdamW steps follow the reference optimizer on the reference gradients', async () => {
     const { device } = gpu();
     const s = setup(true, 21);

@@ -12,7 +12,10 @@ import { createEngine } from '../../src/engine/engine.ts';
 import { buildRunData } from '../../src/engine/runs/data.ts';
 import { RunStore } from '../../src/engine/runs/run-store.ts';
 import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
+import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { importHfFolder } from '../../src/export/import.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { paramLayout } from '../../src/model/params.ts';
 import { GpuModel } from '../../src/model/gpu-model.ts';
 import { openStore } from '../../src/store/store.ts';
 import { evalBatches } from '../../src/train/batches.ts';
@@ -92,6 +95,35 @@ describe('a pretrained student (an HF Llama folder) in the app engine', () => {
     expect(record.run.pretrained).toEqual({ label: 'brown-teacher-small' });
     const cfg = JSON.parse(new TextDecoder().decode(exp.files.find((f) => f.path === 'config.json')!.bytes));
     expect([cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads]).toEqual([1024, 128, 3, 4]);
+  }, 600_000);
+
+  it('a Qwen2 folder (the fixture under Qwen2ForCausalLM, with q/k/v biases): the run keeps the family, KD from it starts at KL 0, the export is Qwen2 (#20)', async () => {
+    const { engine, ds } = await setup();
+    const config = makeConfig({ ...base.config, attentionBias: true });
+    const params = new Float32Array(paramLayout(config).slabFloats);
+    const from = paramLayout(base.config);
+    for (const e of paramLayout(config).entries) {
+      const src = from.byName.get(e.name);
+      if (src) params.set(base.params.subarray(src.offset, src.offset + src.size), e.offset);
+      else for (let i = 0; i < e.size; i++) params[e.offset + i] = 0.05 * Math.sin(3 * i + e.offset);
+    }
+    const files = Object.fromEntries(exportHfFolder({ config, params, tokenizer: base.textTokenizer!, eosToken: '<|endoftext|>' }).map((f) => [f.path, f.bytes]));
+    const qwen = { label: 'brown-qwen2', source: { files } };
+    const plan = await engine.planRun(spec(ds, { name: 'qwen', pretrained: qwen }));
+    expect(plan.ok, plan.problems.join('; ')).toBe(true);
+    expect(plan.model).toEqual(config);
+    const kd = await engine.createRun(spec(ds, { name: 'qwen-kd', pretrained: qwen, method: 'kd', kdSource: 'dense', teacher: qwen, train: { ...spec(ds).train, objective: 'fkl', kdWeight: 1, ceWeight: 0 } }));
+    const events: RunEvent[] = [];
+    expect((await engine.runRun(kd.id, (e) => events.push(e))).status).toBe('done');
+    const first = events.find((e): e is RunStepLog => e.kind === 'step')!;
+    expect(Math.abs(first.kd)).toBeLessThan(1e-5);
+    const exp = await engine.exportModel({ source: { runId: kd.id }, format: 'safetensors', name: 'qwen' });
+    const cfg = JSON.parse(new TextDecoder().decode(exp.files.find((f) => f.path === 'config.json')!.bytes));
+    expect([cfg.architectures, cfg.model_type]).toEqual([['Qwen2ForCausalLM'], 'qwen2']);
+    const back = importHfFolder(new Map(exp.files.map((f) => [f.path, f.bytes])), 'export');
+    expect(back.config.attentionBias).toBe(true);
+    const bq = paramLayout(config).byName.get('layers.0.bq')!;
+    expect(Array.from(back.params.subarray(bq.offset, bq.offset + bq.size))).not.toEqual(new Array(bq.size).fill(0));
   }, 600_000);
 
   it('refuses a start run and a pretrained model at once, and a pretrained folder whose config changed since creation', async () => {

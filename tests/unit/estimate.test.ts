@@ -32,4 +32,15 @@ describe('estimateMemory and fitAdvice', () => {
     expect(fitAdvice({ ...x, B: 1, T: 8 }, GiB, 8 * GiB)).toBeUndefined();
     expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: pick a smaller model/);
   });
+
+  it('counts the family switches: q/k/v biases in the parameters and ones; q/k norm gains, their inputs and gradients', () => {
+    const B = 2, T = 16, N = B * T, L = qwenish.layers, HD = 14 * 64, KD = 2 * 64;
+    const acts = (c: typeof qwenish) => estimateMemory({ model: c, B, T, teacher: { kind: 'none' } }).parts.find((p) => /^activations/.test(p.name))!.bytes;
+    const qwen2 = makeConfig({ ...qwenish, attentionBias: true });
+    const qwen3 = makeConfig({ ...qwenish, qkNorm: true });
+    expect(countParams(qwen2) - countParams(qwenish)).toBe(L * (HD + 2 * KD));
+    expect(countParams(qwen3) - countParams(qwenish)).toBe(L * 2 * 64);
+    expect(acts(qwen2) - acts(qwenish)).toBe(4 * N);
+    expect(acts(qwen3) - acts(qwenish)).toBe(4 * (L * (N * HD + N * KD + N * 14 + N * 2) + N * HD + N * KD));
+  });
 });

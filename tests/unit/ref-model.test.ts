@@ -122,6 +122,48 @@ function expectPaddingZero(c: ModelConfig, grad: Float64Array): void {
   expect(nonzero).toBe(inside);
 }
 
+/** The family switches of config.ts at tiny shapes (Qwen3's H·D ≠ C; llama3 scaling with every frequency regime). */
+const FAMILIES: [string, Record<string, unknown>][] = [
+  ['Qwen2 (q/k/v biases)', { attentionBias: true }],
+  ['Qwen3 (q/k norms, H·D = 24 ≠ C = 16)', { qkNorm: true, headDim: 6 }],
+  ['Llama-3 (llama3 RoPE scaling)', { ropeTheta: 5000, headDim: 8, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 } }],
+];
+
+/** testSlab with the biases random too (they start at 0). */
+function familySlab(c: ModelConfig, seed: number): Float64Array {
+  const slab = testSlab(c, seed);
+  const rng = new Rng(seed + 2000);
+  for (const e of paramLayout(c).entries) if (e.init === 'zeros') for (let i = 0; i < e.size; i++) slab[e.offset + i] = 0.5 * rng.normal();
+  return slab;
+}
+
+describe('refLossAndGrad of the family switches against finite differences', () => {
+  it.each(FAMILIES)('%s: every parameter (CE, untied)', (_, over) => {
+    const c = tinyConfig(false, over);
+    const slab = familySlab(c, 31);
+    const batch = makeBatch(c, 32, { lossScale: 2 });
+    const r = refLossAndGrad(c, slab, batch);
+    expectPaddingZero(c, r.grad);
+    checkFd(c, slab, batch, r.grad, coordinates(c, 33));
+  }, 60_000);
+
+  it('each switch changes the logits (the reference does not ignore it)', () => {
+    const ids = randomIds(new Rng(5), N, TINY.vocabSize);
+    for (const [name, over] of FAMILIES) {
+      const c = tinyConfig(true, over);
+      const slab = familySlab(c, 41);
+      const plain = makeConfig({ ...c, attentionBias: false, qkNorm: false, ropeScaling: undefined });
+      // The same Llama tensors without the switch's parameters (biases / q-k norm gains) or scaling.
+      const from = paramLayout(c), to = paramLayout(plain);
+      const plainSlab = new Float64Array(to.slabFloats);
+      for (const e of to.entries) plainSlab.set(slab.subarray(from.byName.get(e.name)!.offset, from.byName.get(e.name)!.offset + e.size), e.offset);
+      const a = refForward(c, slab, ids, B, T).logits, b = refForward(plain, plainSlab, ids, B, T).logits;
+      const diff = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+      expect(diff, name).toBeGreaterThan(1e-3);
+    }
+  });
+});
+
 describe('refLossAndGrad against finite differences of the loss', () => {
   for (const tied of [true, false]) {
     const tag = tied ? 'tied' : 'untied';

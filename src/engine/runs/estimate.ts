@@ -19,9 +19,13 @@ export const sampleLength = (model: Pick<ModelConfig, 'maxSeqLen'>, T: number): 
 /** Bytes of the activations and batch buffers of one (config, B, T) training model. */
 function activationParts(c: ModelConfig, B: number, T: number): { total: number; logits: number } {
   const N = B * T, C = c.hidden, FF = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
-  const perLayer = N * C * 2 + N * 2 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3;
+  // qkNorm (Qwen3) keeps q/k before the per-head norm and its 1/rms per layer, and their gradients in the scratch;
+  // attentionBias (Qwen2) adds N ones (the bias gradients' column sums).
+  const qk = c.qkNorm ? N * HD + N * KD + N * c.heads + N * c.kvHeads : 0;
+  const perLayer = N * C * 2 + N * 2 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3 + qk;
   const resid = (2 * c.layers + 1) * N * C;
-  const scratch = N * C * 5 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3 + N * 2;
+  const scratch = N * C * 5 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3 + N * 2
+    + (c.qkNorm ? N * HD + N * KD : 0) + (c.attentionBias ? N : 0);
   const batch = N * 5 + 2 * Math.min(N, c.vocabSize) + 1;
   const logits = N * c.vocabSize;
   return { total: (c.layers * perLayer + resid + scratch + batch + logits) * F, logits: logits * F };
@@ -58,7 +62,8 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     parts.push({ name: 'frozen reference model', bytes: 4 * P * F + acts.total });
   }
   const L = sampleLength(c, T), KD = c.kvHeads * c.headDim;
-  parts.push({ name: 'sample generator (KV cache)', bytes: (2 * c.layers * L * KD + L * (c.hidden * 4 + c.heads * c.headDim * 2 + KD * 2 + c.intermediate * 3 + c.vocabSize)) * F });
+  const genQk = c.qkNorm ? L * (c.heads * c.headDim + KD + c.heads) : 0; // q/k before their norms, 1/rms
+  parts.push({ name: 'sample generator (KV cache)', bytes: (2 * c.layers * L * KD + L * (c.hidden * 4 + c.heads * c.headDim * 2 + KD * 2 + c.intermediate * 3 + c.vocabSize) + genQk) * F });
   return { bytes: parts.reduce((s, p) => s + p.bytes, 0), largestBuffer: largest, parts };
 }
 

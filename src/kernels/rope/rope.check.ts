@@ -6,6 +6,7 @@ import { compareArrays, type Tolerance } from '../../util/allclose.ts';
 import { Rng } from '../../util/rng.ts';
 import { planRopeBackward, planRopeForward } from './rope.ts';
 import { ropeBackwardRef, ropeForwardRef } from './rope.ref.ts';
+import { ropeInvFreq } from '../../model/config.ts';
 
 export interface RopeCheckShape {
   B: number;
@@ -13,7 +14,12 @@ export interface RopeCheckShape {
   H: number;
   D: number;
   posOffset: number;
+  /** Llama-3-scaled frequencies (θ = 500000, factor 8, low/high 1/4, original length 64: every regime at D = 64). */
+  llama3?: boolean;
 }
+
+/** The llama3 scaling the checks use: small original length so that low, medium and high frequencies all occur. */
+export const ROPE_CHECK_LLAMA3 = { headDim: 64, ropeTheta: 500000, ropeScaling: { type: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 } };
 
 /** Relative to |x_j| + |x_{j+D/2}| of the pair: f32 rounding plus cos/sin error (angles are exact to ~2e-7 rad). */
 export const ROPE_TOLERANCE: Tolerance = { atol: 1e-7, rtol: 5e-7 };
@@ -25,6 +31,7 @@ export const ROPE_CHECK_SHAPES: readonly RopeCheckShape[] = [
   { B: 3, T: 7, H: 3, D: 64, posOffset: 5 },
   { B: 1, T: 3, H: 3, D: 64, posOffset: 4000 },
   { B: 2, T: 3, H: 1, D: 130, posOffset: 8190 },
+  { B: 2, T: 9, H: 3, D: 64, posOffset: 3, llama3: true },
 ];
 
 /** |x_j| + |x_{j+D/2}| for both elements of every pair. */
@@ -39,16 +46,17 @@ export function ropePairScale(x: ArrayLike<number>, D: number): Float64Array {
 
 export async function checkRope(device: GPUDevice, shape: RopeCheckShape, seed: number): Promise<NamedComparison[]> {
   const { B, T, H, D, posOffset } = shape;
+  const invFreq = shape.llama3 ? ropeInvFreq({ ...ROPE_CHECK_LLAMA3, headDim: D }) : undefined;
   const n = B * T * H * D;
   const rng = new Rng(seed);
   const x = rng.uniformArray(n, -2, 2);
   const dy = rng.uniformArray(n);
   const bufs = { x: createStorage(device, x, 'rope check x'), dy: createStorage(device, dy, 'rope check dy') };
   const got = await runOnGpu(device, `rope B=${B} T=${T} H=${H} D=${D}`, bufs, () => [
-    planRopeForward(device, { x: bufs.x, B, T, H, D, posOffset }),
-    planRopeBackward(device, { x: bufs.dy, B, T, H, D, posOffset }),
+    planRopeForward(device, { x: bufs.x, B, T, H, D, posOffset, invFreq }),
+    planRopeBackward(device, { x: bufs.dy, B, T, H, D, posOffset, invFreq }),
   ], { x: n, dy: n });
-  const opts = { posOffset };
+  const opts = { posOffset, invFreq };
   return [
     { name: 'y', ...compareArrays(got.x, ropeForwardRef(x, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(x, D)) },
     { name: 'dx', ...compareArrays(got.dy, ropeBackwardRef(dy, B, T, H, D, opts), ROPE_TOLERANCE, ropePairScale(dy, D)) },
@@ -58,6 +66,6 @@ export async function checkRope(device: GPUDevice, shape: RopeCheckShape, seed: 
 export const ropeChecks: KernelCheck[] = ROPE_CHECK_SHAPES.map((shape) => ({
   kernel: 'rope',
   variant: 'default',
-  shape: `B=${shape.B} T=${shape.T} H=${shape.H} D=${shape.D} pos0=${shape.posOffset}`,
+  shape: `B=${shape.B} T=${shape.T} H=${shape.H} D=${shape.D} pos0=${shape.posOffset}${shape.llama3 ? ' llama3' : ''}`,
   run: (device: GPUDevice, seed: number) => checkRope(device, shape, seed),
 }));

@@ -5,6 +5,8 @@
 export interface RopeRefOptions {
   posOffset?: number;
   theta?: number;
+  /** Explicit inverse frequencies (D/2), e.g. llama3-scaled; overrides theta. */
+  invFreq?: ArrayLike<number>;
 }
 
 function rotate(x: ArrayLike<number>, B: number, T: number, H: number, D: number, sign: number, opts: RopeRefOptions, fn: string): Float64Array {
@@ -13,6 +15,7 @@ function rotate(x: ArrayLike<number>, B: number, T: number, H: number, D: number
   const theta = opts.theta ?? 10000;
   const posOffset = opts.posOffset ?? 0;
   const half = D / 2;
+  if (opts.invFreq && opts.invFreq.length !== half) throw new Error(`${fn}: invFreq has ${opts.invFreq.length} entries, expected D/2 = ${half}`);
   const out = new Float64Array(x.length);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
@@ -20,7 +23,7 @@ function rotate(x: ArrayLike<number>, B: number, T: number, H: number, D: number
       for (let h = 0; h < H; h++) {
         const base = ((b * T + t) * H + h) * D;
         for (let j = 0; j < half; j++) {
-          const angle = pos * theta ** ((-2 * j) / D);
+          const angle = pos * (opts.invFreq ? opts.invFreq[j]! : theta ** ((-2 * j) / D));
           const c = Math.cos(angle);
           const s = sign * Math.sin(angle);
           const x0 = x[base + j]!;

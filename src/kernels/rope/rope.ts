@@ -29,6 +29,8 @@ export interface RopeArgs {
   posOffset?: number;
   /** Base θ of inv_freq_j = θ^(−2j/D) (default 10000). */
   theta?: number;
+  /** Explicit inverse frequencies inv_freq_j (D/2 of them, e.g. llama3-scaled: config.ts ropeInvFreq); overrides theta. */
+  invFreq?: ArrayLike<number>;
   /** Elements from token row n to row n+1 (default H·D, packed); larger for a head slice of a fused QKV row. */
   rowStride?: number;
 }
@@ -37,10 +39,11 @@ export interface RopeArgs {
  * inv_freq_j / 2π = θ^(−2j/D) / 2π for j < D/2 as 64-bit binary fractions (hi, lo): element 2j is the top 32
  * bits, 2j + 1 the next 32. Computed in f64 (53 significant bits; the rest are zero).
  */
-export function ropeTurnsTable(D: number, theta: number): Uint32Array {
+export function ropeTurnsTable(D: number, theta: number, invFreq?: ArrayLike<number>): Uint32Array {
   const table = new Uint32Array(ROPE_MAX_D); // 64 vec4u
   for (let j = 0; j < D / 2; j++) {
-    const scaled = (theta ** ((-2 * j) / D) / (2 * Math.PI)) * 2 ** 32; // < 2^32 since the fraction is < 1
+    const f = invFreq ? invFreq[j]! : theta ** ((-2 * j) / D);
+    const scaled = (f / (2 * Math.PI)) * 2 ** 32; // < 2^32 since the fraction is < 1
     const hi = Math.floor(scaled);
     table[2 * j] = hi;
     table[2 * j + 1] = Math.floor((scaled - hi) * 2 ** 32);
@@ -63,6 +66,13 @@ function planRope(device: GPUDevice, args: RopeArgs, sign: 1 | -1): KernelPlan<n
   if (D % 2 !== 0 || D > ROPE_MAX_D) throw k.error(`D must be even and at most ${ROPE_MAX_D}`);
   const theta = args.theta ?? ROPE_THETA;
   if (!(theta > 1) || !Number.isFinite(theta)) throw k.error(`theta must be a number above 1, got ${theta}`);
+  if (args.invFreq) {
+    if (args.invFreq.length !== D / 2) throw k.error(`invFreq has ${args.invFreq.length} entries, expected D/2 = ${D / 2}`);
+    for (let j = 0; j < D / 2; j++) {
+      const f = args.invFreq[j]!;
+      if (!(f > 0 && f < 2 * Math.PI)) throw k.error(`invFreq[${j}] = ${f} is outside (0, 2π)`);
+    }
+  }
   const rowStride = args.rowStride ?? H * D;
   if (!Number.isInteger(rowStride) || rowStride < H * D) throw k.error(`rowStride ${rowStride} is below H·D = ${H * D}`);
   const N = B * T;
@@ -76,7 +86,7 @@ function planRope(device: GPUDevice, args: RopeArgs, sign: 1 | -1): KernelPlan<n
   };
   const x = k.bind('x', args.x, elems);
   const params = k.uniform(RopeParams, values(args.posOffset ?? 0));
-  const turns = createUniform(device, ropeTurnsTable(D, theta).buffer as ArrayBuffer, `${k.what} turns`);
+  const turns = createUniform(device, ropeTurnsTable(D, theta, args.invFreq).buffer as ArrayBuffer, `${k.what} turns`);
   const groups = Math.ceil((N * H * (D / 2)) / 256);
   return {
     dispatches: [k.dispatch({ key: 'rope', code: RopeParams.wgsl + ropeWgsl }, [x, params.buffer, turns], k.grid(groups))],

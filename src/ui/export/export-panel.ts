@@ -60,7 +60,7 @@ function download(name: string, bytes: Uint8Array): void {
 export function exportPanel(backend: ExportBackend): HTMLElement {
   const fixed = [
     h('option', { value: DEFAULT_TEACHER.id }, DEFAULT_TEACHER.label),
-    h('option', { value: 'picked' }, 'An HF Llama folder from disk (config.json, *.safetensors, tokenizer.json)…'),
+    h('option', { value: 'picked' }, 'An HF model folder from disk — Llama, Qwen2/2.5, Qwen3 (config.json, *.safetensors, tokenizer.json)…'),
   ];
   const source = h('select', { id: 'export-source', class: 'wide' }, ...fixed);
   let runNames = new Map<string, string>();

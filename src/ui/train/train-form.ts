@@ -128,7 +128,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     preset.replaceChildren(...Object.keys(PRESETS).map((p) => {
       const c = presetConfig(p, v ? { vocabSize: v } : {});
       return h('option', { value: p }, `${p} — ${c.hidden} wide, ${c.layers} layers${v ? `, ${(countParams(c) / 1e6).toFixed(2)}M parameters` : ''}`);
-    }), h('option', { value: PRETRAINED }, 'a pretrained model (SmolLM2, TinyLlama, … : a Hub id, a folder URL or a folder from disk)'));
+    }), h('option', { value: PRETRAINED }, 'a pretrained model (SmolLM2, TinyLlama, Llama-3.2, Qwen2.5, Qwen3, … : a Hub id, a folder URL or a folder from disk)'));
     preset.value = PRESETS[was] || was === PRETRAINED ? was : 'micro';
     const t = activeTeacher(), et = teacherFor(s);
     teacherNote.textContent = t
