@@ -25,6 +25,7 @@ import { decodeOnnxModel } from '../../src/export/onnx-proto.ts';
 import { isLinearWeight, ONNX_DTYPE_PATH, type OnnxWeights } from '../../src/export/onnx-quant.ts';
 import { dequantizeInt8Rows, dequantizeNBits4, NBITS_BLOCK, quantizeInt8Rows, quantizeNBits4 } from '../../src/export/quant/onnx-weights.ts';
 import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
+import { paramLayout } from '../../src/model/params.ts';
 import { initParams, refForward } from '../../src/model/ref-model.ts';
 import { trainBpe } from '../../src/tokenizer/bpe.ts';
 import { compareArrays } from '../../src/util/allclose.ts';
@@ -69,10 +70,24 @@ const CONFIGS: Array<[string, ModelConfig]> = [
   ['tied C=64 F=96 H=4 Hkv=2', makeConfig({ vocabSize: 67, hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, maxSeqLen: 32, initStd: 0.2 })],
   ['untied C=64 F=80 H=4 Hkv=1', makeConfig({ vocabSize: 71, hidden: 64, layers: 2, heads: 4, kvHeads: 1, headDim: 16, intermediate: 80, maxSeqLen: 32, initStd: 0.2, tieEmbeddings: false })],
 ];
+// The families' switches through the quantized linears: Qwen2's q/k/v biases (Gemm's C input for q8, an Add after
+// MatMulNBits for q4), Qwen3's per-head q/k norms with heads·head_dim ≠ hidden.
+CONFIGS.push(
+  ['qwen2 biases C=64 H=4 Hkv=2', makeConfig({ vocabSize: 67, hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, maxSeqLen: 32, initStd: 0.2, attentionBias: true })],
+  ['qwen3 q/k norms C=64 H=4×32', makeConfig({ vocabSize: 67, hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 96, maxSeqLen: 32, initStd: 0.2, qkNorm: true })],
+);
 const SEQ = [5, 17, 3, 60, 22, 41, 8];
 
+/** Seeded weights with the biases and q/k norm gains moved off their 0 / 1 start, so a graph that drops them shows. */
+function familyParams(c: ModelConfig): Float32Array {
+  const p = initParams(c, 3);
+  const layout = paramLayout(c);
+  for (const e of layout.entries) if (/\.(bq|bk|bv|q_norm|k_norm)$/.test(e.name)) for (let i = 0; i < e.size; i++) p[e.offset + i] = p[e.offset + i]! + 0.3 * Math.sin(7 * i + e.offset);
+  return p;
+}
+
 describe.each(CONFIGS)('onnxruntime runs the quantized export (%s)', (_n, c) => {
-  const params = initParams(c, 3);
+  const params = familyParams(c);
   it.each(['q8', 'q4'] as const)('%s: logits = refForward on our dequantized weights (prompt + cached step; node and wasm)', async (mode) => {
     const bytes = buildOnnxModel(c, params, mode);
     const deq = dequantizedParams(c, params, mode);
