@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildGguf, ggufFile, ggufRopeFreqs } from '../../src/export/gguf.ts';
+import { storedWeights } from '../../src/export/stored-weights.ts';
 import type { ExportInput } from '../../src/export/types.ts';
 import { makeConfig, ropeInvFreq } from '../../src/model/config.ts';
 import { paramLayout } from '../../src/model/params.ts';
@@ -103,6 +104,17 @@ describe('GGUF export per family, loaded by llama.cpp', { timeout: 60_000 }, () 
     console.log(`llama.cpp F32 ${family} vs reference: max |Δlogit| ${d.logits.toExponential(2)}, max |Δp| ${d.probs.toExponential(2)}`);
     expect(d.probs).toBeLessThan(1e-3);
     expect(d.logits).toBeLessThan(1e-4);
+  });
+
+  it.each(Object.keys(FAMILIES) as Family[])('%s (Q8_0 mix): llama.cpp runs the weights the file stores (storedWeights), biases, norms and rope_freqs kept F32', async (family) => {
+    const x = input(family);
+    const stored = storedWeights(x, 'Q8_0');
+    const f = ggufFile(x, { dtype: 'Q8_0' });
+    for (const t of f.tensors) if (t.dims.length === 1) expect(t.type, t.name).toBe('F32');
+    const d = await diff({ ...x, params: stored.params }, buildGguf(x, { dtype: 'Q8_0' }));
+    console.log(`llama.cpp Q8_0 ${family} vs reference on the stored weights (${JSON.stringify(stored.types)}): max |Δlogit| ${d.logits.toExponential(2)}, max |Δp| ${d.probs.toExponential(2)}`);
+    expect(d.probs).toBeLessThan(2e-2);
+    expect(d.logits).toBeLessThan(0.1);
   });
 
   it('refuses a qwen2 whose heads·head_dim ≠ hidden (llama.cpp sizes its biases by the hidden width)', () => {
