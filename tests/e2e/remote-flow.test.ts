@@ -344,6 +344,10 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     for (const r of rows) expect(r[3], JSON.stringify(r)).toMatch(/^\d+\.\d\d$/);
     expect(await page.textContent('#export-format option[value="gguf-q4_0"]')).toMatch(/KiB, perplexity [+−]\d/);
     await page.screenshot({ path: 'test-results/export-compare.png', fullPage: true });
+    const size = page.viewportSize()!;
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: 'test-results/export-compare-narrow.png', fullPage: true });
+    await page.setViewportSize(size);
   });
 
   it('the key is in no IndexedDB database, storage, cache or file of the origin, nor in the page (after a planted control is found)', async () => {
