@@ -149,6 +149,8 @@ describe('Data stage: hostile text stays text', () => {
     await page.click('#data-start');
     await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#data-status')?.getAttribute('data-state') ?? ''), null, { timeout: 150_000, polling: 100 });
     expect(await page.getAttribute('#data-status', 'data-state'), (await page.textContent('#data-status')) ?? '').toBe('done');
+    // The list is re-read from the store when the job ends, after the status says done: wait for that read.
+    await page.waitForFunction((n) => document.querySelectorAll('#data-records li .q').length >= n, USERS.length, { timeout: 10_000 });
     const qs = await page.$$eval('#data-records li .q', (els) => els.map((e) => e.textContent));
     expect(qs.sort()).toEqual([...USERS].sort());
     const shots = await screenshots(page, 'hostile');

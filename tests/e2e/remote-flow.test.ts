@@ -342,7 +342,7 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(rows.map((r) => r[0])).toEqual(['gguf', 'gguf-f16', 'gguf-q8_0', 'gguf-q4_k_m', 'gguf-q4_0']);
     expect(rows[0]![4]).toBe('reference');
     for (const r of rows) expect(r[3], JSON.stringify(r)).toMatch(/^\d+\.\d\d$/);
-    expect(await page.textContent('#export-format option[value="gguf-q4_0"]')).toMatch(/KiB, perplexity [+−]\d/);
+    expect(await page.textContent('#export-format option[value="gguf-q4_0"]')).toMatch(/KiB, perplexity [+−]?\d/);
     await page.screenshot({ path: 'test-results/export-compare.png', fullPage: true });
     const size = page.viewportSize()!;
     await page.setViewportSize({ width: 390, height: 844 });

@@ -10,7 +10,12 @@ export interface CompareBackend {
   compareFormats(runId: string, onProgress?: (message: string) => void): Promise<FormatComparison>;
 }
 
-const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(Math.abs(x) < 10 ? 2 : 1)}%`;
+/** A signed percentage; a change that rounds to zero is shown as 0.00% (no "−0.00%"). */
+const pct = (x: number) => {
+  const digits = Math.abs(x) < 10 ? 2 : 1;
+  const shown = Math.abs(x).toFixed(digits);
+  return Number(shown) === 0 ? `${shown}%` : `${x > 0 ? '+' : '−'}${shown}%`;
+};
 
 /** `runId()`: the run the Export stage has selected (undefined for a folder or the default teacher). */
 export function comparePanel(backend: CompareBackend, runId: () => string | undefined, formatSelect: HTMLSelectElement): { node: Node; sourceChanged(): void } {
@@ -40,7 +45,7 @@ export function comparePanel(backend: CompareBackend, runId: () => string | unde
     delete status.dataset.done;
     try {
       const r = await backend.compareFormats(id, (m) => { status.textContent = `${m}…`; });
-      const head = h('tr', {}, h('th', {}, 'Format'), h('th', {}, 'File size'), h('th', {}, 'Held-out perplexity'), h('th', {}, 'vs F32'));
+      const head = h('tr', {}, h('th', {}, 'Format'), h('th', {}, 'Size'), h('th', {}, 'Perplexity'), h('th', {}, 'vs F32'));
       table.replaceChildren(head, ...r.rows.map((row) => h('tr', { 'data-format': row.format },
         h('td', {}, row.dtype), h('td', {}, formatBytes(row.bytes)),
         h('td', {}, row.ppl !== undefined ? row.ppl.toFixed(2) : '—'),
@@ -63,5 +68,5 @@ export function comparePanel(backend: CompareBackend, runId: () => string | unde
     }
   });
   sourceChanged();
-  return { node: h('div', {}, hint, h('p', {}, button), status, table), sourceChanged };
+  return { node: h('div', {}, hint, h('p', {}, button), status, h('div', { class: 'table-scroll' }, table)), sourceChanged };
 }
