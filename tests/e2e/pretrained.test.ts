@@ -3,13 +3,19 @@
 // folder picked from disk (an HF Llama folder: the fixture itself), fine-tuned by SFT and by dense token-level KD
 // from the local teacher (same tokenizer: KL starts at 0), the KD run reloaded mid-training (it resumes from its
 // checkpoint, not from the pretrained weights), and exported: the HF folder has the pretrained model's
-// architecture, and training.json names its base model.
+// architecture, and training.json names its base model. Then a Qwen3-shaped folder (per-head q/k norms) picked the
+// same way trains and exports as Qwen3ForCausalLM.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFolder, writeFiles } from '../../src/cli/export.ts';
+import { exportHfFolder } from '../../src/export/hf-folder.ts';
+import { importedExportInput, importHfFolder } from '../../src/export/import.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { initParams } from '../../src/model/ref-model.ts';
 import { importByPicker, importResult } from './data-support.ts';
 import { gotoStage, openApp, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
 
@@ -52,7 +58,7 @@ async function runLogs(page: Page, runId: string): Promise<{ kind: string; step:
   }), runId);
 }
 
-async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: number): Promise<string> {
+async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: number, folder = SMALL_TEACHER_DIR, plan = /0\.\d+M parameters · 128 wide, 3 layers, 4 heads, vocabulary 1024/): Promise<string> {
   await gotoStage(page, 'train');
   await page.selectOption('#train-method', method);
   if (method === 'kd') {
@@ -60,7 +66,7 @@ async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: n
     await page.fill('#train-ce', '0');
   }
   await page.selectOption('#train-preset', 'pretrained');
-  await page.setInputFiles('#train-pretrained-files', SMALL_TEACHER_DIR);
+  await page.setInputFiles('#train-pretrained-files', folder);
   await page.waitForFunction(() => (document.querySelector('#train-pretrained') as HTMLInputElement).value.startsWith('picked folder: '));
   for (const [id, v] of [['steps', steps], ['batch', 2], ['seqlen', 24], ['lr', 0.001], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
   await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
@@ -68,7 +74,7 @@ async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: n
   await page.fill('#train-name', name);
   await page.dispatchEvent('#train-name', 'change');
   await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
-  expect(await page.textContent('#train-plan')).toMatch(/0\.\d+M parameters · 128 wide, 3 layers, 4 heads, vocabulary 1024/);
+  expect(await page.textContent('#train-plan')).toMatch(plan);
   const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
   await page.click('#train-start');
   const id = await page.waitForFunction((b) => [...document.querySelectorAll('#run-list tr[data-run]')].map((t) => t.getAttribute('data-run')).find((r) => r && !b.includes(r)), before, { timeout: 120_000 });
@@ -119,4 +125,30 @@ describe('a pretrained student in the page', () => {
     expect(pageErrors).toEqual([]);
     expect(offsite).toEqual([]);
   }, 900_000);
+
+  it('a Qwen3 folder (per-head q/k norms, heads·head_dim ≠ hidden) fine-tunes in the page and exports as Qwen3', async () => {
+    const { page } = s;
+    // The fixture's tokenizer with a Qwen3-shaped model, written as HF writes it (config.json Qwen3ForCausalLM).
+    const fixture = importHfFolder(readFolder(SMALL_TEACHER_DIR));
+    const tokenizer = importedExportInput(fixture, 'fixture').tokenizer;
+    const config = makeConfig({ vocabSize: tokenizer.vocabSize, hidden: 48, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, maxSeqLen: 64, qkNorm: true, rmsNormEps: 1e-6 });
+    const dir = join(mkdtempSync(join(tmpdir(), 'qwen3-')), 'qwen3-student');
+    writeFiles(dir, exportHfFolder({ config, params: initParams(config, 5), tokenizer }));
+    expect(JSON.parse(execFileSync('cat', [join(dir, 'config.json')], { encoding: 'utf8' })).architectures).toEqual(['Qwen3ForCausalLM']);
+    const run = await startRun(page, 'qwen3-sft', 'sft', 2, dir, /M parameters · 48 wide, 2 layers, 4 heads, vocabulary 1024/);
+    await page.waitForSelector(`#run-list tr[data-run="${run}"][data-status="done"]`, { timeout: 300_000 });
+    const steps = (await runLogs(page, run)).filter((l) => l.kind === 'step');
+    expect(steps.map((l) => l.step)).toEqual([1, 2]);
+    await gotoStage(page, 'export');
+    await page.selectOption('#export-source', `run:${run}`);
+    await page.selectOption('#export-format', 'safetensors');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-zip')]);
+    const zip = join(mkdtempSync(join(tmpdir(), 'qwen3-export-')), 'x.zip');
+    await download.saveAs(zip);
+    const members = execFileSync('unzip', ['-Z1', zip], { encoding: 'utf8' }).split('\n');
+    const cfgPath = members.find((m) => m.endsWith('/config.json') && !m.includes('generation') && !m.includes('tokenizer'))!;
+    const cfg = JSON.parse(execFileSync('unzip', ['-p', zip, cfgPath], { encoding: 'utf8' }));
+    expect([cfg.architectures, cfg.model_type, cfg.head_dim, cfg.hidden_size]).toEqual([['Qwen3ForCausalLM'], 'qwen3', 16, 48]);
+    expect(pageErrors).toEqual([]);
+  }, 600_000);
 });
