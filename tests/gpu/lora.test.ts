@@ -1,0 +1,63 @@
+// LoRA on one linear layer on Dawn (src/model/gpu-lora.ts) against the CPU oracle of src/model/lora.ts at odd shapes:
+// the base product plus the adapter's forward equals x·(W + s·B·A)ᵀ (mergedWeight); the base dx plus the adapter's
+// backward equals dy·(W + s·B·A); dA and dB equal s·Bᵀ·dW' and s·dW'·Aᵀ with dW' = dyᵀ·x (the gradient of the
+// merged weight), and a second backward accumulates onto them.
+import { describe, expect, it } from 'vitest';
+import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
+import { dispatchesOf } from '../../src/gpu/launch.ts';
+import { planMatmul } from '../../src/kernels/matmul/matmul.ts';
+import { planLoraBackward, planLoraForward, type LoraLinear } from '../../src/model/gpu-lora.ts';
+import { mergedWeight } from '../../src/model/lora.ts';
+import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { useGpu } from './gpu-context.ts';
+
+const gpu = useGpu();
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+/** C (M, N) = A (M, K) · B (K, N) in float64. */
+function mul(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: number, N: number): Float64Array {
+  const c = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) { const v = a[i * K + k]!; for (let j = 0; j < N; j++) c[i * N + j] = c[i * N + j]! + v * b[k * N + j]!; }
+  return c;
+}
+function transpose(a: ArrayLike<number>, R: number, C: number): Float64Array {
+  const t = new Float64Array(R * C);
+  for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) t[j * R + i] = a[i * C + j]!;
+  return t;
+}
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  const c = compareArrays(got, want, TOL);
+  expect(c.ok, `${what}: ${describeComparison(c)}`).toBe(true);
+}
+
+describe('LoRA linear on the GPU', () => {
+  it.each([[37, 29, 23, 3, 7 / 3], [5, 17, 11, 1, 2], [70, 64, 48, 8, 0.5]])('N=%i in=%i out=%i r=%i s=%f: forward, dx, dA, dB equal the merged-weight oracle', async (N, inF, outF, r, s) => {
+    const { device } = gpu();
+    const rng = new Rng(N * 31 + r);
+    const rand = (n: number, sd: number) => Float32Array.from({ length: n }, () => sd * rng.normal());
+    const x = rand(N * inF, 1), w = rand(outF * inF, 0.2), a = rand(r * inF, 0.3), b = rand(outF * r, 0.3), dy = rand(N * outF, 1);
+    const buf = (d: Float32Array | number) => createStorage(device, d);
+    const X = buf(x), W = buf(w), Y = buf(N * outF), DY = buf(dy), DX = buf(N * inF);
+    const l: LoraLinear = { N, inF, outF, r, scale: s, a: buf(a), b: buf(b), da: buf(r * inF), db: buf(outF * r), u: buf(N * r), du: buf(N * r) };
+    const mm = (args: Parameters<typeof planMatmul>[1]) => planMatmul(device, args);
+    const forward = dispatchesOf(mm({ a: X, b: W, c: Y, M: N, N: outF, K: inF, transB: true }), ...planLoraForward(mm, l, X, Y));
+    const backward = dispatchesOf(mm({ a: DY, b: W, c: DX, M: N, N: inF, K: outF }), ...planLoraBackward(mm, l, X, DY, DX));
+    submitDispatches(device, forward);
+    submitDispatches(device, backward);
+
+    const merged = mergedWeight(w, a, b, outF, inF, r, s);
+    expectClose(await readF32(device, Y, N * outF), mul(x, transpose(merged, outF, inF), N, inF, outF), 'y');
+    expectClose(await readF32(device, DX, N * inF), mul(dy, merged, N, outF, inF), 'dx');
+    const dW = mul(transpose(dy, N, outF), x, outF, N, inF); // (out, in)
+    const dA = mul(transpose(b, outF, r), dW, r, outF, inF).map((v) => s * v);
+    const dB = mul(dW, transpose(a, r, inF), outF, inF, r).map((v) => s * v);
+    expectClose(await readF32(device, l.da as GPUBuffer, r * inF), dA, 'dA');
+    expectClose(await readF32(device, l.db as GPUBuffer, outF * r), dB, 'dB');
+    // Gradients accumulate (micro-batches): a second backward doubles them.
+    submitDispatches(device, backward);
+    expectClose(await readF32(device, l.da as GPUBuffer, r * inF), dA.map((v) => 2 * v), 'dA twice');
+    expectClose(await readF32(device, l.db as GPUBuffer, outF * r), dB.map((v) => 2 * v), 'dB twice');
+    for (const g of [X, W, Y, DY, DX, l.a, l.b, l.da, l.db, l.u, l.du] as GPUBuffer[]) g.destroy();
+  });
+});
