@@ -17,7 +17,7 @@
 // GGUF adds one itself (tokenizer.ggml.add_bos_token), as llama.cpp would otherwise read two.
 // Grammar: Ollama's docs/modelfile.md (instructions, "…" and """…""" arguments, # comments); tests/support/modelfile.ts
 // parses it and evaluates the Go template independently (tests/unit/ollama-modelfile.test.ts).
-import { renderChat, turnClosers, type TemplateMessage } from '../tokenizer/chat-template.ts';
+import { commonSuffix, renderChat, turnClosers, type TemplateMessage } from '../tokenizer/chat-template.ts';
 import { exportView, specialTokens, type ExportFile, type ExportInput } from './types.ts';
 
 /** The constant text around each kind of message, as the chat template renders it. */
@@ -47,12 +47,6 @@ function cut(text: string, marks: string[], what: string): string[] {
   }
   out.push(text.slice(at));
   return out;
-}
-
-function commonSuffix(a: string, b: string): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[a.length - 1 - i] === b[b.length - 1 - i]) i++;
-  return i;
 }
 
 const msg = (role: string, content: string): TemplateMessage => ({ role, content });

@@ -76,7 +76,8 @@ function commonPrefix(a: string, b: string): number {
   return i;
 }
 
-function commonSuffix(a: string, b: string): number {
+/** Length of the longest common suffix of `a` and `b`, in UTF-16 code units. */
+export function commonSuffix(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a.charCodeAt(a.length - 1 - i) === b.charCodeAt(b.length - 1 - i)) i++;

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
 import { dispatchesOf } from '../../src/gpu/launch.ts';
 import { planMatmul } from '../../src/kernels/matmul/matmul.ts';
+import { matmulRefGeneral } from '../../src/kernels/matmul/matmul.ref.ts';
 import { planLoraBackward, planLoraForward, type LoraLinear } from '../../src/model/gpu-lora.ts';
 import { mergedWeight } from '../../src/model/lora.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
@@ -15,17 +16,6 @@ import { useGpu } from './gpu-context.ts';
 const gpu = useGpu();
 const TOL = { atol: 1e-4, rtol: 1e-4 };
 
-/** C (M, N) = A (M, K) · B (K, N) in float64. */
-function mul(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: number, N: number): Float64Array {
-  const c = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) { const v = a[i * K + k]!; for (let j = 0; j < N; j++) c[i * N + j] = c[i * N + j]! + v * b[k * N + j]!; }
-  return c;
-}
-function transpose(a: ArrayLike<number>, R: number, C: number): Float64Array {
-  const t = new Float64Array(R * C);
-  for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) t[j * R + i] = a[i * C + j]!;
-  return t;
-}
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
   const c = compareArrays(got, want, TOL);
   expect(c.ok, `${what}: ${describeComparison(c)}`).toBe(true);
@@ -47,11 +37,11 @@ describe('LoRA linear on the GPU', () => {
     submitDispatches(device, backward);
 
     const merged = mergedWeight(w, a, b, outF, inF, r, s);
-    expectClose(await readF32(device, Y, N * outF), mul(x, transpose(merged, outF, inF), N, inF, outF), 'y');
-    expectClose(await readF32(device, DX, N * inF), mul(dy, merged, N, outF, inF), 'dx');
-    const dW = mul(transpose(dy, N, outF), x, outF, N, inF); // (out, in)
-    const dA = mul(transpose(b, outF, r), dW, r, outF, inF).map((v) => s * v);
-    const dB = mul(dW, transpose(a, r, inF), outF, inF, r).map((v) => s * v);
+    expectClose(await readF32(device, Y, N * outF), matmulRefGeneral(x, merged, N, outF, inF, { transB: true }), 'y');
+    expectClose(await readF32(device, DX, N * inF), matmulRefGeneral(dy, merged, N, inF, outF), 'dx');
+    const dW = matmulRefGeneral(dy, x, outF, inF, N, { transA: true }); // dyᵀ·x (out, in)
+    const dA = matmulRefGeneral(b, dW, r, inF, outF, { transA: true, alpha: s }); // s·Bᵀ·dW'
+    const dB = matmulRefGeneral(dW, a, outF, r, inF, { transB: true, alpha: s }); // s·dW'·Aᵀ
     expectClose(await readF32(device, l.da as GPUBuffer, r * inF), dA, 'dA');
     expectClose(await readF32(device, l.db as GPUBuffer, outF * r), dB, 'dB');
     // Gradients accumulate (micro-batches): a second backward doubles them.
