@@ -10,7 +10,7 @@ import { paramLayout } from '../../src/model/params.ts';
 import { initParams, refForward, refLossAndGrad, type RefBatch } from '../../src/model/ref-model.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { useGpu } from './gpu-context.ts';
+import { expectGradsMatch, useGpu } from './gpu-context.ts';
 
 const gpu = useGpu();
 const B = 2, T = 7, N = B * T;
@@ -79,14 +79,7 @@ describe('GPU model vs CPU reference model', () => {
       };
       const ref = refLossAndGrad(s.config, s.slab, refBatch);
       expect(r.loss).toBeCloseTo(ref.loss, 4);
-      const grads = await model.readGrads();
-      const maxG = ref.grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
-      for (const e of model.layout.entries) {
-        const got = grads.subarray(e.offset, e.offset + e.size);
-        const want = ref.grad.subarray(e.offset, e.offset + e.size);
-        const cmp = compareArrays(got, want, { atol: 1e-5 * maxG, rtol: 1e-3 });
-        expect(cmp.ok, `d${e.name}: ${describeComparison(cmp)}`).toBe(true);
-      }
+      expectGradsMatch(model.layout, await model.readGrads(), ref.grad);
     } finally {
       model.destroy();
     }
@@ -117,12 +110,7 @@ describe('GPU model vs CPU reference model', () => {
         ids: base.ids, B, T, labels: base.labels, weights: base.weights, objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, lossScale: 1 / wsum,
       });
       expect(r.loss).toBeCloseTo(ref.loss, 4);
-      const grads = await model.readGrads();
-      const maxG = ref.grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
-      for (const e of model.layout.entries) {
-        const cmp = compareArrays(grads.subarray(e.offset, e.offset + e.size), ref.grad.subarray(e.offset, e.offset + e.size), { atol: 1e-5 * maxG, rtol: 1e-3 });
-        expect(cmp.ok, `d${e.name}: ${describeComparison(cmp)}`).toBe(true);
-      }
+      expectGradsMatch(model.layout, await model.readGrads(), ref.grad);
     } finally {
       model.destroy();
     }
