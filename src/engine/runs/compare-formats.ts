@@ -3,6 +3,7 @@
 // run's held-out batches with the same evaluateHeldOut as training and the Evaluate stage, so the F32 row is the
 // Evaluate stage's perplexity and every other row is that model after storage. Sizes are the files' exact bytes.
 // Without held-out tokens the rows carry sizes only, and a note says why.
+import type { ExportFormat } from '../../export/formats.ts';
 import type { GgufDtype } from '../../export/gguf.ts';
 import { storedWeights } from '../../export/stored-weights.ts';
 import type { ExportInput } from '../../export/types.ts';
@@ -14,14 +15,14 @@ import { runData, type RunContext } from './runner.ts';
 import type { StoredRun } from './run-store.ts';
 
 /** Storage compared, and the export format that writes it. */
-export const COMPARED: readonly { dtype: GgufDtype; format: string }[] = [
+export const COMPARED: readonly { dtype: GgufDtype; format: ExportFormat }[] = [
   { dtype: 'F32', format: 'gguf' }, { dtype: 'F16', format: 'gguf-f16' }, { dtype: 'Q8_0', format: 'gguf-q8_0' },
   { dtype: 'Q4_K_M', format: 'gguf-q4_k_m' }, { dtype: 'Q4_0', format: 'gguf-q4_0' },
 ];
 
 export interface FormatCost {
   dtype: GgufDtype;
-  format: string;
+  format: ExportFormat;
   /** model.gguf's size. */
   bytes: number;
   /** Held-out loss and perplexity of the weights as stored (absent without held-out tokens). */

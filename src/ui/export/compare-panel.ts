@@ -53,7 +53,7 @@ export function comparePanel(backend: CompareBackend, runId: () => string | unde
       table.hidden = false;
       for (const row of r.rows) {
         const o = [...formatSelect.options].find((x) => x.value === row.format);
-        if (o && isExportFormat(row.format)) {
+        if (o) {
           o.textContent = `${FORMAT_LABELS[row.format]} — ${formatBytes(row.bytes)}${row.pplChangePct !== undefined && row.dtype !== 'F32' ? `, perplexity ${pct(row.pplChangePct)}` : ''}`;
         }
       }
