@@ -15,6 +15,7 @@ import { allocBuffer } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
 import { sampleToken, type SamplingConfig } from './sampling.ts';
+import type { SlabShards } from './slab-shards.ts';
 
 export interface GenerateOptions extends Partial<SamplingConfig> {
   maxNewTokens: number;
@@ -41,8 +42,8 @@ export class Generator {
   /** qkNorm only: q/k before the per-head norm and the norm's 1/rms (per row and head). */
   private readonly qkRaw?: { q: GPUBuffer; k: GPUBuffer; rstd: GPUBuffer };
 
-  /** `params` is the slab (e.g. GpuModel.params); `maxLen` bounds prompt + generated tokens. */
-  constructor(readonly device: GPUDevice, readonly config: ModelConfig, readonly params: GPUBuffer, readonly maxLen = config.maxSeqLen) {
+  /** `params` is the slab, in one buffer or in shards (GpuModel.params); `maxLen` bounds prompt + generated tokens. */
+  constructor(readonly device: GPUDevice, readonly config: ModelConfig, readonly params: GPUBuffer | SlabShards, readonly maxLen = config.maxSeqLen) {
     this.layout = paramLayout(config);
     const c = config, KD = c.kvHeads * c.headDim, HD = c.heads * c.headDim, L = maxLen;
     this.kcache = Array.from({ length: c.layers }, (_, l) => allocBuffer(device, L * KD, `kcache.${l}`));
@@ -59,7 +60,7 @@ export class Generator {
 
   private p(name: string): Binding {
     const e = this.layout.byName.get(name)!;
-    return { buffer: this.params, offset: e.offset * 4, size: e.size * 4 };
+    return 'binding' in this.params ? this.params.binding(e.offset, e.size) : { buffer: this.params, offset: e.offset * 4, size: e.size * 4 };
   }
 
   /** The dispatches of one step over S new tokens (built once per S; positions set through update()). */

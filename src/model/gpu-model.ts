@@ -11,7 +11,7 @@
 // norm), pulled toward the teacher's hidden (N, Ct) by src/kernels/hidden (mse or cosine). W_h (Ct, C) lives in
 // the params/grads/m/v buffers AFTER the model slab (at layout.slabFloats), so grad-norm clipping and AdamW cover
 // it while the slab prefix (uploadParams/readParams/readGrads, exports) keeps its layout.
-import { encodeDispatches, readF32, readF32Into, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
+import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
@@ -21,12 +21,13 @@ import { NO_LABEL, planClassifierLoss, type KdObjective, type LossScalars, type 
 import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
-import { gradNormPartialCount, planAdamW, planGradNorm, type AdamWPlan } from '../kernels/optim/optim.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
-import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
+import { allocActivations, allocBatch, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
+import type { SlabShards } from './slab-shards.ts';
+import { TrainState } from './train-state.ts';
 
 /** The logit read back for a column of vocabulary padding: finite (so 0·log terms stay 0), exp() of it is 0. */
 export const PADDING_LOGIT = Math.fround(-1e30);
@@ -71,7 +72,12 @@ export interface HiddenSpec {
 
 export interface GpuModelOptions {
   hidden?: HiddenSpec;
+  /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
+   *  values split the slabs into more buffers (tests of the shards). */
+  maxBufferBytes?: number;
 }
+
+const OPTION_KEYS = ['hidden', 'maxBufferBytes'];
 
 const HIDDEN_KEYS = ['teacherWidth', 'kind', 'weight', 'seed'];
 
@@ -113,20 +119,14 @@ export interface StepReadback {
 export class GpuModel {
   readonly layout: ParamLayout;
   readonly N: number;
-  readonly params: GPUBuffer;
-  readonly grads: GPUBuffer;
-  private readonly m: GPUBuffer;
-  private readonly v: GPUBuffer;
-  private readonly partials: GPUBuffer;
-  private readonly stats: GPUBuffer;
+  /** Parameters, gradients and AdamW moments, split across buffers within the adapter's maxBufferSize. */
+  readonly state: TrainState;
   private readonly acts: Activations;
   private readonly batch: BatchBuffers;
   private readonly forward: Dispatch[];
   private readonly loss: KernelPlan<Partial<LossScalars>>;
   private readonly backward: Dispatch[];
   private readonly embBackward: KernelPlan<EmbeddingBuckets>;
-  private readonly optimize: Dispatch[];
-  private readonly adamw: AdamWPlan;
   readonly hidden?: HiddenSpec;
   /** Floats of W_h (Ct·C) at layout.slabFloats in params/grads/m/v; 0 without the hidden option. */
   private readonly hiddenFloats: number;
@@ -146,22 +146,26 @@ export class GpuModel {
     options: GpuModelOptions = {},
   ) {
     if (T > config.maxSeqLen) throw new Error(`GpuModel: T = ${T} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
-    const unknown = Object.keys(options).filter((k) => k !== 'hidden');
-    if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: hidden)`);
+    const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
+    if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
     if (options.hidden) checkHiddenSpec(options.hidden);
     this.hidden = options.hidden;
     const Ct = this.hidden?.teacherWidth;
     this.layout = paramLayout(config);
     this.N = B * T;
     this.hiddenFloats = Ct ? Ct * config.hidden : 0;
-    // Model slab, then W_h (aligned) when the hidden objective is on.
+    // Model slab, then W_h (aligned) when the hidden objective is on; AdamW over every tensor (decay on matrices).
     const P = this.layout.slabFloats + Math.ceil(this.hiddenFloats / SLAB_ALIGN_FLOATS) * SLAB_ALIGN_FLOATS;
-    this.params = allocBuffer(device, P, 'params');
-    this.grads = allocBuffer(device, P, 'grads');
-    this.m = allocBuffer(device, P, 'adam.m');
-    this.v = allocBuffer(device, P, 'adam.v');
-    this.partials = allocBuffer(device, gradNormPartialCount(P), 'gradnorm.partials');
-    this.stats = allocBuffer(device, 4, 'gradnorm.stats');
+    this.state = new TrainState(device, {
+      cuts: [...this.layout.entries, ...(this.hiddenFloats ? [{ offset: this.layout.slabFloats, name: 'hidden projection W_h' }] : [])],
+      floats: P,
+      regions: [
+        ...this.layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? optimizer.weightDecay : 0 })),
+        ...(this.hiddenFloats ? [{ offset: this.layout.slabFloats, count: this.hiddenFloats, weightDecay: optimizer.weightDecay }] : []),
+      ],
+      maxBufferBytes: options.maxBufferBytes ?? device.limits.maxBufferSize,
+      optimizer,
+    });
     this.acts = allocActivations(device, config, B, T, Ct);
     this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
     if (this.acts.ones) writeArray(device, this.acts.ones, new Float32Array(this.N).fill(1));
@@ -180,38 +184,33 @@ export class GpuModel {
       positions: this.batch.bucketPositions, N: this.N, V: config.vocabSize, C: config.hidden,
     });
     this.backward = [...this.planBackward(), ...this.embBackward.dispatches];
-    const gn = planGradNorm(device, { grad: this.grads, P, partials: this.partials, stats: this.stats, maxNorm: optimizer.clipNorm });
-    this.adamw = planAdamW(device, {
-      params: this.params, grads: this.grads, m: this.m, v: this.v, stats: this.stats,
-      regions: [
-        ...this.layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? optimizer.weightDecay : 0 })),
-        ...(this.hiddenFloats ? [{ offset: this.layout.slabFloats, count: this.hiddenFloats, weightDecay: optimizer.weightDecay }] : []),
-      ],
-      lr: 0, step: 1, beta1: optimizer.beta1, beta2: optimizer.beta2, eps: optimizer.eps,
-    });
-    this.optimize = dispatchesOf(gn, this.adamw);
+  }
+
+  /** The parameter slab (its shards): a Generator reads it in place. */
+  get params(): SlabShards {
+    return this.state.params;
   }
 
   /** The parameter tensor `name` as a binding into the slab. */
   p(name: string): Binding {
     const e = this.layout.byName.get(name);
     if (!e) throw new Error(`GpuModel: no parameter '${name}'`);
-    return { buffer: this.params, offset: e.offset * 4, size: e.size * 4 };
+    return this.state.params.binding(e.offset, e.size);
   }
 
   /** The gradient of parameter `name` (same layout as the slab). */
   g(name: string): Binding {
     const e = this.layout.byName.get(name)!;
-    return { buffer: this.grads, offset: e.offset * 4, size: e.size * 4 };
+    return this.state.grads.binding(e.offset, e.size);
   }
 
   /** W_h (Ct, C) in the params buffer after the slab. */
   private get hiddenProjection(): Binding {
-    return { buffer: this.params, offset: this.layout.slabFloats * 4, size: this.hiddenFloats * 4 };
+    return this.state.params.binding(this.layout.slabFloats, this.hiddenFloats);
   }
 
   private get hiddenProjectionGrad(): Binding {
-    return { buffer: this.grads, offset: this.layout.slabFloats * 4, size: this.hiddenFloats * 4 };
+    return this.state.grads.binding(this.layout.slabFloats, this.hiddenFloats);
   }
 
   /** Every matmul problem this model plans (shape and transposes), for the autotuner. */
@@ -414,16 +413,16 @@ export class GpuModel {
   async run(opts: { backward?: boolean; zeroGrads?: boolean; update?: { lr: number; step: number } } = {}): Promise<StepReadback> {
     const { device } = this;
     const backward = opts.backward ?? true;
-    if (opts.update) this.adamw.update(opts.update);
+    if (opts.update) this.state.setStep(opts.update);
     const enc = device.createCommandEncoder({ label: 'train step' });
-    if (backward && (opts.zeroGrads ?? true)) enc.clearBuffer(this.grads);
+    if (backward && (opts.zeroGrads ?? true)) this.state.grads.clear(enc);
     const pass = enc.beginComputePass({ label: 'train step' });
-    encodeDispatches(pass, [...this.forward, ...this.lossDispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.optimize : [])]);
+    encodeDispatches(pass, [...this.forward, ...this.lossDispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.state.optimize : [])]);
     pass.end();
     const nLoss = 2 * this.N, nHidden = this.hidden ? this.N : 0;
     const staging = device.createBuffer({ size: (nLoss + 4 + nHidden) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     enc.copyBufferToBuffer(this.batch.losses, 0, staging, 0, nLoss * 4);
-    enc.copyBufferToBuffer(this.stats, 0, staging, nLoss * 4, 16);
+    enc.copyBufferToBuffer(this.state.stats, 0, staging, nLoss * 4, 16);
     if (nHidden) enc.copyBufferToBuffer(this.batch.hiddenLosses!, 0, staging, (nLoss + 4) * 4, nHidden * 4);
     device.queue.submit([enc.finish()]);
     const scale = this.lossScale, wsum = this.weightSum, o = this.objective;
@@ -444,59 +443,56 @@ export class GpuModel {
 
   uploadParams(slab: Float32Array): void {
     if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
-    writeArray(this.device, this.params, slab);
+    this.state.params.write(slab);
   }
 
   /** Writes W_h (Ct, C) (hidden option only). */
   uploadHiddenProjection(w: Float32Array): void {
     if (!this.hidden) throw new Error('uploadHiddenProjection: the model was built without the hidden option');
     if (w.length !== this.hiddenFloats) throw new Error(`uploadHiddenProjection: ${w.length} floats, W_h (Ct=${this.hidden.teacherWidth}, C=${this.config.hidden}) has ${this.hiddenFloats}`);
-    writeArray(this.device, this.params, w, this.layout.slabFloats * 4);
+    this.state.params.write(w, this.layout.slabFloats);
   }
 
   /** Reads W_h (Ct, C) (hidden option only). */
   async readHiddenProjection(): Promise<Float32Array> {
     if (!this.hidden) throw new Error('readHiddenProjection: the model was built without the hidden option');
-    return readF32(this.device, this.params, this.hiddenFloats, this.layout.slabFloats);
+    return this.state.params.read(this.hiddenFloats, this.layout.slabFloats);
   }
 
   /** Reads ∂loss/∂W_h (Ct, C) of the last backward (hidden option only). */
   async readHiddenProjectionGrad(): Promise<Float32Array> {
     if (!this.hidden) throw new Error('readHiddenProjectionGrad: the model was built without the hidden option');
-    return readF32(this.device, this.grads, this.hiddenFloats, this.layout.slabFloats);
+    return this.state.grads.read(this.hiddenFloats, this.layout.slabFloats);
   }
 
   /** Clears the AdamW moments (a fresh optimizer). */
   resetOptimizer(): void {
-    const enc = this.device.createCommandEncoder();
-    enc.clearBuffer(this.m);
-    enc.clearBuffer(this.v);
-    this.device.queue.submit([enc.finish()]);
+    this.state.resetOptimizer();
   }
 
-  readParams = (): Promise<Float32Array> => readF32(this.device, this.params, this.layout.slabFloats);
+  readParams = (): Promise<Float32Array> => this.state.params.read(this.layout.slabFloats);
   /** The slab, W_h (when present), and the moments read straight into `into`'s views (a checkpoint blob's). */
   async readStateInto(into: { params: Float32Array; m: Float32Array; v: Float32Array; hiddenProjection?: Float32Array }): Promise<void> {
     const n = this.layout.slabFloats + this.hiddenFloats;
     if (into.params.length !== this.layout.slabFloats || into.m.length !== n || into.v.length !== n || (into.hiddenProjection?.length ?? 0) !== this.hiddenFloats) {
       throw new Error(`readStateInto: views of ${into.params.length}/${into.m.length}/${into.v.length}/${into.hiddenProjection?.length ?? 0} floats, this model has ${this.layout.slabFloats}/${n}/${n}/${this.hiddenFloats}`);
     }
-    await readF32Into(this.device, this.params, into.params);
-    if (into.hiddenProjection) await readF32Into(this.device, this.params, into.hiddenProjection, this.layout.slabFloats);
-    await readF32Into(this.device, this.m, into.m);
-    await readF32Into(this.device, this.v, into.v);
+    await this.state.params.readInto(into.params);
+    if (into.hiddenProjection) await this.state.params.readInto(into.hiddenProjection, this.layout.slabFloats);
+    await this.state.m.readInto(into.m);
+    await this.state.v.readInto(into.v);
   }
   /** Float counts of a checkpoint of this model's state. */
   get stateSizes(): { params: number; m: number; v: number; wh: number } {
     const n = this.layout.slabFloats + this.hiddenFloats;
     return { params: this.layout.slabFloats, m: n, v: n, wh: this.hiddenFloats };
   }
-  readGrads = (): Promise<Float32Array> => readF32(this.device, this.grads, this.layout.slabFloats);
+  readGrads = (): Promise<Float32Array> => this.state.grads.read(this.layout.slabFloats);
   writeOptimizerState(s: { m: Float32Array; v: Float32Array }): void {
     const n = this.layout.slabFloats + this.hiddenFloats;
     if (s.m.length !== n || s.v.length !== n) throw new Error(`writeOptimizerState: moments of ${s.m.length}/${s.v.length} floats, this model trains ${n}`);
-    writeArray(this.device, this.m, s.m);
-    writeArray(this.device, this.v, s.v);
+    this.state.m.write(s.m);
+    this.state.v.write(s.v);
   }
 
   /** Whether the model carries the hidden-state projection W_h. */
@@ -519,7 +515,7 @@ export class GpuModel {
 
   /** Every dispatch of one training step in order (forward, loss, backward, optimizer): for benchmarks. */
   stepDispatches(): Dispatch[] {
-    return [...this.forward, ...this.lossDispatches, ...this.backward, ...this.optimize];
+    return [...this.forward, ...this.lossDispatches, ...this.backward, ...this.state.optimize];
   }
 
   /** The classifier loss, then the hidden-state loss when on. */
@@ -529,11 +525,11 @@ export class GpuModel {
 
   /** Dispatches per training step (forward + loss + backward + optimizer). */
   get dispatchesPerStep(): number {
-    return this.forward.length + this.lossDispatches.length + this.backward.length + this.optimize.length;
+    return this.forward.length + this.lossDispatches.length + this.backward.length + this.state.optimize.length;
   }
 
   destroy(): void {
-    for (const b of [this.params, this.grads, this.m, this.v, this.partials, this.stats]) b.destroy();
+    this.state.destroy();
     destroyAll(this.acts);
     destroyAll(this.batch);
   }

@@ -85,6 +85,9 @@ export function paramLayout(c: ModelConfig): ParamLayout {
 
 export const countParams = (c: ModelConfig): number => paramLayout(c).count;
 
+/** Floats of the largest tensor: the largest buffer the parameter slabs need (they are split between tensors). */
+export const largestTensor = (c: ModelConfig): number => paramLayout(c).entries.reduce((m, e) => Math.max(m, e.size), 0);
+
 /**
  * The same model without its vocabulary padding (config.vocabPadding rows of wte / lm_head dropped): what every
  * export writes, so that no runtime can produce a padding id. Returns the input itself when there is no padding.

@@ -12,6 +12,7 @@ import type { TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
 import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
+import type { SlabShards } from '../model/slab-shards.ts';
 
 /** A step of the pair loss: a StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
 export type PairStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
@@ -79,7 +80,7 @@ export class PairTrainer implements StepTrainer {
     };
   }
 
-  get params(): GPUBuffer {
+  get params(): SlabShards {
     return this.policy.params;
   }
 

@@ -4,6 +4,7 @@
 // log in the same vocabulary: StepLog, EvalLog, EventLog.
 import type { ObjectiveSpec } from '../model/gpu-model.ts';
 import type { Checkpoint } from './checkpoint.ts';
+import type { SlabShards } from '../model/slab-shards.ts';
 
 export interface StepLog {
   kind: 'step';
@@ -58,7 +59,7 @@ export interface StepTrainer {
   /** Optimizer steps taken (the checkpoint's step after restore). */
   readonly step: number;
   /** The parameter slab being trained (read in place by a Generator for samples). */
-  readonly params: GPUBuffer;
+  readonly params: SlabShards;
   trainStep(): Promise<StepLog>;
   /** Held-out evaluation of the current weights; undefined when there is nothing held out. */
   evaluate(): Promise<EvalLog | undefined>;

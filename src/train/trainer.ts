@@ -10,6 +10,7 @@ import type { TrainConfig } from './config.ts';
 import { evaluateHeldOut, type TeacherSignal } from './evaluate.ts';
 import { lrAt } from './schedule.ts';
 import type { EvalLog, StepLog, StepTrainer, TrainLog } from './step-trainer.ts';
+import type { SlabShards } from '../model/slab-shards.ts';
 
 type Rows = readonly PackedRow[];
 
@@ -127,7 +128,7 @@ export class Trainer implements StepTrainer {
     return e;
   }
 
-  get params(): GPUBuffer {
+  get params(): SlabShards {
     return this.gpu.params;
   }
 

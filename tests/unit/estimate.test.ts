@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { estimateMemory, fitAdvice } from '../../src/engine/runs/estimate.ts';
 import { makeConfig } from '../../src/model/config.ts';
-import { countParams } from '../../src/model/params.ts';
+import { countParams, largestTensor } from '../../src/model/params.ts';
 
 const GiB = 1024 ** 3;
 // Qwen2.5-0.5B's shape with a smaller depth: a 151,936-token vocabulary makes the logits the largest buffer.
@@ -20,7 +20,10 @@ describe('estimateMemory and fitAdvice', () => {
     expect(part(/^AdamW/)).toBe(8 * P);
     expect(part(/^logits/)).toBe(4 * 512 * 151936);
     expect(m.bytes).toBe(m.parts.reduce((s, p) => s + p.bytes, 0));
-    expect(m.largestBuffer).toBe(Math.max(4 * P, 4 * 512 * 151936));
+    // The slabs are split between tensors: the largest buffer is the logits or the embedding, never the slab.
+    expect(m.largestBuffer).toBe(Math.max(4 * largestTensor(qwenish), 4 * 512 * 151936));
+    expect(largestTensor(qwenish)).toBe(151936 * 896);
+    expect(estimateMemory({ model: qwenish, B: 1, T: 8, teacher: { kind: 'none' } }).largestBuffer).toBe(4 * 151936 * 896);
   });
   it('says which batch and sequence length fit when the logits are too large, and a smaller model when nothing does', () => {
     const x = { model: qwenish, B: 8, T: 512, teacher: { kind: 'none' as const } };

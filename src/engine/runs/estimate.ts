@@ -4,7 +4,7 @@
 // checked against the adapter's limits before a run starts. WebGPU does not tell how much memory the GPU has,
 // so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
 import type { ModelConfig } from '../../model/config.ts';
-import { countParams } from '../../model/params.ts';
+import { countParams, largestTensor } from '../../model/params.ts';
 import type { MemoryEstimate } from './types.ts';
 
 const F = 4; // bytes per float
@@ -52,11 +52,12 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
   parts.push({ name: `activations (B·T = ${B * T})`, bytes: acts.total - acts.logits }, { name: `logits (B·T × V = ${B * T} × ${c.vocabSize})`, bytes: acts.logits });
   if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits', bytes: B * T * c.vocabSize * F });
   if (x.teacher.kind === 'topk') parts.push({ name: `teacher top-${x.teacher.k}`, bytes: B * T * x.teacher.k * 2 * F });
-  let largest = Math.max(P * F, acts.logits);
+  // The slabs are split between tensors (slab-shards.ts): their largest buffer is the largest tensor.
+  let largest = Math.max(largestTensor(c) * F, acts.logits);
   if (x.teacherModel) {
     const ta = activationParts(x.teacherModel, B, T);
     parts.push({ name: 'teacher model (weights and forward buffers)', bytes: 4 * countParams(x.teacherModel) * F + ta.total });
-    largest = Math.max(largest, countParams(x.teacherModel) * F, ta.logits);
+    largest = Math.max(largest, largestTensor(x.teacherModel) * F, ta.logits);
   }
   if (x.reference) {
     parts.push({ name: 'frozen reference model', bytes: 4 * P * F + acts.total });

@@ -1,6 +1,7 @@
 // Global gradient norm, stage 1 of 2: each workgroup writes the sum of squares of its 1024 gradients to one
 // slot of the partials buffer. Slot of workgroup w of a chunk = partialBase + w, with partialBase = (chunk's
-// first float) / 1024, so the partition (and thus every bit of the result) does not depend on the chunking.
+// first float) / 1024, so the partition (and thus every bit of the result) does not depend on the chunking. A slab
+// split across buffers (shards) starts each shard at a new slot: its sum depends on the shard cuts, not the chunks.
 // Within a workgroup the order is fixed: thread t sums elements t, t+256, t+512, t+768 in that order (fma),
 // then workgroupSum's tree over the 256 threads (gradnorm_reduce.wgsl). A non-finite gradient or an overflowed sum
 // makes the slot -1, a value no sum of squares can take.

@@ -42,8 +42,16 @@ export const AdamWHyperParams = uniformStruct('Hyper', {
 export const AdamWRegionParams = uniformStruct('Region', { n: 'u32', weightDecay: 'f32' });
 export const ZeroParams = uniformStruct('Params', { n: 'u32' });
 
-/** Floats of the partials buffer planGradNorm needs for a slab of P floats. */
-export const gradNormPartialCount = (P: number): number => Math.ceil(P / GRADNORM_PER_GROUP);
+/** Floats of the partials buffer planGradNorm needs for a slab of P floats, or for the shards of one (each shard's
+ *  partials start a new slot). */
+export const gradNormPartialCount = (P: number | readonly GradShard[]): number =>
+  typeof P === 'number' ? Math.ceil(P / GRADNORM_PER_GROUP) : P.reduce((s, x) => s + Math.ceil(x.floats / GRADNORM_PER_GROUP), 0);
+
+/** One buffer of a gradient slab split across buffers (slab-shards.ts), in slab order. */
+export interface GradShard {
+  buffer: GPUBuffer;
+  floats: number;
+}
 
 /** A launch whose binding limit is the device's, or a smaller test override (an integer ≥ 256: whole slab rows). */
 function launch(device: GPUDevice, kernel: string, dims: Record<string, number>, shape: string | undefined, maxBindingBytes: number | undefined): Launch {
@@ -67,9 +75,10 @@ const range = (buffer: GPUBuffer, offset: number, count: number) => subBinding(b
 // ---------------------------------------------------------------------------------------------------------------
 
 export interface GradNormArgs {
-  grad: GPUBuffer; // (P) gradient slab, read
+  /** The gradient slab (P floats), read; or its shards in order, each in its own buffer. */
+  grad: GPUBuffer | readonly GradShard[];
   P: number; // floats of the slab covered by the norm (the whole slab, padding included: it is 0)
-  partials: GPUBuffer; // (gradNormPartialCount(P)) scratch, overwritten
+  partials: GPUBuffer; // (gradNormPartialCount(P or the shards)) scratch, overwritten
   stats: GPUBuffer; // (4) [norm, clipScale, nonFinite, sumSq], overwritten
   /** Clip threshold; ≤ 0 disables clipping (clipScale 1). */
   maxNorm: number;
@@ -84,8 +93,11 @@ export function planGradNorm(device: GPUDevice, args: GradNormArgs): KernelPlan<
   const k = launch(device, 'gradnorm', { P }, undefined, args.maxBindingBytes);
   const checkMaxNorm = (maxNorm: number) => { if (!Number.isFinite(maxNorm)) throw k.error(`maxNorm must be finite, got ${maxNorm}`); };
   checkMaxNorm(args.maxNorm);
-  const nPartials = gradNormPartialCount(P);
-  k.check('grad', args.grad, P);
+  const shards: readonly GradShard[] = 'length' in args.grad ? args.grad : [{ buffer: args.grad, floats: P }];
+  const shardFloats = shards.reduce((s, x) => s + x.floats, 0);
+  if (shardFloats !== P) throw k.error(`the gradient shards hold ${shardFloats} floats, P is ${P}`);
+  const nPartials = gradNormPartialCount(shards);
+  for (const [i, x] of shards.entries()) k.check(shards.length > 1 ? `grad shard ${i}` : 'grad', x.buffer, x.floats);
   k.check('partials', args.partials, nPartials);
   k.check('stats', args.stats, STATS_FLOATS);
   const chunk = chunkFloats(k, GRADNORM_PER_GROUP, GRADNORM_PER_GROUP);
@@ -94,11 +106,15 @@ export function planGradNorm(device: GPUDevice, args: GradNormArgs): KernelPlan<
 
   const partial = { key: 'optim_gradnorm_partial', code: GradNormPartialParams.wgsl + reduceWgsl + partialWgsl };
   const dispatches: Dispatch[] = [];
-  for (let start = 0; start < P; start += chunk) {
-    const n = Math.min(chunk, P - start);
-    const label = `gradnorm_partial [${start}, ${start + n})`;
-    const params = k.uniform(GradNormPartialParams, { n, partialBase: start / GRADNORM_PER_GROUP }, label);
-    dispatches.push(k.dispatch(partial, [range(args.grad, start, n), partials, params.buffer], k.workgroups(Math.ceil(n / GRADNORM_PER_GROUP)), label));
+  let base = 0; // first partial slot of the shard
+  for (const [i, x] of shards.entries()) {
+    for (let start = 0; start < x.floats; start += chunk) {
+      const n = Math.min(chunk, x.floats - start);
+      const label = `gradnorm_partial${shards.length > 1 ? ` shard ${i}` : ''} [${start}, ${start + n})`;
+      const params = k.uniform(GradNormPartialParams, { n, partialBase: base + start / GRADNORM_PER_GROUP }, label);
+      dispatches.push(k.dispatch(partial, [range(x.buffer, start, n), partials, params.buffer], k.workgroups(Math.ceil(n / GRADNORM_PER_GROUP)), label));
+    }
+    base += Math.ceil(x.floats / GRADNORM_PER_GROUP);
   }
   const label = `gradnorm_finish P=${P}`;
   const finish = k.uniform(GradNormFinishParams, { nPartials, maxNorm: args.maxNorm, inf: Infinity }, label);
