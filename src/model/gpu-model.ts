@@ -16,60 +16,20 @@ import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
 import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBuckets } from '../kernels/embedding/embedding.ts';
-import { planHiddenLoss, HIDDEN_LOSS_KINDS, type HiddenLossKind } from '../kernels/hidden/hidden.ts';
-import { NO_LABEL, planClassifierLoss, type KdObjective, type LossScalars, type TopKPolicy } from '../kernels/loss/loss.ts';
+import { planHiddenLoss } from '../kernels/hidden/hidden.ts';
+import { NO_LABEL, planClassifierLoss, type LossScalars } from '../kernels/loss/loss.ts';
 import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
-import { allocActivations, allocBatch, destroyAll, type Activations, type BatchBuffers, type TeacherInput } from './activations.ts';
+import { allocActivations, allocBatch, destroyAll, type Activations, type BatchBuffers } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
 import type { SlabShards } from './slab-shards.ts';
 import { TrainState } from './train-state.ts';
-
-/** The logit read back for a column of vocabulary padding: finite (so 0·log terms stay 0), exp() of it is 0. */
-export const PADDING_LOGIT = Math.fround(-1e30);
-
-/** Sets the vocabulary-padding columns of (rows, V) logits to PADDING_LOGIT, in place. */
-export function maskPaddingLogits(logits: Float32Array, c: ModelConfig): Float32Array {
-  const V = c.vocabSize, Vr = realVocab(c);
-  if (Vr < V) for (let off = 0; off < logits.length; off += V) logits.fill(PADDING_LOGIT, off + Vr, off + V);
-  return logits;
-}
-
-export interface ObjectiveSpec {
-  objective: KdObjective; // 'none' = cross-entropy only
-  temperature: number;
-  kdWeight: number;
-  ceWeight: number;
-  beta?: number;
-  lambda?: number;
-  /** Teacher input the batches carry: none, dense logits (N, V), or top-k (N, k) with a missing-mass policy. */
-  teacher: TeacherInput & { policy?: TopKPolicy };
-}
-
-export interface OptimizerSpec {
-  weightDecay: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  /** Global gradient-norm clip; ≤ 0 disables. */
-  clipNorm: number;
-}
-
-/** Hidden-state distillation: the student's last hidden state, projected to the teacher's width, vs the teacher's. */
-export interface HiddenSpec {
-  /** The teacher's hidden width Ct (batches carry teacherHidden (B, T, Ct)). */
-  teacherWidth: number;
-  kind: HiddenLossKind;
-  /** Multiplies the hidden loss next to the logit objectives (same 1/(Σw·accum) scale). */
-  weight: number;
-  /** Seed of W_h's initialisation normal(0, initStd) (initHiddenProjection); default 0. */
-  seed?: number;
-}
-
+import { checkHiddenSpec, maskPaddingLogits, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+export { maskPaddingLogits, PADDING_LOGIT, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 export interface GpuModelOptions {
   hidden?: HiddenSpec;
   /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
@@ -78,43 +38,6 @@ export interface GpuModelOptions {
 }
 
 const OPTION_KEYS = ['hidden', 'maxBufferBytes'];
-
-const HIDDEN_KEYS = ['teacherWidth', 'kind', 'weight', 'seed'];
-
-function checkHiddenSpec(h: HiddenSpec): void {
-  const unknown = Object.keys(h).filter((k) => !HIDDEN_KEYS.includes(k));
-  if (unknown.length) throw new Error(`GpuModel: unknown hidden option(s) ${unknown.join(', ')} (known: ${HIDDEN_KEYS.join(', ')})`);
-  if (!Number.isInteger(h.teacherWidth) || h.teacherWidth < 1) throw new Error(`GpuModel: hidden.teacherWidth must be a positive integer, got ${h.teacherWidth}`);
-  if (!HIDDEN_LOSS_KINDS.includes(h.kind)) throw new Error(`GpuModel: hidden.kind must be 'mse' or 'cosine', got '${h.kind}'`);
-  if (!Number.isFinite(h.weight)) throw new Error(`GpuModel: hidden.weight must be a finite number, got ${h.weight}`);
-  if (h.seed !== undefined && !Number.isInteger(h.seed)) throw new Error(`GpuModel: hidden.seed must be an integer, got ${h.seed}`);
-}
-
-export interface TrainBatch {
-  ids: Uint32Array; // (B, T)
-  labels: Uint32Array; // (B, T), NO_LABEL (0xFFFFFFFF) where there is no target
-  weights: Float32Array; // (B, T), 0 = masked
-  teacherLogits?: Float32Array; // (B, T, V)
-  teacherIds?: Uint32Array; // (B, T, k)
-  teacherLogprobs?: Float32Array; // (B, T, k)
-  /** Teacher hidden states, required iff the model has the `hidden` option. */
-  teacherHidden?: Float32Array; // (B, T, Ct)
-}
-
-export interface StepReadback {
-  /** Σ over rows of lossScale·(kdWeight·w·KD + ceWeight·w·CE): the objective that was differentiated. */
-  loss: number;
-  /** Weighted means over the batch's weighted rows: Σ w·KD / Σ w and Σ w·CE / Σ w. */
-  kd: number;
-  ce: number;
-  gradNorm: number;
-  /** The step's gradient had a NaN/Inf: the GPU skipped the update. */
-  skipped: boolean;
-  /** Per row: [w·KD, w·CE] (N, 2), e.g. for sequence log-probabilities (DPO). */
-  rowLosses: Float32Array;
-  /** Hidden-state loss, weighted mean Σ w·loss_n / Σ w (0 without the `hidden` option). */
-  hidden: number;
-}
 
 export class GpuModel {
   readonly layout: ParamLayout;
