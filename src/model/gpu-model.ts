@@ -9,8 +9,13 @@
 // ropeScaling gives RoPE an explicit inverse-frequency table.
 // Optional hidden-state distillation (the `hidden` option): p = x_L·W_hᵀ (N, Ct), x_L = resid[2L] (before the final
 // norm), pulled toward the teacher's hidden (N, Ct) by src/kernels/hidden (mse or cosine). W_h (Ct, C) lives in
-// the params/grads/m/v buffers AFTER the model slab (at layout.slabFloats), so grad-norm clipping and AdamW cover
-// it while the slab prefix (uploadParams/readParams/readGrads, exports) keeps its layout.
+// the trained params/grads/m/v slabs AFTER the trained tensors (at trainedFloats), so grad-norm clipping and AdamW
+// cover it while the slab prefix (exports, checkpoints) keeps its layout.
+// The trained slabs (train-state.ts) are split across buffers at tensor starts, none over maxBufferSize.
+// LoRA (the `lora` option, gpu-adapters.ts): the model's weights are a frozen base (parameters only: no gradients,
+// no moments, no dW products, norm-gain gradients into a scratch, no embedding backward); the trained slab holds the
+// adapters (loraLayout), each adding s·(x·Aᵀ)·Bᵀ after its weight's base product and its share of dx after the base
+// dx product. uploadParams/readParams are the weights (the base under LoRA); readStateInto is the trained slab.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
@@ -22,36 +27,48 @@ import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
-import { allocActivations, allocBatch, destroyAll, type Activations, type BatchBuffers } from './activations.ts';
+import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
-import type { SlabShards } from './slab-shards.ts';
+import { GpuAdapters } from './gpu-adapters.ts';
+import { loraLayout, type LoraConfig } from './lora.ts';
+import { shardRanges, SlabShards } from './slab-shards.ts';
 import { TrainState } from './train-state.ts';
 import { checkHiddenSpec, maskPaddingLogits, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 export { maskPaddingLogits, PADDING_LOGIT, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 export interface GpuModelOptions {
   hidden?: HiddenSpec;
+  /** LoRA: the model's weights are a frozen base (no gradients, no moments); only the adapters (and W_h) train. */
+  lora?: LoraConfig;
   /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
    *  values split the slabs into more buffers (tests of the shards). */
   maxBufferBytes?: number;
 }
 
-const OPTION_KEYS = ['hidden', 'maxBufferBytes'];
+const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes'];
 
 export class GpuModel {
   readonly layout: ParamLayout;
   readonly N: number;
-  /** Parameters, gradients and AdamW moments, split across buffers within the adapter's maxBufferSize. */
+  /** What trains — the model's weights, or under LoRA the adapters — then W_h: parameters, gradients and AdamW
+   *  moments, split across buffers within the adapter's maxBufferSize. */
   readonly state: TrainState;
+  /** LoRA only: the model's weights, frozen (parameters only), and the adapters' plans. */
+  private readonly base?: SlabShards;
+  readonly adapters?: GpuAdapters;
+  /** Floats of the trained slab before W_h (the model's slab, or the adapters'). */
+  private readonly trainedFloats: number;
+  /** LoRA only: where the frozen norms' weight gradients go (max(C, D) floats, never read). */
+  private readonly discard?: GPUBuffer;
   private readonly acts: Activations;
   private readonly batch: BatchBuffers;
   private readonly forward: Dispatch[];
   private readonly loss: KernelPlan<Partial<LossScalars>>;
   private readonly backward: Dispatch[];
-  private readonly embBackward: KernelPlan<EmbeddingBuckets>;
+  private readonly embBackward?: KernelPlan<EmbeddingBuckets>;
   readonly hidden?: HiddenSpec;
-  /** Floats of W_h (Ct·C) at layout.slabFloats in params/grads/m/v; 0 without the hidden option. */
+  /** Floats of W_h (Ct·C) at trainedFloats in params/grads/m/v; 0 without the hidden option. */
   private readonly hiddenFloats: number;
   private readonly hiddenLoss?: KernelPlan<{ lossScale: number }>;
   private lossScale = 1;
@@ -77,18 +94,27 @@ export class GpuModel {
     this.layout = paramLayout(config);
     this.N = B * T;
     this.hiddenFloats = Ct ? Ct * config.hidden : 0;
-    // Model slab, then W_h (aligned) when the hidden objective is on; AdamW over every tensor (decay on matrices).
-    const P = this.layout.slabFloats + Math.ceil(this.hiddenFloats / SLAB_ALIGN_FLOATS) * SLAB_ALIGN_FLOATS;
+    // The trained slab (the model's, or the adapters' under LoRA), then W_h (aligned) when the hidden objective is
+    // on; AdamW over every tensor (decay on matrices and adapters, not on norm gains and biases).
+    const maxBufferBytes = options.maxBufferBytes ?? device.limits.maxBufferSize;
+    const trained = options.lora ? loraLayout(config, options.lora) : this.layout;
+    this.trainedFloats = trained.slabFloats;
+    const P = trained.slabFloats + Math.ceil(this.hiddenFloats / SLAB_ALIGN_FLOATS) * SLAB_ALIGN_FLOATS;
     this.state = new TrainState(device, {
-      cuts: [...this.layout.entries, ...(this.hiddenFloats ? [{ offset: this.layout.slabFloats, name: 'hidden projection W_h' }] : [])],
+      cuts: [...trained.entries, ...(this.hiddenFloats ? [{ offset: trained.slabFloats, name: 'hidden projection W_h' }] : [])],
       floats: P,
       regions: [
-        ...this.layout.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: e.decay ? optimizer.weightDecay : 0 })),
-        ...(this.hiddenFloats ? [{ offset: this.layout.slabFloats, count: this.hiddenFloats, weightDecay: optimizer.weightDecay }] : []),
+        ...trained.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: !('decay' in e) || e.decay ? optimizer.weightDecay : 0 })),
+        ...(this.hiddenFloats ? [{ offset: trained.slabFloats, count: this.hiddenFloats, weightDecay: optimizer.weightDecay }] : []),
       ],
-      maxBufferBytes: options.maxBufferBytes ?? device.limits.maxBufferSize,
+      maxBufferBytes,
       optimizer,
     });
+    if (options.lora) {
+      this.base = new SlabShards(device, shardRanges(this.layout.entries, this.layout.slabFloats, Math.floor(maxBufferBytes / 256) * 64), 'base');
+      this.adapters = new GpuAdapters(device, config, options.lora, this.N, this.state);
+      this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
+    }
     this.acts = allocActivations(device, config, B, T, Ct);
     this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
     if (this.acts.ones) writeArray(device, this.acts.ones, new Float32Array(this.N).fill(1));
@@ -102,38 +128,50 @@ export class GpuModel {
       });
       this.uploadHiddenProjection(initHiddenProjection(config, Ct!, this.hidden.seed ?? 0));
     }
-    this.embBackward = planEmbeddingBackward(device, {
+    // The embedding trains unless it is part of a frozen base.
+    this.embBackward = this.base ? undefined : planEmbeddingBackward(device, {
       dx: this.acts.dresid, dwte: this.g('wte'), unique: this.batch.bucketUnique, offsets: this.batch.bucketOffsets,
       positions: this.batch.bucketPositions, N: this.N, V: config.vocabSize, C: config.hidden,
     });
-    this.backward = [...this.planBackward(), ...this.embBackward.dispatches];
+    this.backward = [...this.planBackward(), ...(this.embBackward?.dispatches ?? [])];
   }
 
-  /** The parameter slab (its shards): a Generator reads it in place. */
+  /** The model's weights (their shards; the frozen base under LoRA): a Generator reads them in place. */
   get params(): SlabShards {
-    return this.state.params;
+    return this.base ?? this.state.params;
   }
 
   /** The parameter tensor `name` as a binding into the slab. */
   p(name: string): Binding {
     const e = this.layout.byName.get(name);
     if (!e) throw new Error(`GpuModel: no parameter '${name}'`);
-    return this.state.params.binding(e.offset, e.size);
+    return this.params.binding(e.offset, e.size);
   }
 
-  /** The gradient of parameter `name` (same layout as the slab). */
+  /** The gradient of parameter `name` (same layout as the slab); under LoRA the weights have none. */
   g(name: string): Binding {
+    if (this.base) throw new Error(`GpuModel: '${name}' is part of the frozen LoRA base: it has no gradient`);
     const e = this.layout.byName.get(name)!;
     return this.state.grads.binding(e.offset, e.size);
   }
 
-  /** W_h (Ct, C) in the params buffer after the slab. */
+  /** dW += dyᵀ·x for a weight that trains (transA, beta 1); nothing under LoRA (the base is frozen). */
+  private dW(name: string, dy: Binding, x: Binding, M: number, N: number, K: number): KernelPlan[] {
+    return this.base ? [] : [this.mm({ a: dy, b: x, c: this.g(name), M, N, K, transA: true, beta: 1 })];
+  }
+
+  /** Where a norm's weight gradient goes: its gradient, or under LoRA a scratch never read. */
+  private gNorm(name: string): Binding {
+    return this.discard ? { buffer: this.discard, size: this.layout.byName.get(name)!.size * 4 } : this.g(name);
+  }
+
+  /** W_h (Ct, C) in the trained slab after the model's (or the adapters') floats. */
   private get hiddenProjection(): Binding {
-    return this.state.params.binding(this.layout.slabFloats, this.hiddenFloats);
+    return this.state.params.binding(this.trainedFloats, this.hiddenFloats);
   }
 
   private get hiddenProjectionGrad(): Binding {
-    return this.state.grads.binding(this.layout.slabFloats, this.hiddenFloats);
+    return this.state.grads.binding(this.trainedFloats, this.hiddenFloats);
   }
 
   /** Every matmul problem this model plans (shape and transposes), for the autotuner. */
@@ -172,9 +210,9 @@ export class GpuModel {
       out.push(
         planRmsNormForward(device, { x, weight: this.p(`${pre}attn_norm`), y: L.ln1, rstd: L.rstd1, N, C, eps: c.rmsNormEps }),
         // q/k/v = ln1·Wq/k/vᵀ (+ bq/bk/bv: Qwen2); Qwen3 writes q/k raw, then RMSNorm per head into L.q / L.k.
-        this.mm({ a: L.ln1, b: this.p(`${pre}wq`), c: L.qRaw ?? L.q, M: N, N: H * D, K: C, transB: true, ...this.bias(`${pre}bq`) }),
-        this.mm({ a: L.ln1, b: this.p(`${pre}wk`), c: L.kRaw ?? L.k, M: N, N: Hkv * D, K: C, transB: true, ...this.bias(`${pre}bk`) }),
-        this.mm({ a: L.ln1, b: this.p(`${pre}wv`), c: L.v, M: N, N: Hkv * D, K: C, transB: true, ...this.bias(`${pre}bv`) }),
+        ...this.linear(`${pre}wq`, L.ln1, L.qRaw ?? L.q, H * D, C, this.bias(`${pre}bq`)),
+        ...this.linear(`${pre}wk`, L.ln1, L.kRaw ?? L.k, Hkv * D, C, this.bias(`${pre}bk`)),
+        ...this.linear(`${pre}wv`, L.ln1, L.v, Hkv * D, C, this.bias(`${pre}bv`)),
         ...(c.qkNorm ? [
           planRmsNormForward(device, { x: L.qRaw!, weight: this.p(`${pre}q_norm`), y: L.q, rstd: L.rstdQ!, N: N * H, C: D, eps: c.rmsNormEps }),
           planRmsNormForward(device, { x: L.kRaw!, weight: this.p(`${pre}k_norm`), y: L.k, rstd: L.rstdK!, N: N * Hkv, C: D, eps: c.rmsNormEps }),
@@ -182,13 +220,13 @@ export class GpuModel {
         planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta, ...this.rope }),
         planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta, ...this.rope }),
         planAttentionForward(device, { B, T, H, Hkv, D, q: L.q, k: L.k, v: L.v, o: L.att, lse: L.lse }),
-        this.mm({ a: L.att, b: this.p(`${pre}wo`), c: acts.proj, M: N, N: C, K: H * D, transB: true }),
+        ...this.linear(`${pre}wo`, L.att, acts.proj, C, H * D),
         planResidualAdd(device, { a: x, b: acts.proj, out: mid, N: N * C }),
         planRmsNormForward(device, { x: mid, weight: this.p(`${pre}mlp_norm`), y: L.ln2, rstd: L.rstd2, N, C, eps: c.rmsNormEps }),
-        this.mm({ a: L.ln2, b: this.p(`${pre}w_gate`), c: L.gate, M: N, N: F, K: C, transB: true }),
-        this.mm({ a: L.ln2, b: this.p(`${pre}w_up`), c: L.up, M: N, N: F, K: C, transB: true }),
+        ...this.linear(`${pre}w_gate`, L.ln2, L.gate, F, C),
+        ...this.linear(`${pre}w_up`, L.ln2, L.up, F, C),
         planSwigluForward(device, { gate: L.gate, up: L.up, h: L.h, N, F }),
-        this.mm({ a: L.h, b: this.p(`${pre}w_down`), c: acts.proj, M: N, N: C, K: F, transB: true }),
+        ...this.linear(`${pre}w_down`, L.h, acts.proj, C, F),
         planResidualAdd(device, { a: mid, b: acts.proj, out: next, N: N * C }),
       );
     }
@@ -199,6 +237,19 @@ export class GpuModel {
     // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
     if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
     return dispatchesOf(...out);
+  }
+
+  /** y (N, out) = x·Wᵀ (+ bias), then + s·(x·Aᵀ)·Bᵀ when W has a LoRA adapter. */
+  private linear(name: string, x: Binding, y: Binding, out: number, inp: number, extra: { bias?: Binding } = {}): KernelPlan[] {
+    return [
+      this.mm({ a: x, b: this.p(name), c: y, M: this.N, N: out, K: inp, transB: true, ...extra }),
+      ...(this.adapters?.forward((a) => this.mm(a), name, x, y) ?? []),
+    ];
+  }
+
+  /** The adapter's share of a linear's backward (after its base dx = dy·W): dx += du·A, dA and dB accumulated. */
+  private adapterBackward(name: string, x: Binding, dy: Binding, dx: Binding): KernelPlan[] {
+    return this.adapters?.backward((a) => this.mm(a), name, x, dy, dx) ?? [];
   }
 
   /** The `bias` matmul argument of a q/k/v projection: the slab's bias tensor with attentionBias, else nothing. */
@@ -234,8 +285,8 @@ export class GpuModel {
     // logits = lnf·W_lmᵀ: dlnf = dlogits·W_lm; dW_lm += dlogitsᵀ·lnf. The loss left dlogits in acts.logits.
     const out: KernelPlan[] = [
       this.mm({ a: acts.logits, b: this.p(this.lmHead), c: acts.dln, M: N, N: C, K: V }),
-      this.mm({ a: acts.logits, b: acts.lnf, c: this.g(this.lmHead), M: V, N: C, K: N, transA: true, beta: 1 }),
-      planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.g('final_norm'), N, C }),
+      ...this.dW(this.lmHead, acts.logits, acts.lnf, V, C, N),
+      planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.gNorm('final_norm'), N, C }),
     ];
     if (this.hidden) {
       // p = x_L·W_hᵀ: dx_L += dp·W_h (onto the assigned dresid); dW_h += dpᵀ·x_L. The hidden loss left dp in dHiddenP.
@@ -252,27 +303,32 @@ export class GpuModel {
       const dqPre = acts.dqRaw ?? acts.dq, dkPre = acts.dkRaw ?? acts.dk;
       out.push(
         // MLP: next = mid + h·W_downᵀ, h = silu(gate) ⊙ up, gate/up = ln2·W_gate/upᵀ, ln2 = rms(mid).
+        // (Under LoRA the base's dW products are left out and each adapter's backward follows its base dx product.)
         this.mm({ a: acts.dresid, b: this.p(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
-        this.mm({ a: acts.dresid, b: Lc.h, c: this.g(`${pre}w_down`), M: C, N: F, K: N, transA: true, beta: 1 }),
+        ...this.adapterBackward(`${pre}w_down`, Lc.h, acts.dresid, acts.dh),
+        ...this.dW(`${pre}w_down`, acts.dresid, Lc.h, C, F, N),
         planSwigluBackward(device, { gate: Lc.gate, up: Lc.up, dh: acts.dh, dgate: acts.dgate, dup: acts.dup, N, F }),
         this.mm({ a: acts.dgate, b: this.p(`${pre}w_gate`), c: acts.dln, M: N, N: C, K: F }),
         this.mm({ a: acts.dup, b: this.p(`${pre}w_up`), c: acts.dln, M: N, N: C, K: F, beta: 1 }),
-        this.mm({ a: acts.dgate, b: Lc.ln2, c: this.g(`${pre}w_gate`), M: F, N: C, K: N, transA: true, beta: 1 }),
-        this.mm({ a: acts.dup, b: Lc.ln2, c: this.g(`${pre}w_up`), M: F, N: C, K: N, transA: true, beta: 1 }),
-        planRmsNormBackward(device, { dy: acts.dln, x: mid, weight: this.p(`${pre}mlp_norm`), rstd: Lc.rstd2, dx: acts.dtmp, dweight: this.g(`${pre}mlp_norm`), N, C }),
+        ...this.adapterBackward(`${pre}w_gate`, Lc.ln2, acts.dgate, acts.dln),
+        ...this.adapterBackward(`${pre}w_up`, Lc.ln2, acts.dup, acts.dln),
+        ...this.dW(`${pre}w_gate`, acts.dgate, Lc.ln2, F, C, N),
+        ...this.dW(`${pre}w_up`, acts.dup, Lc.ln2, F, C, N),
+        planRmsNormBackward(device, { dy: acts.dln, x: mid, weight: this.p(`${pre}mlp_norm`), rstd: Lc.rstd2, dx: acts.dtmp, dweight: this.gNorm(`${pre}mlp_norm`), N, C }),
         acc(acts.dtmp, acts.dresid),
         // Attention: mid = x + att·Woᵀ, att = attn(rope(q), rope(k), v), q/k/v = ln1·Wq/k/vᵀ, ln1 = rms(x).
         this.mm({ a: acts.dresid, b: this.p(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
-        this.mm({ a: acts.dresid, b: Lc.att, c: this.g(`${pre}wo`), M: C, N: H * D, K: N, transA: true, beta: 1 }),
+        ...this.adapterBackward(`${pre}wo`, Lc.att, acts.dresid, acts.datt),
+        ...this.dW(`${pre}wo`, acts.dresid, Lc.att, C, H * D, N),
         planAttentionBackward(device, { B, T, H, Hkv, D, q: Lc.q, k: Lc.k, v: Lc.v, o: Lc.att, lse: Lc.lse, dout: acts.datt, delta: acts.delta, dq: acts.dq, dk: acts.dk, dv: acts.dv }),
         planRopeBackward(device, { x: acts.dq, B, T, H, D, theta: c.ropeTheta, ...this.rope }),
         planRopeBackward(device, { x: acts.dk, B, T, H: Hkv, D, theta: c.ropeTheta, ...this.rope }),
         ...(c.qkNorm ? [
           // q = rms_head(qRaw; q_norm): dqRaw (assigned), dq_norm += Σ over rows·heads.
-          planRmsNormBackward(device, { dy: acts.dq, x: Lc.qRaw!, weight: this.p(`${pre}q_norm`), rstd: Lc.rstdQ!, dx: acts.dqRaw!, dweight: this.g(`${pre}q_norm`), N: N * H, C: D }),
-          planRmsNormBackward(device, { dy: acts.dk, x: Lc.kRaw!, weight: this.p(`${pre}k_norm`), rstd: Lc.rstdK!, dx: acts.dkRaw!, dweight: this.g(`${pre}k_norm`), N: N * Hkv, C: D }),
+          planRmsNormBackward(device, { dy: acts.dq, x: Lc.qRaw!, weight: this.p(`${pre}q_norm`), rstd: Lc.rstdQ!, dx: acts.dqRaw!, dweight: this.gNorm(`${pre}q_norm`), N: N * H, C: D }),
+          planRmsNormBackward(device, { dy: acts.dk, x: Lc.kRaw!, weight: this.p(`${pre}k_norm`), rstd: Lc.rstdK!, dx: acts.dkRaw!, dweight: this.gNorm(`${pre}k_norm`), N: N * Hkv, C: D }),
         ] : []),
-        ...(c.attentionBias ? [
+        ...(c.attentionBias && !this.base ? [
           // q/k/v = ln1·Wᵀ + b: db += 1ᵀ·d(q/k/v before RoPE), a (1, N)·(N, width) product.
           this.mm({ a: acts.ones!, b: dqPre, c: this.g(`${pre}bq`), M: 1, N: H * D, K: N, beta: 1 }),
           this.mm({ a: acts.ones!, b: dkPre, c: this.g(`${pre}bk`), M: 1, N: Hkv * D, K: N, beta: 1 }),
@@ -281,10 +337,13 @@ export class GpuModel {
         this.mm({ a: dqPre, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
         this.mm({ a: dkPre, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
         this.mm({ a: acts.dv, b: this.p(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
-        this.mm({ a: dqPre, b: Lc.ln1, c: this.g(`${pre}wq`), M: H * D, N: C, K: N, transA: true, beta: 1 }),
-        this.mm({ a: dkPre, b: Lc.ln1, c: this.g(`${pre}wk`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
-        this.mm({ a: acts.dv, b: Lc.ln1, c: this.g(`${pre}wv`), M: Hkv * D, N: C, K: N, transA: true, beta: 1 }),
-        planRmsNormBackward(device, { dy: acts.dln, x, weight: this.p(`${pre}attn_norm`), rstd: Lc.rstd1, dx: acts.dtmp, dweight: this.g(`${pre}attn_norm`), N, C }),
+        ...this.adapterBackward(`${pre}wq`, Lc.ln1, dqPre, acts.dln),
+        ...this.adapterBackward(`${pre}wk`, Lc.ln1, dkPre, acts.dln),
+        ...this.adapterBackward(`${pre}wv`, Lc.ln1, acts.dv, acts.dln),
+        ...this.dW(`${pre}wq`, dqPre, Lc.ln1, H * D, C, N),
+        ...this.dW(`${pre}wk`, dkPre, Lc.ln1, Hkv * D, C, N),
+        ...this.dW(`${pre}wv`, acts.dv, Lc.ln1, Hkv * D, C, N),
+        planRmsNormBackward(device, { dy: acts.dln, x, weight: this.p(`${pre}attn_norm`), rstd: Lc.rstd1, dx: acts.dtmp, dweight: this.gNorm(`${pre}attn_norm`), N, C }),
         acc(acts.dtmp, acts.dresid),
       );
     }
@@ -322,7 +381,7 @@ export class GpuModel {
     if (b.teacherIds && this.batch.teacherIds) writeArray(device, this.batch.teacherIds, b.teacherIds);
     if (b.teacherLogprobs && this.batch.teacherLogprobs) writeArray(device, this.batch.teacherLogprobs, b.teacherLogprobs);
     if (b.teacherHidden && this.batch.teacherHidden) writeArray(device, this.batch.teacherHidden, b.teacherHidden);
-    this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
+    if (this.embBackward) this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
     this.lossScale = lossScale ?? 1 / (this.weightSum * accumSteps);
     this.loss.update({ lossScale: this.lossScale });
     this.hiddenLoss?.update({ lossScale: this.lossScale * this.hidden!.weight });
@@ -364,28 +423,52 @@ export class GpuModel {
     };
   }
 
+  /** Writes the model's weights (the frozen base under LoRA). */
   uploadParams(slab: Float32Array): void {
     if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
+    this.params.write(slab);
+  }
+
+  /** Reads the model's weights (the frozen base under LoRA). */
+  readParams = (): Promise<Float32Array> => this.params.read(this.layout.slabFloats);
+
+  /** ∂loss/∂weights of the last backward; under LoRA the weights are frozen: readAdapterGrads. */
+  readGrads(): Promise<Float32Array> {
+    if (this.base) throw new Error('readGrads: the LoRA base is frozen and has no gradients (readAdapterGrads gives the adapters\')');
+    return this.state.grads.read(this.layout.slabFloats);
+  }
+
+  private loraOnly(what: string): void {
+    if (!this.base) throw new Error(`${what}: the model was built without the lora option`);
+  }
+
+  /** Writes the adapters (LoRA only; loraLayout's slab). */
+  uploadAdapters(slab: Float32Array): void {
+    this.loraOnly('uploadAdapters');
+    if (slab.length !== this.trainedFloats) throw new Error(`uploadAdapters: ${slab.length} floats, the LoRA layout has ${this.trainedFloats}`);
     this.state.params.write(slab);
   }
+
+  readAdapters = (): Promise<Float32Array> => (this.loraOnly('readAdapters'), this.state.params.read(this.trainedFloats));
+  readAdapterGrads = (): Promise<Float32Array> => (this.loraOnly('readAdapterGrads'), this.state.grads.read(this.trainedFloats));
 
   /** Writes W_h (Ct, C) (hidden option only). */
   uploadHiddenProjection(w: Float32Array): void {
     if (!this.hidden) throw new Error('uploadHiddenProjection: the model was built without the hidden option');
     if (w.length !== this.hiddenFloats) throw new Error(`uploadHiddenProjection: ${w.length} floats, W_h (Ct=${this.hidden.teacherWidth}, C=${this.config.hidden}) has ${this.hiddenFloats}`);
-    this.state.params.write(w, this.layout.slabFloats);
+    this.state.params.write(w, this.trainedFloats);
   }
 
   /** Reads W_h (Ct, C) (hidden option only). */
   async readHiddenProjection(): Promise<Float32Array> {
     if (!this.hidden) throw new Error('readHiddenProjection: the model was built without the hidden option');
-    return this.state.params.read(this.hiddenFloats, this.layout.slabFloats);
+    return this.state.params.read(this.hiddenFloats, this.trainedFloats);
   }
 
   /** Reads ∂loss/∂W_h (Ct, C) of the last backward (hidden option only). */
   async readHiddenProjectionGrad(): Promise<Float32Array> {
     if (!this.hidden) throw new Error('readHiddenProjectionGrad: the model was built without the hidden option');
-    return this.state.grads.read(this.hiddenFloats, this.layout.slabFloats);
+    return this.state.grads.read(this.hiddenFloats, this.trainedFloats);
   }
 
   /** Clears the AdamW moments (a fresh optimizer). */
@@ -393,26 +476,30 @@ export class GpuModel {
     this.state.resetOptimizer();
   }
 
-  readParams = (): Promise<Float32Array> => this.state.params.read(this.layout.slabFloats);
-  /** The slab, W_h (when present), and the moments read straight into `into`'s views (a checkpoint blob's). */
+  /**
+   * What a checkpoint keeps, read straight into `into`'s views (a checkpoint blob's): the trained slab as `params` —
+   * the model's weights, or under LoRA the adapters (the base is the run's starting model) —, W_h when present, and
+   * the moments of both.
+   */
   async readStateInto(into: { params: Float32Array; m: Float32Array; v: Float32Array; hiddenProjection?: Float32Array }): Promise<void> {
-    const n = this.layout.slabFloats + this.hiddenFloats;
-    if (into.params.length !== this.layout.slabFloats || into.m.length !== n || into.v.length !== n || (into.hiddenProjection?.length ?? 0) !== this.hiddenFloats) {
-      throw new Error(`readStateInto: views of ${into.params.length}/${into.m.length}/${into.v.length}/${into.hiddenProjection?.length ?? 0} floats, this model has ${this.layout.slabFloats}/${n}/${n}/${this.hiddenFloats}`);
+    const s = this.stateSizes;
+    if (into.params.length !== s.params || into.m.length !== s.m || into.v.length !== s.v || (into.hiddenProjection?.length ?? 0) !== s.wh) {
+      throw new Error(`readStateInto: views of ${into.params.length}/${into.m.length}/${into.v.length}/${into.hiddenProjection?.length ?? 0} floats, this model has ${s.params}/${s.m}/${s.v}/${s.wh}`);
     }
     await this.state.params.readInto(into.params);
-    if (into.hiddenProjection) await this.state.params.readInto(into.hiddenProjection, this.layout.slabFloats);
+    if (into.hiddenProjection) await this.state.params.readInto(into.hiddenProjection, this.trainedFloats);
     await this.state.m.readInto(into.m);
     await this.state.v.readInto(into.v);
   }
-  /** Float counts of a checkpoint of this model's state. */
+
+  /** Float counts of a checkpoint of this model's state (readStateInto). */
   get stateSizes(): { params: number; m: number; v: number; wh: number } {
-    const n = this.layout.slabFloats + this.hiddenFloats;
-    return { params: this.layout.slabFloats, m: n, v: n, wh: this.hiddenFloats };
+    const n = this.trainedFloats + this.hiddenFloats;
+    return { params: this.trainedFloats, m: n, v: n, wh: this.hiddenFloats };
   }
-  readGrads = (): Promise<Float32Array> => this.state.grads.read(this.layout.slabFloats);
+
   writeOptimizerState(s: { m: Float32Array; v: Float32Array }): void {
-    const n = this.layout.slabFloats + this.hiddenFloats;
+    const n = this.trainedFloats + this.hiddenFloats;
     if (s.m.length !== n || s.v.length !== n) throw new Error(`writeOptimizerState: moments of ${s.m.length}/${s.v.length} floats, this model trains ${n}`);
     this.state.m.write(s.m);
     this.state.v.write(s.v);
@@ -453,6 +540,9 @@ export class GpuModel {
 
   destroy(): void {
     this.state.destroy();
+    this.base?.destroy();
+    this.adapters?.destroy();
+    this.discard?.destroy();
     destroyAll(this.acts);
     destroyAll(this.batch);
   }

@@ -27,7 +27,7 @@ export function shardRanges(cuts: readonly { offset: number; name: string }[], t
     const end = i + 1 < cuts.length ? cuts[i + 1]!.offset : total;
     const size = end - cuts[i]!.offset;
     if (size > maxFloats) {
-      throw new Error(`tensor '${cuts[i]!.name}' takes ${(size * 4 / 1048576).toFixed(1)} MiB, more than this GPU's largest buffer (${(maxFloats * 4 / 1048576).toFixed(1)} MiB): it cannot be placed`);
+      throw new Error(`tensor '${cuts[i]!.name}' takes ${size * 4} bytes, more than this GPU's largest buffer (${maxFloats * 4} bytes): it cannot be placed`);
     }
     // Close the current shard before this tensor when the tensor would push it past the limit.
     if (end - start > maxFloats) {

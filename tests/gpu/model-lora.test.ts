@@ -1,0 +1,119 @@
+// GpuModel with LoRA (the `lora` option: a frozen base, adapters in the trained slab) against the CPU reference of
+// the merged model: the loss equals refLossAndGrad's on mergeLora(base, adapters) (W' = W + (α/r)·B·A), every adapter
+// gradient equals loraGradFromMerged of the reference's merged-weight gradients, for each family (Llama tied, Qwen2
+// biases, Qwen3 q/k norms) and for all seven targets or a subset. Training moves the adapters and never the base;
+// a checkpoint of a LoRA model holds the adapters and their moments only; the slabs split across buffers alike.
+import { describe, expect, it } from 'vitest';
+import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
+import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
+import { GpuModel, type ObjectiveSpec } from '../../src/model/gpu-model.ts';
+import { initLora, loraGradFromMerged, loraLayout, makeLoraConfig, mergeLora, type LoraConfig } from '../../src/model/lora.ts';
+import { paramLayout } from '../../src/model/params.ts';
+import { initParams, refForward, refLossAndGrad } from '../../src/model/ref-model.ts';
+import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { useGpu } from './gpu-context.ts';
+
+const gpu = useGpu();
+const B = 2, T = 6, N = B * T, K = 4;
+const objective: ObjectiveSpec = { objective: 'fkl', temperature: 1.5, kdWeight: 0.7, ceWeight: 0.4, teacher: { kind: 'topk', k: K, policy: 'renormalize' } };
+const base = { vocabSize: 43, hidden: 24, layers: 2, heads: 4, kvHeads: 2, headDim: 8, intermediate: 40, maxSeqLen: 8, initStd: 0.2, ropeTheta: 100 };
+
+function setup(config: ModelConfig, lora: LoraConfig, seed: number) {
+  const rng = new Rng(seed);
+  const slab = initParams(config, seed);
+  for (const e of paramLayout(config).entries) {
+    if (e.init === 'ones') for (let i = 0; i < e.size; i++) slab[e.offset + i] = 1 + 0.3 * (rng.next() - 0.5);
+    if (e.init === 'zeros') for (let i = 0; i < e.size; i++) slab[e.offset + i] = 0.3 * rng.normal();
+  }
+  // B = 0 at PEFT's start would hide half the gradients: give B values so both A and B matter.
+  const adapters = initLora(config, lora, seed);
+  for (const e of loraLayout(config, lora).entries) if (e.part === 'b') for (let i = 0; i < e.size; i++) adapters[e.offset + i] = 0.2 * rng.normal();
+  const ids = Uint32Array.from({ length: N }, () => rng.int(config.vocabSize));
+  const labels = Uint32Array.from({ length: N }, (_, i) => (i === 4 ? NO_LABEL : rng.int(config.vocabSize)));
+  const weights = Float32Array.from({ length: N }, (_, i) => (i === 7 ? 0 : 0.5 + rng.next()));
+  const teacherIds = new Uint32Array(N * K), teacherLogprobs = new Float32Array(N * K);
+  for (let n = 0; n < N; n++) {
+    const pick = new Set<number>();
+    while (pick.size < K) pick.add(rng.int(config.vocabSize));
+    [...pick].forEach((id, j) => { teacherIds[n * K + j] = id; teacherLogprobs[n * K + j] = -0.5 - j - rng.next(); });
+  }
+  return { slab, adapters, batch: { ids, labels, weights, teacherIds, teacherLogprobs } };
+}
+
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, atol: number, rtol = 1e-3): void {
+  const c = compareArrays(got, want, { atol, rtol });
+  expect(c.ok, `${what}: ${describeComparison(c)}`).toBe(true);
+}
+
+describe('GpuModel with LoRA vs the merged CPU reference', () => {
+  it.each([
+    ['Llama (tied), all seven targets, r = 3', { tieEmbeddings: true }, { rank: 3, alpha: 7 }],
+    ['Qwen2 (q/k/v biases), q and v only, r = 4', { attentionBias: true }, { rank: 4, alpha: 8, targets: ['wq', 'wv'] as LoraConfig['targets'] }],
+    ['Qwen3 (q/k norms, H·D ≠ C), MLP only, r = 2', { qkNorm: true, headDim: 16 }, { rank: 2, alpha: 2, targets: ['w_gate', 'w_up', 'w_down'] as LoraConfig['targets'] }],
+  ] as const)('%s: logits, loss and every adapter gradient', async (_, over, l) => {
+    const { device } = gpu();
+    const config = makeConfig({ ...base, ...over });
+    const lora = makeLoraConfig(l);
+    const s = setup(config, lora, 17);
+    const model = new GpuModel(device, config, B, T, objective, { weightDecay: 0, clipNorm: 0 }, { lora });
+    try {
+      model.uploadParams(s.slab);
+      model.uploadAdapters(s.adapters);
+      model.setBatch(s.batch);
+      const merged = mergeLora(config, s.slab, lora, s.adapters);
+      expectClose(await model.logits(), refForward(config, merged, s.batch.ids, B, T).logits, 'logits', 2e-5, 2e-4);
+      const r = await model.run();
+      const wsum = s.batch.weights.reduce((a, b) => a + b, 0);
+      const ref = refLossAndGrad(config, merged, {
+        ids: s.batch.ids, B, T, labels: s.batch.labels, weights: s.batch.weights, objective: objective.objective, temperature: objective.temperature,
+        kdWeight: objective.kdWeight, ceWeight: objective.ceWeight, lossScale: 1 / wsum,
+        teacher: { kind: 'topk', k: K, ids: s.batch.teacherIds, logprobs: s.batch.teacherLogprobs, policy: 'renormalize' },
+      });
+      expect(r.loss).toBeCloseTo(ref.loss, 5);
+      const want = loraGradFromMerged(config, lora, s.adapters, ref.grad);
+      const grads = await model.readAdapterGrads();
+      const maxG = want.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
+      for (const e of loraLayout(config, lora).entries) {
+        expectClose(grads.subarray(e.offset, e.offset + e.size), want.subarray(e.offset, e.offset + e.size), `d${e.name}`, 1e-5 * maxG);
+      }
+      expect(() => model.readGrads()).toThrow(/frozen/);
+    } finally {
+      model.destroy();
+    }
+  }, 120_000);
+
+  it('trains only the adapters: the base is unchanged, the checkpoint holds adapters and moments, shards agree', async () => {
+    const { device } = gpu();
+    const config = makeConfig({ ...base, attentionBias: true, tieEmbeddings: false });
+    const lora = makeLoraConfig({ rank: 4, alpha: 8 });
+    const s = setup(config, lora, 23);
+    const build = (maxBufferBytes?: number) => new GpuModel(device, config, B, T, objective, { weightDecay: 0.1, clipNorm: 1 }, { lora, ...(maxBufferBytes ? { maxBufferBytes } : {}) });
+    const one = build(), many = build(6144);
+    try {
+      expect(many.state.shardCount).toBeGreaterThan(2);
+      const layout = loraLayout(config, lora);
+      expect(one.stateSizes).toEqual({ params: layout.slabFloats, m: layout.slabFloats, v: layout.slabFloats, wh: 0 });
+      const losses: number[] = [];
+      for (const m of [one, many]) { m.uploadParams(s.slab); m.uploadAdapters(s.adapters); m.setBatch(s.batch); }
+      for (let step = 1; step <= 4; step++) {
+        const [ra, rb] = [await one.run({ update: { lr: 0.02, step } }), await many.run({ update: { lr: 0.02, step } })];
+        expect(rb.loss).toBeCloseTo(ra.loss, 6);
+        losses.push(ra.loss);
+      }
+      expect(losses[3]!).toBeLessThan(losses[0]!);
+      expect(await one.readParams()).toEqual(s.slab);
+      expect(await many.readParams()).toEqual(s.slab);
+      const [aa, ab] = [await one.readAdapters(), await many.readAdapters()];
+      expectClose(ab, aa, 'adapters, sharded vs one buffer', 1e-6, 1e-5);
+      expect(compareArrays(aa, s.adapters, { atol: 1e-4, rtol: 0 }).ok).toBe(false);
+      const st = { params: new Float32Array(layout.slabFloats), m: new Float32Array(layout.slabFloats), v: new Float32Array(layout.slabFloats) };
+      await one.readStateInto(st);
+      expect(st.params).toEqual(aa);
+      expect(st.v.some((x) => x > 0)).toBe(true);
+    } finally {
+      one.destroy();
+      many.destroy();
+    }
+  }, 120_000);
+});
