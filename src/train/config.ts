@@ -1,6 +1,7 @@
 // A training run's typed configuration with its defaults in one place; unknown keys are rejected. Stored inside
 // every checkpoint beside the model config.
 import type { KdObjective, TopKPolicy } from '../kernels/loss/loss.ts';
+import { makeLoraConfig, type LoraConfig } from '../model/lora.ts';
 
 export interface TrainConfig {
   /** Sequences per micro-batch and tokens per sequence. */
@@ -37,6 +38,8 @@ export interface TrainConfig {
   hiddenWeight: number;
   hiddenKind: 'mse' | 'cosine';
   teacherHiddenWidth: number;
+  /** LoRA: train low-rank adapters on a frozen base (the run's starting weights) instead of every weight. */
+  lora?: LoraConfig;
 }
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -70,10 +73,12 @@ export const DEFAULT_TRAIN: TrainConfig = {
 };
 
 export function makeTrainConfig(overrides: Record<string, unknown> = {}, where = 'train config'): TrainConfig {
-  const known = Object.keys(DEFAULT_TRAIN);
+  const known = [...Object.keys(DEFAULT_TRAIN), 'lora'];
   const unknown = Object.keys(overrides).filter((k) => !known.includes(k));
   if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`);
   const c = { ...DEFAULT_TRAIN, ...overrides } as TrainConfig;
+  if (c.lora === undefined) delete c.lora;
+  else c.lora = makeLoraConfig(c.lora as Partial<LoraConfig>, `${where}: lora`);
   for (const k of ['batchSize', 'seqLen', 'gradAccum', 'steps', 'evalBatches', 'maxSkips'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${where}: ${k} must be a positive integer, got ${JSON.stringify(c[k])}`);
   }

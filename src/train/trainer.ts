@@ -3,6 +3,7 @@
 // checkpoint), checkpoints through a CheckpointStore, and exact resume (same data order, same loss curve).
 import { GpuModel, type ObjectiveSpec, type StepReadback, type TrainBatch } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
+import { initLora } from '../model/lora.ts';
 import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
 import { checkpointBlob, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
@@ -35,6 +36,8 @@ export interface TrainerOptions {
   batchFor?: (step: number, micro: number) => Promise<TrainBatch | null>;
   /** Evaluate on a last, zero-padded batch too (held-out sets smaller than a batch still get an evaluation). */
   padEval?: boolean;
+  /** LoRA (train.lora): the frozen base's weights (the run's starting model); the adapters start as PEFT's. */
+  base?: Float32Array;
   log?: (e: TrainLog) => void;
 }
 
@@ -58,13 +61,19 @@ export class Trainer implements StepTrainer {
     return [o.device, o.model, t.batchSize, t.seqLen, {
       objective: t.objective, temperature: t.temperature, kdWeight: t.kdWeight, ceWeight: t.ceWeight, beta: t.beta, lambda: t.lambda, teacher,
     }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm },
-    t.hiddenWeight > 0 ? { hidden: { teacherWidth: t.teacherHiddenWidth, kind: t.hiddenKind, weight: t.hiddenWeight, seed: t.seed } } : {}];
+    {
+      ...(t.hiddenWeight > 0 ? { hidden: { teacherWidth: t.teacherHiddenWidth, kind: t.hiddenKind, weight: t.hiddenWeight, seed: t.seed } } : {}),
+      ...(t.lora ? { lora: t.lora } : {}),
+    }];
   }
 
   constructor(private readonly o: TrainerOptions, gpu?: GpuModel) {
     const t = o.train;
+    if (t.lora && !o.base) throw new Error('Trainer: LoRA trains adapters on a frozen base, and no base weights were given');
+    if (!t.lora && o.base) throw new Error('Trainer: base weights were given, but the train config has no lora');
     this.gpu = gpu ?? new GpuModel(...Trainer.modelArgs(o));
-    this.gpu.uploadParams(initParams(o.model, t.seed));
+    this.gpu.uploadParams(o.base ?? initParams(o.model, t.seed));
+    if (t.lora) this.gpu.uploadAdapters(initLora(o.model, t.lora, t.seed));
     this.loader = new BatchLoader(o.rows, t.batchSize, t.seqLen, t.seed);
     this.evalSet = o.evalRows ? evalBatches(o.evalRows, t.batchSize, t.seqLen, t.evalBatches, o.padEval) : [];
   }
@@ -128,7 +137,9 @@ export class Trainer implements StepTrainer {
     return e;
   }
 
+  /** The weights a Generator samples from. Under LoRA they are the base alone: sampling needs the adapters too. */
   get params(): SlabShards {
+    if (this.o.train.lora) throw new Error('samples from a LoRA student are not available yet: the generator does not apply the adapters');
     return this.gpu.params;
   }
 
@@ -150,7 +161,10 @@ export class Trainer implements StepTrainer {
   restore(c: Checkpoint): void {
     if (JSON.stringify(c.model) !== JSON.stringify(this.o.model)) throw new Error('resume: the checkpoint was made with a different model config');
     if (!!c.hiddenProjection !== this.gpu.hasHiddenProjection) throw new Error('resume: the checkpoint and this run disagree on hidden-state distillation (W_h)');
-    this.gpu.uploadParams(c.params);
+    if (JSON.stringify(c.train.lora) !== JSON.stringify(this.o.train.lora)) throw new Error(`resume: the checkpoint's LoRA (${JSON.stringify(c.train.lora ?? 'none')}) is not this run's (${JSON.stringify(this.o.train.lora ?? 'none')})`);
+    // A LoRA checkpoint's params are the adapters; the base stays what the trainer was given.
+    if (this.o.train.lora) this.gpu.uploadAdapters(c.params);
+    else this.gpu.uploadParams(c.params);
     if (c.hiddenProjection) this.gpu.uploadHiddenProjection(c.hiddenProjection);
     this.gpu.writeOptimizerState({ m: c.m, v: c.v });
     this.step = c.step;

@@ -1,0 +1,77 @@
+// The trainer with LoRA (train.lora): adapters on a frozen base learn, checkpoints hold the adapters (and W_h) with
+// their moments — not the base —, resume continues the same loss curve, and mismatches are refused with reasons.
+import { describe, expect, it } from 'vitest';
+import { makeConfig } from '../../src/model/config.ts';
+import { loraLayout, makeLoraConfig } from '../../src/model/lora.ts';
+import { initParams } from '../../src/model/ref-model.ts';
+import { packRows } from '../../src/train/batches.ts';
+import { MemoryCheckpointStore, decodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { makeTrainConfig } from '../../src/train/config.ts';
+import type { TrainLog } from '../../src/train/step-trainer.ts';
+import { Trainer } from '../../src/train/trainer.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { useGpu } from './gpu-context.ts';
+
+const gpu = useGpu();
+const model = makeConfig({ vocabSize: 37, hidden: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8, intermediate: 24, maxSeqLen: 8, attentionBias: true, initStd: 0.4 });
+const rng = new Rng(8);
+// Sequences counting upward mod 36 (token 36 ends one): learnable by adapters of rank 4 on a random base whose
+// embedding is large enough (initStd 0.4) for the logits to move.
+const examples = Array.from({ length: 30 }, () => {
+  const s = rng.int(36);
+  return { tokens: Uint32Array.from({ length: 6 + rng.int(6) }, (_, i) => (s + i) % 36) };
+});
+const rows = packRows(examples, 8, 36);
+const base = initParams(model, 4);
+const lora = { rank: 4, alpha: 8, targets: ['wq', 'wv', 'wo', 'w_up', 'w_down'] };
+const settings = { batchSize: 2, seqLen: 8, steps: 8, lr: 3e-2, warmupSteps: 1, evalEvery: 0, evalBatches: 2, seed: 3, lora };
+const hidden = { hiddenWeight: 0.5, hiddenKind: 'mse', teacherHiddenWidth: 5 };
+const teacherHidden = (b: { ids: Uint32Array }) => Float32Array.from({ length: b.ids.length * 5 }, (_, i) => Math.cos(b.ids[Math.floor(i / 5)]! * 0.3 + i % 5));
+
+function trainer(over: Record<string, unknown>, store: MemoryCheckpointStore, logs: TrainLog[], data = rows) {
+  const train = makeTrainConfig({ ...settings, ...over });
+  return new Trainer({
+    device: gpu().device, model, train, rows: data, evalRows: data, store, base, log: (e) => logs.push(e),
+    ...(train.hiddenWeight > 0 ? { teacherFor: (b: { ids: Uint32Array }) => ({ teacherHidden: teacherHidden(b) }) } : {}),
+  });
+}
+const losses = (logs: TrainLog[]) => logs.filter((l) => l.kind === 'step').map((l) => (l as { loss: number }).loss);
+
+describe('Trainer with LoRA', () => {
+  it('learns with the base frozen; the checkpoint holds the adapters and their moments', async () => {
+    const logs: TrainLog[] = [];
+    const t = trainer({ steps: 16, lr: 3e-2, weightDecay: 0 }, new MemoryCheckpointStore(), logs, rows.slice(0, 4));
+    const before = (await t.evaluate())!;
+    await t.run();
+    const after = logs.filter((l) => l.kind === 'eval').at(-1) as { loss: number };
+    expect(after.loss).toBeLessThan(before.loss - 0.3);
+    expect(await t.gpu.readParams()).toEqual(base);
+    const snap = await t.snapshot();
+    const n = loraLayout(model, makeLoraConfig(lora as never)).slabFloats;
+    expect(snap.params).toHaveLength(n);
+    expect(snap.m).toHaveLength(n);
+    expect([...snap.params]).toEqual([...(await t.gpu.readAdapters())]);
+    expect(snap.train.lora).toEqual(makeLoraConfig(lora as never));
+    expect(() => t.params).toThrow(/LoRA student/);
+    t.destroy();
+  });
+
+  it('resumes adapters and W_h onto the same loss curve, and refuses a checkpoint of another LoRA', async () => {
+    const full: TrainLog[] = [];
+    const t = trainer(hidden, new MemoryCheckpointStore(), full); await t.run(); t.destroy();
+    const store = new MemoryCheckpointStore();
+    const first = trainer(hidden, store, []); await first.run(4); first.destroy();
+    const ck = decodeCheckpoint((await store.get('latest'))!);
+    expect(ck.hiddenProjection).toHaveLength(5 * model.hidden);
+    const rest: TrainLog[] = [];
+    const second = trainer(hidden, store, rest);
+    expect(await second.resume()).toBe(true);
+    await second.run(); second.destroy();
+    expect(losses(rest)).toEqual(losses(full).slice(4));
+    const other = trainer({ ...hidden, lora: { ...lora, rank: 2 } }, store, []);
+    await expect(other.resume()).rejects.toThrow(/checkpoint's LoRA .* is not this run's/);
+    other.destroy();
+    expect(() => new Trainer({ device: gpu().device, model, train: makeTrainConfig(settings), rows })).toThrow(/no base weights/);
+    expect(() => makeTrainConfig({ lora: { rank: 0 } })).toThrow(/lora: rank must be a positive integer/);
+  });
+});
