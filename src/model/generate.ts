@@ -1,5 +1,6 @@
 // Generation with a KV cache on the GPU: the prompt is prefilled in one pass (S = prompt length), then one token
 // per step (S = 1), each layer appending its new keys/values to the cache and attending to everything before.
+// With `adapters` (LoRA), each adapted linear adds s·(x·Aᵀ)·Bᵀ after its base product, as the training model does.
 // Only the last position's logits come back to the CPU, where sampling.ts picks the next token (temperature,
 // top-k, top-p, seed) and stop conditions are checked. Shares the parameter slab with the trainer.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
@@ -13,6 +14,8 @@ import { planRopeForward } from '../kernels/rope/rope.ts';
 import { Rng } from '../util/rng.ts';
 import { allocBuffer } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
+import { planLoraForward, type LoraLinear } from './gpu-lora.ts';
+import { loraLayout, loraScale, type LoraConfig, type LoraLayout } from './lora.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
 import { sampleToken, type SamplingConfig } from './sampling.ts';
 import type { SlabShards } from './slab-shards.ts';
@@ -33,6 +36,12 @@ interface StepPlan {
   positional: KernelPlan<number>[];
 }
 
+/** LoRA adapters for a Generator: the config and the adapter slab (loraLayout), e.g. a LoRA GpuModel's trained slab. */
+export interface GeneratorAdapters {
+  lora: LoraConfig;
+  slab: SlabShards;
+}
+
 export class Generator {
   readonly layout: ParamLayout;
   private readonly kcache: GPUBuffer[];
@@ -41,10 +50,21 @@ export class Generator {
   private readonly plans = new Map<number, StepPlan>();
   /** qkNorm only: q/k before the per-head norm and the norm's 1/rms (per row and head). */
   private readonly qkRaw?: { q: GPUBuffer; k: GPUBuffer; rstd: GPUBuffer };
+  private readonly loraLayout?: LoraLayout;
+  /** LoRA only: x·Aᵀ (S, r) of the linear being computed. */
+  private readonly loraU?: GPUBuffer;
 
-  /** `params` is the slab, in one buffer or in shards (GpuModel.params); `maxLen` bounds prompt + generated tokens. */
-  constructor(readonly device: GPUDevice, readonly config: ModelConfig, readonly params: GPUBuffer | SlabShards, readonly maxLen = config.maxSeqLen) {
+  /**
+   * `params` is the slab, in one buffer or in shards (GpuModel.params); `maxLen` bounds prompt + generated tokens;
+   * `adapters`: LoRA adapters applied after their weights' products (a LoRA student samples as it trains).
+   */
+  constructor(readonly device: GPUDevice, readonly config: ModelConfig, readonly params: GPUBuffer | SlabShards, readonly maxLen = config.maxSeqLen, readonly adapters?: GeneratorAdapters) {
     this.layout = paramLayout(config);
+    if (adapters) {
+      this.loraLayout = loraLayout(config, adapters.lora);
+      if (adapters.slab.floats < this.loraLayout.slabFloats) throw new Error(`Generator: the adapter slab has ${adapters.slab.floats} floats, the LoRA config needs ${this.loraLayout.slabFloats}`);
+      this.loraU = allocBuffer(device, maxLen * adapters.lora.rank, 'gen.lora.u');
+    }
     const c = config, KD = c.kvHeads * c.headDim, HD = c.heads * c.headDim, L = maxLen;
     this.kcache = Array.from({ length: c.layers }, (_, l) => allocBuffer(device, L * KD, `kcache.${l}`));
     this.vcache = Array.from({ length: c.layers }, (_, l) => allocBuffer(device, L * KD, `vcache.${l}`));
@@ -58,6 +78,19 @@ export class Generator {
     if (c.qkNorm) this.qkRaw = { q: b(L * HD, 'gen.qRaw'), k: b(L * KD, 'gen.kRaw'), rstd: b(L * c.heads, 'gen.rstdQK') };
   }
 
+  /** y (S, out) += s·(x·Aᵀ)·Bᵀ when `name` has an adapter (u scratch shared: nothing is kept for a backward). */
+  private adapt(name: string, x: Binding, y: Binding, S: number): KernelPlan[] {
+    const A = this.loraLayout?.byName.get(`${name}.lora_a`), Bm = this.loraLayout?.byName.get(`${name}.lora_b`);
+    if (!A || !Bm) return [];
+    const { lora, slab } = this.adapters!;
+    const u = { buffer: this.loraU! };
+    const l: LoraLinear = {
+      N: S, inF: A.shape[1], outF: Bm.shape[0], r: lora.rank, scale: loraScale(lora),
+      a: slab.binding(A.offset, A.size), b: slab.binding(Bm.offset, Bm.size), da: u, db: u, u, du: u,
+    };
+    return planLoraForward((a) => planMatmul(this.device, a), l, x, y);
+  }
+
   private p(name: string): Binding {
     const e = this.layout.byName.get(name)!;
     return 'binding' in this.params ? this.params.binding(e.offset, e.size) : { buffer: this.params, offset: e.offset * 4, size: e.size * 4 };
@@ -69,8 +102,11 @@ export class Generator {
     if (hit) return hit;
     const { device, config: c, scratch: s } = this;
     const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize, Tmax = this.maxLen;
-    const mm = (a: Binding, b: Binding, out: Binding, N: number, K: number, bias?: string) =>
-      planMatmul(device, { a, b, c: out, M: S, N, K, transB: true, ...(bias && c.attentionBias ? { bias: this.p(bias) } : {}) });
+    // y = x·Wᵀ (+ bias) (+ the adapter's share), W = the slab's `name`.
+    const mm = (a: Binding, name: string, out: Binding, N: number, K: number, bias?: string) => [
+      planMatmul(device, { a, b: this.p(name), c: out, M: S, N, K, transB: true, ...(bias && c.attentionBias ? { bias: this.p(bias) } : {}) }),
+      ...this.adapt(name, a, out, S),
+    ];
     const rope = c.ropeScaling ? { invFreq: ropeInvFreq(c) } : {};
     const raw = this.qkRaw;
     const positional: KernelPlan<number>[] = [];
@@ -84,27 +120,27 @@ export class Generator {
       positional.push(ropeQ, ropeK, append, attend);
       d.push(
         planRmsNormForward(device, { x: s.x, weight: this.p(`${pre}attn_norm`), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-        mm(s.ln, this.p(`${pre}wq`), raw?.q ?? s.q, H * D, C, `${pre}bq`),
-        mm(s.ln, this.p(`${pre}wk`), raw?.k ?? s.k, Hkv * D, C, `${pre}bk`),
-        mm(s.ln, this.p(`${pre}wv`), s.v, Hkv * D, C, `${pre}bv`),
+        ...mm(s.ln, `${pre}wq`, raw?.q ?? s.q, H * D, C, `${pre}bq`),
+        ...mm(s.ln, `${pre}wk`, raw?.k ?? s.k, Hkv * D, C, `${pre}bk`),
+        ...mm(s.ln, `${pre}wv`, s.v, Hkv * D, C, `${pre}bv`),
         ...(raw ? [
           planRmsNormForward(device, { x: raw.q, weight: this.p(`${pre}q_norm`), y: s.q, rstd: raw.rstd, N: S * H, C: D, eps: c.rmsNormEps }),
           planRmsNormForward(device, { x: raw.k, weight: this.p(`${pre}k_norm`), y: s.k, rstd: raw.rstd, N: S * Hkv, C: D, eps: c.rmsNormEps }),
         ] : []),
         ropeQ, ropeK, append, attend,
-        mm(s.att, this.p(`${pre}wo`), s.proj, C, H * D),
+        ...mm(s.att, `${pre}wo`, s.proj, C, H * D),
         planResidualAccumulate(device, { x: s.proj, y: s.x, N: S * C }),
         planRmsNormForward(device, { x: s.x, weight: this.p(`${pre}mlp_norm`), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-        mm(s.ln, this.p(`${pre}w_gate`), s.gate, F, C),
-        mm(s.ln, this.p(`${pre}w_up`), s.up, F, C),
+        ...mm(s.ln, `${pre}w_gate`, s.gate, F, C),
+        ...mm(s.ln, `${pre}w_up`, s.up, F, C),
         planSwigluForward(device, { gate: s.gate, up: s.up, h: s.h, N: S, F }),
-        mm(s.h, this.p(`${pre}w_down`), s.proj, C, F),
+        ...mm(s.h, `${pre}w_down`, s.proj, C, F),
         planResidualAccumulate(device, { x: s.proj, y: s.x, N: S * C }),
       );
     }
     d.push(
       planRmsNormForward(device, { x: s.x, weight: this.p('final_norm'), y: s.ln, rstd: s.proj, N: S, C, eps: c.rmsNormEps }),
-      mm(s.ln, this.p(c.tieEmbeddings ? 'wte' : 'lm_head'), s.logits, V, C),
+      ...mm(s.ln, c.tieEmbeddings ? 'wte' : 'lm_head', s.logits, V, C),
     );
     const plan = { S, dispatches: dispatchesOf(...d), positional };
     this.plans.set(S, plan);
@@ -156,5 +192,6 @@ export class Generator {
 
   destroy(): void {
     for (const b of [...this.kcache, ...this.vcache, ...Object.values(this.scratch), ...Object.values(this.qkRaw ?? {})]) b.destroy();
+    this.loraU?.destroy();
   }
 }

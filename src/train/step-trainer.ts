@@ -5,6 +5,7 @@
 import type { ObjectiveSpec } from '../model/gpu-model.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
+import type { GeneratorAdapters } from '../model/generate.ts';
 
 export interface StepLog {
   kind: 'step';
@@ -60,6 +61,8 @@ export interface StepTrainer {
   readonly step: number;
   /** The parameter slab being trained (read in place by a Generator for samples). */
   readonly params: SlabShards;
+  /** LoRA: the adapters a Generator applies on `params` (the frozen base). */
+  readonly adapters?: GeneratorAdapters;
   trainStep(): Promise<StepLog>;
   /** Held-out evaluation of the current weights; undefined when there is nothing held out. */
   evaluate(): Promise<EvalLog | undefined>;

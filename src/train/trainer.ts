@@ -3,6 +3,7 @@
 // checkpoint), checkpoints through a CheckpointStore, and exact resume (same data order, same loss curve).
 import { GpuModel, type ObjectiveSpec, type StepReadback, type TrainBatch } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
+import type { GeneratorAdapters } from '../model/generate.ts';
 import { initLora } from '../model/lora.ts';
 import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
@@ -137,10 +138,14 @@ export class Trainer implements StepTrainer {
     return e;
   }
 
-  /** The weights a Generator samples from. Under LoRA they are the base alone: sampling needs the adapters too. */
+  /** The weights a Generator samples from (the frozen base under LoRA, with `adapters`). */
   get params(): SlabShards {
-    if (this.o.train.lora) throw new Error('samples from a LoRA student are not available yet: the generator does not apply the adapters');
     return this.gpu.params;
+  }
+
+  /** LoRA: the adapters a Generator applies on the base. */
+  get adapters(): GeneratorAdapters | undefined {
+    return this.o.train.lora ? { lora: this.o.train.lora, slab: this.gpu.state.params } : undefined;
   }
 
   /** The state as a checkpoint whose tensors are views of its encoded blob (read from the GPU straight into it). */

@@ -180,7 +180,7 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, progress, log }:
     ...(onPolicy && teacher ? {
       batchFor: async (step: number, micro: number): Promise<TrainBatch | null> => {
         if (!isOnPolicyStep(step * 64 + micro, onPolicy.lambda, t.seed)) return null;
-        if (!studentGen) owned.push((studentGen = new Generator(ctx.device, run.model, trainer.params, t.seqLen + 1)));
+        if (!studentGen) owned.push((studentGen = new Generator(ctx.device, run.model, trainer.params, t.seqLen + 1, trainer.adapters)));
         const rng = new Rng((t.seed * 7919 + step * 131 + micro) >>> 0);
         const maxNew = Math.min(onPolicy.maxNewTokens, t.seqLen - 1);
         const prompts = Array.from({ length: t.batchSize }, () => data.prompts[rng.int(data.prompts.length)]!.slice(-(t.seqLen + 1 - maxNew)));
@@ -256,7 +256,7 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
       if (e) { await log(e); await ctx.runs.updateRun(run.id, { lastEval: e }); }
     };
     const sample = async (step: number) => {
-      gen ??= new Generator(ctx.device, run.model, trainer.params, sampleLength(run.model, t.seqLen));
+      gen ??= new Generator(ctx.device, run.model, trainer.params, sampleLength(run.model, t.seqLen), trainer.adapters);
       await log(await samples(gen, run, data.tok, data.eos, step));
     };
     await log(resumeFrom
