@@ -20,3 +20,16 @@ export const FORMAT_LABELS: Record<ExportFormat, string> = {
 export function isExportFormat(s: string): s is ExportFormat {
   return (EXPORT_FORMATS as readonly string[]).includes(s);
 }
+
+/** What a LoRA run exports besides its merged model: the adapters alone, for the base they were trained on. */
+export const ADAPTER_FORMATS = ['lora-peft', 'lora-gguf'] as const;
+export type AdapterFormat = (typeof ADAPTER_FORMATS)[number];
+
+export const ADAPTER_LABELS: Record<AdapterFormat, string> = {
+  'lora-peft': 'LoRA adapter for PEFT (PeftModel.from_pretrained on the base model)',
+  'lora-gguf': 'LoRA adapter GGUF (llama.cpp --lora, Ollama ADAPTER, on the base GGUF)',
+};
+
+export function isAdapterFormat(s: string): s is AdapterFormat {
+  return (ADAPTER_FORMATS as readonly string[]).includes(s);
+}

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { estimateMemory, fitAdvice } from '../../src/engine/runs/estimate.ts';
 import { makeConfig } from '../../src/model/config.ts';
+import { loraLayout, makeLoraConfig } from '../../src/model/lora.ts';
 import { countParams, largestTensor } from '../../src/model/params.ts';
 
 const GiB = 1024 ** 3;
@@ -33,7 +34,23 @@ describe('estimateMemory and fitAdvice', () => {
     expect(estimateMemory({ ...x, B: B!, T: T! }).largestBuffer).toBeLessThanOrEqual(GiB);
     expect(B! * T!).toBeLessThan(8 * 512);
     expect(fitAdvice({ ...x, B: 1, T: 8 }, GiB, 8 * GiB)).toBeUndefined();
-    expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: pick a smaller model/);
+    expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: train LoRA adapters on a frozen base instead \(.*\), or pick a smaller model/);
+    expect(fitAdvice({ ...x, lora: makeLoraConfig() }, GiB, 0.1 * GiB)).toMatch(/the frozen base alone takes .* GiB: pick a smaller model/);
+  });
+
+  it('LoRA: the base counts once (no gradients, no moments), the adapters four times, plus x·Aᵀ per adapted linear', () => {
+    const lora = makeLoraConfig({ rank: 8, alpha: 16, targets: ['wq', 'wv'] });
+    const B = 2, T = 64;
+    const full = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' } });
+    const m = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' }, lora });
+    const part = (re: RegExp) => m.parts.find((p) => re.test(p.name))!.bytes;
+    const P = countParams(qwenish), A = loraLayout(qwenish, lora).count;
+    expect(A).toBe(2 * (8 * 896 + 896 * 8) + 2 * (8 * 896 + 128 * 8)); // per layer: q (896→896), v (896→128)
+    expect(part(/^weights \(frozen base\)/)).toBe(4 * P);
+    expect(part(/^LoRA adapters/)).toBe(16 * A);
+    expect(part(/^LoRA activations/)).toBe((4 + 1) * B * T * 8 * 4);
+    expect(m.parts.some((p) => /^gradients|^AdamW/.test(p.name))).toBe(false);
+    expect(full.bytes - m.bytes).toBe(12 * P - 16 * A - (4 + 1) * B * T * 8 * 4);
   });
 
   it('counts the family switches: q/k/v biases in the parameters and ones; q/k norm gains, their inputs and gradients', () => {

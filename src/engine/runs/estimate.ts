@@ -4,6 +4,7 @@
 // checked against the adapter's limits before a run starts. WebGPU does not tell how much memory the GPU has,
 // so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
 import type { ModelConfig } from '../../model/config.ts';
+import { DEFAULT_LORA, loraLayout, type LoraConfig } from '../../model/lora.ts';
 import { countParams, largestTensor } from '../../model/params.ts';
 import type { MemoryEstimate } from './types.ts';
 
@@ -41,13 +42,22 @@ export interface EstimateInput {
   teacherModel?: ModelConfig;
   /** DPO/IPO: the frozen reference copy of the student. */
   reference?: boolean;
+  /** LoRA: a frozen base (weights only) and the adapters trained (with their gradients and moments). */
+  lora?: LoraConfig;
 }
 
 export function estimateMemory(x: EstimateInput): MemoryEstimate {
   const { model: c, B, T } = x;
   const P = countParams(c);
   const parts: { name: string; bytes: number }[] = [];
-  parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
+  if (x.lora) {
+    // The base has no gradients and no moments; each adapted linear keeps x·Aᵀ (N, r) for its backward.
+    const ll = loraLayout(c, x.lora), adapted = ll.entries.length / 2, r = x.lora.rank;
+    parts.push({ name: 'weights (frozen base)', bytes: P * F }, { name: `LoRA adapters, their gradients and AdamW moments (${ll.count.toLocaleString('en')} trained)`, bytes: 4 * ll.count * F });
+    parts.push({ name: 'LoRA activations (x·Aᵀ per adapted linear)', bytes: (adapted + 1) * B * T * r * F });
+  } else {
+    parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
+  }
   const acts = activationParts(c, B, T);
   parts.push({ name: `activations (B·T = ${B * T})`, bytes: acts.total - acts.logits }, { name: `logits (B·T × V = ${B * T} × ${c.vocabSize})`, bytes: acts.logits });
   if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits', bytes: B * T * c.vocabSize * F });
@@ -84,6 +94,12 @@ export function fitAdvice(x: EstimateInput, maxBuffer: number, budget = MEMORY_B
     for (let T = x.T; T >= 8; T = Math.floor(T / 2)) if (fits(at(B, T))) return `batch ${B} × sequence length ${T} would fit (${(at(B, T).bytes / 1024 ** 3).toFixed(2)} GiB)`;
     if (B === 1) break;
   }
+  const GiB = (b: number) => `${(b / 1024 ** 3).toFixed(2)} GiB`;
+  if (x.lora) return `the frozen base alone takes ${GiB(countParams(x.model) * F)}: pick a smaller model`;
   const fixed = 4 * countParams(x.model) * F;
-  return `the weights, gradients and AdamW moments alone take ${(fixed / 1024 ** 3).toFixed(2)} GiB: pick a smaller model (training only low-rank adapters on a frozen base, LoRA, is not available yet)`;
+  // Full training does not fit even at one short sequence: would LoRA (PEFT's default targets and rank)?
+  const lora = { ...x, lora: { ...DEFAULT_LORA, targets: [...DEFAULT_LORA.targets] } };
+  const withLora = fitAdvice(lora, maxBuffer, budget);
+  const loraBytes = estimateMemory(lora).bytes;
+  return `the weights, gradients and AdamW moments alone take ${GiB(fixed)}: train LoRA adapters on a frozen base instead (${withLora === undefined ? `${GiB(loraBytes)} at this batch: fits` : withLora.startsWith('batch') ? withLora : 'does not fit either'}), or pick a smaller model`;
 }

@@ -189,8 +189,10 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, progress, log }:
       },
     } : {}),
     log: (e) => { if (e.kind === 'event') log(e); },
+    // LoRA: the starting weights are the frozen base; only a checkpoint (adapters) is restored.
+    ...(t.lora ? { base: init!.params } : {}),
   });
-  if (resumeFrom ?? init) trainer.restore((resumeFrom ?? init)!);
+  if (t.lora ? resumeFrom : resumeFrom ?? init) trainer.restore((resumeFrom ?? init)!);
   return {
     trainer, owned,
     ...(onPolicy ? { annotate: (s: RunStepLog) => { s.onPolicy = isOnPolicyStep(s.step * 64, onPolicy.lambda, t.seed); } } : {}),
@@ -232,7 +234,9 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     await ctx.runs.appendLog(run.id, e);
     hooks.emit(e);
   };
-  const init = resumeFrom ? undefined : await initialWeights(ctx, run, progress);
+  // A LoRA run's checkpoints hold its adapters: the frozen base is the weights it started from, read again.
+  const init = resumeFrom && !t.lora ? undefined : await initialWeights(ctx, run, progress);
+  if (t.lora && !init) throw new Error(`run ${run.name}: LoRA needs the weights it started from (a pretrained model or a run), and it has none`);
   const times: number[] = [];
   let built: BuiltTrainer | undefined, gen: Generator | undefined;
   try {
@@ -298,7 +302,7 @@ function freshStart(run: StoredRun): Omit<Checkpoint, 'params'> {
 
 /** What a new run starts from: a pretrained model's weights or those of run spec.initFrom (fresh moments), or
  *  undefined (random init). */
-async function initialWeights(ctx: RunContext, run: StoredRun, progress: (m: string) => void): Promise<Checkpoint | undefined> {
+export async function initialWeights(ctx: RunContext, run: StoredRun, progress: (m: string) => void): Promise<Checkpoint | undefined> {
   const pretrained = await runFolder(ctx, run, 'student');
   if (pretrained) {
     const imp = await loadModelFolder(pretrained, run.spec.pretrained!.label, 'student', progress);

@@ -4,9 +4,12 @@
 // sample for the Data stage, export. One run trains at a time per run id in a tab (the page holds a Web Lock per
 // run so two tabs never train one run). State lives in IndexedDB (run-store.ts), so a reload loses nothing but
 // the steps after the last checkpoint.
+import { ADAPTER_FORMATS, isAdapterFormat, type AdapterFormat } from '../../export/formats.ts';
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
+import { exportLoraGguf, exportPeftAdapter } from '../../export/lora.ts';
 import { jsonFile } from '../../export/types.ts';
 import { Generator } from '../../model/generate.ts';
+import { loraLayout, mergeLora } from '../../model/lora.ts';
 import { countParams } from '../../model/params.ts';
 import type { GpuContext } from '../../platform/gpu.ts';
 import type { ChatMessage, StoredPair, StoredRecord } from '../../store/schema.ts';
@@ -15,7 +18,7 @@ import { openStore, type DistillStore } from '../../store/store.ts';
 import { trainBpe } from '../../tokenizer/bpe.ts';
 import { HfTokenizer } from '../../tokenizer/hf.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
-import { decodeCheckpoint } from '../../train/checkpoint.ts';
+import { decodeCheckpoint, type Checkpoint } from '../../train/checkpoint.ts';
 import { allocBuffer } from '../../model/activations.ts';
 import { writeArray } from '../../gpu/dispatch.ts';
 import type { ExportResultData } from '../export.ts';
@@ -25,7 +28,7 @@ import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recor
 import { compareFormats, type FormatComparison } from './compare-formats.ts';
 import { evaluateRun } from './held-out.ts';
 import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
-import { CKPT, eosId, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
+import { CKPT, eosId, initialWeights, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
   EngineModel, EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
@@ -203,12 +206,21 @@ export class RunsEngine {
     await (await this.runs()).deleteRun(runId);
   }
 
-  /** The latest checkpoint's weights of a run. */
-  private async weights(run: StoredRun): Promise<{ params: Float32Array; step: number }> {
+  /** The latest checkpoint of a run. */
+  private async checkpoint(run: StoredRun): Promise<Checkpoint> {
     const bytes = await (await this.runs()).checkpoints(run.id).get(CKPT);
     if (!bytes) throw new Error(`run ${run.name} has no checkpoint yet: train it for a few steps first`);
-    const c = decodeCheckpoint(bytes, `run ${run.name} checkpoint`);
-    return { params: c.params, step: c.step };
+    return decodeCheckpoint(bytes, `run ${run.name} checkpoint`);
+  }
+
+  /** The latest checkpoint's weights of a run; a LoRA run's adapters merged into the base it started from. */
+  private async weights(run: StoredRun, onProgress?: (m: string) => void): Promise<{ params: Float32Array; step: number }> {
+    const c = await this.checkpoint(run);
+    if (!run.train.lora) return { params: c.params, step: c.step };
+    const base = await initialWeights(await this.ctx(), run, onProgress ?? (() => {}));
+    if (!base) throw new Error(`run ${run.name}: a LoRA run needs the weights it started from, and it has none`);
+    onProgress?.('merging the LoRA adapters into the base weights');
+    return { params: mergeLora(run.model, base.params, run.train.lora, c.params), step: c.step };
   }
 
   async evaluate(req: { runId: string; teacher?: EngineTeacher }, onProgress?: (m: string) => void): Promise<EvalReport> {
@@ -270,9 +282,10 @@ export class RunsEngine {
 
   /** A run's latest checkpoint in one export format, with training.json (configs, data, the held-out evaluation of these weights). */
   async exportRun(runId: string, format: string, name: string, onProgress?: (m: string) => void): Promise<ExportResultData> {
-    if (!isExportFormat(format)) throw new Error(`export: unknown format '${format}' (have: ${EXPORT_FORMATS.join(', ')})`);
+    if (!isExportFormat(format) && !isAdapterFormat(format)) throw new Error(`export: unknown format '${format}' (have: ${[...EXPORT_FORMATS, ...ADAPTER_FORMATS].join(', ')})`);
     const run = await this.getRun(runId);
-    const { params, step } = await this.weights(run);
+    if (isAdapterFormat(format)) return this.exportAdapters(run, format, name);
+    const { params, step } = await this.weights(run, onProgress);
     onProgress?.('evaluating the exported weights on the held-out data');
     const heldOut = await this.evaluate({ runId }, onProgress);
     const { tok } = runTokenizer(run);
@@ -287,6 +300,18 @@ export class RunsEngine {
     const template = chatTemplateFor(recordFormat(run.spec));
     const files = exportModel({ config: run.model, params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, format, [jsonFile('training.json', record)]);
     return { name, files, params: run.params };
+  }
+
+  /** A LoRA run's adapters alone (latest checkpoint), for the base model it was trained on. */
+  private async exportAdapters(run: StoredRun, format: AdapterFormat, name: string): Promise<ExportResultData> {
+    const lora = run.train.lora;
+    if (!lora) throw new Error(`run ${run.name} trained every weight, not LoRA adapters: export the model itself`);
+    const c = await this.checkpoint(run);
+    const baseModel = run.spec.pretrained?.label ?? `run ${run.spec.initFrom}`;
+    const adapters = c.params;
+    const x = { config: run.model, lora, params: adapters, baseModel };
+    const files = format === 'lora-peft' ? exportPeftAdapter(x) : exportLoraGguf(x);
+    return { name, files, params: loraLayout(run.model, lora).count };
   }
 }
 
