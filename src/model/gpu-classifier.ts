@@ -88,6 +88,7 @@ function teacherRows(t: TeacherArgs | undefined, V: number, r0: number, rows: nu
   return { ...t, ids: subBinding(t.ids, r0 * t.k * 4, rows * t.k * 4), logprobs: subBinding(t.logprobs, r0 * t.k * 4, rows * t.k * 4) };
 }
 
+/** Plans every chunk of rows r0..r0+rows (the last may be shorter): its classifier matmul, loss and backward. */
 export function planClassifier(a: ClassifierArgs): ClassifierPlan {
   const { N, V, C, rows: R } = a;
   if (!(Number.isInteger(R) && R >= 1 && (R >= N || R % CHUNK_ROW_ALIGN === 0))) {
@@ -107,6 +108,7 @@ export function planClassifier(a: ClassifierArgs): ClassifierPlan {
         losses: subBinding(a.losses, r0 * 8, rows * 8), teacher: teacherRows(a.teacher, V, r0, rows),
       }),
       backward: [
+        // dln rows of this chunk are assigned (beta 0); dW_lm sums over chunks (and micro-batches): beta 1.
         a.mm({ a: z, b: a.weight, c: subBinding(a.dln, r0 * C * 4, rows * C * 4), M: rows, N: C, K: V }),
         a.mm({ a: z, b: lnf, c: a.dweight, M: V, N: C, K: rows, transA: true, beta: 1 }),
       ],
