@@ -69,6 +69,7 @@ export function loadRun(dir: string, checkpoint = 'latest'): { input: ExportInpu
   if (!existsSync(tokPath)) throw new Error(`export: no ${tokPath} (runs save their tokenizer there since 2026-11-23; retrain or copy it)`);
   const tokenizer = readTokenizerFiles(tokPath, join(dir, 'tokenizer_config.json'), 'export');
   const ck = decodeCheckpoint(new Uint8Array(readFileSync(ckptPath)), ckptPath);
+  if (ck.train.lora) throw new Error(`export: ${ckptPath} holds LoRA adapters, not a whole model: export the run from the page (adapters alone, or merged into the model it started from)`);
   const record: Record<string, unknown> = { source: ckptPath, step: ck.step, model: ck.model, train: ck.train };
   const log = join(dir, 'train.jsonl');
   if (existsSync(log)) {

@@ -30,7 +30,9 @@ export interface Activations {
   layers: LayerActs[];
   lnf: GPUBuffer; // (N, C) final rmsnorm
   rstdf: GPUBuffer; // (N)
-  logits: GPUBuffer; // (N, V), overwritten in place by d(loss)/d(logits) when the loss runs
+  /** (R, V): the logits of one chunk of R rows (gpu-classifier.ts; R = N when the batch fits the logits budget),
+   *  overwritten in place by d(loss)/d(logits) when the chunk's loss runs. */
+  logits: GPUBuffer;
   proj: GPUBuffer; // (N, C) scratch: attention/MLP output projection before the residual add
   // Backward scratch, reused by every layer.
   dresid: GPUBuffer; // (N, C) gradient of the residual stream
@@ -62,7 +64,7 @@ export interface BatchBuffers {
   bucketUnique: GPUBuffer; // embedding backward buckets (written per batch)
   bucketOffsets: GPUBuffer;
   bucketPositions: GPUBuffer;
-  teacherLogits?: GPUBuffer; // (N, V) dense teacher
+  teacherLogits?: GPUBuffer; // (N, V) dense teacher: the batch's input, whole (only the student's logits are chunked)
   teacherIds?: GPUBuffer; // (N, k) u32 top-k teacher
   teacherLogprobs?: GPUBuffer; // (N, k) f32
   teacherHidden?: GPUBuffer; // (N, Ct) teacher hidden states (hidden-state distillation)
@@ -77,8 +79,9 @@ export function allocBuffer(device: GPUDevice, floats: number, label: string): G
   return device.createBuffer({ label, size: Math.max(16, Math.ceil((floats * 4) / 16) * 16), usage: USAGE() });
 }
 
-/** `hiddenWidth` (the teacher's hidden width Ct) adds the hidden-state loss buffers. */
-export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T: number, hiddenWidth?: number): Activations {
+/** `hiddenWidth` (the teacher's hidden width Ct) adds the hidden-state loss buffers; `logitsRows` (R, default N: the
+ *  whole batch) sizes the logits buffer (R, V) of the chunked classifier. */
+export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T: number, hiddenWidth?: number, logitsRows = B * T): Activations {
   const N = B * T, C = c.hidden, F = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
   const buf = (floats: number, label: string) => allocBuffer(device, floats, label);
   return {
@@ -93,7 +96,7 @@ export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T
         qRaw: buf(N * HD, `l${l}.qRaw`), kRaw: buf(N * KD, `l${l}.kRaw`), rstdQ: buf(N * c.heads, `l${l}.rstdQ`), rstdK: buf(N * c.kvHeads, `l${l}.rstdK`),
       } : {}),
     })),
-    lnf: buf(N * C, 'lnf'), rstdf: buf(N, 'rstdf'), logits: buf(N * c.vocabSize, 'logits'), proj: buf(N * C, 'proj'),
+    lnf: buf(N * C, 'lnf'), rstdf: buf(N, 'rstdf'), logits: buf(logitsRows * c.vocabSize, 'logits'), proj: buf(N * C, 'proj'),
     dresid: buf(N * C, 'dresid'), dtmp: buf(N * C, 'dtmp'), dln: buf(N * C, 'dln'), datt: buf(N * HD, 'datt'),
     dq: buf(N * HD, 'dq'), dk: buf(N * KD, 'dk'), dv: buf(N * KD, 'dv'), delta: buf(B * c.heads * T, 'delta'),
     dh: buf(N * F, 'dh'), dgate: buf(N * F, 'dgate'), dup: buf(N * F, 'dup'),

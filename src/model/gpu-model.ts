@@ -3,7 +3,8 @@
 // parameter gradients accumulate, activation gradients assign), plus AdamW over the slab. A step is one command
 // encoder; nothing is read back inside it. The CPU oracle of the same computation is ref-model.ts.
 //   x = wte[ids]; per layer: x += attn(rope(rms(x)·Wq/k/vᵀ))·Woᵀ; x += (silu(rms(x)·Wgᵀ) ⊙ rms(x)·Wuᵀ)·Wdᵀ
-//   logits = rms(x)·W_lmᵀ (W_lm = wte when tied)
+//   logits = rms(x)·W_lmᵀ (W_lm = wte when tied), with its loss and backward chunk by chunk over rows so the logits
+//   buffer stays within a byte budget (gpu-classifier.ts; the `logitsBudgetBytes` option)
 // Family switches (config.ts): attentionBias adds bq/bk/bv in the projections' matmul epilogue (gradient: 1ᵀ·dq as
 // a (1, N) matmul); qkNorm runs the RMSNorm kernels on rows N·heads of width D between projection and RoPE;
 // ropeScaling gives RoPE an explicit inverse-frequency table.
@@ -22,13 +23,14 @@ import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwiglu
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
 import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBuckets } from '../kernels/embedding/embedding.ts';
 import { planHiddenLoss } from '../kernels/hidden/hidden.ts';
-import { NO_LABEL, planClassifierLoss, type LossScalars } from '../kernels/loss/loss.ts';
+import { NO_LABEL } from '../kernels/loss/loss.ts';
 import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
 import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
+import { logitsChunkRows, planClassifier, readLogitsChunks, type ClassifierPlan } from './gpu-classifier.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
 import { GpuAdapters } from './gpu-adapters.ts';
@@ -44,9 +46,12 @@ export interface GpuModelOptions {
   /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
    *  values split the slabs into more buffers (tests of the shards). */
   maxBufferBytes?: number;
+  /** Bytes the student's logits buffer may take (default DEFAULT_LOGITS_BUDGET_BYTES, 64 MiB): the classifier and
+   *  its loss run over chunks of logitsChunkRows(N, V, budget) rows. */
+  logitsBudgetBytes?: number;
 }
 
-const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes'];
+const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes'];
 
 export class GpuModel {
   readonly layout: ParamLayout;
@@ -64,7 +69,10 @@ export class GpuModel {
   private readonly acts: Activations;
   private readonly batch: BatchBuffers;
   private readonly forward: Dispatch[];
-  private readonly loss: KernelPlan<Partial<LossScalars>>;
+  /** Classifier, loss and classifier backward per chunk of rows (gpu-classifier.ts). */
+  private readonly classifier: ClassifierPlan;
+  /** Rows R of the logits buffer (R, V): N, or a multiple of 64 when the batch's logits exceed the budget. */
+  readonly logitsRows: number;
   private readonly backward: Dispatch[];
   private readonly embBackward?: KernelPlan<EmbeddingBuckets>;
   readonly hidden?: HiddenSpec;
@@ -115,12 +123,13 @@ export class GpuModel {
       this.adapters = new GpuAdapters(device, config, options.lora, this.N, this.state);
       this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
     }
-    this.acts = allocActivations(device, config, B, T, Ct);
+    this.logitsRows = logitsChunkRows(this.N, config.vocabSize, options.logitsBudgetBytes);
+    this.acts = allocActivations(device, config, B, T, Ct, this.logitsRows);
     this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
     if (this.acts.ones) writeArray(device, this.acts.ones, new Float32Array(this.N).fill(1));
     this.invFreq = config.ropeScaling ? ropeInvFreq(config) : undefined;
     this.forward = this.planForward();
-    this.loss = this.planLoss();
+    this.classifier = this.planClassifier();
     if (this.hidden) {
       this.hiddenLoss = planHiddenLoss(device, {
         N: this.N, Cs: Ct!, p: this.acts.hiddenP!, h: this.batch.teacherHidden!, weights: this.batch.weights,
@@ -232,8 +241,8 @@ export class GpuModel {
     }
     out.push(
       planRmsNormForward(device, { x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), y: acts.lnf, rstd: acts.rstdf, N, C, eps: c.rmsNormEps }),
-      this.mm({ a: acts.lnf, b: this.p(this.lmHead), c: acts.logits, M: N, N: c.vocabSize, K: C, transB: true }),
     );
+    // The classifier (logits = lnf·W_lmᵀ) is not here: it runs per chunk of rows with its loss (this.classifier).
     // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
     if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
     return dispatchesOf(...out);
@@ -266,26 +275,26 @@ export class GpuModel {
     return this.config.tieEmbeddings ? 'wte' : 'lm_head';
   }
 
-  private planLoss(): KernelPlan<Partial<LossScalars>> {
-    const o = this.objective, b = this.batch;
+  /** Classifier + loss (+ backward: dlnf, dW_lm) chunk by chunk over rows (gpu-classifier.ts). */
+  private planClassifier(): ClassifierPlan {
+    const o = this.objective, b = this.batch, c = this.config;
     const teacher = o.teacher.kind === 'dense' ? { kind: 'dense' as const, logits: b.teacherLogits! }
       : o.teacher.kind === 'topk' ? { kind: 'topk' as const, k: o.teacher.k, ids: b.teacherIds!, logprobs: b.teacherLogprobs!, policy: o.teacher.policy ?? 'renormalize' }
         : undefined;
-    return planClassifierLoss(this.device, {
-      N: this.N, V: this.config.vocabSize, realVocab: realVocab(this.config), logits: this.acts.logits, labels: b.labels, weights: b.weights, losses: b.losses,
-      teacher, objective: o.objective, temperature: o.temperature, kdWeight: o.kdWeight, ceWeight: o.ceWeight,
-      lossScale: 1, beta: o.beta, lambda: o.lambda,
+    return planClassifier({
+      device: this.device, N: this.N, V: c.vocabSize, C: c.hidden, realVocab: realVocab(c), rows: this.logitsRows,
+      lnf: this.acts.lnf, dln: this.acts.dln, weight: this.p(this.lmHead), ...(this.base ? {} : { dweight: this.g(this.lmHead) }), logits: this.acts.logits,
+      labels: b.labels, weights: b.weights, losses: b.losses, teacher, mm: (a) => this.mm(a),
+      loss: { objective: o.objective, temperature: o.temperature, kdWeight: o.kdWeight, ceWeight: o.ceWeight, lossScale: 1, beta: o.beta, lambda: o.lambda },
     });
   }
 
   private planBackward(): Dispatch[] {
     const { device, config: c, acts, B, T, N } = this;
-    const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize;
+    const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim;
     const acc = (x: Binding, y: Binding) => planResidualAccumulate(device, { x, y, N: N * C });
-    // logits = lnf·W_lmᵀ: dlnf = dlogits·W_lm; dW_lm += dlogitsᵀ·lnf. The loss left dlogits in acts.logits.
+    // The classifier's backward (dlnf into acts.dln, dW_lm) ran chunk by chunk after each chunk's loss.
     const out: KernelPlan[] = [
-      this.mm({ a: acts.logits, b: this.p(this.lmHead), c: acts.dln, M: N, N: C, K: V }),
-      ...this.dW(this.lmHead, acts.logits, acts.lnf, V, C, N),
       planRmsNormBackward(device, { dy: acts.dln, x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), rstd: acts.rstdf, dx: acts.dresid, dweight: this.gNorm('final_norm'), N, C }),
     ];
     if (this.hidden) {
@@ -383,7 +392,7 @@ export class GpuModel {
     if (b.teacherHidden && this.batch.teacherHidden) writeArray(device, this.batch.teacherHidden, b.teacherHidden);
     if (this.embBackward) this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
     this.lossScale = lossScale ?? 1 / (this.weightSum * accumSteps);
-    this.loss.update({ lossScale: this.lossScale });
+    this.classifier.update({ lossScale: this.lossScale });
     this.hiddenLoss?.update({ lossScale: this.lossScale * this.hidden!.weight });
   }
 
@@ -399,7 +408,7 @@ export class GpuModel {
     const enc = device.createCommandEncoder({ label: 'train step' });
     if (backward && (opts.zeroGrads ?? true)) this.state.grads.clear(enc);
     const pass = enc.beginComputePass({ label: 'train step' });
-    encodeDispatches(pass, [...this.forward, ...this.lossDispatches, ...(backward ? this.backward : []), ...(backward && opts.update ? this.state.optimize : [])]);
+    encodeDispatches(pass, [...this.forward, ...this.lossDispatches(backward), ...(backward ? this.backward : []), ...(backward && opts.update ? this.state.optimize : [])]);
     pass.end();
     const nLoss = 2 * this.N, nHidden = this.hidden ? this.N : 0;
     const staging = device.createBuffer({ size: (nLoss + 4 + nHidden) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -511,31 +520,42 @@ export class GpuModel {
   }
 
   /**
-   * Runs the forward pass on the current batch and reads the logits (N, V): for tests and evaluation. Columns of
-   * vocabulary padding read back as PADDING_LOGIT (probability 0 in any softmax, never an argmax).
+   * Runs the forward pass on the current batch and reads the logits (N, V) (read chunk by chunk: see
+   * forEachLogitsChunk): for tests, evaluation and a teacher's dense logits. Columns of vocabulary padding read
+   * back as PADDING_LOGIT (probability 0 in any softmax, never an argmax).
    */
   async logits(): Promise<Float32Array> {
+    const V = this.config.vocabSize, out = new Float32Array(this.N * V);
+    await this.forEachLogitsChunk((r0, _rows, z) => out.set(z, r0 * V));
+    return out;
+  }
+
+  /**
+   * Runs the forward pass on the current batch and hands the logits over chunk by chunk of rows: fn(rowStart, rows,
+   * logits (rows, V), padding masked as in logits()). Host and GPU memory hold one chunk (logitsRows rows) at a time.
+   */
+  async forEachLogitsChunk(fn: (rowStart: number, rows: number, logits: Float32Array) => void | Promise<void>): Promise<void> {
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     encodeDispatches(pass, this.forward);
     pass.end();
     this.device.queue.submit([enc.finish()]);
-    return maskPaddingLogits(await readF32(this.device, this.acts.logits, this.N * this.config.vocabSize), this.config);
+    await readLogitsChunks(this.device, this.classifier, this.acts.logits, this.config.vocabSize, (r0, rows, z) => fn(r0, rows, maskPaddingLogits(z, this.config)));
   }
 
   /** Every dispatch of one training step in order (forward, loss, backward, optimizer): for benchmarks. */
   stepDispatches(): Dispatch[] {
-    return [...this.forward, ...this.lossDispatches, ...this.backward, ...this.state.optimize];
+    return [...this.forward, ...this.lossDispatches(true), ...this.backward, ...this.state.optimize];
   }
 
-  /** The classifier loss, then the hidden-state loss when on. */
-  private get lossDispatches(): Dispatch[] {
-    return dispatchesOf(this.loss, ...(this.hiddenLoss ? [this.hiddenLoss] : []));
+  /** The classifier chunks (matmul, loss, and with `backward` their gradient matmuls), then the hidden-state loss. */
+  private lossDispatches(backward: boolean): Dispatch[] {
+    return [...this.classifier.dispatches(backward), ...(this.hiddenLoss ? this.hiddenLoss.dispatches : [])];
   }
 
-  /** Dispatches per training step (forward + loss + backward + optimizer). */
+  /** Dispatches per training step (forward + classifier chunks + loss + backward + optimizer). */
   get dispatchesPerStep(): number {
-    return this.forward.length + this.lossDispatches.length + this.backward.length + this.state.optimize.length;
+    return this.stepDispatches().length;
   }
 
   destroy(): void {

@@ -53,15 +53,23 @@ export async function evaluateHeldOut(model: GpuModel, batches: readonly Batch[]
     sum += r.ce * w;
     count += w;
     if (signal.teacherCe !== undefined) { teacherSum += signal.teacherCe * w; teacherCount += w; }
-    const teacher = signal.teacherLogits ? { logits: signal.teacherLogits }
+    const teacher: { logits: Float32Array } | { ids: Uint32Array; logprobs: Float32Array; k: number } | undefined = signal.teacherLogits ? { logits: signal.teacherLogits }
       : signal.teacherIds && signal.teacherLogprobs ? { ids: signal.teacherIds, logprobs: signal.teacherLogprobs, k: o.topK ?? 0 } : undefined;
     if (!teacher) continue;
     const mask = signal.teacherMask;
-    const m = teacherMetrics(await model.logits(), mask ? b.weights.map((x, j) => x * mask[j]!) : b.weights, model.config.vocabSize, teacher);
-    if (m.rows === 0) continue;
-    top1 += m.top1 * m.rows;
-    rows += m.rows;
-    if ('logits' in teacher) { kl += m.kl * m.rows; klRows += m.rows; }
+    const weights = mask ? b.weights.map((x, j) => x * mask[j]!) : b.weights;
+    // The metrics are means over weighted rows: per chunk of rows (host memory holds one chunk of logits), each
+    // chunk's means weighted back by its rows.
+    const V = model.config.vocabSize;
+    await model.forEachLogitsChunk((r0, n, logits) => {
+      const part = 'logits' in teacher ? { logits: teacher.logits.subarray(r0 * V, (r0 + n) * V) }
+        : { ids: teacher.ids.subarray(r0 * teacher.k, (r0 + n) * teacher.k), logprobs: teacher.logprobs.subarray(r0 * teacher.k, (r0 + n) * teacher.k), k: teacher.k };
+      const m = teacherMetrics(logits, weights.subarray(r0, r0 + n), V, part);
+      if (m.rows === 0) return;
+      top1 += m.top1 * m.rows;
+      rows += m.rows;
+      if ('logits' in part) { kl += m.kl * m.rows; klRows += m.rows; }
+    });
   }
   if (count === 0) return undefined;
   const loss = sum / count;

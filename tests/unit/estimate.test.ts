@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { estimateMemory, fitAdvice } from '../../src/engine/runs/estimate.ts';
 import { makeConfig } from '../../src/model/config.ts';
+import { DEFAULT_LOGITS_BUDGET_BYTES, logitsChunkRows } from '../../src/model/gpu-classifier.ts';
 import { loraLayout, makeLoraConfig } from '../../src/model/lora.ts';
 import { countParams, largestTensor } from '../../src/model/params.ts';
 
@@ -12,22 +13,33 @@ const GiB = 1024 ** 3;
 const qwenish = makeConfig({ vocabSize: 151936, hidden: 896, layers: 2, heads: 14, kvHeads: 2, headDim: 64, intermediate: 4864, maxSeqLen: 4096 });
 
 describe('estimateMemory and fitAdvice', () => {
-  it('splits the plan into weights, gradients, moments, activations and logits', () => {
+  it('splits the plan into weights, gradients, moments, activations and logits (one chunk of rows, as GpuModel allocates)', () => {
     const m = estimateMemory({ model: qwenish, B: 4, T: 128, teacher: { kind: 'none' } });
     const part = (re: RegExp) => m.parts.find((p) => re.test(p.name))!.bytes;
     const P = countParams(qwenish);
     expect(part(/^weights/)).toBe(4 * P);
     expect(part(/^gradients/)).toBe(4 * P);
     expect(part(/^AdamW/)).toBe(8 * P);
-    expect(part(/^logits/)).toBe(4 * 512 * 151936);
+    // 512 rows of 151,936 logits are 311 MB: over the 64 MiB budget, so chunks of 64 rows (38.9 MB).
+    expect(logitsChunkRows(512, 151936)).toBe(64);
+    expect(part(/^logits/)).toBe(4 * 64 * 151936);
+    expect(part(/^logits/)).toBeLessThanOrEqual(DEFAULT_LOGITS_BUDGET_BYTES);
     expect(m.bytes).toBe(m.parts.reduce((s, p) => s + p.bytes, 0));
-    // The slabs are split between tensors: the largest buffer is the logits or the embedding, never the slab.
-    expect(m.largestBuffer).toBe(Math.max(4 * largestTensor(qwenish), 4 * 512 * 151936));
+    // The slabs are split between tensors: the largest buffer is a tensor (here the embedding), never the slab.
     expect(largestTensor(qwenish)).toBe(151936 * 896);
-    expect(estimateMemory({ model: qwenish, B: 1, T: 8, teacher: { kind: 'none' } }).largestBuffer).toBe(4 * 151936 * 896);
+    expect(m.largestBuffer).toBe(4 * 151936 * 896);
+    // A dense teacher's logits are the batch's input, (B·T, V) whole: the largest buffer at large B·T.
+    const kd = estimateMemory({ model: qwenish, B: 4, T: 128, teacher: { kind: 'dense' } });
+    expect(kd.parts.find((p) => /^teacher logits/.test(p.name))!.bytes).toBe(4 * 512 * 151936);
+    expect(kd.largestBuffer).toBe(Math.max(4 * 151936 * 896, 4 * 512 * 151936));
+    expect(estimateMemory({ model: qwenish, B: 8, T: 256, teacher: { kind: 'dense' } }).largestBuffer).toBe(4 * 2048 * 151936);
+    // Small batches fit the budget whole: one chunk of all rows.
+    expect(estimateMemory({ model: qwenish, B: 1, T: 64, teacher: { kind: 'none' } }).parts.find((p) => /^logits/.test(p.name))!.bytes).toBe(4 * 64 * 151936);
+    expect(logitsChunkRows(110, 151936)).toBe(110); // 110·151,936·4 bytes ≤ 64 MiB: one chunk
+    expect(logitsChunkRows(111, 151936)).toBe(64);
   });
-  it('says which batch and sequence length fit when the logits are too large, and a smaller model when nothing does', () => {
-    const x = { model: qwenish, B: 8, T: 512, teacher: { kind: 'none' as const } };
+  it('says which batch and sequence length fit when the teacher logits are too large, and a smaller model when nothing does', () => {
+    const x = { model: qwenish, B: 8, T: 512, teacher: { kind: 'dense' as const } };
     expect(estimateMemory(x).largestBuffer).toBeGreaterThan(GiB);
     const advice = fitAdvice(x, GiB, 8 * GiB)!;
     const [, B, T] = /batch (\d+) × sequence length (\d+) would fit/.exec(advice)!.map(Number);

@@ -1,9 +1,11 @@
 // How much GPU memory a training run takes, from the same shapes src/model/activations.ts and gpu-model.ts
-// allocate (the slab ×4 — parameters, gradients, AdamW m and v —, every activation, the batch and its teacher
-// input, a teacher model for dense KD / on-policy, the frozen DPO reference, the sample generator's KV cache),
+// allocate (the slab ×4 — parameters, gradients, AdamW m and v —, every activation with the student's logits as one
+// chunk of rows (gpu-classifier.ts's logitsChunkRows at the default budget), the batch and its teacher input, a
+// teacher model for dense KD / on-policy, the frozen DPO reference, the sample generator's KV cache),
 // checked against the adapter's limits before a run starts. WebGPU does not tell how much memory the GPU has,
 // so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
 import type { ModelConfig } from '../../model/config.ts';
+import { logitsChunkRows } from '../../model/gpu-classifier.ts';
 import { DEFAULT_LORA, loraLayout, type LoraConfig } from '../../model/lora.ts';
 import { countParams, largestTensor } from '../../model/params.ts';
 import type { MemoryEstimate } from './types.ts';
@@ -28,7 +30,8 @@ function activationParts(c: ModelConfig, B: number, T: number): { total: number;
   const scratch = N * C * 5 + N * HD * 2 + N * KD * 2 + B * c.heads * T + N * FF * 3 + N * 2
     + (c.qkNorm ? N * HD + N * KD : 0) + (c.attentionBias ? N : 0);
   const batch = N * 5 + 2 * Math.min(N, c.vocabSize) + 1;
-  const logits = N * c.vocabSize;
+  // The student's logits are one chunk of R rows (gpu-classifier.ts, the same rule at the default budget).
+  const logits = logitsChunkRows(N, c.vocabSize) * c.vocabSize;
   return { total: (c.layers * perLayer + resid + scratch + batch + logits) * F, logits: logits * F };
 }
 
@@ -59,11 +62,14 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
   }
   const acts = activationParts(c, B, T);
-  parts.push({ name: `activations (B·T = ${B * T})`, bytes: acts.total - acts.logits }, { name: `logits (B·T × V = ${B * T} × ${c.vocabSize})`, bytes: acts.logits });
-  if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits', bytes: B * T * c.vocabSize * F });
+  const R = logitsChunkRows(B * T, c.vocabSize);
+  parts.push({ name: `activations (B·T = ${B * T})`, bytes: acts.total - acts.logits }, { name: `logits (chunk of ${R} of B·T = ${B * T} rows × V = ${c.vocabSize})`, bytes: acts.logits });
+  // A dense teacher's logits are the batch's input, (B·T, V) whole: the largest buffer of a KD run at a real vocabulary.
+  const teacherLogits = x.teacher.kind === 'dense' ? B * T * c.vocabSize * F : 0;
+  if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits (B·T × V)', bytes: teacherLogits });
   if (x.teacher.kind === 'topk') parts.push({ name: `teacher top-${x.teacher.k}`, bytes: B * T * x.teacher.k * 2 * F });
   // The slabs are split between tensors (slab-shards.ts): their largest buffer is the largest tensor.
-  let largest = Math.max(largestTensor(c) * F, acts.logits);
+  let largest = Math.max(largestTensor(c) * F, acts.logits, teacherLogits);
   if (x.teacherModel) {
     const ta = activationParts(x.teacherModel, B, T);
     parts.push({ name: 'teacher model (weights and forward buffers)', bytes: 4 * countParams(x.teacherModel) * F + ta.total });

@@ -7,6 +7,7 @@
 // same resolved run (runs.ts), so planning and creation cannot disagree.
 import { importHfFolder, type ImportedModel } from '../../export/import.ts';
 import { paddedVocab, presetConfig, PRESETS, realVocab, type ModelConfig } from '../../model/config.ts';
+import { loraLayout } from '../../model/lora.ts';
 import { countParams } from '../../model/params.ts';
 import type { GpuContext } from '../../platform/gpu.ts';
 import type { DatasetCounts } from '../../store/schema.ts';
@@ -251,10 +252,12 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
   const { records, pairs: pairCount, topk, topkTokens } = r.counts;
   return {
     model, train, params: countParams(model), memory,
+    ...(train.lora ? { lora: { trainedParams: loraLayout(model, train.lora).count, fullMemory: estimateMemory({ ...estimate, lora: undefined }) } } : {}),
     limits: { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize },
     ok: problems.length === 0, problems, warnings,
     dataset: { records, pairs: pairCount, topk, topkTokens }, heldOut: r.heldOut,
     ...(r.alignment ? { alignment: r.alignment } : {}),
     ...(r.alignment && !r.alignment.aligned ? { offerSeqKd: true } : {}),
+    ...(!train.lora && (r.pretrained || r.initRun) && (memory.largestBuffer > limits.maxBufferSize || memory.bytes > MEMORY_BUDGET) ? { offerLora: true } : {}),
   };
 }

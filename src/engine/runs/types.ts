@@ -173,6 +173,8 @@ export interface RunPlan {
   train: TrainConfig;
   params: number;
   memory: MemoryEstimate;
+  /** LoRA: the parameters it trains (the adapters), and what full fine-tuning would need instead. */
+  lora?: { trainedParams: number; fullMemory: MemoryEstimate };
   limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
   /** False when a problem stops the run (listed in `problems`, each saying what to change). */
   ok: boolean;
@@ -187,6 +189,8 @@ export interface RunPlan {
   alignment?: { aligned: boolean; message: string };
   /** When token-level KD is impossible for this pair: train by SFT on the teacher's answers (SeqKD) instead. */
   offerSeqKd?: boolean;
+  /** Full fine-tuning of a trained student does not fit (the largest buffer or the memory budget): LoRA is offered. */
+  offerLora?: boolean;
 }
 
 export interface EvalReport {

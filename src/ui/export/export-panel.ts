@@ -5,7 +5,7 @@
 // half-written export is left behind. Stable hooks: #export-source (option values: run:<id>, brown-teacher,
 // picked), #export-files, #export-format, #export-zip, #export-folder, #export-status[data-done], #export-list.
 import type { ExportFileData, ExportRequestData, ExportResultData } from '../../protocol.ts';
-import { EXPORT_FORMATS, FORMAT_LABELS } from '../../export/formats.ts';
+import { ADAPTER_FORMATS, ADAPTER_LABELS, EXPORT_FORMATS, FORMAT_LABELS } from '../../export/formats.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { loadPref, savePref } from '../app-state.ts';
 import { formatBytes, h, showError } from '../dom.ts';
@@ -15,7 +15,7 @@ import { comparePanel, type CompareBackend } from './compare-panel.ts';
 export interface ExportBackend extends CompareBackend {
   exportModel(req: ExportRequestData, onProgress?: (message: string) => void): Promise<ExportResultData>;
   /** Trained runs that have a checkpoint (listed first); `onChange` is called when they change. */
-  runs(): Promise<{ id: string; name: string; step: number }[]>;
+  runs(): Promise<{ id: string; name: string; step: number; /** trained LoRA adapters (adapter formats apply) */ lora?: boolean }[]>;
   onRunsChange(fn: () => void): void;
 }
 
@@ -63,21 +63,31 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
     h('option', { value: 'picked' }, 'An HF model folder from disk — Llama, Qwen2/2.5, Qwen3 (config.json, *.safetensors, tokenizer.json)…'),
   ];
   const source = h('select', { id: 'export-source', class: 'wide' }, ...fixed);
-  let runNames = new Map<string, string>();
+  let runNames = new Map<string, string>(), loraRuns = new Set<string>();
+  // A LoRA run also exports its adapters alone (for the base model); other sources do not have any.
+  const syncAdapterFormats = () => {
+    const lora = loraRuns.has(source.value.slice(4));
+    adapterGroup.hidden = !lora;
+    for (const o of adapterGroup.querySelectorAll('option')) o.disabled = !lora;
+    if (!lora && (ADAPTER_FORMATS as readonly string[]).includes(format.value)) format.value = EXPORT_FORMATS[0];
+  };
   const refreshRuns = async () => {
     const runs = await backend.runs().catch(() => []);
     // The user's (or the demo's) last choice; else the newest run, else the default teacher.
     const was = loadPref<string>('export-source', '');
     runNames = new Map(runs.map((r) => [r.id, r.name]));
+    loraRuns = new Set(runs.filter((r) => r.lora).map((r) => r.id));
     source.replaceChildren(...runs.slice().reverse().map((r) => h('option', { value: `run:${r.id}` }, `Trained run “${r.name}” (checkpoint of step ${r.step})`)), ...fixed);
     source.value = [...source.options].some((o) => o.value === was) ? was : source.options[0]!.value;
     picker.hidden = source.value !== 'picked';
+    syncAdapterFormats();
     compare.sourceChanged();
   };
   backend.onRunsChange(() => void refreshRuns());
   const picker = h('input', { id: 'export-files', type: 'file', webkitdirectory: true, multiple: true, hidden: true });
-  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; savePref('export-source', source.value); compare.sourceChanged(); });
-  const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
+  source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; savePref('export-source', source.value); syncAdapterFormats(); compare.sourceChanged(); });
+  const adapterGroup = h('optgroup', { label: 'The LoRA adapters alone (this run trained adapters on a frozen base)' }, ...ADAPTER_FORMATS.map((f) => h('option', { value: f }, ADAPTER_LABELS[f])));
+  const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)), adapterGroup);
   const compare = comparePanel(backend, () => (source.value.startsWith('run:') ? source.value.slice(4) : undefined), format);
   const zipButton = h('button', { id: 'export-zip' }, 'Download .zip');
   const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';

@@ -9,7 +9,7 @@ export function exportStage(): Node {
   return exportPanel({
     exportModel: (req, onProgress) => engine().exportModel(req, onProgress ? proxy(onProgress) : undefined),
     compareFormats: (runId, onProgress) => engine().compareFormats(runId, onProgress ? proxy(onProgress) : undefined),
-    runs: async () => trainedRuns(runsStore.list().length ? runsStore.list() : await runsStore.load()).map((r) => ({ id: r.id, name: r.name, step: r.checkpointStep })),
+    runs: async () => trainedRuns(runsStore.list().length ? runsStore.list() : await runsStore.load()).map((r) => ({ id: r.id, name: r.name, step: r.checkpointStep, lora: !!r.train.lora })),
     onRunsChange: (fn) => {
       runsStore.subscribe((_, change) => { if (change !== 'step') fn(); });
       on('goto', (id) => { if (id === 'export') fn(); });

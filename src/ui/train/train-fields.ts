@@ -34,6 +34,12 @@ const sel = <K extends string, V extends string = string>(key: K, id: string, la
 const text = <K extends string>(key: K, id: string, label: string, kind: 'text' | 'textarea', attrs: Record<string, string>, more: Partial<Field> = {}): Field<K, string> =>
   ({ key, id, label, kind, default: '', attrs, ...more }) as Field<K, string>;
 
+/** LoRA's target sets offered by the form. */
+export const LORA_TARGET_SETS = { all: ['wq', 'wk', 'wv', 'wo', 'w_gate', 'w_up', 'w_down'], attention: ['wq', 'wk', 'wv', 'wo'], qv: ['wq', 'wv'] } as const;
+
+/** A student that starts from trained weights (a pretrained model or a run): only those can be adapted by LoRA. */
+const startsTrained = (s: Readonly<Record<string, string | number>>): boolean => s.preset === PRETRAINED || s.initFrom !== '';
+
 const OBJECTIVE_LABELS: Record<string, string> = {
   fkl: 'forward KL(teacher ‖ student)', rkl: 'reverse KL(student ‖ teacher)', jsd: 'generalized JSD(β)', tvd: 'total variation',
   skew_fkl: 'skew forward KL(λ)', skew_rkl: 'skew reverse KL(λ)',
@@ -64,6 +70,14 @@ export const FIELDS = [
     ['template', 'the teacher’s chat template (or one you paste)'],
   ]),
   sel('initFrom', 'train-init', 'start from', ''),
+  // What trains, for a student that starts from trained weights (a pretrained model or a run).
+  sel<'adapt', 'full' | 'lora'>('adapt', 'train-adapt', 'train', 'full', [['full', 'every weight (full fine-tuning)'], ['lora', 'LoRA adapters on the frozen model (far less memory)']],
+    { when: startsTrained, hint: 'LoRA trains small low-rank adapters (rank r, scale α/r) beside the frozen weights: the optimizer state shrinks from 16 bytes per parameter to almost nothing' }),
+  num('loraRank', 'train-lora-rank', 'rank r', 16, { min: '1', max: '256' }, { when: (s) => startsTrained(s) && s.adapt === 'lora' }),
+  num('loraAlpha', 'train-lora-alpha', 'α', 32, { min: '0.1', max: '1024', step: '0.1' }, { when: (s) => startsTrained(s) && s.adapt === 'lora', hint: 'the adapters’ update is scaled by α / r' }),
+  sel<'loraTargets', 'all' | 'attention' | 'qv'>('loraTargets', 'train-lora-targets', 'adapted layers', 'all', [
+    ['all', 'q, k, v, o, gate, up, down (all linear layers)'], ['attention', 'q, k, v, o (attention)'], ['qv', 'q and v only (the original LoRA)'],
+  ], { when: (s) => startsTrained(s) && s.adapt === 'lora' }),
   text('chatTemplate', 'train-template', 'Chat template (Jinja): records are rendered with it, only the assistant’s tokens are trained, and exports carry it', 'textarea',
     { rows: '3', spellcheck: 'false', placeholder: 'empty: the teacher’s own chat template (its tokenizer_config.json); or paste a Jinja chat template' }, { when: (s) => s.format === 'template' }),
   num('steps', 'train-steps', 'steps', 200, { min: '1', max: '1000000' }),
@@ -107,6 +121,7 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     steps: s.steps, batchSize: s.batch, seqLen: s.seqLen, lr: s.lr, warmupSteps: s.warmup, evalEvery: s.evalEvery, checkpointEvery: s.ckptEvery,
     ...(has('divergence') ? { objective: s.objective as NonNullable<RunSpec['train']['objective']>, temperature: s.temperature, beta: s.beta, lambda: s.skewLambda } : {}),
     ...(has('ce-share') ? { ceWeight: s.ceWeight, kdWeight: 1 - s.ceWeight } : {}),
+    ...(s.adapt === 'lora' && startsTrained(s) ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, targets: [...LORA_TARGET_SETS[s.loraTargets]], dropout: 0 } } : {}),
   };
   const when = new Date().toISOString().slice(5, 16).replace('T', ' ');
   return {

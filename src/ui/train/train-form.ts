@@ -55,6 +55,7 @@ const ROWS: SettingKey[][] = [
   ['pairBeta'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
   ['pretrained'],
+  ['adapt', 'loraRank', 'loraAlpha', 'loraTargets'],
 ];
 const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
@@ -78,6 +79,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const plan = h('div', { id: 'train-plan', class: 'muted' }, 'Pick a dataset.');
   const start = h('button', { id: 'train-start', disabled: true }, 'Start training');
   const seqKd = h('button', { id: 'train-use-seqkd', class: 'secondary' }, 'Train by SeqKD instead (SFT on the teacher’s answers)');
+  const useLora = h('button', { id: 'train-use-lora', class: 'secondary' }, 'Train LoRA adapters instead (the model stays frozen)');
   const teacherNote = h('p', { id: 'train-teacher', class: 'muted small' });
   // A pretrained student from disk: its files go to the engine once (held there); the field names the folder.
   const pickFiles = h('input', { id: 'train-pretrained-files', type: 'file', webkitdirectory: true, multiple: true, 'aria-label': 'Pick the pretrained model’s folder' });
@@ -170,18 +172,21 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     const ds = lastDatasets.find((d) => d.id === s.datasetId);
     plan.replaceChildren(
       h('p', {}, h('strong', {}, `${(p.params / 1e6).toFixed(2)}M parameters`), ` · ${p.model.hidden} wide, ${p.model.layers} layers, ${p.model.heads} heads, vocabulary ${p.model.vocabSize}, context ${p.model.maxSeqLen}`),
+      ...(p.lora ? [h('p', { id: 'train-lora-plan' }, `LoRA trains ${(p.lora.trainedParams / 1e6).toFixed(2)}M of them (${(100 * p.lora.trainedParams / p.params).toFixed(2)}%); full fine-tuning would need ≈ ${formatBytes(p.lora.fullMemory.bytes)} of GPU memory.`)] : []),
       h('p', { class: 'muted', id: 'train-memory' }, `GPU memory ≈ ${formatBytes(p.memory.bytes)} (largest buffer ${formatBytes(p.memory.largestBuffer)} of ${formatBytes(p.limits.maxBufferSize)} allowed) · ${p.train.batchSize * p.train.seqLen} tokens a step`),
       h('p', { class: 'muted small' }, p.memory.parts.filter((x) => x.bytes > 0).map((x) => `${x.name} ${formatBytes(x.bytes)}`).join(' · ')),
       h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k; ${p.heldOut} held out for evaluation (every ${s.heldOutEvery}th).`),
       ...(p.alignment?.aligned ? [h('p', { class: 'muted' }, p.alignment.message)] : []),
       ...p.problems.map((x) => h('p', { class: 'note bad' }, x)),
       ...(p.offerSeqKd ? [h('p', {}, seqKd)] : []),
+      ...(p.offerLora ? [h('p', {}, useLora)] : []),
       ...p.warnings.map((x) => h('p', { class: 'warn' }, x)),
     );
   };
 
   for (const [key, c] of els) c.addEventListener('change', () => { if (key === 'tokenizer' || key === 'vocab') renderPresets(); replan(); });
   seqKd.addEventListener('click', () => { el('method').value = 'sft'; replan(); });
+  useLora.addEventListener('click', () => { el('adapt').value = 'lora'; replan(); });
   pickFiles.addEventListener('change', async () => {
     const list = pickFiles.files;
     if (!list || list.length === 0) return;
