@@ -66,9 +66,9 @@ export interface ReadResult {
   skipped: { name: string; dtype: string }[];
 }
 
-// Half-precision conversions live in half.ts (shared with GGUF); re-exported for callers of this module.
-export { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
+// Half-precision conversions live in src/util/half.ts (shared with GGUF and the matmul); re-exported for callers of this module.
+export { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../util/half.ts';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../util/half.ts';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
