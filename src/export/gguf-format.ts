@@ -71,9 +71,9 @@ export interface GgufFile {
   alignment?: number;
 }
 
-// f16: the conversions shared with safetensors (half.ts), under this module's names.
-export { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from './half.ts';
-import { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from './half.ts';
+// f16: the conversions shared with safetensors (src/util/half.ts), under this module's names.
+export { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from '../util/half.ts';
+import { f32ToF16Bits as f32ToF16, f16BitsToF32 as f16ToF32 } from '../util/half.ts';
 import { BLOCK_CODECS, isBlockType, type BlockType } from './quant/index.ts';
 
 // ---------------------------------------------------------------------------------------------------------------

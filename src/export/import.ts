@@ -8,6 +8,8 @@
 // Map path → bytes (the app reads a picked folder, the CLI a directory); paths may sit under one common folder.
 // checkpointFromImport turns the result into a step-0 Checkpoint (zero AdamW moments) so a Trainer can start from
 // it: `trainer.restore(checkpointFromImport(imp, trainConfig))`, or put it in the store and `resume()`.
+// halfTensorsOf reads the same weight files one tensor at a time as packed 16-bit words instead (a frozen LoRA base
+// for the matmul's 16-bit B), never holding the model in f32.
 import { makeConfig, type ModelConfig } from '../model/config.ts';
 import { paramLayout } from '../model/params.ts';
 import { initHiddenProjection } from '../model/ref-model.ts';
@@ -19,7 +21,8 @@ import type { TrainConfig } from '../train/config.ts';
 import { modelConfigFromHf } from './hf-config.ts';
 import { MODEL_CONFIG_METADATA_KEY } from './hf-folder.ts';
 import { fromHfTensors, ourName } from './hf-names.ts';
-import { readSafetensors, type ReadTensor } from './safetensors.ts';
+import type { HalfFormat } from '../util/half.ts';
+import { readHalfTensor, readSafetensors, readSafetensorsHeader, type HalfTensor, type ReadTensor, type SafetensorsHeader } from './safetensors.ts';
 import type { ExportInput } from './types.ts';
 
 export interface ImportedSpecialTokens {
@@ -103,6 +106,42 @@ function weightFiles(f: Map<string, Uint8Array>, where: string): { names: string
   }
   const other = [...f.keys()].find((p) => /\.(bin|pt|pth|ckpt|gguf|onnx)$/.test(p));
   throw new Error(`${where}: no model.safetensors (nor model-*-of-*.safetensors shards)${other ? `; found '${other}': only safetensors weights can be imported` : ''}`);
+}
+
+/** An HF folder's weights, one tensor at a time as packed 16-bit words (halfTensorsOf). */
+export interface HalfTensorReader {
+  /** Every tensor of the weight files (HF names), sorted. */
+  names: string[];
+  /** Tensor `name` in the reader's format: readHalfTensor of the file that holds it. */
+  read(name: string): HalfTensor;
+}
+
+/**
+ * The weights of an HF folder (model.safetensors or its shards, as importHfFolder finds them) one tensor at a time
+ * as packed 16-bit words in `format` (readHalfTensor: a BF16/F16 tensor's own bytes when it is stored in `format`,
+ * F32 and others converted as they are read). Only the headers are parsed up front; each read holds one tensor, so
+ * a caller builds a 16-bit frozen base without the model ever in f32.
+ */
+export function halfTensorsOf(files: Map<string, Uint8Array>, format: HalfFormat, where = 'import'): HalfTensorReader {
+  const f = rootFiles(files, where);
+  const holder = new Map<string, { file: string; bytes: Uint8Array; header: SafetensorsHeader }>();
+  for (const file of weightFiles(f, where).names) {
+    const bytes = f.get(file)!;
+    const header = readSafetensorsHeader(bytes, `${where}: ${file}`);
+    for (const e of header.entries) {
+      const prev = holder.get(e.name);
+      if (prev) throw new Error(`${where}: tensor '${e.name}' is in both '${prev.file}' and '${file}'`);
+      holder.set(e.name, { file, bytes, header });
+    }
+  }
+  return {
+    names: [...holder.keys()].sort(),
+    read(name) {
+      const h = holder.get(name);
+      if (!h) throw new Error(`${where}: no tensor '${name}' in the weight files`);
+      return readHalfTensor(h.bytes, h.header, name, format, `${where}: ${h.file}`);
+    },
+  };
 }
 
 /** A special token of tokenizer_config.json: a string, an AddedToken object {content}, or null. */

@@ -1,7 +1,8 @@
 // safetensors, written and read by hand. Layout: u64 little-endian header length N · N bytes of UTF-8 JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, ..., "__metadata__": {string: string}} padded with spaces to
 // a multiple of 8 · the data area (row-major little-endian tensors, offsets relative to its start, contiguous with
-// no gaps, fully covered). We write F32, F16 or BF16; we decode F32/F16/BF16/F64 to Float32Array.
+// no gaps, fully covered). We write F32, F16 or BF16; we decode F32/F16/BF16/F64 to Float32Array, or one tensor at a
+// time to packed 16-bit words (readHalfTensor: a frozen base for the matmul's 16-bit B, never the model in f32).
 // The reader treats the file as hostile: every length, offset, shape and dtype is checked against the file before
 // anything is allocated or decoded, and every failure is an Error naming the tensor and the field.
 
@@ -66,9 +67,9 @@ export interface ReadResult {
   skipped: { name: string; dtype: string }[];
 }
 
-// Half-precision conversions live in half.ts (shared with GGUF); re-exported for callers of this module.
-export { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
+// Half-precision conversions live in src/util/half.ts (shared with GGUF and the matmul); re-exported for callers of this module.
+export { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../util/half.ts';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, halfWords, packHalf, type HalfFormat } from '../util/half.ts';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -263,4 +264,46 @@ export function readSafetensors(bytes: Uint8Array, where = 'safetensors', opts: 
     tensors.set(e.name, { dtype: e.dtype as DecodedDtype, shape: e.shape, data: decode(bytes, h.dataStart + e.begin, e) });
   }
   return { tensors, metadata: { ...h.metadata }, skipped };
+}
+
+/** One tensor as packed 16-bit words (readHalfTensor). */
+export interface HalfTensor {
+  /** The file's dtype for it (F32, F16, BF16, F64). */
+  dtype: DecodedDtype;
+  shape: number[];
+  format: HalfFormat;
+  /** Elements (the product of shape). */
+  count: number;
+  /** halfWords(count) words, element e in half (e & 1) of word e >> 1, low half first; an odd count ends in a zero half. */
+  words: Uint32Array;
+}
+
+const HALF_DTYPE: Record<HalfFormat, string> = { bf16: 'BF16', f16: 'F16' };
+
+/**
+ * Tensor `name` of a safetensors file as packed 16-bit words in `format` (src/util/half.ts; what the matmul's
+ * bFormat takes), holding only this tensor: a BF16 tensor read as bf16 (F16 as f16) is a copy of its bytes, which
+ * already are the words; any other float dtype (F32, F64, the other 16-bit format) is decoded and rounded to
+ * nearest even. A caller builds a 16-bit base buffer tensor by tensor, never holding the model in f32. `header` is
+ * readSafetensorsHeader(bytes), parsed once per file.
+ */
+export function readHalfTensor(bytes: Uint8Array, header: SafetensorsHeader, name: string, format: HalfFormat, where = 'safetensors'): HalfTensor {
+  const e = header.entries.find((x) => x.name === name);
+  if (!e) throw new Error(`${where}: no tensor '${name}'`);
+  if (!DECODED.has(e.dtype)) throw new Error(`${where}: tensor '${name}': dtype ${e.dtype} is not a float (F32, F16, BF16, F64 convert to ${format})`);
+  const count = (e.end - e.begin) / ITEM_SIZE[e.dtype]!;
+  const at = header.dataStart + e.begin;
+  let words: Uint32Array;
+  if (e.dtype === HALF_DTYPE[format]) {
+    // The file's bytes may sit at any even offset: copied into whole words (the padding half stays zero).
+    words = new Uint32Array(halfWords(count));
+    if (LITTLE_ENDIAN) new Uint8Array(words.buffer).set(bytes.subarray(at, at + 2 * count));
+    else {
+      const view = new DataView(bytes.buffer, bytes.byteOffset + at, 2 * count);
+      for (let i = 0; i < count; i++) words[i >>> 1] = words[i >>> 1]! | (view.getUint16(2 * i, true) << (16 * (i & 1)));
+    }
+  } else {
+    words = packHalf(decode(bytes, at, e), format); // this tensor alone in f32, for the moment of its conversion
+  }
+  return { dtype: e.dtype as DecodedDtype, shape: e.shape, format, count, words };
 }

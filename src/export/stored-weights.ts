@@ -7,7 +7,7 @@
 import { paramLayout } from '../model/params.ts';
 import { ggufFile, type GgufDtype } from './gguf.ts';
 import { ggufLayout, type GgmlType } from './gguf-format.ts';
-import { f16BitsToF32, f32ToF16Bits } from './half.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../util/half.ts';
 import { toHfTensors } from './hf-names.ts';
 import { BLOCK_CODECS, isBlockType } from './quant/index.ts';
 import { exportView, type ExportInput } from './types.ts';

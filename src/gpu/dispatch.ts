@@ -84,7 +84,8 @@ export function submitDispatches(device: GPUDevice, dispatches: readonly Dispatc
   device.queue.submit([enc.finish()]);
 }
 
-export function createStorage(device: GPUDevice, data: Float32Array | number, label?: string): GPUBuffer {
+/** A storage buffer holding `data`'s bytes (f32 values, or u32 words such as packed 16-bit pairs), or `data` zero f32s. */
+export function createStorage(device: GPUDevice, data: Float32Array | Uint32Array | number, label?: string): GPUBuffer {
   const bytes = typeof data === 'number' ? data * 4 : data.byteLength;
   const buffer = device.createBuffer({
     label,

@@ -3,7 +3,7 @@
 // does. JS numbers are doubles: one +, −, ×, ÷ or √ of two f32 values done in double and rounded once with
 // Math.fround is the correctly rounded f32 result, so each operation in the quantizers is `fr(a op b)`, in C's
 // order. Each file binds its own `const fr = Math.fround`: V8 did not inline an imported alias (K-quants 6× slower).
-import { f16BitsToF32, f32ToF16Bits } from '../half.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../util/half.ts';
 
 /** llama.cpp's nearest_int: round to nearest, ties to even, by adding 1.5·2^23 in f32 (valid for |x| < 2^22). */
 export function nearestInt(x: number): number {

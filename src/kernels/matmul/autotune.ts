@@ -6,6 +6,7 @@
 import { createStorage, readF32, submitDispatches } from '../../gpu/dispatch.ts';
 import { timeDispatches } from '../../gpu/timing.ts';
 import { compareArrays } from '../../util/allclose.ts';
+import { packHalf } from '../../util/half.ts';
 import { Rng } from '../../util/rng.ts';
 import { defaultMatmulVariant, MATMUL_VARIANTS, matmulVariantApplies, planMatmul, type MatmulProblem, type MatmulVariant } from './matmul.ts';
 
@@ -20,7 +21,8 @@ export interface TuneResult {
 }
 
 const cache = new WeakMap<GPUDevice, Map<string, TuneResult>>();
-const keyOf = (p: MatmulProblem) => `${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}`;
+// B's format is part of the key: a 16-bit B runs other pipelines (and fewer variants) than an f32 one.
+const keyOf = (p: MatmulProblem) => `${p.M}x${p.N}x${p.K}${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}${p.bFormat ?? 'f32'}`;
 
 /** The variant to use without measuring for problems with every dimension over 16 (defaultMatmulVariant). */
 export const DEFAULT_MATMUL_VARIANT: MatmulVariant = 'tiled';
@@ -44,7 +46,8 @@ export async function autotuneMatmul(device: GPUDevice, p: MatmulProblem, opts: 
   const skipped = candidates.filter((v) => !variants.includes(v));
   const rng = new Rng(M + N + K);
   const a = createStorage(device, rng.uniformArray(M * K));
-  const b = createStorage(device, rng.uniformArray(K * N));
+  const bValues = rng.uniformArray(K * N), bFormat = p.bFormat ?? 'f32';
+  const b = createStorage(device, bFormat === 'f32' ? bValues : packHalf(bValues, bFormat));
   const c = createStorage(device, M * N);
   const ref = createStorage(device, M * N);
   try {

@@ -1,12 +1,15 @@
 // Matmul checks against the CPU reference at odd shapes, for the tests, the app's self-test and the CLI. Every lab
 // variant runs every shape and backprop form (so any of them can win the autotuner); the vec4-load variants also
 // run shapes whose layouts take their vec4 paths, and every new variant runs the batched, split and split-K forms.
+// matmulHalfChecks: a 16-bit B (bf16, f16) in the forms a frozen base weight is used in, against the reference on
+// the dequantized B.
 import { createStorage } from '../../gpu/dispatch.ts';
 import { runOnGpu, type KernelCheck, type NamedComparison } from '../check.ts';
 import { compareArrays, type Tolerance } from '../../util/allclose.ts';
+import { packHalf } from '../../util/half.ts';
 import { Rng } from '../../util/rng.ts';
-import { matmulVariantApplies, MatmulVariantNotApplicable, planMatmul, type MatmulVariant } from './matmul.ts';
-import { matmulRefGeneral } from './matmul.ref.ts';
+import { matmulVariantApplies, MatmulVariantNotApplicable, planMatmul, type MatmulBFormat, type MatmulVariant } from './matmul.ts';
+import { matmulRefGeneral, matmulRefHalfB } from './matmul.ref.ts';
 
 export type Shape3 = readonly [M: number, N: number, K: number];
 
@@ -34,6 +37,8 @@ export interface MatmulCheckOptions {
   beta?: number;
   maxBindingBytes?: number;
   splitK?: number;
+  /** B stored as 16-bit pairs (default 'f32'): the kernel gets B rounded and packed, the reference the same values. */
+  bFormat?: MatmulBFormat;
 }
 
 export async function checkMatmul(
@@ -47,14 +52,18 @@ export async function checkMatmul(
   const b = rng.uniformArray((batch - 1) * strideB + K * N);
   const c0 = o.beta ? rng.uniformArray(batch * M * N) : new Float32Array(batch * M * N).fill(Number.NaN);
   const bias = o.bias ? rng.uniformArray(N) : undefined;
-  const bufs = { a: createStorage(device, a), b: createStorage(device, b), c: createStorage(device, c0), bias: createStorage(device, bias ?? 4) };
-  const got = await runOnGpu(device, `matmul_${variant} ${M}x${N}x${K}`, bufs, () => [planMatmul(device, {
-    a: bufs.a, b: bufs.b, c: bufs.c, bias: bias ? bufs.bias : undefined, M, N, K, variant,
+  const bFormat = o.bFormat ?? 'f32';
+  const bWords = bFormat === 'f32' ? undefined : packHalf(b, bFormat);
+  const bufs = { a: createStorage(device, a), b: createStorage(device, bWords ?? b), c: createStorage(device, c0), bias: createStorage(device, bias ?? 4) };
+  const got = await runOnGpu(device, `matmul_${variant} ${M}x${N}x${K}${bWords ? ` B ${bFormat}` : ''}`, bufs, () => [planMatmul(device, {
+    a: bufs.a, b: bufs.b, c: bufs.c, bias: bias ? bufs.bias : undefined, M, N, K, variant, bFormat,
     transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, maxBindingBytes: o.maxBindingBytes, splitK: o.splitK,
   })], { c: batch * M * N });
-  // The reference takes A/B in the stored layout: transposing is only a reinterpretation of the same numbers.
+  // The reference takes A/B in the stored layout: transposing is only a reinterpretation of the same numbers. A
+  // 16-bit B: the product on the values the kernel was given (the packed words, dequantized).
   const ref = { transA: o.transA, transB: o.transB, batch, strideA, strideB, alpha: o.alpha, beta: o.beta, c: c0, bias };
-  return [{ name: 'C', ...compareArrays(got.c, matmulRefGeneral(a, b, M, N, K, ref), MATMUL_TOLERANCE, matmulRefGeneral(a, b, M, N, K, { ...ref, abs: true })) }];
+  const product = (r: typeof ref & { abs?: boolean }) => (bWords && bFormat !== 'f32' ? matmulRefHalfB(a, bWords, bFormat, M, N, K, r) : matmulRefGeneral(a, b, M, N, K, r));
+  return [{ name: 'C', ...compareArrays(got.c, product(ref), MATMUL_TOLERANCE, product({ ...ref, abs: true })) }];
 }
 
 /**
@@ -67,7 +76,7 @@ export function checkRefused(device: GPUDevice, shape: Shape3, variant: MatmulVa
   let refused = 0;
   try {
     // Refused before any buffer is looked at.
-    planMatmul(device, { a: buf, b: buf, c: buf, M, N, K, variant, transA: o.transA, transB: o.transB });
+    planMatmul(device, { a: buf, b: buf, c: buf, M, N, K, variant, transA: o.transA, transB: o.transB, bFormat: o.bFormat });
   } catch (e) {
     if (e instanceof MatmulVariantNotApplicable) refused = 1;
     else throw e;
@@ -83,7 +92,7 @@ const check = (variant: MatmulVariant, shape: Shape3, o: MatmulCheckOptions = {}
   shape: `${shape.join('x')}${tag}`,
   run: async (device, seed) => {
     const [M, N, K] = shape;
-    if (!matmulVariantApplies(variant, { M, N, K, transA: o.transA, transB: o.transB }, device)) return checkRefused(device, shape, variant, o);
+    if (!matmulVariantApplies(variant, { M, N, K, transA: o.transA, transB: o.transB, bFormat: o.bFormat }, device)) return checkRefused(device, shape, variant, o);
     return checkMatmul(device, shape, variant, seed, o);
   },
 });
@@ -131,3 +140,30 @@ export const matmulChecks: KernelCheck[] = [
     check(v, [130, 72, 36], { maxBindingBytes: 64 * 72 * 4 }, ' vec4 split rows'),
   ]),
 ];
+
+// A frozen base weight W (out, in), stored as bf16 or f16 pairs, in its two forms — forward y = x·Wᵀ (+ bias):
+// Bᵀ; backward dx = dy·W: B — at odd shapes (odd K and N: rows start mid-word), batched with an odd batch stride,
+// with alpha and beta, over a forced small binding limit (rows of A/C, or K in 128-element steps) and split-K. The
+// transA forms are what the split along K needs. Every variant that takes a 16-bit B runs the two forms; 'vec4' and
+// 'dbuf' are checked to refuse it.
+const HALF_FORMATS = ['bf16', 'f16'] as const;
+export const matmulHalfChecks: KernelCheck[] = HALF_FORMATS.flatMap((bFormat) => [
+  ...(['tiled', 'naive'] as const).flatMap((v) => [
+    check(v, [37, 53, 71], { bFormat, transB: true, bias: true }, ` ${bFormat} Bᵀ+bias`),
+    check(v, [37, 53, 71], { bFormat, alpha: 0.5, beta: -2 }, ` ${bFormat} B α β`),
+    check(v, [37, 53, 71], { bFormat, batch: 2, transB: true, bias: true, beta: 1 }, ` ${bFormat} ×2 Bᵀ+bias C+=`),
+    check(v, [37, 53, 71], { bFormat, batch: 2, transB: true, broadcastB: true }, ` ${bFormat} ×2 Bᵀ shared`),
+    check(v, [9, 53, 333], { bFormat, transB: true, bias: true, splitK: 3 }, ` ${bFormat} Bᵀ+bias split-K`),
+    check(v, [5, 7, 301], { bFormat, alpha: 0.5, beta: -2, splitK: 3 }, ` ${bFormat} B α β split-K`),
+  ]),
+  check('tiled', [130, 53, 71], { bFormat, transB: true, bias: true, maxBindingBytes: 64 * 71 * 4 }, ` ${bFormat} Bᵀ split rows`),
+  check('tiled', [130, 53, 71], { bFormat, maxBindingBytes: 64 * 71 * 4 }, ` ${bFormat} B split rows`),
+  check('tiled', [33, 41, 301], { bFormat, transA: true, beta: 1, bias: true, maxBindingBytes: 128 * 41 * 4 }, ` ${bFormat} Aᵀ split K`),
+  check('tiled', [100, 40, 301], { bFormat, transA: true, transB: true, maxBindingBytes: 128 * 100 * 4 }, ` ${bFormat} AᵀBᵀ split K`),
+  check('tiled', [3, 5, 4100], { bFormat, transB: true }, ` ${bFormat} Bᵀ auto split-K`),
+  ...(['tiled128x64', 'tiled128', 'subgroup'] as const).flatMap((v) => [
+    check(v, [37, 53, 71], { bFormat, transB: true, bias: true }, ` ${bFormat} Bᵀ+bias`),
+    check(v, [37, 53, 71], { bFormat }, ` ${bFormat} B`),
+  ]),
+  ...(['vec4', 'dbuf'] as const).map((v) => check(v, [37, 53, 71], { bFormat, transB: true }, ` ${bFormat} Bᵀ`)),
+]);

@@ -1,7 +1,11 @@
 // CPU reference for matmul: the oracle the WGSL kernels are tested against, and the plain statement of what
 // they compute. Accumulates in f64 so the reference is more accurate than any f32 kernel.
+// A 16-bit B (matmul.ts bFormat 'bf16' | 'f16') is the same product on the dequantized B (matmulRefHalfB): every
+// bf16/f16 is an f32 exactly, so the kernels' decoding adds no error of its own.
 //   C[b] (M, N) = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias (N) on every row)
 //   op(A) = A (M, K), or Aᵀ with A stored (K, M) when transA; op(B) = B (K, N), or Bᵀ with B stored (N, K).
+
+import { unpackHalf, type HalfFormat } from '../../util/half.ts';
 
 /** The form of a product, as the reference and the launcher (MatmulArgs) take it. */
 export interface MatmulForm {
@@ -57,6 +61,12 @@ export function matmulRefGeneral(a: ArrayLike<number>, b: ArrayLike<number>, M: 
     }
   }
   return out;
+}
+
+/** matmulRefGeneral with B given as packed 16-bit words in `format` (element e in half e & 1 of word e >> 1). */
+export function matmulRefHalfB(a: ArrayLike<number>, bWords: Uint32Array, format: HalfFormat, M: number, N: number, K: number, o: MatmulRefOptions = {}): Float64Array {
+  const elements = ((o.batch ?? 1) - 1) * (o.strideB ?? K * N) + K * N;
+  return matmulRefGeneral(a, unpackHalf(bWords, elements, format), M, N, K, o);
 }
 
 /** C (M, N) = A (M, K) · B (K, N), row-major. */

@@ -22,6 +22,11 @@
 // own main() and inner product.
 // MATMUL_VARIANT_INFO holds each variant's `applies(problem, device)`; the autotuner and the bench skip variants
 // that do not apply, and planMatmul refuses them with a clear error.
+// A 16-bit B (bFormat 'bf16' | 'f16': a frozen LoRA base in half the bytes, issue #21): B's binding holds u32 words,
+// element e in half (e & 1) of word e >> 1, low half first — a bf16/f16 safetensors tensor's bytes as they are
+// (src/util/half.ts packs them). ldb and strideB still count elements; the kernels decode each element to f32 as they
+// load it (readB in matmul_common.wgsl, bAt in matmul_naive.wgsl) and compute in f32. Every variant but the vec4-load
+// ones ('vec4', 'dbuf': their B quads are 16-byte f32 loads) takes it.
 import { bindingBytes, dummyStorage, offsetOf, subBinding, type Binding, type Dispatch } from '../../gpu/dispatch.ts';
 import { Launch, needsReadWrite, storageAccess, type KernelPlan, type KernelSource } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
@@ -34,6 +39,7 @@ import tileIoWgsl from './matmul_tile_io.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
 import vec4Wgsl from './matmul_vec4.wgsl?raw';
 import vec4IoWgsl from './matmul_vec4_io.wgsl?raw';
+import type { HalfFormat } from '../../util/half.ts';
 import type { MatmulForm } from './matmul.ref.ts';
 
 export const MatmulParams = uniformStruct('Params', {
@@ -59,13 +65,23 @@ const TILINGS = {
 export const MATMUL_VARIANTS = ['tiled', 'tiled128x64', 'tiled128', 'vec4', 'dbuf', 'subgroup', 'naive'] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
 
-/** A matmul problem as the autotuner keys it: shape and transposes (batch 1). */
+/** How B's binding stores its elements: f32, or 16-bit values packed in pairs into u32 words (the banner). */
+export type MatmulBFormat = 'f32' | HalfFormat;
+/** B_FORMAT in the WGSL. */
+const B_FORMAT_CODE: Record<MatmulBFormat, number> = { f32: 0, bf16: 1, f16: 2 };
+
+/** Bytes of n elements of B in `format` (16-bit: whole u32 words, an odd count rounded up). */
+export const matmulBBytes = (n: number, format: MatmulBFormat = 'f32'): number => (format === 'f32' ? 4 * n : 4 * Math.ceil(n / 2));
+
+/** A matmul problem as the autotuner keys it: shape, transposes and B's format (batch 1). */
 export interface MatmulProblem {
   M: number;
   N: number;
   K: number;
   transA?: boolean;
   transB?: boolean;
+  /** Default 'f32'. */
+  bFormat?: MatmulBFormat;
 }
 
 export interface MatmulVariantInfo {
@@ -78,6 +94,7 @@ export interface MatmulVariantInfo {
 }
 
 const always = (): boolean => true;
+const f32B = (p: MatmulProblem): boolean => (p.bFormat ?? 'f32') === 'f32';
 /** The register-tiled variants' WGSL: matmul_common.wgsl, then the scalar or vec4 tile I/O, then the kernel. */
 const scalarTiles = (wgsl: string): string => commonWgsl + tileIoWgsl + wgsl;
 const vec4Tiles = (wgsl: string): string => commonWgsl + vec4IoWgsl + wgsl;
@@ -86,8 +103,9 @@ export const MATMUL_VARIANT_INFO: Record<MatmulVariant, MatmulVariantInfo> = {
   tiled128x64: { wgsl: scalarTiles(tiledWgsl), applies: always, requires: 'nothing' },
   tiled128: { wgsl: scalarTiles(tiledWgsl), applies: always, requires: 'nothing' },
   // Unaligned layouts fall back to scalar loads per operand, so every problem runs.
-  vec4: { wgsl: vec4Tiles(vec4Wgsl), applies: always, requires: 'nothing' },
-  dbuf: { wgsl: vec4Tiles(dbufWgsl), applies: always, requires: 'nothing' },
+  // A 16-bit B has no 16-byte quads of f32 to load: these refuse it rather than lose their point.
+  vec4: { wgsl: vec4Tiles(vec4Wgsl), applies: f32B, requires: "an f32 B (bFormat 'f32')" },
+  dbuf: { wgsl: vec4Tiles(dbufWgsl), applies: f32B, requires: "an f32 B (bFormat 'f32')" },
   subgroup: { wgsl: scalarTiles(subgroupWgsl), applies: (_, device) => device.features.has('subgroups'), requires: "the device feature 'subgroups'" },
   naive: { wgsl: naiveWgsl, applies: always, requires: 'nothing' },
 };
@@ -118,7 +136,9 @@ const isVec4 = (v: MatmulVariant): boolean => v === 'vec4' || v === 'dbuf';
 /** A product C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b] (+ bias) of the given form (matmul.ref.ts). */
 export interface MatmulArgs extends MatmulForm {
   a: Binding; // (M, K), or (K, M) when transA; batched: batch × strideA elements
-  b: Binding; // (K, N), or (N, K) when transB
+  b: Binding; // (K, N), or (N, K) when transB; in bFormat
+  /** How b stores its elements (default 'f32'); 'bf16' | 'f16': packed pairs in u32 words (the banner). */
+  bFormat?: MatmulBFormat;
   c: Binding; // (M, N), written (or accumulated into with beta)
   /** (N) added to every row of C. */
   bias?: Binding;
@@ -133,17 +153,20 @@ export interface MatmulArgs extends MatmulForm {
 }
 
 
-interface Flags { transA: boolean; transB: boolean; hasBias: boolean; useBeta: boolean; vecA: boolean; vecB: boolean }
+interface Flags { transA: boolean; transB: boolean; hasBias: boolean; useBeta: boolean; vecA: boolean; vecB: boolean; bFormat: MatmulBFormat }
 
 function sourceFor(variant: MatmulVariant, f: Flags): KernelSource {
   const bools = { TRANS_A: f.transA, TRANS_B: f.transB, HAS_BIAS: f.hasBias, USE_BETA: f.useBeta, ...(isVec4(variant) ? { VEC_A: f.vecA, VEC_B: f.vecB } : {}) };
-  const flags = Object.entries(bools).map(([k, v]) => `const ${k}: bool = ${v};\n`).join('');
+  const flags = Object.entries(bools).map(([k, v]) => `const ${k}: bool = ${v};\n`).join('') + `const B_FORMAT: u32 = ${B_FORMAT_CODE[f.bFormat]}u;\n`;
   const consts = variant === 'naive' ? '' : Object.entries(TILINGS[variant]).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('');
   // `enable` directives must precede every declaration, so they go above Params.
   const lines = MATMUL_VARIANT_INFO[variant].wgsl.split('\n');
   const isDirective = (l: string) => /^\s*enable\s+[\w\s,]+;\s*$/.test(l);
   const code = lines.filter(isDirective).map((l) => `${l.trim()}\n`).join('') + MatmulParams.wgsl + consts + flags + lines.filter((l) => !isDirective(l)).join('\n');
-  return { key: `matmul_${variant}_${Object.values(bools).map(Number).join('')}`, code };
+  // A 16-bit B's format after the variant (f32 keys as they always were); the flags last: tests read VEC_A VEC_B off
+  // the key's end.
+  const format = f.bFormat === 'f32' ? '' : `_${f.bFormat}`;
+  return { key: `matmul_${variant}${format}_${Object.values(bools).map(Number).join('')}`, code };
 }
 
 
@@ -151,22 +174,36 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): KernelPlan {
   const { M, N, K } = args;
   const transA = !!args.transA, transB = !!args.transB;
   const batch = args.batch ?? 1;
+  const bFormat = args.bFormat ?? 'f32';
   const variant = args.variant ?? defaultMatmulVariant(args);
   const k = new Launch(device, `matmul${transA ? 'ᵀ' : ''}${transB ? 'ᵀ' : ''}`, { M, N, K, batch }, {
-    shape: `${M}×${N}×${K}${batch > 1 ? ` ×${batch}` : ''}`, maxBindingBytes: args.maxBindingBytes,
+    shape: `${M}×${N}×${K}${batch > 1 ? ` ×${batch}` : ''}${bFormat === 'f32' ? '' : ` B ${bFormat}`}`, maxBindingBytes: args.maxBindingBytes,
   });
   if (!MATMUL_VARIANTS.includes(variant)) throw k.error(`unknown variant '${variant}' (have ${MATMUL_VARIANTS.join(', ')})`);
-  if (!matmulVariantApplies(variant, { M, N, K, transA, transB }, device)) {
+  if (!(bFormat in B_FORMAT_CODE)) throw k.error(`unknown bFormat '${bFormat}' (have ${Object.keys(B_FORMAT_CODE).join(', ')})`);
+  const problem: MatmulProblem = { M, N, K, transA, transB, bFormat };
+  if (!matmulVariantApplies(variant, problem, device)) {
     throw new MatmulVariantNotApplicable(`${k.what}: variant '${variant}' does not apply here: it needs ${MATMUL_VARIANT_INFO[variant].requires} ` +
-      `(applicable: ${applicableMatmulVariants({ M, N, K, transA, transB }, device).join(', ')})`);
+      `(applicable: ${applicableMatmulVariants(problem, device).join(', ')})`);
   }
   const strideA = args.strideA ?? M * K, strideB = args.strideB ?? K * N, strideC = M * N;
   const alpha = args.alpha ?? 1, beta = args.beta ?? 0;
   const limit = k.maxBindingBytes;
-  const needA = ((batch - 1) * strideA + M * K) * 4, needB = ((batch - 1) * strideB + K * N) * 4, needC = batch * M * N * 4;
+  const needA = ((batch - 1) * strideA + M * K) * 4, needB = matmulBBytes((batch - 1) * strideB + K * N, bFormat), needC = batch * M * N * 4;
+  // Launch.check counts 4-byte words: B's bytes are whole words in every format.
   for (const [name, bind, need] of [['A', args.a, needA], ['B', args.b, needB], ['C', args.c, needC], ['bias', args.bias, N * 4]] as const) {
     if (bind) k.check(name, bind, need / 4);
   }
+  // Where a split starts B further in (along K): a byte offset, which for a 16-bit B must land on a word and keep
+  // the binding offset 256-byte aligned — so splits along K step in multiples of kStep elements (64 f32 = 256 bytes;
+  // 128 16-bit elements = 256 bytes), and bOffset refuses any other offset rather than bind a misaligned range.
+  const align = device.limits.minStorageBufferOffsetAlignment;
+  const kStep = bFormat === 'f32' ? 64 : 128;
+  const bOffset = (elements: number): number => {
+    const bytes = bFormat === 'f32' ? 4 * elements : 2 * elements;
+    if (bytes % align !== 0) throw k.error(`B offset of ${elements} ${bFormat} elements is ${bytes} bytes, not a multiple of ${align} (splits of a 16-bit B start at element offsets whose bytes stay ${align}-byte aligned)`);
+    return bytes;
+  };
   const tile = variant === 'naive' ? { TM: 16, TN: 16 } : TILINGS[variant];
   const unused = dummyStorage(device);
   const access = storageAccess(MATMUL_VARIANT_INFO[variant].wgsl);
@@ -185,8 +222,8 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): KernelPlan {
     // writable bindings of one range, which WebGPU rejects.
     const vec = isVec4(variant) && !needsReadWrite(access, [p.a, p.b, p.c, bias]);
     const vecA = vec && lda % 4 === 0 && sA % 4 === 0 && offsetOf(p.a) % 16 === 0;
-    const vecB = vec && ldb % 4 === 0 && sB % 4 === 0 && offsetOf(p.b) % 16 === 0;
-    const src = sourceFor(variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB });
+    const vecB = vec && bFormat === 'f32' && ldb % 4 === 0 && sB % 4 === 0 && offsetOf(p.b) % 16 === 0;
+    const src = sourceFor(variant, { transA, transB, hasBias: p.bias, useBeta: p.beta !== 0, vecA, vecB, bFormat });
     const workgroups = k.workgroups(Math.ceil(N / tile.TN), Math.ceil(p.M / tile.TM), nb);
     const params = k.uniform(MatmulParams, { M: p.M, N, K: p.K, lda, ldb, ldc: N, strideA: sA, strideB: sB, strideC: sC, alpha, beta: p.beta });
     const bindings = [p.a, p.b, p.c, bias, params.buffer];
@@ -194,12 +231,13 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): KernelPlan {
     return k.dispatch(src, bindings, workgroups, `${k.what} ${variant}`);
   };
   const fits = needA <= limit && needB <= limit && needC <= limit;
-  const chunks = batch === 1 && fits ? splitKChunks(M, N, K, tile, args.splitK) : 1;
-  if (chunks > 1) return { dispatches: planSplitK(k, { ...args, M, N, K, alpha, beta }, chunks, plan) };
+  const chunks = batch === 1 && fits ? splitKChunks(M, N, K, tile, args.splitK, kStep) : 1;
+  if (chunks > 1) return { dispatches: planSplitK(k, { ...args, M, N, K, alpha, beta }, chunks, kStep, bOffset, plan) };
   const whole = { a: args.a, b: args.b, c: args.c, M, K, beta, bias: !!args.bias };
   if (fits) return { dispatches: [plan(whole)] };
 
-  // Split. Chunks are multiples of 64 rows so that byte offsets stay 256-aligned.
+  // Split. Chunks are multiples of 64 rows (of A and C; B whole) or of kStep along K, so that byte offsets stay
+  // 256-aligned.
   const fail = (why: string) => k.error(`${why} exceeds the ${limit}-byte binding limit and cannot be split (only batch 1, and only along rows of A/C or along K)`);
   if (batch > 1) throw fail('a batched operand');
   if (needB > limit && !(transA && !transB)) throw fail('B');
@@ -215,12 +253,13 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): KernelPlan {
   }
   // transA: A is stored (K, M); split K and accumulate. B rows (K, N) split alike; Bᵀ (N, K) is offset by k0.
   if (needC > limit) throw fail('C');
-  const ks = Math.floor(limit / (4 * Math.max(M, transB ? 1 : N)) / 64) * 64;
-  if (ks < 64) throw fail('64 rows of Aᵀ or B');
+  // (4 bytes per element of B bounds a 16-bit B's chunk too.)
+  const ks = Math.floor(limit / (4 * Math.max(M, transB ? 1 : N)) / kStep) * kStep;
+  if (ks < kStep) throw fail(`${kStep} rows of Aᵀ or B`);
   const out: Dispatch[] = [];
   for (let k0 = 0; k0 < K; k0 += ks) {
     const kc = Math.min(ks, K - k0);
-    const bPart = transB ? subBinding(args.b, k0 * 4, needB - k0 * 4) : subBinding(args.b, k0 * N * 4, kc * N * 4);
+    const bPart = transB ? subBinding(args.b, bOffset(k0), needB - bOffset(k0)) : subBinding(args.b, bOffset(k0 * N), matmulBBytes(kc * N, bFormat));
     out.push(plan({ a: subBinding(args.a, k0 * M * 4, kc * M * 4), b: bPart, c: args.c, M, K: kc, beta: k0 === 0 ? beta : 1, bias: k0 === 0 && !!args.bias }));
   }
   return { dispatches: out };
@@ -233,11 +272,11 @@ export function planMatmul(device: GPUDevice, args: MatmulArgs): KernelPlan {
 // beta. The sum order differs from one pass over K, within the f32 dot-product tolerance the checks use.
 const SPLITK = { minK: 2048, minChunk: 512, targetGroups: 64, maxTiles: 32 };
 
-/** How many K chunks planMatmul uses for an unbatched M×N×K product (1: no split). */
-export function splitKChunks(M: number, N: number, K: number, tile: { TM: number; TN: number }, forced?: number): number {
+/** How many K chunks planMatmul uses for an unbatched M×N×K product (1: no split). Chunks are multiples of kStep. */
+export function splitKChunks(M: number, N: number, K: number, tile: { TM: number; TN: number }, forced?: number, kStep = 64): number {
   if (forced !== undefined) {
     if (!Number.isInteger(forced) || forced < 1) throw new Error(`matmul ${M}×${N}×${K}: splitK must be a positive integer, got ${forced}`);
-    return Math.ceil(K / 64) < 2 ? 1 : forced;
+    return Math.ceil(K / kStep) < 2 ? 1 : forced;
   }
   const tiles = Math.ceil(M / tile.TM) * Math.ceil(N / tile.TN);
   if (tiles >= SPLITK.maxTiles || K < SPLITK.minK) return 1;
@@ -249,11 +288,15 @@ interface SplitKPart {
   lda: number; ldb: number; strideA: number; strideB: number; strideC: number; batch: number;
 }
 
-function planSplitK(k: Launch, args: MatmulArgs & { alpha: number; beta: number }, chunks: number, plan: (p: SplitKPart) => Dispatch): Dispatch[] {
+function planSplitK(
+  k: Launch, args: MatmulArgs & { alpha: number; beta: number }, chunks: number, kStep: number, bOffset: (elements: number) => number,
+  plan: (p: SplitKPart) => Dispatch,
+): Dispatch[] {
   const { M, N, K, a, b } = args;
   const transA = !!args.transA, transB = !!args.transB;
-  // Chunks of a multiple of 64 along K keep every sub-binding offset 256-byte aligned; the last may be shorter.
-  const kc = Math.ceil(Math.ceil(K / chunks) / 64) * 64;
+  // Chunks of a multiple of kStep (64; 128 for a 16-bit B) along K keep every sub-binding offset 256-byte aligned;
+  // the last may be shorter.
+  const kc = Math.ceil(Math.ceil(K / chunks) / kStep) * kStep;
   const full = Math.floor(K / kc), rest = K - full * kc, slots = full + (rest > 0 ? 1 : 0);
   const slot = Math.ceil((M * N) / 64) * 64;
   const partials = k.device.createBuffer({ label: `${k.what} split-K partials`, size: slots * slot * 4, usage: GPUBufferUsage.STORAGE });
@@ -262,7 +305,7 @@ function planSplitK(k: Launch, args: MatmulArgs & { alpha: number; beta: number 
   const out: Dispatch[] = [];
   if (full > 0) out.push(plan({ ...common, a, b, K: kc, strideA: stepA, strideB: stepB, batch: full }));
   if (rest > 0) {
-    const offA = full * stepA * 4, offB = full * stepB * 4;
+    const offA = full * stepA * 4, offB = bOffset(full * stepB);
     out.push(plan({
       ...common, a: subBinding(a, offA, bindingBytes(a) - offA), b: subBinding(b, offB, bindingBytes(b) - offB),
       c: subBinding(partials, full * slot * 4, slot * 4), K: rest, strideA: 0, strideB: 0, batch: 1,

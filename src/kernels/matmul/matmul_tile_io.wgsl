@@ -14,8 +14,8 @@ fn loadA(base: u32, m: u32, k: u32) -> f32 {
 
 fn loadB(base: u32, k: u32, n: u32) -> f32 {
   if (k >= p.K || n >= p.N) { return 0.0; }
-  if (TRANS_B) { return B[base + n * p.ldb + k]; }
-  return B[base + k * p.ldb + n];
+  if (TRANS_B) { return readB(base + n * p.ldb + k); }
+  return readB(base + k * p.ldb + n);
 }
 
 // As and Bs ← the tile's K slice [k0, k0 + TK), zero past the edges; thread tid of THREADS takes every THREADS-th.

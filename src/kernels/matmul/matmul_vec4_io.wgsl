@@ -50,7 +50,7 @@ fn loadBQuad(base: u32, col0: u32, k0: u32, q: u32) -> vec4f {
   if (TRANS_B) { at = base + n * p.ldb + k; rest = p.K - k; } else { at = base + k * p.ldb + n; rest = p.N - n; }
   if (VEC_B && rest >= 4u) { return B4[at / 4u]; }
   var v = vec4f(0.0);
-  for (var c = 0u; c < min(rest, 4u); c++) { v[c] = B[at + c]; }
+  for (var c = 0u; c < min(rest, 4u); c++) { v[c] = readB(at + c); } // f32 only: VEC variants refuse 16-bit B
   return v;
 }
 
