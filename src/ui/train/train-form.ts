@@ -217,7 +217,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const element = h('div', { id: 'train-form', class: 'subcard' },
     h('h3', {}, 'New run'),
     ...ROWS.slice(0, 5).map(row), teacherNote, row(ROWS[5]!), row(ROWS[6]!),
-    pickWrap, wrap('chatTemplate'),
+    pickWrap, row(ROWS[7]!), wrap('chatTemplate'),
     row(SCHEDULE),
     h('details', {}, h('summary', { class: 'muted' }, 'Evaluation, checkpoints, samples, name'),
       row(INTERVALS), wrap('prompts'), row(['name'])),
