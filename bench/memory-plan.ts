@@ -3,14 +3,18 @@
 // random weights: the Hub is out of reach), and — with --step — one full training step of the first on this
 // machine's adapter with every GPU buffer's bytes counted as it is created and destroyed, set against the plan.
 //   node scripts/build-node.mjs bench/memory-plan.ts && node .node-dist/memory-plan.mjs [--step smollm2-135m]
-//        [--batch 1] [--seq 32] [--out bench/memory-plan-<date>.json]
+//        [--batch 1] [--seq 32] [--lora 16] [--out bench/memory-plan-<date>.json]
+// Each plan is given for full fine-tuning and for LoRA (rank 16 on q, k, v, o, gate, up, down; f32 frozen base);
+// --lora R measures the step with LoRA of rank R on all seven targets instead of full fine-tuning.
 // Peak host memory (resident set) is reported beside it: what the step really costs this process.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { estimateMemory } from '../src/engine/runs/estimate.ts';
 import { modelConfigFromHf } from '../src/export/hf-config.ts';
 import type { ModelConfig } from '../src/model/config.ts';
+import { makeLoraConfig, type LoraConfig } from '../src/model/lora.ts';
 import { countParams } from '../src/model/params.ts';
+import { initParams } from '../src/model/ref-model.ts';
 import { describeAdapter } from '../src/platform/gpu.ts';
 import { acquireNodeGpu } from '../src/platform/node.ts';
 import { packRows } from '../src/train/batches.ts';
@@ -43,6 +47,7 @@ export const REAL_CONFIGS: Record<string, Record<string, unknown>> = {
 };
 
 const GiB = 1024 ** 3;
+const LORA16: LoraConfig = makeLoraConfig({ rank: 16, alpha: 32 });
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : undefined; };
 
@@ -59,17 +64,17 @@ function plans(): Record<string, unknown> {
     }
     out[name] = {
       supported: true, params: countParams(c),
-      shapes: [[1, 32], [4, 128], [8, 256]].map(([B, T]) => {
-        const m = estimateMemory({ model: c, B: B!, T: T!, teacher: { kind: 'none' } });
-        return { B, T, GiB: +(m.bytes / GiB).toFixed(3), largestBufferGiB: +(m.largestBuffer / GiB).toFixed(3), parts: Object.fromEntries(m.parts.map((p) => [p.name, +(p.bytes / GiB).toFixed(3)])) };
-      }),
+      shapes: [[1, 32], [4, 128], [8, 256], [4, 256]].flatMap(([B, T]) => [undefined, LORA16].map((lora) => {
+        const m = estimateMemory({ model: c, B: B!, T: T!, teacher: { kind: 'none' }, ...(lora ? { lora } : {}) });
+        return { B, T, training: lora ? 'lora r16 all linears' : 'full', GiB: +(m.bytes / GiB).toFixed(3), largestBufferGiB: +(m.largestBuffer / GiB).toFixed(3), parts: Object.fromEntries(m.parts.map((p) => [p.name, +(p.bytes / GiB).toFixed(3)])) };
+      })),
     };
   }
   return out;
 }
 
 /** One training step of `name` at B × T with every buffer counted: created bytes, live peak, against the plan. */
-async function step(name: string, B: number, T: number): Promise<Record<string, unknown>> {
+async function step(name: string, B: number, T: number, lora?: LoraConfig): Promise<Record<string, unknown>> {
   const c = modelConfigFromHf(REAL_CONFIGS[name]!, name);
   const ctx = await acquireNodeGpu();
   const { device } = ctx;
@@ -88,20 +93,21 @@ async function step(name: string, B: number, T: number): Promise<Record<string, 
     }
     return b;
   };
-  const train = makeTrainConfig({ batchSize: B, seqLen: T, steps: 1, warmupSteps: 0, evalEvery: 0, lr: 1e-4 });
+  const train = makeTrainConfig({ batchSize: B, seqLen: T, steps: 1, warmupSteps: 0, evalEvery: 0, lr: 1e-4, ...(lora ? { lora } : {}) });
   const rows = packRows(Array.from({ length: B + 1 }, (_, i) => ({ tokens: Uint32Array.from({ length: T + 1 }, (_, t) => (i * 7919 + t * 104729) % c.vocabSize) })), T, 0);
   const t0 = performance.now();
-  const trainer = new Trainer({ device, model: c, train, rows });
+  // LoRA: a random frozen base (the Hub is out of reach), held on the host only until it is uploaded.
+  const trainer = new Trainer({ device, model: c, train, rows, ...(lora ? { base: initParams(c, 1) } : {}) });
   const built = performance.now();
   const log = await trainer.trainStep();
   const done = performance.now();
-  const plan = estimateMemory({ model: c, B, T, teacher: { kind: 'none' } });
+  const plan = estimateMemory({ model: c, B, T, teacher: { kind: 'none' }, ...(lora ? { lora } : {}) });
   // The plan's parts a training step allocates (no sample generator, teacher or reference here).
   const planned = plan.parts.filter((p) => !/generator|teacher|reference/.test(p.name)).reduce((s, p) => s + p.bytes, 0);
   trainer.destroy();
   const rss = process.resourceUsage().maxRSS * 1024;
   return {
-    model: name, adapter: describeAdapter(ctx.report), B, T, params: countParams(c), loss: log.loss, lnV: Math.log(c.vocabSize),
+    model: name, training: lora ? `lora r${lora.rank} ${lora.targets.join(',')}` : 'full', adapter: describeAdapter(ctx.report), B, T, params: countParams(c), loss: log.loss, lnV: Math.log(c.vocabSize),
     buildMs: Math.round(built - t0), stepMs: Math.round(done - built),
     allocatedPeakBytes: peak, plannedBytes: planned, ratio: +(peak / planned).toFixed(4), peakHostRssBytes: rss,
   };
@@ -112,7 +118,8 @@ async function main(): Promise<void> {
   const out = opt('out') ?? `bench/memory-plan-${stamp}.json`;
   const result: Record<string, unknown> = { kind: 'memory-plan', date: new Date().toISOString(), plans: plans() };
   const which = opt('step');
-  if (which) result.step = await step(which, Number(opt('batch') ?? 1), Number(opt('seq') ?? 32));
+  const loraRank = opt('lora');
+  if (which) result.step = await step(which, Number(opt('batch') ?? 1), Number(opt('seq') ?? 32), loraRank ? makeLoraConfig({ rank: Number(loraRank), alpha: 2 * Number(loraRank) }) : undefined);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));

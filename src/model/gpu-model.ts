@@ -46,12 +46,14 @@ export interface GpuModelOptions {
   /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
    *  values split the slabs into more buffers (tests of the shards). */
   maxBufferBytes?: number;
+  /** LoRA only: use this frozen base (another LoRA model's `params`: a DPO reference) instead of allocating one. */
+  sharedBase?: SlabShards;
   /** Bytes the student's logits buffer may take (default DEFAULT_LOGITS_BUDGET_BYTES, 64 MiB): the classifier and
    *  its loss run over chunks of logitsChunkRows(N, V, budget) rows. */
   logitsBudgetBytes?: number;
 }
 
-const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes'];
+const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase'];
 
 export class GpuModel {
   readonly layout: ParamLayout;
@@ -61,6 +63,7 @@ export class GpuModel {
   readonly state: TrainState;
   /** LoRA only: the model's weights, frozen (parameters only), and the adapters' plans. */
   private readonly base?: SlabShards;
+  private readonly ownsBase: boolean = false;
   readonly adapters?: GpuAdapters;
   /** Floats of the trained slab before W_h (the model's slab, or the adapters'). */
   private readonly trainedFloats: number;
@@ -97,6 +100,7 @@ export class GpuModel {
     const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
     if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
     if (options.hidden) checkHiddenSpec(options.hidden);
+    if (options.sharedBase && !options.lora) throw new Error('GpuModel: sharedBase is the frozen base of a LoRA model: give lora too');
     this.hidden = options.hidden;
     const Ct = this.hidden?.teacherWidth;
     this.layout = paramLayout(config);
@@ -119,7 +123,9 @@ export class GpuModel {
       optimizer,
     });
     if (options.lora) {
-      this.base = new SlabShards(device, shardRanges(this.layout.entries, this.layout.slabFloats, Math.floor(maxBufferBytes / 256) * 64), 'base');
+      this.base = options.sharedBase ?? new SlabShards(device, shardRanges(this.layout.entries, this.layout.slabFloats, Math.floor(maxBufferBytes / 256) * 64), 'base');
+      this.ownsBase = !options.sharedBase;
+      if (this.base.floats !== this.layout.slabFloats) throw new Error(`GpuModel: the shared base holds ${this.base.floats} floats, this config's weights ${this.layout.slabFloats}`);
       this.adapters = new GpuAdapters(device, config, options.lora, this.N, this.state);
       this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
     }
@@ -560,7 +566,7 @@ export class GpuModel {
 
   destroy(): void {
     this.state.destroy();
-    this.base?.destroy();
+    if (this.ownsBase) this.base?.destroy();
     this.adapters?.destroy();
     this.discard?.destroy();
     destroyAll(this.acts);

@@ -13,6 +13,8 @@ import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
 import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
+import type { GeneratorAdapters } from '../model/generate.ts';
+import { initLora } from '../model/lora.ts';
 
 /** A step of the pair loss: a StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
 export type PairStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
@@ -26,7 +28,11 @@ export class PairTrainer implements StepTrainer {
   private order: Uint32Array = new Uint32Array(0);
   private orderEpoch = -1;
 
-  /** `init` = the starting weights (the policy's first weights and the frozen reference's). */
+  /**
+   * `init` = the starting weights (the policy's first weights and the frozen reference's). Under LoRA (train.lora)
+   * `init` is the frozen base, held once: the policy trains adapters on it and the reference is the same base with
+   * zero adapters (B = 0: exactly the base), so the reference costs no second copy of the weights.
+   */
   constructor(
     device: GPUDevice,
     readonly model: ModelConfig,
@@ -39,10 +45,17 @@ export class PairTrainer implements StepTrainer {
     const P = train.batchSize;
     if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
     const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
-    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt);
-    this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt);
+    const lora = train.lora;
+    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, lora ? { lora } : {});
     this.policy.uploadParams(init);
-    this.reference.uploadParams(init);
+    if (lora) {
+      this.policy.uploadAdapters(initLora(model, lora, train.seed));
+      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora, sharedBase: this.policy.params });
+      this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
+    } else {
+      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt);
+      this.reference.uploadParams(init);
+    }
   }
 
   private orderFor(epoch: number): Uint32Array {
@@ -84,6 +97,11 @@ export class PairTrainer implements StepTrainer {
     return this.policy.params;
   }
 
+  /** LoRA: the policy's adapters, for a Generator on `params`. */
+  get adapters(): GeneratorAdapters | undefined {
+    return this.train.lora ? { lora: this.train.lora, slab: this.policy.state.params } : undefined;
+  }
+
   /** Held-out pairs in batches of P (the last partial batch is left out): the pair loss (and its exp as `ppl`),
    *  preference accuracy and mean margin; undefined without a whole batch of held-out pairs. */
   async evaluate(): Promise<EvalLog | undefined> {
@@ -107,7 +125,10 @@ export class PairTrainer implements StepTrainer {
 
   restore(c: Checkpoint): void {
     if (JSON.stringify(c.model) !== JSON.stringify(this.model)) throw new Error('resume: the checkpoint was made with a different model config');
-    this.policy.uploadParams(c.params);
+    if (JSON.stringify(c.train.lora) !== JSON.stringify(this.train.lora)) throw new Error('resume: the checkpoint and this run disagree on LoRA');
+    // A LoRA checkpoint's params are the adapters (the base is `init`).
+    if (this.train.lora) this.policy.uploadAdapters(c.params);
+    else this.policy.uploadParams(c.params);
     this.policy.writeOptimizerState({ m: c.m, v: c.v });
     this.step = c.step;
     this.adamStep = c.adamStep;

@@ -75,7 +75,10 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     parts.push({ name: 'teacher model (weights and forward buffers)', bytes: 4 * countParams(x.teacherModel) * F + ta.total });
     largest = Math.max(largest, largestTensor(x.teacherModel) * F, ta.logits);
   }
-  if (x.reference) {
+  if (x.reference && x.lora) {
+    // The base with zero adapters, on the policy's base: its own activations and a zero adapter slab ×4.
+    parts.push({ name: 'frozen reference (the shared base, adapters off)', bytes: 4 * loraLayout(c, x.lora).count * F + acts.total });
+  } else if (x.reference) {
     parts.push({ name: 'frozen reference model', bytes: 4 * P * F + acts.total });
   }
   const L = sampleLength(c, T), KD = c.kvHeads * c.headDim;

@@ -33,7 +33,9 @@ export async function evaluateRun(
     const ref = await ctx.runs.checkpoints(run.id).get(REFERENCE);
     if (ref && data.evalPairs.length >= B) {
       onProgress?.('held-out preference pairs');
-      const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
+      // The weights evaluated are whole (a LoRA run's merged): the policy holds them, the reference the start's.
+      const { lora: _, ...whole } = run.train;
+      const pt = new PairTrainer(ctx.device, run.model, whole, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
       try {
         pt.policy.uploadParams(params);
         const e = await pt.evaluate();

@@ -180,7 +180,6 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   if (train.seqLen + 1 > model.maxSeqLen) problems.push(`the sequence length ${train.seqLen} does not fit the model's context of ${model.maxSeqLen} tokens: lower it`);
   problems.push(...modelProblems(model, 'the student'));
   if (train.lora && fresh) problems.push('LoRA trains small adapters on a model that already knows something: pick a pretrained student or a run to start from, or train every weight (full)');
-  if (train.lora && method.data === 'pairs') problems.push(`${spec.method.toUpperCase()} with LoRA is not available yet: train every weight (full), or use SFT/KD/on-policy with LoRA`);
 
   const counts = await deps.counts(spec.datasetId);
   const pairs = method.data === 'pairs';
