@@ -3,9 +3,9 @@
 // random weights: the Hub is out of reach), and — with --step — one full training step of the first on this
 // machine's adapter with every GPU buffer's bytes counted as it is created and destroyed, set against the plan.
 //   node scripts/build-node.mjs bench/memory-plan.ts && node .node-dist/memory-plan.mjs [--step smollm2-135m]
-//        [--batch 1] [--seq 32] [--lora 16] [--out bench/memory-plan-<date>.json]
-// Each plan is given for full fine-tuning and for LoRA (rank 16 on q, k, v, o, gate, up, down; f32 frozen base);
-// --lora R measures the step with LoRA of rank R on all seven targets instead of full fine-tuning.
+//        [--batch 1] [--seq 32] [--lora 16] [--base f32|bf16|f16] [--out bench/memory-plan-<date>.json]
+// Each plan is given for full fine-tuning and for LoRA (rank 16 on q, k, v, o, gate, up, down; f32 and bf16 frozen
+// base); --lora R measures the step with LoRA of rank R on all seven targets (--base bf16: a 16-bit base).
 // Peak host memory (resident set) is reported beside it: what the step really costs this process.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -48,6 +48,7 @@ export const REAL_CONFIGS: Record<string, Record<string, unknown>> = {
 
 const GiB = 1024 ** 3;
 const LORA16: LoraConfig = makeLoraConfig({ rank: 16, alpha: 32 });
+const LORA16_BF16: LoraConfig = makeLoraConfig({ rank: 16, alpha: 32, base: 'bf16' });
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : undefined; };
 
@@ -64,9 +65,9 @@ function plans(): Record<string, unknown> {
     }
     out[name] = {
       supported: true, params: countParams(c),
-      shapes: [[1, 32], [4, 128], [8, 256], [4, 256]].flatMap(([B, T]) => [undefined, LORA16].map((lora) => {
+      shapes: [[1, 32], [4, 128], [8, 256], [4, 256]].flatMap(([B, T]) => [undefined, LORA16, LORA16_BF16].map((lora) => {
         const m = estimateMemory({ model: c, B: B!, T: T!, teacher: { kind: 'none' }, ...(lora ? { lora } : {}) });
-        return { B, T, training: lora ? 'lora r16 all linears' : 'full', GiB: +(m.bytes / GiB).toFixed(3), largestBufferGiB: +(m.largestBuffer / GiB).toFixed(3), parts: Object.fromEntries(m.parts.map((p) => [p.name, +(p.bytes / GiB).toFixed(3)])) };
+        return { B, T, training: lora ? `lora r16 all linears, ${lora.base} base` : 'full', GiB: +(m.bytes / GiB).toFixed(3), largestBufferGiB: +(m.largestBuffer / GiB).toFixed(3), parts: Object.fromEntries(m.parts.map((p) => [p.name, +(p.bytes / GiB).toFixed(3)])) };
       })),
     };
   }
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { kind: 'memory-plan', date: new Date().toISOString(), plans: plans() };
   const which = opt('step');
   const loraRank = opt('lora');
-  if (which) result.step = await step(which, Number(opt('batch') ?? 1), Number(opt('seq') ?? 32), loraRank ? makeLoraConfig({ rank: Number(loraRank), alpha: 2 * Number(loraRank) }) : undefined);
+  if (which) result.step = await step(which, Number(opt('batch') ?? 1), Number(opt('seq') ?? 32), loraRank ? makeLoraConfig({ rank: Number(loraRank), alpha: 2 * Number(loraRank), base: (opt('base') ?? 'f32') as LoraConfig['base'] }) : undefined);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));

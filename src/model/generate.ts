@@ -14,6 +14,7 @@ import { planRopeForward } from '../kernels/rope/rope.ts';
 import { Rng } from '../util/rng.ts';
 import { allocBuffer } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
+import { baseLayout, type BaseLayout } from './base-layout.ts';
 import { planLoraForward, type LoraLinear } from './gpu-lora.ts';
 import { loraLayout, loraScale, type LoraConfig, type LoraLayout } from './lora.ts';
 import { paramLayout, type ParamLayout } from './params.ts';
@@ -51,6 +52,8 @@ export class Generator {
   /** qkNorm only: q/k before the per-head norm and the norm's 1/rms (per row and head). */
   private readonly qkRaw?: { q: GPUBuffer; k: GPUBuffer; rstd: GPUBuffer };
   private readonly loraLayout?: LoraLayout;
+  /** With adapters: the LoRA base's layout (its linears may be 16-bit words). */
+  private readonly baseLayout?: BaseLayout;
   /** LoRA only: x·Aᵀ (S, r) of the linear being computed. */
   private readonly loraU?: GPUBuffer;
 
@@ -61,6 +64,7 @@ export class Generator {
   constructor(readonly device: GPUDevice, readonly config: ModelConfig, readonly params: GPUBuffer | SlabShards, readonly maxLen = config.maxSeqLen, readonly adapters?: GeneratorAdapters) {
     this.layout = paramLayout(config);
     if (adapters) {
+      this.baseLayout = baseLayout(config, adapters.lora.base);
       this.loraLayout = loraLayout(config, adapters.lora);
       if (adapters.slab.floats < this.loraLayout.slabFloats) throw new Error(`Generator: the adapter slab has ${adapters.slab.floats} floats, the LoRA config needs ${this.loraLayout.slabFloats}`);
       this.loraU = allocBuffer(device, maxLen * adapters.lora.rank, 'gen.lora.u');
@@ -92,8 +96,10 @@ export class Generator {
   }
 
   private p(name: string): Binding {
-    const e = this.layout.byName.get(name)!;
-    return 'binding' in this.params ? this.params.binding(e.offset, e.size) : { buffer: this.params, offset: e.offset * 4, size: e.size * 4 };
+    // A LoRA base is laid out by its format (16-bit linears: fewer words); a plain slab by the parameter table.
+    const b = this.baseLayout?.byName.get(name);
+    const [offset, size] = b ? [b.offset, b.words] : [this.layout.byName.get(name)!.offset, this.layout.byName.get(name)!.size];
+    return 'binding' in this.params ? this.params.binding(offset, size) : { buffer: this.params, offset: offset * 4, size: size * 4 };
   }
 
   /** The dispatches of one step over S new tokens (built once per S; positions set through update()). */
@@ -104,7 +110,7 @@ export class Generator {
     const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim, V = c.vocabSize, Tmax = this.maxLen;
     // y = x·Wᵀ (+ bias) (+ the adapter's share), W = the slab's `name`.
     const mm = (a: Binding, name: string, out: Binding, N: number, K: number, bias?: string) => [
-      planMatmul(device, { a, b: this.p(name), c: out, M: S, N, K, transB: true, ...(bias && c.attentionBias ? { bias: this.p(bias) } : {}) }),
+      planMatmul(device, { a, b: this.p(name), c: out, M: S, N, K, transB: true, ...(this.baseLayout?.byName.get(name)?.half ? { bFormat: this.baseLayout.byName.get(name)!.half } : {}), ...(bias && c.attentionBias ? { bias: this.p(bias) } : {}) }),
       ...this.adapt(name, a, out, S),
     ];
     const rope = c.ropeScaling ? { invFreq: ropeInvFreq(c) } : {};

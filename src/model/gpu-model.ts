@@ -36,6 +36,8 @@ import { initHiddenProjection } from './ref-model.ts';
 import { GpuAdapters } from './gpu-adapters.ts';
 import { loraLayout, type LoraConfig } from './lora.ts';
 import { shardRanges, SlabShards } from './slab-shards.ts';
+import { baseLayout, baseTensorValues, baseTensorWords, type BaseLayout } from './base-layout.ts';
+import type { HalfFormat } from '../util/half.ts';
 import { TrainState } from './train-state.ts';
 import { checkHiddenSpec, maskPaddingLogits, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 export { maskPaddingLogits, PADDING_LOGIT, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
@@ -63,6 +65,8 @@ export class GpuModel {
   readonly state: TrainState;
   /** LoRA only: the model's weights, frozen (parameters only), and the adapters' plans. */
   private readonly base?: SlabShards;
+  /** LoRA only: where each weight lies in the base (f32, or the linears in 16 bits). */
+  readonly baseLayout?: BaseLayout;
   private readonly ownsBase: boolean = false;
   readonly adapters?: GpuAdapters;
   /** Floats of the trained slab before W_h (the model's slab, or the adapters'). */
@@ -123,9 +127,10 @@ export class GpuModel {
       optimizer,
     });
     if (options.lora) {
-      this.base = options.sharedBase ?? new SlabShards(device, shardRanges(this.layout.entries, this.layout.slabFloats, Math.floor(maxBufferBytes / 256) * 64), 'base');
+      this.baseLayout = baseLayout(config, options.lora.base);
+      this.base = options.sharedBase ?? new SlabShards(device, shardRanges(this.baseLayout.entries, this.baseLayout.words, Math.floor(maxBufferBytes / 256) * 64), 'base');
       this.ownsBase = !options.sharedBase;
-      if (this.base.floats !== this.layout.slabFloats) throw new Error(`GpuModel: the shared base holds ${this.base.floats} floats, this config's weights ${this.layout.slabFloats}`);
+      if (this.base.floats !== this.baseLayout.words) throw new Error(`GpuModel: the shared base holds ${this.base.floats} words, this config's ${this.baseLayout.format} base ${this.baseLayout.words}`);
       this.adapters = new GpuAdapters(device, config, options.lora, this.N, this.state);
       this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
     }
@@ -156,11 +161,17 @@ export class GpuModel {
     return this.base ?? this.state.params;
   }
 
-  /** The parameter tensor `name` as a binding into the slab. */
+  /** The parameter tensor `name` as a binding into the slab (under LoRA the base, where it may be 16-bit words). */
   p(name: string): Binding {
-    const e = this.layout.byName.get(name);
+    const e = this.baseLayout?.byName.get(name) ?? this.layout.byName.get(name);
     if (!e) throw new Error(`GpuModel: no parameter '${name}'`);
-    return this.params.binding(e.offset, e.size);
+    return this.params.binding(e.offset, 'words' in e ? e.words : e.size);
+  }
+
+  /** A weight as a matmul's B operand: its binding, and its 16-bit format when the base stores it so. */
+  w(name: string): { b: Binding; bFormat?: HalfFormat } {
+    const half = this.baseLayout?.byName.get(name)?.half;
+    return { b: this.p(name), ...(half ? { bFormat: half } : {}) };
   }
 
   /** The gradient of parameter `name` (same layout as the slab); under LoRA the weights have none. */
@@ -193,7 +204,7 @@ export class GpuModel {
   readonly matmulProblems: MatmulProblem[] = [];
 
   private mm(a: Omit<MatmulArgs, 'variant'>): KernelPlan {
-    this.matmulProblems.push({ M: a.M, N: a.N, K: a.K, transA: a.transA, transB: a.transB });
+    this.matmulProblems.push({ M: a.M, N: a.N, K: a.K, transA: a.transA, transB: a.transB, ...(a.bFormat ? { bFormat: a.bFormat } : {}) });
     return planMatmul(this.device, { ...a, variant: tunedVariant(this.device, a) });
   }
 
@@ -257,7 +268,7 @@ export class GpuModel {
   /** y (N, out) = x·Wᵀ (+ bias), then + s·(x·Aᵀ)·Bᵀ when W has a LoRA adapter. */
   private linear(name: string, x: Binding, y: Binding, out: number, inp: number, extra: { bias?: Binding } = {}): KernelPlan[] {
     return [
-      this.mm({ a: x, b: this.p(name), c: y, M: this.N, N: out, K: inp, transB: true, ...extra }),
+      this.mm({ a: x, ...this.w(name), c: y, M: this.N, N: out, K: inp, transB: true, ...extra }),
       ...(this.adapters?.forward((a) => this.mm(a), name, x, y) ?? []),
     ];
   }
@@ -319,12 +330,12 @@ export class GpuModel {
       out.push(
         // MLP: next = mid + h·W_downᵀ, h = silu(gate) ⊙ up, gate/up = ln2·W_gate/upᵀ, ln2 = rms(mid).
         // (Under LoRA the base's dW products are left out and each adapter's backward follows its base dx product.)
-        this.mm({ a: acts.dresid, b: this.p(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
+        this.mm({ a: acts.dresid, ...this.w(`${pre}w_down`), c: acts.dh, M: N, N: F, K: C }),
         ...this.adapterBackward(`${pre}w_down`, Lc.h, acts.dresid, acts.dh),
         ...this.dW(`${pre}w_down`, acts.dresid, Lc.h, C, F, N),
         planSwigluBackward(device, { gate: Lc.gate, up: Lc.up, dh: acts.dh, dgate: acts.dgate, dup: acts.dup, N, F }),
-        this.mm({ a: acts.dgate, b: this.p(`${pre}w_gate`), c: acts.dln, M: N, N: C, K: F }),
-        this.mm({ a: acts.dup, b: this.p(`${pre}w_up`), c: acts.dln, M: N, N: C, K: F, beta: 1 }),
+        this.mm({ a: acts.dgate, ...this.w(`${pre}w_gate`), c: acts.dln, M: N, N: C, K: F }),
+        this.mm({ a: acts.dup, ...this.w(`${pre}w_up`), c: acts.dln, M: N, N: C, K: F, beta: 1 }),
         ...this.adapterBackward(`${pre}w_gate`, Lc.ln2, acts.dgate, acts.dln),
         ...this.adapterBackward(`${pre}w_up`, Lc.ln2, acts.dup, acts.dln),
         ...this.dW(`${pre}w_gate`, acts.dgate, Lc.ln2, F, C, N),
@@ -332,7 +343,7 @@ export class GpuModel {
         planRmsNormBackward(device, { dy: acts.dln, x: mid, weight: this.p(`${pre}mlp_norm`), rstd: Lc.rstd2, dx: acts.dtmp, dweight: this.gNorm(`${pre}mlp_norm`), N, C }),
         acc(acts.dtmp, acts.dresid),
         // Attention: mid = x + att·Woᵀ, att = attn(rope(q), rope(k), v), q/k/v = ln1·Wq/k/vᵀ, ln1 = rms(x).
-        this.mm({ a: acts.dresid, b: this.p(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
+        this.mm({ a: acts.dresid, ...this.w(`${pre}wo`), c: acts.datt, M: N, N: H * D, K: C }),
         ...this.adapterBackward(`${pre}wo`, Lc.att, acts.dresid, acts.datt),
         ...this.dW(`${pre}wo`, acts.dresid, Lc.att, C, H * D, N),
         planAttentionBackward(device, { B, T, H, Hkv, D, q: Lc.q, k: Lc.k, v: Lc.v, o: Lc.att, lse: Lc.lse, dout: acts.datt, delta: acts.delta, dq: acts.dq, dk: acts.dk, dv: acts.dv }),
@@ -349,9 +360,9 @@ export class GpuModel {
           this.mm({ a: acts.ones!, b: dkPre, c: this.g(`${pre}bk`), M: 1, N: Hkv * D, K: N, beta: 1 }),
           this.mm({ a: acts.ones!, b: acts.dv, c: this.g(`${pre}bv`), M: 1, N: Hkv * D, K: N, beta: 1 }),
         ] : []),
-        this.mm({ a: dqPre, b: this.p(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
-        this.mm({ a: dkPre, b: this.p(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
-        this.mm({ a: acts.dv, b: this.p(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        this.mm({ a: dqPre, ...this.w(`${pre}wq`), c: acts.dln, M: N, N: C, K: H * D }),
+        this.mm({ a: dkPre, ...this.w(`${pre}wk`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
+        this.mm({ a: acts.dv, ...this.w(`${pre}wv`), c: acts.dln, M: N, N: C, K: Hkv * D, beta: 1 }),
         ...this.adapterBackward(`${pre}wq`, Lc.ln1, dqPre, acts.dln),
         ...this.adapterBackward(`${pre}wk`, Lc.ln1, dkPre, acts.dln),
         ...this.adapterBackward(`${pre}wv`, Lc.ln1, acts.dv, acts.dln),
@@ -438,14 +449,33 @@ export class GpuModel {
     };
   }
 
-  /** Writes the model's weights (the frozen base under LoRA). */
+  /** Writes the model's weights (the frozen base under LoRA: tensor by tensor, 16-bit ones rounded to nearest even). */
   uploadParams(slab: Float32Array): void {
     if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
-    this.params.write(slab);
+    if (!this.baseLayout) return this.params.write(slab);
+    for (const e of this.layout.entries) this.uploadBaseTensor(e.name, slab.subarray(e.offset, e.offset + e.size));
   }
 
-  /** Reads the model's weights (the frozen base under LoRA). */
-  readParams = (): Promise<Float32Array> => this.params.read(this.layout.slabFloats);
+  /** Writes one weight of a LoRA base: f32 values, or the tensor's packed 16-bit words as they are (a bf16/f16
+   *  safetensors tensor, halfTensorsOf) when the base stores it in that format. */
+  uploadBaseTensor(name: string, data: Float32Array | Uint32Array): void {
+    const e = this.baseLayout?.byName.get(name);
+    if (!e) throw new Error(`uploadBaseTensor: ${this.baseLayout ? `no weight '${name}'` : 'the model has no LoRA base'}`);
+    const words = data instanceof Uint32Array ? data : baseTensorWords(e, data);
+    if (words.length !== e.words || (data instanceof Uint32Array && !e.half)) throw new Error(`uploadBaseTensor: ${name} takes ${e.words} ${e.half ?? 'f32'} words, got ${words.length} ${data instanceof Uint32Array ? 'packed words' : 'values'}`);
+    this.params.write(words instanceof Float32Array ? words : new Float32Array(words.buffer, words.byteOffset, words.length), e.offset);
+  }
+
+  /** Reads the model's weights (the frozen base under LoRA, 16-bit tensors widened to f32). */
+  async readParams(): Promise<Float32Array> {
+    if (!this.baseLayout) return this.params.read(this.layout.slabFloats);
+    const out = new Float32Array(this.layout.slabFloats);
+    for (const e of this.baseLayout.entries) {
+      const words = await this.params.read(e.words, e.offset);
+      out.set(baseTensorValues(e, new Uint32Array(words.buffer, words.byteOffset, e.words)), this.layout.byName.get(e.name)!.offset);
+    }
+    return out;
+  }
 
   /** ∂loss/∂weights of the last backward; under LoRA the weights are frozen: readAdapterGrads. */
   readGrads(): Promise<Float32Array> {

@@ -5,6 +5,7 @@
 // optimizer, checkpoints and exports walk one table. Initialisation as PEFT's default: A ~ U(−1/√in, 1/√in)
 // (kaiming_uniform with a = √5), B = 0, so an untrained adapter leaves the model unchanged.
 // mergeLora is the CPU reference of W' = W + s·B·A (float64 sums), what every merged export writes.
+import { BASE_FORMATS, type BaseFormat } from './base-layout.ts';
 import type { ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamEntry } from './params.ts';
 import { Rng } from '../util/rng.ts';
@@ -22,9 +23,11 @@ export interface LoraConfig {
   targets: LoraTarget[];
   /** Dropout on the adapter's input during training (0 = none). */
   dropout: number;
+  /** How the frozen base's linear weights are held on the GPU: f32, or 16 bits (bf16 / f16: half the bytes). */
+  base: BaseFormat;
 }
 
-export const DEFAULT_LORA: Readonly<LoraConfig> = Object.freeze({ rank: 16, alpha: 32, targets: Object.keys(LORA_TARGETS) as LoraTarget[], dropout: 0 });
+export const DEFAULT_LORA: Readonly<LoraConfig> = Object.freeze({ rank: 16, alpha: 32, targets: Object.keys(LORA_TARGETS) as LoraTarget[], dropout: 0, base: 'f32' as BaseFormat });
 
 /** A validated LoRA config (unknown keys, a rank that is not a positive integer, unknown targets: errors that say so). */
 export function makeLoraConfig(partial: Partial<LoraConfig> = {}, where = 'lora'): LoraConfig {
@@ -33,6 +36,7 @@ export function makeLoraConfig(partial: Partial<LoraConfig> = {}, where = 'lora'
   if (!Number.isInteger(c.rank) || c.rank < 1) throw new Error(`${where}: rank must be a positive integer, got ${c.rank}`);
   if (!Number.isFinite(c.alpha) || c.alpha <= 0) throw new Error(`${where}: alpha must be a positive number, got ${c.alpha}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`${where}: dropout must be in [0, 1), got ${c.dropout}`);
+  if (!BASE_FORMATS.includes(c.base)) throw new Error(`${where}: base must be one of ${BASE_FORMATS.join(', ')}, got ${JSON.stringify(c.base)}`);
   if (c.targets.length === 0) throw new Error(`${where}: no target modules (have: ${Object.keys(LORA_TARGETS).join(', ')})`);
   for (const t of c.targets) if (!(t in LORA_TARGETS)) throw new Error(`${where}: unknown target '${t}' (have: ${Object.keys(LORA_TARGETS).join(', ')})`);
   if (new Set(c.targets).size !== c.targets.length) throw new Error(`${where}: a target is listed twice: ${c.targets.join(', ')}`);

@@ -11,7 +11,9 @@ import { GpuModel, type ObjectiveSpec } from '../../src/model/gpu-model.ts';
 import { initLora, loraGradFromMerged, loraLayout, makeLoraConfig, mergeLora, type LoraConfig } from '../../src/model/lora.ts';
 import { paramLayout } from '../../src/model/params.ts';
 import { initParams, refForward, refLossAndGrad } from '../../src/model/ref-model.ts';
+import { baseLayout } from '../../src/model/base-layout.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
+import { packHalf, unpackHalf } from '../../src/util/half.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { useGpu } from './gpu-context.ts';
 
@@ -145,4 +147,60 @@ describe('GpuModel with LoRA vs the merged CPU reference', () => {
       mergedModel.destroy();
     }
   });
+
+  it.each(['bf16', 'f16'] as const)('a %s base: the linears held as 16-bit words, the model is the reference on the rounded base', async (fmt) => {
+    const { device } = gpu();
+    const config = makeConfig({ ...base, attentionBias: true, tieEmbeddings: false });
+    const lora = makeLoraConfig({ rank: 3, alpha: 6, base: fmt });
+    const s = setup(config, lora, 41);
+    const model = new GpuModel(device, config, B, T, objective, { weightDecay: 0, clipNorm: 0 }, { lora });
+    try {
+      const bl = baseLayout(config, fmt), pl = paramLayout(config);
+      // The base as the GPU holds it: every linear rounded to the format, the rest exact.
+      const rounded = s.slab.slice();
+      for (const e of bl.entries) {
+        if (!e.half) continue;
+        const at = pl.byName.get(e.name)!.offset;
+        rounded.set(unpackHalf(packHalf(s.slab.subarray(at, at + e.size), fmt), e.size, fmt), at);
+      }
+      expect(bl.words).toBeLessThan(0.7 * pl.slabFloats);
+      expect(compareArrays(rounded, s.slab, { atol: 0, rtol: 0 }).ok).toBe(false);
+      model.uploadParams(s.slab);
+      model.uploadAdapters(s.adapters);
+      expect(await model.readParams()).toEqual(rounded);
+      model.setBatch(s.batch);
+      const merged = mergeLora(config, rounded, lora, s.adapters);
+      expectClose(await model.logits(), refForward(config, merged, s.batch.ids, B, T).logits, 'logits', 2e-5, 2e-4);
+      const r = await model.run();
+      const wsum = s.batch.weights.reduce((a, b) => a + b, 0);
+      const ref = refLossAndGrad(config, merged, {
+        ids: s.batch.ids, B, T, labels: s.batch.labels, weights: s.batch.weights, objective: objective.objective, temperature: objective.temperature,
+        kdWeight: objective.kdWeight, ceWeight: objective.ceWeight, lossScale: 1 / wsum,
+        teacher: { kind: 'topk', k: K, ids: s.batch.teacherIds, logprobs: s.batch.teacherLogprobs, policy: 'renormalize' },
+      });
+      expect(r.loss).toBeCloseTo(ref.loss, 5);
+      const want = loraGradFromMerged(config, lora, s.adapters, ref.grad);
+      expectClose(await model.readAdapterGrads(), want, 'adapter gradients', 1e-5 * want.reduce((m, g) => Math.max(m, Math.abs(g)), 0));
+      // A tensor's packed words upload as they are (a bf16/f16 safetensors tensor), bit for bit.
+      const wq = pl.byName.get('layers.1.wq')!;
+      const words = packHalf(s.slab.subarray(wq.offset, wq.offset + wq.size).map((x) => -x), fmt);
+      model.uploadBaseTensor('layers.1.wq', words);
+      const back = await model.readParams();
+      expect(packHalf(back.subarray(wq.offset, wq.offset + wq.size), fmt)).toEqual(words);
+      expect(() => model.uploadBaseTensor('layers.1.attn_norm', new Uint32Array(12))).toThrow(/takes 24 f32 words, got 12 packed words/);
+      // The generator reads the 16-bit base through the adapters' config: the same greedy ids as the merged model.
+      const mergedModel = new GpuModel(device, config, B, T, objective);
+      mergedModel.uploadParams(mergeLora(config, await model.readParams(), lora, s.adapters));
+      const g16 = new Generator(device, config, model.params, 8, { lora, slab: model.state.params });
+      const g32 = new Generator(device, config, mergedModel.params, 8);
+      try {
+        const opts = { maxNewTokens: 5, temperature: 0, seed: 1 };
+        expect(await g16.generate([2, 9], opts)).toEqual(await g32.generate([2, 9], opts));
+      } finally {
+        g16.destroy(); g32.destroy(); mergedModel.destroy();
+      }
+    } finally {
+      model.destroy();
+    }
+  }, 120_000);
 });

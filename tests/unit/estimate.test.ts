@@ -47,7 +47,7 @@ describe('estimateMemory and fitAdvice', () => {
     expect(B! * T!).toBeLessThan(8 * 512);
     expect(fitAdvice({ ...x, B: 1, T: 8 }, GiB, 8 * GiB)).toBeUndefined();
     expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: train LoRA adapters on a frozen base instead \(.*\), or pick a smaller model/);
-    expect(fitAdvice({ ...x, lora: makeLoraConfig() }, GiB, 0.1 * GiB)).toMatch(/the frozen base alone takes .* GiB: pick a smaller model/);
+    expect(fitAdvice({ ...x, lora: makeLoraConfig() }, GiB, 0.1 * GiB)).toMatch(/the frozen base alone takes .* GiB: hold it in 16 bits \(bf16\), or pick a smaller model/);
   });
 
   it('LoRA: the base counts once (no gradients, no moments), the adapters four times, plus x·Aᵀ per adapted linear', () => {
@@ -63,6 +63,10 @@ describe('estimateMemory and fitAdvice', () => {
     expect(part(/^LoRA activations/)).toBe((4 + 1) * B * T * 8 * 4);
     expect(m.parts.some((p) => /^gradients|^AdamW/.test(p.name))).toBe(false);
     expect(full.bytes - m.bytes).toBe(12 * P - 16 * A - (4 + 1) * B * T * 8 * 4);
+    // A bf16 base: the seven linears of each layer in 2 bytes a weight, the rest (embedding, norms) in 4.
+    const half = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' }, lora: makeLoraConfig({ ...lora, base: 'bf16' }) });
+    const linears = 2 * (896 * 896 + 2 * 128 * 896 + 896 * 896 + 3 * 896 * 4864);
+    expect(half.parts.find((p) => /^weights \(frozen base, linears in bf16\)/.test(p.name))!.bytes).toBe(4 * P - 2 * linears);
   });
 
   it('counts the family switches: q/k/v biases in the parameters and ones; q/k norm gains, their inputs and gradients', () => {

@@ -6,6 +6,7 @@
 // so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
 import type { ModelConfig } from '../../model/config.ts';
 import { logitsChunkRows } from '../../model/gpu-classifier.ts';
+import { baseLayout } from '../../model/base-layout.ts';
 import { DEFAULT_LORA, loraLayout, type LoraConfig } from '../../model/lora.ts';
 import { countParams, largestTensor } from '../../model/params.ts';
 import type { MemoryEstimate } from './types.ts';
@@ -56,7 +57,8 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
   if (x.lora) {
     // The base has no gradients and no moments; each adapted linear keeps x·Aᵀ (N, r) for its backward.
     const ll = loraLayout(c, x.lora), adapted = ll.entries.length / 2, r = x.lora.rank;
-    parts.push({ name: 'weights (frozen base)', bytes: P * F }, { name: `LoRA adapters, their gradients and AdamW moments (${ll.count.toLocaleString('en')} trained)`, bytes: 4 * ll.count * F });
+    const baseBytes = baseLayout(c, x.lora.base).entries.reduce((s, e) => s + e.words * F, 0);
+    parts.push({ name: `weights (frozen base${x.lora.base === 'f32' ? '' : `, linears in ${x.lora.base}`})`, bytes: baseBytes }, { name: `LoRA adapters, their gradients and AdamW moments (${ll.count.toLocaleString('en')} trained)`, bytes: 4 * ll.count * F });
     parts.push({ name: 'LoRA activations (x·Aᵀ per adapted linear)', bytes: (adapted + 1) * B * T * r * F });
   } else {
     parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
@@ -104,7 +106,7 @@ export function fitAdvice(x: EstimateInput, maxBuffer: number, budget = MEMORY_B
     if (B === 1) break;
   }
   const GiB = (b: number) => `${(b / 1024 ** 3).toFixed(2)} GiB`;
-  if (x.lora) return `the frozen base alone takes ${GiB(countParams(x.model) * F)}: pick a smaller model`;
+  if (x.lora) return `the frozen base alone takes ${GiB(estimateMemory(x).parts[0]!.bytes)}: ${x.lora.base === 'f32' ? 'hold it in 16 bits (bf16), or ' : ''}pick a smaller model`;
   const fixed = 4 * countParams(x.model) * F;
   // Full training does not fit even at one short sequence: would LoRA (PEFT's default targets and rank)?
   const lora = { ...x, lora: { ...DEFAULT_LORA, targets: [...DEFAULT_LORA.targets] } };

@@ -78,6 +78,8 @@ export const FIELDS = [
   sel<'loraTargets', 'all' | 'attention' | 'qv'>('loraTargets', 'train-lora-targets', 'adapted layers', 'all', [
     ['all', 'q, k, v, o, gate, up, down (all linear layers)'], ['attention', 'q, k, v, o (attention)'], ['qv', 'q and v only (the original LoRA)'],
   ], { when: (s) => startsTrained(s) && s.adapt === 'lora' }),
+  sel<'loraBase', 'f32' | 'bf16'>('loraBase', 'train-lora-base', 'frozen model held as', 'f32', [['f32', 'f32 (exact)'], ['bf16', 'bf16, 16 bits (half the memory)']],
+    { when: (s) => startsTrained(s) && s.adapt === 'lora', hint: 'the frozen linear weights in 16 bits: half their memory, at bf16 precision (as the Hub ships most models)' }),
   text('chatTemplate', 'train-template', 'Chat template (Jinja): records are rendered with it, only the assistant’s tokens are trained, and exports carry it', 'textarea',
     { rows: '3', spellcheck: 'false', placeholder: 'empty: the teacher’s own chat template (its tokenizer_config.json); or paste a Jinja chat template' }, { when: (s) => s.format === 'template' }),
   num('steps', 'train-steps', 'steps', 200, { min: '1', max: '1000000' }),
@@ -121,7 +123,7 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     steps: s.steps, batchSize: s.batch, seqLen: s.seqLen, lr: s.lr, warmupSteps: s.warmup, evalEvery: s.evalEvery, checkpointEvery: s.ckptEvery,
     ...(has('divergence') ? { objective: s.objective as NonNullable<RunSpec['train']['objective']>, temperature: s.temperature, beta: s.beta, lambda: s.skewLambda } : {}),
     ...(has('ce-share') ? { ceWeight: s.ceWeight, kdWeight: 1 - s.ceWeight } : {}),
-    ...(s.adapt === 'lora' && startsTrained(s) ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, targets: [...LORA_TARGET_SETS[s.loraTargets]], dropout: 0 } } : {}),
+    ...(s.adapt === 'lora' && startsTrained(s) ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, targets: [...LORA_TARGET_SETS[s.loraTargets]], dropout: 0, base: s.loraBase } } : {}),
   };
   const when = new Date().toISOString().slice(5, 16).replace('T', ' ');
   return {

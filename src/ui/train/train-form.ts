@@ -55,7 +55,7 @@ const ROWS: SettingKey[][] = [
   ['pairBeta'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
   ['pretrained'],
-  ['adapt', 'loraRank', 'loraAlpha', 'loraTargets'],
+  ['adapt', 'loraRank', 'loraAlpha', 'loraTargets', 'loraBase'],
 ];
 const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
