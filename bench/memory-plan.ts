@@ -108,7 +108,7 @@ async function step(name: string, B: number, T: number, lora?: LoraConfig): Prom
   trainer.destroy();
   const rss = process.resourceUsage().maxRSS * 1024;
   return {
-    model: name, training: lora ? `lora r${lora.rank} ${lora.targets.join(',')}` : 'full', adapter: describeAdapter(ctx.report), B, T, params: countParams(c), loss: log.loss, lnV: Math.log(c.vocabSize),
+    model: name, training: lora ? `lora r${lora.rank} ${lora.targets.join(',')}, ${lora.base} base` : 'full', adapter: describeAdapter(ctx.report), B, T, params: countParams(c), loss: log.loss, lnV: Math.log(c.vocabSize),
     buildMs: Math.round(built - t0), stepMs: Math.round(done - built),
     allocatedPeakBytes: peak, plannedBytes: planned, ratio: +(peak / planned).toFixed(4), peakHostRssBytes: rss,
   };
