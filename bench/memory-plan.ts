@@ -3,7 +3,9 @@
 // random weights: the Hub is out of reach), and — with --step — one full training step of the first on this
 // machine's adapter with every GPU buffer's bytes counted as it is created and destroyed, set against the plan.
 //   node scripts/build-node.mjs bench/memory-plan.ts && node .node-dist/memory-plan.mjs [--step smollm2-135m]
-//        [--batch 1] [--seq 32] [--lora 16] [--base f32|bf16|f16] [--out bench/memory-plan-<date>.json]
+//        [--batch 1] [--seq 32] [--lora 16] [--base f32|bf16|f16] [--recompute] [--alloc-only]
+//        [--out bench/memory-plan-<date>.json]
+// --alloc-only builds the model and counts what it allocates without a step (for shapes a CPU driver cannot run).
 // Each plan is given for full fine-tuning and for LoRA (rank 16 on q, k, v, o, gate, up, down; f32 and bf16 frozen
 // base); --lora R measures the step with LoRA of rank R on all seven targets (--base bf16: a 16-bit base).
 // Peak host memory (resident set) is reported beside it: what the step really costs this process.
@@ -12,6 +14,7 @@ import { dirname } from 'node:path';
 import { estimateMemory } from '../src/engine/runs/estimate.ts';
 import { modelConfigFromHf } from '../src/export/hf-config.ts';
 import type { ModelConfig } from '../src/model/config.ts';
+import { GpuModel } from '../src/model/gpu-model.ts';
 import { makeLoraConfig, type LoraConfig } from '../src/model/lora.ts';
 import { countParams } from '../src/model/params.ts';
 import { initParams } from '../src/model/ref-model.ts';
@@ -49,6 +52,9 @@ export const REAL_CONFIGS: Record<string, Record<string, unknown>> = {
 const GiB = 1024 ** 3;
 const LORA16: LoraConfig = makeLoraConfig({ rank: 16, alpha: 32 });
 const LORA16_BF16: LoraConfig = makeLoraConfig({ rank: 16, alpha: 32, base: 'bf16' });
+const VARIANTS: { lora?: LoraConfig; recompute?: boolean }[] = [{}, { lora: LORA16 }, { lora: LORA16_BF16 }, { lora: LORA16_BF16, recompute: true }];
+const label = (lora?: LoraConfig, recompute?: boolean) =>
+  `${lora ? `lora r${lora.rank} ${lora.targets.length === 7 ? 'all linears' : lora.targets.join(',')}, ${lora.base} base` : 'full'}${recompute ? ', activations recomputed' : ''}`;
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : undefined; };
 
@@ -65,9 +71,9 @@ function plans(): Record<string, unknown> {
     }
     out[name] = {
       supported: true, params: countParams(c),
-      shapes: [[1, 32], [4, 128], [8, 256], [4, 256]].flatMap(([B, T]) => [undefined, LORA16, LORA16_BF16].map((lora) => {
-        const m = estimateMemory({ model: c, B: B!, T: T!, teacher: { kind: 'none' }, ...(lora ? { lora } : {}) });
-        return { B, T, training: lora ? `lora r16 all linears, ${lora.base} base` : 'full', GiB: +(m.bytes / GiB).toFixed(3), largestBufferGiB: +(m.largestBuffer / GiB).toFixed(3), parts: Object.fromEntries(m.parts.map((p) => [p.name, +(p.bytes / GiB).toFixed(3)])) };
+      shapes: [[1, 32], [4, 128], [8, 256], [4, 256]].flatMap(([B, T]) => VARIANTS.map(({ lora, recompute }) => {
+        const m = estimateMemory({ model: c, B: B!, T: T!, teacher: { kind: 'none' }, ...(lora ? { lora } : {}), ...(recompute ? { recompute } : {}) });
+        return { B, T, training: label(lora, recompute), GiB: +(m.bytes / GiB).toFixed(3), largestBufferGiB: +(m.largestBuffer / GiB).toFixed(3), parts: Object.fromEntries(m.parts.map((p) => [p.name, +(p.bytes / GiB).toFixed(3)])) };
       })),
     };
   }
@@ -75,7 +81,7 @@ function plans(): Record<string, unknown> {
 }
 
 /** One training step of `name` at B × T with every buffer counted: created bytes, live peak, against the plan. */
-async function step(name: string, B: number, T: number, lora?: LoraConfig): Promise<Record<string, unknown>> {
+async function step(name: string, B: number, T: number, lora?: LoraConfig, recompute?: boolean, allocOnly?: boolean): Promise<Record<string, unknown>> {
   const c = modelConfigFromHf(REAL_CONFIGS[name]!, name);
   const ctx = await acquireNodeGpu();
   const { device } = ctx;
@@ -94,7 +100,25 @@ async function step(name: string, B: number, T: number, lora?: LoraConfig): Prom
     }
     return b;
   };
-  const train = makeTrainConfig({ batchSize: B, seqLen: T, steps: 1, warmupSteps: 0, evalEvery: 0, lr: 1e-4, ...(lora ? { lora } : {}) });
+  const train = makeTrainConfig({ batchSize: B, seqLen: T, steps: 1, warmupSteps: 0, evalEvery: 0, lr: 1e-4, ...(lora ? { lora } : {}), ...(recompute ? { recompute } : {}) });
+  const plan = estimateMemory({ model: c, B, T, teacher: { kind: 'none' }, ...(lora ? { lora } : {}), ...(recompute ? { recompute } : {}) });
+  // The plan's parts a training step allocates (no sample generator, teacher or reference here).
+  const planned = plan.parts.filter((p) => !/generator|teacher|reference/.test(p.name)).reduce((s, p) => s + p.bytes, 0);
+  if (allocOnly) {
+    // What the trainer allocates, without a step (a 1B model's step at B·T = 1,024 is days on a CPU driver) and
+    // without uploading weights: the buffers are the same.
+    const t0 = performance.now();
+    const m = new GpuModel(device, c, B, T, { objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 1, teacher: { kind: 'none' } }, { weightDecay: train.weightDecay, clipNorm: train.clipNorm },
+      { ...(lora ? { lora } : {}), ...(recompute ? { recompute } : {}) });
+    await device.queue.onSubmittedWorkDone();
+    const ms = performance.now() - t0;
+    const largest = Math.max(...m.state.params.buffers.map((b) => b.size), ...(m.params !== m.state.params ? m.params.buffers.map((b) => b.size) : []));
+    m.destroy();
+    return {
+      model: name, training: label(lora, recompute), adapter: describeAdapter(ctx.report), B, T, params: countParams(c), allocationOnly: true, buildMs: Math.round(ms),
+      allocatedPeakBytes: peak, plannedBytes: planned, ratio: +(peak / planned).toFixed(4), largestSlabBufferBytes: largest, peakHostRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+  }
   const rows = packRows(Array.from({ length: B + 1 }, (_, i) => ({ tokens: Uint32Array.from({ length: T + 1 }, (_, t) => (i * 7919 + t * 104729) % c.vocabSize) })), T, 0);
   const t0 = performance.now();
   // LoRA: a random frozen base (the Hub is out of reach), held on the host only until it is uploaded.
@@ -102,13 +126,10 @@ async function step(name: string, B: number, T: number, lora?: LoraConfig): Prom
   const built = performance.now();
   const log = await trainer.trainStep();
   const done = performance.now();
-  const plan = estimateMemory({ model: c, B, T, teacher: { kind: 'none' }, ...(lora ? { lora } : {}) });
-  // The plan's parts a training step allocates (no sample generator, teacher or reference here).
-  const planned = plan.parts.filter((p) => !/generator|teacher|reference/.test(p.name)).reduce((s, p) => s + p.bytes, 0);
   trainer.destroy();
   const rss = process.resourceUsage().maxRSS * 1024;
   return {
-    model: name, training: lora ? `lora r${lora.rank} ${lora.targets.join(',')}, ${lora.base} base` : 'full', adapter: describeAdapter(ctx.report), B, T, params: countParams(c), loss: log.loss, lnV: Math.log(c.vocabSize),
+    model: name, training: label(lora, recompute), adapter: describeAdapter(ctx.report), B, T, params: countParams(c), loss: log.loss, lnV: Math.log(c.vocabSize),
     buildMs: Math.round(built - t0), stepMs: Math.round(done - built),
     allocatedPeakBytes: peak, plannedBytes: planned, ratio: +(peak / planned).toFixed(4), peakHostRssBytes: rss,
   };
@@ -120,7 +141,8 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { kind: 'memory-plan', date: new Date().toISOString(), plans: plans() };
   const which = opt('step');
   const loraRank = opt('lora');
-  if (which) result.step = await step(which, Number(opt('batch') ?? 1), Number(opt('seq') ?? 32), loraRank ? makeLoraConfig({ rank: Number(loraRank), alpha: 2 * Number(loraRank), base: (opt('base') ?? 'f32') as LoraConfig['base'] }) : undefined);
+  const lora = loraRank ? makeLoraConfig({ rank: Number(loraRank), alpha: 2 * Number(loraRank), base: (opt('base') ?? 'f32') as LoraConfig['base'] }) : undefined;
+  if (which) result.step = await step(which, Number(opt('batch') ?? 1), Number(opt('seq') ?? 32), lora, args.includes('--recompute'), args.includes('--alloc-only'));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));

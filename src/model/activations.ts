@@ -81,12 +81,10 @@ export function allocBuffer(device: GPUDevice, floats: number, label: string): G
 
 /** `hiddenWidth` (the teacher's hidden width Ct) adds the hidden-state loss buffers; `logitsRows` (R, default N: the
  *  whole batch) sizes the logits buffer (R, V) of the chunked classifier. */
-export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T: number, hiddenWidth?: number, logitsRows = B * T): Activations {
+export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T: number, hiddenWidth?: number, logitsRows = B * T, recompute = false): Activations {
   const N = B * T, C = c.hidden, F = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
   const buf = (floats: number, label: string) => allocBuffer(device, floats, label);
-  return {
-    resid: Array.from({ length: 2 * c.layers + 1 }, (_, i) => buf(N * C, `resid.${i}`)),
-    layers: Array.from({ length: c.layers }, (_, l) => ({
+  const layer = (l: number): LayerActs => ({
       ln1: buf(N * C, `l${l}.ln1`), rstd1: buf(N, `l${l}.rstd1`),
       q: buf(N * HD, `l${l}.q`), k: buf(N * KD, `l${l}.k`), v: buf(N * KD, `l${l}.v`),
       att: buf(N * HD, `l${l}.att`), lse: buf(B * c.heads * T, `l${l}.lse`),
@@ -95,7 +93,12 @@ export function allocActivations(device: GPUDevice, c: ModelConfig, B: number, T
       ...(c.qkNorm ? {
         qRaw: buf(N * HD, `l${l}.qRaw`), kRaw: buf(N * KD, `l${l}.kRaw`), rstdQ: buf(N * c.heads, `l${l}.rstdQ`), rstdK: buf(N * c.kvHeads, `l${l}.rstdK`),
       } : {}),
-    })),
+  });
+  // Under recompute every layer uses the same set (the backward recomputes each layer's before using it).
+  const shared = recompute ? layer(0) : undefined;
+  return {
+    resid: Array.from({ length: 2 * c.layers + 1 }, (_, i) => buf(N * C, `resid.${i}`)),
+    layers: Array.from({ length: c.layers }, (_, l) => shared ?? layer(l)),
     lnf: buf(N * C, 'lnf'), rstdf: buf(N, 'rstdf'), logits: buf(logitsRows * c.vocabSize, 'logits'), proj: buf(N * C, 'proj'),
     dresid: buf(N * C, 'dresid'), dtmp: buf(N * C, 'dtmp'), dln: buf(N * C, 'dln'), datt: buf(N * HD, 'datt'),
     dq: buf(N * HD, 'dq'), dk: buf(N * KD, 'dk'), dv: buf(N * KD, 'dv'), delta: buf(B * c.heads * T, 'delta'),

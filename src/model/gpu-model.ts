@@ -48,6 +48,9 @@ export interface GpuModelOptions {
   /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
    *  values split the slabs into more buffers (tests of the shards). */
   maxBufferBytes?: number;
+  /** Keep one layer's activations instead of every layer's: the backward recomputes layer l's forward (from the kept
+   *  residual stream) just before layer l's backward. Less memory, about a third more compute; the same numbers. */
+  recompute?: boolean;
   /** LoRA only: use this frozen base (another LoRA model's `params`: a DPO reference) instead of allocating one. */
   sharedBase?: SlabShards;
   /** Bytes the student's logits buffer may take (default DEFAULT_LOGITS_BUDGET_BYTES, 64 MiB): the classifier and
@@ -55,7 +58,7 @@ export interface GpuModelOptions {
   logitsBudgetBytes?: number;
 }
 
-const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase'];
+const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase', 'recompute'];
 
 export class GpuModel {
   readonly layout: ParamLayout;
@@ -74,6 +77,8 @@ export class GpuModel {
   /** LoRA only: where the frozen norms' weight gradients go (max(C, D) floats, never read). */
   private readonly discard?: GPUBuffer;
   private readonly acts: Activations;
+  /** One layer's activations kept, the others recomputed in the backward (option recompute). */
+  readonly recompute: boolean;
   private readonly batch: BatchBuffers;
   private readonly forward: Dispatch[];
   /** Classifier, loss and classifier backward per chunk of rows (gpu-classifier.ts). */
@@ -135,7 +140,8 @@ export class GpuModel {
       this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
     }
     this.logitsRows = logitsChunkRows(this.N, config.vocabSize, options.logitsBudgetBytes);
-    this.acts = allocActivations(device, config, B, T, Ct, this.logitsRows);
+    this.recompute = options.recompute ?? false;
+    this.acts = allocActivations(device, config, B, T, Ct, this.logitsRows, this.recompute);
     this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
     if (this.acts.ones) writeArray(device, this.acts.ones, new Float32Array(this.N).fill(1));
     this.invFreq = config.ropeScaling ? ropeInvFreq(config) : undefined;
@@ -227,35 +233,10 @@ export class GpuModel {
   }
 
   private planForward(): Dispatch[] {
-    const { device, config: c, acts, B, T, N } = this;
-    const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim;
+    const { device, config: c, acts, N } = this;
+    const C = c.hidden;
     const out: KernelPlan[] = [planEmbeddingForward(device, { ids: this.batch.ids, wte: this.p('wte'), x: acts.resid[0]!, N, V: c.vocabSize, C })];
-    for (let l = 0; l < c.layers; l++) {
-      const L = acts.layers[l]!, pre = `layers.${l}.`;
-      const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!, next = acts.resid[2 * l + 2]!;
-      out.push(
-        planRmsNormForward(device, { x, weight: this.p(`${pre}attn_norm`), y: L.ln1, rstd: L.rstd1, N, C, eps: c.rmsNormEps }),
-        // q/k/v = ln1·Wq/k/vᵀ (+ bq/bk/bv: Qwen2); Qwen3 writes q/k raw, then RMSNorm per head into L.q / L.k.
-        ...this.linear(`${pre}wq`, L.ln1, L.qRaw ?? L.q, H * D, C, this.bias(`${pre}bq`)),
-        ...this.linear(`${pre}wk`, L.ln1, L.kRaw ?? L.k, Hkv * D, C, this.bias(`${pre}bk`)),
-        ...this.linear(`${pre}wv`, L.ln1, L.v, Hkv * D, C, this.bias(`${pre}bv`)),
-        ...(c.qkNorm ? [
-          planRmsNormForward(device, { x: L.qRaw!, weight: this.p(`${pre}q_norm`), y: L.q, rstd: L.rstdQ!, N: N * H, C: D, eps: c.rmsNormEps }),
-          planRmsNormForward(device, { x: L.kRaw!, weight: this.p(`${pre}k_norm`), y: L.k, rstd: L.rstdK!, N: N * Hkv, C: D, eps: c.rmsNormEps }),
-        ] : []),
-        planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta, ...this.rope }),
-        planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta, ...this.rope }),
-        planAttentionForward(device, { B, T, H, Hkv, D, q: L.q, k: L.k, v: L.v, o: L.att, lse: L.lse }),
-        ...this.linear(`${pre}wo`, L.att, acts.proj, C, H * D),
-        planResidualAdd(device, { a: x, b: acts.proj, out: mid, N: N * C }),
-        planRmsNormForward(device, { x: mid, weight: this.p(`${pre}mlp_norm`), y: L.ln2, rstd: L.rstd2, N, C, eps: c.rmsNormEps }),
-        ...this.linear(`${pre}w_gate`, L.ln2, L.gate, F, C),
-        ...this.linear(`${pre}w_up`, L.ln2, L.up, F, C),
-        planSwigluForward(device, { gate: L.gate, up: L.up, h: L.h, N, F }),
-        ...this.linear(`${pre}w_down`, L.h, acts.proj, C, F),
-        planResidualAdd(device, { a: mid, b: acts.proj, out: next, N: N * C }),
-      );
-    }
+    for (let l = 0; l < c.layers; l++) out.push(...this.layerForward(l));
     out.push(
       planRmsNormForward(device, { x: acts.resid[2 * c.layers]!, weight: this.p('final_norm'), y: acts.lnf, rstd: acts.rstdf, N, C, eps: c.rmsNormEps }),
     );
@@ -263,6 +244,37 @@ export class GpuModel {
     // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
     if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
     return dispatchesOf(...out);
+  }
+
+  /** Layer l's forward, from resid[2l] to resid[2l + 2], keeping what its backward reads in acts.layers[l] (one shared
+   *  set under `recompute`: the backward runs this again just before layer l's backward). */
+  private layerForward(l: number): KernelPlan[] {
+    const { device, config: c, acts, B, T, N } = this;
+    const C = c.hidden, F = c.intermediate, H = c.heads, Hkv = c.kvHeads, D = c.headDim;
+    const L = acts.layers[l]!, pre = `layers.${l}.`;
+    const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!, next = acts.resid[2 * l + 2]!;
+    return [
+      planRmsNormForward(device, { x, weight: this.p(`${pre}attn_norm`), y: L.ln1, rstd: L.rstd1, N, C, eps: c.rmsNormEps }),
+      // q/k/v = ln1·Wq/k/vᵀ (+ bq/bk/bv: Qwen2); Qwen3 writes q/k raw, then RMSNorm per head into L.q / L.k.
+      ...this.linear(`${pre}wq`, L.ln1, L.qRaw ?? L.q, H * D, C, this.bias(`${pre}bq`)),
+      ...this.linear(`${pre}wk`, L.ln1, L.kRaw ?? L.k, Hkv * D, C, this.bias(`${pre}bk`)),
+      ...this.linear(`${pre}wv`, L.ln1, L.v, Hkv * D, C, this.bias(`${pre}bv`)),
+      ...(c.qkNorm ? [
+        planRmsNormForward(device, { x: L.qRaw!, weight: this.p(`${pre}q_norm`), y: L.q, rstd: L.rstdQ!, N: N * H, C: D, eps: c.rmsNormEps }),
+        planRmsNormForward(device, { x: L.kRaw!, weight: this.p(`${pre}k_norm`), y: L.k, rstd: L.rstdK!, N: N * Hkv, C: D, eps: c.rmsNormEps }),
+      ] : []),
+      planRopeForward(device, { x: L.q, B, T, H, D, theta: c.ropeTheta, ...this.rope }),
+      planRopeForward(device, { x: L.k, B, T, H: Hkv, D, theta: c.ropeTheta, ...this.rope }),
+      planAttentionForward(device, { B, T, H, Hkv, D, q: L.q, k: L.k, v: L.v, o: L.att, lse: L.lse }),
+      ...this.linear(`${pre}wo`, L.att, acts.proj, C, H * D),
+      planResidualAdd(device, { a: x, b: acts.proj, out: mid, N: N * C }),
+      planRmsNormForward(device, { x: mid, weight: this.p(`${pre}mlp_norm`), y: L.ln2, rstd: L.rstd2, N, C, eps: c.rmsNormEps }),
+      ...this.linear(`${pre}w_gate`, L.ln2, L.gate, F, C),
+      ...this.linear(`${pre}w_up`, L.ln2, L.up, F, C),
+      planSwigluForward(device, { gate: L.gate, up: L.up, h: L.h, N, F }),
+      ...this.linear(`${pre}w_down`, L.h, acts.proj, C, F),
+      planResidualAdd(device, { a: mid, b: acts.proj, out: next, N: N * C }),
+    ];
   }
 
   /** y (N, out) = x·Wᵀ (+ bias), then + s·(x·Aᵀ)·Bᵀ when W has a LoRA adapter. */
@@ -327,6 +339,8 @@ export class GpuModel {
       const x = acts.resid[2 * l]!, mid = acts.resid[2 * l + 1]!;
       // Gradients of q/k as the projections wrote them: after RoPE's (and the q/k norms') backward.
       const dqPre = acts.dqRaw ?? acts.dq, dkPre = acts.dkRaw ?? acts.dk;
+      // Under recompute the layers share one set of activations: layer l's forward runs again first.
+      if (this.recompute) out.push(...this.layerForward(l));
       out.push(
         // MLP: next = mid + h·W_downᵀ, h = silu(gate) ⊙ up, gate/up = ln2·W_gate/upᵀ, ln2 = rms(mid).
         // (Under LoRA the base's dW products are left out and each adapter's backward follows its base dx product.)

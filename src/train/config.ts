@@ -40,6 +40,8 @@ export interface TrainConfig {
   teacherHiddenWidth: number;
   /** LoRA: train low-rank adapters on a frozen base (the run's starting weights) instead of every weight. */
   lora?: LoraConfig;
+  /** Keep one layer's activations and recompute the others in the backward (less memory, ~1/3 more compute). */
+  recompute?: boolean;
 }
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -73,10 +75,12 @@ export const DEFAULT_TRAIN: TrainConfig = {
 };
 
 export function makeTrainConfig(overrides: Record<string, unknown> = {}, where = 'train config'): TrainConfig {
-  const known = [...Object.keys(DEFAULT_TRAIN), 'lora'];
+  const known = [...Object.keys(DEFAULT_TRAIN), 'lora', 'recompute'];
   const unknown = Object.keys(overrides).filter((k) => !known.includes(k));
   if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`);
   const c = { ...DEFAULT_TRAIN, ...overrides } as TrainConfig;
+  if (c.recompute === undefined || c.recompute === false) delete c.recompute;
+  else if (c.recompute !== true) throw new Error(`${where}: recompute must be true or false, got ${JSON.stringify(c.recompute)}`);
   if (c.lora === undefined) delete c.lora;
   else c.lora = makeLoraConfig(c.lora as Partial<LoraConfig>, `${where}: lora`);
   for (const k of ['batchSize', 'seqLen', 'gradAccum', 'steps', 'evalBatches', 'maxSkips'] as const) {

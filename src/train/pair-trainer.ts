@@ -45,15 +45,15 @@ export class PairTrainer implements StepTrainer {
     const P = train.batchSize;
     if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
     const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
-    const lora = train.lora;
-    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, lora ? { lora } : {});
+    const lora = train.lora, recompute = train.recompute ? { recompute: true } : {};
+    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { ...(lora ? { lora } : {}), ...recompute });
     this.policy.uploadParams(init);
     if (lora) {
       this.policy.uploadAdapters(initLora(model, lora, train.seed));
-      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora, sharedBase: this.policy.params });
+      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora, sharedBase: this.policy.params, ...recompute });
       this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
     } else {
-      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt);
+      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, recompute);
       this.reference.uploadParams(init);
     }
   }

@@ -65,6 +65,7 @@ export class Trainer implements StepTrainer {
     {
       ...(t.hiddenWeight > 0 ? { hidden: { teacherWidth: t.teacherHiddenWidth, kind: t.hiddenKind, weight: t.hiddenWeight, seed: t.seed } } : {}),
       ...(t.lora ? { lora: t.lora } : {}),
+      ...(t.recompute ? { recompute: true } : {}),
     }];
   }
 

@@ -63,6 +63,13 @@ describe('estimateMemory and fitAdvice', () => {
     expect(part(/^LoRA activations/)).toBe((4 + 1) * B * T * 8 * 4);
     expect(m.parts.some((p) => /^gradients|^AdamW/.test(p.name))).toBe(false);
     expect(full.bytes - m.bytes).toBe(12 * P - 16 * A - (4 + 1) * B * T * 8 * 4);
+    // Recompute keeps one layer's activations of the two.
+    const again = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' }, lora, recompute: true });
+    const acts = (e: typeof m) => e.parts.find((p) => /^activations/.test(p.name))!.bytes;
+    const n = B * T;
+    expect(acts(m) - acts(again)).toBe(4 * (n * 896 * 2 + n * 2 + n * 896 * 2 + n * 128 * 2 + B * 14 * T + n * 4864 * 3));
+    expect(fitAdvice({ model: qwenish, B: 8, T: 512, teacher: { kind: 'none' }, lora }, 8 * GiB, estimateMemory({ model: qwenish, B: 8, T: 512, teacher: { kind: 'none' }, lora, recompute: true }).bytes))
+      .toMatch(/recomputing each layer's activations in the backward would fit at this batch/);
     // A bf16 base: the seven linears of each layer in 2 bytes a weight, the rest (embedding, norms) in 4.
     const half = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' }, lora: makeLoraConfig({ ...lora, base: 'bf16' }) });
     const linears = 2 * (896 * 896 + 2 * 128 * 896 + 896 * 896 + 3 * 896 * 4864);

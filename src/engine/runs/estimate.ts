@@ -21,7 +21,7 @@ export const SAMPLE_NEW_TOKENS = 48;
 export const sampleLength = (model: Pick<ModelConfig, 'maxSeqLen'>, T: number): number => Math.min(model.maxSeqLen, Math.floor(T / 2) + SAMPLE_NEW_TOKENS);
 
 /** Bytes of the activations and batch buffers of one (config, B, T) training model. */
-function activationParts(c: ModelConfig, B: number, T: number): { total: number; logits: number } {
+function activationParts(c: ModelConfig, B: number, T: number, recompute = false): { total: number; logits: number } {
   const N = B * T, C = c.hidden, FF = c.intermediate, HD = c.heads * c.headDim, KD = c.kvHeads * c.headDim;
   // qkNorm (Qwen3) keeps q/k before the per-head norm and its 1/rms per layer, and their gradients in the scratch;
   // attentionBias (Qwen2) adds N ones (the bias gradients' column sums).
@@ -33,7 +33,8 @@ function activationParts(c: ModelConfig, B: number, T: number): { total: number;
   const batch = N * 5 + 2 * Math.min(N, c.vocabSize) + 1;
   // The student's logits are one chunk of R rows (gpu-classifier.ts, the same rule at the default budget).
   const logits = logitsChunkRows(N, c.vocabSize) * c.vocabSize;
-  return { total: (c.layers * perLayer + resid + scratch + batch + logits) * F, logits: logits * F };
+  // Under recompute one layer's activations are kept (the backward recomputes each layer's before using them).
+  return { total: ((recompute ? 1 : c.layers) * perLayer + resid + scratch + batch + logits) * F, logits: logits * F };
 }
 
 export interface EstimateInput {
@@ -48,6 +49,8 @@ export interface EstimateInput {
   reference?: boolean;
   /** LoRA: a frozen base (weights only) and the adapters trained (with their gradients and moments). */
   lora?: LoraConfig;
+  /** One layer's activations kept, recomputed in the backward. */
+  recompute?: boolean;
 }
 
 export function estimateMemory(x: EstimateInput): MemoryEstimate {
@@ -63,9 +66,9 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
   } else {
     parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
   }
-  const acts = activationParts(c, B, T);
+  const acts = activationParts(c, B, T, x.recompute);
   const R = logitsChunkRows(B * T, c.vocabSize);
-  parts.push({ name: `activations (B·T = ${B * T})`, bytes: acts.total - acts.logits }, { name: `logits (chunk of ${R} of B·T = ${B * T} rows × V = ${c.vocabSize})`, bytes: acts.logits });
+  parts.push({ name: `activations (B·T = ${B * T}${x.recompute ? ', one layer kept, the others recomputed' : ''})`, bytes: acts.total - acts.logits }, { name: `logits (chunk of ${R} of B·T = ${B * T} rows × V = ${c.vocabSize})`, bytes: acts.logits });
   // A dense teacher's logits are the batch's input, (B·T, V) whole: the largest buffer of a KD run at a real vocabulary.
   const teacherLogits = x.teacher.kind === 'dense' ? B * T * c.vocabSize * F : 0;
   if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits (B·T × V)', bytes: teacherLogits });
@@ -101,6 +104,9 @@ export function fitAdvice(x: EstimateInput, maxBuffer: number, budget = MEMORY_B
   const at = (B: number, T: number) => estimateMemory({ ...x, B, T });
   const fits = (m: MemoryEstimate) => m.largestBuffer <= maxBuffer && m.bytes <= budget;
   if (fits(at(x.B, x.T))) return undefined;
+  // Keeping the batch: recomputing the activations in the backward costs compute, not tokens.
+  const again = estimateMemory({ ...x, recompute: true });
+  if (!x.recompute && fits(again)) return `recomputing each layer's activations in the backward would fit at this batch (${(again.bytes / 1024 ** 3).toFixed(2)} GiB, about a third more compute)`;
   for (let B = x.B; B >= 1; B = Math.floor(B / 2)) {
     for (let T = x.T; T >= 8; T = Math.floor(T / 2)) if (fits(at(B, T))) return `batch ${B} × sequence length ${T} would fit (${(at(B, T).bytes / 1024 ** 3).toFixed(2)} GiB)`;
     if (B === 1) break;

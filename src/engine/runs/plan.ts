@@ -236,6 +236,7 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     ...(teacher && method.runsTeacher(spec) ? { teacherModel: teacher.config } : {}),
     reference: pairs,
     ...(train.lora ? { lora: train.lora } : {}),
+    ...(train.recompute ? { recompute: true } : {}),
   };
   const memory = estimateMemory(estimate);
   const { limits } = (await gpu()).report;

@@ -87,6 +87,8 @@ export const FIELDS = [
   num('seqLen', 'train-seqlen', 'sequence length', 64, { min: '8', max: '4096' }),
   num('lr', 'train-lr', 'learning rate', 3e-3, { min: '0.00001', max: '1', step: '0.0001' }),
   num('warmup', 'train-warmup', 'warmup steps', 20, { min: '0', max: '100000' }),
+  sel<'recompute', 'keep' | 'recompute'>('recompute', 'train-recompute', 'activations', 'keep', [['keep', 'kept for the backward (fastest)'], ['recompute', 'recomputed layer by layer (less memory, ~⅓ more compute)']],
+    { hint: 'recomputing keeps one layer’s activations instead of every layer’s: the same numbers, less GPU memory, more time a step' }),
   num('evalEvery', 'train-eval-every', 'held-out eval every', 25, { min: '0', max: '100000' }),
   num('ckptEvery', 'train-ckpt-every', 'checkpoint every', 25, { min: '0', max: '100000' }),
   num('sampleEvery', 'train-sample-every', 'samples every', 50, { min: '0', max: '100000' }),
@@ -123,6 +125,7 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     steps: s.steps, batchSize: s.batch, seqLen: s.seqLen, lr: s.lr, warmupSteps: s.warmup, evalEvery: s.evalEvery, checkpointEvery: s.ckptEvery,
     ...(has('divergence') ? { objective: s.objective as NonNullable<RunSpec['train']['objective']>, temperature: s.temperature, beta: s.beta, lambda: s.skewLambda } : {}),
     ...(has('ce-share') ? { ceWeight: s.ceWeight, kdWeight: 1 - s.ceWeight } : {}),
+    ...(s.recompute === 'recompute' ? { recompute: true } : {}),
     ...(s.adapt === 'lora' && startsTrained(s) ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, targets: [...LORA_TARGET_SETS[s.loraTargets]], dropout: 0, base: s.loraBase } } : {}),
   };
   const when = new Date().toISOString().slice(5, 16).replace('T', ' ');

@@ -57,7 +57,7 @@ const ROWS: SettingKey[][] = [
   ['pretrained'],
   ['adapt', 'loraRank', 'loraAlpha', 'loraTargets', 'loraBase'],
 ];
-const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup'];
+const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup', 'recompute'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
 
 export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm {
