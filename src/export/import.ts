@@ -60,7 +60,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const SHARD = /^model-(\d+)-of-(\d+)\.safetensors$/;
 
 /** The folder's files relative to its root (the shallowest folder holding config.json). */
-function rootFiles(files: Map<string, Uint8Array>, where: string): Map<string, Uint8Array> {
+export function rootFiles(files: Map<string, Uint8Array>, where: string): Map<string, Uint8Array> {
   const norm = new Map<string, Uint8Array>();
   for (const [p, b] of files) norm.set(p.replace(/\\/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, ''), b);
   if (norm.has('config.json')) return norm;
@@ -76,7 +76,7 @@ function rootFiles(files: Map<string, Uint8Array>, where: string): Map<string, U
 }
 
 /** The weight files to read, in order: model.safetensors, or the shards named by the index (or by their names). */
-function weightFiles(f: Map<string, Uint8Array>, where: string): { names: string[]; weightMap?: Map<string, string> } {
+export function weightFiles(f: Map<string, Uint8Array>, where: string): { names: string[]; weightMap?: Map<string, string> } {
   if (f.has('model.safetensors')) return { names: ['model.safetensors'] };
   const indexBytes = f.get('model.safetensors.index.json');
   if (indexBytes) {
@@ -156,6 +156,50 @@ function specialToken(cfg: Record<string, unknown>, key: string, tok: TextTokeni
   return content;
 }
 
+/** The folder's tokenizer (optional: a model without one can still be trained on ids or re-exported with another),
+ *  tokenizer_config.json and its special tokens and chat template. */
+export function tokenizerParts(f: Map<string, Uint8Array>, config: ModelConfig, where: string, warnings: string[]): Pick<ImportedModel, 'tokenizer' | 'textTokenizer' | 'tokenizerProblem' | 'tokenizerConfig' | 'special'> {
+  let tokenizer: BpeTokenizer | undefined;
+  let textTokenizer: TextTokenizer | undefined;
+  const tokBytes = f.get('tokenizer.json');
+  const tcBytes = f.get('tokenizer_config.json');
+  const tc = tcBytes ? parseJsonFile(tcBytes, `${where}: tokenizer_config.json`) : undefined;
+  if (tc !== undefined && !isObject(tc)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
+  let tokenizerProblem: string | undefined;
+  if (!tokBytes) {
+    tokenizerProblem = 'no tokenizer.json';
+    warnings.push('no tokenizer.json: imported without a tokenizer');
+  } else {
+    const json = parseJsonFile(tokBytes, 'tokenizer.json');
+    try {
+      tokenizer = BpeTokenizer.fromJSON(json);
+      textTokenizer = tokenizer;
+    } catch (e) {
+      try {
+        // The file's own bytes travel with it: every export writes tokenizer.json exactly as it was read.
+        textTokenizer = new HfTokenizer(json, tc ?? {}, 'tokenizer.json', tokBytes);
+        warnings.push(`${(e as Error).message}: not our byte-level BPE, read with transformers.js's tokenizer (textTokenizer)`);
+      } catch (e2) {
+        tokenizerProblem = `${(e2 as Error).message} (our BPE reader: ${(e as Error).message})`;
+        warnings.push(`${tokenizerProblem}; imported without a tokenizer`);
+      }
+    }
+    if (textTokenizer && textTokenizer.vocabSize > config.vocabSize) {
+      throw new Error(`${where}: tokenizer.json has ${textTokenizer.vocabSize} tokens, config.json's vocab_size is only ${config.vocabSize}`);
+    }
+  }
+  const special: ImportedSpecialTokens = { bosToken: null, eosToken: null, padToken: null };
+  if (tc) {
+    special.bosToken = specialToken(tc, 'bos_token', textTokenizer, warnings);
+    special.eosToken = specialToken(tc, 'eos_token', textTokenizer, warnings);
+    special.padToken = specialToken(tc, 'pad_token', textTokenizer, warnings);
+    if (typeof tc.chat_template === 'string') special.chatTemplate = tc.chat_template;
+    else if (tc.chat_template !== undefined && tc.chat_template !== null) warnings.push('tokenizer_config.json: chat_template is not a single string; ignored');
+  }
+
+  return { ...(tokenizer ? { tokenizer } : {}), ...(textTokenizer ? { textTokenizer } : {}), ...(tokenizerProblem ? { tokenizerProblem } : {}), ...(tc ? { tokenizerConfig: tc } : {}), special };
+}
+
 /**
  * Reads an HF folder of a supported family into our config, slab and tokenizer. Throws, naming the file and field or tensor,
  * when something the model needs is missing, malformed or of the wrong shape; reports extras in `ignored`.
@@ -210,49 +254,9 @@ export function importHfFolder(files: Map<string, Uint8Array>, where = 'import')
     }
   }
 
-  // Tokenizer (optional: a model without one can still be trained on ids or re-exported with another).
-  let tokenizer: BpeTokenizer | undefined;
-  let textTokenizer: TextTokenizer | undefined;
-  const tokBytes = f.get('tokenizer.json');
-  const tcBytes = f.get('tokenizer_config.json');
-  const tc = tcBytes ? parseJsonFile(tcBytes, `${where}: tokenizer_config.json`) : undefined;
-  if (tc !== undefined && !isObject(tc)) throw new Error(`${where}: tokenizer_config.json must be a JSON object`);
-  let tokenizerProblem: string | undefined;
-  if (!tokBytes) {
-    tokenizerProblem = 'no tokenizer.json';
-    warnings.push('no tokenizer.json: imported without a tokenizer');
-  } else {
-    const json = parseJsonFile(tokBytes, 'tokenizer.json');
-    try {
-      tokenizer = BpeTokenizer.fromJSON(json);
-      textTokenizer = tokenizer;
-    } catch (e) {
-      try {
-        // The file's own bytes travel with it: every export writes tokenizer.json exactly as it was read.
-        textTokenizer = new HfTokenizer(json, tc ?? {}, 'tokenizer.json', tokBytes);
-        warnings.push(`${(e as Error).message}: not our byte-level BPE, read with transformers.js's tokenizer (textTokenizer)`);
-      } catch (e2) {
-        tokenizerProblem = `${(e2 as Error).message} (our BPE reader: ${(e as Error).message})`;
-        warnings.push(`${tokenizerProblem}; imported without a tokenizer`);
-      }
-    }
-    if (textTokenizer && textTokenizer.vocabSize > config.vocabSize) {
-      throw new Error(`${where}: tokenizer.json has ${textTokenizer.vocabSize} tokens, config.json's vocab_size is only ${config.vocabSize}`);
-    }
-  }
-  const special: ImportedSpecialTokens = { bosToken: null, eosToken: null, padToken: null };
-  if (tc) {
-    special.bosToken = specialToken(tc, 'bos_token', textTokenizer, warnings);
-    special.eosToken = specialToken(tc, 'eos_token', textTokenizer, warnings);
-    special.padToken = specialToken(tc, 'pad_token', textTokenizer, warnings);
-    if (typeof tc.chat_template === 'string') special.chatTemplate = tc.chat_template;
-    else if (tc.chat_template !== undefined && tc.chat_template !== null) warnings.push('tokenizer_config.json: chat_template is not a single string; ignored');
-  }
+  const tok = tokenizerParts(f, config, where, warnings);
 
-  return {
-    config, params: built.slab, ...(tokenizer ? { tokenizer } : {}), ...(textTokenizer ? { textTokenizer } : {}), ignored: ignored.sort(), warnings,
-    ...(tokenizerProblem ? { tokenizerProblem } : {}), ...(tc ? { tokenizerConfig: tc } : {}), special, metadata, dtypes: [...dtypes].sort(),
-  };
+  return { config, params: built.slab, ...tok, ignored: ignored.sort(), warnings, metadata, dtypes: [...dtypes].sort() };
 }
 
 /**

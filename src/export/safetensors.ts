@@ -267,6 +267,14 @@ export function readSafetensors(bytes: Uint8Array, where = 'safetensors', opts: 
 }
 
 /** One tensor as packed 16-bit words (readHalfTensor). */
+/** One tensor of a file decoded to f32 (F32, F16, BF16, F64), the others left unread. */
+export function readF32Tensor(bytes: Uint8Array, header: SafetensorsHeader, name: string, where = 'safetensors'): ReadTensor {
+  const e = header.entries.find((x) => x.name === name);
+  if (!e) throw new Error(`${where}: no tensor '${name}'`);
+  if (!DECODED.has(e.dtype)) throw new Error(`${where}: tensor '${name}': dtype ${e.dtype} is not a float (F32, F16, BF16, F64)`);
+  return { dtype: e.dtype as DecodedDtype, shape: e.shape, data: decode(bytes, header.dataStart + e.begin, e) };
+}
+
 export interface HalfTensor {
   /** The file's dtype for it (F32, F16, BF16, F64). */
   dtype: DecodedDtype;

@@ -9,6 +9,16 @@ import type { ModelConfig } from './config.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS } from './params.ts';
 
 export type BaseFormat = 'f32' | HalfFormat;
+
+/** One weight of a frozen base as it is uploaded: f32 values, or packed 16-bit words for a weight held in 16 bits. */
+export interface BaseTensor {
+  /** Our parameter name ('layers.3.wq'). */
+  name: string;
+  data: Float32Array | Uint32Array;
+}
+
+/** A frozen base: the whole f32 slab, or its tensors one at a time (never the whole model in f32 on the host). */
+export type BaseSource = Float32Array | (() => Iterable<BaseTensor>);
 export const BASE_FORMATS: readonly BaseFormat[] = ['f32', 'bf16', 'f16'];
 
 /** The weights a 16-bit base stores in 16 bits. */

@@ -36,7 +36,7 @@ import { initHiddenProjection } from './ref-model.ts';
 import { GpuAdapters } from './gpu-adapters.ts';
 import { loraLayout, type LoraConfig } from './lora.ts';
 import { shardRanges, SlabShards } from './slab-shards.ts';
-import { baseLayout, baseTensorValues, baseTensorWords, type BaseLayout } from './base-layout.ts';
+import { baseLayout, baseTensorValues, baseTensorWords, type BaseLayout, type BaseSource } from './base-layout.ts';
 import type { HalfFormat } from '../util/half.ts';
 import { TrainState } from './train-state.ts';
 import { checkHiddenSpec, maskPaddingLogits, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
@@ -109,6 +109,7 @@ export class GpuModel {
     const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
     if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
     if (options.hidden) checkHiddenSpec(options.hidden);
+    if (options.lora && options.lora.dropout !== 0) throw new Error(`GpuModel: LoRA dropout ${options.lora.dropout} is not supported on the GPU yet: set it to 0`);
     if (options.sharedBase && !options.lora) throw new Error('GpuModel: sharedBase is the frozen base of a LoRA model: give lora too');
     this.hidden = options.hidden;
     const Ct = this.hidden?.teacherWidth;
@@ -468,6 +469,16 @@ export class GpuModel {
     if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
     if (!this.baseLayout) return this.params.write(slab);
     for (const e of this.layout.entries) this.uploadBaseTensor(e.name, slab.subarray(e.offset, e.offset + e.size));
+  }
+
+  /** Writes a LoRA base: a whole f32 slab, or tensor by tensor (baseTensorsOf: 16-bit weights as their words). */
+  uploadBase(base: BaseSource): void {
+    this.loraOnly('uploadBase');
+    if (base instanceof Float32Array) return this.uploadParams(base);
+    const seen = new Set<string>();
+    for (const t of base()) { this.uploadBaseTensor(t.name, t.data); seen.add(t.name); }
+    const missing = this.baseLayout!.entries.filter((e) => !seen.has(e.name));
+    if (missing.length) throw new Error(`uploadBase: no ${missing.map((e) => e.name).slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''} among the base's tensors`);
   }
 
   /** Writes one weight of a LoRA base: f32 values, or the tensor's packed 16-bit words as they are (a bf16/f16

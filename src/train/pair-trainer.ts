@@ -15,6 +15,7 @@ import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-tr
 import type { SlabShards } from '../model/slab-shards.ts';
 import type { GeneratorAdapters } from '../model/generate.ts';
 import { initLora } from '../model/lora.ts';
+import type { BaseSource } from '../model/base-layout.ts';
 
 /** A step of the pair loss: a StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
 export type PairStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
@@ -40,21 +41,23 @@ export class PairTrainer implements StepTrainer {
     readonly pairs: readonly PreferencePair[],
     readonly evalPairs: readonly PreferencePair[],
     readonly objective: PairObjective,
-    init: Float32Array,
+    init: BaseSource,
   ) {
     const P = train.batchSize;
     if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
     const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
     const lora = train.lora, recompute = train.recompute ? { recompute: true } : {};
+    if (!lora && !(init instanceof Float32Array)) throw new Error('PairTrainer: full training starts from a whole f32 slab');
     this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { ...(lora ? { lora } : {}), ...recompute });
-    this.policy.uploadParams(init);
     if (lora) {
+      this.policy.uploadBase(init);
       this.policy.uploadAdapters(initLora(model, lora, train.seed));
       this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora, sharedBase: this.policy.params, ...recompute });
       this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
     } else {
+      this.policy.uploadParams(init as Float32Array);
       this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, recompute);
-      this.reference.uploadParams(init);
+      this.reference.uploadParams(init as Float32Array);
     }
   }
 

@@ -4,6 +4,7 @@
 import { GpuModel, type ObjectiveSpec, type StepReadback, type TrainBatch } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { GeneratorAdapters } from '../model/generate.ts';
+import type { BaseSource } from '../model/base-layout.ts';
 import { initLora } from '../model/lora.ts';
 import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
@@ -37,8 +38,9 @@ export interface TrainerOptions {
   batchFor?: (step: number, micro: number) => Promise<TrainBatch | null>;
   /** Evaluate on a last, zero-padded batch too (held-out sets smaller than a batch still get an evaluation). */
   padEval?: boolean;
-  /** LoRA (train.lora): the frozen base's weights (the run's starting model); the adapters start as PEFT's. */
-  base?: Float32Array;
+  /** LoRA (train.lora): the frozen base's weights (the run's starting model), whole or tensor by tensor; the
+   *  adapters start as PEFT's. */
+  base?: BaseSource;
   log?: (e: TrainLog) => void;
 }
 
@@ -74,7 +76,8 @@ export class Trainer implements StepTrainer {
     if (t.lora && !o.base) throw new Error('Trainer: LoRA trains adapters on a frozen base, and no base weights were given');
     if (!t.lora && o.base) throw new Error('Trainer: base weights were given, but the train config has no lora');
     this.gpu = gpu ?? new GpuModel(...Trainer.modelArgs(o));
-    this.gpu.uploadParams(o.base ?? initParams(o.model, t.seed));
+    if (o.base) this.gpu.uploadBase(o.base);
+    else this.gpu.uploadParams(initParams(o.model, t.seed));
     if (t.lora) this.gpu.uploadAdapters(initLora(o.model, t.lora, t.seed));
     this.loader = new BatchLoader(o.rows, t.batchSize, t.seqLen, t.seed);
     this.evalSet = o.evalRows ? evalBatches(o.evalRows, t.batchSize, t.seqLen, t.evalBatches, o.padEval) : [];

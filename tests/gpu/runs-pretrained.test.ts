@@ -14,6 +14,7 @@ import { RunStore } from '../../src/engine/runs/run-store.ts';
 import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
 import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { importHfFolder } from '../../src/export/import.ts';
+import { readSafetensors, writeSafetensors } from '../../src/export/safetensors.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { paramLayout } from '../../src/model/params.ts';
 import { GpuModel } from '../../src/model/gpu-model.ts';
@@ -124,6 +125,44 @@ describe('a pretrained student (an HF Llama folder) in the app engine', () => {
     expect(back.config.attentionBias).toBe(true);
     const bq = paramLayout(config).byName.get('layers.0.bq')!;
     expect(Array.from(back.params.subarray(bq.offset, bq.offset + bq.size))).not.toEqual(new Array(bq.size).fill(0));
+  }, 600_000);
+
+  it('LoRA on a bf16 folder: the base read tensor by tensor in 16 bits; evaluated and sampled as base + adapters; adapters and merged model exported; a start run refused (#21)', async () => {
+    const { data, engine, ds } = await setup();
+    // The fixture as the Hub ships most models: weights in bf16.
+    const st = readSafetensors(folder['model.safetensors']!, 'fixture');
+    const bf16 = { ...folder, 'model.safetensors': writeSafetensors([...st.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })), { dtype: 'BF16', metadata: st.metadata }) };
+    const rounded = importHfFolder(new Map(Object.entries(bf16)), 'bf16 fixture');
+    const pretrained = { label: 'brown-bf16', source: { files: bf16 } };
+    const lora = { rank: 4, alpha: 8, targets: ['wq', 'wv', 'w_up'], dropout: 0, base: 'bf16' };
+    const loraSpec = spec(ds, { name: 'lora', pretrained, train: { ...spec(ds).train, steps: 2, lora } });
+    const plan = await engine.planRun(loraSpec);
+    expect(plan.ok, plan.problems.join('; ')).toBe(true);
+    const { heads, kvHeads, headDim, hidden: C, intermediate: F, layers } = base.config;
+    expect(plan.lora!.trainedParams).toBe(layers * (4 * C + heads * headDim * 4 + 4 * C + kvHeads * headDim * 4 + 4 * C + F * 4));
+    expect(plan.memory.parts.find((p) => /^weights \(frozen base, linears in bf16\)/.test(p.name))).toBeDefined();
+    const run = await engine.createRun(loraSpec);
+    expect((await engine.runRun(run.id)).status).toBe('done');
+    // lr 1e-12 and B = 0 at the start: the model is the bf16 folder itself, evaluated as base + adapters.
+    const report = await engine.evaluate({ runId: run.id });
+    const tok = rounded.textTokenizer!;
+    const built = await buildRunData(await data.getRecords(ds, { limit: 100 }), [], { format: 'continuation', tok, eos: tok.tokenToId('<|endoftext|>')!, T: 24, heldOutEvery: 3 });
+    const g = new GpuModel(gpu().device, rounded.config, 2, 24, CE_ONLY);
+    g.uploadParams(rounded.params);
+    const direct = (await evaluateHeldOut(g, evalBatches(built.evalRows, 2, 24, 2, true)))!;
+    g.destroy();
+    expect(Math.abs(report.loss! - direct.loss)).toBeLessThan(1e-4);
+    const sample = await engine.generate({ model: { runId: run.id }, prompt: 'The history of the city', maxNewTokens: 6, temperature: 0 });
+    expect(sample.ids.length).toBeGreaterThan(0);
+    const adapter = await engine.exportModel({ source: { runId: run.id }, format: 'lora-peft', name: 'lora' });
+    const cfg = JSON.parse(new TextDecoder().decode(adapter.files.find((f) => f.path === 'adapter_config.json')!.bytes));
+    expect([cfg.r, cfg.lora_alpha, cfg.target_modules, cfg.base_model_name_or_path]).toEqual([4, 8, ['q_proj', 'v_proj', 'up_proj'], 'brown-bf16']);
+    const merged = await engine.exportModel({ source: { runId: run.id }, format: 'safetensors', name: 'merged' });
+    expect(merged.files.some((f) => f.path === 'model.safetensors')).toBe(true);
+    // LoRA adapts a pretrained model: a start run is refused, and so is starting from a LoRA run.
+    const fromRun = await engine.planRun(spec(ds, { name: 'x', pretrained: undefined, initFrom: run.id, train: { ...spec(ds).train, lora } }));
+    expect(fromRun.problems.join(' ')).toMatch(/LoRA adapts a pretrained model picked as the student/);
+    expect(fromRun.problems.join(' ')).toMatch(/trained LoRA adapters: to start from it, export its merged model/);
   }, 600_000);
 
   it('refuses a start run and a pretrained model at once, and a pretrained folder whose config changed since creation', async () => {

@@ -46,7 +46,7 @@ describe('estimateMemory and fitAdvice', () => {
     expect(estimateMemory({ ...x, B: B!, T: T! }).largestBuffer).toBeLessThanOrEqual(GiB);
     expect(B! * T!).toBeLessThan(8 * 512);
     expect(fitAdvice({ ...x, B: 1, T: 8 }, GiB, 8 * GiB)).toBeUndefined();
-    expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: train LoRA adapters on a frozen base instead \(.*\), or pick a smaller model/);
+    expect(fitAdvice(x, GiB, 1 * GiB)).toMatch(/weights, gradients and AdamW moments alone take .* GiB: train LoRA adapters on a frozen bf16 base instead \(.*\), or pick a smaller model/);
     expect(fitAdvice({ ...x, lora: makeLoraConfig() }, GiB, 0.1 * GiB)).toMatch(/the frozen base alone takes .* GiB: hold it in 16 bits \(bf16\), or pick a smaller model/);
   });
 

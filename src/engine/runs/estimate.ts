@@ -114,9 +114,10 @@ export function fitAdvice(x: EstimateInput, maxBuffer: number, budget = MEMORY_B
   const GiB = (b: number) => `${(b / 1024 ** 3).toFixed(2)} GiB`;
   if (x.lora) return `the frozen base alone takes ${GiB(estimateMemory(x).parts[0]!.bytes)}: ${x.lora.base === 'f32' ? 'hold it in 16 bits (bf16), or ' : ''}pick a smaller model`;
   const fixed = 4 * countParams(x.model) * F;
-  // Full training does not fit even at one short sequence: would LoRA (PEFT's default targets and rank)?
-  const lora = { ...x, lora: { ...DEFAULT_LORA, targets: [...DEFAULT_LORA.targets] } };
+  // Full training does not fit even at one short sequence: would LoRA (PEFT's default targets and rank, a bf16 base)?
+  const lora = { ...x, lora: { ...DEFAULT_LORA, targets: [...DEFAULT_LORA.targets], base: 'bf16' as const } };
   const withLora = fitAdvice(lora, maxBuffer, budget);
-  const loraBytes = estimateMemory(lora).bytes;
-  return `the weights, gradients and AdamW moments alone take ${GiB(fixed)}: train LoRA adapters on a frozen base instead (${withLora === undefined ? `${GiB(loraBytes)} at this batch: fits` : withLora.startsWith('batch') ? withLora : 'does not fit either'}), or pick a smaller model`;
+  const verdict = withLora === undefined ? `${GiB(estimateMemory(lora).bytes)} at this batch: fits`
+    : /^(batch|recomputing)/.test(withLora) ? withLora : 'does not fit either';
+  return `the weights, gradients and AdamW moments alone take ${GiB(fixed)}: train LoRA adapters on a frozen bf16 base instead (${verdict}), or pick a smaller model`;
 }

@@ -4,6 +4,7 @@
 // the same tokens; against stored top-k rows: top-1 agreement; for pair methods: held-out preference accuracy.
 // Nothing is reported as a number that was not measured: without held-out tokens the loss is absent and a note
 // says why.
+import type { BaseSource } from '../../model/base-layout.ts';
 import { GpuModel } from '../../model/gpu-model.ts';
 import { evalBatches } from '../../train/batches.ts';
 import { decodeCheckpoint } from '../../train/checkpoint.ts';
@@ -17,14 +18,19 @@ import type { StoredRun } from './run-store.ts';
 import type { EngineTeacher, EvalReport } from './types.ts';
 
 /** Evaluates `params` (the run's checkpoint of `step`) on the run's held-out data. */
+/** A run's weights: whole, or a LoRA run's frozen base and adapters. */
+export type RunWeights = { step: number } & ({ params: Float32Array } | { base: BaseSource; adapters: Float32Array });
+
 export async function evaluateRun(
-  ctx: RunContext, run: StoredRun, weights: { params: Float32Array; step: number }, asked: EngineTeacher | undefined,
+  ctx: RunContext, run: StoredRun, weights: RunWeights, asked: EngineTeacher | undefined,
   onProgress?: (m: string) => void,
 ): Promise<EvalReport> {
   const t0 = performance.now();
   onProgress?.('reading the held-out data');
   const data = await runData(ctx, run);
-  const { params, step } = weights;
+  const { step } = weights;
+  // A LoRA run is evaluated as it trained: the frozen base with its adapters (no merged copy, no full-size model).
+  const lora = 'adapters' in weights ? run.train.lora : undefined;
   const { batchSize: B, seqLen: T } = run.train;
   const notes: string[] = [];
   const report: EvalReport = { runId: run.id, step, tokens: 0, notes, ms: 0 };
@@ -33,11 +39,11 @@ export async function evaluateRun(
     const ref = await ctx.runs.checkpoints(run.id).get(REFERENCE);
     if (ref && data.evalPairs.length >= B) {
       onProgress?.('held-out preference pairs');
-      // The weights evaluated are whole (a LoRA run's merged): the policy holds them, the reference the start's.
-      const { lora: _, ...whole } = run.train;
-      const pt = new PairTrainer(ctx.device, run.model, whole, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
+      // The policy holds the weights evaluated (a LoRA run's adapters on the stored start), the reference the start.
+      const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
       try {
-        pt.policy.uploadParams(params);
+        if ('adapters' in weights) pt.policy.uploadAdapters(weights.adapters);
+        else pt.policy.uploadParams(weights.params);
         const e = await pt.evaluate();
         if (e) report.pairAccuracy = e.pairAccuracy;
       } finally { pt.destroy(); }
@@ -71,9 +77,12 @@ export async function evaluateRun(
     const table = data.topk;
     teacherFor = async (b) => teacherTopK(b, data.evalRows, table, run.model.vocabSize);
   }
-  const student = new GpuModel(ctx.device, run.model, B, T, CE_ONLY);
+  const student = new GpuModel(ctx.device, run.model, B, T, CE_ONLY, undefined, lora ? { lora } : {});
   try {
-    student.uploadParams(params);
+    if ('adapters' in weights) {
+      student.uploadBase(weights.base);
+      student.uploadAdapters(weights.adapters);
+    } else student.uploadParams(weights.params);
     const r = await evaluateHeldOut(student, batches, {
       ...(teacherFor ? { teacherFor } : {}), ...(data.topk ? { topK: data.topk.k } : {}),
       onBatch: (i, n) => onProgress?.(`held-out batch ${i + 1} of ${n}`),

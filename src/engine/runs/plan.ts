@@ -6,6 +6,7 @@
 // parameter count, memory against the adapter's limits — before anything is stored. Creation builds from the
 // same resolved run (runs.ts), so planning and creation cannot disagree.
 import { importHfFolder, type ImportedModel } from '../../export/import.ts';
+import { importHfMeta, type ImportedMeta } from '../../export/import-lazy.ts';
 import { paddedVocab, presetConfig, PRESETS, realVocab, type ModelConfig } from '../../model/config.ts';
 import { loraLayout } from '../../model/lora.ts';
 import { countParams } from '../../model/params.ts';
@@ -68,7 +69,7 @@ export function modelProblems(c: ModelConfig, who: string): string[] {
 }
 
 /** Model folders read lately (a teacher and a pretrained student at a time), by source. */
-const folderCache: { key: string; model: Promise<ImportedModel> }[] = [];
+const folderCache: { key: string; model: Promise<ImportedMeta> }[] = [];
 const FOLDER_CACHE = 2;
 
 /** FNV-1a over a whole file up to 1 MiB (configs, tokenizers), else over 256 bytes every 64 KiB and the last 256
@@ -90,26 +91,42 @@ function sourceKey(s: ModelFolderSource): string {
   return `files:${Object.entries(s.files).map(([p, b]) => `${p}:${b.length}:${sampleHash(b)}`).sort().join(',')}`;
 }
 
-/** The model of a folder (`who`: 'teacher' or 'student', for messages), read once while it stays among the last two. */
-export function loadModelFolder(source: ModelFolderSource, label: string, who: 'teacher' | 'student', onProgress?: (m: string) => void): Promise<ImportedModel> {
-  const key = sourceKey(source);
+/** A folder's import (with or without its weights read), cached while it stays among the last two. */
+function cachedFolder<T extends ImportedMeta>(key: string, make: () => Promise<T>): Promise<T> {
   const hit = folderCache.findIndex((c) => c.key === key);
   if (hit >= 0) {
     const [c] = folderCache.splice(hit, 1);
     folderCache.unshift(c!);
-    return c!.model;
+    return c!.model as Promise<T>;
   }
-  const model = (async () => {
-    const files = await readModelFolder(source, onProgress);
-    onProgress?.(`reading the ${who} ${label}`);
-    const imp = importHfFolder(files, `${who} ${label}`);
-    if (!imp.textTokenizer) throw new Error(`${who} ${label}: its folder has no tokenizer.json that transformers.js's tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
-    return imp;
-  })();
+  const model = make();
   folderCache.unshift({ key, model });
   folderCache.length = Math.min(folderCache.length, FOLDER_CACHE);
   model.catch(() => { const i = folderCache.findIndex((c) => c.key === key); if (i >= 0) folderCache.splice(i, 1); });
   return model;
+}
+
+function needTokenizer<T extends ImportedMeta>(imp: T, who: string, label: string): T {
+  if (!imp.textTokenizer) throw new Error(`${who} ${label}: its folder has no tokenizer.json that transformers.js's tokenizer reads (${imp.warnings.join('; ') || 'missing'})`);
+  return imp;
+}
+
+/** The model of a folder, weights in f32 (`who`: 'teacher' or 'student', for messages), read once while cached. */
+export function loadModelFolder(source: ModelFolderSource, label: string, who: 'teacher' | 'student', onProgress?: (m: string) => void): Promise<ImportedModel> {
+  return cachedFolder(sourceKey(source), async () => {
+    const files = await readModelFolder(source, onProgress);
+    onProgress?.(`reading the ${who} ${label}`);
+    return needTokenizer(importHfFolder(files, `${who} ${label}`), who, label);
+  });
+}
+
+/** A pretrained student's folder for planning: config, tokenizer, chat template; its weights checked, not read. */
+export function loadStudentMeta(source: ModelFolderSource, label: string, onProgress?: (m: string) => void): Promise<ImportedMeta> {
+  return cachedFolder(`meta:${sourceKey(source)}`, async () => {
+    const files = await readModelFolder(source, onProgress);
+    onProgress?.(`reading the student ${label}`);
+    return needTokenizer(importHfMeta(files, `student ${label}`), 'student', label);
+  });
 }
 
 /** The teacher model of a folder, read once (cached with the student's). */
@@ -138,7 +155,7 @@ export interface ResolvedRun {
   /** The teacher's folder, read when the run puts it on the GPU or takes its tokenizer or chat template from it. */
   teacher?: ImportedModel;
   /** The pretrained student's folder (spec.pretrained): its architecture, weights, tokenizer and chat template. */
-  pretrained?: ImportedModel;
+  pretrained?: ImportedMeta;
   initRun?: StoredRun;
   tokenizer: TokenizerSource;
   /** format 'template': the chat template the run renders with (given, else the start run's or the teacher's). */
@@ -158,7 +175,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   const problems = method.check(spec), warnings: string[] = [];
   const train = method.trainConfig(spec);
   const initRun = spec.initFrom ? await deps.getRun(spec.initFrom) : undefined;
-  const pretrained = spec.pretrained ? await loadModelFolder(spec.pretrained.source, spec.pretrained.label, 'student', onProgress) : undefined;
+  const pretrained = spec.pretrained ? await loadStudentMeta(spec.pretrained.source, spec.pretrained.label, onProgress) : undefined;
   const fresh = !initRun && !pretrained;
   const needsTemplate = spec.format === 'template' && !spec.chatTemplate && !initRun && !pretrained?.special.chatTemplate;
   const wantsTeacher = method.runsTeacher(spec) || (fresh && spec.tokenizer.kind === 'teacher') || needsTemplate;
@@ -179,7 +196,10 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   }
   if (train.seqLen + 1 > model.maxSeqLen) problems.push(`the sequence length ${train.seqLen} does not fit the model's context of ${model.maxSeqLen} tokens: lower it`);
   problems.push(...modelProblems(model, 'the student'));
-  if (train.lora && fresh) problems.push('LoRA trains small adapters on a model that already knows something: pick a pretrained student or a run to start from, or train every weight (full)');
+  if (train.lora && !pretrained) problems.push(initRun ? 'LoRA adapts a pretrained model picked as the student: to adapt this run’s weights, export it (safetensors) and pick that folder as the pretrained student, or train every weight (full)'
+    : 'LoRA trains small adapters on a model that already knows something: pick a pretrained student, or train every weight (full)');
+  if (train.lora && train.lora.dropout !== 0) problems.push(`LoRA dropout ${train.lora.dropout} is not supported on the GPU yet: set it to 0`);
+  if (initRun?.train.lora) problems.push(`run ${initRun.name} trained LoRA adapters: to start from it, export its merged model (safetensors) and pick that folder as a pretrained student`);
 
   const counts = await deps.counts(spec.datasetId);
   const pairs = method.data === 'pairs';
@@ -258,6 +278,6 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     dataset: { records, pairs: pairCount, topk, topkTokens }, heldOut: r.heldOut,
     ...(r.alignment ? { alignment: r.alignment } : {}),
     ...(r.alignment && !r.alignment.aligned ? { offerSeqKd: true } : {}),
-    ...(!train.lora && (r.pretrained || r.initRun) && (memory.largestBuffer > limits.maxBufferSize || memory.bytes > MEMORY_BUDGET) ? { offerLora: true } : {}),
+    ...(!train.lora && r.pretrained && (memory.largestBuffer > limits.maxBufferSize || memory.bytes > MEMORY_BUDGET) ? { offerLora: true } : {}),
   };
 }

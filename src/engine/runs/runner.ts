@@ -25,6 +25,9 @@ import { SAMPLE_NEW_TOKENS, sampleLength } from './estimate.ts';
 import { answerText, EOS_TOKEN, promptIds, recordFormat, stopIds } from './format.ts';
 import { methodOf, type TrainerKind } from './methods.ts';
 import { loadModelFolder, loadTeacherModel } from './plan.ts';
+import { baseTensorsOf, importHfMeta } from '../../export/import-lazy.ts';
+import type { BaseSource } from '../../model/base-layout.ts';
+import { readModelFolder } from '../model-fetch.ts';
 import type { RunStore, StoredRun } from './run-store.ts';
 import type { ModelFolderSource, RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
 
@@ -144,6 +147,8 @@ interface TrainerSetup {
   /** The checkpoint a resume starts from, or the weights of the run it starts from (fresh moments). */
   resumeFrom?: Checkpoint;
   init?: Checkpoint;
+  /** Token methods with LoRA: the frozen base, tensor by tensor from the pretrained folder. */
+  base?: BaseSource;
   progress: (m: string) => void;
   log: (e: TrainLog) => void;
 }
@@ -158,7 +163,7 @@ interface BuiltTrainer {
 
 /** Token batches (SFT, KD, on-policy): the teacher model on the GPU when the method runs it, its signal per batch,
  *  on-policy micro-batches of the student's own samples scored by the teacher. */
-async function tokenTrainer({ ctx, run, data, resumeFrom, init, progress, log }: TrainerSetup): Promise<BuiltTrainer> {
+async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, log }: TrainerSetup): Promise<BuiltTrainer> {
   const t = run.train, owned: BuiltTrainer['owned'] = [];
   let teacher: GpuModel | undefined;
   if (methodOf(run.spec).runsTeacher(run.spec)) {
@@ -189,8 +194,8 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, progress, log }:
       },
     } : {}),
     log: (e) => { if (e.kind === 'event') log(e); },
-    // LoRA: the starting weights are the frozen base; only a checkpoint (adapters) is restored.
-    ...(t.lora ? { base: init!.params } : {}),
+    // LoRA: the frozen base; only a checkpoint (adapters) is restored.
+    ...(t.lora ? { base: base! } : {}),
   });
   if (t.lora ? resumeFrom : resumeFrom ?? init) trainer.restore((resumeFrom ?? init)!);
   return {
@@ -234,16 +239,18 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     await ctx.runs.appendLog(run.id, e);
     hooks.emit(e);
   };
-  // A LoRA run's checkpoints hold its adapters: the frozen base is the weights it started from, read again.
-  const init = resumeFrom && !t.lora ? undefined : await initialWeights(ctx, run, progress);
-  if (t.lora && !init) throw new Error(`run ${run.name}: LoRA needs the weights it started from (a pretrained model or a run), and it has none`);
+  // A LoRA run's checkpoints hold its adapters: the frozen base is the pretrained model it started from, read again
+  // tensor by tensor (token methods; DPO/IPO keep it as their stored reference, as full runs do).
+  const tokensLora = !!t.lora && methodOf(run.spec).trainer === 'tokens';
+  const init = resumeFrom || tokensLora ? undefined : await initialWeights(ctx, run, progress);
+  const base = tokensLora ? await loraBase(ctx, run, progress) : undefined;
   const times: number[] = [];
   let built: BuiltTrainer | undefined, gen: Generator | undefined;
   try {
     // Allocation is where a run that does not fit fails: an out-of-memory error says so (the checkpoint is kept).
     ctx.device.pushErrorScope('out-of-memory');
     try {
-      built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), progress, log: (e) => void log(e) });
+      built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), ...(base ? { base } : {}), progress, log: (e) => void log(e) });
     } finally {
       const oom = await ctx.device.popErrorScope();
       if (oom) throw new OutOfMemoryError(`the GPU ran out of memory building run ${run.name} (${oom.message}): lower the batch size or sequence length, or pick a smaller model; its last checkpoint is kept`);
@@ -315,6 +322,21 @@ export async function initialWeights(ctx: RunContext, run: StoredRun, progress: 
   const c = decodeCheckpoint(bytes);
   if (JSON.stringify(c.model) !== JSON.stringify(run.model)) throw new Error(`run ${run.name}: the run it starts from has another model config`);
   return { ...freshStart(run), params: c.params };
+}
+
+/**
+ * The frozen base of a LoRA run: its pretrained folder (the run's stored files, or the URL/Hub source) read tensor by
+ * tensor in the LoRA config's format (baseTensorsOf: 16-bit weights as their words), never the model whole in f32.
+ */
+export async function loraBase(ctx: RunContext, run: StoredRun, progress: (m: string) => void): Promise<BaseSource> {
+  const lora = run.train.lora, src = await runFolder(ctx, run, 'student');
+  if (!lora || !src) throw new Error(`run ${run.name}: LoRA adapts the pretrained model a run starts from, and this run has ${lora ? 'none' : 'no LoRA'}`);
+  const label = run.spec.pretrained!.label;
+  const files = await readModelFolder(src, progress);
+  if (JSON.stringify(importHfMeta(files, `student ${label}`).config) !== JSON.stringify(run.model)) {
+    throw new Error(`run ${run.name}: the pretrained model ${label} is not the one the run was created with (its config.json changed); start a new run`);
+  }
+  return () => baseTensorsOf(files, run.model, lora.base, `student ${label}`);
 }
 
 /** The page's view of a stored run (without the snapshot ids and tokenizer). */

@@ -8,9 +8,12 @@ import { ADAPTER_FORMATS, isAdapterFormat, type AdapterFormat } from '../../expo
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
 import { exportLoraGguf, exportPeftAdapter } from '../../export/lora.ts';
 import { jsonFile } from '../../export/types.ts';
-import { Generator } from '../../model/generate.ts';
-import { loraLayout, mergeLora } from '../../model/lora.ts';
-import { countParams } from '../../model/params.ts';
+import { Generator, type GeneratorAdapters } from '../../model/generate.ts';
+import { loraLayout, mergeLora, type LoraConfig } from '../../model/lora.ts';
+import { GpuModel } from '../../model/gpu-model.ts';
+import { shardRanges, SlabShards } from '../../model/slab-shards.ts';
+import { CE_ONLY } from '../../train/step-trainer.ts';
+import { countParams, paramLayout } from '../../model/params.ts';
 import type { GpuContext } from '../../platform/gpu.ts';
 import type { ChatMessage, StoredPair, StoredRecord } from '../../store/schema.ts';
 import { newId } from '../../store/schema.ts';
@@ -19,16 +22,14 @@ import { trainBpe } from '../../tokenizer/bpe.ts';
 import { HfTokenizer } from '../../tokenizer/hf.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
 import { decodeCheckpoint, type Checkpoint } from '../../train/checkpoint.ts';
-import { allocBuffer } from '../../model/activations.ts';
-import { writeArray } from '../../gpu/dispatch.ts';
 import type { ExportResultData } from '../export.ts';
 import { heldFolder } from '../held-folders.ts';
 import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds } from './data.ts';
 import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
 import { compareFormats, type FormatComparison } from './compare-formats.ts';
-import { evaluateRun } from './held-out.ts';
+import { evaluateRun, type RunWeights } from './held-out.ts';
 import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
-import { CKPT, eosId, initialWeights, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
+import { CKPT, eosId, initialWeights, loraBase, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
   EngineModel, EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
@@ -225,24 +226,32 @@ export class RunsEngine {
 
   async evaluate(req: { runId: string; teacher?: EngineTeacher }, onProgress?: (m: string) => void): Promise<EvalReport> {
     const run = await this.getRun(req.runId);
-    return evaluateRun(await this.ctx(), run, await this.weights(run), req.teacher, onProgress);
+    return evaluateRun(await this.ctx(), run, await this.runWeights(run, onProgress), req.teacher, onProgress);
+  }
+
+  /** A run's latest weights as it trains them: whole, or a LoRA run's base (read tensor by tensor) and adapters. */
+  private async runWeights(run: StoredRun, onProgress?: (m: string) => void): Promise<RunWeights> {
+    if (!run.train.lora) return this.weights(run);
+    const c = await this.checkpoint(run);
+    return { step: c.step, base: await loraBase(await this.ctx(), run, onProgress ?? (() => {})), adapters: c.params };
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult> {
     const t0 = performance.now();
     const device = await this.device();
-    let tok: TextTokenizer, eos: number | undefined, params: Float32Array, config, format: RecordFormat;
+    let tok: TextTokenizer, eos: number | undefined, weights: RunWeights, config, format: RecordFormat, lora: LoraConfig | undefined;
     if ('runId' in req.model) {
       const run = await this.getRun(req.model.runId);
       ({ tok, eos } = runTokenizer(run));
-      ({ params } = await this.weights(run));
+      weights = await this.runWeights(run);
+      lora = run.train.lora;
       config = run.model;
       format = recordFormat(run.spec);
     } else {
       const imp = await loadTeacherModel(req.model.teacher.source, req.model.teacher.label);
       tok = imp.textTokenizer!;
       eos = eosId(tok, imp.special.eosToken);
-      params = imp.params;
+      weights = { step: 0, params: imp.params };
       config = imp.config;
       const template = req.model.format === 'template' ? imp.special.chatTemplate ?? tok.chatTemplate : undefined;
       if (req.model.format === 'template' && !template) throw new Error(`generate: the teacher ${req.model.teacher.label} has no chat template`);
@@ -253,15 +262,29 @@ export class RunsEngine {
     const keep = Math.max(1, config.maxSeqLen - req.maxNewTokens);
     const ids = promptIds.slice(-keep);
     const maxNewTokens = Math.max(1, Math.min(req.maxNewTokens, config.maxSeqLen - ids.length));
-    const slab = allocBuffer(device, params.length, 'generate.params');
-    writeArray(device, slab, params);
-    const gen = new Generator(device, config, slab, ids.length + maxNewTokens);
+    // The weights in buffers within the adapter's limits (shards); a LoRA run's base and adapters as a LoRA model holds
+    // them (the smallest one: one row), which the generator reads with its adapters.
+    const L = ids.length + maxNewTokens;
+    let slab: SlabShards, holder: GpuModel | undefined, adapters: GeneratorAdapters | undefined;
+    if ('adapters' in weights) {
+      holder = new GpuModel(device, config, 1, 1, CE_ONLY, undefined, { lora: lora! });
+      holder.uploadBase(weights.base);
+      holder.uploadAdapters(weights.adapters);
+      slab = holder.params;
+      adapters = { lora: lora!, slab: holder.state.params };
+    } else {
+      const layout = paramLayout(config);
+      slab = new SlabShards(device, shardRanges(layout.entries, layout.slabFloats, Math.floor(device.limits.maxBufferSize / 256) * 64), 'generate.params');
+      slab.write(weights.params);
+    }
+    const gen = new Generator(device, config, slab, L, adapters);
     try {
       const out = await gen.generate(ids, { maxNewTokens, temperature: req.temperature, seed: req.seed ?? 0, ...(eos !== undefined ? { stopTokens: stopIds(format, tok, eos) } : {}) });
       return { text: answerText(tok.decode(out), format), ids: out, promptIds: ids, finishReason: out.length < maxNewTokens ? 'stop' : 'length', ms: performance.now() - t0 };
     } finally {
       gen.destroy();
-      slab.destroy();
+      if (holder) holder.destroy();
+      else slab.destroy();
     }
   }
 

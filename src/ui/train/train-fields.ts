@@ -37,8 +37,8 @@ const text = <K extends string>(key: K, id: string, label: string, kind: 'text' 
 /** LoRA's target sets offered by the form. */
 export const LORA_TARGET_SETS = { all: ['wq', 'wk', 'wv', 'wo', 'w_gate', 'w_up', 'w_down'], attention: ['wq', 'wk', 'wv', 'wo'], qv: ['wq', 'wv'] } as const;
 
-/** A student that starts from trained weights (a pretrained model or a run): only those can be adapted by LoRA. */
-const startsTrained = (s: Readonly<Record<string, string | number>>): boolean => s.preset === PRETRAINED || s.initFrom !== '';
+/** A pretrained student: the model LoRA adapts (a run's weights are adapted by exporting them and picking the folder). */
+const startsTrained = (s: Readonly<Record<string, string | number>>): boolean => s.preset === PRETRAINED;
 
 const OBJECTIVE_LABELS: Record<string, string> = {
   fkl: 'forward KL(teacher ‖ student)', rkl: 'reverse KL(student ‖ teacher)', jsd: 'generalized JSD(β)', tvd: 'total variation',

@@ -243,8 +243,9 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
       dataset.value = datasets.some((d) => d.id === want) ? want : datasets.at(-1)?.id ?? '';
       const wantInit = initFrom.value || saved.initFrom;
       initFrom.replaceChildren(h('option', { value: '' }, 'random weights'),
-        ...runs.filter((r) => r.checkpointStep > 0).map((r) => h('option', { value: r.id }, `run “${r.name}” (step ${r.checkpointStep})`)));
-      initFrom.value = runs.some((r) => r.id === wantInit && r.checkpointStep > 0) ? wantInit : '';
+        // A LoRA run's checkpoint holds adapters, not a model: it is started from by exporting its merged model.
+        ...runs.filter((r) => r.checkpointStep > 0 && !r.train.lora).map((r) => h('option', { value: r.id }, `run “${r.name}” (step ${r.checkpointStep})`)));
+      initFrom.value = runs.some((r) => r.id === wantInit && r.checkpointStep > 0 && !r.train.lora) ? wantInit : '';
       renderPresets();
       replan();
     },
