@@ -1,9 +1,12 @@
 // The GpuModel's types: what a step trains toward (ObjectiveSpec, HiddenSpec), how it updates (OptimizerSpec), the batch
-// it reads (TrainBatch) and what comes back (StepReadback); and the vocabulary-padding convention of read-back logits.
+// it reads (TrainBatch) and what comes back (StepReadback); its options (GpuModelOptions, checked before anything is
+// allocated); and the vocabulary-padding convention of read-back logits.
 import { HIDDEN_LOSS_KINDS, type HiddenLossKind } from '../kernels/hidden/hidden.ts';
 import type { KdObjective, TopKPolicy } from '../kernels/loss/loss.ts';
 import type { TeacherInput } from './activations.ts';
 import { realVocab, type ModelConfig } from './config.ts';
+import type { LoraConfig } from './lora.ts';
+import type { SlabShards } from './slab-shards.ts';
 
 /** The logit read back for a column of vocabulary padding: finite (so 0·log terms stay 0), exp() of it is 0. */
 export const PADDING_LOGIT = Math.fround(-1e30);
@@ -81,4 +84,32 @@ export interface StepReadback {
   rowLosses: Float32Array;
   /** Hidden-state loss, weighted mean Σ w·loss_n / Σ w (0 without the `hidden` option). */
   hidden: number;
+}
+
+export interface GpuModelOptions {
+  hidden?: HiddenSpec;
+  /** LoRA: the model's weights are a frozen base (no gradients, no moments); only the adapters (and W_h) train. */
+  lora?: LoraConfig;
+  /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
+   *  values split the slabs into more buffers (tests of the shards). */
+  maxBufferBytes?: number;
+  /** Keep one layer's activations instead of every layer's: the backward recomputes layer l's forward (from the kept
+   *  residual stream) just before layer l's backward. Less memory, about a third more compute; the same numbers. */
+  recompute?: boolean;
+  /** LoRA only: use this frozen base (another LoRA model's `params`: a DPO reference) instead of allocating one. */
+  sharedBase?: SlabShards;
+  /** Bytes the student's logits buffer may take (default DEFAULT_LOGITS_BUDGET_BYTES, 64 MiB): the classifier and
+   *  its loss run over chunks of logitsChunkRows(N, V, budget) rows. */
+  logitsBudgetBytes?: number;
+}
+
+const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase', 'recompute'];
+
+/** Refuses unknown options and combinations the model cannot build, before anything is allocated. */
+export function checkModelOptions(options: GpuModelOptions): void {
+  const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
+  if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
+  if (options.hidden) checkHiddenSpec(options.hidden);
+  if (options.lora && options.lora.dropout !== 0) throw new Error(`GpuModel: LoRA dropout ${options.lora.dropout} is not supported on the GPU yet: set it to 0`);
+  if (options.sharedBase && !options.lora) throw new Error('GpuModel: sharedBase is the frozen base of a LoRA model: give lora too');
 }

@@ -34,31 +34,14 @@ import { logitsChunkRows, planClassifier, readLogitsChunks, type ClassifierPlan 
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
 import { GpuAdapters } from './gpu-adapters.ts';
-import { loraLayout, type LoraConfig } from './lora.ts';
-import { shardRanges, SlabShards } from './slab-shards.ts';
-import { baseLayout, baseTensorValues, baseTensorWords, type BaseLayout, type BaseSource } from './base-layout.ts';
+import { loraLayout } from './lora.ts';
+import type { SlabShards } from './slab-shards.ts';
+import type { BaseSource } from './base-layout.ts';
+import { FrozenBase } from './frozen-base.ts';
 import type { HalfFormat } from '../util/half.ts';
 import { TrainState } from './train-state.ts';
-import { checkHiddenSpec, maskPaddingLogits, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
-export { maskPaddingLogits, PADDING_LOGIT, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
-export interface GpuModelOptions {
-  hidden?: HiddenSpec;
-  /** LoRA: the model's weights are a frozen base (no gradients, no moments); only the adapters (and W_h) train. */
-  lora?: LoraConfig;
-  /** Largest buffer of the parameter/gradient/moment slabs in bytes; default the device's maxBufferSize. Smaller
-   *  values split the slabs into more buffers (tests of the shards). */
-  maxBufferBytes?: number;
-  /** Keep one layer's activations instead of every layer's: the backward recomputes layer l's forward (from the kept
-   *  residual stream) just before layer l's backward. Less memory, about a third more compute; the same numbers. */
-  recompute?: boolean;
-  /** LoRA only: use this frozen base (another LoRA model's `params`: a DPO reference) instead of allocating one. */
-  sharedBase?: SlabShards;
-  /** Bytes the student's logits buffer may take (default DEFAULT_LOGITS_BUDGET_BYTES, 64 MiB): the classifier and
-   *  its loss run over chunks of logitsChunkRows(N, V, budget) rows. */
-  logitsBudgetBytes?: number;
-}
-
-const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase', 'recompute'];
+import { checkModelOptions, maskPaddingLogits, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+export { maskPaddingLogits, PADDING_LOGIT, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 
 export class GpuModel {
   readonly layout: ParamLayout;
@@ -67,10 +50,7 @@ export class GpuModel {
    *  moments, split across buffers within the adapter's maxBufferSize. */
   readonly state: TrainState;
   /** LoRA only: the model's weights, frozen (parameters only), and the adapters' plans. */
-  private readonly base?: SlabShards;
-  /** LoRA only: where each weight lies in the base (f32, or the linears in 16 bits). */
-  readonly baseLayout?: BaseLayout;
-  private readonly ownsBase: boolean = false;
+  private readonly base?: FrozenBase;
   readonly adapters?: GpuAdapters;
   /** Floats of the trained slab before W_h (the model's slab, or the adapters'). */
   private readonly trainedFloats: number;
@@ -106,11 +86,7 @@ export class GpuModel {
     options: GpuModelOptions = {},
   ) {
     if (T > config.maxSeqLen) throw new Error(`GpuModel: T = ${T} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
-    const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
-    if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
-    if (options.hidden) checkHiddenSpec(options.hidden);
-    if (options.lora && options.lora.dropout !== 0) throw new Error(`GpuModel: LoRA dropout ${options.lora.dropout} is not supported on the GPU yet: set it to 0`);
-    if (options.sharedBase && !options.lora) throw new Error('GpuModel: sharedBase is the frozen base of a LoRA model: give lora too');
+    checkModelOptions(options);
     this.hidden = options.hidden;
     const Ct = this.hidden?.teacherWidth;
     this.layout = paramLayout(config);
@@ -133,10 +109,7 @@ export class GpuModel {
       optimizer,
     });
     if (options.lora) {
-      this.baseLayout = baseLayout(config, options.lora.base);
-      this.base = options.sharedBase ?? new SlabShards(device, shardRanges(this.baseLayout.entries, this.baseLayout.words, Math.floor(maxBufferBytes / 256) * 64), 'base');
-      this.ownsBase = !options.sharedBase;
-      if (this.base.floats !== this.baseLayout.words) throw new Error(`GpuModel: the shared base holds ${this.base.floats} words, this config's ${this.baseLayout.format} base ${this.baseLayout.words}`);
+      this.base = new FrozenBase(device, config, options.lora.base, maxBufferBytes, options.sharedBase);
       this.adapters = new GpuAdapters(device, config, options.lora, this.N, this.state);
       this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
     }
@@ -165,19 +138,20 @@ export class GpuModel {
 
   /** The model's weights (their shards; the frozen base under LoRA): a Generator reads them in place. */
   get params(): SlabShards {
-    return this.base ?? this.state.params;
+    return this.base?.slab ?? this.state.params;
   }
 
   /** The parameter tensor `name` as a binding into the slab (under LoRA the base, where it may be 16-bit words). */
   p(name: string): Binding {
-    const e = this.baseLayout?.byName.get(name) ?? this.layout.byName.get(name);
+    if (this.base?.has(name)) return this.base.binding(name);
+    const e = this.layout.byName.get(name);
     if (!e) throw new Error(`GpuModel: no parameter '${name}'`);
-    return this.params.binding(e.offset, 'words' in e ? e.words : e.size);
+    return this.params.binding(e.offset, e.size);
   }
 
   /** A weight as a matmul's B operand: its binding, and its 16-bit format when the base stores it so. */
   w(name: string): { b: Binding; bFormat?: HalfFormat } {
-    const half = this.baseLayout?.byName.get(name)?.half;
+    const half = this.base?.half(name);
     return { b: this.p(name), ...(half ? { bFormat: half } : {}) };
   }
 
@@ -466,40 +440,26 @@ export class GpuModel {
 
   /** Writes the model's weights (the frozen base under LoRA: tensor by tensor, 16-bit ones rounded to nearest even). */
   uploadParams(slab: Float32Array): void {
+    if (this.base) return this.base.uploadSlab(slab);
     if (slab.length !== this.layout.slabFloats) throw new Error(`uploadParams: ${slab.length} floats, the layout has ${this.layout.slabFloats}`);
-    if (!this.baseLayout) return this.params.write(slab);
-    for (const e of this.layout.entries) this.uploadBaseTensor(e.name, slab.subarray(e.offset, e.offset + e.size));
+    this.params.write(slab);
   }
 
   /** Writes a LoRA base: a whole f32 slab, or tensor by tensor (baseTensorsOf: 16-bit weights as their words). */
   uploadBase(base: BaseSource): void {
     this.loraOnly('uploadBase');
-    if (base instanceof Float32Array) return this.uploadParams(base);
-    const seen = new Set<string>();
-    for (const t of base()) { this.uploadBaseTensor(t.name, t.data); seen.add(t.name); }
-    const missing = this.baseLayout!.entries.filter((e) => !seen.has(e.name));
-    if (missing.length) throw new Error(`uploadBase: no ${missing.map((e) => e.name).slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''} among the base's tensors`);
+    this.base!.upload(base);
   }
 
-  /** Writes one weight of a LoRA base: f32 values, or the tensor's packed 16-bit words as they are (a bf16/f16
-   *  safetensors tensor, halfTensorsOf) when the base stores it in that format. */
+  /** Writes one weight of a LoRA base: f32 values, or its packed 16-bit words (a bf16/f16 safetensors tensor's). */
   uploadBaseTensor(name: string, data: Float32Array | Uint32Array): void {
-    const e = this.baseLayout?.byName.get(name);
-    if (!e) throw new Error(`uploadBaseTensor: ${this.baseLayout ? `no weight '${name}'` : 'the model has no LoRA base'}`);
-    const words = data instanceof Uint32Array ? data : baseTensorWords(e, data);
-    if (words.length !== e.words || (data instanceof Uint32Array && !e.half)) throw new Error(`uploadBaseTensor: ${name} takes ${e.words} ${e.half ?? 'f32'} words, got ${words.length} ${data instanceof Uint32Array ? 'packed words' : 'values'}`);
-    this.params.write(words instanceof Float32Array ? words : new Float32Array(words.buffer, words.byteOffset, words.length), e.offset);
+    this.loraOnly('uploadBaseTensor');
+    this.base!.uploadTensor(name, data);
   }
 
   /** Reads the model's weights (the frozen base under LoRA, 16-bit tensors widened to f32). */
-  async readParams(): Promise<Float32Array> {
-    if (!this.baseLayout) return this.params.read(this.layout.slabFloats);
-    const out = new Float32Array(this.layout.slabFloats);
-    for (const e of this.baseLayout.entries) {
-      const words = await this.params.read(e.words, e.offset);
-      out.set(baseTensorValues(e, new Uint32Array(words.buffer, words.byteOffset, e.words)), this.layout.byName.get(e.name)!.offset);
-    }
-    return out;
+  readParams(): Promise<Float32Array> {
+    return this.base ? this.base.read() : this.params.read(this.layout.slabFloats);
   }
 
   /** ∂loss/∂weights of the last backward; under LoRA the weights are frozen: readAdapterGrads. */
@@ -621,7 +581,7 @@ export class GpuModel {
 
   destroy(): void {
     this.state.destroy();
-    if (this.ownsBase) this.base?.destroy();
+    this.base?.destroy();
     this.adapters?.destroy();
     this.discard?.destroy();
     destroyAll(this.acts);
