@@ -64,12 +64,15 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
   ];
   const source = h('select', { id: 'export-source', class: 'wide' }, ...fixed);
   let runNames = new Map<string, string>(), loraRuns = new Set<string>();
-  // A LoRA run also exports its adapters alone (for the base model); other sources do not have any.
+  // A LoRA run also exports its adapters alone (for the base model): their options are listed only for one.
   const syncAdapterFormats = () => {
     const lora = loraRuns.has(source.value.slice(4));
-    adapterGroup.hidden = !lora;
-    for (const o of adapterGroup.querySelectorAll('option')) o.disabled = !lora;
-    if (!lora && (ADAPTER_FORMATS as readonly string[]).includes(format.value)) format.value = EXPORT_FORMATS[0];
+    if (lora && adapterGroup.parentNode !== format) format.append(adapterGroup);
+    if (!lora && adapterGroup.parentNode === format) {
+      const was = format.value;
+      adapterGroup.remove();
+      if ((ADAPTER_FORMATS as readonly string[]).includes(was)) format.value = EXPORT_FORMATS[0];
+    }
   };
   const refreshRuns = async () => {
     const runs = await backend.runs().catch(() => []);
@@ -87,7 +90,7 @@ export function exportPanel(backend: ExportBackend): HTMLElement {
   const picker = h('input', { id: 'export-files', type: 'file', webkitdirectory: true, multiple: true, hidden: true });
   source.addEventListener('change', () => { picker.hidden = source.value !== 'picked'; savePref('export-source', source.value); syncAdapterFormats(); compare.sourceChanged(); });
   const adapterGroup = h('optgroup', { label: 'The LoRA adapters alone (this run trained adapters on a frozen base)' }, ...ADAPTER_FORMATS.map((f) => h('option', { value: f }, ADAPTER_LABELS[f])));
-  const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)), adapterGroup);
+  const format = h('select', { id: 'export-format' }, ...FORMATS.map(([v, l]) => h('option', { value: v }, l)));
   const compare = comparePanel(backend, () => (source.value.startsWith('run:') ? source.value.slice(4) : undefined), format);
   const zipButton = h('button', { id: 'export-zip' }, 'Download .zip');
   const canPickFolder = typeof (window as PickerWindow).showDirectoryPicker === 'function';
