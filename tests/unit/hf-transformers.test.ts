@@ -38,7 +38,8 @@ print(json.dumps(out))
 `;
 
 let py: string;
-beforeAll(() => { py = torchPython(); });
+// torchPython() imports torch in a child process: seconds, and more on a loaded 2-core machine.
+beforeAll(() => { py = torchPython(); }, 120_000);
 
 function model(tied: boolean) {
   const config = makeConfig({
