@@ -44,6 +44,16 @@ function setup(config: ModelConfig, lora: LoraConfig, seed: number) {
   return { slab, adapters, batch: { ids, labels, weights, teacherIds, teacherLogprobs } };
 }
 
+/** The CPU reference's loss and gradients of the merged model on a setup() batch, with `objective`. */
+function refOfMerged(config: ModelConfig, merged: Float32Array, b: ReturnType<typeof setup>['batch']) {
+  const wsum = b.weights.reduce((a, x) => a + x, 0);
+  return refLossAndGrad(config, merged, {
+    ids: b.ids, B, T, labels: b.labels, weights: b.weights, objective: objective.objective, temperature: objective.temperature,
+    kdWeight: objective.kdWeight, ceWeight: objective.ceWeight, lossScale: 1 / wsum,
+    teacher: { kind: 'topk', k: K, ids: b.teacherIds, logprobs: b.teacherLogprobs, policy: 'renormalize' },
+  });
+}
+
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, atol: number, rtol = 1e-3): void {
   const c = compareArrays(got, want, { atol, rtol });
   expect(c.ok, `${what}: ${describeComparison(c)}`).toBe(true);
@@ -67,12 +77,7 @@ describe('GpuModel with LoRA vs the merged CPU reference', () => {
       const merged = mergeLora(config, s.slab, lora, s.adapters);
       expectClose(await model.logits(), refForward(config, merged, s.batch.ids, B, T).logits, 'logits', 2e-5, 2e-4);
       const r = await model.run();
-      const wsum = s.batch.weights.reduce((a, b) => a + b, 0);
-      const ref = refLossAndGrad(config, merged, {
-        ids: s.batch.ids, B, T, labels: s.batch.labels, weights: s.batch.weights, objective: objective.objective, temperature: objective.temperature,
-        kdWeight: objective.kdWeight, ceWeight: objective.ceWeight, lossScale: 1 / wsum,
-        teacher: { kind: 'topk', k: K, ids: s.batch.teacherIds, logprobs: s.batch.teacherLogprobs, policy: 'renormalize' },
-      });
+      const ref = refOfMerged(config, merged, s.batch);
       expect(r.loss).toBeCloseTo(ref.loss, 5);
       const want = loraGradFromMerged(config, lora, s.adapters, ref.grad);
       const grads = await model.readAdapterGrads();
@@ -172,12 +177,7 @@ describe('GpuModel with LoRA vs the merged CPU reference', () => {
       const merged = mergeLora(config, rounded, lora, s.adapters);
       expectClose(await model.logits(), refForward(config, merged, s.batch.ids, B, T).logits, 'logits', 2e-5, 2e-4);
       const r = await model.run();
-      const wsum = s.batch.weights.reduce((a, b) => a + b, 0);
-      const ref = refLossAndGrad(config, merged, {
-        ids: s.batch.ids, B, T, labels: s.batch.labels, weights: s.batch.weights, objective: objective.objective, temperature: objective.temperature,
-        kdWeight: objective.kdWeight, ceWeight: objective.ceWeight, lossScale: 1 / wsum,
-        teacher: { kind: 'topk', k: K, ids: s.batch.teacherIds, logprobs: s.batch.teacherLogprobs, policy: 'renormalize' },
-      });
+      const ref = refOfMerged(config, merged, s.batch);
       expect(r.loss).toBeCloseTo(ref.loss, 5);
       const want = loraGradFromMerged(config, lora, s.adapters, ref.grad);
       expectClose(await model.readAdapterGrads(), want, 'adapter gradients', 1e-5 * want.reduce((m, g) => Math.max(m, Math.abs(g)), 0));
