@@ -165,6 +165,35 @@ describe('a pretrained student (an HF Llama folder) in the app engine', () => {
     expect(fromRun.problems.join(' ')).toMatch(/trained LoRA adapters: to start from it, export its merged model/);
   }, 600_000);
 
+  it('LoRA with DPO (the reference is the folder\'s base, adapters off: nothing stored) and with on-policy KD (#21)', async () => {
+    const { data, runs, engine, ds } = await setup();
+    await data.putPairs(ds, Array.from({ length: 12 }, (_, i) => {
+      const [u, a] = TEXTS[i % TEXTS.length]!;
+      return { key: `p${i}`, prompt: [{ role: 'user' as const, content: `${u}` }], chosen: `${a}${i}`, rejected: ' no no no no.', provenance: prov };
+    }));
+    const lora = { rank: 4, alpha: 8, targets: ['wq', 'wv', 'w_down'], dropout: 0, base: 'f32' };
+    const dpo = await engine.createRun(spec(ds, { name: 'dpo', method: 'dpo', pairBeta: 0.5, train: { ...spec(ds).train, steps: 2, evalEvery: 2, lr: 0.01, lora } }));
+    const ev: RunEvent[] = [];
+    expect((await engine.runRun(dpo.id, (e) => ev.push(e))).status).toBe('done');
+    const steps = ev.filter((e): e is RunStepLog => e.kind === 'step');
+    expect(steps[0]!.loss).toBeCloseTo(Math.log(2), 5); // B = 0: the policy is the reference at the start
+    expect(steps.at(-1)!.loss).toBeLessThan(steps[0]!.loss);
+    expect(await runs.checkpoints(dpo.id).list()).not.toContain('reference'); // the base is the stored folder's: no copy
+    expect((await engine.evaluate({ runId: dpo.id })).pairAccuracy).toBeGreaterThanOrEqual(0.5);
+
+    const op = await engine.createRun(spec(ds, {
+      name: 'op', method: 'on-policy', teacher: model, onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 },
+      train: { ...spec(ds).train, steps: 1, lr: 0.01, objective: 'jsd', beta: 0.5, lora },
+    }));
+    const oev: RunEvent[] = [];
+    expect((await engine.runRun(op.id, (e) => oev.push(e))).status).toBe('done');
+    const os = oev.filter((e): e is RunStepLog => e.kind === 'step');
+    expect(os.map((s) => s.onPolicy)).toEqual([true]);
+    // The student is the teacher's own weights with B = 0 at step 1: the JSD on its own samples starts at 0.
+    expect(Math.abs(os[0]!.kd)).toBeLessThan(1e-5);
+    expect(os.every((s) => Number.isFinite(s.loss))).toBe(true);
+  }, 600_000);
+
   it('refuses a start run and a pretrained model at once, and a pretrained folder whose config changed since creation', async () => {
     const { runs, engine, ds } = await setup();
     await expect(engine.planRun(spec(ds, { initFrom: 'x' }))).rejects.toThrow(/a pretrained model or from another run, not both/);

@@ -19,6 +19,7 @@ import { openStore, type DistillStore } from '../../src/store/store.ts';
 import { encodeTopK, packTopKRows } from '../../src/store/topk.ts';
 import { BpeTokenizer, trainBpe } from '../../src/tokenizer/bpe.ts';
 import { evalBatches } from '../../src/train/batches.ts';
+import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { logSoftmaxRow } from '../../src/util/logsoftmax.ts';
 import { useGpu } from './gpu-context.ts';
 
@@ -205,7 +206,7 @@ describe('training runs in the engine', () => {
   }, 600_000);
 
   it('DPO from an SFT run lowers the pair loss; on-policy steps train on the student\'s samples', async () => {
-    const { data, engine } = await setup();
+    const { data, runs, engine } = await setup();
     const ds = await dataset(data, 30);
     const sft = await engine.createRun(spec(ds, { name: 'sft', train: { ...spec(ds).train, steps: 4 } }));
     await engine.runRun(sft.id);
@@ -221,6 +222,11 @@ describe('training runs in the engine', () => {
     expect(steps.at(-1)!.loss).toBeLessThan(steps[0]!.loss);
     expect(steps.at(-1)!.pairAccuracy).toBeGreaterThan(0.5);
     expect((await engine.evaluate({ runId: dpo.id })).pairAccuracy).toBeGreaterThanOrEqual(0.5);
+    // The frozen reference is stored once as the SFT run's weights, without moments (it never trains).
+    const ref = decodeCheckpoint((await runs.checkpoints(dpo.id).get('reference'))!);
+    const sftWeights = decodeCheckpoint((await runs.checkpoints(sft.id).get('latest'))!).params;
+    expect([ref.m.length, ref.v.length]).toEqual([0, 0]);
+    expect(ref.params).toEqual(sftWeights);
 
     const op = await engine.createRun(spec(ds, { name: 'op', method: 'on-policy', onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 }, train: { ...spec(ds).train, steps: 2, batchSize: 2, objective: 'jsd', beta: 0.5 } }));
     const oev: RunEvent[] = [];

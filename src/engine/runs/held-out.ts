@@ -7,13 +7,12 @@
 import type { BaseSource } from '../../model/base-layout.ts';
 import { GpuModel } from '../../model/gpu-model.ts';
 import { evalBatches } from '../../train/batches.ts';
-import { decodeCheckpoint } from '../../train/checkpoint.ts';
 import { evaluateHeldOut, type EvalTeacher } from '../../train/evaluate.ts';
 import { PairTrainer } from '../../train/pair-trainer.ts';
 import { CE_ONLY } from '../../train/step-trainer.ts';
 import { teacherTopK } from './data.ts';
 import { loadTeacherModel } from './plan.ts';
-import { denseSignal, REFERENCE, runData, runFolder, runTeacherModel, type RunContext } from './runner.ts';
+import { denseSignal, loraBase, readReference, runData, runFolder, runTeacherModel, type RunContext } from './runner.ts';
 import type { StoredRun } from './run-store.ts';
 import type { EngineTeacher, EvalReport } from './types.ts';
 
@@ -36,11 +35,12 @@ export async function evaluateRun(
   const report: EvalReport = { runId: run.id, step, tokens: 0, notes, ms: 0 };
   const done = () => ({ ...report, ms: performance.now() - t0 });
   if ('pairBeta' in run.spec) {
-    const ref = await ctx.runs.checkpoints(run.id).get(REFERENCE);
-    if (ref && data.evalPairs.length >= B) {
+    // The reference: a LoRA run's frozen base (adapters off), a full run's stored start.
+    const ref = data.evalPairs.length < B ? undefined : lora ? await loraBase(ctx, run, () => {}) : await readReference(ctx, run);
+    if (ref) {
       onProgress?.('held-out preference pairs');
-      // The policy holds the weights evaluated (a LoRA run's adapters on the stored start), the reference the start.
-      const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
+      // The policy holds the weights evaluated (a LoRA run's adapters on the base), the reference the start.
+      const pt = new PairTrainer(ctx.device, run.model, run.train, data.evalPairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, ref);
       try {
         if ('adapters' in weights) pt.policy.uploadAdapters(weights.adapters);
         else pt.policy.uploadParams(weights.params);

@@ -147,7 +147,7 @@ interface TrainerSetup {
   /** The checkpoint a resume starts from, or the weights of the run it starts from (fresh moments). */
   resumeFrom?: Checkpoint;
   init?: Checkpoint;
-  /** Token methods with LoRA: the frozen base, tensor by tensor from the pretrained folder. */
+  /** LoRA (every method): the frozen base, tensor by tensor from the pretrained folder. */
   base?: BaseSource;
   progress: (m: string) => void;
   log: (e: TrainLog) => void;
@@ -204,21 +204,34 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, 
   };
 }
 
-/** Preference pairs (DPO, IPO): the policy and its frozen reference, the weights the run started from, stored once
- *  beside the checkpoints. */
-async function pairTrainer({ ctx, run, data, resumeFrom, init, progress }: TrainerSetup): Promise<BuiltTrainer> {
+/** Preference pairs (DPO, IPO): the policy and its frozen reference. Full training: the weights the run started from,
+ *  stored once beside the checkpoints (parameters only: a reference has no moments). LoRA: the reference is the
+ *  frozen base with adapters off, read again from the pretrained folder like every LoRA run's base (nothing stored). */
+async function pairTrainer({ ctx, run, data, resumeFrom, init, base, progress }: TrainerSetup): Promise<BuiltTrainer> {
   if (run.spec.method !== 'dpo' && run.spec.method !== 'ipo') throw new Error(`run ${run.name}: ${run.spec.method} does not train on pairs`);
   progress('building the policy and its frozen reference');
-  const ckpts = ctx.runs.checkpoints(run.id);
-  let ref = await ckpts.get(REFERENCE);
-  if (!ref) {
-    if (resumeFrom) throw new Error(`run ${run.name}: its frozen reference weights are missing from this browser's storage; start a new run`);
-    ref = encodeCheckpoint(init ?? { ...freshStart(run), params: initParams(run.model, run.train.seed) });
-    await ckpts.put(REFERENCE, ref);
-  }
-  const trainer = new PairTrainer(ctx.device, run.model, run.train, data.pairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, decodeCheckpoint(ref).params);
+  const start = base ?? await storedReference(ctx, run, init, !!resumeFrom);
+  const trainer = new PairTrainer(ctx.device, run.model, run.train, data.pairs, data.evalPairs, { kind: run.spec.method, beta: run.spec.pairBeta }, start);
   if (resumeFrom) trainer.restore(resumeFrom);
   return { trainer, owned: [] };
+}
+
+/** A full DPO/IPO run's frozen reference: the stored start (written on the first start from `init`, or random
+ *  weights from the run's seed), its parameters only. */
+async function storedReference(ctx: RunContext, run: StoredRun, init: Checkpoint | undefined, resuming: boolean): Promise<Float32Array> {
+  const have = await readReference(ctx, run);
+  if (have) return have;
+  if (resuming) throw new Error(`run ${run.name}: its frozen reference weights are missing from this browser's storage; start a new run`);
+  const empty = new Float32Array(0);
+  const ref = encodeCheckpoint({ ...freshStart(run), m: empty, v: empty, params: init?.params ?? initParams(run.model, run.train.seed) });
+  await ctx.runs.checkpoints(run.id).put(REFERENCE, ref);
+  return decodeCheckpoint(ref).params;
+}
+
+/** A full DPO/IPO run's stored reference weights, if stored. */
+export async function readReference(ctx: RunContext, run: StoredRun): Promise<Float32Array | undefined> {
+  const bytes = await ctx.runs.checkpoints(run.id).get(REFERENCE);
+  return bytes && decodeCheckpoint(bytes, `run ${run.name} reference`).params;
 }
 
 /** The trainer of each kind of method (METHODS[m].trainer). */
@@ -240,10 +253,9 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     hooks.emit(e);
   };
   // A LoRA run's checkpoints hold its adapters: the frozen base is the pretrained model it started from, read again
-  // tensor by tensor (token methods; DPO/IPO keep it as their stored reference, as full runs do).
-  const tokensLora = !!t.lora && methodOf(run.spec).trainer === 'tokens';
-  const init = resumeFrom || tokensLora ? undefined : await initialWeights(ctx, run, progress);
-  const base = tokensLora ? await loraBase(ctx, run, progress) : undefined;
+  // tensor by tensor (every method: DPO/IPO's reference is that base with adapters off).
+  const init = resumeFrom || t.lora ? undefined : await initialWeights(ctx, run, progress);
+  const base = t.lora ? await loraBase(ctx, run, progress) : undefined;
   const times: number[] = [];
   let built: BuiltTrainer | undefined, gen: Generator | undefined;
   try {
