@@ -18,7 +18,7 @@ import type { StoredRecord } from '../../src/store/schema.ts';
 import { BpeTokenizer } from '../../src/tokenizer/bpe.ts';
 import { evalBatches } from '../../src/train/batches.ts';
 import { logSoftmaxRow } from '../../src/util/logsoftmax.ts';
-import { gotoStage, openApp, type AppSession } from './harness.ts';
+import { gotoStage, openApp, runLogRows, type AppSession } from './harness.ts';
 
 const PROMPTS = [
   'The history of the city', 'In the morning the farmers', 'The President said that', 'Music and art in the schools',
@@ -37,25 +37,9 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `test-results/${name}.png`, fullPage: true });
 }
 
-interface LogRow { seq: number; log: { kind: string; step: number; loss?: number; message?: string } }
-
-/** Everything a run logged (steps, evals, events, samples) in order, read by a raw IndexedDB transaction in the page. */
-async function runLogs(page: Page, runId: string): Promise<LogRow[]> {
-  return page.evaluate((id) => new Promise<LogRow[]>((resolve, reject) => {
-    const req = indexedDB.open('webgpu-distill-runs');
-    req.onerror = () => reject(req.error);
-    req.onsuccess = () => {
-      const tx = req.result.transaction('logs', 'readonly');
-      const r = tx.objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
-      r.onsuccess = () => { req.result.close(); resolve(r.result as LogRow[]); };
-      r.onerror = () => reject(r.error);
-    };
-  }), runId);
-}
-
 /** Every step log of a run: [step, loss]. */
 async function stepLosses(page: Page, runId: string): Promise<[number, number][]> {
-  return (await runLogs(page, runId)).filter((x) => x.log.kind === 'step').map((x) => [x.log.step, x.log.loss!]);
+  return (await runLogRows(page, runId)).filter((x) => x.log.kind === 'step').map((x) => [x.log.step, x.log.loss!]);
 }
 
 async function records(page: Page, datasetId: string): Promise<StoredRecord[]> {
@@ -238,7 +222,7 @@ describe('the walk: teacher → data → train → evaluate → export', () => {
     expect(Math.max(...before.map(([st]) => st))).toBeLessThan(STEPS);
     await gotoStage(page, 'train');
     await waitRun(page, reloaded, 'done');
-    const logs = await runLogs(page, reloaded);
+    const logs = await runLogRows(page, reloaded);
     // The run's own log: started once from random weights, then resumed once from a checkpoint of step N, with
     // CKPT_EVERY ≤ N < STEPS.
     const events = logs.filter((x) => x.log.kind === 'event');

@@ -1,6 +1,8 @@
 // E2E harness: the built app (dist/) served by `vite preview` on 127.0.0.1, and Debian's Chromium driven by
-// playwright-core with WebGPU enabled. No browser is ever downloaded; a missing one is an error, not a skip.
-import { existsSync, readFileSync } from 'node:fs';
+// playwright-core with WebGPU enabled. No browser is ever downloaded; a missing one is an error, not a skip. Also
+// what several walks read back from the page: a run's log rows (IndexedDB) and a run exported as a zip.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite';
@@ -124,4 +126,43 @@ export async function gotoStage(page: Page, id: 'teacher' | 'data' | 'train' | '
 export async function openGpuDetails(page: Page): Promise<void> {
   await page.waitForSelector('#gpu');
   await page.$eval('#gpu', (d) => { (d as HTMLDetailsElement).open = true; });
+}
+
+/** The fields of a run's logs (src/engine/runs/types.ts RunLog, all kinds in one loose shape) the walks read. */
+export interface RunLogFields { kind: string; step: number; loss?: number; kd?: number; message?: string; code?: string; checkpointStep?: number }
+
+/** A row of the runs database's 'logs' store (src/engine/runs/run-store.ts): the run's sequence number and its log. */
+export interface RunLogRow<L = RunLogFields> { seq: number; log: L }
+
+/** Every row a run logged (steps, evals, events, samples) in order, read by a raw IndexedDB transaction in the page. */
+export async function runLogRows<L = RunLogFields>(page: Page, runId: string): Promise<RunLogRow<L>[]> {
+  return page.evaluate((id) => new Promise<RunLogRow<L>[]>((resolve, reject) => {
+    const req = indexedDB.open('webgpu-distill-runs');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const r = req.result.transaction('logs', 'readonly').objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
+      r.onsuccess = () => { req.result.close(); resolve(r.result as RunLogRow<L>[]); };
+      r.onerror = () => reject(r.error);
+    };
+  }), runId);
+}
+
+/** Every log of a run, in order (runLogRows without the sequence numbers). */
+export async function runLogs<L = RunLogFields>(page: Page, runId: string): Promise<L[]> {
+  return (await runLogRows<L>(page, runId)).map((x) => x.log);
+}
+
+/** Exports a run from the Export stage as `format` into `dir`: the zip saved as <format>.zip, unzipped into
+ *  <dir>/<format>; returns the folder the zip holds. */
+export async function exportRunZip(page: Page, runId: string, format: string, dir: string): Promise<string> {
+  await gotoStage(page, 'export');
+  await page.selectOption('#export-source', `run:${runId}`);
+  await page.selectOption('#export-format', format);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-zip')]);
+  const zip = join(dir, `${format}.zip`);
+  await download.saveAs(zip);
+  const out = join(dir, format);
+  mkdirSync(out);
+  execFileSync('unzip', ['-q', zip, '-d', out]);
+  return join(out, execFileSync('ls', [out], { encoding: 'utf8' }).trim().split('\n')[0]!);
 }

@@ -5,13 +5,12 @@
 // folder), then exported twice: the adapters alone as a PEFT folder and the merged model as safetensors. PEFT loads
 // our adapter onto the fixture (HF transformers) and gives the logits HF gives for our merged export, within 1e-4.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importByPicker, importResult } from './data-support.ts';
-import { gotoStage, openApp, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
+import { exportRunZip, gotoStage, openApp, runLogs, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
 
 const JSONL = Array.from({ length: 18 }, (_, i) => JSON.stringify({
   messages: [{ role: 'user', content: ['The history of the city', 'In the morning the farmers', 'The committee said that'][i % 3] }, { role: 'assistant', content: `went on as it had before, and the people were glad (${i}).` }],
@@ -29,31 +28,6 @@ afterAll(async () => {
   await s?.browser.close();
   await s?.server.close();
 });
-
-async function runSteps(page: Page, runId: string): Promise<{ kind: string; step: number; code?: string; checkpointStep?: number }[]> {
-  return page.evaluate((id) => new Promise((res, rej) => {
-    const req = indexedDB.open('webgpu-distill-runs');
-    req.onerror = () => rej(req.error);
-    req.onsuccess = () => {
-      const r = req.result.transaction('logs', 'readonly').objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
-      r.onsuccess = () => { req.result.close(); res((r.result as { log: never }[]).map((x) => x.log)); };
-      r.onerror = () => rej(r.error);
-    };
-  }), runId);
-}
-
-async function exportZip(page: Page, runId: string, format: string, dir: string): Promise<string> {
-  await gotoStage(page, 'export');
-  await page.selectOption('#export-source', `run:${runId}`);
-  await page.selectOption('#export-format', format);
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-zip')]);
-  const zip = join(dir, `${format}.zip`);
-  await download.saveAs(zip);
-  const out = join(dir, format);
-  mkdirSync(out);
-  execFileSync('unzip', ['-q', zip, '-d', out]);
-  return join(out, execFileSync('ls', [out], { encoding: 'utf8' }).trim().split('\n')[0]!);
-}
 
 describe('LoRA in the page', () => {
   it('trains LoRA adapters by KD on a picked pretrained folder, resumes after a reload, exports adapters PEFT loads and the merged model', async () => {
@@ -95,14 +69,14 @@ describe('LoRA in the page', () => {
     await page.waitForFunction((id) => Number(document.querySelector(`#run-list tr[data-run="${id}"]`)?.textContent?.match(/ (\d+)\/6/)?.[1] ?? 0) >= 3, run, { timeout: 300_000 });
     await page.reload();
     await page.waitForSelector(`#run-list tr[data-run="${run}"][data-status="done"]`, { timeout: 300_000 });
-    const logs = await runSteps(page, run);
+    const logs = await runLogs(page, run);
     expect(logs.filter((l) => l.kind === 'step').map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(logs.find((l) => l.kind === 'event' && l.code === 'resumed')?.checkpointStep, 'the reload resumes the adapters from a checkpoint').toBeGreaterThanOrEqual(2);
     expect(JSON.parse((await page.textContent('#run-config'))!).train.lora).toMatchObject({ rank: 4, alpha: 8 });
 
     const dir = mkdtempSync(join(tmpdir(), 'lora-export-'));
-    const adapter = await exportZip(page, run, 'lora-peft', dir);
-    const merged = await exportZip(page, run, 'safetensors', dir);
+    const adapter = await exportRunZip(page, run, 'lora-peft', dir);
+    const merged = await exportRunZip(page, run, 'safetensors', dir);
     // PEFT puts our adapter on the fixture; HF runs our merged export; the same ids give the same logits.
     const py = `
 import sys, torch

@@ -17,7 +17,7 @@ import { importedExportInput, importHfFolder } from '../../src/export/import.ts'
 import { makeConfig } from '../../src/model/config.ts';
 import { initParams } from '../../src/model/ref-model.ts';
 import { importByPicker, importResult } from './data-support.ts';
-import { gotoStage, openApp, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
+import { gotoStage, openApp, runLogs, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
 
 const LINES = [
   ['The history of the city', 'is the history of its people, who came from the farms to work in the mills.'],
@@ -44,19 +44,6 @@ afterAll(async () => {
   await s?.browser.close();
   await s?.server.close();
 });
-
-/** Every log of a run from the runs database. */
-async function runLogs(page: Page, runId: string): Promise<{ kind: string; step: number; code?: string; checkpointStep?: number; kd?: number }[]> {
-  return page.evaluate((id) => new Promise((resolve, reject) => {
-    const req = indexedDB.open('webgpu-distill-runs');
-    req.onerror = () => reject(req.error);
-    req.onsuccess = () => {
-      const r = req.result.transaction('logs', 'readonly').objectStore('logs').getAll(IDBKeyRange.bound([id, 0], [id, Infinity]));
-      r.onsuccess = () => { req.result.close(); resolve((r.result as { log: never }[]).map((x) => x.log)); };
-      r.onerror = () => reject(r.error);
-    };
-  }), runId);
-}
 
 async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: number, folder = SMALL_TEACHER_DIR, plan = /0\.\d+M parameters · 128 wide, 3 layers, 4 heads, vocabulary 1024/): Promise<string> {
   await gotoStage(page, 'train');
