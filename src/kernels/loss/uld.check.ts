@@ -60,7 +60,8 @@ export function makeUldInputs(c: UldCheckConfig, seed: number): UldInputs {
     teacher.fill(Number.NaN, K, 2 * K);
   }
   if (N > 2) teacher.fill(0, 2 * K, 3 * K); // a teacher with no mass
-  if (N > 3) for (let j = 0; j < Vr; j++) logits[3 * V + j] = Math.round(logits[3 * V + j]!); // ties
+  // Ties: integers of sd 1, so that at V = 2053 a hundred columns tie for the top-K, several in one thread's stride.
+  if (N > 3) for (let j = 0; j < Vr; j++) logits[3 * V + j] = Math.round(logits[3 * V + j]! / 2);
   if (N > 4) for (let i = 0; i < K; i++) teacher[4 * K + i]! *= 0.8; // sum 0.8
   const wsum = weights.reduce((a, b) => a + b, 0);
   return { logits, teacher, weights, lossScale: 1 / wsum, weight: 0.7 };
