@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32, submitDispatches } from '../../src/gpu/dispatch.ts';
 import {
-  checkUldLoss, describeUldConfig, ULD_GRAD_TOLERANCE, makeUldInputs, runUldLoss, uldChecks, uldRefArgs, ULD_CHECK_CONFIGS, type UldCheckConfig,
+  checkUldLoss, describeUldConfig, ULD_GRAD_TOLERANCE, ULD_LOSS_TOLERANCE, makeUldInputs, runUldLoss, uldChecks, uldRefArgs, ULD_CHECK_CONFIGS, type UldCheckConfig,
 } from '../../src/kernels/loss/uld.check.ts';
 import { compareArrays } from '../../src/util/allclose.ts';
 import { uldLossRef } from '../../src/kernels/loss/uld.ref.ts';
@@ -37,6 +37,20 @@ describe('uld loss kernel', () => {
     const rowCmp = (n: number) => failures([{ name: `row ${n}`, ...compareRow(got.grad, ref.grad, n, V) }]);
     expect(rowCmp(3)).toBe('');
     expect(failures(await checkUldLoss(device, c, 3))).toBe('');
+  });
+
+  it('stays finite and accurate for large logits (log-sum-exp by (max, sum) pairs)', async () => {
+    const { device } = gpu();
+    const c: UldCheckConfig = { N: 5, V: 131, realVocab: 127, K: 6, temperature: 1.7 };
+    const x = makeUldInputs(c, 4);
+    for (let i = 0; i < x.logits.length; i++) x.logits[i]! *= 40; // |z| up to ~300: exp(z / τ) overflows f32
+    const got = await runUldLoss(device, c, x);
+    const ref = uldLossRef(uldRefArgs(c, x));
+    expect(got.grad.every(Number.isFinite) && got.losses.every(Number.isFinite)).toBe(true);
+    expect(failures([
+      { name: 'losses', ...compareArrays(got.losses, ref.losses, ULD_LOSS_TOLERANCE) },
+      { name: 'grad', ...compareArrays(got.grad, ref.grad, ULD_GRAD_TOLERANCE) },
+    ])).toBe('');
   });
 
   it('splits rows into chunks (small maxBindingBytes) with results bit-identical to one dispatch, deterministic', async () => {
