@@ -6,13 +6,14 @@ import { decodeChecks } from '../kernels/attention/decode.check.ts';
 import { embeddingChecks } from '../kernels/embedding/embedding.check.ts';
 import { hiddenChecks } from '../kernels/hidden/hidden.check.ts';
 import { lossChecks } from '../kernels/loss/loss.check.ts';
+import { uldChecks } from '../kernels/loss/uld.check.ts';
 import { matmulChecks, matmulHalfChecks } from '../kernels/matmul/matmul.check.ts';
 import { normChecks } from '../kernels/norm/norm.check.ts';
 import { optimChecks } from '../kernels/optim/optim.check.ts';
 import { ropeChecks } from '../kernels/rope/rope.check.ts';
 
 export const ALL_CHECKS: readonly KernelCheck[] = [
-  ...matmulChecks, ...matmulHalfChecks, ...lossChecks, ...hiddenChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
+  ...matmulChecks, ...matmulHalfChecks, ...lossChecks, ...uldChecks, ...hiddenChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
   ...attentionChecks, ...decodeChecks, ...optimChecks,
 ];
 

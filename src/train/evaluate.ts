@@ -17,6 +17,9 @@ export interface TeacherSignal {
   teacherLogprobs?: Float32Array;
   teacherHidden?: Float32Array;
   teacherMask?: Float32Array;
+  /** Cross-tokenizer KD: the teacher's probabilities (N, k) descending for the ULD term, and its row weights (N). */
+  teacherUld?: Float32Array;
+  uldWeights?: Float32Array;
 }
 
 /** A held-out batch's teacher signal; `teacherCe`: the teacher's own cross-entropy on the batch (same tokens). */

@@ -12,7 +12,10 @@ import type { DistillStore } from '../../store/store.ts';
 import { unpackTopKRows } from '../../store/topk.ts';
 import { datasetVocab } from '../../store/topk-table.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
+import { uldTeacherRow } from '../../kernels/loss/uld.ref.ts';
 import { packRows, type Batch, type Example, type PackedRow } from '../../train/batches.ts';
+import type { TeacherSignal } from '../../train/evaluate.ts';
+import { alignAnswerCross, type CrossAnswer } from './cross-data.ts';
 import { encodeRecord, promptIds, recordFormat, type RecordFormat } from './format.ts';
 import { methodOf } from './methods.ts';
 import type { RunDataStats, RunSpec } from './types.ts';
@@ -86,6 +89,8 @@ export interface TopKTable {
   logprobs: Float32Array;
   n: Uint8Array;
   count: number;
+  /** Cross-tokenizer: 1 for a ULD row (the teacher's own logprobs, descending; no student ids), 0 for an exact one. */
+  uld?: Uint8Array;
 }
 
 export interface RunData {
@@ -105,13 +110,16 @@ export interface BuildOptions {
   eos: number;
   T: number;
   heldOutEvery: number;
-  /** KD from stored top-k: keep only records whose rows line up with the student's tokens. */
-  topk?: { vocab: string[]; rowsOf: (recordId: number) => Promise<Map<number, Uint8Array>> };
+  /** KD from stored top-k: keep only records whose rows line up with the student's tokens; `cross`: the teacher's
+   *  tokenizer is another (rows paired by text: cross-data.ts). */
+  topk?: { vocab: string[]; rowsOf: (recordId: number) => Promise<Map<number, Uint8Array>>; cross?: boolean };
 }
 
 interface AlignedRows {
   ids: number[][];
   logprobs: number[][];
+  /** Cross-tokenizer: the row is a ULD row (the teacher's logprobs; ids empty). */
+  uld?: boolean[];
 }
 
 /** The record's rows for its answer tokens, or why they do not line up. */
@@ -133,6 +141,15 @@ function alignAnswer(rows: ReturnType<typeof unpackTopKRows>, answer: Uint32Arra
   return out;
 }
 
+/** A cross-tokenizer answer as aligned rows (a hole where a token has no teacher row), its pairing counted. */
+function crossRows(a: CrossAnswer | string, count: { exact: number; uld: number; none: number }): AlignedRows | string {
+  if (typeof a === 'string') return a;
+  count.exact += a.pairing.exact; count.uld += a.pairing.uld; count.none += a.pairing.none;
+  const out: AlignedRows = { ids: new Array(a.rows.length), logprobs: new Array(a.rows.length), uld: new Array(a.rows.length) };
+  a.rows.forEach((r, j) => { if (r) { out.ids[j] = r.ids; out.logprobs[j] = r.logprobs; out.uld![j] = r.uld; } });
+  return out;
+}
+
 /** Encodes, splits, aligns and packs a run's records and pairs. */
 export async function buildRunData(records: StoredRecord[], pairs: StoredPair[], o: BuildOptions): Promise<RunData> {
   const notes: string[] = [];
@@ -140,6 +157,7 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
   const prompts: Uint32Array[] = [];
   const toStudent = o.topk ? stringToStudentId(o.tok) : undefined;
   const table: AlignedRows = { ids: [], logprobs: [] };
+  const cross = { exact: 0, uld: 0, none: 0 };
   let topkRecords = 0, topkSkipped = 0, targetTokens = 0;
   const skipReasons = new Map<string, number>();
   for (const [i, rec] of records.entries()) {
@@ -155,7 +173,10 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
         if (why) break;
         const bytes = stored.get(a.turn);
         if (!bytes) { why = 'no teacher top-k for its answer'; break; }
-        const r = alignAnswer(unpackTopKRows(bytes), enc.tokens.subarray(a.start, a.end), o.topk.vocab, toStudent!);
+        const answer = enc.tokens.subarray(a.start, a.end);
+        const r = o.topk.cross
+          ? crossRows(alignAnswerCross(unpackTopKRows(bytes), answer, rec.messages[a.turn]!.content, o.topk.vocab, toStudent!, o.tok, enc.tokens.subarray(0, a.start)), cross)
+          : alignAnswer(unpackTopKRows(bytes), answer, o.topk.vocab, toStudent!);
         if (typeof r === 'string') why = r;
         else aligned.push(r);
       }
@@ -166,9 +187,15 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
       } else {
         topkRecords++;
         enc.answers.forEach((a, n) => {
-          for (let j = a.start; j < a.end; j++) aux![j] = table.ids.length + (j - a.start);
-          table.ids.push(...aligned[n]!.ids);
-          table.logprobs.push(...aligned[n]!.logprobs);
+          const al = aligned[n]!;
+          for (let j = a.start; j < a.end; j++) {
+            const r = al.ids[j - a.start];
+            if (r === undefined) continue; // cross-tokenizer: no teacher row for this token
+            aux![j] = table.ids.length;
+            table.ids.push(r);
+            table.logprobs.push(al.logprobs[j - a.start]!);
+            if (o.topk!.cross) (table.uld ??= []).push(al.uld![j - a.start]!);
+          }
         });
       }
     }
@@ -198,13 +225,17 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
 
   let topk: TopKTable | undefined;
   if (o.topk) {
-    const k = Math.max(1, ...table.ids.map((r) => r.length));
-    topk = { k, ids: new Uint32Array(table.ids.length * k), logprobs: new Float32Array(table.ids.length * k), n: new Uint8Array(table.ids.length), count: table.ids.length };
-    table.ids.forEach((ids, r) => {
-      topk!.n[r] = ids.length;
-      topk!.ids.set(ids, r * k);
-      topk!.logprobs.set(table.logprobs[r]!, r * k);
-    });
+    // Entries of a row: its ids (ULD rows: its logprobs, ids unused). A reduce, not Math.max(...): a million rows.
+    const len = (r: number) => Math.max(table.ids[r]!.length, table.logprobs[r]!.length);
+    const count = table.ids.length;
+    let k = 1;
+    for (let r = 0; r < count; r++) k = Math.max(k, len(r));
+    topk = { k, ids: new Uint32Array(count * k), logprobs: new Float32Array(count * k), n: new Uint8Array(count), count, ...(table.uld ? { uld: Uint8Array.from(table.uld, Number) } : {}) };
+    for (let r = 0; r < count; r++) {
+      topk.n[r] = len(r);
+      topk.ids.set(table.ids[r]!, r * k);
+      topk.logprobs.set(table.logprobs[r]!, r * k);
+    }
   }
   const sumTokens = (rs: PackedRow[]) => rs.length * o.T;
   const sumTargets = (rs: PackedRow[]) => rs.reduce((n, r) => n + r.learn.subarray(1).reduce((m, l) => m + (l ? 1 : 0), 0), 0);
@@ -213,7 +244,7 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
     stats: {
       trainRecords: train.length, heldOutRecords: held.length, trainTokens: sumTokens(rows), heldOutTokens: sumTargets(evalRows), targetTokens,
       trainPairs: pairOut.length, heldOutPairs: evalPairs.length,
-      ...(o.topk ? { topkRecords, topkSkipped } : {}), notes,
+      ...(o.topk ? { topkRecords, topkSkipped } : {}), ...(o.topk?.cross ? { crossTokens: cross } : {}), notes,
     },
   };
 }
@@ -275,12 +306,15 @@ export async function storeTopK(store: DistillStore, datasetId: string): Promise
 /**
  * The top-k teacher input of a batch: for each position, the aligned row predicting its label, or a one-hot row
  * on the label where the teacher gave none (its mask is 0 there). Padding slots get distinct unused ids with the
- * uniform share of the row's missing mass, so every divergence stays finite.
+ * uniform share of the row's missing mass, so every divergence stays finite. Cross-tokenizer tables also give the
+ * ULD input: at a ULD row's position the teacher's probabilities at τ, descending (uldTeacherRow), with weight 1;
+ * its top-k input is the one-hot label row (mask 0), as where the teacher gave nothing.
  */
-export function teacherTopK(batch: Batch, rows: readonly PackedRow[], table: TopKTable, V: number): { teacherIds: Uint32Array; teacherLogprobs: Float32Array; teacherMask: Float32Array } {
+export function teacherTopK(batch: Batch, rows: readonly PackedRow[], table: TopKTable, V: number, tau = 1): TeacherSignal & { teacherIds: Uint32Array; teacherLogprobs: Float32Array; teacherMask: Float32Array } {
   const { k } = table;
   const N = batch.ids.length, T = N / batch.rows!.length;
   const ids = new Uint32Array(N * k), lps = new Float32Array(N * k), mask = new Float32Array(N);
+  const uld = table.uld ? { probs: new Float32Array(N * k), weights: new Float32Array(N) } : undefined;
   const used = new Set<number>();
   for (let n = 0; n < N; n++) {
     const o = n * k;
@@ -290,7 +324,11 @@ export function teacherTopK(batch: Batch, rows: readonly PackedRow[], table: Top
     if (batch.weights[n]! > 0) {
       const row = rows[batch.rows![Math.floor(n / T)]!]!;
       const a = row.aux?.[(n % T) + 1] ?? -1;
-      if (a >= 0) {
+      if (a >= 0 && uld && table.uld![a]) {
+        uld.weights[n] = batch.weights[n]!;
+        uld.probs.set(uldTeacherRow(table.logprobs.subarray(a * k, a * k + table.n[a]!), tau, k), o);
+      }
+      if (a >= 0 && !uld?.weights[n]) {
         mask[n] = 1;
         for (let i = 0; i < table.n[a]!; i++) {
           ids[o + i] = table.ids[a * k + i]!;
@@ -315,5 +353,5 @@ export function teacherTopK(batch: Batch, rows: readonly PackedRow[], table: Top
       i++;
     }
   }
-  return { teacherIds: ids, teacherLogprobs: lps, teacherMask: mask };
+  return { teacherIds: ids, teacherLogprobs: lps, teacherMask: mask, ...(uld ? { teacherUld: uld.probs, uldWeights: uld.weights } : {}) };
 }

@@ -108,6 +108,8 @@ export interface RunDataStats {
   /** kd from stored top-k: records whose rows matched the student's tokens, and those left out (with why). */
   topkRecords?: number;
   topkSkipped?: number;
+  /** kd across tokenizers: the aligned answers' tokens by how they learn from the teacher (cross-align.ts). */
+  crossTokens?: { exact: number; uld: number; none: number };
   notes: string[];
 }
 

@@ -1,0 +1,72 @@
+// Stored top-k rows of a teacher whose tokenizer is not the student's (issue #23): each of a record's answer tokens
+// gets the teacher row made from the same text before it (src/tokenizer/cross-align.ts pairs them):
+//   exact  the same string on both sides: the row's alternatives that are student tokens, in student ids (the
+//          ordinary top-k KD of that position, over the shared strings);
+//   uld    the teacher's token starts there too but is another string: the row's logprobs, all of them (the ULD
+//          term compares sorted probabilities, whatever the tokens);
+//   none   no teacher row was made from this text: the student learns its label only.
+// A record whose answer the teacher rows cannot spell, or whose student tokens do not spell the answer, is left out
+// of KD training with the reason, like a misaligned record of same-tokenizer KD.
+import type { TopKRow } from '../../store/topk.ts';
+import { pairTokens, spansOf, tileRows, type TokenPairing } from '../../tokenizer/cross-align.ts';
+import type { TextTokenizer } from '../../tokenizer/types.ts';
+
+/** One answer token's teacher row: exact rows in student ids, ULD rows as the teacher's own logprobs. */
+export interface CrossRow {
+  uld: boolean;
+  /** Student ids (exact rows; [] for ULD rows). */
+  ids: number[];
+  /** Their logprobs (exact), or every logprob of the teacher's row, descending (ULD). */
+  logprobs: number[];
+}
+
+export interface CrossAnswer {
+  /** Per answer token: its teacher row, or null (none). */
+  rows: (CrossRow | null)[];
+  pairing: TokenPairing;
+}
+
+/** The student tokens' ends in `text`; SentencePiece-style tokenizers that spell an answer encoded alone with a leading
+ *  space (" The" for "The") are matched against the text with that space, which belongs to their first token. */
+function studentEnds(tok: Pick<TextTokenizer, 'decode'>, answer: ArrayLike<number>, text: string, before: ArrayLike<number>): Int32Array | string {
+  const ends = spansOf(tok, answer, text, before);
+  if (typeof ends !== 'string' || text.startsWith(' ')) return ends;
+  const spaced = spansOf(tok, answer, ` ${text}`, before);
+  return typeof spaced === 'string' ? ends : spaced.map((e) => (e <= 0 ? -1 : e - 1));
+}
+
+/**
+ * The teacher rows of one answer (`rows`: its stored top-k, one per teacher token; `vocab`: the dataset's token
+ * strings; `toStudent`: student id of each string that is exactly one student token), or why it cannot be aligned.
+ */
+export function alignAnswerCross(
+  rows: readonly TopKRow[], answer: ArrayLike<number>, text: string, vocab: readonly string[], toStudent: ReadonlyMap<string, number>,
+  tok: Pick<TextTokenizer, 'decode'>, before: ArrayLike<number> = [],
+): CrossAnswer | string {
+  const strings = rows.map((r) => Array.from(r.ids, (id) => vocab[id] ?? '\u0000'));
+  const tiled = tileRows(strings, text);
+  if (typeof tiled === 'string') return tiled;
+  const ends = studentEnds(tok, answer, text, before);
+  if (typeof ends === 'string') return `the student's tokens of the answer: ${ends}`;
+  const pairing = pairTokens(ends, tiled.ends);
+  const out: (CrossRow | null)[] = [];
+  for (let j = 0; j < answer.length; j++) {
+    const m = pairing.teacherRow[j]!;
+    if (m < 0) { out.push(null); continue; }
+    const r = rows[m]!;
+    if (pairing.kind[j] === 'uld') {
+      out.push({ uld: true, ids: [], logprobs: Array.from(r.logprobs).sort((a, b) => b - a) });
+      continue;
+    }
+    const ids: number[] = [], logprobs: number[] = [];
+    for (let i = 0; i < r.ids.length; i++) {
+      const id = toStudent.get(vocab[r.ids[i]!] ?? '');
+      if (id !== undefined && !ids.includes(id)) { ids.push(id); logprobs.push(r.logprobs[i]!); }
+    }
+    // The sampled token is the student's token (same string); a string the student's vocabulary holds twice maps
+    // to neither: then this position learns its label only.
+    if (!ids.includes(answer[j]!)) { out.push(null); continue; }
+    out.push({ uld: false, ids, logprobs });
+  }
+  return { rows: out, pairing };
+}
