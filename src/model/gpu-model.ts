@@ -40,8 +40,8 @@ import type { BaseSource } from './base-layout.ts';
 import { FrozenBase } from './frozen-base.ts';
 import type { HalfFormat } from '../util/half.ts';
 import { TrainState } from './train-state.ts';
-import { checkModelOptions, maskPaddingLogits, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
-export { maskPaddingLogits, PADDING_LOGIT, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+import { checkModelOptions, maskPaddingLogits, runDropout, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+export { maskPaddingLogits, PADDING_LOGIT, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 
 export class GpuModel {
   readonly layout: ParamLayout;
@@ -405,11 +405,13 @@ export class GpuModel {
   /**
    * Encodes and submits one step on the current batch: forward, loss, and (unless `backward` is false)
    * backward into the gradients (zeroed first unless `zeroGrads` is false: gradient accumulation), and (if
-   * `update` is given) clipping + AdamW. One command encoder; resolves once the GPU has finished it.
+   * `update` is given) clipping + AdamW; LoRA dropout only with `dropoutSeed`. One command encoder; resolves once the
+   * GPU has finished it.
    */
-  async run(opts: { backward?: boolean; zeroGrads?: boolean; update?: { lr: number; step: number } } = {}): Promise<StepReadback> {
+  async run(opts: RunOptions = {}): Promise<StepReadback> {
     const { device } = this;
     const backward = opts.backward ?? true;
+    this.adapters?.setDropout(runDropout(opts));
     if (opts.update) this.state.setStep(opts.update);
     const enc = device.createCommandEncoder({ label: 'train step' });
     if (backward && (opts.zeroGrads ?? true)) this.state.grads.clear(enc);
@@ -556,6 +558,7 @@ export class GpuModel {
    * logits (rows, V), padding masked as in logits()). Host and GPU memory hold one chunk (logitsRows rows) at a time.
    */
   async forEachLogitsChunk(fn: (rowStart: number, rows: number, logits: Float32Array) => void | Promise<void>): Promise<void> {
+    this.adapters?.setDropout({ active: false, seed: 0 });
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     encodeDispatches(pass, this.forward);
