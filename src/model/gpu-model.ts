@@ -17,6 +17,7 @@
 // no moments, no dW products, norm-gain gradients into a scratch, no embedding backward); the trained slab holds the
 // adapters (loraLayout), each adding s·(x·Aᵀ)·Bᵀ after its weight's base product and its share of dx after the base
 // dx product. uploadParams/readParams are the weights (the base under LoRA); readStateInto is the trained slab.
+// LoRA dropout (lora.dropout > 0) is on only in a run given a dropoutSeed (training); logits() and runs without one see none.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
