@@ -3,6 +3,7 @@ import type { KernelCheck } from '../kernels/check.ts';
 import { activationChecks } from '../kernels/activation/activation.check.ts';
 import { attentionChecks } from '../kernels/attention/attention.check.ts';
 import { decodeChecks } from '../kernels/attention/decode.check.ts';
+import { dropoutChecks } from '../kernels/dropout/dropout.check.ts';
 import { embeddingChecks } from '../kernels/embedding/embedding.check.ts';
 import { hiddenChecks } from '../kernels/hidden/hidden.check.ts';
 import { lossChecks } from '../kernels/loss/loss.check.ts';
@@ -14,7 +15,7 @@ import { ropeChecks } from '../kernels/rope/rope.check.ts';
 
 export const ALL_CHECKS: readonly KernelCheck[] = [
   ...matmulChecks, ...matmulHalfChecks, ...lossChecks, ...uldChecks, ...hiddenChecks, ...normChecks, ...ropeChecks, ...activationChecks, ...embeddingChecks,
-  ...attentionChecks, ...decodeChecks, ...optimChecks,
+  ...attentionChecks, ...decodeChecks, ...optimChecks, ...dropoutChecks,
 ];
 
 /** The quick self-test: the first registered check of every kernel (one shape each; the full set takes minutes on a

@@ -110,6 +110,26 @@ export function checkModelOptions(options: GpuModelOptions): void {
   const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
   if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
   if (options.hidden) checkHiddenSpec(options.hidden);
-  if (options.lora && options.lora.dropout !== 0) throw new Error(`GpuModel: LoRA dropout ${options.lora.dropout} is not supported on the GPU yet: set it to 0`);
   if (options.sharedBase && !options.lora) throw new Error('GpuModel: sharedBase is the frozen base of a LoRA model: give lora too');
+}
+
+/** GpuModel.run's options. */
+export interface RunOptions {
+  /** Default true; false: forward and loss only. */
+  backward?: boolean;
+  /** Default true; false accumulates onto the gradients (micro-batches). */
+  zeroGrads?: boolean;
+  /** Clip + AdamW after the backward. */
+  update?: { lr: number; step: number };
+  /** LoRA dropout for this run, its masks hashed from this u32 (the same seed gives the same masks); absent: no
+   *  dropout (evaluation). Nothing without LoRA or with lora.dropout 0. */
+  dropoutSeed?: number;
+}
+
+/** The dropout state of a run: active with its seed, or off. */
+export function runDropout(opts: RunOptions): { active: boolean; seed: number } {
+  const s = opts.dropoutSeed;
+  if (s === undefined) return { active: false, seed: 0 };
+  if (!Number.isInteger(s) || s < 0 || s >= 2 ** 32) throw new Error(`GpuModel.run: dropoutSeed must be an integer in [0, 2^32), got ${s}`);
+  return { active: true, seed: s };
 }

@@ -17,6 +17,7 @@
 // no moments, no dW products, norm-gain gradients into a scratch, no embedding backward); the trained slab holds the
 // adapters (loraLayout), each adding s·(x·Aᵀ)·Bᵀ after its weight's base product and its share of dx after the base
 // dx product. uploadParams/readParams are the weights (the base under LoRA); readStateInto is the trained slab.
+// LoRA dropout (lora.dropout > 0) is on only in a run given a dropoutSeed (training); logits() and runs without one see none.
 import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
@@ -40,8 +41,8 @@ import type { BaseSource } from './base-layout.ts';
 import { FrozenBase } from './frozen-base.ts';
 import type { HalfFormat } from '../util/half.ts';
 import { TrainState } from './train-state.ts';
-import { checkModelOptions, maskPaddingLogits, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
-export { maskPaddingLogits, PADDING_LOGIT, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+import { checkModelOptions, maskPaddingLogits, runDropout, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+export { maskPaddingLogits, PADDING_LOGIT, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 
 export class GpuModel {
   readonly layout: ParamLayout;
@@ -405,11 +406,13 @@ export class GpuModel {
   /**
    * Encodes and submits one step on the current batch: forward, loss, and (unless `backward` is false)
    * backward into the gradients (zeroed first unless `zeroGrads` is false: gradient accumulation), and (if
-   * `update` is given) clipping + AdamW. One command encoder; resolves once the GPU has finished it.
+   * `update` is given) clipping + AdamW; LoRA dropout only with `dropoutSeed`. One command encoder; resolves once the
+   * GPU has finished it.
    */
-  async run(opts: { backward?: boolean; zeroGrads?: boolean; update?: { lr: number; step: number } } = {}): Promise<StepReadback> {
+  async run(opts: RunOptions = {}): Promise<StepReadback> {
     const { device } = this;
     const backward = opts.backward ?? true;
+    this.adapters?.setDropout(runDropout(opts));
     if (opts.update) this.state.setStep(opts.update);
     const enc = device.createCommandEncoder({ label: 'train step' });
     if (backward && (opts.zeroGrads ?? true)) this.state.grads.clear(enc);
@@ -556,6 +559,7 @@ export class GpuModel {
    * logits (rows, V), padding masked as in logits()). Host and GPU memory hold one chunk (logitsRows rows) at a time.
    */
   async forEachLogitsChunk(fn: (rowStart: number, rows: number, logits: Float32Array) => void | Promise<void>): Promise<void> {
+    this.adapters?.setDropout({ active: false, seed: 0 });
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     encodeDispatches(pass, this.forward);

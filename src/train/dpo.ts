@@ -6,6 +6,8 @@
 //   pass 2: weights = coefficient × completion mask, loss scale 1 → backward → AdamW.
 //   DPO: m = (π_c − π_r) − (ref_c − ref_r), L = −log σ(β m), coef_c = β σ(−β m) / P, coef_r = −coef_c
 //   IPO: h = m − 1/(2β), L = h²,                              coef_c = −2h / P,       coef_r = −coef_c
+// LoRA dropout: both policy passes take the same dropoutSeed (the same masks), so the coefficients are those of the
+// dropped-out forward that pass 2 differentiates (as TRL computes both from one forward); the reference takes none.
 import { NO_LABEL } from '../kernels/loss/loss.ts';
 import type { GpuModel, TrainBatch } from '../model/gpu-model.ts';
 
@@ -85,20 +87,22 @@ export function pairCoefficients(pi: Float64Array, ref: Float64Array, o: PairObj
 /**
  * One optimizer step of DPO/IPO. `policy` and `reference` are GpuModels of the same config with B = 2·pairs,
  * objective 'none' (cross-entropy); the reference holds the frozen starting weights and is never updated.
- * Without `update` the gradients are computed (policy.grads) and no step is taken.
+ * Without `update` the gradients are computed (policy.grads) and no step is taken. `dropoutSeed`: the policy's LoRA
+ * dropout masks for both its passes (absent: no dropout, e.g. evaluation).
  */
-export async function pairStep(policy: GpuModel, reference: GpuModel, pairs: readonly PreferencePair[], o: PairObjective, update?: { lr: number; step: number }): Promise<PairStepResult> {
+export async function pairStep(policy: GpuModel, reference: GpuModel, pairs: readonly PreferencePair[], o: PairObjective, update?: { lr: number; step: number }, dropoutSeed?: number): Promise<PairStepResult> {
   if (policy.B !== 2 * pairs.length) throw new Error(`${o.kind}: the policy model has B = ${policy.B}, expected 2 × ${pairs.length} pairs`);
   const { batch, mask } = pairBatch(pairs, policy.T);
   reference.setBatch(batch);
   const ref = sequenceLogprobs((await reference.run({ backward: false })).rowLosses, policy.B, policy.T);
   policy.setBatch(batch);
-  const pi = sequenceLogprobs((await policy.run({ backward: false })).rowLosses, policy.B, policy.T);
+  const seeded = dropoutSeed === undefined ? {} : { dropoutSeed };
+  const pi = sequenceLogprobs((await policy.run({ backward: false, ...seeded })).rowLosses, policy.B, policy.T);
   const { loss, coef, margins } = pairCoefficients(pi, ref, o);
   const weights = new Float32Array(mask.length);
   for (let i = 0; i < mask.length; i++) weights[i] = mask[i]! * coef[Math.floor(i / policy.T)]!;
   policy.setBatch({ ...batch, weights }, 1, 1);
-  const r = await policy.run({ update });
+  const r = await policy.run({ update, ...seeded });
   return {
     loss, accuracy: margins.filter((m) => m > 0).length / margins.length,
     meanMargin: margins.reduce((a, b) => a + b, 0) / margins.length, gradNorm: r.gradNorm, skipped: r.skipped,

@@ -11,7 +11,7 @@ import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
-import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
+import { CE_ONLY, stepDropoutSeed, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
 import type { GeneratorAdapters } from '../model/generate.ts';
 import { initLora } from '../model/lora.ts';
@@ -52,7 +52,8 @@ export class PairTrainer implements StepTrainer {
     if (lora) {
       this.policy.uploadBase(init);
       this.policy.uploadAdapters(initLora(model, lora, train.seed));
-      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora, sharedBase: this.policy.params, ...recompute });
+      // The reference's adapters stay zero: no dropout plans for it (dropout 0).
+      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora: { ...lora, dropout: 0 }, sharedBase: this.policy.params, ...recompute });
       this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
     } else {
       this.policy.uploadParams(init as Float32Array);
@@ -86,7 +87,7 @@ export class PairTrainer implements StepTrainer {
     const t = this.train, t0 = performance.now();
     const step = this.step + 1;
     const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
-    const r = await pairStep(this.policy, this.reference, this.nextPairs(), this.objective, { lr, step: this.adamStep + 1 });
+    const r = await pairStep(this.policy, this.reference, this.nextPairs(), this.objective, { lr, step: this.adamStep + 1 }, stepDropoutSeed(t.seed, step, 0));
     this.step = step;
     if (!r.skipped) this.adamStep++;
     const ms = performance.now() - t0;

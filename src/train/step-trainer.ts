@@ -6,6 +6,14 @@ import type { ObjectiveSpec } from '../model/gpu-model.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
 import type { GeneratorAdapters } from '../model/generate.ts';
+import { dropoutHash } from '../kernels/dropout/dropout.ref.ts';
+
+/**
+ * The LoRA dropout seed of micro-batch `micro` of trainer step `step` (a u32): a hash of the run's seed, the step and
+ * the micro-batch, so a run resumed from a checkpoint (which restores the step) draws the same masks. The trainer step,
+ * not Adam's: a skipped step does not advance Adam's, and its successor should not repeat its masks.
+ */
+export const stepDropoutSeed = (seed: number, step: number, micro: number): number => dropoutHash(seed >>> 0, step >>> 0, micro >>> 0);
 
 export interface StepLog {
   kind: 'step';

@@ -12,7 +12,7 @@ import { checkpointBlob, decodeCheckpoint, encodeCheckpoint, type Checkpoint, ty
 import type { TrainConfig } from './config.ts';
 import { evaluateHeldOut, type TeacherSignal } from './evaluate.ts';
 import { lrAt } from './schedule.ts';
-import type { EvalLog, StepLog, StepTrainer, TrainLog } from './step-trainer.ts';
+import { stepDropoutSeed, type EvalLog, type StepLog, type StepTrainer, type TrainLog } from './step-trainer.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
 
 type Rows = readonly PackedRow[];
@@ -103,7 +103,9 @@ export class Trainer implements StepTrainer {
       const replaced = this.o.batchFor ? await this.o.batchFor(step, micro) : null;
       this.gpu.setBatch(replaced ?? await this.batchWithTeacher(this.loader.next()), t.gradAccum);
       const last = micro === t.gradAccum - 1;
-      r = await this.gpu.run({ zeroGrads: micro === 0, update: last ? { lr, step: this.adamStep + 1 } : undefined });
+      // LoRA dropout (when lora.dropout > 0) with this micro-batch's masks; evaluation runs without a seed.
+      const dropoutSeed = stepDropoutSeed(t.seed, step, micro);
+      r = await this.gpu.run({ zeroGrads: micro === 0, update: last ? { lr, step: this.adamStep + 1 } : undefined, dropoutSeed });
       loss += r.loss; ce += r.ce / t.gradAccum; kd += r.kd / t.gradAccum;
     }
     this.step = step;

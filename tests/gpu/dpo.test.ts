@@ -1,11 +1,13 @@
 // DPO / IPO on the GPU: the pair-loss gradient assembled from the fused CE kernel equals the CPU reference
 // model's, which is checked against central finite differences of the DPO/IPO loss itself here — all in f64 (the
 // reference model computes in f64 from any slab), to 1e-8·(1 + max|fd|) + 1e-6·|fd| as the reference model's own
-// finite-difference tests — and training on toy pairs raises the preference margin.
+// finite-difference tests — and training on toy pairs raises the preference margin. With LoRA dropout, a seeded
+// pairStep's adapter gradient is the derivative of its own pair loss (both policy passes use the same masks).
 import { describe, expect, it } from 'vitest';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { GpuModel } from '../../src/model/gpu-model.ts';
+import { initLora, loraLayout, makeLoraConfig } from '../../src/model/lora.ts';
 import { initParams, refForward, refLossAndGrad } from '../../src/model/ref-model.ts';
 import { pairBatch, pairCoefficients, pairStep, type PairObjective, type PreferencePair } from '../../src/train/dpo.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
@@ -119,4 +121,35 @@ describe('DPO training', () => {
     const { batch } = pairBatch(pairs, T);
     expect([...batch.labels.subarray(0, T)]).toEqual([NO_LABEL, 3, 4, 5, NO_LABEL, NO_LABEL]);
   });
+});
+
+describe('DPO with LoRA dropout', () => {
+  it('a seeded step: dropout changes the loss, and the adapter gradient is its derivative (central difference along it)', async () => {
+    const { device } = gpu();
+    const B = 2 * pairs.length, o: PairObjective = { kind: 'dpo', beta: 0.5 };
+    const lora = makeLoraConfig({ rank: 2, alpha: 4, dropout: 0.3 });
+    const policy = new GpuModel(device, config, B, T, objective, { weightDecay: 0, clipNorm: 0 }, { lora });
+    const reference = new GpuModel(device, config, B, T, objective, { weightDecay: 0, clipNorm: 0 }, { lora: { ...lora, dropout: 0 }, sharedBase: policy.params });
+    try {
+      policy.uploadParams(initParams(config, 4));
+      const adapters = initLora(config, lora, 5), rng = new Rng(6);
+      for (const e of loraLayout(config, lora).entries) if (e.part === 'b') for (let i = 0; i < e.size; i++) adapters[e.offset + i] = 0.3 * rng.normal();
+      policy.uploadAdapters(adapters);
+      reference.uploadAdapters(new Float32Array(adapters.length));
+      const seed = 12345;
+      const plain = await pairStep(policy, reference, pairs, o);
+      const r = await pairStep(policy, reference, pairs, o, undefined, seed);
+      expect(Math.abs(r.loss - plain.loss)).toBeGreaterThan(1e-4);
+      const g = await policy.readAdapterGrads();
+      const g2 = g.reduce((a, x) => a + x * x, 0), eps = 3e-3 / Math.sqrt(g2);
+      const lossAt = async (t: number) => {
+        policy.uploadAdapters(adapters.map((a, i) => a + t * g[i]!));
+        return (await pairStep(policy, reference, pairs, o, undefined, seed)).loss;
+      };
+      const fd = ((await lossAt(eps)) - (await lossAt(-eps))) / (2 * eps);
+      expect(Math.abs(fd - g2) / g2, `finite difference ${fd} vs |g|² ${g2}`).toBeLessThan(0.02);
+    } finally {
+      policy.destroy(); reference.destroy();
+    }
+  }, 60_000);
 });

@@ -3,6 +3,8 @@
 // gradient equals loraGradFromMerged of the reference's merged-weight gradients, for each family (Llama tied, Qwen2
 // biases, Qwen3 q/k norms) and for all seven targets or a subset. Training moves the adapters and never the base;
 // a checkpoint of a LoRA model holds the adapters and their moments only; the slabs split across buffers alike.
+// LoRA dropout: a seeded run differs from p = 0, an unseeded run (evaluation) is p = 0 exactly, and at a fixed seed
+// the adapter gradient is the derivative of the GPU loss (a central difference along it).
 import { describe, expect, it } from 'vitest';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
 import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
@@ -199,6 +201,70 @@ describe('GpuModel with LoRA vs the merged CPU reference', () => {
       } finally {
         g16.destroy(); g32.destroy(); mergedModel.destroy();
       }
+    } finally {
+      model.destroy();
+    }
+  }, 120_000);
+});
+
+describe('GpuModel with LoRA dropout', () => {
+  const config = makeConfig({ ...base, tieEmbeddings: true });
+  const l = { rank: 3, alpha: 7 };
+  const build = (dropout: number) => new GpuModel(gpu().device, config, B, T, objective, { weightDecay: 0, clipNorm: 0 }, { lora: makeLoraConfig({ ...l, dropout }) });
+
+  it('dropout 0.25: a seeded run differs from p = 0, a run without a seed is p = 0 exactly; 3 dispatches more per linear', async () => {
+    const s = setup(config, makeLoraConfig(l), 17);
+    const [plain, dropped] = [build(0), build(0.25)];
+    try {
+      for (const m of [plain, dropped]) { m.uploadParams(s.slab); m.uploadAdapters(s.adapters); m.setBatch(s.batch); }
+      // One dropout dispatch per adapted linear in the forward, two in its backward; none at p = 0.
+      expect(dropped.dispatchesPerStep - plain.dispatchesPerStep).toBe(3 * config.layers * 7);
+      const ref = await plain.run();
+      const refGrads = await plain.readAdapterGrads();
+      const on = await dropped.run({ dropoutSeed: 5 });
+      expect(Math.abs(on.loss - ref.loss)).toBeGreaterThan(1e-3);
+      expect((await dropped.run({ dropoutSeed: 6 })).loss).not.toBe(on.loss);
+      expect((await dropped.run({ dropoutSeed: 5 })).loss).toBe(on.loss);
+      const off = await dropped.run();
+      expect(off.loss).toBe(ref.loss);
+      expect(await dropped.readAdapterGrads()).toEqual(refGrads);
+      // Evaluation after a seeded run: no dropout either.
+      await dropped.run({ dropoutSeed: 5 });
+      expect(await dropped.logits()).toEqual(await plain.logits());
+      await expect(dropped.run({ dropoutSeed: -1 })).rejects.toThrow(/dropoutSeed must be an integer in \[0, 2\^32\)/);
+    } finally {
+      plain.destroy();
+      dropped.destroy();
+    }
+  }, 120_000);
+
+  it('the adapter gradient at a fixed seed is the derivative of the loss: central difference along the gradient', async () => {
+    const s = setup(config, makeLoraConfig(l), 31);
+    const model = build(0.25);
+    try {
+      model.uploadParams(s.slab);
+      model.uploadAdapters(s.adapters);
+      model.setBatch(s.batch);
+      const seed = 77;
+      await model.run({ dropoutSeed: seed });
+      const g = await model.readAdapterGrads();
+      const g2 = g.reduce((a, x) => a + x * x, 0);
+      // A step of norm 3e-3 along g: the loss moves by about 6e-3·|g|, far above f32 rounding of the loss (~1e-6).
+      const eps = 3e-3 / Math.sqrt(g2);
+      /** (L(θ + εg) − L(θ − εg)) / 2ε under the masks of `maskSeed`. */
+      const fd = async (maskSeed: number) => {
+        const lossAt = async (t: number) => {
+          model.uploadAdapters(s.adapters.map((a, i) => a + t * g[i]!));
+          return (await model.run({ backward: false, dropoutSeed: maskSeed })).loss;
+        };
+        return ((await lossAt(eps)) - (await lossAt(-eps))) / (2 * eps);
+      };
+      const same = await fd(seed);
+      expect(Math.abs(same - g2) / g2, `finite difference ${same} vs |g|² ${g2}`).toBeLessThan(0.02);
+      // Under another seed's masks the same difference is not |g|²: the gradient belongs to its masks.
+      const other = await fd(seed + 1);
+      expect(Math.abs(other - g2) / g2, `another seed's finite difference ${other} vs |g|² ${g2}`).toBeGreaterThan(0.05);
+      console.log(`LoRA dropout: |g|² ${g2}, finite difference ${same} (same masks), ${other} (other masks)`);
     } finally {
       model.destroy();
     }

@@ -1,7 +1,8 @@
 // Activation recomputation (GpuModel option `recompute`): one shared set of layer activations, each layer's forward
 // run again just before its backward. The same kernels on the same inputs: the loss, every gradient and the weights
 // after AdamW steps are bit-identical to keeping every layer's activations — for full fine-tuning (Qwen2 biases, the
-// hidden-state objective) and for LoRA on a bf16 base (Qwen3 q/k norms) — and the model allocates less.
+// hidden-state objective), for LoRA on a bf16 base (Qwen3 q/k norms) and for LoRA with dropout (the recomputed
+// forward regenerates the same hashed masks) — and the model allocates less.
 import { describe, expect, it } from 'vitest';
 import { NO_LABEL } from '../../src/kernels/loss/loss.ts';
 import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
@@ -27,7 +28,7 @@ function allocated(device: GPUDevice, build: () => GpuModel): { model: GpuModel;
   }
 }
 
-async function compare(config: ModelConfig, options: GpuModelOptions, adapters?: Float32Array) {
+async function compare(config: ModelConfig, options: GpuModelOptions, adapters?: Float32Array, dropoutSeed?: (step: number) => number) {
   const { device } = gpu();
   const rng = new Rng(3);
   const batch = {
@@ -47,7 +48,8 @@ async function compare(config: ModelConfig, options: GpuModelOptions, adapters?:
       model.setBatch(batch);
     }
     for (let step = 1; step <= 2; step++) {
-      const [a, b] = [await keep.model.run({ update: { lr: 0.01, step } }), await again.model.run({ update: { lr: 0.01, step } })];
+      const opts = { update: { lr: 0.01, step }, ...(dropoutSeed ? { dropoutSeed: dropoutSeed(step) } : {}) };
+      const [a, b] = [await keep.model.run(opts), await again.model.run(opts)];
       expect(b.loss).toBe(a.loss);
       expect(b.gradNorm).toBe(a.gradNorm);
       const read = (m: GpuModel) => (adapters ? m.readAdapterGrads() : m.readGrads());
@@ -77,5 +79,14 @@ describe('activation recomputation', () => {
     const rng = new Rng(9);
     for (const e of loraLayout(config, lora).entries) if (e.part === 'b') for (let i = 0; i < e.size; i++) adapters[e.offset + i] = 0.1 * rng.normal();
     await compare(config, { lora }, adapters);
+  });
+
+  it('LoRA with dropout 0.3 (Llama, all targets): bit-identical loss, gradients and state with a dropout seed per step', async () => {
+    const config = makeConfig({ vocabSize: 37, hidden: 24, layers: 2, heads: 4, kvHeads: 2, headDim: 8, intermediate: 40, maxSeqLen: 8, initStd: 0.2 });
+    const lora = makeLoraConfig({ rank: 3, alpha: 6, dropout: 0.3 });
+    const adapters = initLora(config, lora, 6);
+    const rng = new Rng(10);
+    for (const e of loraLayout(config, lora).entries) if (e.part === 'b') for (let i = 0; i < e.size; i++) adapters[e.offset + i] = 0.3 * rng.normal();
+    await compare(config, { lora }, adapters, (step) => 1000 + step);
   });
 });

@@ -74,6 +74,10 @@ describe('estimateMemory and fitAdvice', () => {
     const half = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' }, lora: makeLoraConfig({ ...lora, base: 'bf16' }) });
     const linears = 2 * (896 * 896 + 2 * 128 * 896 + 896 * 896 + 3 * 896 * 4864);
     expect(half.parts.find((p) => /^weights \(frozen base, linears in bf16\)/.test(p.name))!.bytes).toBe(4 * P - 2 * linears);
+    // Dropout: one (B·T, widest adapted input) scratch; none at p = 0.
+    expect(m.parts.some((p) => /dropout/.test(p.name))).toBe(false);
+    const dropped = estimateMemory({ model: qwenish, B, T, teacher: { kind: 'none' }, lora: makeLoraConfig({ ...lora, dropout: 0.1 }) });
+    expect(dropped.bytes - m.bytes).toBe(B * T * 896 * 4);
   });
 
   it('counts the family switches: q/k/v biases in the parameters and ones; q/k norm gains, their inputs and gradients', () => {

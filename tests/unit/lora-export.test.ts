@@ -196,6 +196,11 @@ describe('LoRA export, llama.cpp and refusals (llama)', () => {
     expect(() => makeLoraConfig({ alpha: -1 })).toThrow(/alpha must be a positive number/);
     expect(() => makeLoraConfig({ targets: ['wq', 'lm_head' as never] })).toThrow(/unknown target 'lm_head' \(have: wq, wk, wv, wo, w_gate, w_up, w_down\)/);
     expect(() => makeLoraConfig({ targets: [] })).toThrow(/no target modules/);
+    expect(makeLoraConfig({ dropout: 0.1 }).dropout).toBe(0.1);
+    expect(makeLoraConfig({ dropout: 0.95 }).dropout).toBe(0.95);
+    expect(() => makeLoraConfig({ dropout: 1 })).toThrow(/dropout must be in \[0, 1\), got 1/);
+    expect(() => makeLoraConfig({ dropout: -0.1 })).toThrow(/dropout must be in \[0, 1\), got -0.1/);
+    expect(() => makeLoraConfig({ dropout: Number.NaN })).toThrow(/dropout must be in \[0, 1\)/);
     expect(() => makeLoraConfig({ rnak: 4 } as never)).toThrow(/unknown key 'rnak'/);
     expect(() => exportPeftAdapter({ config: t.config, lora, params: adapter.subarray(1), baseModel: 'x' })).toThrow(/adapter slab has/);
     const bad = adapter.slice();

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { METHODS, methodOf } from '../../src/engine/runs/methods.ts';
 import { RUN_METHODS, type RunSpec } from '../../src/engine/runs/types.ts';
-import { DEFAULT_SETTINGS, FIELDS, fieldShown, specOf } from '../../src/ui/train/train-fields.ts';
+import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, settingsProblem, specOf } from '../../src/ui/train/train-fields.ts';
 
 const base = { name: 'x', datasetId: 'd', preset: 'nano', tokenizer: { kind: 'bpe' as const, vocabSize: 300 }, format: 'continuation' as const, train: {}, sampleEvery: 0, samplePrompts: [] as string[], heldOutEvery: 5 };
 
@@ -29,6 +29,13 @@ describe('METHODS', () => {
     expect(check({ ...base, method: 'on-policy', onPolicy: { lambda: 2, maxNewTokens: 4, temperature: 1 } }).join()).toMatch(/λ .* must be in \[0, 1\]/);
     expect(check({ ...base, method: 'sft' })).toEqual([]);
   });
+  it('takes LoRA dropout in [0, 1) into the TrainConfig, and refuses 1 saying so', () => {
+    const cfg = (dropout: number) => methodOf({ method: 'sft' }).trainConfig({ ...base, method: 'sft', train: { lora: { rank: 4, alpha: 8, dropout } } } as RunSpec);
+    expect(cfg(0.1).lora).toMatchObject({ rank: 4, dropout: 0.1 });
+    expect(cfg(0).lora!.dropout).toBe(0);
+    expect(() => cfg(1)).toThrow(/dropout must be in \[0, 1\), got 1/);
+    expect(() => cfg(-0.1)).toThrow(/dropout must be in \[0, 1\)/);
+  });
 });
 
 describe('the Train form’s field table', () => {
@@ -51,6 +58,21 @@ describe('the Train form’s field table', () => {
     expect(op.train).not.toHaveProperty('ceWeight');
     // The warmup is what the user set (the plan warns when it outlasts the run), not silently clipped.
     expect(specOf({ ...s, steps: 10, warmup: 20 }, undefined).train.warmupSteps).toBe(20);
+  });
+  it('has a LoRA dropout field beside rank and α: shown for LoRA on a pretrained model, sent in the spec, validated in [0, 1)', () => {
+    const lora = { ...DEFAULT_SETTINGS, datasetId: 'd', name: 'n', preset: PRETRAINED, pretrained: 'a/b', adapt: 'lora' as const };
+    const f = FIELDS.find((x) => x.key === 'loraDropout')!;
+    expect(f.default).toBe(0);
+    expect(fieldShown(f, lora)).toBe(true);
+    expect(fieldShown(f, { ...lora, adapt: 'full' })).toBe(false);
+    expect(specOf({ ...lora, loraDropout: 0.1 }, undefined).train.lora).toMatchObject({ rank: 16, alpha: 32, dropout: 0.1 });
+    expect(specOf(lora, undefined).train.lora!.dropout).toBe(0);
+    expect(settingsProblem({ ...lora, loraDropout: 0.1 })).toBeUndefined();
+    expect(settingsProblem({ ...lora, loraDropout: 1 })).toMatch(/LoRA dropout must be at least 0 and below 1, got 1: set it to 0 \(no dropout\) or a share such as 0.05 or 0.1/);
+    expect(settingsProblem({ ...lora, loraDropout: -0.5 })).toMatch(/got -0.5/);
+    expect(settingsProblem({ ...lora, loraDropout: Number.NaN })).toMatch(/got no number/);
+    // Full fine-tuning ignores the LoRA fields.
+    expect(settingsProblem({ ...lora, adapt: 'full', loraDropout: 1 })).toBeUndefined();
   });
   it('shows a method’s settings only for methods that have them', () => {
     const shown = (method: string) => FIELDS.filter((f) => fieldShown(f, { ...DEFAULT_SETTINGS, method: method as 'kd' })).map((f) => f.key);

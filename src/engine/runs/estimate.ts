@@ -63,6 +63,9 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     const baseBytes = baseLayout(c, x.lora.base).entries.reduce((s, e) => s + e.words * F, 0);
     parts.push({ name: `weights (frozen base${x.lora.base === 'f32' ? '' : `, linears in ${x.lora.base}`})`, bytes: baseBytes }, { name: `LoRA adapters, their gradients and AdamW moments (${ll.count.toLocaleString('en')} trained)`, bytes: 4 * ll.count * F });
     parts.push({ name: 'LoRA activations (x·Aᵀ per adapted linear)', bytes: (adapted + 1) * B * T * r * F });
+    // LoRA dropout: one scratch (B·T, widest adapted input) for drop(x), shared by every linear.
+    const maxIn = Math.max(...ll.entries.map((e) => (e.part === 'a' ? e.shape[1] : 0)));
+    if (x.lora.dropout > 0) parts.push({ name: 'LoRA dropout scratch (drop(x) of the widest adapted input)', bytes: B * T * maxIn * F });
   } else {
     parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
   }

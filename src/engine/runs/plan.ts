@@ -198,7 +198,6 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   problems.push(...modelProblems(model, 'the student'));
   if (train.lora && !pretrained) problems.push(initRun ? 'LoRA adapts a pretrained model picked as the student: to adapt this run’s weights, export it (safetensors) and pick that folder as the pretrained student, or train every weight (full)'
     : 'LoRA trains small adapters on a model that already knows something: pick a pretrained student, or train every weight (full)');
-  if (train.lora && train.lora.dropout !== 0) problems.push(`LoRA dropout ${train.lora.dropout} is not supported on the GPU yet: set it to 0`);
   if (initRun?.train.lora) problems.push(`run ${initRun.name} trained LoRA adapters: to start from it, export its merged model (safetensors) and pick that folder as a pretrained student`);
 
   const counts = await deps.counts(spec.datasetId);

@@ -75,6 +75,8 @@ export const FIELDS = [
     { when: startsTrained, hint: 'LoRA trains small low-rank adapters (rank r, scale α/r) beside the frozen weights: the optimizer state shrinks from 16 bytes per parameter to almost nothing' }),
   num('loraRank', 'train-lora-rank', 'rank r', 16, { min: '1', max: '256' }, { when: (s) => startsTrained(s) && s.adapt === 'lora' }),
   num('loraAlpha', 'train-lora-alpha', 'α', 32, { min: '0.1', max: '1024', step: '0.1' }, { when: (s) => startsTrained(s) && s.adapt === 'lora', hint: 'the adapters’ update is scaled by α / r' }),
+  num('loraDropout', 'train-lora-dropout', 'dropout', 0, { min: '0', max: '0.95', step: '0.05' },
+    { when: (s) => startsTrained(s) && s.adapt === 'lora', hint: 'PEFT’s lora_dropout: each step drops this share of the adapters’ inputs (training only; 0 = none, 0.05–0.1 is usual)' }),
   sel<'loraTargets', 'all' | 'attention' | 'qv'>('loraTargets', 'train-lora-targets', 'adapted layers', 'all', [
     ['all', 'q, k, v, o, gate, up, down (all linear layers)'], ['attention', 'q, k, v, o (attention)'], ['qv', 'q and v only (the original LoRA)'],
   ], { when: (s) => startsTrained(s) && s.adapt === 'lora' }),
@@ -108,6 +110,14 @@ export const DEFAULT_SETTINGS = Object.fromEntries(FIELDS.map((f) => [f.key, f.d
 /** First-visit settings for a software adapter (SwiftShader): a student and a schedule that finish in minutes there. */
 export const SOFTWARE_SETTINGS: Partial<FormSettings> = { preset: 'nano', steps: 20, warmup: 2, batch: 4, seqLen: 32, evalEvery: 5, ckptEvery: 5, sampleEvery: 10 };
 
+/** What is wrong with settings the engine would refuse as malformed, saying what to do; undefined when none is. */
+export function settingsProblem(s: FormSettings): string | undefined {
+  if (s.adapt === 'lora' && startsTrained(s) && !(s.loraDropout >= 0 && s.loraDropout < 1)) {
+    return `LoRA dropout must be at least 0 and below 1, got ${Number.isNaN(s.loraDropout) ? 'no number' : s.loraDropout}: set it to 0 (no dropout) or a share such as 0.05 or 0.1`;
+  }
+  return undefined;
+}
+
 /** Whether a field shows for these settings: the method has its setting, and its own condition holds. */
 export function fieldShown(f: Field, s: FormSettings): boolean {
   if (f.setting && !methodOf({ method: s.method }).settings.includes(f.setting)) return false;
@@ -126,7 +136,7 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     ...(has('divergence') ? { objective: s.objective as NonNullable<RunSpec['train']['objective']>, temperature: s.temperature, beta: s.beta, lambda: s.skewLambda } : {}),
     ...(has('ce-share') ? { ceWeight: s.ceWeight, kdWeight: 1 - s.ceWeight } : {}),
     ...(s.recompute === 'recompute' ? { recompute: true } : {}),
-    ...(s.adapt === 'lora' && startsTrained(s) ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, targets: [...LORA_TARGET_SETS[s.loraTargets]], dropout: 0, base: s.loraBase } } : {}),
+    ...(s.adapt === 'lora' && startsTrained(s) ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, targets: [...LORA_TARGET_SETS[s.loraTargets]], dropout: s.loraDropout, base: s.loraBase } } : {}),
   };
   const when = new Date().toISOString().slice(5, 16).replace('T', ' ');
   return {

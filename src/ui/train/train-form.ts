@@ -16,7 +16,7 @@ import { errorText, formatBytes, h } from '../dom.ts';
 import { engine, proxy, transferFiles } from '../engine-client.ts';
 import { engineTeacher, pickedModelFiles } from '../services.ts';
 import { hubUrl } from '../../engine/model-fetch.ts';
-import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
+import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, settingsProblem, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
 
 export { SOFTWARE_SETTINGS } from './train-fields.ts';
 
@@ -55,7 +55,7 @@ const ROWS: SettingKey[][] = [
   ['pairBeta'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
   ['pretrained'],
-  ['adapt', 'loraRank', 'loraAlpha', 'loraTargets', 'loraBase'],
+  ['adapt', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'loraBase'],
 ];
 const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup', 'recompute'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
@@ -151,6 +151,8 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
       plan.className = 'muted';
       if (!s.datasetId) { plan.textContent = 'Make or import a dataset in step 2 first.'; plan.dataset.ok = 'false'; return; }
       if (s.preset === PRETRAINED && !pretrainedOf(s)) { plan.textContent = 'Name the pretrained model (a Hub id such as HuggingFaceTB/SmolLM2-135M, or a folder URL), or pick its folder.'; plan.dataset.ok = 'false'; return; }
+      const bad = settingsProblem(s);
+      if (bad) { plan.className = 'error'; plan.textContent = bad; plan.dataset.ok = 'false'; return; }
       plan.textContent = 'Checking…';
       try {
         const p = await engine().planRun(specFor(s), proxy((m: string) => { if (mine === seq) plan.textContent = `Checking… ${m}`; }));
