@@ -12,9 +12,14 @@
 // multiple of 256 bytes — or R = N when the whole batch fits the budget (all small models: one chunk, exactly the
 // unchunked computation). The rule, logitsChunkRows, is shared with the memory estimate (src/engine/runs/estimate.ts).
 // Only the student's logits are chunked: a dense teacher's logits (N, V) are the batch's input, uploaded whole.
+// With a ULD term (cross-tokenizer KD, gpu-uld.ts) each chunk first writes its ULD gradient g_c (R, V) from the
+// logits, and the backward adds it onto the fused loss's dlogits before the two gradient matmuls.
 import { encodeDispatches, subBinding, type Binding, type Dispatch } from '../gpu/dispatch.ts';
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
+import { planResidualAccumulate } from '../kernels/activation/activation.ts';
 import { CHUNK_ROW_ALIGN, planClassifierLoss, type ClassifierLossArgs, type LossScalars, type TeacherArgs } from '../kernels/loss/loss.ts';
+import { planUldLoss, type UldScalars } from '../kernels/loss/uld.ts';
+import type { UldBuffers } from './gpu-uld.ts';
 import type { MatmulArgs } from '../kernels/matmul/matmul.ts';
 
 /**
@@ -58,6 +63,8 @@ export interface ClassifierArgs {
   losses: Binding; // (N, 2) f32
   teacher?: TeacherArgs; // dense (N, V) or top-k (N, k)
   loss: ClassifierLossSettings;
+  /** The ULD term (cross-tokenizer KD): its batch bindings and chunk gradient buffer (UldBuffers.bindings). */
+  uld?: UldBuffers['bindings'];
   /** Plans a matmul (the model's: records the problem for the autotuner and picks the tuned variant). */
   mm: (a: Omit<MatmulArgs, 'variant'>) => KernelPlan;
 }
@@ -68,6 +75,8 @@ export interface ClassifierChunk {
   /** logits_c = lnf[r0:]·W_lmᵀ into the chunk buffer. */
   forward: KernelPlan;
   loss: KernelPlan<Partial<LossScalars>>;
+  /** ULD: g_c from the logits (before the loss), and dlogits_c += g_c (first of the backward). */
+  uld?: { loss: KernelPlan<Partial<UldScalars>>; add: KernelPlan };
   /** dln[r0:] = dlogits_c·W_lm; dW_lm += dlogits_cᵀ·lnf[r0:]. */
   backward: KernelPlan[];
 }
@@ -99,8 +108,19 @@ export function planClassifier(a: ClassifierArgs): ClassifierPlan {
     const rows = Math.min(R, N - r0);
     const z = subBinding(a.logits, 0, rows * V * 4); // (rows, V)
     const lnf = subBinding(a.lnf, r0 * C * 4, rows * C * 4);
+    const u = a.uld, g = u && subBinding({ buffer: u.grad }, 0, rows * V * 4);
     chunks.push({
       r0, rows,
+      ...(u ? {
+        uld: {
+          loss: planUldLoss(a.device, {
+            N: rows, V, realVocab: a.realVocab, K: u.k, temperature: a.loss.temperature, logits: z, grad: g!,
+            teacher: subBinding(u.teacher, r0 * u.k * 4, rows * u.k * 4), weights: subBinding(u.weights, r0 * 4, rows * 4),
+            losses: subBinding(u.losses, r0 * 4, rows * 4), lossScale: a.loss.lossScale, weight: u.weight,
+          }),
+          add: planResidualAccumulate(a.device, { x: g!, y: z, N: rows * V }),
+        },
+      } : {}),
       forward: a.mm({ a: lnf, b: a.weight, c: z, M: rows, N: V, K: C, transB: true }),
       loss: planClassifierLoss(a.device, {
         ...a.loss, N: rows, V, realVocab: a.realVocab, logits: z,
@@ -117,9 +137,14 @@ export function planClassifier(a: ClassifierArgs): ClassifierPlan {
   return {
     rows: R,
     chunks,
-    dispatches: (backward) => chunks.flatMap((ch) => dispatchesOf(ch.forward, ch.loss, ...(backward ? ch.backward : []))),
+    dispatches: (backward) => chunks.flatMap((ch) => dispatchesOf(
+      ch.forward, ...(ch.uld ? [ch.uld.loss] : []), ch.loss, ...(backward ? [...(ch.uld ? [ch.uld.add] : []), ...ch.backward] : []),
+    )),
     update(scalars) {
-      for (const ch of chunks) ch.loss.update(scalars);
+      for (const ch of chunks) {
+        ch.loss.update(scalars);
+        if (scalars.lossScale !== undefined) ch.uld?.loss.update({ lossScale: scalars.lossScale });
+      }
     },
   };
 }

@@ -2,7 +2,9 @@
 // it reads (TrainBatch) and what comes back (StepReadback); its options (GpuModelOptions, checked before anything is
 // allocated); and the vocabulary-padding convention of read-back logits.
 import { HIDDEN_LOSS_KINDS, type HiddenLossKind } from '../kernels/hidden/hidden.ts';
-import type { KdObjective, TopKPolicy } from '../kernels/loss/loss.ts';
+import { checkTokenIds } from '../kernels/embedding/embedding.ts';
+import { NO_LABEL, type KdObjective, type TopKPolicy } from '../kernels/loss/loss.ts';
+import type { UldSpec } from './gpu-uld.ts';
 import type { TeacherInput } from './activations.ts';
 import { realVocab, type ModelConfig } from './config.ts';
 import type { LoraConfig } from './lora.ts';
@@ -27,6 +29,8 @@ export interface ObjectiveSpec {
   lambda?: number;
   /** Teacher input the batches carry: none, dense logits (N, V), or top-k (N, k) with a missing-mass policy. */
   teacher: TeacherInput & { policy?: TopKPolicy };
+  /** Cross-tokenizer KD: a ULD term over k teacher probabilities per row (batches carry teacherUld, uldWeights). */
+  uld?: UldSpec;
 }
 
 export interface OptimizerSpec {
@@ -69,6 +73,28 @@ export interface TrainBatch {
   teacherLogprobs?: Float32Array; // (B, T, k)
   /** Teacher hidden states, required iff the model has the `hidden` option. */
   teacherHidden?: Float32Array; // (B, T, Ct)
+  /** ULD inputs, required iff the objective has `uld`: the teacher's probabilities descending, the rows' weights. */
+  teacherUld?: Float32Array; // (B, T, k)
+  uldWeights?: Float32Array; // (B, T)
+}
+
+/** Refuses a batch whose arrays do not have the model's sizes, with token ids or labels outside its vocabulary. */
+export function checkBatch(b: TrainBatch, m: { N: number; B: number; T: number; config: ModelConfig; teacher: ObjectiveSpec['teacher']; hiddenWidth?: number }): void {
+  const { N, config: c, teacher: t } = m;
+  const need = (name: string, arr: { length: number } | undefined, n: number) => {
+    if (!arr || arr.length !== n) throw new Error(`batch: ${name} has ${arr?.length ?? 'no'} elements, expected ${n} (B=${m.B}, T=${m.T})`);
+  };
+  need('ids', b.ids, N); need('labels', b.labels, N); need('weights', b.weights, N);
+  const Vr = realVocab(c);
+  checkTokenIds(b.ids, Vr);
+  if (Vr < c.vocabSize) {
+    const i = b.labels.findIndex((y) => y >= Vr && y !== NO_LABEL);
+    if (i >= 0) throw new Error(`batch: label ${b.labels[i]} at ${i} is vocabulary padding (the model has ${Vr} real tokens of ${c.vocabSize})`);
+  }
+  if (t.kind === 'dense') need('teacherLogits', b.teacherLogits, N * c.vocabSize);
+  if (t.kind === 'topk') { need('teacherIds', b.teacherIds, N * t.k); need('teacherLogprobs', b.teacherLogprobs, N * t.k); }
+  if (m.hiddenWidth) need('teacherHidden', b.teacherHidden, N * m.hiddenWidth);
+  else if (b.teacherHidden) throw new Error('batch: teacherHidden given, but the model was built without the hidden option');
 }
 
 export interface StepReadback {
@@ -84,6 +110,8 @@ export interface StepReadback {
   rowLosses: Float32Array;
   /** Hidden-state loss, weighted mean Σ w·loss_n / Σ w (0 without the `hidden` option). */
   hidden: number;
+  /** ULD loss, weighted mean Σ w·ULD_n / Σ w over the batch's weights (0 without objective.uld). */
+  uld: number;
 }
 
 export interface GpuModelOptions {

@@ -22,16 +22,16 @@ import { encodeDispatches, readF32, writeArray, type Binding, type Dispatch } fr
 import { dispatchesOf, type KernelPlan } from '../gpu/launch.ts';
 import { planResidualAccumulate, planResidualAdd, planSwigluBackward, planSwigluForward } from '../kernels/activation/activation.ts';
 import { planAttentionBackward, planAttentionForward } from '../kernels/attention/attention.ts';
-import { buildEmbeddingBuckets, checkTokenIds, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBuckets } from '../kernels/embedding/embedding.ts';
+import { buildEmbeddingBuckets, planEmbeddingBackward, planEmbeddingForward, type EmbeddingBuckets } from '../kernels/embedding/embedding.ts';
 import { planHiddenLoss } from '../kernels/hidden/hidden.ts';
-import { NO_LABEL } from '../kernels/loss/loss.ts';
 import { autotuneMatmul, tunedVariant } from '../kernels/matmul/autotune.ts';
 import { planMatmul, type MatmulArgs, type MatmulProblem } from '../kernels/matmul/matmul.ts';
 import { planRmsNormBackward, planRmsNormForward } from '../kernels/norm/norm.ts';
 import { planRopeBackward, planRopeForward } from '../kernels/rope/rope.ts';
 import { allocActivations, allocBatch, allocBuffer, destroyAll, type Activations, type BatchBuffers } from './activations.ts';
 import { realVocab, ropeInvFreq, type ModelConfig } from './config.ts';
-import { logitsChunkRows, planClassifier, readLogitsChunks, type ClassifierPlan } from './gpu-classifier.ts';
+import { DEFAULT_LOGITS_BUDGET_BYTES, logitsChunkRows, planClassifier, readLogitsChunks, type ClassifierPlan } from './gpu-classifier.ts';
+import { UldBuffers } from './gpu-uld.ts';
 import { paramLayout, SLAB_ALIGN_FLOATS, type ParamLayout } from './params.ts';
 import { initHiddenProjection } from './ref-model.ts';
 import { GpuAdapters } from './gpu-adapters.ts';
@@ -41,7 +41,7 @@ import type { BaseSource } from './base-layout.ts';
 import { FrozenBase } from './frozen-base.ts';
 import type { HalfFormat } from '../util/half.ts';
 import { TrainState } from './train-state.ts';
-import { checkModelOptions, maskPaddingLogits, runDropout, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
+import { checkBatch, checkModelOptions, maskPaddingLogits, runDropout, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 export { maskPaddingLogits, PADDING_LOGIT, type GpuModelOptions, type HiddenSpec, type ObjectiveSpec, type OptimizerSpec, type RunOptions, type StepReadback, type TrainBatch } from './gpu-model-types.ts';
 
 export class GpuModel {
@@ -72,6 +72,8 @@ export class GpuModel {
   /** Floats of W_h (Ct·C) at trainedFloats in params/grads/m/v; 0 without the hidden option. */
   private readonly hiddenFloats: number;
   private readonly hiddenLoss?: KernelPlan<{ lossScale: number }>;
+  /** The ULD term's inputs, losses and chunk gradient (objective.uld: cross-tokenizer KD). */
+  private readonly uld?: UldBuffers;
   private lossScale = 1;
   private weightSum = 0;
   /** RoPE's inverse frequencies when they are not θ^(−2j/D) (llama3 scaling). */
@@ -114,7 +116,10 @@ export class GpuModel {
       this.adapters = new GpuAdapters(device, config, options.lora, this.N, this.state);
       this.discard = allocBuffer(device, Math.max(config.hidden, config.headDim), 'frozen norm grads');
     }
-    this.logitsRows = logitsChunkRows(this.N, config.vocabSize, options.logitsBudgetBytes);
+    // A ULD term (cross-tokenizer KD) needs a gradient buffer as large as the logits chunk: the budget is shared.
+    const budget = options.logitsBudgetBytes ?? DEFAULT_LOGITS_BUDGET_BYTES;
+    this.logitsRows = logitsChunkRows(this.N, config.vocabSize, objective.uld ? budget / 2 : budget);
+    this.uld = objective.uld && new UldBuffers(device, objective.uld, this.N, this.logitsRows, config.vocabSize);
     this.recompute = options.recompute ?? false;
     this.acts = allocActivations(device, config, B, T, Ct, this.logitsRows, this.recompute);
     this.batch = allocBatch(device, config, B, T, objective.teacher, Ct);
@@ -289,7 +294,7 @@ export class GpuModel {
     return planClassifier({
       device: this.device, N: this.N, V: c.vocabSize, C: c.hidden, realVocab: realVocab(c), rows: this.logitsRows,
       lnf: this.acts.lnf, dln: this.acts.dln, weight: this.p(this.lmHead), ...(this.base ? {} : { dweight: this.g(this.lmHead) }), logits: this.acts.logits,
-      labels: b.labels, weights: b.weights, losses: b.losses, teacher, mm: (a) => this.mm(a),
+      labels: b.labels, weights: b.weights, losses: b.losses, teacher, mm: (a) => this.mm(a), ...(this.uld ? { uld: this.uld.bindings } : {}),
       loss: { objective: o.objective, temperature: o.temperature, kdWeight: o.kdWeight, ceWeight: o.ceWeight, lossScale: 1, beta: o.beta, lambda: o.lambda },
     });
   }
@@ -372,21 +377,8 @@ export class GpuModel {
    */
   setBatch(b: TrainBatch, accumSteps = 1, lossScale?: number): void {
     const { N, config: c, device } = this;
-    const need = (name: string, arr: { length: number } | undefined, n: number) => {
-      if (!arr || arr.length !== n) throw new Error(`batch: ${name} has ${arr?.length ?? 'no'} elements, expected ${n} (B=${this.B}, T=${this.T})`);
-    };
-    need('ids', b.ids, N); need('labels', b.labels, N); need('weights', b.weights, N);
-    const Vr = realVocab(c);
-    checkTokenIds(b.ids, Vr);
-    if (Vr < c.vocabSize) {
-      const i = b.labels.findIndex((y) => y >= Vr && y !== NO_LABEL);
-      if (i >= 0) throw new Error(`batch: label ${b.labels[i]} at ${i} is vocabulary padding (the model has ${Vr} real tokens of ${c.vocabSize})`);
-    }
-    const t = this.objective.teacher;
-    if (t.kind === 'dense') need('teacherLogits', b.teacherLogits, N * c.vocabSize);
-    if (t.kind === 'topk') { need('teacherIds', b.teacherIds, N * t.k); need('teacherLogprobs', b.teacherLogprobs, N * t.k); }
-    if (this.hidden) need('teacherHidden', b.teacherHidden, N * this.hidden.teacherWidth);
-    else if (b.teacherHidden) throw new Error('batch: teacherHidden given, but the model was built without the hidden option');
+    checkBatch(b, { N, B: this.B, T: this.T, config: c, teacher: this.objective.teacher, hiddenWidth: this.hidden?.teacherWidth });
+    if (!this.uld && (b.teacherUld || b.uldWeights)) throw new Error('batch: ULD inputs given, but the model was built without objective.uld');
     this.weightSum = b.weights.reduce((s, w) => s + w, 0);
     // An explicit lossScale (DPO: signed per-row coefficients) skips the mean over weights.
     if (lossScale === undefined && !(this.weightSum > 0)) throw new Error('batch: every row is masked (Σ weights = 0): nothing to learn from');
@@ -397,6 +389,7 @@ export class GpuModel {
     if (b.teacherIds && this.batch.teacherIds) writeArray(device, this.batch.teacherIds, b.teacherIds);
     if (b.teacherLogprobs && this.batch.teacherLogprobs) writeArray(device, this.batch.teacherLogprobs, b.teacherLogprobs);
     if (b.teacherHidden && this.batch.teacherHidden) writeArray(device, this.batch.teacherHidden, b.teacherHidden);
+    this.uld?.write(b);
     if (this.embBackward) this.embBackward.update(buildEmbeddingBuckets(b.ids, c.vocabSize));
     this.lossScale = lossScale ?? 1 / (this.weightSum * accumSteps);
     this.classifier.update({ lossScale: this.lossScale });
@@ -419,11 +412,12 @@ export class GpuModel {
     const pass = enc.beginComputePass({ label: 'train step' });
     encodeDispatches(pass, [...this.forward, ...this.lossDispatches(backward), ...(backward ? this.backward : []), ...(backward && opts.update ? this.state.optimize : [])]);
     pass.end();
-    const nLoss = 2 * this.N, nHidden = this.hidden ? this.N : 0;
-    const staging = device.createBuffer({ size: (nLoss + 4 + nHidden) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const nLoss = 2 * this.N, nHidden = this.hidden ? this.N : 0, nUld = this.uld ? this.N : 0;
+    const staging = device.createBuffer({ size: (nLoss + 4 + nHidden + nUld) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     enc.copyBufferToBuffer(this.batch.losses, 0, staging, 0, nLoss * 4);
     enc.copyBufferToBuffer(this.state.stats, 0, staging, nLoss * 4, 16);
     if (nHidden) enc.copyBufferToBuffer(this.batch.hiddenLosses!, 0, staging, (nLoss + 4) * 4, nHidden * 4);
+    if (nUld) enc.copyBufferToBuffer(this.uld!.losses, 0, staging, (nLoss + 4 + nHidden) * 4, nUld * 4);
     device.queue.submit([enc.finish()]);
     const scale = this.lossScale, wsum = this.weightSum, o = this.objective;
     await staging.mapAsync(GPUMapMode.READ);
@@ -431,11 +425,13 @@ export class GpuModel {
     staging.destroy();
     let kd = 0, ce = 0;
     for (let n = 0; n < this.N; n++) { kd += r[2 * n]!; ce += r[2 * n + 1]!; }
-    let hid = 0;
+    let hid = 0, uld = 0;
     for (let n = 0; n < nHidden; n++) hid += r[nLoss + 4 + n]!;
+    for (let n = 0; n < nUld; n++) uld += r[nLoss + 4 + nHidden + n]!;
     const didUpdate = backward && !!opts.update;
     return {
-      loss: scale * (o.kdWeight * kd + o.ceWeight * ce + (this.hidden?.weight ?? 0) * hid), kd: kd / wsum, ce: ce / wsum, hidden: hid / wsum,
+      loss: scale * (o.kdWeight * kd + o.ceWeight * ce + (this.hidden?.weight ?? 0) * hid + (o.uld?.weight ?? 0) * uld),
+      kd: kd / wsum, ce: ce / wsum, hidden: hid / wsum, uld: uld / wsum,
       gradNorm: didUpdate ? r[nLoss]! : NaN, skipped: didUpdate && r[nLoss + 2]! !== 0,
       rowLosses: r.subarray(0, nLoss),
     };
@@ -588,6 +584,7 @@ export class GpuModel {
     this.base?.destroy();
     this.adapters?.destroy();
     this.discard?.destroy();
+    this.uld?.destroy();
     destroyAll(this.acts);
     destroyAll(this.batch);
   }
