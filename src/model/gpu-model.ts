@@ -378,7 +378,6 @@ export class GpuModel {
   setBatch(b: TrainBatch, accumSteps = 1, lossScale?: number): void {
     const { N, config: c, device } = this;
     checkBatch(b, { N, B: this.B, T: this.T, config: c, teacher: this.objective.teacher, hiddenWidth: this.hidden?.teacherWidth });
-    if (!this.uld && (b.teacherUld || b.uldWeights)) throw new Error('batch: ULD inputs given, but the model was built without objective.uld');
     this.weightSum = b.weights.reduce((s, w) => s + w, 0);
     // An explicit lossScale (DPO: signed per-row coefficients) skips the mean over weights.
     if (lossScale === undefined && !(this.weightSum > 0)) throw new Error('batch: every row is masked (Σ weights = 0): nothing to learn from');

@@ -42,6 +42,9 @@ export interface TrainConfig {
   lora?: LoraConfig;
   /** Keep one layer's activations and recompute the others in the backward (less memory, ~1/3 more compute). */
   recompute?: boolean;
+  /** Cross-tokenizer KD: the weight of the ULD term (sorted-probability L1 where the teacher's and the student's
+   *  tokens start together but differ), beside kdWeight's exact KL over shared strings. Absent = no ULD term. */
+  uldWeight?: number;
 }
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -75,12 +78,14 @@ export const DEFAULT_TRAIN: TrainConfig = {
 };
 
 export function makeTrainConfig(overrides: Record<string, unknown> = {}, where = 'train config'): TrainConfig {
-  const known = [...Object.keys(DEFAULT_TRAIN), 'lora', 'recompute'];
+  const known = [...Object.keys(DEFAULT_TRAIN), 'lora', 'recompute', 'uldWeight'];
   const unknown = Object.keys(overrides).filter((k) => !known.includes(k));
   if (unknown.length) throw new Error(`${where}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`);
   const c = { ...DEFAULT_TRAIN, ...overrides } as TrainConfig;
   if (c.recompute === undefined || c.recompute === false) delete c.recompute;
   else if (c.recompute !== true) throw new Error(`${where}: recompute must be true or false, got ${JSON.stringify(c.recompute)}`);
+  if (c.uldWeight === undefined) delete c.uldWeight;
+  else if (typeof c.uldWeight !== 'number' || !Number.isFinite(c.uldWeight) || c.uldWeight < 0) throw new Error(`${where}: uldWeight must be a finite number ≥ 0, got ${JSON.stringify(c.uldWeight)}`);
   if (c.lora === undefined) delete c.lora;
   else c.lora = makeLoraConfig(c.lora as Partial<LoraConfig>, `${where}: lora`);
   for (const k of ['batchSize', 'seqLen', 'gradAccum', 'steps', 'evalBatches', 'maxSkips'] as const) {

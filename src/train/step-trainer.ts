@@ -29,6 +29,8 @@ export interface StepLog {
   /** dpo/ipo: share of pairs whose margin is > 0, and the mean margin. */
   pairAccuracy?: number;
   margin?: number;
+  /** Cross-tokenizer KD: the ULD term's weighted mean over the step's rows. */
+  uld?: number;
 }
 
 export interface EvalLog {

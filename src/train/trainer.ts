@@ -30,6 +30,8 @@ export interface TrainerOptions {
    *  whether the batch's `rows` index the training rows or the held-out ones. */
   teacherFor?: (batch: Batch, split: 'train' | 'eval') => TeacherSignal | Promise<TeacherSignal>;
   teacherTopK?: number;
+  /** Cross-tokenizer KD: teacher probabilities per row of the ULD term (teacherFor gives teacherUld, uldWeights). */
+  teacherUld?: number;
   /**
    * A batch that replaces the loader's for micro-batch `micro` of step `step` (e.g. an on-policy batch of the
    * student's own samples, teacher signal included), or null to take the loader's. The data cursor only moves
@@ -63,6 +65,7 @@ export class Trainer implements StepTrainer {
       : o.teacherTopK ? { kind: 'topk', k: o.teacherTopK, policy: t.topkPolicy } : { kind: 'dense' };
     return [o.device, o.model, t.batchSize, t.seqLen, {
       objective: t.objective, temperature: t.temperature, kdWeight: t.kdWeight, ceWeight: t.ceWeight, beta: t.beta, lambda: t.lambda, teacher,
+      ...(o.teacherUld ? { uld: { k: o.teacherUld, weight: t.uldWeight ?? 1 } } : {}),
     }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm },
     {
       ...(t.hiddenWeight > 0 ? { hidden: { teacherWidth: t.teacherHiddenWidth, kind: t.hiddenKind, weight: t.hiddenWeight, seed: t.seed } } : {}),
@@ -98,7 +101,7 @@ export class Trainer implements StepTrainer {
     const step = this.step + 1;
     const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
     let r: StepReadback | undefined;
-    let loss = 0, ce = 0, kd = 0;
+    let loss = 0, ce = 0, kd = 0, uld = 0;
     for (let micro = 0; micro < t.gradAccum; micro++) {
       const replaced = this.o.batchFor ? await this.o.batchFor(step, micro) : null;
       this.gpu.setBatch(replaced ?? await this.batchWithTeacher(this.loader.next()), t.gradAccum);
@@ -106,7 +109,7 @@ export class Trainer implements StepTrainer {
       // LoRA dropout (when lora.dropout > 0) with this micro-batch's masks; evaluation runs without a seed.
       const dropoutSeed = stepDropoutSeed(t.seed, step, micro);
       r = await this.gpu.run({ zeroGrads: micro === 0, update: last ? { lr, step: this.adamStep + 1 } : undefined, dropoutSeed });
-      loss += r.loss; ce += r.ce / t.gradAccum; kd += r.kd / t.gradAccum;
+      loss += r.loss; ce += r.ce / t.gradAccum; kd += r.kd / t.gradAccum; uld += r.uld / t.gradAccum;
     }
     this.step = step;
     const skipped = r!.skipped;
@@ -120,7 +123,7 @@ export class Trainer implements StepTrainer {
     }
     const ms = performance.now() - t0;
     const log: StepLog = {
-      kind: 'step', step, lr, loss, ce, kd, gradNorm: r!.gradNorm, skipped,
+      kind: 'step', step, lr, loss, ce, kd, ...(this.o.teacherUld ? { uld } : {}), gradNorm: r!.gradNorm, skipped,
       tokensPerSec: (t.batchSize * t.seqLen * t.gradAccum) / (ms / 1000), ms,
     };
     this.emit(log);

@@ -209,6 +209,11 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
     }
   }
   for (const [why, n] of skipReasons) notes.push(`${n} record(s) left out of KD training: ${why}`);
+  const crossTotal = cross.exact + cross.uld + cross.none;
+  if (crossTotal > 0) {
+    const pct = (x: number) => `${Math.round((100 * x) / crossTotal)}%`;
+    notes.push(`across tokenizers: ${pct(cross.exact)} of the aligned answers' tokens learn the teacher's distribution exactly (the same token on both sides), ${pct(cross.uld)} by ULD (the teacher's token starts there but differs), ${pct(cross.none)} their label only`);
+  }
   const appendEos = false; // encodeRecord closes every record with end-of-text already
   const rows = packRows(train, o.T, o.eos, appendEos);
   // Held-out rows keep their last partial row: a held-out set shorter than one row still gets evaluated.
@@ -288,7 +293,8 @@ export async function loadRunData(
 ): Promise<RunData & { tok: TextTokenizer; eos: number }> {
   const { records, pairs } = await readSnapshot(store, src.spec.datasetId, src.snapshot);
   const { tok, eos } = tokenizer(records, pairs);
-  const topk = methodOf(src.spec).teacherInput(src.spec) === 'topk' ? await storeTopK(store, src.spec.datasetId) : undefined;
+  const cross = 'kdSource' in src.spec && src.spec.kdSource === 'cross-topk';
+  const topk = methodOf(src.spec).teacherInput(src.spec) === 'topk' ? { ...await storeTopK(store, src.spec.datasetId), cross } : undefined;
   const data = await buildRunData(records, pairs, { format: recordFormat(src.spec), tok, eos, T: src.T, heldOutEvery: src.spec.heldOutEvery, ...(topk ? { topk } : {}) });
   return { ...data, tok, eos };
 }

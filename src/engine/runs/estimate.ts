@@ -5,7 +5,7 @@
 // checked against the adapter's limits before a run starts. WebGPU does not tell how much memory the GPU has,
 // so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
 import type { ModelConfig } from '../../model/config.ts';
-import { logitsChunkRows } from '../../model/gpu-classifier.ts';
+import { DEFAULT_LOGITS_BUDGET_BYTES, logitsChunkRows } from '../../model/gpu-classifier.ts';
 import { baseLayout } from '../../model/base-layout.ts';
 import { DEFAULT_LORA, loraLayout, type LoraConfig } from '../../model/lora.ts';
 import { countParams, largestTensor } from '../../model/params.ts';
@@ -51,6 +51,9 @@ export interface EstimateInput {
   lora?: LoraConfig;
   /** One layer's activations kept, recomputed in the backward. */
   recompute?: boolean;
+  /** KD across tokenizers: the ULD term's teacher rows (B·T, k of the top-k teacher) and a gradient chunk as large as
+   *  the logits chunk, the two sharing the logits budget (gpu-uld.ts). */
+  uld?: boolean;
 }
 
 export function estimateMemory(x: EstimateInput): MemoryEstimate {
@@ -70,14 +73,17 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     parts.push({ name: 'weights', bytes: P * F }, { name: 'gradients', bytes: P * F }, { name: 'AdamW moments (m, v)', bytes: 2 * P * F });
   }
   const acts = activationParts(c, B, T, x.recompute);
-  const R = logitsChunkRows(B * T, c.vocabSize);
-  parts.push({ name: `activations (B·T = ${B * T}${x.recompute ? ', one layer kept, the others recomputed' : ''})`, bytes: acts.total - acts.logits }, { name: `logits (chunk of ${R} of B·T = ${B * T} rows × V = ${c.vocabSize})`, bytes: acts.logits });
+  const uld = x.uld && x.teacher.kind === 'topk' ? x.teacher.k : 0;
+  const R = logitsChunkRows(B * T, c.vocabSize, uld ? DEFAULT_LOGITS_BUDGET_BYTES / 2 : DEFAULT_LOGITS_BUDGET_BYTES);
+  const logitsBytes = R * c.vocabSize * F;
+  parts.push({ name: `activations (B·T = ${B * T}${x.recompute ? ', one layer kept, the others recomputed' : ''})`, bytes: acts.total - acts.logits }, { name: `logits (chunk of ${R} of B·T = ${B * T} rows × V = ${c.vocabSize})`, bytes: logitsBytes });
+  if (uld) parts.push({ name: `ULD term (its gradient chunk of ${R} rows × V, teacher rows B·T × ${uld}, weights and losses)`, bytes: logitsBytes + B * T * (uld + 2) * F });
   // A dense teacher's logits are the batch's input, (B·T, V) whole: the largest buffer of a KD run at a real vocabulary.
   const teacherLogits = x.teacher.kind === 'dense' ? B * T * c.vocabSize * F : 0;
   if (x.teacher.kind === 'dense') parts.push({ name: 'teacher logits (B·T × V)', bytes: teacherLogits });
   if (x.teacher.kind === 'topk') parts.push({ name: `teacher top-${x.teacher.k}`, bytes: B * T * x.teacher.k * 2 * F });
   // The slabs are split between tensors (slab-shards.ts): their largest buffer is the largest tensor.
-  let largest = Math.max(largestTensor(c) * F, acts.logits, teacherLogits);
+  let largest = Math.max(largestTensor(c) * F, logitsBytes, teacherLogits);
   if (x.teacherModel) {
     const ta = activationParts(x.teacherModel, B, T);
     parts.push({ name: 'teacher model (weights and forward buffers)', bytes: 4 * countParams(x.teacherModel) * F + ta.total });

@@ -75,7 +75,7 @@ export async function evaluateRun(
     };
   } else if (data.topk) {
     const table = data.topk;
-    teacherFor = async (b) => teacherTopK(b, data.evalRows, table, run.model.vocabSize);
+    teacherFor = async (b) => teacherTopK(b, data.evalRows, table, run.model.vocabSize, run.train.temperature);
   }
   const student = new GpuModel(ctx.device, run.model, B, T, CE_ONLY, undefined, lora ? { lora } : {});
   try {

@@ -78,14 +78,17 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
     teacherInput: (s) => (s.kdSource === 'dense' ? 'dense' : 'topk'),
     trainConfig: (s) => {
       const t = divergence(s, 'fkl');
-      return makeTrainConfig({ kdWeight: 0.5, ceWeight: 0.5, ...t, ...(s.kdSource === 'store-topk' && !t.topkPolicy ? { topkPolicy: 'uniform' } : {}) }, WHERE);
+      const topk = s.kdSource !== 'dense';
+      // Across tokenizers the ULD term joins the exact KL (weight 1 unless the user set one).
+      return makeTrainConfig({ kdWeight: 0.5, ceWeight: 0.5, ...(s.kdSource === 'cross-topk' ? { uldWeight: 1 } : {}), ...t, ...(topk && !t.topkPolicy ? { topkPolicy: 'uniform' } : {}) }, WHERE);
     },
     check: (s) => {
-      if (s.kdSource !== 'store-topk' && s.kdSource !== 'dense') return ["KD needs a teacher signal: the dataset's stored top-k ('store-topk') or the teacher model's dense logits ('dense')"];
+      if (s.kdSource !== 'store-topk' && s.kdSource !== 'cross-topk' && s.kdSource !== 'dense') return ["KD needs a teacher signal: the dataset's stored top-k ('store-topk'; 'cross-topk' when the teacher's tokenizer is not the student's) or the teacher model's dense logits ('dense')"];
+      if (s.kdSource !== 'cross-topk' && (s.train as Record<string, unknown>).uldWeight !== undefined) return ['the ULD weight is for KD across tokenizers: pick the stored top-k across tokenizers, or leave it out'];
       if (s.kdSource === 'dense' && !s.teacher) return ['dense-logit KD runs the teacher model on this GPU: load a local teacher from a folder (an HF Llama folder) in step 1, or use the stored top-k'];
       return [];
     },
-    describe: (s, t) => `token KD (${s.kdSource === 'dense' ? 'dense' : 'top-k'}, ${t.objective})`,
+    describe: (s, t) => `token KD (${s.kdSource === 'dense' ? 'dense' : s.kdSource === 'cross-topk' ? 'top-k across tokenizers' : 'top-k'}, ${t.objective})`,
   },
   'on-policy': {
     id: 'on-policy', label: 'On-policy KD (GKD: the student’s own samples, scored by the teacher)', short: 'on-policy', data: 'records', trainer: 'tokens', settings: ['on-policy', 'divergence'],

@@ -256,6 +256,7 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     reference: pairs,
     ...(train.lora ? { lora: train.lora } : {}),
     ...(train.recompute ? { recompute: true } : {}),
+    ...(train.uldWeight !== undefined ? { uld: true } : {}),
   };
   const memory = estimateMemory(estimate);
   const { limits } = (await gpu()).report;

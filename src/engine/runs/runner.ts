@@ -105,7 +105,7 @@ export function teacherFor(run: StoredRun, data: RunData, teacher: GpuModel | un
   if (input === 'topk') {
     const table = data.topk!;
     // Training batches index the training rows, evaluation batches the held-out ones (both carry aux).
-    return async (b, split) => teacherTopK(b, split === 'train' ? data.rows : data.evalRows, table, V);
+    return async (b, split) => teacherTopK(b, split === 'train' ? data.rows : data.evalRows, table, V, run.train.temperature);
   }
   if (input === 'dense' && teacher) return (b) => denseSignal(teacher, b, V, run.tokenizerVocab);
   return undefined;
@@ -182,6 +182,7 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, 
     store: ctx.runs.checkpoints(run.id), checkpointName: CKPT,
     ...(signal ? { teacherFor: signal } : {}),
     ...(data.topk ? { teacherTopK: data.topk.k } : {}),
+    ...(data.topk?.uld ? { teacherUld: data.topk.k } : {}),
     ...(onPolicy && teacher ? {
       batchFor: async (step: number, micro: number): Promise<TrainBatch | null> => {
         if (!isOnPolicyStep(step * 64 + micro, onPolicy.lambda, t.seed)) return null;

@@ -45,7 +45,10 @@ export type TokenizerChoice =
 
 /** kd: where the teacher's distributions come from — the dataset's stored top-k rows, or the teacher model run on
  *  the fly (dense logits, needs spec.teacher). */
-export type KdSource = 'store-topk' | 'dense';
+/** The teacher signal of token-level KD: stored top-k rows in the student's tokens, stored top-k rows of a teacher
+ *  whose tokenizer differs (paired by text: exact KL where the tokens match, ULD where they start together), or the
+ *  teacher model's dense logits. */
+export type KdSource = 'store-topk' | 'cross-topk' | 'dense';
 
 /** on-policy: GKD's λ (share of steps on the student's own samples) and how the student samples. */
 export interface OnPolicySettings {

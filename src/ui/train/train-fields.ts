@@ -5,6 +5,7 @@
 import { KD_OBJECTIVES } from '../../kernels/loss/loss.config.ts';
 import { METHODS, methodOf, type MethodSetting } from '../../engine/runs/methods.ts';
 import type { EngineModel, RunMethod, RunSpec } from '../../protocol.ts';
+import type { KdSource } from '../../engine/runs/types.ts';
 
 type Kind = 'number' | 'select' | 'text' | 'textarea';
 
@@ -48,8 +49,8 @@ const OBJECTIVE_LABELS: Record<string, string> = {
 export const FIELDS = [
   sel('datasetId', 'train-dataset', 'dataset', ''),
   sel<'method', RunMethod>('method', 'train-method', 'method', 'kd', Object.values(METHODS).map((m) => [m.id, m.label] as const)),
-  sel<'kdSource', 'store-topk' | 'dense'>('kdSource', 'train-kd-source', 'teacher signal', 'store-topk',
-    [['store-topk', 'the dataset’s stored top-k (feature strategy)'], ['dense', 'the teacher model’s full distributions, computed while training']], { setting: 'kd-source' }),
+  sel<'kdSource', KdSource>('kdSource', 'train-kd-source', 'teacher signal', 'store-topk',
+    [['store-topk', 'the dataset’s stored top-k (feature strategy)'], ['cross-topk', 'the stored top-k, across tokenizers (a teacher whose tokenizer is not the student’s)'], ['dense', 'the teacher model’s full distributions, computed while training']], { setting: 'kd-source' }),
   num('ceWeight', 'train-ce', 'CE share', 0.5, { min: '0', max: '1', step: '0.05' }, { setting: 'ce-share', hint: 'weight of cross-entropy on the real next token; KD gets 1 − this' }),
   num('lambda', 'train-lambda', 'λ: share of on-policy steps', 0.5, { min: '0', max: '1', step: '0.05' }, { setting: 'on-policy' }),
   num('sampleTokens', 'train-sample-tokens', 'sample length', 24, { min: '1', max: '256' }, { setting: 'on-policy' }),

@@ -110,7 +110,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const specFor = (s: FormSettings) => specOf(s, teacherFor(s), pretrainedOf(s));
 
   const teacherFor = (s: FormSettings): EngineTeacher | undefined =>
-    engineTeacher(activeTeacher()) ?? (methodOf(s).settings.includes('kd-source') && s.kdSource === 'store-topk' ? topkTeachers.get(s.datasetId) : undefined);
+    engineTeacher(activeTeacher()) ?? (methodOf(s).settings.includes('kd-source') && s.kdSource !== 'dense' ? topkTeachers.get(s.datasetId) : undefined);
 
   const syncVisibility = () => {
     const s = settings();
