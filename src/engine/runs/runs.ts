@@ -132,7 +132,8 @@ export class RunsEngine {
     if (resolved.method.data === 'pairs') {
       if (built.pairs.length < B) throw new Error(`not enough preference pairs to train on: ${built.pairs.length} (after holding out every ${spec.heldOutEvery}th) for ${B} pairs a step; add pairs or lower the batch size`);
     } else if (built.rows.length < B) {
-      throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${built.topk ? ` (${built.stats.topkSkipped} records had no aligned top-k)` : ''}; add records, or lower the batch size or sequence length`);
+      const none = built.stats.topkRecords === 0 && !built.stats.crossTokens ? ": the teacher's tokenizer is not the student's — pick the stored top-k across tokenizers, or SFT on the teacher's answers" : '';
+      throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${built.stats.topkSkipped ? ` (${built.stats.topkSkipped} records had no aligned top-k${none})` : ''}; add records, or lower the batch size or sequence length`);
     }
     if (built.evalRows.length === 0 && built.evalPairs.length < B) built.stats.notes.push('no held-out data: nothing to evaluate on (hold out a smaller share, or add records)');
     // Without sample prompts of the user's, the student is sampled on the first held-out prompts (else training ones).
