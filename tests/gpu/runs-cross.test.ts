@@ -1,7 +1,7 @@
 // KD across tokenizers in the app's engine (issue #23), on Dawn with fake-indexeddb: a dataset whose stored top-k
 // rows come from a teacher with its own BPE (another size, trained on other text: the feature strategy's token
-// table holds its strings), and a student on a new BPE of the dataset. With the same-tokenizer source every record
-// is left out (its rows are not the student's tokens); with 'cross-topk' the records are paired by text — the run
+// table holds its strings), and a student on a new BPE of the dataset. The same-tokenizer source is refused at
+// planning (its rows are not the student's tokens), with KD across tokenizers and SeqKD offered; with 'cross-topk' the records are paired by text — the run
 // counts the exact, ULD and label-only tokens and says so —, trains with the ULD term beside the exact KL (both
 // finite, the ULD term falling), resumes, and evaluates.
 import 'fake-indexeddb/auto';
@@ -60,7 +60,14 @@ const spec = (datasetId: string, over: Record<string, unknown> = {}): RunSpec =>
 describe('KD across tokenizers in the engine', () => {
   it('same-tokenizer top-k leaves every record out; cross-topk pairs them by text, trains with the ULD term, resumes, evaluates', async () => {
     const { engine, ds } = await setup(60);
-    await expect(engine.createRun(spec(ds, { kdSource: 'store-topk' }))).rejects.toThrow(/not enough data: 0 rows .*\(60 records had no aligned top-k: the teacher's tokenizer is not the student's — pick the stored top-k across tokenizers, or SFT on the teacher's answers\)/);
+    // Planning already says so, and offers the rows across tokenizers (and SeqKD).
+    const same = await engine.planRun(spec(ds, { kdSource: 'store-topk' }));
+    expect(same.problems.join(' ')).toMatch(/the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers/);
+    expect([same.offerCross, same.offerSeqKd]).toEqual([true, true]);
+    await expect(engine.createRun(spec(ds, { kdSource: 'store-topk' }))).rejects.toThrow(/the run cannot start: the stored top-k rows are in the teacher's tokens/);
+    const cross = await engine.planRun(spec(ds));
+    expect(cross.ok, cross.problems.join('; ')).toBe(true);
+    expect(cross.memory.parts.some((p) => /^ULD term \(its gradient chunk of 96 rows × V/.test(p.name))).toBe(true);
 
     const run = await engine.createRun(spec(ds));
     const c = run.data.crossTokens!;

@@ -166,6 +166,8 @@ export interface ResolvedRun {
   problems: string[];
   warnings: string[];
   alignment?: { aligned: boolean; message: string };
+  /** Stored top-k KD with a new BPE: the same rows across tokenizers are offered. */
+  offerCross?: boolean;
 }
 
 /** Resolves a spec: throws only when the spec itself is malformed; what stops the run is listed in `problems`. */
@@ -237,7 +239,14 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     }
     if (alignment && !alignment.aligned) problems.push(alignment.message);
   }
-  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}) };
+  // Stored top-k rows are in the teacher's tokens: a new BPE's are others, so same-tokenizer KD would leave every
+  // record out. Across tokenizers the rows are paired with the student's tokens by text.
+  let offerCross = false;
+  if ('kdSource' in spec && spec.kdSource === 'store-topk' && tokenizer.kind === 'bpe') {
+    problems.push("the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers (exact KL where the tokens match, ULD where they differ), use the teacher's tokenizer, or train by SeqKD");
+    offerCross = true;
+  }
+  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}) };
 }
 
 /** Top-k rows per position the memory estimate assumes for stored top-k (the feature strategy's 20 + the sampled). */
@@ -277,7 +286,8 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     ok: problems.length === 0, problems, warnings,
     dataset: { records, pairs: pairCount, topk, topkTokens }, heldOut: r.heldOut,
     ...(r.alignment ? { alignment: r.alignment } : {}),
-    ...(r.alignment && !r.alignment.aligned ? { offerSeqKd: true } : {}),
+    ...(r.alignment && !r.alignment.aligned || r.offerCross ? { offerSeqKd: true } : {}),
+    ...(r.offerCross ? { offerCross: true } : {}),
     ...(!train.lora && r.pretrained && (memory.largestBuffer > limits.maxBufferSize || memory.bytes > MEMORY_BUDGET) ? { offerLora: true } : {}),
   };
 }

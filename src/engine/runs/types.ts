@@ -194,6 +194,8 @@ export interface RunPlan {
   alignment?: { aligned: boolean; message: string };
   /** When token-level KD is impossible for this pair: train by SFT on the teacher's answers (SeqKD) instead. */
   offerSeqKd?: boolean;
+  /** Stored top-k KD whose rows are not the student's tokens: KD across tokenizers (kdSource 'cross-topk') is offered. */
+  offerCross?: boolean;
   /** Full fine-tuning of a trained student does not fit (the largest buffer or the memory budget): LoRA is offered. */
   offerLora?: boolean;
 }

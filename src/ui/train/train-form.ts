@@ -79,6 +79,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const plan = h('div', { id: 'train-plan', class: 'muted' }, 'Pick a dataset.');
   const start = h('button', { id: 'train-start', disabled: true }, 'Start training');
   const seqKd = h('button', { id: 'train-use-seqkd', class: 'secondary' }, 'Train by SeqKD instead (SFT on the teacher’s answers)');
+  const useCross = h('button', { id: 'train-use-cross', class: 'secondary' }, 'Distil across tokenizers instead (the stored top-k paired with the student’s tokens by text)');
   const useLora = h('button', { id: 'train-use-lora', class: 'secondary' }, 'Train LoRA adapters instead (the model stays frozen)');
   const teacherNote = h('p', { id: 'train-teacher', class: 'muted small' });
   // A pretrained student from disk: its files go to the engine once (held there); the field names the folder.
@@ -180,6 +181,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
       h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k; ${p.heldOut} held out for evaluation (every ${s.heldOutEvery}th).`),
       ...(p.alignment?.aligned ? [h('p', { class: 'muted' }, p.alignment.message)] : []),
       ...p.problems.map((x) => h('p', { class: 'note bad' }, x)),
+      ...(p.offerCross ? [h('p', {}, useCross)] : []),
       ...(p.offerSeqKd ? [h('p', {}, seqKd)] : []),
       ...(p.offerLora ? [h('p', {}, useLora)] : []),
       ...p.warnings.map((x) => h('p', { class: 'warn' }, x)),
@@ -188,6 +190,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
 
   for (const [key, c] of els) c.addEventListener('change', () => { if (key === 'tokenizer' || key === 'vocab') renderPresets(); replan(); });
   seqKd.addEventListener('click', () => { el('method').value = 'sft'; replan(); });
+  useCross.addEventListener('click', () => { el('kdSource').value = 'cross-topk'; replan(); });
   useLora.addEventListener('click', () => { el('adapt').value = 'lora'; replan(); });
   pickFiles.addEventListener('change', async () => {
     const list = pickFiles.files;
