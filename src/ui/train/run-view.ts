@@ -2,7 +2,8 @@
 // term, grad norm, learning rate, tokens/s and held-out perplexity (redrawn from the run's stored log after a
 // reload, then extended by live events), sample generations as plain text, and the run's configuration.
 // Stable hooks: #run-view[data-run], #run-status[data-status][data-step][data-steps], #run-progress, #run-eta,
-// #run-pause, #run-resume, #run-delete, #run-error, #run-samples li[data-step], #run-config, #chart-<id>[data-points].
+// #run-data (the data notes), #run-pause, #run-resume, #run-delete, #run-error, #run-samples li[data-step], #run-config,
+// #chart-<id>[data-points].
 import { methodOf } from '../../engine/runs/methods.ts';
 import type { RunErrorCode, RunEvent, RunInfo, RunLog } from '../../protocol.ts';
 import { duration, errorText, h } from '../dom.ts';
@@ -42,6 +43,8 @@ export class RunView {
   private readonly error = h('div', { id: 'run-error', class: 'error', hidden: true });
   private readonly samples = h('ul', { id: 'run-samples' });
   private readonly config = h('pre', { id: 'run-config', class: 'text small' });
+  /** What the run's data came to when it was created (records left out, tokens paired across tokenizers, …). */
+  private readonly dataNotes = h('p', { id: 'run-data', class: 'muted small' });
   private readonly title = h('h3', {});
   private readonly pauseBtn = h('button', { id: 'run-pause', class: 'secondary' }, 'Pause');
   private readonly resumeBtn = h('button', { id: 'run-resume' }, 'Resume');
@@ -63,7 +66,7 @@ export class RunView {
       actions.remove(this.run);
     });
     this.element = h('div', { id: 'run-view', class: 'subcard', hidden: true },
-      this.title, this.status, this.progress, this.eta, this.error,
+      this.title, this.status, this.dataNotes, this.progress, this.eta, this.error,
       h('div', { class: 'buttons' }, this.pauseBtn, this.resumeBtn, this.deleteBtn),
       h('div', { class: 'charts', id: 'run-charts' }, ...[...this.charts.values()].map((c) => c.element)),
       h('h3', {}, 'Samples from the student'), h('p', { class: 'muted small' }, 'What the student writes for the sample prompts as it trains (sampled at temperature 0.8; model output, shown as plain text).'), this.samples,
@@ -95,6 +98,7 @@ export class RunView {
     for (const l of logs) this.addLog(l);
     const { teacher, pretrained, ...spec } = run.spec;
     this.config.textContent = JSON.stringify({ ...spec, teacher: teacher?.label, pretrained: pretrained?.label, model: run.model, train: run.train, data: run.data }, null, 2);
+    this.dataNotes.textContent = run.data.notes.join(' · ');
     this.setStatus(run);
   }
 
@@ -123,7 +127,7 @@ export class RunView {
       this.progress.value = l.step;
       this.status.dataset.step = String(l.step);
       const tps = Math.round(l.tokensPerSec).toLocaleString('en');
-      this.eta.textContent = `step ${l.step} of ${steps} · ${tps} tokens/s · ${(l.ms / 1000).toFixed(2)} s a step${l.etaMs !== undefined && l.step < steps ? ` · about ${duration(l.etaMs)} left` : ''}${l.skipped ? ' · this step was skipped (non-finite gradient)' : ''}${l.pairAccuracy !== undefined ? ` · pair accuracy ${(l.pairAccuracy * 100).toFixed(0)}%` : ''}${l.onPolicy ? ' · on-policy step' : ''}`;
+      this.eta.textContent = `step ${l.step} of ${steps} · ${tps} tokens/s · ${(l.ms / 1000).toFixed(2)} s a step${l.etaMs !== undefined && l.step < steps ? ` · about ${duration(l.etaMs)} left` : ''}${l.skipped ? ' · this step was skipped (non-finite gradient)' : ''}${l.pairAccuracy !== undefined ? ` · pair accuracy ${(l.pairAccuracy * 100).toFixed(0)}%` : ''}${l.onPolicy ? ' · on-policy step' : ''}${l.uld !== undefined ? ` · ULD ${l.uld.toFixed(3)}` : ''}`;
     } else if (l.kind === 'eval') {
       // A pair method's held-out loss is the pair loss, not a language model's: its chart is preference accuracy.
       if (l.pairAccuracy !== undefined) c('pairs').push(l.step, [l.pairAccuracy]);
