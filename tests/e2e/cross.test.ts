@@ -61,6 +61,7 @@ describe('KD across tokenizers in the page', () => {
     await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
     expect(await page.inputValue('#train-kd-source')).toBe('cross-topk');
     expect(await page.textContent('#train-plan')).toMatch(/ULD term \(its gradient chunk/);
+    expect(await page.textContent('#train-cross-share')).toMatch(/measured when the run is created \(its new BPE is trained then\)/);
 
     const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
     await page.click('#train-start');

@@ -10,6 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/engine.ts';
 import { RunStore } from '../../src/engine/runs/run-store.ts';
 import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
+import { exportModel } from '../../src/export/index.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { initParams } from '../../src/model/ref-model.ts';
 import { openStore } from '../../src/store/store.ts';
 import { encodeTopK, packTopKRows } from '../../src/store/topk.ts';
 import { trainBpe } from '../../src/tokenizer/bpe.ts';
@@ -61,12 +64,20 @@ describe('KD across tokenizers in the engine', () => {
   it('same-tokenizer top-k leaves every record out; cross-topk pairs them by text, trains with the ULD term, resumes, evaluates', async () => {
     const { engine, ds } = await setup(60);
     // Planning already says so, and offers the rows across tokenizers (and SeqKD).
-    const same = await engine.planRun(spec(ds, { kdSource: 'store-topk' }));
-    expect(same.problems.join(' ')).toMatch(/the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers/);
-    expect([same.offerCross, same.offerSeqKd]).toEqual([true, true]);
+    const sameTok = await engine.planRun(spec(ds, { kdSource: 'store-topk' }));
+    expect(sameTok.problems.join(' ')).toMatch(/the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers/);
+    expect([sameTok.offerCross, sameTok.offerSeqKd]).toEqual([true, true]);
     await expect(engine.createRun(spec(ds, { kdSource: 'store-topk' }))).rejects.toThrow(/the run cannot start: the stored top-k rows are in the teacher's tokens/);
     const cross = await engine.planRun(spec(ds));
     expect(cross.ok, cross.problems.join('; ')).toBe(true);
+    expect(cross.crossShare).toBeUndefined(); // a new BPE: measured at creation
+    // On the teacher's own tokenizer every answer token pairs exactly: planning measures it on the first answers.
+    const cfg = makeConfig({ vocabSize: teacherTok.vocabSize, hidden: 32, layers: 1, heads: 1, kvHeads: 1, headDim: 32, intermediate: 64, maxSeqLen: 64, initStd: 0.3 });
+    const files = Object.fromEntries(exportModel({ config: cfg, params: initParams(cfg, 5), tokenizer: teacherTok }, 'safetensors').map((f) => [f.path, f.bytes]));
+    const same = await engine.planRun(spec(ds, { tokenizer: { kind: 'teacher' }, teacher: { label: 'the teacher', source: { files } } }));
+    const share = same.crossShare!;
+    expect([share.answers, share.unaligned, share.uld, share.none]).toEqual([60, 0, 0, 0]);
+    expect(share.exact).toBe(recordsOf(60).reduce((n, r) => n + teacherTok.encode(r.answer).length, 0));
     expect(cross.memory.parts.some((p) => /^ULD term \(its gradient chunk of 96 rows × V/.test(p.name))).toBe(true);
 
     const run = await engine.createRun(spec(ds));

@@ -7,7 +7,8 @@
 //   none   no teacher row was made from this text: the student learns its label only.
 // A record whose answer the teacher rows cannot spell, or whose student tokens do not spell the answer, is left out
 // of KD training with the reason, like a misaligned record of same-tokenizer KD.
-import type { TopKRow } from '../../store/topk.ts';
+import type { StoredRecord } from '../../store/schema.ts';
+import { unpackTopKRows, type TopKRow } from '../../store/topk.ts';
 import { pairTokens, spansOf, tileRows, type TokenPairing } from '../../tokenizer/cross-align.ts';
 import type { TextTokenizer } from '../../tokenizer/types.ts';
 
@@ -69,4 +70,37 @@ export function alignAnswerCross(
     out.push({ uld: false, ids, logprobs });
   }
   return { rows: out, pairing };
+}
+
+/** How a dataset's answer tokens pair with a student tokenizer's across tokenizers: what planning shows. */
+export interface CrossShare {
+  exact: number;
+  uld: number;
+  none: number;
+  /** Answers measured, and those the rows could not be aligned with (left out of KD training). */
+  answers: number;
+  unaligned: number;
+}
+
+/**
+ * The pairing of the answers of `records` (each answer encoded alone, as a run encodes it) with their stored rows,
+ * counted; `toStudent` as stringToStudentId(tok). Planning measures the first records of a dataset with it.
+ */
+export async function crossShareOf(
+  records: readonly StoredRecord[], rowsOf: (recordId: number) => Promise<Map<number, Uint8Array>>, vocab: readonly string[],
+  toStudent: ReadonlyMap<string, number>, tok: Pick<TextTokenizer, 'decode' | 'encode'>,
+): Promise<CrossShare> {
+  const out: CrossShare = { exact: 0, uld: 0, none: 0, answers: 0, unaligned: 0 };
+  for (const rec of records) {
+    const stored = await rowsOf(rec.id);
+    for (const [turn, bytes] of stored) {
+      const m = rec.messages[turn];
+      if (!m || m.role !== 'assistant') continue;
+      out.answers++;
+      const a = alignAnswerCross(unpackTopKRows(bytes), tok.encode(m.content), m.content, vocab, toStudent, tok);
+      if (typeof a === 'string') { out.unaligned++; continue; }
+      out.exact += a.pairing.exact; out.uld += a.pairing.uld; out.none += a.pairing.none;
+    }
+  }
+  return out;
 }

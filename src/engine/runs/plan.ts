@@ -17,6 +17,7 @@ import type { TextTokenizer } from '../../tokenizer/types.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import { readModelFolder } from '../model-fetch.ts';
 import { estimateMemory, fitAdvice, MEMORY_BUDGET } from './estimate.ts';
+import type { CrossShare } from './cross-data.ts';
 import { methodOf, type MethodEntry } from './methods.ts';
 import type { StoredRun } from './run-store.ts';
 import { RUN_FORMATS, type ModelFolderSource, type RunPlan, type RunSpec } from './types.ts';
@@ -138,6 +139,8 @@ export interface PlanDeps {
   counts: (datasetId: string) => Promise<DatasetCounts>;
   /** initFrom: the stored run this one starts from. */
   getRun: (runId: string) => Promise<StoredRun>;
+  /** KD across tokenizers: how the dataset's first answers pair with this student tokenizer (cross-data.ts). */
+  crossShare?: (datasetId: string, tok: TextTokenizer) => Promise<CrossShare>;
 }
 
 /** How the student's tokenizer comes about: the start run's, the teacher's own, or a new BPE trained at creation. */
@@ -168,10 +171,12 @@ export interface ResolvedRun {
   alignment?: { aligned: boolean; message: string };
   /** Stored top-k KD with a new BPE: the same rows across tokenizers are offered. */
   offerCross?: boolean;
+  /** KD across tokenizers with a tokenizer known before creation: how the first answers pair. */
+  crossShare?: CrossShare;
 }
 
 /** Resolves a spec: throws only when the spec itself is malformed; what stops the run is listed in `problems`. */
-export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 'getRun'>, onProgress?: (m: string) => void): Promise<ResolvedRun> {
+export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 'getRun' | 'crossShare'>, onProgress?: (m: string) => void): Promise<ResolvedRun> {
   checkSpec(spec);
   const method = methodOf(spec);
   const problems = method.check(spec), warnings: string[] = [];
@@ -239,6 +244,13 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     }
     if (alignment && !alignment.aligned) problems.push(alignment.message);
   }
+  // Across tokenizers: the share of exactly paired tokens, measured on the first answers when the student's tokenizer
+  // is known now (a new BPE is trained at creation: the run says it then).
+  let crossShare: CrossShare | undefined;
+  if ('kdSource' in spec && spec.kdSource === 'cross-topk' && 'tok' in tokenizer && deps.crossShare) {
+    onProgress?.('pairing the first answers with the student’s tokens');
+    crossShare = await deps.crossShare(spec.datasetId, tokenizer.tok);
+  }
   // Stored top-k rows are in the teacher's tokens: a new BPE's are others, so same-tokenizer KD would leave every
   // record out. Across tokenizers the rows are paired with the student's tokens by text.
   let offerCross = false;
@@ -246,7 +258,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     problems.push("the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers (exact KL where the tokens match, ULD where they differ), use the teacher's tokenizer, or train by SeqKD");
     offerCross = true;
   }
-  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}) };
+  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}), ...(crossShare ? { crossShare } : {}) };
 }
 
 /** Top-k rows per position the memory estimate assumes for stored top-k (the feature strategy's 20 + the sampled). */
@@ -288,6 +300,7 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     ...(r.alignment ? { alignment: r.alignment } : {}),
     ...(r.alignment && !r.alignment.aligned || r.offerCross ? { offerSeqKd: true } : {}),
     ...(r.offerCross ? { offerCross: true } : {}),
+    ...(r.crossShare ? { crossShare: r.crossShare } : {}),
     ...(!train.lora && r.pretrained && (memory.largestBuffer > limits.maxBufferSize || memory.bytes > MEMORY_BUDGET) ? { offerLora: true } : {}),
   };
 }

@@ -24,7 +24,8 @@ import type { TextTokenizer } from '../../tokenizer/types.ts';
 import { decodeCheckpoint, type Checkpoint } from '../../train/checkpoint.ts';
 import type { ExportResultData } from '../export.ts';
 import { heldFolder } from '../held-folders.ts';
-import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds } from './data.ts';
+import { isHeldOut, loadRunData, readSnapshot, RunDataChangedError, snapshotIds, storeTopK, stringToStudentId } from './data.ts';
+import { crossShareOf } from './cross-data.ts';
 import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recordFormat, recordText, stopIds, type RecordFormat } from './format.ts';
 import { compareFormats, type FormatComparison } from './compare-formats.ts';
 import { evaluateRun, type RunWeights } from './held-out.ts';
@@ -37,6 +38,8 @@ import type {
 
 /** Where picked model files are kept with a run: '<runId>:teacher:<path>', '<runId>:student:<path>'. */
 const folderKey = (runId: string, role: FolderRole, path = '') => `${runId}:${role}:${path}`;
+/** Records planning pairs across tokenizers to show the share of exactly paired tokens. */
+const CROSS_SHARE_RECORDS = 64;
 
 interface Stored extends StoredRun {
   /** The teacher's / the pretrained student's files were picked: they are stored with the run under folderKey. */
@@ -107,8 +110,18 @@ export class RunsEngine {
         return ds.counts;
       },
       getRun: (id) => this.getRun(id),
+      crossShare: async (datasetId, tok) => {
+        const data = await this.data();
+        const topk = await storeTopK(data, datasetId);
+        const toStudent = this.toStudent.get(tok) ?? stringToStudentId(tok);
+        this.toStudent.set(tok, toStudent);
+        return crossShareOf(await data.getRecords(datasetId, { limit: CROSS_SHARE_RECORDS }), topk.rowsOf, topk.vocab, toStudent, tok);
+      },
     };
   }
+
+  /** Each planned student tokenizer's string → id map (a whole vocabulary decoded once, not at every replan). */
+  private readonly toStudent = new WeakMap<TextTokenizer, Map<string, number>>();
 
   async planRun(spec: RunSpec, onProgress?: (m: string) => void): Promise<RunPlan> {
     return planOf(await resolveRun(spec, this.planDeps(), onProgress), this.gpu);

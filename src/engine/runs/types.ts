@@ -196,6 +196,9 @@ export interface RunPlan {
   offerSeqKd?: boolean;
   /** Stored top-k KD whose rows are not the student's tokens: KD across tokenizers (kdSource 'cross-topk') is offered. */
   offerCross?: boolean;
+  /** KD across tokenizers, the student's tokenizer known: how the dataset's first answers' tokens pair (exact, ULD,
+   *  label only) and how many answers could not be aligned. */
+  crossShare?: { exact: number; uld: number; none: number; answers: number; unaligned: number };
   /** Full fine-tuning of a trained student does not fit (the largest buffer or the memory budget): LoRA is offered. */
   offerLora?: boolean;
 }

@@ -60,6 +60,13 @@ const ROWS: SettingKey[][] = [
 const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup', 'recompute'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
 
+/** What planning measured of KD across tokenizers, for the plan. */
+function crossShareText(c: RunPlan['crossShare']): string {
+  if (!c) return 'Across tokenizers: how many tokens pair exactly is measured when the run is created (its new BPE is trained then) and shown with the run.';
+  const n = c.exact + c.uld + c.none, pct = (x: number) => `${n ? Math.round((100 * x) / n) : 0}%`;
+  return `Across tokenizers, on the first ${c.answers} answers: ${pct(c.exact)} of their tokens pair exactly with the teacher's (KL over shared strings), ${pct(c.uld)} by ULD, ${pct(c.none)} learn their label only${c.unaligned ? `; ${c.unaligned} answers cannot be aligned and are left out of KD` : ''}.`;
+}
+
 export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm {
   const stored = loadPref<Partial<FormSettings> | null>('train-form', null);
   const saved: FormSettings = { ...DEFAULT_SETTINGS, ...(stored ?? {}) };
@@ -180,6 +187,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
       h('p', { class: 'muted small' }, p.memory.parts.filter((x) => x.bytes > 0).map((x) => `${x.name} ${formatBytes(x.bytes)}`).join(' · ')),
       h('p', { class: 'muted' }, `Dataset${ds ? ` “${ds.name}”` : ''}: ${p.dataset.records} records, ${p.dataset.pairs} pairs, ${p.dataset.topk} answers with teacher top-k; ${p.heldOut} held out for evaluation (every ${s.heldOutEvery}th).`),
       ...(p.alignment?.aligned ? [h('p', { class: 'muted' }, p.alignment.message)] : []),
+      ...(s.kdSource === 'cross-topk' && methodOf(s).settings.includes('kd-source') ? [h('p', { id: 'train-cross-share', class: 'muted' }, crossShareText(p.crossShare))] : []),
       ...p.problems.map((x) => h('p', { class: 'note bad' }, x)),
       ...(p.offerCross ? [h('p', {}, useCross)] : []),
       ...(p.offerSeqKd ? [h('p', {}, seqKd)] : []),
