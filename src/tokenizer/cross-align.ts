@@ -41,31 +41,42 @@ export function spansOf(tok: Pick<TextTokenizer, 'decode'>, ids: ArrayLike<numbe
   return pos === text.length ? ends : `its tokens spell ${JSON.stringify(text.slice(0, pos).slice(-20))} and then not ${JSON.stringify(text.slice(pos, pos + 20))}`;
 }
 
+/** Rows × characters beyond which an answer is not aligned (its reachability table would take this many bytes). */
+export const TILE_MAX_CELLS = 4_000_000;
+
 /**
  * The teacher's tokens of an answer from its stored top-k rows: for each row the candidate (index into `rows[r]`)
- * whose string continues the text, chosen so that the rows spell `text` exactly (a depth-first search, each
- * (row, offset) tried once), and where each ends; or why no choice spells it.
+ * whose string continues the text, chosen so that the rows spell `text` exactly, and where each ends; or why no
+ * choice spells it. A forward pass marks the offsets each row can reach (one byte per (row, offset): no recursion,
+ * no worst case beyond R·L steps), then the path is read back from the end; where several spell the text, each
+ * row's longest candidate is preferred (the sampled token is usually the longest that fits).
  */
 export function tileRows(rows: readonly (readonly string[])[], text: string): { pick: Int32Array; ends: Int32Array } | string {
-  const R = rows.length, pick = new Int32Array(R), ends = new Int32Array(R);
-  const dead = new Set<number>(); // r·(len+1) + pos known not to finish
-  const L = text.length + 1;
-  const go = (r: number, pos: number): boolean => {
-    if (r === R) return pos === text.length;
-    if (dead.has(r * L + pos)) return false;
-    // Longer candidates first: the sampled token is usually the longest that fits.
-    const order = rows[r]!.map((s, i) => [s, i] as const).filter(([s]) => text.startsWith(s, pos)).sort((a, b) => b[0].length - a[0].length);
-    for (const [s, i] of order) {
-      if (s.length === 0 && pos < text.length) continue; // an empty token only after the text (an end-of-text row)
-      pick[r] = i;
-      ends[r] = pos + s.length;
-      if (go(r + 1, pos + s.length)) return true;
+  const R = rows.length, L = text.length + 1;
+  if (R * L > TILE_MAX_CELLS) return `its ${R} teacher rows over ${text.length} characters are too long to align`;
+  // from[r·L + pos] = 1 + the candidate of row r − 1 that reached pos (0: unreachable); row 0 starts at offset 0.
+  const from = new Int32Array((R + 1) * L);
+  from[0] = 1;
+  for (let r = 0; r < R; r++) {
+    const order = rows[r]!.map((s, i) => [s, i] as const).sort((a, b) => b[0].length - a[0].length);
+    for (let pos = 0; pos < L; pos++) {
+      if (from[r * L + pos] === 0) continue;
+      for (const [s, i] of order) {
+        if (s.length === 0 && pos < text.length) continue; // an empty token only after the text (an end-of-text row)
+        const to = pos + s.length;
+        if (to < L && from[(r + 1) * L + to] === 0 && text.startsWith(s, pos)) from[(r + 1) * L + to] = i + 1;
+      }
     }
-    dead.add(r * L + pos);
-    return false;
-  };
-  if (R * L > 50_000_000) return `${R} teacher rows over ${text.length} characters: too long to align`;
-  return go(0, 0) ? { pick, ends } : `its ${R} teacher rows cannot spell its ${text.length} characters (byte-fragment tokens, or rows for another text)`;
+  }
+  if (from[R * L + text.length] === 0) return `its ${R} teacher rows cannot spell its ${text.length} characters (byte-fragment tokens, or rows for another text)`;
+  const pick = new Int32Array(R), ends = new Int32Array(R);
+  for (let r = R, pos = text.length; r > 0; r--) {
+    const i = from[r * L + pos]! - 1;
+    pick[r - 1] = i;
+    ends[r - 1] = pos;
+    pos -= rows[r - 1]![i]!.length;
+  }
+  return { pick, ends };
 }
 
 export interface TokenPairing {

@@ -60,6 +60,16 @@ describe('cross-tokenizer alignment', () => {
     expect([...t.ends]).toEqual([1, 3, 5, 5]);
     expect(tileRows([['ab'], ['c']], 'abd')).toMatch(/cannot spell its 3 characters/);
     expect(tileRows([['a'], [''], ['b']], 'ab')).toMatch(/cannot spell/); // an empty token only after the text
+    // Many ways to spell a long run of spaces, and a last row that spells none: no search blow-up, no recursion.
+    const spaces = ' '.repeat(2400);
+    const many = [...Array.from({ length: 1199 }, () => [' ', '  ', '   ']), ['x']];
+    const t0 = performance.now();
+    expect(tileRows(many, spaces)).toMatch(/its 1200 teacher rows cannot spell its 2400 characters/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    const spelled = tileRows([...Array.from({ length: 1200 }, () => [' ', '  ', '   '])], spaces);
+    if (typeof spelled === 'string') throw new Error(spelled);
+    expect(spelled.ends[1199]).toBe(2400);
+    expect(tileRows(Array.from({ length: 3000 }, () => ['a']), 'a'.repeat(3000))).toMatch(/too long to align/);
   });
 
   it('pairTokens: same start and end = exact, same start only = ULD, no teacher start = none', () => {

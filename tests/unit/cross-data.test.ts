@@ -6,7 +6,11 @@
 // descending; the batch's top-k input is that row at an exact position and the label at a ULD one, whose ULD input
 // is the teacher's probabilities at τ; a record the rows cannot spell is left out with its reason.
 import { describe, expect, it } from 'vitest';
-import { buildRunData, teacherTopK } from '../../src/engine/runs/data.ts';
+import { alignAnswerCross } from '../../src/engine/runs/cross-data.ts';
+import { buildRunData, stringToStudentId, teacherTopK } from '../../src/engine/runs/data.ts';
+import { loadTokenizerFile } from '../../src/tokenizer/hf.ts';
+import { unpackTopKRows } from '../../src/store/topk.ts';
+import { llama2Files } from '../support/export-readers.ts';
 import { uldTeacherRow } from '../../src/kernels/loss/uld.ref.ts';
 import type { StoredRecord } from '../../src/store/schema.ts';
 import { encodeTopK, packTopKRows } from '../../src/store/topk.ts';
@@ -111,5 +115,24 @@ describe('cross-tokenizer run data', () => {
     });
     expect(data.stats.topkRecords).toBe(2);
     expect(data.stats.notes.join(' ')).toMatch(/1 record\(s\) left out of KD training: its N teacher rows cannot spell its N characters/);
+  });
+
+  it('a SentencePiece student (Llama-2 format): its strings are what its tokens add after text, so exact rows keep its own token', () => {
+    const sp = loadTokenizerFile(llama2Files().bytes);
+    const map = stringToStudentId(sp);
+    const cat = sp.encode(' the cat').at(-1)!; // "▁cat"
+    expect(map.get(' cat')).toBe(cat);
+    expect(map.get('cat')).not.toBe(cat);
+    const { vocab, rows } = storedRows(ANSWERS);
+    let exact = 0, kept = 0;
+    ANSWERS.forEach((text, r) => {
+      const a = alignAnswerCross(unpackTopKRows(rows[r]!), sp.encode(text), text, vocab, map, sp);
+      if (typeof a === 'string') throw new Error(a);
+      exact += a.pairing.exact;
+      kept += a.rows.filter((x) => x && !x.uld).length;
+      a.rows.forEach((x, j) => { if (x && !x.uld) expect(x.ids).toContain(sp.encode(text)[j]); });
+    });
+    expect(exact).toBeGreaterThan(5);
+    expect(kept).toBe(exact); // every pair counted exact keeps its row (none demoted unseen)
   });
 });

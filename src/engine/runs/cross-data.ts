@@ -65,8 +65,12 @@ export function alignAnswerCross(
       if (id !== undefined && !ids.includes(id)) { ids.push(id); logprobs.push(r.logprobs[i]!); }
     }
     // The sampled token is the student's token (same string); a string the student's vocabulary holds twice maps
-    // to neither: then this position learns its label only.
-    if (!ids.includes(answer[j]!)) { out.push(null); continue; }
+    // to neither: then this position learns its label only (and is counted so).
+    if (!ids.includes(answer[j]!)) {
+      out.push(null);
+      pairing.kind[j] = 'none'; pairing.exact--; pairing.none++;
+      continue;
+    }
     out.push({ uld: false, ids, logprobs });
   }
   return { rows: out, pairing };

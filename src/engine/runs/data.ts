@@ -16,6 +16,7 @@ import { uldTeacherRow } from '../../kernels/loss/uld.ref.ts';
 import { packRows, type Batch, type Example, type PackedRow } from '../../train/batches.ts';
 import type { TeacherSignal } from '../../train/evaluate.ts';
 import { alignAnswerCross, type CrossAnswer } from './cross-data.ts';
+import type { TokenPairing } from '../../tokenizer/cross-align.ts';
 import { encodeRecord, promptIds, recordFormat, type RecordFormat } from './format.ts';
 import { methodOf } from './methods.ts';
 import type { RunDataStats, RunSpec } from './types.ts';
@@ -64,16 +65,24 @@ export async function readSnapshot(store: DistillStore, datasetId: string, ids: 
 
 export const isHeldOut = (i: number, every: number): boolean => every > 1 && i % every === every - 1;
 
-/** The student's id for each teacher-token string that is exactly one student token (ambiguous strings dropped). */
-export function stringToStudentId(tok: Pick<TextTokenizer, 'vocabSize' | 'decode'>): Map<string, number> {
+/**
+ * The student's id for each teacher-token string that is exactly one student token (ambiguous strings dropped). A
+ * token's string is what it adds after other text — decoded after a context token and cut after the context's own
+ * text —, as a teacher's token strings are: SentencePiece decoders drop the leading space of a decode's first token
+ * ("▁cat" alone is "cat", after "a" it is " cat").
+ */
+export function stringToStudentId(tok: Pick<TextTokenizer, 'vocabSize' | 'decode' | 'encode'>): Map<string, number> {
   const out = new Map<string, number>(), dup = new Set<string>();
+  const ctx = tok.encode('a'), head = tok.decode(ctx);
   for (let id = 0; id < tok.vocabSize; id++) {
     let s: string;
     try {
-      s = tok.decode([id]);
+      s = tok.decode([...ctx, id]);
     } catch {
       continue; // a hole in a foreign vocabulary
     }
+    if (!s.startsWith(head)) continue;
+    s = s.slice(head.length);
     if (s === '' || s.includes('\uFFFD')) continue; // part of a UTF-8 character: not comparable as text
     if (out.has(s)) dup.add(s);
     else out.set(s, id);
@@ -120,6 +129,8 @@ interface AlignedRows {
   logprobs: number[][];
   /** Cross-tokenizer: the row is a ULD row (the teacher's logprobs; ids empty). */
   uld?: boolean[];
+  /** Cross-tokenizer: how the answer's tokens paired (counted once the record is kept). */
+  pairing?: TokenPairing;
 }
 
 /** The record's rows for its answer tokens, or why they do not line up. */
@@ -141,11 +152,10 @@ function alignAnswer(rows: ReturnType<typeof unpackTopKRows>, answer: Uint32Arra
   return out;
 }
 
-/** A cross-tokenizer answer as aligned rows (a hole where a token has no teacher row), its pairing counted. */
-function crossRows(a: CrossAnswer | string, count: { exact: number; uld: number; none: number }): AlignedRows | string {
+/** A cross-tokenizer answer as aligned rows (a hole where a token has no teacher row) with its pairing. */
+function crossRows(a: CrossAnswer | string): AlignedRows | string {
   if (typeof a === 'string') return a;
-  count.exact += a.pairing.exact; count.uld += a.pairing.uld; count.none += a.pairing.none;
-  const out: AlignedRows = { ids: new Array(a.rows.length), logprobs: new Array(a.rows.length), uld: new Array(a.rows.length) };
+  const out: AlignedRows = { ids: new Array(a.rows.length), logprobs: new Array(a.rows.length), uld: new Array(a.rows.length), pairing: a.pairing };
   a.rows.forEach((r, j) => { if (r) { out.ids[j] = r.ids; out.logprobs[j] = r.logprobs; out.uld![j] = r.uld; } });
   return out;
 }
@@ -175,17 +185,20 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
         if (!bytes) { why = 'no teacher top-k for its answer'; break; }
         const answer = enc.tokens.subarray(a.start, a.end);
         const r = o.topk.cross
-          ? crossRows(alignAnswerCross(unpackTopKRows(bytes), answer, rec.messages[a.turn]!.content, o.topk.vocab, toStudent!, o.tok, enc.tokens.subarray(0, a.start)), cross)
+          ? crossRows(alignAnswerCross(unpackTopKRows(bytes), answer, rec.messages[a.turn]!.content, o.topk.vocab, toStudent!, o.tok, enc.tokens.subarray(0, a.start)))
           : alignAnswer(unpackTopKRows(bytes), answer, o.topk.vocab, toStudent!);
         if (typeof r === 'string') why = r;
         else aligned.push(r);
       }
       if (why) {
         topkSkipped++;
-        skipReasons.set(why.replace(/\d+/g, 'N'), (skipReasons.get(why.replace(/\d+/g, 'N')) ?? 0) + 1);
+        // Grouped by kind: numbers and quoted text differ from record to record.
+        const kind = why.replace(/"[^"]*"/g, '"…"').replace(/\d+/g, 'N');
+        skipReasons.set(kind, (skipReasons.get(kind) ?? 0) + 1);
         if (!heldOut) continue; // never trained on; held-out records stay (the same held-out set as any other run)
       } else {
         topkRecords++;
+        for (const al of aligned) if (al.pairing) { cross.exact += al.pairing.exact; cross.uld += al.pairing.uld; cross.none += al.pairing.none; }
         enc.answers.forEach((a, n) => {
           const al = aligned[n]!;
           for (let j = a.start; j < a.end; j++) {

@@ -12,7 +12,7 @@ import { PairTrainer } from '../../train/pair-trainer.ts';
 import { CE_ONLY } from '../../train/step-trainer.ts';
 import { teacherTopK } from './data.ts';
 import { loadTeacherModel } from './plan.ts';
-import { denseSignal, loraBase, readReference, runData, runFolder, runTeacherModel, type RunContext } from './runner.ts';
+import { denseSignal, readReference, runData, runFolder, runTeacherModel, type RunContext } from './runner.ts';
 import type { StoredRun } from './run-store.ts';
 import type { EngineTeacher, EvalReport } from './types.ts';
 
@@ -36,7 +36,7 @@ export async function evaluateRun(
   const done = () => ({ ...report, ms: performance.now() - t0 });
   if ('pairBeta' in run.spec) {
     // The reference: a LoRA run's frozen base (adapters off), a full run's stored start.
-    const ref = data.evalPairs.length < B ? undefined : lora ? await loraBase(ctx, run, () => {}) : await readReference(ctx, run);
+    const ref = data.evalPairs.length < B ? undefined : 'adapters' in weights ? weights.base : await readReference(ctx, run);
     if (ref) {
       onProgress?.('held-out preference pairs');
       // The policy holds the weights evaluated (a LoRA run's adapters on the base), the reference the start.

@@ -247,9 +247,13 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   // Across tokenizers: the share of exactly paired tokens, measured on the first answers when the student's tokenizer
   // is known now (a new BPE is trained at creation: the run says it then).
   let crossShare: CrossShare | undefined;
-  if ('kdSource' in spec && spec.kdSource === 'cross-topk' && 'tok' in tokenizer && deps.crossShare) {
+  if ('kdSource' in spec && spec.kdSource === 'cross-topk' && 'tok' in tokenizer && deps.crossShare && counts.topk > 0) {
     onProgress?.('pairing the first answers with the student’s tokens');
-    crossShare = await deps.crossShare(spec.datasetId, tokenizer.tok);
+    try {
+      crossShare = await deps.crossShare(spec.datasetId, tokenizer.tok);
+    } catch (e) {
+      warnings.push(`could not measure how the answers pair across tokenizers: ${(e as Error).message}`);
+    }
   }
   // Stored top-k rows are in the teacher's tokens: a new BPE's are others, so same-tokenizer KD would leave every
   // record out. Across tokenizers the rows are paired with the student's tokens by text.

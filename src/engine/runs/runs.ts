@@ -145,7 +145,9 @@ export class RunsEngine {
     if (resolved.method.data === 'pairs') {
       if (built.pairs.length < B) throw new Error(`not enough preference pairs to train on: ${built.pairs.length} (after holding out every ${spec.heldOutEvery}th) for ${B} pairs a step; add pairs or lower the batch size`);
     } else if (built.rows.length < B) {
-      const none = built.stats.topkRecords === 0 && !built.stats.crossTokens ? ": the teacher's tokenizer is not the student's — pick the stored top-k across tokenizers, or SFT on the teacher's answers" : '';
+      // Every record left out for rows that are not the student's tokens: the tokenizers differ.
+      const mismatch = built.stats.notes.some((n) => /teacher rows for \d+ answer tokens|the tokenizers differ/.test(n));
+      const none = built.stats.topkRecords === 0 && !built.stats.crossTokens && mismatch ? ": the teacher's tokenizer is not the student's — pick the stored top-k across tokenizers, or SFT on the teacher's answers" : '';
       throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${built.stats.topkSkipped ? ` (${built.stats.topkSkipped} records had no aligned top-k${none})` : ''}; add records, or lower the batch size or sequence length`);
     }
     if (built.evalRows.length === 0 && built.evalPairs.length < B) built.stats.notes.push('no held-out data: nothing to evaluate on (hold out a smaller share, or add records)');
