@@ -1,0 +1,264 @@
+// Issue #23's proof: does KD across tokenizers beat SeqKD (SFT on the teacher's text) on held-out perplexity of
+// the teacher's text? The embedded Brown teacher (public/models/brown-teacher/, our byte-level BPE of 2048 ids)
+// continues the first words of sentences from Brown files it was not trained on (every 10th file), sampled at
+// temperature 1; teacher-forcing prompt + answer through it gives, per answer token, its top-20 and the sampled
+// token as a feature job stores them (token strings in a table, log-softmax at τ = 1: src/elicit/feature.ts
+// tokenRows). A student on another BPE (trained on other Brown files) learns from these records twice per seed,
+// from the same init, same batch order, steps and LR:
+//   seqkd  SFT on the teacher's answers (objective 'none', CE only);
+//   cross  buildRunData with topk.cross (rows paired by text: exact / ULD / label only), objective 'fkl',
+//          kdWeight 0.5, ceWeight 0.5, uldWeight 1 (the Trainer builds the ULD term when the table has ULD rows).
+// Both are judged by a CE-only model on the same held-out records (every 5th): cross-entropy per student token of
+// the teacher's answers and its perplexity.
+//   node scripts/build-node.mjs bench/cross-kd.ts && node .node-dist/cross-kd.mjs [--quick] [--seeds 1,2,3]
+//        [--records 300] [--steps 200] [--uld-weight 1] [--tau 1] [--kd-weight 0.5] [--reuse-teacher]
+//        [--out bench/cross-kd-<date>.json]
+// The teacher's records are cached in runs/cross-kd[-quick]/teacher-<records>x<tokens>.json (--reuse-teacher reads them back), so a
+// variant of the student recipe does not sample the teacher again.
+import { execSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { readFolder } from '../src/cli/export.ts';
+import { brownFiles, brownParagraphs } from '../src/data/brown-files.ts';
+import { tokenRows } from '../src/elicit/feature.ts';
+import { buildRunData, teacherTopK, type RunData } from '../src/engine/runs/data.ts';
+import { importHfFolder } from '../src/export/import.ts';
+import { makeConfig, realVocab, type ModelConfig } from '../src/model/config.ts';
+import { Generator } from '../src/model/generate.ts';
+import { GpuModel } from '../src/model/gpu-model.ts';
+import { describeAdapter } from '../src/platform/gpu.ts';
+import { acquireNodeGpu } from '../src/platform/node.ts';
+import type { StoredRecord } from '../src/store/schema.ts';
+import { packTopKRows } from '../src/store/topk.ts';
+import type { TokenLogprob } from '../src/teacher/types.ts';
+import { trainBpe } from '../src/tokenizer/bpe.ts';
+import { evalBatches } from '../src/train/batches.ts';
+import { makeTrainConfig, type TrainConfig } from '../src/train/config.ts';
+import { evaluateHeldOut } from '../src/train/evaluate.ts';
+import { CE_ONLY } from '../src/train/step-trainer.ts';
+import { Trainer } from '../src/train/trainer.ts';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const str = (k: string, d: string) => { const i = argv.indexOf(`--${k}`); return i >= 0 ? argv[i + 1]! : d; };
+const num = (k: string, d: number) => { const v = Number(str(k, String(d))); if (!Number.isFinite(v)) throw new Error(`--${k}: not a number`); return v; };
+const date = new Date().toISOString().slice(0, 10);
+const cfg = {
+  records: num('records', quick ? 30 : 300),
+  promptWords: [5, 7] as const,
+  answerTokens: num('answer-tokens', quick ? 24 : 48),
+  teacherTopK: 20,
+  studentVocab: num('student-vocab', quick ? 512 : 1024),
+  studentBpeParagraphs: num('bpe-paragraphs', quick ? 300 : 3000),
+  heldOutEvery: 5,
+  B: num('batch', quick ? 4 : 8), T: num('seq', quick ? 32 : 64),
+  steps: num('steps', quick ? 8 : 200), lr: num('lr', 3e-3), warmupSteps: num('warmup', quick ? 2 : 20),
+  seeds: str('seeds', quick ? '1' : '1,2,3').split(',').map(Number),
+  kdWeight: num('kd-weight', 0.5), uldWeight: num('uld-weight', 1), tau: num('tau', 1),
+};
+const outPath = str('out', quick ? `runs/cross-kd-quick/result-${date}.json` : `bench/cross-kd-${date}.json`);
+const cacheDir = quick ? 'runs/cross-kd-quick' : 'runs/cross-kd';
+const log = (o: object) => console.error(JSON.stringify(o));
+const secs = (t0: number) => +((performance.now() - t0) / 1000).toFixed(1);
+
+/** The first 5–7 words of sentences of the held-out Brown files (as scripts/demo-prompts.ts picks them), spread. */
+function heldOutPrompts(n: number): string[] {
+  const seen = new Set<string>(), all: string[] = [];
+  for (const p of brownParagraphs('held-out')) {
+    for (const s of p.split(/(?<=[.!?])\s+/)) {
+      const words = s.split(' ');
+      if (words.length < 10 || !/^[A-Z][A-Za-z' ,]+$/.test(words.slice(0, 7).join(' '))) continue;
+      const prompt = words.slice(0, cfg.promptWords[0] + (all.length % (cfg.promptWords[1] - cfg.promptWords[0] + 1))).join(' ').replace(/,$/, '');
+      if (!seen.has(prompt)) { seen.add(prompt); all.push(prompt); }
+    }
+  }
+  const step = Math.max(1, Math.floor(all.length / n));
+  return all.filter((_, i) => i % step === 0).slice(0, n);
+}
+
+interface TeacherRecord { prompt: string; answer: string; tokens: TokenLogprob[] }
+interface TeacherData { records: TeacherRecord[]; dropped: Record<string, number>; meanNll: number; seconds: { generate: number; force: number } }
+
+/** The teacher's continuations of `prompts` and, per answer token, its top-k and the sampled token's logprob. */
+async function teacherRecords(device: GPUDevice, prompts: string[]): Promise<TeacherData> {
+  const imp = importHfFolder(readFolder('public/models/brown-teacher'), 'brown-teacher');
+  const tok = imp.textTokenizer!;
+  const eos = tok.tokenToId('<|endoftext|>')!;
+  const c = imp.config, V = realVocab(c), K = cfg.teacherTopK;
+  // The teacher trained on paragraphs each after end-of-text: a prompt starts a paragraph.
+  const strings = Array.from({ length: V }, (_, id) => tok.decode([id])); // decoding is slow: once per id
+  const promptIds = prompts.map((p) => [eos, ...tok.encode(p)]);
+  const Tt = Math.min(c.maxSeqLen, 8 * Math.ceil((Math.max(...promptIds.map((p) => p.length)) + cfg.answerTokens) / 8));
+  const Bt = 8;
+  const model = new GpuModel(device, c, Bt, Tt, CE_ONLY);
+  model.uploadParams(imp.params);
+  const gen = new Generator(device, c, model.params, Tt);
+  let t0 = performance.now();
+  // The sampled answers are cached on their own (sampling is most of the teacher's time).
+  const answersPath = `${cacheDir}/answers-${cfg.records}x${cfg.answerTokens}.json`;
+  const reuse = argv.includes('--reuse-teacher') && existsSync(answersPath);
+  const answers: number[][] = reuse ? JSON.parse(readFileSync(answersPath, 'utf8')) as number[][] : [];
+  for (const [i, p] of promptIds.entries()) {
+    if (reuse) break;
+    answers.push(await gen.generate(p, { maxNewTokens: cfg.answerTokens, temperature: 1, seed: 1000 + i, stopTokens: [eos] }));
+    if (i % 25 === 24) log({ kind: 'teacher-generate', done: i + 1, of: promptIds.length, s: secs(t0) });
+  }
+  gen.destroy();
+  if (!reuse) writeFileSync(answersPath, JSON.stringify(answers));
+  const generate = secs(t0);
+  t0 = performance.now();
+  // Teacher forcing: prompt + answer in rows of Tt; the logits at p predict token p + 1.
+  const out: TeacherRecord[] = [], dropped: Record<string, number> = {};
+  let nll = 0, nllCount = 0;
+  for (let b0 = 0; b0 < prompts.length; b0 += Bt) {
+    const ids = new Uint32Array(Bt * Tt), labels = new Uint32Array(Bt * Tt), weights = new Float32Array(Bt * Tt);
+    for (let r = 0; r < Bt && b0 + r < prompts.length; r++) {
+      const seq = [...promptIds[b0 + r]!, ...answers[b0 + r]!];
+      for (let t = 0; t < Tt; t++) { ids[r * Tt + t] = seq[t] ?? eos; labels[r * Tt + t] = seq[t + 1] ?? eos; weights[r * Tt + t] = t + 1 < seq.length ? 1 : 0; }
+    }
+    model.setBatch({ ids, labels, weights });
+    const logits = await model.logits(); // (Bt·Tt, vocabSize)
+    log({ kind: 'teacher-force', done: Math.min(b0 + Bt, prompts.length), of: prompts.length, s: secs(t0) });
+    for (let r = 0; r < Bt && b0 + r < prompts.length; r++) {
+      const i = b0 + r, P = promptIds[i]!.length, ans = answers[i]!;
+      const tokens: TokenLogprob[] = ans.map((id, j) => {
+        const row = logits.subarray((r * Tt + P - 1 + j) * c.vocabSize, (r * Tt + P - 1 + j) * c.vocabSize + V);
+        let m = -Infinity, s = 0;
+        for (let v = 0; v < V; v++) m = Math.max(m, row[v]!);
+        for (let v = 0; v < V; v++) s += Math.exp(row[v]! - m);
+        const lse = m + Math.log(s);
+        const top = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]!).slice(0, K);
+        return { token: strings[id]!, logprob: row[id]! - lse, top: top.map((t) => ({ token: strings[t]!, logprob: row[t]! - lse })) };
+      });
+      for (const t of tokens) { nll -= t.logprob; nllCount++; }
+      const answer = tok.decode(ans);
+      // A record is kept when its tokens' strings spell its text (no byte fragments): the stored rows can tile it.
+      const why = ans.length === 0 ? 'empty answer' : answer.includes('\uFFFD') || tokens.map((t) => t.token).join('') !== answer ? 'byte-fragment tokens' : '';
+      if (why) dropped[why] = (dropped[why] ?? 0) + 1;
+      else out.push({ prompt: prompts[i]!, answer, tokens });
+    }
+  }
+  model.destroy();
+  return { records: out, dropped, meanNll: nll / nllCount, seconds: { generate, force: secs(t0) } };
+}
+
+/** Trains one student for cfg.steps; returns its trained weights and the step losses' first/last. */
+async function trainStudent(device: GPUDevice, model: ModelConfig, train: TrainConfig, data: RunData, cross: boolean) {
+  const t = data.topk!;
+  const V = realVocab(model);
+  const trainer = new Trainer({
+    device, model, train, rows: data.rows,
+    ...(cross ? {
+      teacherTopK: t.k, ...(t.uld ? { teacherUld: t.k } : {}),
+      teacherFor: (b, split) => teacherTopK(b, split === 'train' ? data.rows : data.evalRows, t, V, train.temperature),
+    } : {}),
+  });
+  const losses: { step: number; loss: number; ce: number; kd: number; uld: number }[] = [];
+  const t0 = performance.now();
+  while (trainer.step < train.steps) {
+    const s = await trainer.trainStep();
+    if (s.step === 1 || s.step % 25 === 0 || s.step === train.steps) {
+      losses.push({ step: s.step, loss: s.loss, ce: s.ce, kd: s.kd, uld: s.uld ?? 0 });
+      log({ kind: 'step', cross, seed: train.seed, ...losses.at(-1)!, s: secs(t0) });
+    }
+  }
+  const params = await trainer.gpu.readParams();
+  trainer.destroy();
+  return { params, losses, seconds: secs(t0) };
+}
+
+async function main() {
+  const tAll = performance.now();
+  const ctx = await acquireNodeGpu();
+  const device = ctx.device;
+  mkdirSync(cacheDir, { recursive: true });
+  const cachePath = `${cacheDir}/teacher-${cfg.records}x${cfg.answerTokens}.json`;
+  let teacher: TeacherData;
+  if (argv.includes('--reuse-teacher') && existsSync(cachePath)) teacher = JSON.parse(readFileSync(cachePath, 'utf8')) as TeacherData;
+  else {
+    teacher = await teacherRecords(device, heldOutPrompts(cfg.records));
+    writeFileSync(cachePath, JSON.stringify(teacher));
+  }
+  log({ kind: 'teacher', records: teacher.records.length, dropped: teacher.dropped, meanNll: teacher.meanNll, seconds: teacher.seconds });
+
+  // The student's BPE: other Brown files (the first training files' paragraphs; the prompts' files are held out).
+  let t0 = performance.now();
+  const bpeText: string[] = [];
+  for (const f of brownFiles('train')) { bpeText.push(...f); if (bpeText.length >= cfg.studentBpeParagraphs) break; }
+  const tok = trainBpe(bpeText, { vocabSize: cfg.studentVocab, specialTokens: ['<|endoftext|>'] });
+  const eos = tok.tokenToId('<|endoftext|>')!;
+  const bpeSeconds = secs(t0);
+
+  // The records as a feature job stores them: token strings in the dataset's table, one row per answer token.
+  const vocab: string[] = [], index = new Map<string, number>();
+  const prov = { teacher: { kind: 'local', model: 'brown-teacher', baseURLHost: '' }, strategy: 'feature', params: {}, usage: { input: 0, output: 0 }, time: 0 } as unknown as StoredRecord['provenance'];
+  const records: StoredRecord[] = teacher.records.map((r, i) => ({
+    id: i + 1, datasetId: 'cross-kd', key: `r${i}`, contentHash: '', provenance: prov,
+    messages: [{ role: 'user', content: r.prompt }, { role: 'assistant', content: r.answer }],
+  }));
+  const stored = teacher.records.map((r) => packTopKRows(tokenRows(r.tokens, vocab, index, true)));
+  const common = { format: 'continuation' as const, tok, eos, T: cfg.T, heldOutEvery: cfg.heldOutEvery };
+  const plain = await buildRunData(records, [], common);
+  const crossData = await buildRunData(records, [], { ...common, topk: { vocab, rowsOf: async (id) => new Map([[1, stored[id - 1]!]]), cross: true } });
+  // Same rows, same held-out set: the two runs differ in their teacher signal only.
+  const sameRows = plain.rows.length === crossData.rows.length && plain.rows.every((r, i) => r.tokens.every((x, j) => x === crossData.rows[i]!.tokens[j]));
+  const sameEval = plain.evalRows.length === crossData.evalRows.length && plain.evalRows.every((r, i) => r.tokens.every((x, j) => x === crossData.evalRows[i]!.tokens[j]));
+  if (!sameRows || !sameEval) throw new Error(`the SeqKD and cross data differ (rows ${plain.rows.length} vs ${crossData.rows.length}, held-out ${plain.evalRows.length} vs ${crossData.evalRows.length}; ${crossData.stats.notes.join('; ')})`);
+  const ct = crossData.stats.crossTokens!, ctTotal = ct.exact + ct.uld + ct.none;
+  const shares = { exact: ct.exact / ctTotal, uld: ct.uld / ctTotal, none: ct.none / ctTotal };
+  log({ kind: 'data', trainRows: plain.rows.length, evalRows: plain.evalRows.length, stats: crossData.stats, k: crossData.topk!.k, bpeSeconds });
+
+  const studentCfg = makeConfig({ vocabSize: tok.vocabSize, hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 172, maxSeqLen: cfg.T });
+  const trainCfg = (seed: number, cross: boolean) => makeTrainConfig({
+    batchSize: cfg.B, seqLen: cfg.T, steps: cfg.steps, lr: cfg.lr, warmupSteps: cfg.warmupSteps, minLrRatio: 0.1, weightDecay: 0.1, seed, evalEvery: 0, evalBatches: 1,
+    ...(cross ? { objective: 'fkl', kdWeight: cfg.kdWeight, ceWeight: 1 - cfg.kdWeight, temperature: cfg.tau, uldWeight: cfg.uldWeight } : {}),
+  });
+  const heldOut = evalBatches(plain.evalRows, cfg.B, cfg.T, Infinity, true);
+  const judge = new GpuModel(device, studentCfg, cfg.B, cfg.T, CE_ONLY);
+  const evaluate = async (params: Float32Array) => {
+    judge.uploadParams(params);
+    const r = (await evaluateHeldOut(judge, heldOut))!;
+    return { loss: r.loss, ppl: r.ppl, tokens: r.tokens };
+  };
+
+  const perSeed: Record<string, unknown>[] = [];
+  for (const seed of cfg.seeds) {
+    const row: Record<string, unknown> = { seed };
+    for (const mode of ['seqkd', 'cross'] as const) {
+      const run = await trainStudent(device, studentCfg, trainCfg(seed, mode === 'cross'), mode === 'cross' ? crossData : plain, mode === 'cross');
+      row[mode] = { ...(await evaluate(run.params)), trainSeconds: run.seconds, losses: run.losses };
+      log({ kind: 'result', seed, mode, ...(row[mode] as object), losses: undefined });
+    }
+    perSeed.push(row);
+  }
+  judge.destroy();
+  ctx.release();
+
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const pick = (mode: string, k: 'loss' | 'ppl') => perSeed.map((r) => (r[mode] as Record<string, number>)[k]!);
+  let commit = 'unknown', dirty = false;
+  try { commit = execSync('git rev-parse HEAD').toString().trim(); dirty = execSync('git status --porcelain').toString().trim() !== ''; } catch { /* not a checkout */ }
+  const result = {
+    kind: 'cross-kd', issue: 23, date: new Date().toISOString(), commit, dirty, quick,
+    device: describeAdapter(ctx.report),
+    config: {
+      ...cfg, teacher: 'public/models/brown-teacher (HF Llama, our byte-level BPE, V 2048)', student: studentCfg,
+      studentTokenizer: `trainBpe on the first ${bpeText.length} paragraphs of the Brown training files, vocabSize ${cfg.studentVocab}`,
+      prompts: 'first 5–7 words of sentences of the held-out Brown files (every 10th file; the teacher never trained on them)',
+      teacherSampling: 'temperature 1, no top-k/top-p, stop at end-of-text', rows: 'feature-job rows: teacher top-20 ∪ sampled token, log-softmax at τ = 1',
+      seqkd: "objective 'none', ceWeight 1", cross: `objective 'fkl', kdWeight ${cfg.kdWeight}, ceWeight ${1 - cfg.kdWeight}, uldWeight ${cfg.uldWeight}, τ ${cfg.tau}`,
+      metric: 'held-out CE per student target token (answer tokens + end-of-text) of the teacher\'s answers to every 5th prompt; CE-only model',
+    },
+    teacher: { records: teacher.records.length, dropped: teacher.dropped, meanNllPerTeacherToken: teacher.meanNll, seconds: teacher.seconds },
+    data: { trainRows: plain.rows.length, heldOutRows: plain.evalRows.length, heldOutTokens: plain.stats.heldOutTokens, trainRecords: plain.stats.trainRecords, heldOutRecords: plain.stats.heldOutRecords, topkK: crossData.topk!.k, crossTokens: ct, shares, notes: crossData.stats.notes, epochs: (cfg.steps * cfg.B) / plain.rows.length },
+    perSeed,
+    mean: { seqkd: { loss: mean(pick('seqkd', 'loss')), ppl: mean(pick('seqkd', 'ppl')) }, cross: { loss: mean(pick('cross', 'loss')), ppl: mean(pick('cross', 'ppl')) } },
+    crossBeatsSeqkdEverySeed: perSeed.every((r) => (r.cross as { loss: number }).loss < (r.seqkd as { loss: number }).loss),
+    wallSeconds: secs(tAll),
+  };
+  mkdirSync(dirname(outPath), { recursive: true });
+  writeFileSync(outPath, JSON.stringify(result, null, 1) + '\n');
+  console.log(JSON.stringify({ out: outPath, mean: result.mean, crossBeatsSeqkdEverySeed: result.crossBeatsSeqkdEverySeed, shares, wallSeconds: result.wallSeconds }));
+}
+
+main().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
