@@ -11,7 +11,8 @@
 // Everything is in log space (log s, log t finite) and every reduction is a fixed-order tree: deterministic.
 // Vocabulary padding: only the first Vr ≤ V columns of a row are tokens; columns Vr..V (rows of the embedding
 // padded to a multiple that suits the matmuls) are never read, take no part in any softmax or sum, and get dz = 0.
-// Prepended by the launcher (loss.ts): `struct Params`, and consts OBJECTIVE, TEACHER, POLICY, MIN_MISSING.
+// Prepended by the launcher (loss.ts): `struct Params`, consts OBJECTIVE, TEACHER, POLICY, MIN_MISSING, and
+// logsumexp.wgsl.
 
 @group(0) @binding(0) var<storage, read_write> z: array<u32>;       // (N, V) student logits (f32 bits) → dz
 @group(0) @binding(1) var<storage, read> labels: array<u32>;        // (N), NO_LABEL = none
@@ -38,7 +39,6 @@ const POLICY_TAIL: u32 = 2u;
 
 const WG: u32 = 256u;
 const KMAX: u32 = 1024u;            // TOPK_MAX in loss.config.ts
-const NEG_BIG: f32 = -3.0e38;       // "−∞" of an empty (max, sum)
 const SENTINEL: u32 = 0xffffffffu;  // a NaN pattern: marks the top-k slots of z during the kernel
 const NO_LABEL: u32 = 0xffffffffu;
 
@@ -46,16 +46,7 @@ var<workgroup> red: array<vec4f, 512>; // (WG, 2): four (max, sum) pairs or two 
 var<workgroup> zk: array<f32, KMAX>;   // (k) student logits at the top-k ids
 var<workgroup> w_sh: f32;
 
-// ---- (max, sum) pairs: log-sum-exp = max + log(sum), never exp of a positive number ----
-fn ms_add(ms: vec2f, x: f32) -> vec2f {
-  if (x > ms.x) { return vec2f(x, ms.y * exp(ms.x - x) + 1.0); }
-  return vec2f(ms.x, ms.y + exp(x - ms.x));
-}
-fn ms_merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
-fn ms_lse(a: vec2f) -> f32 { return a.x + log(a.y); }
+// (max, sum) pairs: ms_add, ms_merge, ms_lse and NEG_BIG from logsumexp.wgsl.
 const MS_EMPTY = vec4f(NEG_BIG, 0.0, NEG_BIG, 0.0);
 
 // Tree reduction of four (max, sum) pairs per thread (a.xy, a.zw, b.xy, b.zw) in a fixed order.

@@ -7,6 +7,7 @@ import { dummyStorage, subBinding, type Binding, type Dispatch } from '../../gpu
 import { Launch, type KernelPlan, type Uniform } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import code from './classifier_loss.wgsl?raw';
+import lseWgsl from './logsumexp.wgsl?raw';
 import {
   MIN_MISSING_MASS, OBJECTIVE_CODE, POLICY_CODE, TEACHER_CODE, resolveObjective, type KdObjective, type TopKPolicy,
 } from './loss.config.ts';
@@ -114,7 +115,7 @@ export function planClassifierLoss(device: GPUDevice, args: ClassifierLossArgs):
     `const OBJECTIVE: u32 = ${OBJECTIVE_CODE[objective]}u;\nconst TEACHER: u32 = ${TEACHER_CODE[teacherKind]}u;\n` +
     `const POLICY: u32 = ${POLICY_CODE[policy]}u;\nconst MIN_MISSING: f32 = ${MIN_MISSING_MASS.toExponential()};\n`;
   const key = `classifier_loss_${objective}_${teacherKind}${teacherKind === 'topk' ? `_${policy}` : ''}`;
-  const src = { key, code: ClassifierLossParams.wgsl + consts + code };
+  const src = { key, code: ClassifierLossParams.wgsl + consts + lseWgsl + code };
   const dummy = dummyStorage(device); // bound where a variant reads nothing (no labels, no teacher)
 
   let scalars: LossScalars = { temperature: args.temperature, kdWeight: args.kdWeight, ceWeight: args.ceWeight, lossScale: args.lossScale };

@@ -8,6 +8,7 @@ import { Launch, type KernelPlan, type Uniform } from '../../gpu/launch.ts';
 import { uniformStruct } from '../../gpu/uniforms.ts';
 import { CHUNK_ROW_ALIGN } from './loss.ts';
 import { checkUldShape } from './uld.ref.ts';
+import lseWgsl from './logsumexp.wgsl?raw';
 import code from './uld_loss.wgsl?raw';
 
 export { ULD_KMAX, uldTeacherRow } from './uld.ref.ts';
@@ -79,7 +80,7 @@ export function planUldLoss(device: GPUDevice, args: UldLossArgs): KernelPlan<Pa
     if (rows < 1) throw k.error(`a chunk of ${CHUNK_ROW_ALIGN} rows needs ${CHUNK_ROW_ALIGN * rowBytes} bytes in one binding, over the limit of ${maxBytes} bytes`);
   }
 
-  const src = { key: 'uld_loss', code: UldLossParams.wgsl + code };
+  const src = { key: 'uld_loss', code: UldLossParams.wgsl + lseWgsl + code };
   let scalars: UldScalars = { lossScale: args.lossScale, weight: args.weight };
   checkScalars(scalars);
   const values = (rowsInChunk: number) => ({ N: rowsInChunk, V, Vr, K, tau: args.temperature, scale: scalars.lossScale * scalars.weight });

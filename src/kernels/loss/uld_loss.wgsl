@@ -24,7 +24,6 @@
 
 const WG: u32 = 256u;
 const KMAX: u32 = 256u;          // ULD_KMAX in uld.ref.ts
-const NEG_BIG: f32 = -3.0e38;    // "−∞" of an empty (max, sum)
 const NONE: u32 = 0xffffffffu;   // no candidate
 
 var<workgroup> red: array<vec2f, WG>;
@@ -34,15 +33,7 @@ var<workgroup> sel_z: array<f32, KMAX>; // (K) the picks' logits, in pick order
 var<workgroup> sel_i: array<u32, KMAX>; // (K) the picks' columns
 var<workgroup> w_sh: f32;
 
-// ---- (max, sum) pairs: log-sum-exp = max + log(sum), never exp of a positive number ----
-fn ms_add(ms: vec2f, x: f32) -> vec2f {
-  if (x > ms.x) { return vec2f(x, ms.y * exp(ms.x - x) + 1.0); }
-  return vec2f(ms.x, ms.y + exp(x - ms.x));
-}
-fn ms_merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
+// (max, sum) pairs: ms_add, ms_merge, ms_lse and NEG_BIG from logsumexp.wgsl (prepended by uld.ts).
 
 fn reduce_ms(tid: u32, a: vec2f) -> vec2f {
   red[tid] = a;
@@ -98,7 +89,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var ms = vec2f(NEG_BIG, 0.0);
   for (var i = tid; i < VR; i += WG) { ms = ms_add(ms, z[row + i] * invT); }
   let t = reduce_ms(tid, ms);
-  let lse = t.x + log(t.y);
+  let lse = ms_lse(t);
 
   // Phase 2: the top-K in K rounds, each strictly below the previous pick (pz, pi).
   var pz = 0.0;
