@@ -27,6 +27,17 @@ export interface CrossAnswer {
   pairing: TokenPairing;
 }
 
+/** A stored row's alternatives that are student tokens, in student ids (first occurrence of each), with their
+ *  logprobs: the top-k row of a position whose teacher and student tokens are the same string. */
+export function inStudentIds(r: TopKRow, vocab: readonly string[], toStudent: ReadonlyMap<string, number>): { ids: number[]; logprobs: number[] } {
+  const ids: number[] = [], logprobs: number[] = [];
+  for (let i = 0; i < r.ids.length; i++) {
+    const id = toStudent.get(vocab[r.ids[i]!] ?? '');
+    if (id !== undefined && !ids.includes(id)) { ids.push(id); logprobs.push(r.logprobs[i]!); }
+  }
+  return { ids, logprobs };
+}
+
 /** The student tokens' ends in `text`; SentencePiece-style tokenizers that spell an answer encoded alone with a leading
  *  space (" The" for "The") are matched against the text with that space, which belongs to their first token. */
 function studentEnds(tok: Pick<TextTokenizer, 'decode'>, answer: ArrayLike<number>, text: string, before: ArrayLike<number>): Int32Array | string {
@@ -59,11 +70,7 @@ export function alignAnswerCross(
       out.push({ uld: true, ids: [], logprobs: Array.from(r.logprobs).sort((a, b) => b - a) });
       continue;
     }
-    const ids: number[] = [], logprobs: number[] = [];
-    for (let i = 0; i < r.ids.length; i++) {
-      const id = toStudent.get(vocab[r.ids[i]!] ?? '');
-      if (id !== undefined && !ids.includes(id)) { ids.push(id); logprobs.push(r.logprobs[i]!); }
-    }
+    const { ids, logprobs } = inStudentIds(r, vocab, toStudent);
     // The sampled token is the student's token (same string); a string the student's vocabulary holds twice maps
     // to neither: then this position learns its label only (and is counted so).
     if (!ids.includes(answer[j]!)) {

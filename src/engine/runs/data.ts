@@ -15,7 +15,7 @@ import type { TextTokenizer } from '../../tokenizer/types.ts';
 import { uldTeacherRow } from '../../kernels/loss/uld.ref.ts';
 import { packRows, type Batch, type Example, type PackedRow } from '../../train/batches.ts';
 import type { TeacherSignal } from '../../train/evaluate.ts';
-import { alignAnswerCross, type CrossAnswer } from './cross-data.ts';
+import { alignAnswerCross, inStudentIds, type CrossAnswer } from './cross-data.ts';
 import type { TokenPairing } from '../../tokenizer/cross-align.ts';
 import { encodeRecord, promptIds, recordFormat, type RecordFormat } from './format.ts';
 import { methodOf } from './methods.ts';
@@ -138,13 +138,7 @@ function alignAnswer(rows: ReturnType<typeof unpackTopKRows>, answer: Uint32Arra
   if (rows.length !== answer.length) return `${rows.length} teacher rows for ${answer.length} answer tokens`;
   const out: AlignedRows = { ids: [], logprobs: [] };
   for (let j = 0; j < rows.length; j++) {
-    const ids: number[] = [], lps: number[] = [];
-    const r = rows[j]!;
-    for (let i = 0; i < r.ids.length; i++) {
-      const s = vocab[r.ids[i]!];
-      const id = s === undefined ? undefined : toStudent.get(s);
-      if (id !== undefined && !ids.includes(id)) { ids.push(id); lps.push(r.logprobs[i]!); }
-    }
+    const { ids, logprobs: lps } = inStudentIds(rows[j]!, vocab, toStudent);
     if (!ids.includes(answer[j]!)) return `answer token ${j} is not among its teacher row's alternatives (the tokenizers differ)`;
     out.ids.push(ids);
     out.logprobs.push(lps);
