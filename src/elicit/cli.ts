@@ -11,6 +11,8 @@
 //             [--store DIR] [--format openai|alpaca|sharegpt] [--with-provenance] [--max-concurrency N]
 //             [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--total-timeout-ms N] [--no-hedge]
 //             [--commit-every-ms N]   (answers wait at most this long to be committed; default 1000)
+//             [--members NAME[@URL],NAME[@URL],...]   (strategy ensemble: the teachers that answer; --model judges;
+//             a member without @URL is served at --base-url; all use --api-key-env)
 //   resume:   --resume (--store DIR | --out file.jsonl) [any teacher or output flag above, to change it]
 //   export:   --export (--store DIR | --out file.jsonl) [--out file.jsonl] [--format F] [--with-provenance]
 //
@@ -28,6 +30,7 @@ export const ELICIT_USAGE = `usage: npm run cli -- elicit --base-url URL --model
                           --config file.json --out file.jsonl [--store DIR] [--format openai|alpaca|sharegpt]
                           [--with-provenance] [--max-concurrency N] [--first-byte-timeout-ms N|auto]
                           [--idle-timeout-ms N|auto] [--total-timeout-ms N|auto] [--no-hedge] [--commit-every-ms N]
+                          [--members NAME[@URL],...]   (ensemble: its teachers; --model is the judge)
        npm run cli -- elicit --resume (--store DIR | --out file.jsonl) [flags above to change them]
        npm run cli -- elicit --export (--store DIR | --out file.jsonl) [--out F] [--format F] [--with-provenance]
 The store (default <out>.store) keeps every committed answer: --resume continues a stopped or killed job,
@@ -41,7 +44,7 @@ export interface ElicitIo {
 }
 
 const TEACHER_FLAGS = ['--base-url', '--model', '--api-key-env', '--max-concurrency', '--first-byte-timeout-ms', '--idle-timeout-ms', '--total-timeout-ms'];
-const VALUE_FLAGS = [...TEACHER_FLAGS, '--strategy', '--config', '--out', '--format', '--store', '--commit-every-ms'];
+const VALUE_FLAGS = [...TEACHER_FLAGS, '--members', '--strategy', '--config', '--out', '--format', '--store', '--commit-every-ms'];
 const BOOL_FLAGS = ['--with-provenance', '--resume', '--export', '--no-hedge'];
 const SETTINGS = 'elicit.json';
 
@@ -55,6 +58,8 @@ interface Settings {
   model: string;
   apiKeyEnv: string | null;
   teacher: Record<string, number | string>;
+  /** ensemble: its teachers, each {model, baseURL} (same key variable and limits as the judge). */
+  members?: { model: string; baseURL: string }[];
   out: string;
   format: JsonlFormat;
   withProvenance: boolean;
@@ -112,19 +117,33 @@ function settingsFrom(a: Record<string, string>, base: Settings | null, strategy
   const model = a['--model'] ?? base?.model;
   const out = a['--out'] ?? base?.out;
   if (!baseURL || !model || !out) throw new Error('the store has no settings to resume with (elicit.json): give --base-url, --model and --out');
+  const members = a['--members'] !== undefined ? parseMembers(a['--members'], baseURL) : base?.members;
   return {
     version: 1, strategy, baseURL, model, apiKeyEnv: a['--api-key-env'] ?? base?.apiKeyEnv ?? null, teacher, out, format,
     withProvenance: a['--with-provenance'] === 'true' || (base?.withProvenance ?? false),
+    ...(members ? { members } : {}),
   };
 }
 
-function teacherOf(s: Settings, env: Record<string, string | undefined>): RemoteTeacher {
+/** `--members a,b@http://host/v1`: each member's model and base URL (the judge's when not given). */
+function parseMembers(v: string, baseURL: string): { model: string; baseURL: string }[] {
+  return v.split(',').map((m, i) => {
+    const at = m.indexOf('@');
+    const model = (at < 0 ? m : m.slice(0, at)).trim();
+    const url = at < 0 ? baseURL : m.slice(at + 1).trim();
+    if (model === '') throw new Error(`--members: entry ${i + 1} has no model name (expected NAME or NAME@URL, comma-separated)`);
+    try { new URL(url); } catch { throw new Error(`--members: ${model}'s base URL '${url}' is not a URL`); }
+    return { model, baseURL: url };
+  });
+}
+
+function teacherOf(s: Settings, env: Record<string, string | undefined>, member?: { model: string; baseURL: string }): RemoteTeacher {
   let apiKey = '';
   if (s.apiKeyEnv) {
     apiKey = env[s.apiKeyEnv] ?? '';
     if (apiKey === '') throw new Error(`the environment variable ${s.apiKeyEnv} (--api-key-env) is empty or not set`);
   }
-  return new RemoteTeacher({ baseURL: s.baseURL, model: s.model, apiKey, ...s.teacher });
+  return new RemoteTeacher({ baseURL: member?.baseURL ?? s.baseURL, model: member?.model ?? s.model, apiKey, ...s.teacher });
 }
 
 /** The store's elicitation job (a store made by this command holds exactly one), or null. */
@@ -140,6 +159,18 @@ async function writeOutput(js: JournalStore, job: Job, s: Settings, io: ElicitIo
   const skipped = r.skipped > 0 ? ` (${r.skipped} records the ${s.format} format cannot hold left out)` : '';
   const state = job.status === 'done' ? 'done' : `job ${job.status}, ${job.progress.done}/${job.progress.total} so far`;
   io.log(`${state === 'done' ? 'done' : `exported (${state})`}: ${r.records} records, ${r.pairs} pairs, ${r.topkTokens} top-k tokens → ${s.out}${skipped}`);
+}
+
+/** An ensemble config's `teachers` from --members (which it must then match, when the config names them). */
+function withMembers(config: unknown, s: Settings): unknown {
+  if (!s.members) throw new Error("strategy 'ensemble' asks several teachers: name them with --members NAME[@URL],NAME[@URL] (--model is the judge)");
+  const names = s.members.map((m) => m.model);
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return config;
+  const given = (config as { teachers?: unknown }).teachers;
+  if (given !== undefined && JSON.stringify(given) !== JSON.stringify(names)) {
+    throw new Error(`--config names the teachers ${JSON.stringify(given)} but --members gives ${JSON.stringify(names)}: make them the same, or leave teachers out of the config`);
+  }
+  return { ...config, teachers: names };
 }
 
 /** Runs the command; resolves with the exit code (0 done, 1 failed or stopped, 2 bad arguments). */
@@ -187,6 +218,7 @@ export async function elicitCommand(args: string[], io: ElicitIo = { env: proces
       } catch (e) {
         throw new Error(`--config ${a['--config']}: ${(e as Error).message}`);
       }
+      if (strategy.name === 'ensemble') config = withMembers(config, settings);
       strategy.validate(config); // a bad config fails here, before the store is made
       js = await openJournalStore(dir);
       const old = await storeJob(js);
@@ -201,6 +233,7 @@ export async function elicitCommand(args: string[], io: ElicitIo = { env: proces
     if (job.status !== 'done') {
       const runOpts: Parameters<typeof runElicitJob>[2] = {
         teacher,
+        ...(settings.members ? { members: settings.members.map((m) => teacherOf(settings, io.env, m)) } : {}),
         hedge: a['--no-hedge'] !== 'true', // a retrying straggler of the tail gets a second attempt (runElicitJob)
         onProgress: (j) => io.log(`progress ${j.progress.done}/${j.progress.total} tokens=${j.progress.tokens} cost=${j.progress.cost.toFixed(6)}`),
       };

@@ -17,6 +17,7 @@ import { runWindowJob, type WindowPlan } from '../store/window.ts';
 import { TeacherError } from '../teacher/types.ts';
 import type { ChatMessage, ChatOptions, ChatResult } from '../teacher/types.ts';
 import { curation } from './curation.ts';
+import { ensemble } from './ensemble.ts';
 import { evol } from './evol.ts';
 import { expansion } from './expansion.ts';
 import { feature } from './feature.ts';
@@ -37,6 +38,7 @@ export const STRATEGIES: { readonly [N in StrategyName]: Strategy<unknown> } = {
   feature: feature as Strategy<unknown>,
   feedback: feedback as Strategy<unknown>,
   'self-knowledge': selfKnowledge as Strategy<unknown>,
+  ensemble: ensemble as Strategy<unknown>,
 };
 
 export const JOB_KIND_PREFIX = 'elicit:';
@@ -69,6 +71,8 @@ export async function createElicitJob(store: DistillStore, datasetId: string, st
 
 export interface RunElicitOptions {
   teacher: TeacherLike;
+  /** The ensemble strategy's teachers, in the order the job names them (`teacher` then judges). */
+  members?: readonly TeacherLike[];
   signal?: AbortSignal;
   /** Called after every committed step with the job as stored (progress.done/total/tokens/cost/etaMs). */
   onProgress?: (job: Job) => void;
@@ -122,6 +126,15 @@ export async function runElicitJob(store: DistillStore, jobId: string, options: 
     now,
     chat: (messages, opts, onRetry) => chatWithRetries(teacher, messages, opts, retries, retryDelayMs, onRetry),
   };
+  if (options.members) {
+    const members = options.members;
+    ctx.members = members;
+    ctx.chatMember = (i, messages, opts, onRetry) => {
+      const m = members[i];
+      if (!m) throw new ElicitError(`no member teacher ${i} (the job was given ${members.length})`);
+      return chatWithRetries(m, messages, opts, retries, retryDelayMs, onRetry);
+    };
+  }
   const runOpts: RunJobOptions = { now };
   if (signal) runOpts.signal = signal;
   if (options.onProgress) runOpts.onProgress = options.onProgress;
@@ -173,7 +186,10 @@ function windowPlan(strategy: Strategy<unknown>, config: unknown, ctx: StepConte
     flushMs,
     // Not for a local model: it runs one request at a time, a duplicate would only queue behind the straggler.
     hedge: hedge && typeof ctx.teacher.settings.maxConcurrency === 'number',
-    run: (index, signal, trouble) => w.item(index, { ...ctx, signal, chat: (m, o) => ctx.chat(m, o, trouble) }),
+    run: (index, signal, trouble) => w.item(index, {
+      ...ctx, signal, chat: (m, o) => ctx.chat(m, o, trouble),
+      ...(ctx.chatMember ? { chatMember: (i: number, m: ChatMessage[], o: ChatOptions) => ctx.chatMember!(i, m, o, trouble) } : {}),
+    }),
     build: (items, state) => {
       w.commit?.(items, state, config);
       const stats = cursorStats(state);

@@ -5,6 +5,7 @@
 // config object the strategy's validate() checks — validate stays the one authority on what is allowed; this
 // only parses numbers and lines and names the field when a value is not a number. No DOM.
 import { CURATION_DEFAULTS, topicLeaves, type TopicNode } from './curation.ts';
+import { ENSEMBLE_DEFAULTS, ENSEMBLE_RULES } from './ensemble.ts';
 import { EVOL_DEFAULTS, EVOL_METHODS } from './evol.ts';
 import { EXPANSION_DEFAULTS } from './expansion.ts';
 import { FEATURE_DEFAULTS } from './feature.ts';
@@ -172,6 +173,21 @@ export const STRATEGY_INFO: { readonly [N in StrategyName]: StrategyInfo } = {
     ],
     defaults: SELF_KNOWLEDGE_DEFAULTS,
     templates: [{ name: 'self-knowledge.verify', hint: 'asks the teacher about one student sample; the reply must say “Verdict: yes” or “Verdict: no”' }],
+  },
+  ensemble: {
+    name: 'ensemble', title: 'Ensemble of teachers',
+    what: 'Ensemble (Ensemble-Instruct): several teachers answer each prompt; the answer the others agree with most (ROUGE-L consensus), or the one a judge grades best, is kept — every answer is stored, so the choice can be changed later.',
+    input: 'list', needsStudent: false, needsLogprobs: false, unit: 'prompts', hasBatch: true, batchAuto: false,
+    fields: [
+      { key: 'select', label: 'keep the answer chosen by', kind: 'select', options: ENSEMBLE_RULES },
+      { key: 'answersPerTeacher', label: 'answers per teacher', kind: 'int', min: 1, max: 8 },
+      { key: 'system', label: 'system prompt (empty: none)', kind: 'text' },
+    ],
+    defaults: ENSEMBLE_DEFAULTS,
+    templates: [
+      { name: 'labeling.user', hint: 'the user message each teacher answers' },
+      { name: 'feedback.grade', hint: 'the judge grades one answer ({{response}}); the reply must end with a line “Score: N”' },
+    ],
   },
 };
 

@@ -7,7 +7,7 @@ import type { Json, PairInput, Provenance, RecordInput } from '../store/schema.t
 import type { ChatMessage, ChatOptions, ChatResult } from '../teacher/types.ts';
 
 /** Names of the strategies (the job kind is `elicit:<name>`). */
-export const STRATEGY_NAMES = ['labeling', 'expansion', 'curation', 'evol', 'feature', 'feedback', 'self-knowledge'] as const;
+export const STRATEGY_NAMES = ['labeling', 'expansion', 'curation', 'evol', 'feature', 'feedback', 'self-knowledge', 'ensemble'] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
 /** Bad strategy config, a missing capability (no logprobs, no student sampler) or an inconsistent job. */
@@ -46,6 +46,10 @@ export interface StepContext<C> {
    */
   chat(messages: ChatMessage[], opts: ChatOptions, onRetry?: () => void): Promise<ChatResult>;
   teacher: TeacherLike;
+  /** Several teachers (the ensemble strategy's members, in the job's order); the job's `teacher` is its judge. */
+  members?: readonly TeacherLike[];
+  /** `chat` of member `i` (same retries). */
+  chatMember?(i: number, messages: ChatMessage[], opts: ChatOptions, onRetry?: () => void): Promise<ChatResult>;
   student: StudentSampler | undefined;
   signal: AbortSignal | undefined;
   now(): number;

@@ -39,6 +39,8 @@ export interface FaultConfig {
 
 export interface OpenAiServerOptions {
   model?: TextModel;
+  /** More models served beside `model` (a request names one by its `name`): several teachers behind one server. */
+  models?: TextModel[];
   /** Seed of the fault decisions and of sampling without a request seed. */
   seed?: number;
   faults?: Partial<FaultConfig>;
@@ -102,6 +104,7 @@ class HttpError extends Error {
 }
 
 interface ChatRequest {
+  model: TextModel;
   messages: { role: string; content: string }[];
   n: number;
   seed: number | null;
@@ -118,14 +121,15 @@ function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function parseChatRequest(b: Record<string, unknown>, o: { modelName: string; shape: 'openai' | 'together'; maxN: number; maxTop: number }): ChatRequest {
+function parseChatRequest(b: Record<string, unknown>, o: { models: Map<string, TextModel>; shape: 'openai' | 'together'; maxN: number; maxTop: number }): ChatRequest {
   const int = (key: string, lo: number, hi: number, dflt: number): number => {
     const v = b[key];
     if (v === undefined || v === null) return dflt;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new HttpError(400, `'${key}' must be an integer in [${lo}, ${hi}]`, key);
     return v;
   };
-  if (b.model !== o.modelName) throw new HttpError(404, `The model '${String(b.model)}' does not exist`, 'model');
+  const model = o.models.get(String(b.model));
+  if (!model) throw new HttpError(404, `The model '${String(b.model)}' does not exist`, 'model');
   if (!Array.isArray(b.messages) || b.messages.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'messages');
   const messages = b.messages.map((m: unknown, i) => {
     if (!isRecord(m) || typeof m.role !== 'string' || typeof m.content !== 'string') throw new HttpError(400, `messages[${i}] must be {role, content}`, 'messages');
@@ -155,6 +159,7 @@ function parseChatRequest(b: Record<string, unknown>, o: { modelName: string; sh
   }
   const so = b.stream_options;
   return {
+    model,
     messages,
     n: int('n', 1, o.maxN, 1),
     seed,
@@ -191,7 +196,8 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
   const faultRng = new Rng((opts.seed ?? 1) >>> 0);
   const sampleRng = new Rng(((opts.seed ?? 1) + 0x5bd1e995) >>> 0);
   const shape = opts.shape ?? 'openai';
-  const parseOpts = { modelName: model.name, shape, maxN: opts.maxN ?? 16, maxTop: opts.maxTopLogprobs ?? 20 };
+  const served = [model, ...(opts.models ?? [])];
+  const parseOpts = { models: new Map(served.map((m) => [m.name, m])), shape, maxN: opts.maxN ?? 16, maxTop: opts.maxTopLogprobs ?? 20 };
   const stats: OpenAiServerStats = {
     requests: 0, chatRequests: 0, served: 0, trickled: 0, badRequests: 0, unauthorized: 0, inFlight: 0, maxInFlight: 0,
     faults: { '429': 0, '500': 0, '503': 0, timeout: 0, cutStream: 0, malformed: 0 }, arrivals: [], authorizations: [], chatBodies: [],
@@ -249,6 +255,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
 
   /** Per choice: the sampled ids, their distributions, the finish reason and the text. */
   async function generate(req: ChatRequest) {
+    const model = req.model;
     const promptIds = model.encode(renderPrompt(req.messages));
     // Every choice's generator is drawn before the first await: the same seeds whatever the interleaving.
     const rngs = Array.from({ length: req.n }, (_, i) =>
@@ -262,7 +269,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
     return { promptTokens: promptIds.length, completionTokens, choices };
   }
 
-  function tokenEntry(id: number, dist: Float32Array, k: number) {
+  function tokenEntry(model: TextModel, id: number, dist: Float32Array, k: number) {
     const bytes = model.tokenBytes(id);
     return {
       token: model.tokenText(id),
@@ -275,6 +282,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
   /** The `logprobs` field of a choice (or chunk) for tokens [from, to), or undefined when none is to be sent. */
   function logprobsField(req: ChatRequest, ids: number[], dists: Float32Array[]): unknown {
     if (!req.logprobs || opts.omitLogprobs) return undefined;
+    const model = req.model;
     if (shape === 'together') {
       return {
         tokens: ids.map((id) => model.tokenText(id)),
@@ -282,10 +290,11 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
         top_logprobs: ids.map((_, i) => Object.fromEntries(topK(dists[i]!, req.topLogprobs).map((t) => [model.tokenText(t), dists[i]![t]!]))),
       };
     }
-    return { content: ids.map((id, i) => tokenEntry(id, dists[i]!, req.topLogprobs)) };
+    return { content: ids.map((id, i) => tokenEntry(model, id, dists[i]!, req.topLogprobs)) };
   }
 
   async function handleChat(req: ChatRequest, res: http.ServerResponse, fault: Decision): Promise<void> {
+    const model = req.model;
     const id = `chatcmpl-${++nextId}`;
     const created = Math.floor(Date.now() / 1000);
     const gen = await generate(req);
@@ -407,7 +416,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions = {}): Promise
       return;
     }
     if (req.method === 'GET' && path === '/v1/models') {
-      sendJson(res, 200, { object: 'list', data: [{ id: model.name, object: 'model', created: 0, owned_by: 'test' }] });
+      sendJson(res, 200, { object: 'list', data: served.map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'test' })) });
       return;
     }
     if (req.method !== 'POST' || path !== '/v1/chat/completions') {

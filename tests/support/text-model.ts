@@ -54,13 +54,14 @@ const dec = new TextDecoder('utf-8', { fatal: false });
  * the end token, so sampling stops by itself. Weights are fixed: the same on every run.
  */
 export class BigramModel implements TextModel {
-  readonly name = 'bigram-test-model';
+
   readonly vocabSize = 257;
   readonly endId = END;
   /** (V, V) row-major: logprob[prev * V + next]. */
   private readonly table: Float32Array;
 
-  constructor(corpus: string = TRAINING_PARAGRAPH) {
+  /** `name`: what the server serves it as (two models with different corpora make two teachers). */
+  constructor(corpus: string = TRAINING_PARAGRAPH, readonly name = 'bigram-test-model') {
     const V = this.vocabSize;
     const counts = new Float64Array(V * V);
     const sentences = corpus.split(/(?<=[.!?])\s+/).map((s) => s.trim()).filter((s) => s !== '');
@@ -151,4 +152,56 @@ export async function sample(model: TextModel, promptIds: number[], maxTokens: n
     ctx.push(id);
   }
   return out;
+}
+
+/**
+ * Word-level bigram model (a second kind of teacher for the test server): tokens are the lower-cased words of its
+ * corpus (each token's text is the word and a space) and an end token; P(next | last) = (count + α) / (row + α·V).
+ * A small α gives fluent, self-consistent prose (a good teacher); α = 1 on a small corpus gives near-random words
+ * (a weak teacher of the same vocabulary). Words of a prompt that the model does not know are left out.
+ */
+export class WordBigramModel implements TextModel {
+  readonly vocabSize: number;
+  readonly endId: number;
+  private readonly words: string[];
+  private readonly ids: Map<string, number>;
+  private readonly table: Float32Array;
+
+  constructor(readonly name: string, alpha: number, corpus: string = TRAINING_PARAGRAPH) {
+    const sentences = corpus.split(/(?<=[.!?])\s+/).map((s) => s.toLowerCase().match(/[a-z']+/g) ?? []).filter((s) => s.length > 0);
+    this.words = [...new Set(sentences.flat())];
+    this.ids = new Map(this.words.map((w, i) => [w, i]));
+    const V = (this.vocabSize = this.words.length + 1);
+    this.endId = V - 1;
+    const counts = new Float64Array(V * V);
+    for (const s of sentences) {
+      const ids = [this.endId, ...s.map((w) => this.ids.get(w)!), this.endId];
+      for (let i = 1; i < ids.length; i++) counts[ids[i - 1]! * V + ids[i]!]! += 1;
+    }
+    this.table = new Float32Array(V * V);
+    for (let p = 0; p < V; p++) {
+      let row = 0;
+      for (let n = 0; n < V; n++) row += counts[p * V + n]!;
+      for (let n = 0; n < V; n++) this.table[p * V + n] = Math.log((counts[p * V + n]! + alpha) / (row + alpha * V));
+    }
+  }
+
+  encode(text: string): number[] {
+    return (text.toLowerCase().match(/[a-z']+/g) ?? []).flatMap((w) => (this.ids.has(w) ? [this.ids.get(w)!] : []));
+  }
+  decode(ids: number[]): string {
+    return ids.filter((id) => id !== this.endId).map((id) => this.tokenText(id)).join('');
+  }
+  tokenText(id: number): string {
+    return id === this.endId ? '<|end|>' : `${this.words[id]!} `;
+  }
+  tokenBytes(id: number): number[] | null {
+    return id === this.endId ? null : Array.from(enc.encode(this.tokenText(id)));
+  }
+  nextLogprobs(ids: number[]): Float32Array {
+    // The prompt's last known word conditions the first answer word (render ends with "assistant:", unknown words
+    // dropped): start as at a sentence's beginning.
+    const prev = ids.length === 0 ? this.endId : ids[ids.length - 1]!;
+    return this.table.slice(prev * this.vocabSize, (prev + 1) * this.vocabSize);
+  }
 }
