@@ -13,6 +13,7 @@ import { ensembleSummary, rechooseEnsemble } from '../../src/elicit/ensemble-cho
 import { createElicitJob, runElicitJob } from '../../src/elicit/run.ts';
 import { wordTokens } from '../../src/elicit/text.ts';
 import { RemoteTeacher } from '../../src/teacher/remote.ts';
+import { binomialTail } from '../support/binomial.ts';
 import { TRAINING_PARAGRAPH, WordBigramModel } from '../support/text-model.ts';
 import { allRecords, closeServers, ScriptedModel, start, userOf } from './elicit-fixtures.ts';
 import { freshStore } from './store-fixtures.ts';
@@ -27,20 +28,10 @@ const englishShare = (text: string): number => {
   return w.length < 2 ? 0 : w.slice(1).filter((x, i) => PAIRS.has(`${w[i]} ${x}`)).length / (w.length - 1);
 };
 
-/** P(X ≥ k) for X ~ Binomial(n, ½). */
-function binomialTail(k: number, n: number): number {
-  let p = 0, c = 1; // c = C(n, i)
-  for (let i = 0; i <= n; i++) {
-    if (i >= k) p += c;
-    c = (c * (n - i)) / (i + 1);
-  }
-  return p / 2 ** n;
-}
-
 const PROMPTS = Array.from({ length: 48 }, (_, i) => `Tell me about the river, part ${i + 1}.`);
 
 describe('ensemble: scores and choice', () => {
-  it('binomialTail (the test\'s own helper)', () => {
+  it('binomialTail (the tests\' helper)', () => {
     expect(binomialTail(0, 10)).toBeCloseTo(1, 12);
     expect(binomialTail(10, 10)).toBeCloseTo(1 / 1024, 12);
     expect(binomialTail(9, 10)).toBeCloseTo(11 / 1024, 12);
