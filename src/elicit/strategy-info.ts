@@ -28,6 +28,8 @@ export interface FieldSpec {
   max?: number;
   step?: number;
   options?: readonly string[];
+  /** Read by the page, not a key of the strategy's config (the ensemble's other teachers). */
+  formOnly?: true;
 }
 
 /** The common sampling keys shown for every strategy (batchSize only where the strategy has it). */
@@ -181,6 +183,7 @@ export const STRATEGY_INFO: { readonly [N in StrategyName]: StrategyInfo } = {
     fields: [
       { key: 'select', label: 'keep the answer chosen by', kind: 'select', options: ENSEMBLE_RULES },
       { key: 'answersPerTeacher', label: 'answers per teacher', kind: 'int', min: 1, max: 8 },
+      { key: 'others', label: 'other teachers, one per line: a model at the active teacher’s server, or model@https://server/v1', kind: 'text', formOnly: true },
       { key: 'system', label: 'system prompt (empty: none)', kind: 'text' },
     ],
     defaults: ENSEMBLE_DEFAULTS,
@@ -199,6 +202,45 @@ export const SELF_KNOWLEDGE_MODE_LABELS: Record<string, string> = {
 };
 
 /** The raw values of a strategy form. */
+/** What the form's reading depends on beyond its fields: the active teacher (the ensemble's first member). */
+export interface FormContext {
+  active?: { model: string; baseURL: string | null } | null;
+}
+
+/** One more teacher of an ensemble, as the form names it. */
+export interface OtherTeacher {
+  model: string;
+  baseURL: string;
+}
+
+/**
+ * The ensemble form's other teachers: one per line, `model` (served where the active teacher is: a remote one) or
+ * `model@https://server/v1`. Errors name the line and say what to write.
+ */
+export function otherTeachers(text: string, active: FormContext['active']): OtherTeacher[] {
+  const out: OtherTeacher[] = [];
+  splitLines(text).forEach((line, i) => {
+    const at = line.lastIndexOf('@');
+    const model = (at < 0 ? line : line.slice(0, at)).trim();
+    let baseURL = at < 0 ? active?.baseURL ?? '' : line.slice(at + 1).trim();
+    if (model === '') throw new ElicitError(`other teachers, line ${i + 1}: no model name before '@'`);
+    if (baseURL === '') throw new ElicitError(`other teachers, line ${i + 1}: the active teacher is not a server, so name where "${model}" is served: ${model}@https://server/v1`);
+    try {
+      const u = new URL(baseURL);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+      baseURL = u.href.replace(/\/+$/, '');
+    } catch {
+      throw new ElicitError(`other teachers, line ${i + 1}: '${baseURL}' is not an http(s) URL (write ${model}@https://server/v1)`);
+    }
+    if (out.some((o) => o.model === model && o.baseURL === baseURL) || (active?.model === model && active.baseURL === baseURL)) {
+      throw new ElicitError(`other teachers, line ${i + 1}: "${model}" is named twice (each teacher once; ask for more answers per teacher instead)`);
+    }
+    out.push({ model, baseURL });
+  });
+  if (out.length === 0) throw new ElicitError('other teachers: name at least one more teacher (one per line), so that there is an ensemble');
+  return out;
+}
+
 export interface FormValues {
   /** The prompts (input-list strategies) or seeds (expansion), one per line. */
   lines?: string;
@@ -234,9 +276,13 @@ const COMMON_LABELS: Record<CommonKey, string> = { temperature: 'temperature', m
  * The strategy config of a form (plain data, not yet validated: pass it to strategyByName(name).validate).
  * Throws ElicitError naming the field when a number does not parse or the topic tree has a bad line.
  */
-export function configFromForm(name: StrategyName, v: FormValues): Record<string, unknown> {
+export function configFromForm(name: StrategyName, v: FormValues, ctx: FormContext = {}): Record<string, unknown> {
   const info = STRATEGY_INFO[name];
   const c: Record<string, unknown> = {};
+  if (name === 'ensemble') {
+    const others = otherTeachers(typeof v.fields.others === 'string' ? v.fields.others : '', ctx.active ?? null);
+    c.teachers = [ctx.active?.model ?? 'the active teacher', ...others.map((o) => o.model)];
+  }
   if (info.input === 'list') {
     if (v.inputsFrom) c.inputsFrom = { datasetId: v.inputsFrom };
     else c.inputs = splitLines(v.lines ?? '');
@@ -247,7 +293,7 @@ export function configFromForm(name: StrategyName, v: FormValues): Record<string
   }
   for (const f of info.fields) {
     const raw = v.fields[f.key];
-    if (raw === undefined) continue;
+    if (raw === undefined || f.formOnly) continue;
     if (f.kind === 'bool') c[f.key] = raw === true;
     else if (f.kind === 'multi') c[f.key] = Array.isArray(raw) ? raw : [];
     else if (typeof raw !== 'string') continue;

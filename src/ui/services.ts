@@ -107,10 +107,12 @@ export interface StudentChoice {
  */
 export async function newElicitJob(
   store: DistillStore, datasetId: string, strategy: StrategyName, config: unknown, ref: TeacherRef, student?: StudentChoice | null,
+  members?: TeacherRef[],
 ): Promise<Job> {
   const job = await createElicitJob(store, datasetId, strategy, config);
   const cfg = typeof job.config === 'object' && job.config !== null && !Array.isArray(job.config) ? job.config : {};
   const extra: { [k: string]: Json } = { teacher: ref };
+  if (members) extra.members = members;
   if (student) extra.student = { runId: student.runId, label: student.label, maxNewTokens: student.maxNewTokens, temperature: student.temperature };
   return (await store.updateJob(job.id, { config: { ...cfg, ...extra } })).job;
 }
@@ -132,6 +134,8 @@ export interface JobRunOptions {
   teacher(job: Job): Promise<TeacherLike>;
   /** The student's sampler, for feedback and self-knowledge jobs. */
   student?(job: Job): StudentSampler | undefined;
+  /** An ensemble job's teachers, in its order (asked once the lock is held, after `teacher`). */
+  members?(job: Job): Promise<TeacherLike[] | undefined>;
   /** Leave the job as it is (besides a job that is done): e.g. one that another tab finished or paused meanwhile. */
   skip?(job: Job): boolean;
   /** Called when another tab holds the job's lock (this waits for it). */
@@ -163,10 +167,11 @@ export function runJob(jobId: string, o: JobRunOptions): Promise<Job> {
       last = job;
       if (job.status === 'done' || ac.signal.aborted || o.skip?.(job)) return job;
       const teacher = await o.teacher(job);
+      const members = await o.members?.(job);
       emitJob({ phase: 'start', job, by: o.by });
       const student = o.student?.(job);
       return runElicitJob(store, jobId, {
-        teacher, signal: ac.signal, ...(student ? { student } : {}),
+        teacher, signal: ac.signal, ...(student ? { student } : {}), ...(members ? { members } : {}),
         onProgress: (j) => {
           last = j;
           emitJob({ phase: 'progress', job: j, by: o.by });

@@ -19,8 +19,9 @@ import { duration, errorText, formatBytes, h, showError } from '../dom.ts';
 import { appStore, newElicitJob, onJobRun, runJob, stopJob } from '../services.ts';
 import { fillDatasetSelect, listDatasets, stamp } from './datasets.ts';
 import {
-  jobStrategyName, jobStudent, jobTeacher, jobTotal, jobUnit, latestJob, storageInfo, teacherRefLabel, unfinishedJobs,
+  jobMembers, jobStrategyName, jobStudent, jobTeacher, jobTotal, jobUnit, latestJob, storageInfo, teacherRefLabel, unfinishedJobs,
 } from './jobs-client.ts';
+import { ensemblePanel } from './ensemble-panel.ts';
 import type { StrategyForm } from './strategy-form.ts';
 import { studentSampler } from './student-link.ts';
 import type { TeacherLink } from './teacher-link.ts';
@@ -48,6 +49,7 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
   const storage = h('div', { id: 'data-storage', class: 'muted small' });
   const records = h('ul', { id: 'data-records', class: 'records' });
   const recordsNote = h('div', { class: 'muted small' });
+  const ensemble = ensemblePanel();
   const jobRecords = h('details', { id: 'data-job-records', open: true, hidden: true },
     h('summary', {}, 'Records of the job’s dataset'), recordsNote, h('div', { class: 'scroll-box' }, records));
 
@@ -119,6 +121,7 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     }));
     const n = ds?.counts.records ?? list.length;
     const pairs = ds && ds.counts.pairs > 0 ? ` and ${ds.counts.pairs} preference pair${ds.counts.pairs === 1 ? '' : 's'}` : '';
+    void ensemble.show(datasetId);
     recordsNote.textContent = `${n} record${n === 1 ? '' : 's'}${pairs} in dataset “${ds?.name ?? datasetId}”${n > list.length ? ` (first ${list.length} shown; browse them all under “Your datasets”)` : ''}.`;
   };
 
@@ -136,7 +139,9 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     status.dataset.job = job.id;
     const t = jobTeacher(job);
     const s = jobStudent(job);
-    teacherLine.textContent = `${STRATEGY_INFO[name].title} job${t ? ` · teacher ${teacherRefLabel(t)}` : ''}${s ? ` · student ${s.label}` : ''}`;
+    const m = jobMembers(job);
+    const who = m ? ` · teachers ${m.map(teacherRefLabel).join(', ')}${t ? ` · judge ${teacherRefLabel(t)}` : ''}` : t ? ` · teacher ${teacherRefLabel(t)}` : '';
+    teacherLine.textContent = `${STRATEGY_INFO[name].title} job${who}${s ? ` · student ${s.label}` : ''}`;
     if (job.status === 'running' && job.id === running) onActivity({ state: 'busy', text: `${name}: ${done}/${total}` });
   };
 
@@ -202,6 +207,14 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
         const ref = jobTeacher(job);
         return (ref ? await teachers.forJob(ref, loadingStatus) : await teachers.forNewJob(loadingStatus)).teacher;
       },
+      // An ensemble's teachers, one after the other (a local one may have to be loaded again).
+      members: async (job) => {
+        const refs = jobMembers(job);
+        if (!refs) return undefined;
+        const out = [];
+        for (const ref of refs) out.push((await teachers.forJob(ref, loadingStatus)).teacher);
+        return out;
+      },
       student: (job) => {
         const s = jobStudent(job);
         return s ? studentSampler(s, seedOf((job.config as { config?: unknown } | null)?.config)) : undefined;
@@ -229,7 +242,11 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
         const ds = await store.createDataset({ name: `${info.name}: ${stamp()}` });
         datasetId = created = ds.id;
       }
-      const job = await newElicitJob(store, datasetId, reading.name, reading.config, teacher.ref, reading.student);
+      // An ensemble asks the active teacher (also its judge) and the other teachers the form names (remote).
+      const members = reading.members ? [teacher.ref, ...reading.members.map((m) => ({
+        kind: 'remote', preset: teacher.kind === 'remote' && teacher.ref.baseURL === m.baseURL ? teacher.ref.preset ?? 'custom' : 'custom', baseURL: m.baseURL, model: m.model,
+      }))] : undefined;
+      const job = await newElicitJob(store, datasetId, reading.name, reading.config, teacher.ref, reading.student, members);
       created = null;
       target.value = datasetId;
       emit('datasets', undefined);
@@ -283,6 +300,7 @@ export function dataPanel(form: StrategyForm, teachers: TeacherLink, onActivity:
     h('div', { class: 'buttons' }, startButton, stopButton, resumeButton),
     teacherLine, progress, progressText, status,
     jobRecords,
+    ensemble.el,
     storage,
   );
 }

@@ -59,6 +59,12 @@ export function jobStudent(job: Job): StudentChoice | null {
   };
 }
 
+/** An ensemble job's teachers as stored by newElicitJob (refs, in the job's order), or null. */
+export function jobMembers(job: Job): TeacherRef[] | null {
+  const m = isObject(job.config) ? job.config.members : undefined;
+  return Array.isArray(m) && m.every(isObject) ? (m as TeacherRef[]) : null;
+}
+
 /** The strategy name of an elicitation job ('labeling' for one whose config cannot be read). */
 export function jobStrategyName(job: Job): StrategyName {
   const n = job.kind.slice(JOB_KIND_PREFIX.length);

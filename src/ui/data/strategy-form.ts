@@ -9,7 +9,9 @@
 // #data-templates, #data-template-<name> (dots as dashes), #data-template-reset-<name>, #data-form-error,
 // #data-blocker, #data-preview[data-state=ok|error|pending][data-requests].
 import { strategyByName } from '../../elicit/run.ts';
-import { configFromForm, SELF_KNOWLEDGE_MODE_LABELS, STRATEGY_INFO, type FieldSpec, type FormValues } from '../../elicit/strategy-info.ts';
+import {
+  configFromForm, otherTeachers, SELF_KNOWLEDGE_MODE_LABELS, STRATEGY_INFO, type FieldSpec, type FormContext, type FormValues, type OtherTeacher,
+} from '../../elicit/strategy-info.ts';
 import { TEMPLATES, type TemplateName } from '../../elicit/templates.ts';
 import { parseTopicText } from '../../elicit/topic-text.ts';
 import { topicLeaves } from '../../elicit/curation.ts';
@@ -44,6 +46,8 @@ export interface FormReading {
   /** The validated config (defaults filled in). */
   config: unknown;
   student: StudentChoice | null;
+  /** ensemble: the teachers asked beside the active one (its config's `teachers` after the active teacher's name). */
+  members?: OtherTeacher[];
 }
 
 export interface StrategyForm {
@@ -76,7 +80,7 @@ function fieldControl(s: StrategyName, f: FieldSpec, dflt: unknown): { el: HTMLE
     return { el: h('label', {}, f.label, sel), read: () => sel.value };
   }
   if (f.kind === 'text') {
-    const ta = h('textarea', { id, rows: '2', spellcheck: 'false' });
+    const ta = h('textarea', { id, rows: f.formOnly ? '3' : '2', spellcheck: 'false' });
     ta.value = typeof dflt === 'string' ? dflt : '';
     return { el: h('label', { class: 'grow' }, f.label, ta), read: () => ta.value };
   }
@@ -126,12 +130,8 @@ function previewNodes(reqs: PreviewRequest[]): Node[] {
   });
 }
 
-/** The strategies this page runs: all but the ensemble, whose several teachers the page cannot name yet (the CLI's
- *  `elicit --members` runs it). */
-const PAGE_STRATEGIES = STRATEGY_NAMES.filter((n) => n !== 'ensemble');
-
 export function strategyForm(): StrategyForm {
-  const strategy = h('select', { id: 'data-strategy' }, ...PAGE_STRATEGIES.map((n) => h('option', { value: n }, STRATEGY_INFO[n].title)));
+  const strategy = h('select', { id: 'data-strategy' }, ...STRATEGY_NAMES.map((n) => h('option', { value: n }, STRATEGY_INFO[n].title)));
   const what = h('p', { id: 'data-strategy-what', class: 'muted' });
 
   // Main inputs.
@@ -154,7 +154,7 @@ export function strategyForm(): StrategyForm {
   const optionBlocks = new Map<StrategyName, HTMLElement>();
   const templateReaders = new Map<StrategyName, Map<TemplateName, () => string>>();
   const templateBlocks = new Map<StrategyName, HTMLElement>();
-  for (const n of PAGE_STRATEGIES) {
+  for (const n of STRATEGY_NAMES) {
     const info = STRATEGY_INFO[n];
     const readers = new Map<string, () => string | boolean | string[]>();
     const controls = info.fields.map((f) => {
@@ -209,10 +209,20 @@ export function strategyForm(): StrategyForm {
     };
   };
 
+  /** The active teacher as the ensemble names it (a remote one's server is where other models are looked for). */
+  const context = (): FormContext => {
+    const t = activeTeacher();
+    return { active: t ? { model: t.model, baseURL: t.kind === 'remote' && typeof t.ref.baseURL === 'string' ? t.ref.baseURL : null } : null };
+  };
+
   const read = (): FormReading => {
     const n = name();
-    const config = strategyByName(n).validate(configFromForm(n, values()));
-    return { name: n, config, student: STRATEGY_INFO[n].needsStudent ? student.choice() : null };
+    const v = values();
+    const config = strategyByName(n).validate(configFromForm(n, v, context()));
+    return {
+      name: n, config, student: STRATEGY_INFO[n].needsStudent ? student.choice() : null,
+      ...(n === 'ensemble' ? { members: otherTeachers(String(v.fields.others ?? ''), context().active) } : {}),
+    };
   };
 
   const blocker = (): string | null => {
@@ -221,6 +231,7 @@ export function strategyForm(): StrategyForm {
     if (info.needsLogprobs && t && t.logprobs === false) {
       return `The active teacher (${t.label}) returns no token log-probabilities, and the feature strategy stores them. Choose a teacher that returns logprobs in step 1 (a local model always does), or use labeling for sequence-level data.`;
     }
+    if (name() === 'ensemble' && !t) return 'Choose the first teacher of the ensemble in step 1 (it also judges): the others are named below, one per line.';
     if (info.needsStudent && !student.available()) return 'Train a student first (step 3), then come back: this strategy needs the student’s own samples.';
     return null;
   };
@@ -245,7 +256,7 @@ export function strategyForm(): StrategyForm {
     blockerEl.textContent = b ?? '';
     let reqs: PreviewRequest[];
     try {
-      const config = strategyByName(n).validate(configFromForm(n, values()));
+      const config = strategyByName(n).validate(configFromForm(n, values(), context()));
       reqs = await strategyByName(n).preview(config, await appStore(), 3);
     } catch (e) {
       if (my !== seq) return;
