@@ -46,7 +46,8 @@ export const ENSEMBLE_DEFAULTS = {
   inputsFrom: null,
   system: null,
   teachers: [] as string[],
-  answersPerTeacher: 1,
+  // Two answers each: consensus works with two teachers (each one's samples agree with each other or do not).
+  answersPerTeacher: 2,
   select: 'consensus',
   scoreMax: 10,
   judgeTemperature: 0,

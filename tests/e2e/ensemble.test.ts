@@ -70,6 +70,7 @@ describe('Data stage: an ensemble of three teachers with a judge', () => {
     await page.fill('#data-max', '16');
     await page.fill('#data-seed', '3');
     await page.selectOption('#data-opt-ensemble-select', 'judge');
+    await page.fill('#data-opt-ensemble-answersPerTeacher', '1');
     // Bad lines: named, nothing to start.
     await page.fill('#data-opt-ensemble-others', '');
     expect((await previewState()).error).toMatch(/name at least one more teacher/);

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { topicLeaves } from '../../src/elicit/curation.ts';
 import { strategyByName } from '../../src/elicit/run.ts';
-import { configFromForm, plannedTotal, splitLines, STRATEGY_INFO, type FormValues } from '../../src/elicit/strategy-info.ts';
+import { configFromForm, otherTeachers, plannedTotal, splitLines, STRATEGY_INFO, type FormValues } from '../../src/elicit/strategy-info.ts';
 import { TEMPLATES, type TemplateName } from '../../src/elicit/templates.ts';
 import { parseTopicText, topicsToText } from '../../src/elicit/topic-text.ts';
 import { ElicitError, STRATEGY_NAMES } from '../../src/elicit/types.ts';
@@ -60,9 +60,12 @@ describe('strategy form → config', () => {
     for (const name of STRATEGY_NAMES) {
       const info = STRATEGY_INFO[name];
       expect(info.name).toBe(name);
-      for (const f of info.fields) expect(Object.keys(info.defaults), `${name}.${f.key}`).toContain(f.key);
-      for (const t of info.templates) { expect(t.name.startsWith(`${name}.`)).toBe(true); covered.add(t.name); }
-      const c = configFromForm(name, values(name));
+      for (const f of info.fields) if (!f.formOnly) expect(Object.keys(info.defaults), `${name}.${f.key}`).toContain(f.key);
+      // The ensemble asks its teachers with labeling's and feedback's templates; every other strategy has its own.
+      for (const t of info.templates) { if (name !== 'ensemble') expect(t.name.startsWith(`${name}.`)).toBe(true); covered.add(t.name); }
+      const c = name === 'ensemble'
+        ? configFromForm(name, values(name, { fields: { ...values(name).fields, others: 'other-model' } }), { active: { model: 'first', baseURL: 'http://127.0.0.1:1/v1' } })
+        : configFromForm(name, values(name));
       const v = strategyByName(name).validate(c) as Record<string, unknown>;
       expect(v.temperature).toBe(0.5);
       expect(v.maxTokens).toBe(16);
@@ -71,6 +74,19 @@ describe('strategy form → config', () => {
       expect(plannedTotal(name, v)).toBeGreaterThan(0);
     }
     expect([...covered].sort()).toEqual(Object.keys(TEMPLATES).sort());
+  });
+
+  it('ensemble: the other teachers, one per line (same server, or model@URL); bad lines named', () => {
+    const active = { model: 'first', baseURL: 'http://127.0.0.1:9/v1' };
+    expect(otherTeachers('second\nthird@https://api.example.com/v1/', active)).toEqual([
+      { model: 'second', baseURL: 'http://127.0.0.1:9/v1' }, { model: 'third', baseURL: 'https://api.example.com/v1' },
+    ]);
+    expect(configFromForm('ensemble', values('ensemble', { fields: { ...values('ensemble').fields, others: 'second' } }), { active })).toMatchObject({ teachers: ['first', 'second'] });
+    expect(() => otherTeachers('', active)).toThrow(/name at least one more teacher/);
+    expect(() => otherTeachers('second', { model: 'local', baseURL: null })).toThrow(/line 1: the active teacher is not a server.*second@https/);
+    expect(() => otherTeachers('x@ftp://h/v1', active)).toThrow(/line 1: 'ftp:\/\/h\/v1' is not an http\(s\) URL/);
+    expect(() => otherTeachers('second\nsecond', active)).toThrow(/line 2: "second" is named twice/);
+    expect(() => otherTeachers('first', active)).toThrow(/line 1: "first" is named twice/);
   });
 
   it('parses numbers, empty = null where the strategy allows it, and names the field of a bad number', () => {

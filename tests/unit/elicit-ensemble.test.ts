@@ -61,9 +61,9 @@ describe('ensemble: scores and choice', () => {
 
   it('validation names the key: too few teachers, consensus of two answers, an unknown rule', () => {
     expect(() => ensemble.validate({ inputs: ['x'], teachers: ['a'] })).toThrow(/teachers must have 2–8 entries/);
-    expect(() => ensemble.validate({ inputs: ['x'], teachers: ['a', 'b'] })).toThrow(/consensus needs at least 3 answers/);
+    expect(() => ensemble.validate({ inputs: ['x'], teachers: ['a', 'b'], answersPerTeacher: 1 })).toThrow(/consensus needs at least 3 answers/);
     expect(() => ensemble.validate({ inputs: ['x'], teachers: ['a', 'b'], select: 'vote' })).toThrow(/select must be one of consensus, judge/);
-    expect(ensemble.validate({ inputs: ['x'], teachers: ['a', 'b'], select: 'judge' }).answersPerTeacher).toBe(1);
+    expect(ensemble.validate({ inputs: ['x'], teachers: ['a', 'b'] }).answersPerTeacher).toBe(2);
   });
 });
 
@@ -131,7 +131,7 @@ describe('ensemble: two teachers of different quality behind one OpenAI server',
   it('judge: every answer graded by the job\'s teacher over HTTP; the highest grade kept; re-chosen by consensus', async () => {
     const { s, store, ds, judgeTeacher, members } = await setup();
     const n = 8;
-    const job = await createElicitJob(store, ds.id, 'ensemble', { inputs: PROMPTS.slice(0, n), teachers: [good.name, weak.name], select: 'judge', maxTokens: 60, seed: 5 });
+    const job = await createElicitJob(store, ds.id, 'ensemble', { inputs: PROMPTS.slice(0, n), teachers: [good.name, weak.name], select: 'judge', answersPerTeacher: 1, maxTokens: 60, seed: 5 });
     const done = await runElicitJob(store, job.id, { teacher: judgeTeacher, members, retryDelayMs: 1 });
     expect(done.status).toBe('done');
     const graded = s.stats.chatBodies.filter((b) => b.model === judge.name);
@@ -154,7 +154,7 @@ describe('ensemble: two teachers of different quality behind one OpenAI server',
     const s = await start({ model: judge, models: [good, weak], seed: 4 });
     const dir = await mkdtemp(join(tmpdir(), 'elicit-ensemble-'));
     try {
-      await writeFile(join(dir, 'cfg.json'), JSON.stringify({ inputs: PROMPTS.slice(0, 3), select: 'judge', maxTokens: 20, seed: 1 }));
+      await writeFile(join(dir, 'cfg.json'), JSON.stringify({ inputs: PROMPTS.slice(0, 3), select: 'judge', answersPerTeacher: 1, maxTokens: 20, seed: 1 }));
       const logs: string[] = [];
       const io = { env: {}, log: (l: string) => logs.push(l) };
       const args = ['--base-url', s.url, '--model', judge.name, '--strategy', 'ensemble', '--config', join(dir, 'cfg.json'), '--out', join(dir, 'out.jsonl'), '--with-provenance'];
