@@ -8,9 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import { alignAnswerCross } from '../../src/engine/runs/cross-data.ts';
 import { buildRunData, stringToStudentId, teacherTopK } from '../../src/engine/runs/data.ts';
-import { loadTokenizerFile } from '../../src/tokenizer/hf.ts';
+import { loadTokenizer, loadTokenizerFile } from '../../src/tokenizer/hf.ts';
 import { unpackTopKRows } from '../../src/store/topk.ts';
 import { llama2Files } from '../support/export-readers.ts';
+import { familyFiles } from '../support/fuzz-text.ts';
 import { uldTeacherRow } from '../../src/kernels/loss/uld.ref.ts';
 import type { StoredRecord } from '../../src/store/schema.ts';
 import { encodeTopK, packTopKRows } from '../../src/store/topk.ts';
@@ -134,5 +135,26 @@ describe('cross-tokenizer run data', () => {
     });
     expect(exact).toBeGreaterThan(5);
     expect(kept).toBe(exact); // every pair counted exact keeps its row (none demoted unseen)
+  });
+
+  it('a Llama-3 student (the real tokenizer, 128 256 ids, byte-level BPE): most answer tokens pair exactly; exact rows keep its own token', () => {
+    const f = familyFiles('llama3');
+    const l3 = loadTokenizer(f.json, f.config, 'llama3 tokenizer.json');
+    const map = stringToStudentId(l3);
+    const { vocab, rows } = storedRows(ANSWERS);
+    let exact = 0, uld = 0, none = 0;
+    ANSWERS.forEach((text, r) => {
+      const ids = l3.encode(text);
+      const a = alignAnswerCross(unpackTopKRows(rows[r]!), ids, text, vocab, map, l3);
+      if (typeof a === 'string') throw new Error(a);
+      exact += a.pairing.exact; uld += a.pairing.uld; none += a.pairing.none;
+      a.rows.forEach((x, j) => { if (x && !x.uld) expect(x.ids).toContain(ids[j]); });
+      expect(a.rows.length).toBe(ids.length);
+    });
+    const total = ANSWERS.reduce((n, t) => n + l3.encode(t).length, 0);
+    expect(exact + uld + none).toBe(total);
+    // Llama-3's words are whole tokens; the small teacher BPE splits some: those pair by ULD, the rest exactly.
+    expect(exact / total).toBeGreaterThan(0.5);
+    expect(uld).toBeGreaterThan(0);
   });
 });
