@@ -4,14 +4,14 @@
 // reference forwards, the mixture summed directly, classifierLossRef) and a paused run resumes on the same losses
 // from the teachers' files stored with it; evaluation reports KL, agreement and loss against the mixture (checked on
 // the CPU) and against each teacher; training toward (0.9, 0.1) ends nearer the first teacher than toward (0.1, 0.9);
-// planning refuses a mixture teacher with another tokenizer, naming it, and counts every teacher's memory.
+// on-policy steps score the student's samples with the mixture; planning refuses a mixture teacher with another tokenizer, naming it, and counts every teacher's memory.
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/engine.ts';
 import { buildRunData } from '../../src/engine/runs/data.ts';
 import { RunStore } from '../../src/engine/runs/run-store.ts';
-import type { EngineTeacher, RunEvent, RunInfo, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
+import type { EngineTeacher, RunEvent, RunInfo, RunSpec, RunStepLog, SpecOf } from '../../src/engine/runs/types.ts';
 import { exportModel } from '../../src/export/index.ts';
 import { classifierLossRef } from '../../src/kernels/loss/loss.ref.ts';
 import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
@@ -161,6 +161,22 @@ describe('KD from a mixture of teachers', () => {
     console.log('KL to (teacher-a, teacher-b) after 8 steps: toward (0.9, 0.1)', kl[0], 'toward (0.1, 0.9)', kl[1]);
     expect(kl[0]![0]!).toBeLessThan(kl[1]![0]!);
     expect(kl[0]![1]!).toBeGreaterThan(kl[1]![1]!);
+  }, 600_000);
+
+  it('on-policy from a mixture: (1, 0) gives the single teacher\'s step losses, (0.5, 0.5) others', async () => {
+    const { engine, ds } = await setup();
+    const onPolicy = (name: string, over: Record<string, unknown> = {}): RunSpec => {
+      const { kdSource: _k, ...s } = spec(ds, name, { method: 'on-policy', onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 }, ...over }, { steps: 2, objective: 'jsd', beta: 0.5 }) as SpecOf<'kd'>;
+      return s as unknown as RunSpec;
+    };
+    const single = await train(engine, onPolicy('op single'));
+    const oneZero = await train(engine, onPolicy('op one-zero', mixture([1, 0])));
+    const half = await train(engine, onPolicy('op half', mixture([1, 1])));
+    expect(single.steps.map((s) => s.onPolicy)).toEqual([true, true]);
+    for (const [i, s] of single.steps.entries()) expect(Math.abs(oneZero.steps[i]!.loss - s.loss), `step ${s.step}`).toBeLessThanOrEqual(1e-6 * Math.max(1, s.loss));
+    expect(half.steps.every((s) => Number.isFinite(s.loss) && s.kd > 0)).toBe(true);
+    // The first step samples the same tokens (the same student and seed): only the teachers' mixture differs.
+    expect(Math.abs(half.steps[0]!.kd - single.steps[0]!.kd)).toBeGreaterThan(1e-4);
   }, 600_000);
 
   it('planning refuses a mixture teacher with another tokenizer, naming it, and counts every teacher in the memory', async () => {

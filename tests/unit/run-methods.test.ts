@@ -29,7 +29,7 @@ describe('METHODS', () => {
     expect(check({ ...base, method: 'on-policy', onPolicy: { lambda: 2, maxNewTokens: 4, temperature: 1 } }).join()).toMatch(/λ .* must be in \[0, 1\]/);
     expect(check({ ...base, method: 'sft' })).toEqual([]);
   });
-  it('checks a teacher mixture: dense KD only, one weight ≥ 0 per teacher (spec.teacher first), each error naming the field', () => {
+  it('checks a teacher mixture: dense KD and on-policy only, one weight ≥ 0 per teacher (spec.teacher first), each error naming the field', () => {
     const t = (label: string) => ({ label, source: { url: `http://x/${label}/` } });
     const kd = { ...base, method: 'kd', kdSource: 'dense', teacher: t('a') };
     const check = (spec: object) => methodOf(spec as RunSpec).check(spec as RunSpec);
@@ -40,7 +40,8 @@ describe('METHODS', () => {
     expect(check({ ...kd, mixture: { teachers: [], weights: [1] } }).join()).toMatch(/mixture.teachers: give at least one teacher/);
     expect(check({ ...kd, mixture: { teachers: [{ label: '' }], weights: [1, 1] } }).join()).toMatch(/mixture.teachers\[0\]: expected \{label, source\}/);
     expect(check({ ...kd, kdSource: 'store-topk', mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/mixture: a teacher mixture is for token-level KD from the teachers' dense logits.*not KD from stored top-k rows/);
-    expect(check({ ...base, method: 'on-policy', teacher: t('a'), onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 }, mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/not on-policy distillation/);
+    expect(check({ ...base, method: 'on-policy', teacher: t('a'), onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 }, mixture: { teachers: [t('b')], weights: [1, 1] } })).toEqual([]);
+    expect(check({ ...base, method: 'dpo', pairBeta: 0.1, mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/or on-policy distillation, not DPO/);
     expect(check({ ...base, method: 'sft', mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/not SFT/);
     expect(teachersOf({ ...kd, mixture: { teachers: [t('b')], weights: [3, 1] } } as RunSpec)).toEqual({ teachers: [t('a'), t('b')], weights: [0.75, 0.25] });
     expect(teachersOf(kd as RunSpec)).toEqual({ teachers: [t('a')], weights: [1] });

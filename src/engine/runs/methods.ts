@@ -53,15 +53,16 @@ function divergence(spec: RunSpec, fallback: 'fkl' | 'jsd'): Record<string, unkn
 const ceOnly = (spec: RunSpec) => makeTrainConfig({ ...spec.train, objective: 'none', kdWeight: 0, ceWeight: 1 }, WHERE);
 
 /**
- * Problems of a spec's teacher mixture (RunSpec.mixture), each naming the field: only token-level KD from dense
- * logits learns from one (on-policy scoring, top-k rows and the other methods take one teacher), with spec.teacher
- * as its first teacher, a label and a folder per teacher, and one weight ≥ 0 per teacher summing to > 0.
+ * Problems of a spec's teacher mixture (RunSpec.mixture), each naming the field: only the methods that run the
+ * teacher models on the GPU learn from one — token-level KD from dense logits and on-policy distillation (stored
+ * top-k rows come from one teacher) —, with spec.teacher as its first teacher, a label and a folder per teacher,
+ * and one weight ≥ 0 per teacher summing to > 0.
  */
 export function mixtureProblems(spec: RunSpec): string[] {
   const m = (spec as { mixture?: unknown }).mixture;
   if (m === undefined) return [];
-  const what = spec.method === 'kd' ? 'KD from stored top-k rows' : spec.method === 'on-policy' ? 'on-policy distillation (it scores the student’s samples with one teacher)' : spec.method.toUpperCase();
-  if (!(spec.method === 'kd' && spec.kdSource === 'dense')) return [`mixture: a teacher mixture is for token-level KD from the teachers' dense logits (kdSource 'dense'), not ${what}: pick the teachers' dense logits, or leave the mixture out`];
+  const what = spec.method === 'kd' ? 'KD from stored top-k rows' : spec.method.toUpperCase();
+  if (!((spec.method === 'kd' && spec.kdSource === 'dense') || spec.method === 'on-policy')) return [`mixture: a teacher mixture is for token-level KD from the teachers' dense logits (kdSource 'dense') or on-policy distillation, not ${what}: pick one of those, or leave the mixture out`];
   if (typeof m !== 'object' || m === null) return ['mixture: expected {teachers, weights}'];
   const { teachers, weights } = m as { teachers?: unknown; weights?: unknown };
   const out: string[] = [];
@@ -145,7 +146,7 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
       }
       return [...out, ...mixtureProblems(s)];
     },
-    describe: (s, t) => `on-policy (λ ${s.onPolicy.lambda}, ${t.objective})`,
+    describe: (s, t) => `on-policy (λ ${s.onPolicy.lambda}${s.mixture ? `, mixture of ${s.mixture.weights.length} teachers` : ''}, ${t.objective})`,
   },
   dpo: pairEntry('dpo', 'DPO on preference pairs'),
   ipo: pairEntry('ipo', 'IPO on preference pairs'),

@@ -233,7 +233,8 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, 
     teachers = await runTeacherModels(ctx, run, t.batchSize, t.seqLen, progress);
     if (teachers) owned.push(...teachers.models);
   }
-  // On-policy scores the student's samples with its one teacher (a mixture is refused for it when planning).
+  // On-policy: the first teacher's scores of the samples come with the batch (onPolicyBatch); a mixture's other
+  // teachers score them in batchFor.
   const teacher = teachers?.models[0];
   const signal = teacherFor(run, data, teachers);
   const onPolicy = run.spec.method === 'on-policy' ? run.spec.onPolicy : undefined;
@@ -255,7 +256,13 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, 
         const maxNew = Math.min(onPolicy.maxNewTokens, t.seqLen - 1);
         const prompts = Array.from({ length: t.batchSize }, () => data.prompts[rng.int(data.prompts.length)]!.slice(-(t.seqLen + 1 - maxNew)));
         const { batch } = await onPolicyBatch(studentGen, teacher, prompts, t.seqLen, { maxNewTokens: maxNew, temperature: onPolicy.temperature, seed: rng.nextU32(), stopTokens: [data.eos] });
-        return { ...batch, teacherLogits: alignTeacherLogits(batch.teacherLogits!, batch.ids.length, teacher.config.vocabSize, run.model.vocabSize, run.tokenizerVocab) };
+        const V = run.model.vocabSize, Vr = run.tokenizerVocab;
+        const first = alignTeacherLogits(batch.teacherLogits!, batch.ids.length, teacher.config.vocabSize, V, Vr);
+        if (teachers!.models.length === 1) return { ...batch, teacherLogits: first };
+        // A mixture: the first teacher scored the samples already; the others score them now, and the logits mix.
+        const others = await teachersLogits({ models: teachers!.models.slice(1), labels: teachers!.labels.slice(1), weights: teachers!.weights.slice(1) }, batch, V, Vr);
+        const logits = [teachers!.weights[0]! > 0 ? first : undefined, ...others];
+        return { ...batch, teacherLogits: mixTeacherLogits({ logits, weights: teachers!.weights, N: batch.ids.length, V, temperature: t.temperature, realVocab: Vr }) };
       },
     } : {}),
     log: (e) => { if (e.kind === 'event') log(e); },

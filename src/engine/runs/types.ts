@@ -21,7 +21,7 @@ export interface EngineModel {
 export type EngineTeacher = EngineModel;
 
 /**
- * Token-level KD from a weighted mixture of teachers (kd with kdSource 'dense' only): the student learns
+ * Token-level KD from a weighted mixture of teachers (kd with kdSource 'dense', and on-policy): the student learns
  * Σ_i w_i softmax(z_i/τ) over spec.teacher and these (src/train/teacher-mixture.ts). Every teacher shares the
  * student's tokenizer, like the single dense teacher.
  */
@@ -86,7 +86,8 @@ export interface RunSpecBase {
   /** format 'template': the Jinja chat template (absent: the teacher's own; the run stores the one it used). */
   chatTemplate?: string;
   teacher?: EngineTeacher;
-  /** kd from dense logits: more teachers, mixed with spec.teacher by weight (absent: spec.teacher alone). */
+  /** kd from dense logits and on-policy: more teachers, mixed with spec.teacher by weight (absent: spec.teacher
+   *  alone). */
   mixture?: TeacherMixture;
   /** TrainConfig keys (batchSize, seqLen, steps, lr, warmupSteps, objective, temperature, kdWeight, ceWeight, …). */
   train: Partial<TrainConfig>;
