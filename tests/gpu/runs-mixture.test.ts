@@ -124,6 +124,7 @@ describe('KD from a mixture of teachers', () => {
     const report = await engine.evaluate({ runId: half.run.id });
     expect(report.perTeacher!.map((t) => [t.label, t.weight])).toEqual([['teacher-a', 0.5], ['teacher-b', 0.5]]);
     expect(report.teacher!.label).toBe('mixture of teacher-a 0.5, teacher-b 0.5');
+    expect(report.notes.join(' ')).toMatch(/KL, agreement and the teacher's perplexity are against the mixture of teacher-a 0.5, teacher-b 0.5/);
     const params = decodeCheckpoint((await runs.checkpoints(half.run.id).get('latest'))!).params;
     const want = { mix: 0, each: [0, 0] as [number, number], rows: 0 };
     for (const b of evalBatches(built.evalRows, B, T, 2, true)) {

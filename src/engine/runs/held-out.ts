@@ -110,6 +110,7 @@ export async function evaluateRun(
     if (r.top1Agreement !== undefined) report.top1Agreement = r.top1Agreement;
     if (r.teacherLoss !== undefined) report.teacher = { label: mixture ? mixtureLabel(mixture) : teacherSpec!.label, loss: r.teacherLoss, ppl: Math.exp(r.teacherLoss) };
     if (mixture && r.perTeacher) {
+      notes.push(`KL, agreement and the teacher's perplexity are against the ${mixtureLabel(mixture)} (at τ = 1); each teacher's are reported too`);
       report.perTeacher = r.perTeacher.map((p, i) => ({
         label: mixture!.labels[i]!, weight: mixture!.weights[i]!, klToTeacher: p.klToTeacher, top1Agreement: p.top1Agreement, loss: p.teacherLoss, ppl: Math.exp(p.teacherLoss),
       }));
