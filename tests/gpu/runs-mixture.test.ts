@@ -148,6 +148,11 @@ describe('KD from a mixture of teachers', () => {
     // KL is convex in the teacher: the mixture's is at most the weighted mean of the teachers'.
     expect(report.klToTeacher!).toBeLessThanOrEqual(0.5 * report.perTeacher![0]!.klToTeacher + 0.5 * report.perTeacher![1]!.klToTeacher);
     expect(report.perTeacher!.every((t) => t.loss > 0 && t.ppl === Math.exp(t.loss) && t.top1Agreement >= 0 && t.top1Agreement <= 1)).toBe(true);
+    // An export's training.json names the mixture's teachers and weights (no files) and holds this evaluation.
+    const exp = await engine.exportModel({ source: { runId: half.run.id }, format: 'safetensors', name: 'half' });
+    const record = JSON.parse(new TextDecoder().decode(exp.files.find((f) => f.path === 'training.json')!.bytes));
+    expect(record.run.mixture).toEqual({ teachers: [{ label: 'teacher-b' }], weights: [1, 1] });
+    expect(record.heldOut.perTeacher.map((t: { label: string }) => t.label)).toEqual(['teacher-a', 'teacher-b']);
     // A single-teacher run's report is unchanged: no per-teacher rows.
     expect((await engine.evaluate({ runId: single.run.id })).perTeacher).toBeUndefined();
   }, 600_000);
