@@ -38,6 +38,18 @@ describe('estimateMemory and fitAdvice', () => {
     expect(logitsChunkRows(110, 151936)).toBe(110); // 110·151,936·4 bytes ≤ 64 MiB: one chunk
     expect(logitsChunkRows(111, 151936)).toBe(64);
   });
+
+  it('counts every teacher of a mixture on the GPU, each as the single dense teacher is counted', () => {
+    const teacher = makeConfig({ vocabSize: 151936, hidden: 128, layers: 2, heads: 2, kvHeads: 1, headDim: 64, intermediate: 256, maxSeqLen: 512 });
+    const other = makeConfig({ ...teacher, layers: 3 });
+    const x = { model: qwenish, B: 2, T: 64, teacher: { kind: 'dense' as const }, teacherModel: teacher };
+    const one = estimateMemory(x), two = estimateMemory({ ...x, mixtureModels: [other] });
+    const single = one.parts.find((p) => /^teacher model/.test(p.name))!.bytes;
+    const added = two.parts.find((p) => /^mixture teacher 2/.test(p.name))!.bytes;
+    expect(added).toBeGreaterThan(single); // one layer more
+    expect(estimateMemory({ ...x, teacherModel: other }).parts.find((p) => /^teacher model/.test(p.name))!.bytes).toBe(added);
+    expect(two.bytes).toBe(one.bytes + added);
+  });
   it('says which batch and sequence length fit when the teacher logits are too large, and a smaller model when nothing does', () => {
     const x = { model: qwenish, B: 8, T: 512, teacher: { kind: 'dense' as const } };
     expect(estimateMemory(x).largestBuffer).toBeGreaterThan(GiB);

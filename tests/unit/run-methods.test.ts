@@ -1,8 +1,8 @@
 // The METHODS table and the Train form's field table: each method's TrainConfig and checks, and the RunSpec the
 // form makes from its settings (exactly the chosen method's own settings, from the table).
 import { describe, expect, it } from 'vitest';
-import { METHODS, methodOf } from '../../src/engine/runs/methods.ts';
-import { RUN_METHODS, type RunSpec } from '../../src/engine/runs/types.ts';
+import { METHODS, methodOf, teachersOf } from '../../src/engine/runs/methods.ts';
+import { RUN_METHODS, type RunSpec, type SpecOf } from '../../src/engine/runs/types.ts';
 import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, settingsProblem, specOf } from '../../src/ui/train/train-fields.ts';
 
 const base = { name: 'x', datasetId: 'd', preset: 'nano', tokenizer: { kind: 'bpe' as const, vocabSize: 300 }, format: 'continuation' as const, train: {}, sampleEvery: 0, samplePrompts: [] as string[], heldOutEvery: 5 };
@@ -28,6 +28,24 @@ describe('METHODS', () => {
     expect(check({ ...base, method: 'kd', kdSource: 'dense' })[0]).toMatch(/dense-logit KD runs the teacher model on this GPU/);
     expect(check({ ...base, method: 'on-policy', onPolicy: { lambda: 2, maxNewTokens: 4, temperature: 1 } }).join()).toMatch(/λ .* must be in \[0, 1\]/);
     expect(check({ ...base, method: 'sft' })).toEqual([]);
+  });
+  it('checks a teacher mixture: dense KD and on-policy only, one weight ≥ 0 per teacher (spec.teacher first), each error naming the field', () => {
+    const t = (label: string) => ({ label, source: { url: `http://x/${label}/` } });
+    const kd = { ...base, method: 'kd', kdSource: 'dense', teacher: t('a') };
+    const check = (spec: object) => methodOf(spec as RunSpec).check(spec as RunSpec);
+    expect(check({ ...kd, mixture: { teachers: [t('b')], weights: [2, 1] } })).toEqual([]);
+    expect(check({ ...kd, mixture: { teachers: [t('b')], weights: [1] } }).join()).toMatch(/mixture.weights: give one weight per teacher, spec.teacher's first: 2 numbers, got 1/);
+    expect(check({ ...kd, mixture: { teachers: [t('b')], weights: [1, -1] } }).join()).toMatch(/mixture.weights\[1\] must be a finite number ≥ 0, got -1/);
+    expect(check({ ...kd, mixture: { teachers: [t('b')], weights: [0, 0] } }).join()).toMatch(/mixture.weights sum to 0/);
+    expect(check({ ...kd, mixture: { teachers: [], weights: [1] } }).join()).toMatch(/mixture.teachers: give at least one teacher/);
+    expect(check({ ...kd, mixture: { teachers: [{ label: '' }], weights: [1, 1] } }).join()).toMatch(/mixture.teachers\[0\]: expected \{label, source\}/);
+    expect(check({ ...kd, kdSource: 'store-topk', mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/mixture: a teacher mixture is for token-level KD from the teachers' dense logits.*not KD from stored top-k rows/);
+    expect(check({ ...base, method: 'on-policy', teacher: t('a'), onPolicy: { lambda: 1, maxNewTokens: 4, temperature: 1 }, mixture: { teachers: [t('b')], weights: [1, 1] } })).toEqual([]);
+    expect(check({ ...base, method: 'dpo', pairBeta: 0.1, mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/or on-policy distillation, not DPO/);
+    expect(check({ ...base, method: 'sft', mixture: { teachers: [t('b')], weights: [1, 1] } }).join()).toMatch(/not SFT/);
+    expect(teachersOf({ ...kd, mixture: { teachers: [t('b')], weights: [3, 1] } } as RunSpec)).toEqual({ teachers: [t('a'), t('b')], weights: [0.75, 0.25] });
+    expect(teachersOf(kd as RunSpec)).toEqual({ teachers: [t('a')], weights: [1] });
+    expect(METHODS.kd.describe({ ...kd, mixture: { teachers: [t('b')], weights: [1, 1] } } as SpecOf<'kd'>, METHODS.kd.trainConfig(kd as SpecOf<'kd'>))).toBe('token KD (dense, mixture of 2 teachers, fkl)');
   });
   it('takes LoRA dropout in [0, 1) into the TrainConfig, and refuses 1 saying so', () => {
     const cfg = (dropout: number) => methodOf({ method: 'sft' }).trainConfig({ ...base, method: 'sft', train: { lora: { rank: 4, alpha: 8, dropout } } } as RunSpec);

@@ -1,9 +1,10 @@
 // How much GPU memory a training run takes, from the same shapes src/model/activations.ts and gpu-model.ts
 // allocate (the slab ×4 — parameters, gradients, AdamW m and v —, every activation with the student's logits as one
 // chunk of rows (gpu-classifier.ts's logitsChunkRows at the default budget), the batch and its teacher input, a
-// teacher model for dense KD / on-policy, the frozen DPO reference, the sample generator's KV cache),
-// checked against the adapter's limits before a run starts. WebGPU does not tell how much memory the GPU has,
-// so only single buffers can be checked for sure; the total is compared against a budget a laptop GPU has.
+// teacher model for dense KD / on-policy (every teacher of a mixture), the frozen DPO reference, the sample
+// generator's KV cache), checked against the adapter's limits before a run starts. WebGPU does not tell how much
+// memory the GPU has, so only single buffers can be checked for sure; the total is compared against a budget a
+// laptop GPU has.
 import type { ModelConfig } from '../../model/config.ts';
 import { DEFAULT_LOGITS_BUDGET_BYTES, logitsChunkRows } from '../../model/gpu-classifier.ts';
 import { baseLayout } from '../../model/base-layout.ts';
@@ -45,6 +46,8 @@ export interface EstimateInput {
   teacher: { kind: 'none' } | { kind: 'dense' } | { kind: 'topk'; k: number };
   /** A teacher model held on the GPU (dense KD, on-policy): its config. */
   teacherModel?: ModelConfig;
+  /** A teacher mixture's other teachers, each held on the GPU beside teacherModel (forward only): their configs. */
+  mixtureModels?: ModelConfig[];
   /** DPO/IPO: the frozen reference copy of the student. */
   reference?: boolean;
   /** LoRA: a frozen base (weights only) and the adapters trained (with their gradients and moments). */
@@ -88,6 +91,11 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     const ta = activationParts(x.teacherModel, B, T);
     parts.push({ name: 'teacher model (weights and forward buffers)', bytes: 4 * countParams(x.teacherModel) * F + ta.total });
     largest = Math.max(largest, largestTensor(x.teacherModel) * F, ta.logits);
+  }
+  for (const [i, m] of (x.mixtureModels ?? []).entries()) {
+    const ta = activationParts(m, B, T);
+    parts.push({ name: `mixture teacher ${i + 2} (weights and forward buffers)`, bytes: 4 * countParams(m) * F + ta.total });
+    largest = Math.max(largest, largestTensor(m) * F, ta.logits);
   }
   if (x.reference && x.lora) {
     // The base with zero adapters, on the policy's base: its own activations and a zero adapter slab ×4.

@@ -1,7 +1,8 @@
 // The Evaluate stage's measurement of a run's checkpoint (and what an export's training.json records): the held-out
 // batches the run evaluated on while training, through the same evaluateHeldOut; against the run's teacher (or the
 // one asked for) when it shares the student's tokenizer: KL, top-1 agreement and the teacher's own perplexity on
-// the same tokens; against stored top-k rows: top-1 agreement; for pair methods: held-out preference accuracy.
+// the same tokens (a teacher mixture: against the mixture, and against each of its teachers); against stored top-k
+// rows: top-1 agreement; for pair methods: held-out preference accuracy.
 // Nothing is reported as a number that was not measured: without held-out tokens the loss is absent and a note
 // says why.
 import type { BaseSource } from '../../model/base-layout.ts';
@@ -12,7 +13,8 @@ import { PairTrainer } from '../../train/pair-trainer.ts';
 import { CE_ONLY } from '../../train/step-trainer.ts';
 import { teacherTopK } from './data.ts';
 import { loadTeacherModel } from './plan.ts';
-import { denseSignal, readReference, runData, runFolder, runTeacherModel, type RunContext } from './runner.ts';
+import { logitsCe, mixTeacherLogits } from '../../train/teacher-mixture.ts';
+import { denseSignal, modelOfRole, readReference, runData, runFolder, runTeacherModel, runTeacherModels, teacherRole, teachersLogits, type RunContext, type RunTeachers } from './runner.ts';
 import type { StoredRun } from './run-store.ts';
 import type { EngineTeacher, EvalReport } from './types.ts';
 
@@ -55,10 +57,13 @@ export async function evaluateRun(
     notes.push('no held-out record with an answer to evaluate on: no held-out loss (hold out a smaller share, or add records)');
     return done();
   }
-  // The teacher to compare with: the run's (or the one asked for), when it shares the student's tokenizer.
+  // The teacher to compare with: the run's (or the one asked for), when it shares the student's tokenizer; a run's
+  // teacher mixture: all of its teachers, each checked the same way.
   const teacherSpec = asked ?? run.spec.teacher;
-  let teacher: GpuModel | undefined;
-  if (teacherSpec) {
+  let teacher: GpuModel | undefined, mixture: RunTeachers | undefined;
+  if (!asked && run.spec.mixture) {
+    mixture = await mixtureTeachers(ctx, run, B, T, notes, onProgress);
+  } else if (teacherSpec) {
     const source = asked ? asked.source : (await runFolder(ctx, run, 'teacher'))!;
     const imp = await loadTeacherModel(source, teacherSpec.label, onProgress);
     if (imp.textTokenizer && JSON.stringify(imp.textTokenizer.toJSON()) === JSON.stringify(run.tokenizer)) {
@@ -66,7 +71,16 @@ export async function evaluateRun(
     } else notes.push(`the teacher ${teacherSpec.label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);
   }
   let teacherFor: EvalTeacher | undefined;
-  if (teacher) {
+  if (mixture) {
+    // KL, agreement and loss against the mixture at τ = 1 (the teachers' own distributions mixed), and against each.
+    const ts = mixture, V = run.model.vocabSize, Vr = run.tokenizerVocab;
+    teacherFor = async (b) => {
+      const logits = (await teachersLogits(ts, b, V, Vr, true)) as Float32Array[];
+      const mixed = mixTeacherLogits({ logits, weights: ts.weights, N: b.ids.length, V, temperature: 1, realVocab: Vr });
+      const ce = (z: Float32Array) => logitsCe(z, b.labels, b.weights, V, Vr) ?? Number.NaN;
+      return { teacherLogits: mixed, teacherCe: ce(mixed), each: logits.map((z) => ({ logits: z, ce: ce(z) })) };
+    };
+  } else if (teacher) {
     const tm = teacher;
     teacherFor = async (b) => {
       const signal = await denseSignal(tm, b, run.model.vocabSize, run.tokenizerVocab);
@@ -94,11 +108,36 @@ export async function evaluateRun(
     Object.assign(report, { loss: r.loss, ppl: r.ppl, tokens: r.tokens });
     if (r.klToTeacher !== undefined) report.klToTeacher = r.klToTeacher;
     if (r.top1Agreement !== undefined) report.top1Agreement = r.top1Agreement;
-    if (r.teacherLoss !== undefined) report.teacher = { label: teacherSpec!.label, loss: r.teacherLoss, ppl: Math.exp(r.teacherLoss) };
+    if (r.teacherLoss !== undefined) report.teacher = { label: mixture ? mixtureLabel(mixture) : teacherSpec!.label, loss: r.teacherLoss, ppl: Math.exp(r.teacherLoss) };
+    if (mixture && r.perTeacher) {
+      notes.push(`KL, agreement and the teacher's perplexity are against the ${mixtureLabel(mixture)} (at τ = 1); each teacher's are reported too`);
+      report.perTeacher = r.perTeacher.map((p, i) => ({
+        label: mixture!.labels[i]!, weight: mixture!.weights[i]!, klToTeacher: p.klToTeacher, top1Agreement: p.top1Agreement, loss: p.teacherLoss, ppl: Math.exp(p.teacherLoss),
+      }));
+    }
     if (!teacher && data.topk && r.top1Agreement !== undefined) notes.push('agreement with the teacher’s stored top-1 token; KL needs the teacher’s full distribution');
   } finally {
     student.destroy();
     teacher?.destroy();
+    for (const g of mixture?.models ?? []) g.destroy();
   }
   return done();
+}
+
+/** 'mixture of a 0.5, b 0.5': a teacher mixture in words. */
+const mixtureLabel = (m: RunTeachers) => `mixture of ${m.labels.map((l, i) => `${l} ${+m.weights[i]!.toFixed(3)}`).join(', ')}`;
+
+/** A run's teacher mixture on the GPU for evaluation, when every teacher shares the student's tokenizer (else a note
+ *  names the one that does not, and there is nothing to compare with). */
+async function mixtureTeachers(ctx: RunContext, run: StoredRun, B: number, T: number, notes: string[], onProgress?: (m: string) => void): Promise<RunTeachers | undefined> {
+  const K = 1 + run.spec.mixture!.teachers.length;
+  for (let i = 0; i < K; i++) {
+    const role = teacherRole(i), label = modelOfRole(run.spec, role)!.label;
+    const imp = await loadTeacherModel((await runFolder(ctx, run, role))!, label, onProgress);
+    if (!imp.textTokenizer || JSON.stringify(imp.textTokenizer.toJSON()) !== JSON.stringify(run.tokenizer)) {
+      notes.push(`the mixture teacher ${label} uses another tokenizer: no KL, agreement or teacher perplexity on the same tokens`);
+      return undefined;
+    }
+  }
+  return runTeacherModels(ctx, run, B, T, onProgress);
 }

@@ -5,7 +5,7 @@
 // functions only: the page imports it (labels, defaults) without pulling in the GPU code.
 // Adding a method = one entry here (and, if it steps differently from the two trainers, its trainer in runner.ts).
 import { makeTrainConfig, type TrainConfig } from '../../train/config.ts';
-import type { RunMethod, RunSpec, SpecOf } from './types.ts';
+import type { EngineTeacher, RunMethod, RunSpec, SpecOf } from './types.ts';
 
 /** What a batch brings from the teacher: nothing, its dense logits (N, V), or stored top-k rows (N, k). */
 export type TeacherInput = 'none' | 'dense' | 'topk';
@@ -52,6 +52,45 @@ function divergence(spec: RunSpec, fallback: 'fkl' | 'jsd'): Record<string, unkn
 
 const ceOnly = (spec: RunSpec) => makeTrainConfig({ ...spec.train, objective: 'none', kdWeight: 0, ceWeight: 1 }, WHERE);
 
+/**
+ * Problems of a spec's teacher mixture (RunSpec.mixture), each naming the field: only the methods that run the
+ * teacher models on the GPU learn from one — token-level KD from dense logits and on-policy distillation (stored
+ * top-k rows come from one teacher) —, with spec.teacher as its first teacher, a label and a folder per teacher,
+ * and one weight ≥ 0 per teacher summing to > 0.
+ */
+export function mixtureProblems(spec: RunSpec): string[] {
+  const m = (spec as { mixture?: unknown }).mixture;
+  if (m === undefined) return [];
+  const what = spec.method === 'kd' ? 'KD from stored top-k rows' : spec.method.toUpperCase();
+  if (!((spec.method === 'kd' && spec.kdSource === 'dense') || spec.method === 'on-policy')) return [`mixture: a teacher mixture is for token-level KD from the teachers' dense logits (kdSource 'dense') or on-policy distillation, not ${what}: pick one of those, or leave the mixture out`];
+  if (typeof m !== 'object' || m === null) return ['mixture: expected {teachers, weights}'];
+  const { teachers, weights } = m as { teachers?: unknown; weights?: unknown };
+  const out: string[] = [];
+  if (!spec.teacher) out.push('mixture: its first teacher is spec.teacher, and no local teacher is loaded: load one in step 1');
+  if (!Array.isArray(teachers) || teachers.length === 0) return [...out, 'mixture.teachers: give at least one teacher beside spec.teacher (a list of {label, source})'];
+  for (const [i, t] of teachers.entries()) {
+    const ok = typeof t === 'object' && t !== null && typeof (t as EngineTeacher).label === 'string' && (t as EngineTeacher).label.trim() !== ''
+      && typeof (t as EngineTeacher).source === 'object' && (t as EngineTeacher).source !== null;
+    if (!ok) out.push(`mixture.teachers[${i}]: expected {label, source} with a non-empty label and a model folder source`);
+  }
+  if (!Array.isArray(weights) || weights.length !== teachers.length + 1) {
+    out.push(`mixture.weights: give one weight per teacher, spec.teacher's first: ${teachers.length + 1} numbers, got ${Array.isArray(weights) ? weights.length : JSON.stringify(weights)}`);
+    return out;
+  }
+  for (const [i, w] of weights.entries()) if (!(typeof w === 'number' && Number.isFinite(w) && w >= 0)) out.push(`mixture.weights[${i}] must be a finite number ≥ 0, got ${JSON.stringify(w)}`);
+  if (out.length === 0 && !((weights as number[]).reduce((s, w) => s + w, 0) > 0)) out.push('mixture.weights sum to 0: give at least one teacher a weight > 0');
+  return out;
+}
+
+/** A checked spec's teachers of token-level KD with their normalised weights: spec.teacher alone (weight 1), or the
+ *  mixture's, spec.teacher first; none when the spec has no teacher. */
+export function teachersOf(spec: RunSpec): { teachers: EngineTeacher[]; weights: number[] } {
+  if (!spec.teacher) return { teachers: [], weights: [] };
+  if (!spec.mixture) return { teachers: [spec.teacher], weights: [1] };
+  const sum = spec.mixture.weights.reduce((s, w) => s + w, 0);
+  return { teachers: [spec.teacher, ...spec.mixture.teachers], weights: spec.mixture.weights.map((w) => w / sum) };
+}
+
 type PairSpec = SpecOf<'dpo' | 'ipo'>;
 
 const pairEntry = <M extends 'dpo' | 'ipo'>(id: M, label: string): MethodEntry<M> => ({
@@ -59,7 +98,7 @@ const pairEntry = <M extends 'dpo' | 'ipo'>(id: M, label: string): MethodEntry<M
   runsTeacher: () => false,
   teacherInput: () => 'none',
   trainConfig: ceOnly,
-  check: (s: PairSpec) => (typeof s.pairBeta === 'number' && s.pairBeta > 0 ? [] : [`${id.toUpperCase()} needs β > 0`]),
+  check: (s: PairSpec) => [...(typeof s.pairBeta === 'number' && s.pairBeta > 0 ? [] : [`${id.toUpperCase()} needs β > 0`]), ...mixtureProblems(s)],
   describe: (s: PairSpec) => `${id.toUpperCase()} β ${s.pairBeta}`,
 }) as MethodEntry<M>;
 
@@ -69,7 +108,7 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
     runsTeacher: () => false,
     teacherInput: () => 'none',
     trainConfig: ceOnly,
-    check: () => [],
+    check: (s) => mixtureProblems(s),
     describe: () => 'SFT',
   },
   kd: {
@@ -86,9 +125,9 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
       if (s.kdSource !== 'store-topk' && s.kdSource !== 'cross-topk' && s.kdSource !== 'dense') return ["KD needs a teacher signal: the dataset's stored top-k ('store-topk'; 'cross-topk' when the teacher's tokenizer is not the student's) or the teacher model's dense logits ('dense')"];
       if (s.kdSource !== 'cross-topk' && (s.train as Record<string, unknown>).uldWeight !== undefined) return ['the ULD weight is for KD across tokenizers: pick the stored top-k across tokenizers, or leave it out'];
       if (s.kdSource === 'dense' && !s.teacher) return ['dense-logit KD runs the teacher model on this GPU: load a local teacher from a folder (an HF Llama folder) in step 1, or use the stored top-k'];
-      return [];
+      return mixtureProblems(s);
     },
-    describe: (s, t) => `token KD (${s.kdSource === 'dense' ? 'dense' : s.kdSource === 'cross-topk' ? 'top-k across tokenizers' : 'top-k'}, ${t.objective})`,
+    describe: (s, t) => `token KD (${s.kdSource === 'dense' ? s.mixture ? `dense, mixture of ${s.mixture.weights.length} teachers` : 'dense' : s.kdSource === 'cross-topk' ? 'top-k across tokenizers' : 'top-k'}, ${t.objective})`,
   },
   'on-policy': {
     id: 'on-policy', label: 'On-policy KD (GKD: the student’s own samples, scored by the teacher)', short: 'on-policy', data: 'records', trainer: 'tokens', settings: ['on-policy', 'divergence'],
@@ -105,9 +144,9 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
         if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1) out.push('on-policy: the sample length must be a positive integer');
         if (!(o.temperature >= 0 && o.temperature <= 2)) out.push('on-policy: the sampling temperature must be in [0, 2]');
       }
-      return out;
+      return [...out, ...mixtureProblems(s)];
     },
-    describe: (s, t) => `on-policy (λ ${s.onPolicy.lambda}, ${t.objective})`,
+    describe: (s, t) => `on-policy (λ ${s.onPolicy.lambda}${s.mixture ? `, mixture of ${s.mixture.weights.length} teachers` : ''}, ${t.objective})`,
   },
   dpo: pairEntry('dpo', 'DPO on preference pairs'),
   ipo: pairEntry('ipo', 'IPO on preference pairs'),

@@ -130,6 +130,37 @@ export function loadStudentMeta(source: ModelFolderSource, label: string, onProg
   });
 }
 
+/** A teacher's folder for planning (a mixture's other teachers): config and tokenizer; its weights checked, not read. */
+export function loadTeacherMeta(source: ModelFolderSource, label: string, onProgress?: (m: string) => void): Promise<ImportedMeta> {
+  return cachedFolder(`meta:${sourceKey(source)}`, async () => {
+    const files = await readModelFolder(source, onProgress);
+    onProgress?.(`reading the teacher ${label}`);
+    return needTokenizer(importHfMeta(files, `teacher ${label}`), 'teacher', label);
+  });
+}
+
+/**
+ * Whether a teacher can give token-level KD its dense logits for this student: its shape runs on our kernels, its
+ * context holds the training length, and its tokens are the student's — checked on every id and on probe texts,
+ * never assumed (the student's tokenizer is the teacher's, a pretrained student's, a new BPE, or a start run's).
+ * `who` names the teacher in what it says ('the teacher', 'the mixture teacher X').
+ */
+function teacherFit(teacher: ImportedMeta, who: string, tokenizer: TokenizerSource, model: ModelConfig, seqLen: number): { problems: string[]; alignment?: { aligned: boolean; message: string } } {
+  const problems = modelProblems(teacher.config, who);
+  if (seqLen > teacher.config.maxSeqLen) problems.push(`${who}'s context is ${teacher.config.maxSeqLen} tokens, shorter than the sequence length ${seqLen}: lower it`);
+  const tt = teacher.textTokenizer!;
+  let alignment: { aligned: boolean; message: string } | undefined;
+  if (tokenizer.kind === 'teacher' || tokenizer.kind === 'pretrained') {
+    const a = checkTokenAlignment(tt, tokenizer.tok, { teacherWidth: realVocab(teacher.config), specialTokens: tt.specialTokens });
+    alignment = { aligned: a.aligned, message: a.message };
+  } else if (tokenizer.kind === 'bpe') {
+    alignment = { aligned: false, message: "token-level KD is unavailable: a new BPE's tokens are not the teacher's. Use the teacher's tokenizer, or train by sequence-level KD (SeqKD: SFT on the teacher's answers)" };
+  } else if (realVocab(teacher.config) < realVocab(model)) {
+    alignment = { aligned: false, message: `token-level KD is unavailable: the teacher's vocabulary (${realVocab(teacher.config)}) is smaller than the student's (${realVocab(model)}). Train by sequence-level KD (SeqKD: SFT on the teacher's answers) instead` };
+  }
+  return { problems, ...(alignment ? { alignment } : {}) };
+}
+
 /** The teacher model of a folder, read once (cached with the student's). */
 export const loadTeacherModel = (source: ModelFolderSource, label: string, onProgress?: (m: string) => void): Promise<ImportedModel> =>
   loadModelFolder(source, label, 'teacher', onProgress);
@@ -157,6 +188,8 @@ export interface ResolvedRun {
   model: ModelConfig;
   /** The teacher's folder, read when the run puts it on the GPU or takes its tokenizer or chat template from it. */
   teacher?: ImportedModel;
+  /** A teacher mixture's other teachers (spec.mixture.teachers, read without their weights): their configs. */
+  mixture?: { label: string; config: ModelConfig }[];
   /** The pretrained student's folder (spec.pretrained): its architecture, weights, tokenizer and chat template. */
   pretrained?: ImportedMeta;
   initRun?: StoredRun;
@@ -229,20 +262,21 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
 
   let alignment: ResolvedRun['alignment'];
   if (teacher && method.runsTeacher(spec)) {
-    problems.push(...modelProblems(teacher.config, 'the teacher'));
-    if (train.seqLen > teacher.config.maxSeqLen) problems.push(`the teacher's context is ${teacher.config.maxSeqLen} tokens, shorter than the sequence length ${train.seqLen}: lower it`);
-    // Token-level KD puts the teacher's distribution over its ids next to the student's logits: checked on every
-    // id and on probe texts, never assumed. The student's tokenizer is the teacher's or a new BPE (or a run's).
-    const tt = teacher.textTokenizer!;
-    if (tokenizer.kind === 'teacher' || tokenizer.kind === 'pretrained') {
-      const a = checkTokenAlignment(tt, tokenizer.tok, { teacherWidth: realVocab(teacher.config), specialTokens: tt.specialTokens });
-      alignment = { aligned: a.aligned, message: a.message };
-    } else if (tokenizer.kind === 'bpe') {
-      alignment = { aligned: false, message: "token-level KD is unavailable: a new BPE's tokens are not the teacher's. Use the teacher's tokenizer, or train by sequence-level KD (SeqKD: SFT on the teacher's answers)" };
-    } else if (realVocab(teacher.config) < realVocab(model)) {
-      alignment = { aligned: false, message: `token-level KD is unavailable: the teacher's vocabulary (${realVocab(teacher.config)}) is smaller than the student's (${realVocab(model)}). Train by sequence-level KD (SeqKD: SFT on the teacher's answers) instead` };
-    }
+    const fit = teacherFit(teacher, 'the teacher', tokenizer, model, train.seqLen);
+    problems.push(...fit.problems);
+    alignment = fit.alignment;
     if (alignment && !alignment.aligned) problems.push(alignment.message);
+  }
+  // A teacher mixture: every other teacher is checked as the first one is, each named in what it says.
+  const mixture: ResolvedRun['mixture'] = [];
+  if (spec.mixture && method.runsTeacher(spec) && problems.every((p) => !p.startsWith('mixture'))) {
+    for (const t of spec.mixture.teachers) {
+      const imp = await loadTeacherMeta(t.source, t.label, onProgress);
+      const fit = teacherFit(imp, `the mixture teacher ${t.label}`, tokenizer, model, train.seqLen);
+      problems.push(...fit.problems);
+      if (fit.alignment && !fit.alignment.aligned) problems.push(`the mixture teacher ${t.label}: ${fit.alignment.message}`);
+      mixture.push({ label: t.label, config: imp.config });
+    }
   }
   // Across tokenizers: the share of exactly paired tokens, measured on the first answers when the student's tokenizer
   // is known now (a new BPE is trained at creation: the run says it then).
@@ -262,7 +296,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     problems.push("the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers (exact KL where the tokens match, ULD where they differ), use the teacher's tokenizer, or train by SeqKD");
     offerCross = true;
   }
-  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}), ...(crossShare ? { crossShare } : {}) };
+  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(mixture.length ? { mixture } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}), ...(crossShare ? { crossShare } : {}) };
 }
 
 /** Top-k rows per position the memory estimate assumes for stored top-k (the feature strategy's 20 + the sampled). */
@@ -278,6 +312,7 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     model, B: pairs ? 2 * train.batchSize : train.batchSize, T: train.seqLen,
     teacher: input === 'topk' ? { kind: 'topk' as const, k: TOPK_K } : { kind: input },
     ...(teacher && method.runsTeacher(spec) ? { teacherModel: teacher.config } : {}),
+    ...(r.mixture && method.runsTeacher(spec) ? { mixtureModels: r.mixture.map((m) => m.config) } : {}),
     reference: pairs,
     ...(train.lora ? { lora: train.lora } : {}),
     ...(train.recompute ? { recompute: true } : {}),

@@ -18,18 +18,19 @@ import { isOnPolicyStep, onPolicyBatch } from '../../train/onpolicy.ts';
 import { PairTrainer } from '../../train/pair-trainer.ts';
 import { CE_ONLY, type StepTrainer, type TrainLog } from '../../train/step-trainer.ts';
 import { Trainer } from '../../train/trainer.ts';
+import { mixTeacherLogits } from '../../train/teacher-mixture.ts';
 import { alignTeacherLogits } from '../../train/vocab-align.ts';
 import { Rng } from '../../util/rng.ts';
 import { loadRunData, teacherTopK, type RunData } from './data.ts';
 import { SAMPLE_NEW_TOKENS, sampleLength } from './estimate.ts';
 import { answerText, EOS_TOKEN, promptIds, recordFormat, stopIds } from './format.ts';
-import { methodOf, type TrainerKind } from './methods.ts';
+import { methodOf, teachersOf, type TrainerKind } from './methods.ts';
 import { loadModelFolder, loadTeacherModel } from './plan.ts';
 import { baseTensorsOf, importHfMeta } from '../../export/import-lazy.ts';
 import type { BaseSource } from '../../model/base-layout.ts';
 import { readModelFolder } from '../model-fetch.ts';
 import type { RunStore, StoredRun } from './run-store.ts';
-import type { ModelFolderSource, RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
+import type { EngineModel, ModelFolderSource, RunEvent, RunInfo, RunLog, RunStepLog } from './types.ts';
 
 /** The GPU could not allocate what the run needs. */
 export class OutOfMemoryError extends Error {
@@ -48,11 +49,24 @@ export interface RunContext {
   folderFiles: (run: StoredRun, role: FolderRole) => Promise<Record<string, Uint8Array> | undefined>;
 }
 
-export type FolderRole = 'teacher' | 'student';
+/** A run's model folders: its teacher, its pretrained student, and teacher i ≥ 1 of its teacher mixture
+ *  (spec.mixture.teachers[i − 1]). */
+export type FolderRole = 'teacher' | 'student' | `teacher-${number}`;
+
+/** The folder role of teacher i of teachersOf(spec): 'teacher' for spec.teacher, 'teacher-i' for the mixture's. */
+export const teacherRole = (i: number): FolderRole => (i === 0 ? 'teacher' : `teacher-${i}`);
+
+/** The model a folder role names in a spec, if it has one. */
+export function modelOfRole(spec: StoredRun['spec'], role: FolderRole): EngineModel | undefined {
+  if (role === 'teacher') return spec.teacher;
+  if (role === 'student') return spec.pretrained;
+  const i = Number(role.slice('teacher-'.length));
+  return Number.isInteger(i) && i >= 1 ? spec.mixture?.teachers[i - 1] : undefined;
+}
 
 /** A model folder of the run as the engine reads it: picked files stored with the run, else its source. */
 export async function runFolder(ctx: RunContext, run: StoredRun, role: FolderRole): Promise<ModelFolderSource | undefined> {
-  const m = role === 'teacher' ? run.spec.teacher : run.spec.pretrained;
+  const m = modelOfRole(run.spec, role);
   if (!m) return undefined;
   const files = await ctx.folderFiles(run, role);
   return files ? { files } : m.source;
@@ -81,14 +95,42 @@ export function runData(ctx: RunContext, run: StoredRun): Promise<LoadedRunData>
   return loadRunData(ctx.data, { spec: run.spec, snapshot: run.snapshot, T: run.train.seqLen }, () => runTokenizer(run));
 }
 
-/** The teacher model of a run on the GPU, planned for B × T (forward only), or undefined when it has none. */
-export async function runTeacherModel(ctx: RunContext, run: StoredRun, B: number, T: number, onProgress?: (m: string) => void): Promise<GpuModel | undefined> {
-  const source = await runFolder(ctx, run, 'teacher');
+/** The teacher model of a run on the GPU, planned for B × T (forward only), or undefined when it has none; `index`:
+ *  which teacher of teachersOf(spec) (0: spec.teacher, i ≥ 1: the mixture's i-th other teacher). */
+export async function runTeacherModel(ctx: RunContext, run: StoredRun, B: number, T: number, onProgress?: (m: string) => void, index = 0): Promise<GpuModel | undefined> {
+  const role = teacherRole(index);
+  const source = await runFolder(ctx, run, role);
   if (!source) return undefined;
-  const imp = await loadTeacherModel(source, run.spec.teacher!.label, onProgress);
+  const imp = await loadTeacherModel(source, modelOfRole(run.spec, role)!.label, onProgress);
   const g = new GpuModel(ctx.device, imp.config, B, T, CE_ONLY);
   g.uploadParams(imp.params);
   return g;
+}
+
+/** A run's teachers on the GPU for token-level KD: spec.teacher alone (weight 1), or every teacher of its mixture
+ *  (spec.teacher first) with its normalised weight. */
+export interface RunTeachers {
+  models: GpuModel[];
+  labels: string[];
+  weights: number[];
+}
+
+/** Every teacher of a run on the GPU (B × T, forward only), or undefined when it has none. */
+export async function runTeacherModels(ctx: RunContext, run: StoredRun, B: number, T: number, onProgress?: (m: string) => void): Promise<RunTeachers | undefined> {
+  const { teachers, weights } = teachersOf(run.spec);
+  const models: GpuModel[] = [];
+  try {
+    for (const [i, t] of teachers.entries()) {
+      if (teachers.length > 1) onProgress?.(`loading teacher ${i + 1} of ${teachers.length} (${t.label}) onto the GPU`);
+      const g = await runTeacherModel(ctx, run, B, T, onProgress, i);
+      if (!g) throw new Error(`run ${run.name}: its teacher ${t.label} has no folder to read`);
+      models.push(g);
+    }
+  } catch (e) {
+    for (const g of models) g.destroy();
+    throw e;
+  }
+  return models.length ? { models, labels: teachers.map((t) => t.label), weights } : undefined;
 }
 
 /** Dense teacher logits for a batch, laid out at the student's vocabulary. */
@@ -98,8 +140,24 @@ export async function denseSignal(teacher: GpuModel, b: Pick<Batch, 'ids' | 'lab
   return { teacherLogits: alignTeacherLogits(logits, b.ids.length, teacher.config.vocabSize, V, realVocab) };
 }
 
-/** A batch's teacher signal for the run's method: stored top-k rows, the teacher model's dense logits, or none. */
-export function teacherFor(run: StoredRun, data: RunData, teacher: GpuModel | undefined): ((b: Batch, split: 'train' | 'eval') => Promise<TeacherSignal>) | undefined {
+/** Each teacher's dense logits for a batch at the student's width V; a teacher of weight 0 is not run (undefined)
+ *  unless `all`. */
+export async function teachersLogits(t: RunTeachers, b: Pick<Batch, 'ids' | 'labels' | 'weights'>, V: number, realVocab: number, all = false): Promise<(Float32Array | undefined)[]> {
+  const out: (Float32Array | undefined)[] = [];
+  for (const [i, g] of t.models.entries()) out.push(all || t.weights[i]! > 0 ? (await denseSignal(g, b, V, realVocab)).teacherLogits : undefined);
+  return out;
+}
+
+/** A batch's dense signal from a teacher mixture: the logits whose softmax at τ is the teachers' weighted mixture
+ *  (src/train/teacher-mixture.ts); τ is the loss's temperature in training, 1 in evaluation (KL and agreement). */
+export async function mixtureSignal(t: RunTeachers, b: Pick<Batch, 'ids' | 'labels' | 'weights'>, V: number, realVocab: number, temperature: number): Promise<TeacherSignal> {
+  const logits = await teachersLogits(t, b, V, realVocab);
+  return { teacherLogits: mixTeacherLogits({ logits, weights: t.weights, N: b.ids.length, V, temperature, realVocab }) };
+}
+
+/** A batch's teacher signal for the run's method: stored top-k rows, the teacher model's dense logits (a mixture's,
+ *  mixed), or none. */
+export function teacherFor(run: StoredRun, data: RunData, teachers: RunTeachers | undefined): ((b: Batch, split: 'train' | 'eval') => Promise<TeacherSignal>) | undefined {
   const V = run.model.vocabSize;
   const input = methodOf(run.spec).teacherInput(run.spec);
   if (input === 'topk') {
@@ -107,7 +165,11 @@ export function teacherFor(run: StoredRun, data: RunData, teacher: GpuModel | un
     // Training batches index the training rows, evaluation batches the held-out ones (both carry aux).
     return async (b, split) => teacherTopK(b, split === 'train' ? data.rows : data.evalRows, table, V, run.train.temperature);
   }
-  if (input === 'dense' && teacher) return (b) => denseSignal(teacher, b, V, run.tokenizerVocab);
+  if (input === 'dense' && teachers?.models.length === 1) {
+    const teacher = teachers.models[0]!;
+    return (b) => denseSignal(teacher, b, V, run.tokenizerVocab);
+  }
+  if (input === 'dense' && teachers) return (b, split) => mixtureSignal(teachers, b, V, run.tokenizerVocab, split === 'train' ? run.train.temperature : 1);
   return undefined;
 }
 
@@ -165,13 +227,16 @@ interface BuiltTrainer {
  *  on-policy micro-batches of the student's own samples scored by the teacher. */
 async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, log }: TrainerSetup): Promise<BuiltTrainer> {
   const t = run.train, owned: BuiltTrainer['owned'] = [];
-  let teacher: GpuModel | undefined;
+  let teachers: RunTeachers | undefined;
   if (methodOf(run.spec).runsTeacher(run.spec)) {
-    progress('loading the teacher onto the GPU');
-    teacher = await runTeacherModel(ctx, run, t.batchSize, t.seqLen, progress);
-    if (teacher) owned.push(teacher);
+    progress(run.spec.mixture ? 'loading the teachers onto the GPU' : 'loading the teacher onto the GPU');
+    teachers = await runTeacherModels(ctx, run, t.batchSize, t.seqLen, progress);
+    if (teachers) owned.push(...teachers.models);
   }
-  const signal = teacherFor(run, data, teacher);
+  // On-policy: the first teacher's scores of the samples come with the batch (onPolicyBatch); a mixture's other
+  // teachers score them in batchFor.
+  const teacher = teachers?.models[0];
+  const signal = teacherFor(run, data, teachers);
   const onPolicy = run.spec.method === 'on-policy' ? run.spec.onPolicy : undefined;
   if (onPolicy && data.prompts.length === 0) throw new Error('on-policy: the training records have no prompts to sample from');
   let studentGen: Generator | undefined;
@@ -191,7 +256,13 @@ async function tokenTrainer({ ctx, run, data, resumeFrom, init, base, progress, 
         const maxNew = Math.min(onPolicy.maxNewTokens, t.seqLen - 1);
         const prompts = Array.from({ length: t.batchSize }, () => data.prompts[rng.int(data.prompts.length)]!.slice(-(t.seqLen + 1 - maxNew)));
         const { batch } = await onPolicyBatch(studentGen, teacher, prompts, t.seqLen, { maxNewTokens: maxNew, temperature: onPolicy.temperature, seed: rng.nextU32(), stopTokens: [data.eos] });
-        return { ...batch, teacherLogits: alignTeacherLogits(batch.teacherLogits!, batch.ids.length, teacher.config.vocabSize, run.model.vocabSize, run.tokenizerVocab) };
+        const V = run.model.vocabSize, Vr = run.tokenizerVocab;
+        const first = alignTeacherLogits(batch.teacherLogits!, batch.ids.length, teacher.config.vocabSize, V, Vr);
+        if (teachers!.models.length === 1) return { ...batch, teacherLogits: first };
+        // A mixture: the first teacher scored the samples already; the others score them now, and the logits mix.
+        const others = await teachersLogits({ models: teachers!.models.slice(1), labels: teachers!.labels.slice(1), weights: teachers!.weights.slice(1) }, batch, V, Vr);
+        const logits = [teachers!.weights[0]! > 0 ? first : undefined, ...others];
+        return { ...batch, teacherLogits: mixTeacherLogits({ logits, weights: teachers!.weights, N: batch.ids.length, V, temperature: t.temperature, realVocab: Vr }) };
       },
     } : {}),
     log: (e) => { if (e.kind === 'event') log(e); },

@@ -30,14 +30,21 @@ import { answerText, chatTemplateFor, EOS_TOKEN, promptIds as promptIdsOf, recor
 import { compareFormats, type FormatComparison } from './compare-formats.ts';
 import { evaluateRun, type RunWeights } from './held-out.ts';
 import { loadTeacherModel, planOf, resolveRun, type PlanDeps, type ResolvedRun } from './plan.ts';
-import { CKPT, eosId, initialWeights, loraBase, OutOfMemoryError, runTokenizer, stripped, trainLoop, type FolderRole, type RunContext } from './runner.ts';
+import { CKPT, eosId, initialWeights, loraBase, OutOfMemoryError, runTokenizer, stripped, teacherRole, trainLoop, type FolderRole, type RunContext } from './runner.ts';
 import { RunStore, type StoredRun } from './run-store.ts';
 import type {
   EngineModel, EngineTeacher, EvalReport, GenerateRequest, GenerateResult, RunErrorCode, RunEvent, RunInfo, RunLog, RunPlan, RunSpec,
 } from './types.ts';
 
-/** Where picked model files are kept with a run: '<runId>:teacher:<path>', '<runId>:student:<path>'. */
+/** Where picked model files are kept with a run: '<runId>:teacher:<path>', '<runId>:student:<path>', and a teacher
+ *  mixture's other teachers '<runId>:teacher-<i>:<path>' (i ≥ 1; no role's prefix is another's). */
 const folderKey = (runId: string, role: FolderRole, path = '') => `${runId}:${role}:${path}`;
+/** Whether a run's folder of this role was picked and stored with it. */
+function isStored(run: Stored, role: FolderRole): boolean {
+  if (role === 'teacher') return !!run.teacherStored;
+  if (role === 'student') return !!run.studentStored;
+  return !!run.mixtureStored?.[Number(role.slice('teacher-'.length)) - 1];
+}
 /** Records planning pairs across tokenizers to show the share of exactly paired tokens. */
 const CROSS_SHARE_RECORDS = 64;
 
@@ -45,6 +52,8 @@ interface Stored extends StoredRun {
   /** The teacher's / the pretrained student's files were picked: they are stored with the run under folderKey. */
   teacherStored?: boolean;
   studentStored?: boolean;
+  /** The same for each of a teacher mixture's other teachers (spec.mixture.teachers[i] is role 'teacher-(i+1)'). */
+  mixtureStored?: boolean[];
 }
 
 export interface RunsEngineOptions {
@@ -86,7 +95,7 @@ export class RunsEngine {
     return {
       device, runs, data,
       folderFiles: async (run, role) => {
-        if (!(role === 'teacher' ? (run as Stored).teacherStored : (run as Stored).studentStored)) return undefined;
+        if (!isStored(run as Stored, role)) return undefined;
         const out: Record<string, Uint8Array> = {};
         const prefix = folderKey(run.id, role);
         for (const k of await runs.blobKeys(prefix)) out[k.slice(prefix.length)] = (await runs.getBlob(k))!;
@@ -159,18 +168,25 @@ export class RunsEngine {
     // Picked files are stored with the run (a reload cannot pick them again); a served folder is fetched again.
     const picked = (m: EngineModel | undefined) => (!m || 'url' in m.source ? undefined : 'held' in m.source ? heldFolder(m.source.held) : m.source.files);
     const files = picked(spec.teacher), studentFiles = picked(spec.pretrained);
-    for (const [role, f] of [['teacher', files], ['student', studentFiles]] as const) {
+    const mixtureFiles = (spec.mixture?.teachers ?? []).map(picked);
+    const folders: [FolderRole, Record<string, Uint8Array> | undefined, string][] = [
+      ['teacher', files, 'the teacher'], ['student', studentFiles, 'the student'],
+      ...mixtureFiles.map((f, i): [FolderRole, Record<string, Uint8Array> | undefined, string] => [teacherRole(i + 1), f, `the mixture teacher ${spec.mixture!.teachers[i]!.label}`]),
+    ];
+    for (const [role, f, who] of folders) {
       if (!f) continue;
-      progress(`storing the ${role}'s files with the run`);
-      for (const [p, b] of Object.entries(f)) await runs.putBlob(folderKey(id, role, p), b, `the ${role}'s ${p} for run ${spec.name}`);
+      progress(`storing ${who}'s files with the run`);
+      for (const [p, b] of Object.entries(f)) await runs.putBlob(folderKey(id, role, p), b, `${who}'s ${p} for run ${spec.name}`);
     }
     const bare = (m: EngineModel) => ({ label: m.label, source: { files: {} } });
+    const mixture = spec.mixture && { ...spec.mixture, teachers: spec.mixture.teachers.map((t, i) => (mixtureFiles[i] ? bare(t) : t)) };
     const stored: Stored = {
       id, name: spec.name.trim(), createdAt: now, updatedAt: now, status: 'created',
-      spec: { ...spec, ...(files ? { teacher: bare(spec.teacher!) } : {}), ...(studentFiles ? { pretrained: bare(spec.pretrained!) } : {}) },
+      spec: { ...spec, ...(files ? { teacher: bare(spec.teacher!) } : {}), ...(studentFiles ? { pretrained: bare(spec.pretrained!) } : {}), ...(mixture ? { mixture } : {}) },
       model: plan.model, train: plan.train, params: countParams(plan.model), step: 0, checkpointStep: 0,
       data: built.stats, tokenizerVocab: tok.vocabSize, snapshot, tokenizer: tok.toJSON() as Stored['tokenizer'],
       ...(tok instanceof HfTokenizer ? { tokenizerConfig: { ...tok.config } } : {}), ...(files ? { teacherStored: true } : {}), ...(studentFiles ? { studentStored: true } : {}),
+      ...(mixtureFiles.some(Boolean) ? { mixtureStored: mixtureFiles.map(Boolean) } : {}),
     };
     await runs.putRun(stored);
     return stripped(stored);
@@ -331,7 +347,10 @@ export class RunsEngine {
     const { spec } = stripped(run);
     const record = {
       source: `run ${run.name} (${run.id})`, step, model: run.model, train: run.train,
-      run: { ...spec, teacher: spec.teacher ? { label: spec.teacher.label } : undefined, pretrained: spec.pretrained ? { label: spec.pretrained.label } : undefined },
+      run: {
+        ...spec, teacher: spec.teacher ? { label: spec.teacher.label } : undefined, pretrained: spec.pretrained ? { label: spec.pretrained.label } : undefined,
+        mixture: spec.mixture ? { teachers: spec.mixture.teachers.map((t) => ({ label: t.label })), weights: spec.mixture.weights } : undefined,
+      },
       ...(spec.pretrained ? { baseModel: spec.pretrained.label } : {}),
       data: run.data, heldOut, trainedBy: 'webgpu-distill (our WGSL kernels, in the browser)',
     };

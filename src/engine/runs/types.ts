@@ -20,6 +20,19 @@ export interface EngineModel {
 
 export type EngineTeacher = EngineModel;
 
+/**
+ * Token-level KD from a weighted mixture of teachers (kd with kdSource 'dense', and on-policy): the student learns
+ * Σ_i w_i softmax(z_i/τ) over spec.teacher and these (src/train/teacher-mixture.ts). Every teacher shares the
+ * student's tokenizer, like the single dense teacher.
+ */
+export interface TeacherMixture {
+  /** The teachers beside spec.teacher, in order. */
+  teachers: EngineTeacher[];
+  /** One weight per teacher, spec.teacher's first: weights.length = 1 + teachers.length, each ≥ 0, summing to > 0
+   *  (normalised to 1). */
+  weights: number[];
+}
+
 /** The training methods (src/engine/runs/methods.ts holds what each needs and does). */
 export const RUN_METHODS = ['sft', 'kd', 'dpo', 'ipo', 'on-policy'] as const;
 export type RunMethod = (typeof RUN_METHODS)[number];
@@ -73,6 +86,9 @@ export interface RunSpecBase {
   /** format 'template': the Jinja chat template (absent: the teacher's own; the run stores the one it used). */
   chatTemplate?: string;
   teacher?: EngineTeacher;
+  /** kd from dense logits and on-policy: more teachers, mixed with spec.teacher by weight (absent: spec.teacher
+   *  alone). */
+  mixture?: TeacherMixture;
   /** TrainConfig keys (batchSize, seqLen, steps, lr, warmupSteps, objective, temperature, kdWeight, ceWeight, …). */
   train: Partial<TrainConfig>;
   /** The run whose weights start this one (and, for dpo/ipo, stay as the frozen reference); none: random init. */
@@ -215,12 +231,27 @@ export interface EvalReport {
   /** Against the teacher (same tokenizer): KL(teacher ‖ student) per target token and top-1 agreement. */
   klToTeacher?: number;
   top1Agreement?: number;
-  /** The teacher's own held-out loss on the same tokens (same tokenizer only). */
+  /** The teacher's own held-out loss on the same tokens (same tokenizer only). A run with a teacher mixture: the
+   *  mixture's (klToTeacher and top1Agreement above are against the mixture too, at τ = 1). */
   teacher?: { label: string; loss: number; ppl: number };
+  /** A run with a teacher mixture: the same measures against each of its teachers, spec.teacher's first, with the
+   *  normalised weight it had in the mixture. */
+  perTeacher?: TeacherEval[];
   /** dpo/ipo runs: held-out preference accuracy. */
   pairAccuracy?: number;
   notes: string[];
   ms: number;
+}
+
+/** Evaluation against one teacher of a mixture: KL(teacher ‖ student) per target token, top-1 agreement, and the
+ *  teacher's own held-out loss and perplexity on the same tokens. */
+export interface TeacherEval {
+  label: string;
+  weight: number;
+  klToTeacher: number;
+  top1Agreement: number;
+  loss: number;
+  ppl: number;
 }
 
 export interface GenerateRequest {

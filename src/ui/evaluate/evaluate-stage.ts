@@ -1,7 +1,8 @@
 // The Evaluate stage: a run's latest checkpoint on its held-out data — loss and perplexity, KL to the teacher and
-// top-1 agreement (when they share a tokenizer), the teacher's own perplexity on the same tokens, preference
-// accuracy for DPO/IPO runs — optionally next to a second run; and teacher and student(s) side by side on the
-// user's own prompt. Model output is untrusted: it only ever goes in as text.
+// top-1 agreement (when they share a tokenizer), the teacher's own perplexity on the same tokens (a teacher mixture:
+// the mixture's, and rows for each of its teachers), preference accuracy for DPO/IPO runs — optionally next to a
+// second run; and teacher and student(s) side by side on the user's own prompt. Model output is untrusted: it only
+// ever goes in as text.
 // Stable hooks: #eval-run, #eval-compare, #eval-go, #eval-status[data-done=ok|empty|error] (empty: nothing held out), #eval-results
 // tr[data-metric] td[data-run][data-value], #eval-prompt, #eval-max, #eval-temp, #eval-generate, #eval-gen-status,
 // #eval-out-teacher, #eval-out-student, #eval-out-compare.
@@ -29,6 +30,20 @@ const METRICS: Metric[] = [
   { id: 'tokens', label: 'held-out target tokens', value: (r) => r.tokens, digits: 0 },
   { id: 'step', label: 'checkpoint step', value: (r) => r.step, digits: 0 },
 ];
+
+/** Runs that learned from a teacher mixture: KL, agreement and perplexity against each of its teachers (the rows
+ *  above are against the mixture), one set of rows per teacher label. */
+function perTeacherMetrics(reports: readonly EvalReport[]): Metric[] {
+  const labels = [...new Set(reports.flatMap((r) => r.perTeacher?.map((t) => t.label) ?? []))];
+  return labels.flatMap((label, i): Metric[] => {
+    const of = (r: EvalReport) => r.perTeacher?.find((t) => t.label === label);
+    return [
+      { id: `kl-teacher-${i + 1}`, label: `KL(${label} ‖ student) per token`, value: (r) => of(r)?.klToTeacher, digits: 4 },
+      { id: `top1-teacher-${i + 1}`, label: `top-1 agreement with ${label}`, value: (r) => of(r)?.top1Agreement, digits: 3 },
+      { id: `ppl-teacher-${i + 1}`, label: `${label}’s perplexity on the same tokens`, value: (r) => of(r)?.ppl, digits: 2 },
+    ];
+  });
+}
 
 export function evaluateStage(): Node {
   const runSel = h('select', { id: 'eval-run', class: 'wide' });
@@ -74,7 +89,7 @@ export function evaluateStage(): Node {
     const cols = reports.map((x) => x.run);
     results.replaceChildren(
       h('tr', {}, h('th', {}, ''), ...cols.map((r) => h('th', { class: 'num' }, r.name))),
-      ...METRICS.filter((m) => reports.some((x) => m.value(x.report) !== undefined && Number.isFinite(m.value(x.report)!))).map((m) =>
+      ...[...METRICS, ...perTeacherMetrics(reports.map((x) => x.report))].filter((m) => reports.some((x) => m.value(x.report) !== undefined && Number.isFinite(m.value(x.report)!))).map((m) =>
         h('tr', { 'data-metric': m.id }, h('td', {}, m.label), ...reports.map((x) => {
           const v = m.value(x.report);
           return h('td', { class: 'num', 'data-run': x.run.id, 'data-value': v === undefined ? '' : String(v) }, v === undefined || !Number.isFinite(v) ? '—' : m.digits === 0 ? v.toLocaleString('en') : v.toFixed(m.digits));
