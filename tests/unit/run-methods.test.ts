@@ -92,6 +92,25 @@ describe('the Train form’s field table', () => {
     // Full fine-tuning ignores the LoRA fields.
     expect(settingsProblem({ ...lora, adapt: 'full', loraDropout: 1 })).toBeUndefined();
   });
+  it('a second teacher (mixture): shown for dense KD and on-policy, its weight once it is named; in the spec as weights [1 − w, w]', () => {
+    const s = { ...DEFAULT_SETTINGS, method: 'kd' as const, kdSource: 'dense' as const };
+    const field = (k: string) => FIELDS.find((f) => f.key === k)!;
+    expect(fieldShown(field('mixTeacher'), s)).toBe(true);
+    expect(fieldShown(field('mixWeight'), s)).toBe(false);
+    expect(fieldShown(field('mixTeacher'), { ...s, kdSource: 'store-topk' })).toBe(false);
+    expect(fieldShown(field('mixTeacher'), { ...s, method: 'on-policy' })).toBe(true);
+    expect(fieldShown(field('mixTeacher'), { ...s, method: 'sft' })).toBe(false);
+    const named = { ...s, mixTeacher: 'models/other/', mixWeight: 0.25 };
+    expect(fieldShown(field('mixWeight'), named)).toBe(true);
+    const second = { label: 'other', source: { url: 'http://x/models/other/' } };
+    const teacher = { label: 't', source: { url: 'http://x/models/t/' } };
+    expect(specOf(named, teacher, undefined, second).mixture).toEqual({ teachers: [second], weights: [0.75, 0.25] });
+    expect(specOf({ ...named, kdSource: 'store-topk' }, teacher, undefined, second).mixture).toBeUndefined();
+    expect(settingsProblem({ ...named, mixWeight: 1.5 })).toMatch(/second teacher's weight must be between 0 and 1, got 1.5/);
+    expect(settingsProblem({ ...named, mixWeight: Number.NaN })).toMatch(/got no number/);
+    expect(settingsProblem(named)).toBeUndefined();
+  });
+
   it('shows a method’s settings only for methods that have them', () => {
     const shown = (method: string) => FIELDS.filter((f) => fieldShown(f, { ...DEFAULT_SETTINGS, method: method as 'kd' })).map((f) => f.key);
     expect(shown('sft')).not.toContain('kdSource');

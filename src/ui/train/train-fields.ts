@@ -38,6 +38,9 @@ const text = <K extends string>(key: K, id: string, label: string, kind: 'text' 
 /** LoRA's target sets offered by the form. */
 export const LORA_TARGET_SETS = { all: ['wq', 'wk', 'wv', 'wo', 'w_gate', 'w_up', 'w_down'], attention: ['wq', 'wk', 'wv', 'wo'], qv: ['wq', 'wv'] } as const;
 
+/** The method runs the teacher model for its logits (dense KD, on-policy): a second teacher can be mixed in. */
+export const runsDenseTeacher = (s: Readonly<Record<string, string | number>>): boolean => (s.method === 'kd' && s.kdSource === 'dense') || s.method === 'on-policy';
+
 /** A pretrained student: the model LoRA adapts (a run's weights are adapted by exporting them and picking the folder). */
 const startsTrained = (s: Readonly<Record<string, string | number>>): boolean => s.preset === PRETRAINED;
 
@@ -58,6 +61,10 @@ export const FIELDS = [
   num('temperature', 'train-tau', 'τ', 1, { min: '0.1', max: '10', step: '0.1' }, { setting: 'divergence', hint: 'temperature of the KD term' }),
   num('beta', 'train-beta', 'β (JSD)', 0.5, { min: '0', max: '1', step: '0.05' }, { setting: 'divergence', when: (s) => s.objective === 'jsd' }),
   num('skewLambda', 'train-skew', 'λ (skew KL)', 0.1, { min: '0', max: '0.99', step: '0.05' }, { setting: 'divergence', when: (s) => String(s.objective).startsWith('skew') }),
+  text('mixTeacher', 'train-mix-teacher', 'second teacher, mixed in (same tokenizer; a Hub id or a folder URL, or pick its folder; empty: the teacher alone)', 'text',
+    { placeholder: 'empty: the teacher alone', class: 'wide', spellcheck: 'false' }, { when: runsDenseTeacher }),
+  num('mixWeight', 'train-mix-weight', 'its weight', 0.5, { min: '0', max: '1', step: '0.05' },
+    { when: (s) => runsDenseTeacher(s) && String(s.mixTeacher).trim() !== '', hint: 'the student learns (1 − w)·p_teacher + w·p_second; evaluation shows KL to each' }),
   num('pairBeta', 'train-pair-beta', 'β (DPO/IPO)', 0.1, { min: '0.01', max: '10', step: '0.01' }, { setting: 'pair-beta' }),
   sel('preset', 'train-preset', 'student', 'micro'),
   text('pretrained', 'train-pretrained', 'pretrained model (a Hub id, owner/name, or a folder URL; or pick its folder)', 'text',
@@ -116,6 +123,9 @@ export function settingsProblem(s: FormSettings): string | undefined {
   if (s.adapt === 'lora' && startsTrained(s) && !(s.loraDropout >= 0 && s.loraDropout < 1)) {
     return `LoRA dropout must be at least 0 and below 1, got ${Number.isNaN(s.loraDropout) ? 'no number' : s.loraDropout}: set it to 0 (no dropout) or a share such as 0.05 or 0.1`;
   }
+  if (runsDenseTeacher(s as unknown as Record<string, string | number>) && s.mixTeacher.trim() !== '' && !(s.mixWeight >= 0 && s.mixWeight <= 1)) {
+    return `the second teacher's weight must be between 0 and 1, got ${Number.isNaN(s.mixWeight) ? 'no number' : s.mixWeight}: 0.5 mixes the two teachers equally`;
+  }
   return undefined;
 }
 
@@ -128,7 +138,7 @@ export function fieldShown(f: Field, s: FormSettings): boolean {
 /** A RunSpec from the form's settings, the engine teacher (undefined when the engine cannot run one) and, for a
  *  pretrained student, its folder: the common settings, then exactly the settings the chosen method has
  *  (METHODS[m].settings). */
-export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?: EngineModel): RunSpec {
+export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?: EngineModel, second?: EngineModel): RunSpec {
   const m = methodOf({ method: s.method });
   const has = (x: MethodSetting) => m.settings.includes(x);
   const prompts = s.prompts.split('\n').map((x) => x.trim()).filter(Boolean);
@@ -147,6 +157,8 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     format: s.format, ...(s.format === 'template' && s.chatTemplate.trim() ? { chatTemplate: s.chatTemplate } : {}),
     // The teacher rides along whenever the engine can run it: its tokenizer, dense KD, and evaluation against it.
     ...(teacher ? { teacher } : {}),
+    // A second teacher mixed into the first's distributions (the engine checks its tokenizer and weights).
+    ...(second && runsDenseTeacher(s as unknown as Record<string, string | number>) ? { mixture: { teachers: [second], weights: [1 - s.mixWeight, s.mixWeight] } } : {}),
     ...(s.preset === PRETRAINED && pretrained ? { pretrained } : {}),
     train,
     ...(has('kd-source') ? { kdSource: s.kdSource } : {}),

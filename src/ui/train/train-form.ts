@@ -16,7 +16,7 @@ import { errorText, formatBytes, h } from '../dom.ts';
 import { engine, proxy, transferFiles } from '../engine-client.ts';
 import { engineTeacher, pickedModelFiles } from '../services.ts';
 import { hubUrl } from '../../engine/model-fetch.ts';
-import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, settingsProblem, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
+import { DEFAULT_SETTINGS, FIELDS, fieldShown, PRETRAINED, runsDenseTeacher, settingsProblem, specOf, type Field, type FormSettings, type SettingKey } from './train-fields.ts';
 
 export { SOFTWARE_SETTINGS } from './train-fields.ts';
 
@@ -53,6 +53,7 @@ const ROWS: SettingKey[][] = [
   ['lambda', 'sampleTokens'],
   ['objective', 'temperature', 'beta', 'skewLambda'],
   ['pairBeta'],
+  ['mixTeacher', 'mixWeight'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
   ['pretrained'],
   ['adapt', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'loraBase'],
@@ -94,6 +95,10 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   const pickWrap = h('label', { class: 'field' }, 'or pick its folder (config.json, *.safetensors, tokenizer.json)', pickFiles);
   let held: { name: string; key: string } | undefined;
   const PICKED = 'picked folder: ';
+  // The second teacher of a mixture, picked from disk the same way.
+  const pickMix = h('input', { id: 'train-mix-files', type: 'file', webkitdirectory: true, multiple: true, 'aria-label': 'Pick the second teacher’s folder' });
+  const pickMixWrap = h('label', { class: 'field' }, 'or pick its folder', pickMix);
+  let heldMix: { name: string; key: string } | undefined;
 
   const rows: HTMLElement[] = [];
   let lastDatasets: Dataset[] = [];
@@ -106,16 +111,18 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   /** The teacher the run takes: the active one when the engine can run it, else (KD from a dataset's stored top-k
    *  on the teacher's tokenizer) the local teacher that made those rows. */
   /** The pretrained student the settings name: a picked folder (held by the engine), a Hub id, or a folder URL. */
-  const pretrainedOf = (s: FormSettings): EngineModel | undefined => {
-    const v = s.pretrained.trim();
-    if (s.preset !== PRETRAINED || v === '') return undefined;
-    if (v.startsWith(PICKED)) return held && v === PICKED + held.name ? { label: held.name, source: { held: held.key } } : { label: v, source: { held: 'none' } };
+  const folderModel = (value: string, h: { name: string; key: string } | undefined): EngineModel | undefined => {
+    const v = value.trim();
+    if (v === '') return undefined;
+    if (v.startsWith(PICKED)) return h && v === PICKED + h.name ? { label: h.name, source: { held: h.key } } : { label: v, source: { held: 'none' } };
     if (/^[\w.-]+\/[\w.-]+$/.test(v)) return { label: v, source: { url: hubUrl(v) } };
     const u = new URL(v, document.baseURI);
     if (!u.pathname.endsWith('/')) u.pathname += '/';
     return { label: v, source: { url: u.href } };
   };
-  const specFor = (s: FormSettings) => specOf(s, teacherFor(s), pretrainedOf(s));
+  const pretrainedOf = (s: FormSettings): EngineModel | undefined => (s.preset === PRETRAINED ? folderModel(s.pretrained, held) : undefined);
+  const secondOf = (s: FormSettings): EngineModel | undefined => (runsDenseTeacher(s as unknown as Record<string, string | number>) ? folderModel(s.mixTeacher, heldMix) : undefined);
+  const specFor = (s: FormSettings) => specOf(s, teacherFor(s), pretrainedOf(s), secondOf(s));
 
   const teacherFor = (s: FormSettings): EngineTeacher | undefined =>
     engineTeacher(activeTeacher()) ?? (methodOf(s).settings.includes('kd-source') && s.kdSource !== 'dense' ? topkTeachers.get(s.datasetId) : undefined);
@@ -124,6 +131,7 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     const s = settings();
     for (const f of FIELDS as readonly Field[]) wrap(f.key as SettingKey).hidden = !fieldShown(f, s);
     pickWrap.hidden = s.preset !== PRETRAINED;
+    pickMixWrap.hidden = !runsDenseTeacher(s as unknown as Record<string, string | number>);
     for (const r of rows) r.hidden = [...r.children].every((c) => (c as HTMLElement).hidden);
     const fromRun = s.initFrom !== '';
     for (const k of ['preset', 'tokenizer', 'vocab'] as const) el(k).disabled = fromRun;
@@ -211,6 +219,17 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     pickFiles.value = '';
     replan();
   });
+  pickMix.addEventListener('change', async () => {
+    const list = pickMix.files;
+    if (!list || list.length === 0) return;
+    const files = await pickedModelFiles(list);
+    const name = (list[0]!.webkitRelativePath || list[0]!.name).split('/')[0] || 'model';
+    if (heldMix) void engine().releaseFolder(heldMix.key);
+    heldMix = { name, key: await engine().holdFolder(transferFiles(files)) };
+    el('mixTeacher').value = PICKED + name;
+    pickMix.value = '';
+    replan();
+  });
   start.addEventListener('click', async () => {
     start.disabled = true;
     try {
@@ -229,8 +248,8 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   };
   const element = h('div', { id: 'train-form', class: 'subcard' },
     h('h3', {}, 'New run'),
-    ...ROWS.slice(0, 5).map(row), teacherNote, row(ROWS[5]!), row(ROWS[6]!),
-    pickWrap, row(ROWS[7]!), wrap('chatTemplate'),
+    ...ROWS.slice(0, 5).map(row), teacherNote, row(ROWS[5]!), pickMixWrap, row(ROWS[6]!), row(ROWS[7]!),
+    pickWrap, row(ROWS[8]!), wrap('chatTemplate'),
     row(SCHEDULE),
     h('details', {}, h('summary', { class: 'muted' }, 'Evaluation, checkpoints, samples, name'),
       row(INTERVALS), wrap('prompts'), row(['name'])),
