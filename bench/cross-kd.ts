@@ -78,6 +78,8 @@ function options(argv: string[]) {
     backend: str('backend', 'engine'),
     /** Who runs the teacher phase: our engine, or PyTorch on the HF teacher checked against it. */
     teacher: str('teacher', 'engine'),
+    /** Free text stored in the result's config (e.g. why a run is shorter than the defaults). */
+    note: str('note', ''),
     checkSteps: num('check-steps', 3), checkEvalBatches: num('check-eval-batches', quick ? 2 : 4), checkTeacher: num('check-teacher', 8),
   };
   if (cfg.studentTokenizer !== 'bpe' && cfg.studentTokenizer !== 'llama3') throw new Error(`--student-tokenizer must be bpe or llama3, got ${cfg.studentTokenizer}`);
