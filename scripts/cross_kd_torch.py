@@ -88,16 +88,15 @@ def batches_of(files, steps, N, k):
     return b
 
 
-def ce_rows(z, labels, w):
-    """Σ w·CE over rows (CE at temperature 1); rows with w = 0 may carry any label."""
-    lab = torch.where(w > 0, labels, torch.zeros_like(labels))
-    return (F.cross_entropy(z, lab, reduction='none') * w).sum()
+def logits_of(m, ids, B, sel, Vr):
+    """The student's logits (n, Vr) at the rows `sel` only (rows of weight 0 add nothing to any term)."""
+    h = m.model(input_ids=ids.view(B, -1)).last_hidden_state.reshape(ids.shape[0], -1)
+    return m.lm_head(h[sel])[:, :Vr]
 
 
-def topk_kd_rows(z, ids, lps, tau, policy):
-    """KL(t ‖ softmax(z/τ)) per row for a top-k teacher (loss.ref.ts teacherBins, objective fkl)."""
-    V, k = z.shape[-1], ids.shape[-1]
-    ls = torch.log_softmax(z / tau, -1)  # (n, V)
+def topk_kd_rows(ls, ids, lps, tau, policy):
+    """KL(t ‖ s) per row for a top-k teacher (loss.ref.ts teacherBins, objective fkl); ls = log softmax(z/τ) (n, V)."""
+    V, k = ls.shape[-1], ids.shape[-1]
     ls_k = ls.gather(1, ids)  # (n, k)
     q = torch.softmax(lps / tau, -1)
     if policy == 'renormalize':
@@ -113,32 +112,35 @@ def topk_kd_rows(z, ids, lps, tau, policy):
     return kl
 
 
-def uld_rows(z, q, tau):
-    """ULD per row (uld.ref.ts): L1 between the sorted student probabilities and the sorted teacher row q (n, K)."""
-    p = torch.softmax(z / tau, -1)
+def uld_rows(ls, q):
+    """ULD per row (uld.ref.ts): L1 between the sorted student probabilities p = exp(ls) (ls = log softmax(z/τ)) and
+    the sorted teacher row q (n, K), the student's entries past K against 0."""
+    p = ls.exp()
     top = torch.topk(p, q.shape[-1], sorted=True).values
     return (top - q).abs().sum(-1) + p.sum(-1) - top.sum(-1)
 
 
 def step_loss(m, b, s, run, Vr):
-    ids, labels, w = b['ids'][s], b['labels'][s], b['weights'][s]
-    B = run['B']
-    z = m(input_ids=ids.view(B, -1)).logits.reshape(ids.shape[0], -1)[:, :Vr]
-    wsum = w.sum()
-    ce = ce_rows(z, labels, w)
+    w = b['weights'][s]
+    sel = w > 0
+    z = logits_of(m, b['ids'][s], run['B'], sel, Vr)  # (n, Vr)
+    ws = w[sel]
+    wsum = ws.sum()
+    ls1 = torch.log_softmax(z, -1)  # CE at temperature 1
+    ce = -(ls1.gather(1, b['labels'][s][sel][:, None])[:, 0] * ws).sum()
     kd = torch.zeros(())
     uld = torch.zeros(())
     tau = run['temperature']
+    lst = ls1 if tau == 1 else torch.log_softmax(z / tau, -1)
     if run['objective'] != 'none':
         if run['objective'] != 'fkl':
             raise ValueError(f"objective {run['objective']!r}: the replica implements fkl")
-        on = w > 0
-        kd = (topk_kd_rows(z[on], b['tIds'][s][on], b['tLps'][s][on], tau, run['topkPolicy']) * w[on]).sum()
+        kd = (topk_kd_rows(lst, b['tIds'][s][sel], b['tLps'][s][sel], tau, run['topkPolicy']) * ws).sum()
     if 'uldP' in b:
-        uw = b['uldW'][s]
+        uw = b['uldW'][s][sel]
         on = uw > 0
         if on.any():
-            uld = (uld_rows(z[on], b['uldP'][s][on], tau) * uw[on]).sum()
+            uld = (uld_rows(lst[on], b['uldP'][s][sel][on]) * uw[on]).sum()
     loss = (run['ceWeight'] * ce + run['kdWeight'] * kd + run['uldWeight'] * uld) / wsum
     return loss, ce / wsum, kd / wsum, uld / wsum
 
@@ -147,9 +149,12 @@ def step_loss(m, b, s, run, Vr):
 def evaluate(m, ev, Vr, B, batches=None):
     ce_sum, n = 0.0, 0.0
     for s in range(ev['ids'].shape[0] if batches is None else min(batches, ev['ids'].shape[0])):
-        ids, w = ev['ids'][s], ev['weights'][s]
-        z = m(input_ids=ids.view(B, -1)).logits.reshape(ids.shape[0], -1)[:, :Vr]
-        ce_sum += ce_rows(z.double(), ev['labels'][s], w.double()).item()
+        w = ev['weights'][s]
+        sel = w > 0
+        if not sel.any():
+            continue
+        ls = torch.log_softmax(logits_of(m, ev['ids'][s], B, sel, Vr).double(), -1)
+        ce_sum += -(ls.gather(1, ev['labels'][s][sel][:, None])[:, 0] * w[sel].double()).sum().item()
         n += w.sum().item()
     loss = ce_sum / n
     return {'loss': loss, 'ppl': float(np.exp(loss)), 'tokens': n}
