@@ -126,7 +126,7 @@ describe('ensemble: two teachers of different quality behind one OpenAI server',
     expect(weakRecs.every((r) => { const e = ensembleChoiceOf(r.provenance)!; return r.messages.at(-1)!.content === e.answers[e.chosen]!.text; })).toBe(true);
     expect((await allRecords(store, ds.id)).map((r) => r.messages.at(-1)!.content)).toEqual(recs.map((r) => r.messages.at(-1)!.content));
     await expect(rechooseEnsemble(store, ds.id, 'judge')).rejects.toThrow(/made without a judge/);
-  });
+  }, 60_000);
 
   it('judge: every answer graded by the job\'s teacher over HTTP; the highest grade kept; re-chosen by consensus', async () => {
     const { s, store, ds, judgeTeacher, members } = await setup();
@@ -148,7 +148,7 @@ describe('ensemble: two teachers of different quality behind one OpenAI server',
     const byConsensus = await rechooseEnsemble(store, ds.id, 'consensus', 'by consensus');
     expect(byConsensus.records).toBe(n);
     expect((await store.getDataset(byConsensus.datasetId))!.name).toBe('by consensus');
-  });
+  }, 60_000);
 
   it('CLI: --members names the teachers, --model judges; the JSONL holds the kept answers with every answer in provenance', async () => {
     const s = await start({ model: judge, models: [good, weak], seed: 4 });
@@ -167,5 +167,5 @@ describe('ensemble: two teachers of different quality behind one OpenAI server',
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000);
 });
