@@ -290,6 +290,6 @@ export function checkpointFromImport(imp: { config: ModelConfig; params: Float32
   return {
     model: imp.config, train, step: 0, adamStep: 0, cursor: { epoch: 0, row: 0 },
     params: imp.params.slice(), m: new Float32Array(trained), v: new Float32Array(trained),
-    ...(wh ? { hiddenProjection: wh } : {}),
+    ...(wh ? { tail: wh } : {}),
   };
 }

@@ -129,9 +129,12 @@ export interface GpuModelOptions {
   /** Bytes the student's logits buffer may take (default DEFAULT_LOGITS_BUDGET_BYTES, 64 MiB): the classifier and
    *  its loss run over chunks of logitsChunkRows(N, V, budget) rows. */
   logitsBudgetBytes?: number;
+  /** A reward model (gpu-reward.ts): the trained slab's tail is a score head w (C) on the final norm's output; the
+   *  step runs the forward to the final norm and the backward from a gradient the host writes into dln. */
+  scoreHead?: boolean;
 }
 
-const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase', 'recompute'];
+const OPTION_KEYS = ['hidden', 'lora', 'maxBufferBytes', 'logitsBudgetBytes', 'sharedBase', 'recompute', 'scoreHead'];
 
 /** Refuses unknown options and combinations the model cannot build, before anything is allocated. */
 export function checkModelOptions(options: GpuModelOptions): void {
@@ -139,6 +142,7 @@ export function checkModelOptions(options: GpuModelOptions): void {
   if (unknown.length) throw new Error(`GpuModel: unknown option(s) ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
   if (options.hidden) checkHiddenSpec(options.hidden);
   if (options.sharedBase && !options.lora) throw new Error('GpuModel: sharedBase is the frozen base of a LoRA model: give lora too');
+  if (options.scoreHead && options.hidden) throw new Error('GpuModel: a reward model (scoreHead) has no hidden-state distillation: give one of scoreHead and hidden');
 }
 
 /** GpuModel.run's options. */

@@ -57,20 +57,24 @@ export class GpuModel {
   private readonly trainedFloats: number;
   /** LoRA only: where the frozen norms' weight gradients go (max(C, D) floats, never read). */
   private readonly discard?: GPUBuffer;
-  private readonly acts: Activations;
+  /** The activations (read by gpu-reward.ts: the final norm's output lnf and its gradient dln). */
+  readonly acts: Activations;
   /** One layer's activations kept, the others recomputed in the backward (option recompute). */
   readonly recompute: boolean;
   private readonly batch: BatchBuffers;
-  private readonly forward: Dispatch[];
+  /** Embedding → layers → final norm (→ W_h); then the classifier chunks, or a reward model's host-side head. */
+  readonly forward: Dispatch[];
   /** Classifier, loss and classifier backward per chunk of rows (gpu-classifier.ts). */
   private readonly classifier: ClassifierPlan;
   /** Rows R of the logits buffer (R, V): N, or a multiple of 64 when the batch's logits exceed the budget. */
   readonly logitsRows: number;
-  private readonly backward: Dispatch[];
+  /** From dln (the final norm's output gradient) back to the embedding. */
+  readonly backward: Dispatch[];
   private readonly embBackward?: KernelPlan<EmbeddingBuckets>;
   readonly hidden?: HiddenSpec;
-  /** Floats of W_h (Ct·C) at trainedFloats in params/grads/m/v; 0 without the hidden option. */
-  private readonly hiddenFloats: number;
+  /** Floats of the trained slab's tail at trainedFloats in params/grads/m/v: W_h (Ct·C) with the hidden option, the
+   *  reward model's score head (C) with scoreHead; 0 otherwise. */
+  private readonly tailFloats: number;
   private readonly hiddenLoss?: KernelPlan<{ lossScale: number }>;
   /** The ULD term's inputs, losses and chunk gradient (objective.uld: cross-tokenizer KD). */
   private readonly uld?: UldBuffers;
@@ -94,19 +98,19 @@ export class GpuModel {
     const Ct = this.hidden?.teacherWidth;
     this.layout = paramLayout(config);
     this.N = B * T;
-    this.hiddenFloats = Ct ? Ct * config.hidden : 0;
+    this.tailFloats = Ct ? Ct * config.hidden : options.scoreHead ? config.hidden : 0;
     // The trained slab (the model's, or the adapters' under LoRA), then W_h (aligned) when the hidden objective is
     // on; AdamW over every tensor (decay on matrices and adapters, not on norm gains and biases).
     const maxBufferBytes = options.maxBufferBytes ?? device.limits.maxBufferSize;
     const trained = options.lora ? loraLayout(config, options.lora) : this.layout;
     this.trainedFloats = trained.slabFloats;
-    const P = trained.slabFloats + Math.ceil(this.hiddenFloats / SLAB_ALIGN_FLOATS) * SLAB_ALIGN_FLOATS;
+    const P = trained.slabFloats + Math.ceil(this.tailFloats / SLAB_ALIGN_FLOATS) * SLAB_ALIGN_FLOATS;
     this.state = new TrainState(device, {
-      cuts: [...trained.entries, ...(this.hiddenFloats ? [{ offset: trained.slabFloats, name: 'hidden projection W_h' }] : [])],
+      cuts: [...trained.entries, ...(this.tailFloats ? [{ offset: trained.slabFloats, name: this.hidden ? 'hidden projection W_h' : 'reward score head' }] : [])],
       floats: P,
       regions: [
         ...trained.entries.map((e) => ({ offset: e.offset, count: e.size, weightDecay: !('decay' in e) || e.decay ? optimizer.weightDecay : 0 })),
-        ...(this.hiddenFloats ? [{ offset: trained.slabFloats, count: this.hiddenFloats, weightDecay: optimizer.weightDecay }] : []),
+        ...(this.tailFloats ? [{ offset: trained.slabFloats, count: this.tailFloats, weightDecay: optimizer.weightDecay }] : []),
       ],
       maxBufferBytes,
       optimizer,
@@ -178,13 +182,13 @@ export class GpuModel {
     return this.discard ? { buffer: this.discard, size: this.layout.byName.get(name)!.size * 4 } : this.g(name);
   }
 
-  /** W_h (Ct, C) in the trained slab after the model's (or the adapters') floats. */
-  private get hiddenProjection(): Binding {
-    return this.state.params.binding(this.trainedFloats, this.hiddenFloats);
+  /** The slab's tail — W_h (Ct, C), or a reward model's score head (C) — after the model's (or the adapters') floats. */
+  get tail(): Binding {
+    return this.state.params.binding(this.trainedFloats, this.tailFloats);
   }
 
-  private get hiddenProjectionGrad(): Binding {
-    return this.state.grads.binding(this.trainedFloats, this.hiddenFloats);
+  get tailGrad(): Binding {
+    return this.state.grads.binding(this.trainedFloats, this.tailFloats);
   }
 
   /** Every matmul problem this model plans (shape and transposes), for the autotuner. */
@@ -223,7 +227,7 @@ export class GpuModel {
     );
     // The classifier (logits = lnf·W_lmᵀ) is not here: it runs per chunk of rows with its loss (this.classifier).
     // Hidden-state distillation: p (N, Ct) = x_L (N, C) · W_hᵀ.
-    if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.hiddenProjection, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
+    if (this.hidden) out.push(this.mm({ a: acts.resid[2 * c.layers]!, b: this.tail, c: acts.hiddenP!, M: N, N: this.hidden.teacherWidth, K: C, transB: true }));
     return dispatchesOf(...out);
   }
 
@@ -311,8 +315,8 @@ export class GpuModel {
       // p = x_L·W_hᵀ: dx_L += dp·W_h (onto the assigned dresid); dW_h += dpᵀ·x_L. The hidden loss left dp in dHiddenP.
       const Ct = this.hidden.teacherWidth;
       out.push(
-        this.mm({ a: acts.dHiddenP!, b: this.hiddenProjection, c: acts.dresid, M: N, N: C, K: Ct, beta: 1 }),
-        this.mm({ a: acts.dHiddenP!, b: acts.resid[2 * c.layers]!, c: this.hiddenProjectionGrad, M: Ct, N: C, K: N, transA: true, beta: 1 }),
+        this.mm({ a: acts.dHiddenP!, b: this.tail, c: acts.dresid, M: N, N: C, K: Ct, beta: 1 }),
+        this.mm({ a: acts.dHiddenP!, b: acts.resid[2 * c.layers]!, c: this.tailGrad, M: Ct, N: C, K: N, transA: true, beta: 1 }),
       );
     }
     for (let l = c.layers - 1; l >= 0; l--) {
@@ -483,20 +487,20 @@ export class GpuModel {
   /** Writes W_h (Ct, C) (hidden option only). */
   uploadHiddenProjection(w: Float32Array): void {
     if (!this.hidden) throw new Error('uploadHiddenProjection: the model was built without the hidden option');
-    if (w.length !== this.hiddenFloats) throw new Error(`uploadHiddenProjection: ${w.length} floats, W_h (Ct=${this.hidden.teacherWidth}, C=${this.config.hidden}) has ${this.hiddenFloats}`);
+    if (w.length !== this.tailFloats) throw new Error(`uploadHiddenProjection: ${w.length} floats, W_h (Ct=${this.hidden.teacherWidth}, C=${this.config.hidden}) has ${this.tailFloats}`);
     this.state.params.write(w, this.trainedFloats);
   }
 
   /** Reads W_h (Ct, C) (hidden option only). */
   async readHiddenProjection(): Promise<Float32Array> {
     if (!this.hidden) throw new Error('readHiddenProjection: the model was built without the hidden option');
-    return this.state.params.read(this.hiddenFloats, this.trainedFloats);
+    return this.state.params.read(this.tailFloats, this.trainedFloats);
   }
 
   /** Reads ∂loss/∂W_h (Ct, C) of the last backward (hidden option only). */
   async readHiddenProjectionGrad(): Promise<Float32Array> {
     if (!this.hidden) throw new Error('readHiddenProjectionGrad: the model was built without the hidden option');
-    return this.state.grads.read(this.hiddenFloats, this.trainedFloats);
+    return this.state.grads.read(this.tailFloats, this.trainedFloats);
   }
 
   /** Clears the AdamW moments (a fresh optimizer). */
@@ -509,25 +513,25 @@ export class GpuModel {
    * the model's weights, or under LoRA the adapters (the base is the run's starting model) —, W_h when present, and
    * the moments of both.
    */
-  async readStateInto(into: { params: Float32Array; m: Float32Array; v: Float32Array; hiddenProjection?: Float32Array }): Promise<void> {
+  async readStateInto(into: { params: Float32Array; m: Float32Array; v: Float32Array; tail?: Float32Array }): Promise<void> {
     const s = this.stateSizes;
-    if (into.params.length !== s.params || into.m.length !== s.m || into.v.length !== s.v || (into.hiddenProjection?.length ?? 0) !== s.wh) {
-      throw new Error(`readStateInto: views of ${into.params.length}/${into.m.length}/${into.v.length}/${into.hiddenProjection?.length ?? 0} floats, this model has ${s.params}/${s.m}/${s.v}/${s.wh}`);
+    if (into.params.length !== s.params || into.m.length !== s.m || into.v.length !== s.v || (into.tail?.length ?? 0) !== s.wh) {
+      throw new Error(`readStateInto: views of ${into.params.length}/${into.m.length}/${into.v.length}/${into.tail?.length ?? 0} floats, this model has ${s.params}/${s.m}/${s.v}/${s.wh}`);
     }
     await this.state.params.readInto(into.params);
-    if (into.hiddenProjection) await this.state.params.readInto(into.hiddenProjection, this.trainedFloats);
+    if (into.tail) await this.state.params.readInto(into.tail, this.trainedFloats);
     await this.state.m.readInto(into.m);
     await this.state.v.readInto(into.v);
   }
 
   /** Float counts of a checkpoint of this model's state (readStateInto). */
   get stateSizes(): { params: number; m: number; v: number; wh: number } {
-    const n = this.trainedFloats + this.hiddenFloats;
-    return { params: this.trainedFloats, m: n, v: n, wh: this.hiddenFloats };
+    const n = this.trainedFloats + this.tailFloats;
+    return { params: this.trainedFloats, m: n, v: n, wh: this.tailFloats };
   }
 
   writeOptimizerState(s: { m: Float32Array; v: Float32Array }): void {
-    const n = this.trainedFloats + this.hiddenFloats;
+    const n = this.trainedFloats + this.tailFloats;
     if (s.m.length !== n || s.v.length !== n) throw new Error(`writeOptimizerState: moments of ${s.m.length}/${s.v.length} floats, this model trains ${n}`);
     this.state.m.write(s.m);
     this.state.v.write(s.v);
@@ -535,7 +539,7 @@ export class GpuModel {
 
   /** Whether the model carries the hidden-state projection W_h. */
   get hasHiddenProjection(): boolean {
-    return this.hiddenFloats > 0;
+    return !!this.hidden;
   }
 
   /**

@@ -19,11 +19,12 @@ export interface Checkpoint {
   adamStep: number;
   cursor: DataCursor;
   params: Float32Array;
-  /** AdamW moments of every trained float: the slab, then W_h when present. */
+  /** AdamW moments of every trained float: the slab, then its tail when present. */
   m: Float32Array;
   v: Float32Array;
-  /** The hidden-state projection W_h (Ct, C), when the run uses hidden-state distillation. */
-  hiddenProjection?: Float32Array;
+  /** The trained slab's tail: the hidden-state projection W_h (Ct, C) of hidden-state distillation, or a reward
+   *  model's score head (C). */
+  tail?: Float32Array;
 }
 
 const MAGIC = 'DSTLCKPT';
@@ -34,11 +35,11 @@ export interface CheckpointSizes {
   params: number;
   m: number;
   v: number;
-  /** W_h, 0 when absent. */
+  /** The tail (W_h or a score head), 0 when absent. */
   wh: number;
 }
 
-export type CheckpointMeta = Omit<Checkpoint, 'params' | 'm' | 'v' | 'hiddenProjection'>;
+export type CheckpointMeta = Omit<Checkpoint, 'params' | 'm' | 'v' | 'tail'>;
 
 /** Blobs made by checkpointBlob, by the checkpoint whose tensors are views of them: encoding those copies nothing. */
 const blobs = new WeakMap<Checkpoint, Uint8Array>();
@@ -64,7 +65,7 @@ export function checkpointBlob(meta: CheckpointMeta, n: CheckpointSizes): { byte
   const checkpoint: Checkpoint = {
     ...meta, cursor: { ...meta.cursor },
     params: f.subarray(0, n.params), m: f.subarray(n.params, n.params + n.m), v: f.subarray(n.params + n.m, n.params + n.m + n.v),
-    ...(n.wh ? { hiddenProjection: f.subarray(n.params + n.m + n.v) } : {}),
+    ...(n.wh ? { tail: f.subarray(n.params + n.m + n.v) } : {}),
   };
   blobs.set(checkpoint, bytes);
   return { bytes, checkpoint };
@@ -73,12 +74,12 @@ export function checkpointBlob(meta: CheckpointMeta, n: CheckpointSizes): { byte
 export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   const made = blobs.get(c);
   const own = (t: Float32Array | undefined) => t === undefined || t.buffer === made?.buffer;
-  if (made && own(c.params) && own(c.m) && own(c.v) && own(c.hiddenProjection)) return made;
-  const { bytes, checkpoint } = checkpointBlob(c, { params: c.params.length, m: c.m.length, v: c.v.length, wh: c.hiddenProjection?.length ?? 0 });
+  if (made && own(c.params) && own(c.m) && own(c.v) && own(c.tail)) return made;
+  const { bytes, checkpoint } = checkpointBlob(c, { params: c.params.length, m: c.m.length, v: c.v.length, wh: c.tail?.length ?? 0 });
   checkpoint.params.set(c.params);
   checkpoint.m.set(c.m);
   checkpoint.v.set(c.v);
-  if (c.hiddenProjection) checkpoint.hiddenProjection!.set(c.hiddenProjection);
+  if (c.tail) checkpoint.tail!.set(c.tail);
   return bytes;
 }
 
@@ -102,7 +103,7 @@ export function decodeCheckpoint(bytes: Uint8Array, where = 'checkpoint'): Check
   return {
     model: h.model, train: h.train, step: h.step, adamStep: h.adamStep, cursor: h.cursor,
     params: f.subarray(0, np), m: f.subarray(np, np + nm), v: f.subarray(np + nm, np + nm + nv),
-    ...(nw ? { hiddenProjection: f.subarray(np + nm + nv) } : {}),
+    ...(nw ? { tail: f.subarray(np + nm + nv) } : {}),
   };
 }
 

@@ -174,12 +174,12 @@ export class Trainer implements StepTrainer {
   /** Restores a checkpoint into this trainer (the configs must match the checkpoint's). */
   restore(c: Checkpoint): void {
     if (JSON.stringify(c.model) !== JSON.stringify(this.o.model)) throw new Error('resume: the checkpoint was made with a different model config');
-    if (!!c.hiddenProjection !== this.gpu.hasHiddenProjection) throw new Error('resume: the checkpoint and this run disagree on hidden-state distillation (W_h)');
+    if (!!c.tail !== this.gpu.hasHiddenProjection) throw new Error('resume: the checkpoint and this run disagree on hidden-state distillation (W_h)');
     if (JSON.stringify(c.train.lora) !== JSON.stringify(this.o.train.lora)) throw new Error(`resume: the checkpoint's LoRA (${JSON.stringify(c.train.lora ?? 'none')}) is not this run's (${JSON.stringify(this.o.train.lora ?? 'none')})`);
     // A LoRA checkpoint's params are the adapters; the base stays what the trainer was given.
     if (this.o.train.lora) this.gpu.uploadAdapters(c.params);
     else this.gpu.uploadParams(c.params);
-    if (c.hiddenProjection) this.gpu.uploadHiddenProjection(c.hiddenProjection);
+    if (c.tail) this.gpu.uploadHiddenProjection(c.tail);
     this.gpu.writeOptimizerState({ m: c.m, v: c.v });
     this.step = c.step;
     this.adamStep = c.adamStep;

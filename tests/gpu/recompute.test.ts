@@ -56,7 +56,7 @@ async function compare(config: ModelConfig, options: GpuModelOptions, adapters?:
       expect(await read(again.model)).toEqual(await read(keep.model));
     }
     const s = keep.model.stateSizes;
-    const state = async (m: GpuModel) => { const x = { params: new Float32Array(s.params), m: new Float32Array(s.m), v: new Float32Array(s.v), ...(s.wh ? { hiddenProjection: new Float32Array(s.wh) } : {}) }; await m.readStateInto(x); return x; };
+    const state = async (m: GpuModel) => { const x = { params: new Float32Array(s.params), m: new Float32Array(s.m), v: new Float32Array(s.v), ...(s.wh ? { tail: new Float32Array(s.wh) } : {}) }; await m.readStateInto(x); return x; };
     expect(await state(again.model)).toEqual(await state(keep.model));
     return { keep: keep.bytes, again: again.bytes };
   } finally {

@@ -67,7 +67,7 @@ describe('parameter slabs split across buffers', () => {
       close('W_h after 3 steps', await many.readHiddenProjection(), await one.readHiddenProjection());
       const sizes = many.stateSizes;
       const read = async (m: GpuModel) => {
-        const s = { params: new Float32Array(sizes.params), m: new Float32Array(sizes.m), v: new Float32Array(sizes.v), hiddenProjection: new Float32Array(sizes.wh) };
+        const s = { params: new Float32Array(sizes.params), m: new Float32Array(sizes.m), v: new Float32Array(sizes.v), tail: new Float32Array(sizes.wh) };
         await m.readStateInto(s);
         return s;
       };
@@ -78,10 +78,10 @@ describe('parameter slabs split across buffers', () => {
       const fresh = build({ maxBufferBytes: 8192 });
       try {
         fresh.uploadParams(sb.params);
-        fresh.uploadHiddenProjection(sb.hiddenProjection);
+        fresh.uploadHiddenProjection(sb.tail);
         fresh.writeOptimizerState(sb);
         const sc = await read(fresh);
-        for (const k of ['params', 'm', 'v', 'hiddenProjection'] as const) expect(sc[k]).toEqual(sb[k]);
+        for (const k of ['params', 'm', 'v', 'tail'] as const) expect(sc[k]).toEqual(sb[k]);
       } finally {
         fresh.destroy();
       }

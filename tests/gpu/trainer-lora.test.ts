@@ -65,7 +65,7 @@ describe('Trainer with LoRA', () => {
     const store = new MemoryCheckpointStore();
     const first = trainer(hidden, store, []); await first.run(4); first.destroy();
     const ck = decodeCheckpoint((await store.get('latest'))!);
-    expect(ck.hiddenProjection).toHaveLength(5 * model.hidden);
+    expect(ck.tail).toHaveLength(5 * model.hidden);
     const rest: TrainLog[] = [];
     const second = trainer(hidden, store, rest);
     expect(await second.resume()).toBe(true);

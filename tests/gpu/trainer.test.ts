@@ -156,7 +156,7 @@ describe('Trainer with hidden-state distillation', () => {
     const store = new MemoryCheckpointStore();
     const first = mk(store, []); await first.run(4); first.destroy();
     const ck = decodeCheckpoint((await store.get('latest'))!);
-    expect(ck.hiddenProjection).toHaveLength(5 * model.hidden);
+    expect(ck.tail).toHaveLength(5 * model.hidden);
     expect(ck.m.length).toBe(ck.params.length + 5 * model.hidden); // the slab's moments, then W_h's
     const rest: TrainLog[] = [];
     const second = mk(store, rest);

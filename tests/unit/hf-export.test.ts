@@ -295,7 +295,7 @@ describe('checkpointFromImport', () => {
     const train = makeTrainConfig({ batchSize: 2, seqLen: 8, steps: 4 });
     const c = checkpointFromImport(imp, train);
     expect(c).toMatchObject({ model: tied, train, step: 0, adamStep: 0, cursor: { epoch: 0, row: 0 } });
-    expect(c.hiddenProjection).toBeUndefined();
+    expect(c.tail).toBeUndefined();
     expect([...c.params]).toEqual([...params]);
     expect(c.m.length).toBe(params.length);
     expect(c.m.every((x) => x === 0) && c.v.every((x) => x === 0)).toBe(true);
@@ -308,7 +308,7 @@ describe('checkpointFromImport', () => {
     const params = initParams(untied, 8);
     const train = makeTrainConfig({ batchSize: 2, seqLen: 8, hiddenWeight: 0.5, teacherHiddenWidth: 16, seed: 9 });
     const c = checkpointFromImport({ config: untied, params }, train);
-    expect([...c.hiddenProjection!]).toEqual([...initHiddenProjection(untied, 16, 9)]);
+    expect([...c.tail!]).toEqual([...initHiddenProjection(untied, 16, 9)]);
     expect(c.m.length).toBe(params.length + 16 * 24);
     expect(() => checkpointFromImport({ config: untied, params: params.subarray(1) }, train)).toThrow('checkpointFromImport: ');
   });

@@ -29,12 +29,12 @@ describe('checkpoints', () => {
     const { bytes, checkpoint } = checkpointBlob({ model, train: DEFAULT_TRAIN, step: 5, adamStep: 5, cursor: { epoch: 0, row: 2 } }, { params: 7, m: 9, v: 9, wh: 2 });
     checkpoint.params.set([1, 2, 3, 4, 5, 6, 7]);
     checkpoint.m.fill(-1);
-    checkpoint.hiddenProjection!.set([8, 9]);
+    checkpoint.tail!.set([8, 9]);
     expect(encodeCheckpoint(checkpoint)).toBe(bytes);
     const back = decodeCheckpoint(bytes);
     expect([...back.params]).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect([...back.m]).toEqual(Array(9).fill(-1));
-    expect([...back.hiddenProjection!]).toEqual([8, 9]);
+    expect([...back.tail!]).toEqual([8, 9]);
     expect([back.step, back.cursor.row]).toEqual([5, 2]);
     const replaced = { ...checkpoint, params: Float32Array.of(0, 0, 0, 0, 0, 0, 1) };
     const other = encodeCheckpoint(replaced);
