@@ -5,8 +5,7 @@
 // loss curve. Evaluation: the pair loss, preference accuracy and mean margin on held-out pairs (no update).
 import { GpuModel } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { Rng } from '../util/rng.ts';
-import type { DataCursor } from './batches.ts';
+import { PairOrder } from './pair-order.ts';
 import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
@@ -25,9 +24,7 @@ export class PairTrainer implements StepTrainer {
   readonly reference: GpuModel;
   step = 0;
   adamStep = 0;
-  cursor: DataCursor = { epoch: 0, row: 0 };
-  private order: Uint32Array = new Uint32Array(0);
-  private orderEpoch = -1;
+  private readonly order: PairOrder<PreferencePair>;
 
   /**
    * `init` = the starting weights (the policy's first weights and the frozen reference's). Under LoRA (train.lora)
@@ -44,6 +41,7 @@ export class PairTrainer implements StepTrainer {
     init: BaseSource,
   ) {
     const P = train.batchSize;
+    this.order = new PairOrder(pairs, train.seed);
     if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
     const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
     const lora = train.lora, recompute = train.recompute ? { recompute: true } : {};
@@ -62,32 +60,11 @@ export class PairTrainer implements StepTrainer {
     }
   }
 
-  private orderFor(epoch: number): Uint32Array {
-    if (this.orderEpoch !== epoch) {
-      const o = Uint32Array.from({ length: this.pairs.length }, (_, i) => i);
-      const rng = new Rng((this.train.seed * 1000003 + epoch) >>> 0);
-      for (let i = o.length - 1; i > 0; i--) { const j = rng.int(i + 1); const t = o[i]!; o[i] = o[j]!; o[j] = t; }
-      this.order = o;
-      this.orderEpoch = epoch;
-    }
-    return this.order;
-  }
-
-  private nextPairs(): PreferencePair[] {
-    const out: PreferencePair[] = [];
-    for (let i = 0; i < this.train.batchSize; i++) {
-      if (this.cursor.row >= this.pairs.length) this.cursor = { epoch: this.cursor.epoch + 1, row: 0 };
-      out.push(this.pairs[this.orderFor(this.cursor.epoch)[this.cursor.row]!]!);
-      this.cursor = { ...this.cursor, row: this.cursor.row + 1 };
-    }
-    return out;
-  }
-
   async trainStep(): Promise<PairStepLog> {
     const t = this.train, t0 = performance.now();
     const step = this.step + 1;
     const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
-    const r = await pairStep(this.policy, this.reference, this.nextPairs(), this.objective, { lr, step: this.adamStep + 1 }, stepDropoutSeed(t.seed, step, 0));
+    const r = await pairStep(this.policy, this.reference, this.order.next(this.train.batchSize), this.objective, { lr, step: this.adamStep + 1 }, stepDropoutSeed(t.seed, step, 0));
     this.step = step;
     if (!r.skipped) this.adamStep++;
     const ms = performance.now() - t0;
@@ -122,7 +99,7 @@ export class PairTrainer implements StepTrainer {
 
   /** The policy's state as a checkpoint whose tensors are views of its encoded blob (see Trainer.snapshot). */
   async snapshot(): Promise<Checkpoint> {
-    const { checkpoint } = checkpointBlob({ model: this.model, train: this.train, step: this.step, adamStep: this.adamStep, cursor: this.cursor }, this.policy.stateSizes);
+    const { checkpoint } = checkpointBlob({ model: this.model, train: this.train, step: this.step, adamStep: this.adamStep, cursor: this.order.cursor }, this.policy.stateSizes);
     await this.policy.readStateInto(checkpoint);
     return checkpoint;
   }
@@ -136,7 +113,7 @@ export class PairTrainer implements StepTrainer {
     this.policy.writeOptimizerState({ m: c.m, v: c.v });
     this.step = c.step;
     this.adamStep = c.adamStep;
-    this.cursor = { ...c.cursor };
+    this.order.cursor = { ...c.cursor };
   }
 
   destroy(): void {

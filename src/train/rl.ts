@@ -64,6 +64,29 @@ function tokenLogprobs(rowLosses: Float32Array, N: number): Float64Array {
   return Float64Array.from({ length: N }, (_, i) => -rowLosses[2 * i + 1]!);
 }
 
+/** Per-token log-probabilities of prompts' completions (G = rows / prompts each) under the policy and the reference. */
+export async function sampledLogprobs(policy: GpuModel, reference: GpuModel, prompts: readonly number[][], completions: readonly number[][]): Promise<{ batch: TrainBatch; mask: Float32Array; logp: Float64Array; refLogp: Float64Array }> {
+  const N = policy.B * policy.T;
+  const { batch, mask } = completionBatch(prompts, completions, policy.T);
+  reference.setBatch(batch);
+  const refLogp = tokenLogprobs((await reference.run({ backward: false })).rowLosses, N);
+  policy.setBatch(batch);
+  const logp = tokenLogprobs((await policy.run({ backward: false })).rowLosses, N);
+  return { batch, mask, logp, refLogp };
+}
+
+/** KL(policy ‖ reference) as GRPO measures it (grpo.ts): the mean over rows with a masked token of each row's mean
+ *  k3 = e^d − d − 1, d = ref − policy, over its masked tokens; 0 without one. */
+export function meanK3(logp: Float64Array, refLogp: Float64Array, mask: Float32Array, T: number): number {
+  let sum = 0, rows = 0;
+  for (let r = 0; r * T < mask.length; r++) {
+    let kl = 0, n = 0;
+    for (let i = r * T; i < (r + 1) * T; i++) if (mask[i]) { const d = refLogp[i]! - logp[i]!; kl += Math.exp(d) - d - 1; n++; }
+    if (n) { sum += kl / n; rows++; }
+  }
+  return rows ? sum / rows : 0;
+}
+
 /**
  * Samples G completions of each prompt with `gen` (on the policy's weights), scores them with `reward`, and takes
  * one policy-gradient step (none without `update`: the gradients only). policy and reference: GpuModels of the
@@ -89,11 +112,7 @@ export async function rlStep(
   const rewards = await reward(promptList.flatMap((p) => Array.from({ length: o.G }, () => p)), completions);
   if (rewards.length !== B) throw new Error(`rl: the reward function returned ${rewards.length} scores for ${B} completions`);
   const advantages = groupAdvantages(rewards, o.G, o.advantage);
-  const { batch, mask } = completionBatch(promptList, completions, T);
-  reference.setBatch(batch);
-  const refLogp = tokenLogprobs((await reference.run({ backward: false })).rowLosses, B * T);
-  policy.setBatch(batch);
-  const logp = tokenLogprobs((await policy.run({ backward: false })).rowLosses, B * T);
+  const { batch, mask, logp, refLogp } = await sampledLogprobs(policy, reference, promptList, completions);
   const pg = policyGradientWeights({ B, T, mask, logp, refLogp, advantages, beta: o.beta });
   policy.setBatch({ ...batch, weights: pg.weights }, 1, 1);
   const r = await policy.run({ ...(update ? { update } : {}) });

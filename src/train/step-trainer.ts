@@ -31,6 +31,12 @@ export interface StepLog {
   margin?: number;
   /** Cross-tokenizer KD: the ULD term's weighted mean over the step's rows. */
   uld?: number;
+  /** rl: the batch's mean reward and its spread (population std), the KL to the reference per token (k3, before
+   *  the update) and the answers' mean length in tokens. */
+  reward?: number;
+  rewardStd?: number;
+  kl?: number;
+  length?: number;
 }
 
 export interface EvalLog {
@@ -42,9 +48,13 @@ export interface EvalLog {
   /** With a teacher: KL(teacher ‖ student) per target token (dense teachers) and top-1 agreement. */
   klToTeacher?: number;
   top1Agreement?: number;
-  /** dpo/ipo: held-out preference accuracy and mean margin. */
+  /** dpo/ipo: held-out preference accuracy and mean margin (reward model: mean score difference). */
   pairAccuracy?: number;
   margin?: number;
+  /** rl: on held-out prompts, the mean reward of the policy's answers and its KL to the reference (loss and ppl are
+   *  the held-out records' cross-entropy: NaN without held-out records). */
+  reward?: number;
+  kl?: number;
 }
 
 /**

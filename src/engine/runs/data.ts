@@ -107,6 +107,8 @@ export interface RunData {
   evalRows: PackedRow[];
   /** Prompt tokens of the training records (on-policy sampling starts from them). */
   prompts: Uint32Array[];
+  /** Prompt tokens of the held-out records (RL's evaluation answers them). */
+  evalPrompts: Uint32Array[];
   pairs: PreferencePair[];
   evalPairs: PreferencePair[];
   topk?: TopKTable;
@@ -158,7 +160,7 @@ function crossRows(a: CrossAnswer | string): AlignedRows | string {
 export async function buildRunData(records: StoredRecord[], pairs: StoredPair[], o: BuildOptions): Promise<RunData> {
   const notes: string[] = [];
   const train: Example[] = [], held: Example[] = [];
-  const prompts: Uint32Array[] = [];
+  const prompts: Uint32Array[] = [], evalPrompts: Uint32Array[] = [];
   const toStudent = o.topk ? stringToStudentId(o.tok) : undefined;
   const table: AlignedRows = { ids: [], logprobs: [] };
   const cross = { exact: 0, uld: 0, none: 0 };
@@ -207,8 +209,11 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
       }
     }
     const ex: Example = { tokens: enc.tokens, learn: enc.learn, ...(aux ? { aux } : {}) };
-    if (heldOut) held.push(ex);
-    else {
+    if (heldOut) {
+      held.push(ex);
+      const start = enc.answers[0]?.start ?? enc.tokens.length;
+      if (start > 0) evalPrompts.push(enc.tokens.slice(0, start));
+    } else {
       train.push(ex);
       targetTokens += enc.learn.reduce((s, x) => s + x, 0);
       const start = enc.answers[0]?.start ?? enc.tokens.length;
@@ -252,7 +257,7 @@ export async function buildRunData(records: StoredRecord[], pairs: StoredPair[],
   const sumTokens = (rs: PackedRow[]) => rs.length * o.T;
   const sumTargets = (rs: PackedRow[]) => rs.reduce((n, r) => n + r.learn.subarray(1).reduce((m, l) => m + (l ? 1 : 0), 0), 0);
   return {
-    rows, evalRows, prompts, pairs: pairOut, evalPairs, ...(topk ? { topk } : {}),
+    rows, evalRows, prompts, evalPrompts, pairs: pairOut, evalPairs, ...(topk ? { topk } : {}),
     stats: {
       trainRecords: train.length, heldOutRecords: held.length, trainTokens: sumTokens(rows), heldOutTokens: sumTargets(evalRows), targetTokens,
       trainPairs: pairOut.length, heldOutPairs: evalPairs.length,

@@ -6,19 +6,22 @@
 // Adding a method = one entry here (and, if it steps differently from the two trainers, its trainer in runner.ts).
 import { makeTrainConfig, type TrainConfig } from '../../train/config.ts';
 import type { EngineTeacher, RunMethod, RunSpec, SpecOf } from './types.ts';
+import { rlProblems } from '../../train/rl-settings.ts';
 
 /** What a batch brings from the teacher: nothing, its dense logits (N, V), or stored top-k rows (N, k). */
 export type TeacherInput = 'none' | 'dense' | 'topk';
 
-/** Which trainer steps the method: token batches (Trainer: SFT, KD, on-policy) or preference pairs (PairTrainer). */
-export type TrainerKind = 'tokens' | 'pairs';
+/** Which trainer steps the method: token batches (Trainer: SFT, KD, on-policy), preference pairs (PairTrainer: DPO,
+ *  IPO), a reward model on pairs (RewardTrainer) or RL against one (RlTrainer). */
+export type TrainerKind = 'tokens' | 'pairs' | 'reward' | 'rl';
 
 /**
  * The settings a method has beyond the common ones (the form shows exactly these, and puts them in the spec):
  * kd-source (RunSpec.kdSource), ce-share (ceWeight, kdWeight = 1 − it), divergence (objective, τ, JSD's β, skew
- * λ), pair-beta (RunSpec.pairBeta), on-policy (RunSpec.onPolicy).
+ * λ), pair-beta (RunSpec.pairBeta), on-policy (RunSpec.onPolicy), reward-margin (RunSpec.rewardMargin), rl (RunSpec.rewardRun
+ * and RunSpec.rl).
  */
-export type MethodSetting = 'kd-source' | 'ce-share' | 'divergence' | 'pair-beta' | 'on-policy';
+export type MethodSetting = 'kd-source' | 'ce-share' | 'divergence' | 'pair-beta' | 'on-policy' | 'reward-margin' | 'rl';
 
 export interface MethodEntry<M extends RunMethod = RunMethod> {
   id: M;
@@ -30,6 +33,8 @@ export interface MethodEntry<M extends RunMethod = RunMethod> {
   data: 'records' | 'pairs';
   trainer: TrainerKind;
   settings: readonly MethodSetting[];
+  /** False for a model that is not sampled from (a reward model): no sample generations. */
+  generates: boolean;
   /** Whether the run puts the teacher model on this GPU (dense KD, on-policy scoring). */
   runsTeacher(spec: SpecOf<M>): boolean;
   /** What each batch brings from the teacher. */
@@ -94,7 +99,7 @@ export function teachersOf(spec: RunSpec): { teachers: EngineTeacher[]; weights:
 type PairSpec = SpecOf<'dpo' | 'ipo'>;
 
 const pairEntry = <M extends 'dpo' | 'ipo'>(id: M, label: string): MethodEntry<M> => ({
-  id, label, short: id.toUpperCase(), data: 'pairs', trainer: 'pairs', settings: ['pair-beta'],
+  id, label, short: id.toUpperCase(), data: 'pairs', trainer: 'pairs', settings: ['pair-beta'], generates: true,
   runsTeacher: () => false,
   teacherInput: () => 'none',
   trainConfig: ceOnly,
@@ -104,7 +109,7 @@ const pairEntry = <M extends 'dpo' | 'ipo'>(id: M, label: string): MethodEntry<M
 
 export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
   sft: {
-    id: 'sft', label: 'SFT on the teacher’s answers (sequence-level KD)', short: 'SFT', data: 'records', trainer: 'tokens', settings: [],
+    id: 'sft', label: 'SFT on the teacher’s answers (sequence-level KD)', short: 'SFT', data: 'records', trainer: 'tokens', settings: [], generates: true,
     runsTeacher: () => false,
     teacherInput: () => 'none',
     trainConfig: ceOnly,
@@ -112,7 +117,7 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
     describe: () => 'SFT',
   },
   kd: {
-    id: 'kd', label: 'Token-level KD (match the teacher’s distributions)', short: 'token KD', data: 'records', trainer: 'tokens', settings: ['kd-source', 'ce-share', 'divergence'],
+    id: 'kd', label: 'Token-level KD (match the teacher’s distributions)', short: 'token KD', data: 'records', trainer: 'tokens', settings: ['kd-source', 'ce-share', 'divergence'], generates: true,
     runsTeacher: (s) => s.kdSource === 'dense',
     teacherInput: (s) => (s.kdSource === 'dense' ? 'dense' : 'topk'),
     trainConfig: (s) => {
@@ -130,7 +135,7 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
     describe: (s, t) => `token KD (${s.kdSource === 'dense' ? s.mixture ? `dense, mixture of ${s.mixture.weights.length} teachers` : 'dense' : s.kdSource === 'cross-topk' ? 'top-k across tokenizers' : 'top-k'}, ${t.objective})`,
   },
   'on-policy': {
-    id: 'on-policy', label: 'On-policy KD (GKD: the student’s own samples, scored by the teacher)', short: 'on-policy', data: 'records', trainer: 'tokens', settings: ['on-policy', 'divergence'],
+    id: 'on-policy', label: 'On-policy KD (GKD: the student’s own samples, scored by the teacher)', short: 'on-policy', data: 'records', trainer: 'tokens', settings: ['on-policy', 'divergence'], generates: true,
     runsTeacher: () => true,
     teacherInput: () => 'dense',
     // GKD: the divergence alone, on dataset batches (teacher logits on the data) and on the student's samples.
@@ -150,6 +155,29 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
   },
   dpo: pairEntry('dpo', 'DPO on preference pairs'),
   ipo: pairEntry('ipo', 'IPO on preference pairs'),
+  reward: {
+    id: 'reward', label: 'Reward model (learn the teacher’s preferences from pairs)', short: 'reward model', data: 'pairs', trainer: 'reward', settings: ['reward-margin'], generates: false,
+    runsTeacher: () => false,
+    teacherInput: () => 'none',
+    trainConfig: ceOnly,
+    check: (s) => [
+      ...(s.rewardMargin === undefined || (typeof s.rewardMargin === 'number' && Number.isFinite(s.rewardMargin)) ? [] : [`the reward model's margin must be a number, got ${JSON.stringify(s.rewardMargin)}`]),
+      ...mixtureProblems(s),
+    ],
+    describe: (s) => `reward model (Bradley–Terry${s.rewardMargin ? `, margin ${s.rewardMargin}` : ''})`,
+  },
+  rl: {
+    id: 'rl', label: 'RL against a reward model (GRPO / RLOO)', short: 'RL', data: 'records', trainer: 'rl', settings: ['rl'], generates: true,
+    runsTeacher: () => false,
+    teacherInput: () => 'none',
+    trainConfig: ceOnly,
+    check: (s) => [
+      ...(typeof s.rewardRun === 'string' && s.rewardRun !== '' ? [] : ['RL needs a reward model: train one with the method "Reward model" on a dataset with preference pairs, then pick its run']),
+      ...rlProblems(s.rl, makeTrainConfig(s.train, WHERE).seqLen),
+      ...mixtureProblems(s),
+    ],
+    describe: (s) => `RL (${s.rl.advantage.toUpperCase()}, G ${s.rl.G}, β ${s.rl.beta})`,
+  },
 };
 
 /** The table's entry of a spec's method (its functions take any spec: method-style parameters are bivariant). */

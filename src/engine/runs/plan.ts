@@ -246,7 +246,14 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   if (pairs && counts.pairs < 2) problems.push(`${M} trains on preference pairs and this dataset has ${counts.pairs}: make some with the feedback strategy in step 2, or import a DPO dataset`);
   if (!pairs && counts.records < 2) problems.push(`this dataset has ${counts.records} record(s): make or import more in step 2`);
   if (method.teacherInput(spec) === 'topk' && counts.topk === 0) problems.push("this dataset has no teacher top-k rows: make them with the feature strategy in step 2 (its teacher must return log-probabilities), or use the teacher's dense logits");
-  if (pairs && fresh) warnings.push(`${M} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
+  if (method.trainer === 'pairs' && fresh) warnings.push(`${M} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
+  if (spec.method === 'rl') {
+    if (fresh) warnings.push('RL improves a student that can already answer: from random weights its answers are noise. Pick a pretrained student or a trained run under "start from"');
+    const rr = spec.rewardRun ? await deps.getRun(spec.rewardRun).catch(() => undefined) : undefined;
+    if (spec.rewardRun && !rr) problems.push(`the reward model run ${spec.rewardRun} is gone (deleted?): pick another, or train one with the method "Reward model"`);
+    else if (rr && rr.spec.method !== 'reward') problems.push(`run ${rr.name} is not a reward model (${rr.spec.method}): pick a run of the method "Reward model"`);
+    else if (rr && !rr.checkpointStep) problems.push(`the reward model ${rr.name} has not been trained yet (no checkpoint): train it first`);
+  }
   const heldOut = Math.floor((pairs ? counts.pairs : counts.records) / spec.heldOutEvery);
   if (pairs ? heldOut < train.batchSize : heldOut === 0) {
     warnings.push(`holding out every ${spec.heldOutEvery}th ${pairs ? 'pair' : 'record'} of ${pairs ? counts.pairs : counts.records} leaves ${heldOut}${pairs ? `, fewer than a batch of ${train.batchSize}` : ''}: nothing to evaluate on. Hold out a smaller N, or add data`);
@@ -309,11 +316,11 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
   const pairs = method.data === 'pairs';
   const input = method.teacherInput(spec);
   const estimate = {
-    model, B: pairs ? 2 * train.batchSize : train.batchSize, T: train.seqLen,
+    model, B: pairs ? 2 * train.batchSize : spec.method === 'rl' ? train.batchSize * spec.rl.G : train.batchSize, T: train.seqLen,
     teacher: input === 'topk' ? { kind: 'topk' as const, k: TOPK_K } : { kind: input },
     ...(teacher && method.runsTeacher(spec) ? { teacherModel: teacher.config } : {}),
     ...(r.mixture && method.runsTeacher(spec) ? { mixtureModels: r.mixture.map((m) => m.config) } : {}),
-    reference: pairs,
+    reference: method.trainer === 'pairs' || method.trainer === 'rl',
     ...(train.lora ? { lora: train.lora } : {}),
     ...(train.recompute ? { recompute: true } : {}),
     ...(train.uldWeight !== undefined ? { uld: true } : {}),

@@ -16,6 +16,9 @@ import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../train
 import type { TeacherSignal } from '../../train/evaluate.ts';
 import { isOnPolicyStep, onPolicyBatch } from '../../train/onpolicy.ts';
 import { PairTrainer } from '../../train/pair-trainer.ts';
+import { RewardTrainer, rewardRows } from '../../train/reward-trainer.ts';
+import { RlTrainer } from '../../train/rl-trainer.ts';
+import { GpuRewardModel } from '../../model/gpu-reward.ts';
 import { CE_ONLY, type StepTrainer, type TrainLog } from '../../train/step-trainer.ts';
 import { Trainer } from '../../train/trainer.ts';
 import { mixTeacherLogits } from '../../train/teacher-mixture.ts';
@@ -288,7 +291,7 @@ async function pairTrainer({ ctx, run, data, resumeFrom, init, base, progress }:
   return { trainer, owned: [] };
 }
 
-/** A full DPO/IPO run's frozen reference: the stored start (written on the first start from `init`, or random
+/** A full DPO/IPO/RL run's frozen reference: the stored start (written on the first start from `init`, or random
  *  weights from the run's seed), its parameters only. */
 async function storedReference(ctx: RunContext, run: StoredRun, init: Checkpoint | undefined, resuming: boolean): Promise<Float32Array> {
   const have = await readReference(ctx, run);
@@ -306,8 +309,71 @@ export async function readReference(ctx: RunContext, run: StoredRun): Promise<Fl
   return bytes && decodeCheckpoint(bytes, `run ${run.name} reference`).params;
 }
 
+/** A reward model on the run's pairs: the trunk starts from the run's start (pretrained, another run, or random; under
+ *  LoRA the frozen base), the score head from the seed. */
+async function rewardTrainer({ ctx, run, data, resumeFrom, init, base, progress }: TrainerSetup): Promise<BuiltTrainer> {
+  if (run.spec.method !== 'reward') throw new Error(`run ${run.name}: ${run.spec.method} does not train a reward model`);
+  progress('building the reward model');
+  const start = base ?? init?.params ?? initParams(run.model, run.train.seed);
+  const trainer = new RewardTrainer(ctx.device, run.model, run.train, data.pairs, data.evalPairs, start, run.spec.rewardMargin ?? 0, data.eos);
+  if (resumeFrom) trainer.restore(resumeFrom);
+  return { trainer, owned: [] };
+}
+
+/** RL against the reward model of run spec.rewardRun (its latest checkpoint, on this GPU beside the policy and its
+ *  reference). Full training: the reference is the start, stored once beside the checkpoints (as DPO's). */
+async function rlTrainer({ ctx, run, data, resumeFrom, init, base, progress }: TrainerSetup): Promise<BuiltTrainer> {
+  if (run.spec.method !== 'rl') throw new Error(`run ${run.name}: ${run.spec.method} is not RL`);
+  progress('loading the reward model onto the GPU');
+  const rm = await runRewardModel(ctx, run, run.spec.rewardRun, run.train.batchSize * run.spec.rl.G, progress);
+  try {
+    progress('building the policy and its frozen reference');
+    const start = base ?? await storedReference(ctx, run, init, !!resumeFrom);
+    const T = rm.T;
+    const reward = async (prompts: readonly number[][], completions: readonly number[][]) => {
+      const { ids, lengths } = rewardRows(completions.map((c, i) => [...prompts[i]!, ...c]), T, data.eos);
+      return Array.from(await rm.scoreRows(ids, lengths));
+    };
+    const trainer = new RlTrainer({
+      device: ctx.device, model: run.model, train: run.train, rl: run.spec.rl, prompts: data.prompts, evalPrompts: data.evalPrompts,
+      evalRows: data.evalRows, init: start, reward, eos: data.eos,
+    });
+    if (resumeFrom) trainer.restore(resumeFrom);
+    return { trainer, owned: [rm] };
+  } catch (e) {
+    rm.destroy();
+    throw e;
+  }
+}
+
+/** The reward model trained by run `id` (its latest checkpoint) on the GPU, scoring rows in batches of ~`rows`; it
+ *  must read the RL run's tokens (the same tokenizer). */
+export async function runRewardModel(ctx: RunContext, run: StoredRun, id: string, rows: number, progress: (m: string) => void): Promise<GpuRewardModel> {
+  const rmRun = await ctx.runs.getRun(id).catch(() => undefined);
+  if (!rmRun) throw new Error(`run ${run.name}: its reward model run ${id} is gone (deleted?): train a reward model and start a new RL run`);
+  if (rmRun.spec.method !== 'reward') throw new Error(`run ${run.name}: run ${rmRun.name} is not a reward model (${rmRun.spec.method}): pick a run of the method "Reward model"`);
+  if (rmRun.tokenizer !== run.tokenizer) throw new Error(`run ${run.name}: the reward model ${rmRun.name} reads another tokenizer than this run's student: train the reward model from the same student (the same pretrained model or start run)`);
+  const bytes = await ctx.runs.checkpoints(rmRun.id).get(CKPT);
+  if (!bytes) throw new Error(`run ${run.name}: the reward model ${rmRun.name} has no checkpoint yet: train it first`);
+  const c = decodeCheckpoint(bytes, `reward model ${rmRun.name} checkpoint`);
+  if (!c.tail) throw new Error(`run ${run.name}: the checkpoint of ${rmRun.name} has no score head`);
+  const t = rmRun.train, opt = { weightDecay: 0, clipNorm: 0 };
+  const rm = new GpuRewardModel(ctx.device, rmRun.model, Math.max(1, Math.ceil(rows / 2)), t.seqLen, opt, t.lora ? { lora: { ...t.lora, dropout: 0 } } : {});
+  try {
+    if (t.lora) {
+      rm.gpu.uploadBase(await loraBase(ctx, rmRun, progress));
+      rm.gpu.uploadAdapters(c.params);
+    } else rm.gpu.uploadParams(c.params);
+    rm.uploadHead(c.tail);
+    return rm;
+  } catch (e) {
+    rm.destroy();
+    throw e;
+  }
+}
+
 /** The trainer of each kind of method (METHODS[m].trainer). */
-const TRAINERS: Record<TrainerKind, (s: TrainerSetup) => Promise<BuiltTrainer>> = { tokens: tokenTrainer, pairs: pairTrainer };
+const TRAINERS: Record<TrainerKind, (s: TrainerSetup) => Promise<BuiltTrainer>> = { tokens: tokenTrainer, pairs: pairTrainer, reward: rewardTrainer, rl: rlTrainer };
 
 /** Trains `run` from its checkpoint until done or paused. Returns the final status. */
 export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHooks): Promise<'done' | 'paused'> {
@@ -357,7 +423,7 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     await log(resumeFrom
       ? { kind: 'event', step: trainer.step, code: 'resumed', level: 'info', checkpointStep: resumeFrom.step, message: `resumed from the checkpoint of step ${resumeFrom.step}` }
       : { kind: 'event', step: trainer.step, code: 'started', level: 'info', message: run.spec.pretrained ? `started from the pretrained model ${run.spec.pretrained.label}` : init ? `started from run ${run.spec.initFrom}` : 'started from random weights' });
-    const sampling = run.spec.sampleEvery > 0 && run.spec.samplePrompts.length > 0;
+    const sampling = methodOf(run.spec).generates && run.spec.sampleEvery > 0 && run.spec.samplePrompts.length > 0;
     if (!resumeFrom && sampling) await sample(0);
     while (trainer.step < t.steps) {
       if (hooks.pauseRequested()) {

@@ -6,6 +6,7 @@
 // the steps after the last checkpoint.
 import { ADAPTER_FORMATS, isAdapterFormat, type AdapterFormat } from '../../export/formats.ts';
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
+import { exportRewardFolder } from '../../export/reward-folder.ts';
 import { exportLoraGguf, exportPeftAdapter } from '../../export/lora.ts';
 import { jsonFile } from '../../export/types.ts';
 import { Generator, type GeneratorAdapters } from '../../model/generate.ts';
@@ -339,6 +340,7 @@ export class RunsEngine {
   async exportRun(runId: string, format: string, name: string, onProgress?: (m: string) => void): Promise<ExportResultData> {
     if (!isExportFormat(format) && !isAdapterFormat(format)) throw new Error(`export: unknown format '${format}' (have: ${[...EXPORT_FORMATS, ...ADAPTER_FORMATS].join(', ')})`);
     const run = await this.getRun(runId);
+    if (run.spec.method === 'reward') return this.exportRewardModel(run, format, name, onProgress);
     if (isAdapterFormat(format)) return this.exportAdapters(run, format, name);
     const { params, step } = await this.weights(run, onProgress);
     onProgress?.('evaluating the exported weights on the held-out data');
@@ -357,6 +359,25 @@ export class RunsEngine {
     onProgress?.(`writing ${format}`);
     const template = chatTemplateFor(recordFormat(run.spec));
     const files = exportModel({ config: run.model, params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, format, [jsonFile('training.json', record)]);
+    return { name, files, params: run.params };
+  }
+
+  /** A reward model run (latest checkpoint; LoRA adapters merged) as an HF *ForSequenceClassification folder, with
+   *  training.json (configs, data, the last held-out pair evaluation). */
+  private async exportRewardModel(run: StoredRun, format: string, name: string, onProgress?: (m: string) => void): Promise<ExportResultData> {
+    if (format !== 'safetensors') throw new Error(`run ${run.name} is a reward model: it exports as a Hugging Face sequence-classification folder (pick safetensors); ${format} carries language models`);
+    const { params, step } = await this.weights(run, onProgress);
+    const head = (await this.checkpoint(run)).tail;
+    if (!head) throw new Error(`run ${run.name}: its checkpoint has no score head`);
+    const { tok } = runTokenizer(run);
+    const record = {
+      source: `run ${run.name} (${run.id})`, step, model: run.model, train: run.train, head: 'reward (score.weight on the last token)',
+      ...(run.spec.pretrained ? { baseModel: run.spec.pretrained.label } : {}),
+      data: run.data, heldOut: run.lastEval ?? null, trainedBy: 'webgpu-distill (our WGSL kernels, in the browser)',
+    };
+    onProgress?.('writing the reward model');
+    const template = chatTemplateFor(recordFormat(run.spec));
+    const files = [...exportRewardFolder({ config: run.model, params, tokenizer: tok, ...(template ? { chatTemplate: template } : {}) }, head), jsonFile('training.json', record)];
     return { name, files, params: run.params };
   }
 

@@ -2,6 +2,7 @@
 // (RunInfo), what it logs while it trains (RunLog), what planning says before anything starts (RunPlan), and the
 // results of evaluation and generation. Plain data only: every type crosses the worker boundary (comlink) and is
 // stored in IndexedDB (src/engine/runs/run-store.ts).
+import type { RlSettings } from '../../train/rl-settings.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { EvalLog, EventLog, StepLog } from '../../train/step-trainer.ts';
@@ -34,7 +35,7 @@ export interface TeacherMixture {
 }
 
 /** The training methods (src/engine/runs/methods.ts holds what each needs and does). */
-export const RUN_METHODS = ['sft', 'kd', 'dpo', 'ipo', 'on-policy'] as const;
+export const RUN_METHODS = ['sft', 'kd', 'dpo', 'ipo', 'on-policy', 'reward', 'rl'] as const;
 export type RunMethod = (typeof RUN_METHODS)[number];
 
 /**
@@ -106,7 +107,11 @@ export type RunSpec =
   | (RunSpecBase & { method: 'kd'; kdSource: KdSource })
   | (RunSpecBase & { method: 'dpo'; /** β of the pair loss. */ pairBeta: number })
   | (RunSpecBase & { method: 'ipo'; pairBeta: number })
-  | (RunSpecBase & { method: 'on-policy'; onPolicy: OnPolicySettings });
+  | (RunSpecBase & { method: 'on-policy'; onPolicy: OnPolicySettings })
+  /** A reward model on the dataset's preference pairs (Bradley–Terry; every pair must be won by `rewardMargin`, default 0). */
+  | (RunSpecBase & { method: 'reward'; rewardMargin?: number })
+  /** RL (GRPO/RLOO) of the student against the reward model trained by run `rewardRun`, on the records' prompts. */
+  | (RunSpecBase & { method: 'rl'; rewardRun: string; rl: RlSettings });
 
 /** The spec of one method. */
 export type SpecOf<M extends RunMethod> = Extract<RunSpec, { method: M }>;
