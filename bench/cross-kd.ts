@@ -31,7 +31,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { readFolder } from '../src/cli/export.ts';
-import { brownFiles, brownParagraphs } from '../src/data/brown-files.ts';
+import { brownFiles, heldOutPrompts } from '../src/data/brown-files.ts';
 import { tokenRows } from '../src/elicit/feature.ts';
 import { buildRunData, teacherTopK, type RunData } from '../src/engine/runs/data.ts';
 import { eosId } from '../src/engine/runs/runner.ts';
@@ -92,24 +92,8 @@ function options(argv: string[]) {
   };
 }
 type Options = ReturnType<typeof options>;
-type Cfg = Options['cfg'];
 
 const secs = (t0: number) => +((performance.now() - t0) / 1000).toFixed(1);
-
-/** The first 5–7 words of sentences of the held-out Brown files (as scripts/demo-prompts.ts picks them), spread. */
-function heldOutPrompts(cfg: Cfg, n: number): string[] {
-  const seen = new Set<string>(), all: string[] = [];
-  for (const p of brownParagraphs('held-out')) {
-    for (const s of p.split(/(?<=[.!?])\s+/)) {
-      const words = s.split(' ');
-      if (words.length < 10 || !/^[A-Z][A-Za-z' ,]+$/.test(words.slice(0, 7).join(' '))) continue;
-      const prompt = words.slice(0, cfg.promptWords[0] + (all.length % (cfg.promptWords[1] - cfg.promptWords[0] + 1))).join(' ').replace(/,$/, '');
-      if (!seen.has(prompt)) { seen.add(prompt); all.push(prompt); }
-    }
-  }
-  const step = Math.max(1, Math.floor(all.length / n));
-  return all.filter((_, i) => i % step === 0).slice(0, n);
-}
 
 interface TeacherRecord { prompt: string; answer: string; tokens: TokenLogprob[] }
 /** The teacher phase's output; `source` and `check` when PyTorch ran it (the engine's agreement on the first records). */
@@ -277,7 +261,7 @@ export async function crossKd(argv: string[], opts: { device?: GPUDevice; log?: 
   let teacher: TeacherData;
   if (o.reuseTeacher && existsSync(cachePath)) teacher = JSON.parse(readFileSync(cachePath, 'utf8')) as TeacherData;
   else {
-    teacher = await teacherRecords(device, o, heldOutPrompts(cfg, cfg.records), log);
+    teacher = await teacherRecords(device, o, heldOutPrompts(cfg.records, cfg.promptWords), log);
     writeFileSync(cachePath, JSON.stringify(teacher));
   }
   log({ kind: 'teacher', records: teacher.records.length, dropped: teacher.dropped, meanNll: teacher.meanNll, seconds: teacher.seconds, source: teacher.source ?? 'engine', check: teacher.check });

@@ -39,6 +39,9 @@ eval_set = [eval_rows[i * B:(i + 1) * B] for i in range(eval_rows.shape[0] // B)
 
 def load_model(path):
     m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    # HF builds the embedding with padding_idx = pad_token_id (our export names end-of-text), whose row then gets no
+    # gradient from the input side; our engine's embedding backward gives every row its whole gradient.
+    m.get_input_embeddings().padding_idx = None
     m.train()
     return m
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createServer as createViteServer, preview, type PreviewServer, type ViteDevServer } from 'vite';
 import { freePort } from '../support/net.ts';
+import { importByPicker, importResult } from './data-support.ts';
 
 /** Flags that give headless Chromium WebGPU (SwiftShader when there is no GPU) on a closed network. */
 export const CHROMIUM_FLAGS = [
@@ -120,6 +121,47 @@ export async function openApp(o: { offsite: string[]; pageErrors: string[]; requ
 export async function gotoStage(page: Page, id: 'teacher' | 'data' | 'train' | 'evaluate' | 'export'): Promise<void> {
   await page.click(`#step-${id}`);
   await page.waitForSelector(`#stage-${id}:not([hidden])`, { timeout: 30_000 });
+}
+
+/**
+ * The walks' usual start: the default teacher loaded from the Teacher stage, then `jsonl` imported in the Data stage
+ * by its file picker as a file named `file`; returns the import's result (importResult).
+ */
+export async function defaultTeacherAndImport(page: Page, file: string, jsonl: string): Promise<Awaited<ReturnType<typeof importResult>>> {
+  await gotoStage(page, 'teacher');
+  await page.click('#teacher-default');
+  await page.waitForSelector('#step-teacher[data-state="done"]', { timeout: 120_000 });
+  await gotoStage(page, 'data');
+  await importByPicker(page, file, jsonl);
+  return importResult(page);
+}
+
+/** The Train form's run settings a walk sets: those always shown, those in its details disclosure, the run's name. */
+export interface RunFormSettings {
+  steps: number; batch: number; seqlen: number; lr: number; warmup: number;
+  evalEvery: number; ckptEvery: number; sampleEvery: number; heldout: number;
+  name: string;
+}
+
+/**
+ * Starts a run from the Train stage's form, whose method, student and teacher the caller has already chosen: fills
+ * `settings` (opening the form's details for the eval/checkpoint/sample/held-out ones), names the run, waits until
+ * the plan says it can start, calls `beforeStart` with the plan's text (checks, screenshots), clicks Start and waits
+ * for the new run's row in the run list; returns its id.
+ */
+export async function startRunFromForm(page: Page, settings: RunFormSettings, beforeStart?: (plan: string) => void | Promise<void>): Promise<string> {
+  const { steps, batch, seqlen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldout, name } = settings;
+  for (const [id, v] of [['steps', steps], ['batch', batch], ['seqlen', seqlen], ['lr', lr], ['warmup', warmup]] as const) await page.fill(`#train-${id}`, String(v));
+  await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
+  for (const [id, v] of [['eval-every', evalEvery], ['ckpt-every', ckptEvery], ['sample-every', sampleEvery], ['heldout', heldout]] as const) await page.fill(`#train-${id}`, String(v));
+  await page.fill('#train-name', name);
+  await page.dispatchEvent('#train-name', 'change');
+  await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
+  await beforeStart?.((await page.textContent('#train-plan')) ?? '');
+  const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
+  await page.click('#train-start');
+  const id = await page.waitForFunction((b) => [...document.querySelectorAll('#run-list tr[data-run]')].map((t) => t.getAttribute('data-run')).find((r) => r && !b.includes(r)), before, { timeout: 120_000 });
+  return (await id.jsonValue()) as string;
 }
 
 /** Opens the "GPU" disclosure (adapter details and the kernel self-test). */

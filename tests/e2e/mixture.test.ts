@@ -11,8 +11,7 @@ import { readFolder, writeFiles } from '../../src/cli/export.ts';
 import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { importedExportInput, importHfFolder } from '../../src/export/import.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { importByPicker, importResult } from './data-support.ts';
-import { gotoStage, openApp, runLogs, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
+import { defaultTeacherAndImport, gotoStage, openApp, runLogs, SMALL_TEACHER_DIR, startRunFromForm, type AppSession } from './harness.ts';
 
 const JSONL = Array.from({ length: 16 }, (_, i) => JSON.stringify({
   messages: [{ role: 'user', content: ['The history of the city', 'In the morning the farmers', 'The church stood on the hill', 'He told the jury'][i % 4] },
@@ -45,12 +44,7 @@ function perturbedTeacher(): string {
 describe('mixture KD in the page', () => {
   it('dense KD from the teacher and a picked second teacher; Evaluate reports KL to each; another tokenizer is refused', async () => {
     const { page } = s;
-    await gotoStage(page, 'teacher');
-    await page.click('#teacher-default');
-    await page.waitForSelector('#step-teacher[data-state="done"]', { timeout: 120_000 });
-    await gotoStage(page, 'data');
-    await importByPicker(page, 'lines.jsonl', JSONL);
-    expect((await importResult(page)).written).toBe(16);
+    expect((await defaultTeacherAndImport(page, 'lines.jsonl', JSONL)).written).toBe(16);
 
     await gotoStage(page, 'train');
     await page.selectOption('#train-method', 'kd');
@@ -71,24 +65,16 @@ describe('mixture KD in the page', () => {
     await page.setInputFiles('#train-mix-files', perturbedTeacher());
     await page.waitForFunction(() => (document.querySelector('#train-mix-teacher') as HTMLInputElement).value === 'picked folder: second-teacher');
     await page.fill('#train-mix-weight', '0.3');
-    for (const [id, v] of [['steps', 3], ['batch', 2], ['seqlen', 24], ['lr', 0.003], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
-    await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
-    for (const [id, v] of [['eval-every', 3], ['ckpt-every', 3], ['sample-every', 0], ['heldout', 4]] as const) await page.fill(`#train-${id}`, String(v));
-    await page.fill('#train-name', 'mix-kd');
-    await page.dispatchEvent('#train-name', 'change');
-    await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
-    expect(await page.textContent('#train-plan')).toMatch(/teacher model/);
-    for (const w of [1280, 390]) {
-      await page.setViewportSize({ width: w, height: 800 });
-      await page.waitForTimeout(100);
-      expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), `overflow at ${w}`).toBeLessThanOrEqual(0);
-      await (await page.$('#train-form'))!.screenshot({ path: `test-results/mixture-train-${w}.png` });
-    }
-    await page.setViewportSize({ width: 1280, height: 800 });
-    const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
-    await page.click('#train-start');
-    const idHandle = await page.waitForFunction((b) => [...document.querySelectorAll('#run-list tr[data-run]')].map((t) => t.getAttribute('data-run')).find((r) => r && !b.includes(r)), before, { timeout: 120_000 });
-    const runId = (await idHandle.jsonValue()) as string;
+    const runId = await startRunFromForm(page, { steps: 3, batch: 2, seqlen: 24, lr: 0.003, warmup: 1, evalEvery: 3, ckptEvery: 3, sampleEvery: 0, heldout: 4, name: 'mix-kd' }, async (plan) => {
+      expect(plan).toMatch(/teacher model/);
+      for (const w of [1280, 390]) {
+        await page.setViewportSize({ width: w, height: 800 });
+        await page.waitForTimeout(100);
+        expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), `overflow at ${w}`).toBeLessThanOrEqual(0);
+        await (await page.$('#train-form'))!.screenshot({ path: `test-results/mixture-train-${w}.png` });
+      }
+      await page.setViewportSize({ width: 1280, height: 800 });
+    });
     await page.waitForSelector(`#run-list tr[data-run="${runId}"][data-status="done"]`, { timeout: 300_000 });
     const steps = (await runLogs(page, runId)).filter((l) => l.kind === 'step');
     expect(steps.map((l) => l.step)).toEqual([1, 2, 3]);

@@ -16,8 +16,7 @@ import { exportHfFolder } from '../../src/export/hf-folder.ts';
 import { importedExportInput, importHfFolder } from '../../src/export/import.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { initParams } from '../../src/model/ref-model.ts';
-import { importByPicker, importResult } from './data-support.ts';
-import { gotoStage, openApp, runLogs, SMALL_TEACHER_DIR, type AppSession } from './harness.ts';
+import { defaultTeacherAndImport, gotoStage, openApp, runLogs, SMALL_TEACHER_DIR, startRunFromForm, type AppSession } from './harness.ts';
 
 const LINES = [
   ['The history of the city', 'is the history of its people, who came from the farms to work in the mills.'],
@@ -55,28 +54,15 @@ async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: n
   await page.selectOption('#train-preset', 'pretrained');
   await page.setInputFiles('#train-pretrained-files', folder);
   await page.waitForFunction(() => (document.querySelector('#train-pretrained') as HTMLInputElement).value.startsWith('picked folder: '));
-  for (const [id, v] of [['steps', steps], ['batch', 2], ['seqlen', 24], ['lr', 0.001], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
-  await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
-  for (const [id, v] of [['eval-every', 2], ['ckpt-every', 2], ['sample-every', 0], ['heldout', 3]] as const) await page.fill(`#train-${id}`, String(v));
-  await page.fill('#train-name', name);
-  await page.dispatchEvent('#train-name', 'change');
-  await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
-  expect(await page.textContent('#train-plan')).toMatch(plan);
-  const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
-  await page.click('#train-start');
-  const id = await page.waitForFunction((b) => [...document.querySelectorAll('#run-list tr[data-run]')].map((t) => t.getAttribute('data-run')).find((r) => r && !b.includes(r)), before, { timeout: 120_000 });
-  return (await id.jsonValue()) as string;
+  return startRunFromForm(page, { steps, batch: 2, seqlen: 24, lr: 0.001, warmup: 1, evalEvery: 2, ckptEvery: 2, sampleEvery: 0, heldout: 3, name }, (text) => {
+    expect(text).toMatch(plan);
+  });
 }
 
 describe('a pretrained student in the page', () => {
   it('fine-tunes a picked pretrained folder by SFT and by dense KD; a reload resumes the KD run; the export names its base', async () => {
     const { page } = s;
-    await gotoStage(page, 'teacher');
-    await page.click('#teacher-default');
-    await page.waitForSelector('#step-teacher[data-state="done"]', { timeout: 120_000 });
-    await gotoStage(page, 'data');
-    await importByPicker(page, 'lines.jsonl', JSONL);
-    expect((await importResult(page)).written).toBe(18);
+    expect((await defaultTeacherAndImport(page, 'lines.jsonl', JSONL)).written).toBe(18);
 
     const sft = await startRun(page, 'pre-sft', 'sft', 2);
     await page.waitForSelector(`#run-list tr[data-run="${sft}"][data-status="done"]`, { timeout: 300_000 });

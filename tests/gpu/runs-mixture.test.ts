@@ -6,32 +6,22 @@
 // the CPU) and against each teacher; training toward (0.9, 0.1) ends nearer the first teacher than toward (0.1, 0.9);
 // on-policy steps score the student's samples with the mixture; planning refuses a mixture teacher with another tokenizer, naming it, and counts every teacher's memory.
 import 'fake-indexeddb/auto';
-import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/engine.ts';
 import { buildRunData } from '../../src/engine/runs/data.ts';
-import { RunStore } from '../../src/engine/runs/run-store.ts';
 import type { EngineTeacher, RunEvent, RunInfo, RunSpec, RunStepLog, SpecOf } from '../../src/engine/runs/types.ts';
 import { exportModel } from '../../src/export/index.ts';
 import { classifierLossRef } from '../../src/kernels/loss/loss.ref.ts';
-import { makeConfig, type ModelConfig } from '../../src/model/config.ts';
+import type { ModelConfig } from '../../src/model/config.ts';
 import { initParams, refForward } from '../../src/model/ref-model.ts';
-import { openStore } from '../../src/store/store.ts';
 import { trainBpe } from '../../src/tokenizer/bpe.ts';
 import { BatchLoader, evalBatches, type Batch } from '../../src/train/batches.ts';
 import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { mixedProbsRef } from '../../src/train/teacher-mixture.ts';
 import { useGpu } from './gpu-context.ts';
+import { engineOnFakeStores, prov, recordsOf, teacherConfig, tok } from './runs-fixture.ts';
 
 const gpu = useGpu();
-const WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
-const prov = { teacher: { kind: 'transformers-js', model: 'tiny', baseURLHost: '' }, strategy: 'feature', params: {}, usage: { input: 1, output: 1 }, time: 1 };
-const recordsOf = (n: number) => Array.from({ length: n }, (_, i) => ({
-  user: `Count from ${WORDS[i % 10]}`,
-  answer: ` ${WORDS[i % 10]} ${WORDS[(i + 1) % 10]} ${WORDS[(i + 2) % 10]} and so on.`,
-}));
-const tok = trainBpe(recordsOf(10).flatMap((r) => [r.user, r.answer]), { vocabSize: 300, specialTokens: ['<|endoftext|>'] });
-const teacherConfig = makeConfig({ vocabSize: tok.vocabSize, hidden: 32, layers: 1, heads: 1, kvHeads: 1, headDim: 32, intermediate: 64, maxSeqLen: 64, initStd: 0.3 });
 const teacherParams = [initParams(teacherConfig, 5), initParams(teacherConfig, 9)];
 const folder = (params: Float32Array, tokenizer = tok): Record<string, Uint8Array> =>
   Object.fromEntries(exportModel({ config: { ...teacherConfig, vocabSize: tokenizer.vocabSize }, params, tokenizer }, 'safetensors').map((f) => [f.path, f.bytes]));
@@ -44,10 +34,7 @@ const otherTeacher: EngineTeacher = { label: 'other-tok', source: { files: folde
 const B = 2, T = 16, HELD = 5, N_RECORDS = 30, TAU = 2;
 
 async function setup() {
-  const factory = new IDBFactory();
-  const data = await openStore('mix-data', factory);
-  const runs = await RunStore.open('mix-runs', factory);
-  const engine = createEngine(async () => gpu(), { dataStore: async () => data, runStore: async () => runs });
+  const { data, runs, engine } = await engineOnFakeStores(gpu, 'mix');
   const ds = await data.createDataset({ name: 'counting' });
   await data.putRecords(ds.id, recordsOf(N_RECORDS).map((r, i) => ({
     key: `r${i}`, messages: [{ role: 'user' as const, content: r.user }, { role: 'assistant' as const, content: r.answer }], provenance: prov,

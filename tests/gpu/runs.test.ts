@@ -5,43 +5,27 @@
 // counted), dense-logit KD from a teacher folder (KL to the teacher falls), DPO from an SFT run (the pair loss
 // falls), on-policy steps, generation and student samples.
 import 'fake-indexeddb/auto';
-import { IDBFactory } from 'fake-indexeddb';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { createEngine } from '../../src/engine/engine.ts';
 import { buildRunData } from '../../src/engine/runs/data.ts';
-import { RunStore } from '../../src/engine/runs/run-store.ts';
 import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
 import { exportModel } from '../../src/export/index.ts';
-import { makeConfig, paddedVocab, realVocab } from '../../src/model/config.ts';
+import { paddedVocab, realVocab } from '../../src/model/config.ts';
 import { initParams } from '../../src/model/ref-model.ts';
-import { openStore, type DistillStore } from '../../src/store/store.ts';
+import type { DistillStore } from '../../src/store/store.ts';
 import { encodeTopK, packTopKRows } from '../../src/store/topk.ts';
-import { BpeTokenizer, trainBpe } from '../../src/tokenizer/bpe.ts';
+import { BpeTokenizer } from '../../src/tokenizer/bpe.ts';
 import { evalBatches } from '../../src/train/batches.ts';
 import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { logSoftmaxRow } from '../../src/util/logsoftmax.ts';
 import { useGpu } from './gpu-context.ts';
+import { engineOnFakeStores, prov, recordsOf, teacherConfig, tok } from './runs-fixture.ts';
 
 const gpu = useGpu();
-const WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
-const prov = { teacher: { kind: 'transformers-js', model: 'tiny', baseURLHost: '' }, strategy: 'feature', params: {}, usage: { input: 1, output: 1 }, time: 1 };
-const recordsOf = (n: number) => Array.from({ length: n }, (_, i) => ({
-  user: `Count from ${WORDS[i % 10]}`,
-  answer: ` ${WORDS[i % 10]} ${WORDS[(i + 1) % 10]} ${WORDS[(i + 2) % 10]} and so on.`,
-}));
-const tok = trainBpe(recordsOf(10).flatMap((r) => [r.user, r.answer]), { vocabSize: 300, specialTokens: ['<|endoftext|>'] });
-const teacherConfig = makeConfig({ vocabSize: tok.vocabSize, hidden: 32, layers: 1, heads: 1, kvHeads: 1, headDim: 32, intermediate: 64, maxSeqLen: 64, initStd: 0.3 });
 const teacherFiles = Object.fromEntries(exportModel({ config: teacherConfig, params: initParams(teacherConfig, 5), tokenizer: tok }, 'safetensors').map((f) => [f.path, f.bytes]));
 const teacher = { label: 'tiny-teacher', source: { files: teacherFiles } };
 
-async function setup() {
-  const factory = new IDBFactory();
-  const data = await openStore('test-data', factory);
-  const runs = await RunStore.open('test-runs', factory);
-  const engine = createEngine(async () => gpu(), { dataStore: async () => data, runStore: async () => runs });
-  return { data, runs, engine };
-}
+const setup = () => engineOnFakeStores(gpu, 'test');
 
 /** A dataset of counting records; with `topk`, each answer carries top-k rows (one misaligned record on purpose). */
 async function dataset(data: DistillStore, n: number, topk = false): Promise<string> {

@@ -5,27 +5,12 @@
 // chance (each teacher gives half the answers). Both run in onnxruntime-node, as the page's local teacher does.
 import { resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { brownParagraphs } from '../../src/data/brown-files.ts';
+import { heldOutPrompts } from '../../src/data/brown-files.ts';
 import { ensembleSummary } from '../../src/elicit/ensemble-choice.ts';
 import { createElicitJob, runElicitJob } from '../../src/elicit/run.ts';
 import { LocalTeacher } from '../../src/teacher/local.ts';
 import { binomialTail } from '../support/binomial.ts';
 import { freshStore } from './store-fixtures.ts';
-
-/** The first 5–7 words of sentences of the held-out Brown files (every 10th file), spread over them. */
-function heldOutPrompts(n: number): string[] {
-  const seen = new Set<string>(), all: string[] = [];
-  for (const p of brownParagraphs('held-out')) {
-    for (const s of p.split(/(?<=[.!?])\s+/)) {
-      const words = s.split(' ');
-      if (words.length < 10 || !/^[A-Z][A-Za-z' ,]+$/.test(words.slice(0, 7).join(' '))) continue;
-      const prompt = words.slice(0, 5 + (all.length % 3)).join(' ').replace(/,$/, '');
-      if (!seen.has(prompt)) { seen.add(prompt); all.push(prompt); }
-    }
-  }
-  const step = Math.max(1, Math.floor(all.length / n));
-  return all.filter((_, i) => i % step === 0).slice(0, n);
-}
 
 const teachers: LocalTeacher[] = [];
 afterAll(async () => { await Promise.all(teachers.map((t) => t.dispose())); });
