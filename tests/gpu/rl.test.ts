@@ -1,9 +1,8 @@
-// Reinforcement learning of the student on the GPU (issue #24, src/train/rl.ts + grpo.ts): (1) one rlStep's
-// gradient is the reference model's gradient of the CE loss under the GRPO weights computed from the reference
-// model's own log-probabilities (so the GPU pipeline — sampling, both log-probability passes, the weights, the
-// backward — is the objective the CPU tests check by finite differences); (2) against a reward we know (the share of
-// a target token in the answer, as "answers that contain given words"), GRPO raises the held-out mean reward over 3
-// seeds while the per-token KL to the frozen reference stays under 1 nat (β 0.2, 15 steps, lr 0.006).
+// Reinforcement learning of the student on the GPU (issue #24, src/train/rl.ts + grpo.ts): one rlStep's gradient is
+// the reference model's gradient of the CE loss under the GRPO weights computed from the reference model's own
+// log-probabilities (so the GPU pipeline — sampling, both log-probability passes, the weights, the backward — is the
+// objective the CPU tests check by finite differences). That GRPO raises a known reward, through a learnt reward
+// model, over 3 seeds with the KL bounded: tests/gpu/reward.test.ts.
 import { describe, expect, it } from 'vitest';
 import { makeConfig } from '../../src/model/config.ts';
 import { Generator } from '../../src/model/generate.ts';
@@ -13,7 +12,6 @@ import { groupAdvantages, policyGradientWeights } from '../../src/train/grpo.ts'
 import { completionBatch, rlStep, type RewardFn } from '../../src/train/rl.ts';
 import { CE_ONLY } from '../../src/train/step-trainer.ts';
 import { compareArrays, describeComparison } from '../../src/util/allclose.ts';
-import { Rng } from '../../src/util/rng.ts';
 import { useGpu } from './gpu-context.ts';
 
 const gpu = useGpu();
@@ -74,55 +72,4 @@ describe('RL (GRPO) on the GPU', () => {
       gen.destroy(); policy.destroy(); reference.destroy();
     }
   }, 120_000);
-
-  it('raises the held-out mean reward of a known task over 3 seeds, KL to the reference under 1 nat per token', async () => {
-    const { device } = gpu();
-    const train = [[1, 2], [3, 4], [6], [7, 8], [9], [10, 11]];
-    const heldOut = [[2, 1], [4], [8, 7], [11]];
-    const P = 2, B = P * G, STEPS = 15;
-    const o = { G, beta: 0.2, advantage: 'grpo' as const, maxNewTokens: 6, temperature: 1 };
-    const results: { before: number; after: number; kl: number }[] = [];
-    for (const seed of [1, 2, 3]) {
-      const start = initParams(config, 10 + seed);
-      const policy = new GpuModel(device, config, B, T, CE_ONLY, OPT);
-      const reference = new GpuModel(device, config, B, T, CE_ONLY, OPT);
-      policy.uploadParams(start);
-      reference.uploadParams(start);
-      const gen = new Generator(device, config, policy.params, T + 1);
-      // Held-out reward: 8 samples of each held-out prompt, the same seeds before and after training.
-      const heldOutReward = async () => {
-        const rng = new Rng(999);
-        const cs: number[][] = [];
-        for (const p of heldOut) for (let k = 0; k < 8; k++) cs.push(await gen.generate(p, { maxNewTokens: o.maxNewTokens, temperature: 1, seed: rng.nextU32() }));
-        const rs = shareOfTarget([], cs) as number[];
-        return { mean: rs.reduce((a, b) => a + b, 0) / rs.length, cs };
-      };
-      try {
-        const before = await heldOutReward();
-        const rng = new Rng(seed);
-        for (let step = 1; step <= STEPS; step++) {
-          const prompts = Array.from({ length: P }, () => train[rng.int(train.length)]!);
-          await rlStep(policy, reference, gen, prompts, shareOfTarget, o, rng.nextU32(), { lr: 0.006, step });
-        }
-        const after = await heldOutReward();
-        // KL(policy ‖ reference) per token on the policy's own held-out samples (k3, on the trained weights).
-        const trained = await policy.readParams();
-        const prompts = heldOut.flatMap((p) => Array.from({ length: 8 }, () => p));
-        const { batch, mask } = completionBatch(heldOut, after.cs, T);
-        const lp = refTokenLogp(trained, batch.ids, batch.labels, mask, prompts.length);
-        const lr = refTokenLogp(start, batch.ids, batch.labels, mask, prompts.length);
-        let kl = 0, n = 0;
-        for (let i = 0; i < lp.length; i++) if (mask[i]) { const d = lr[i]! - lp[i]!; kl += Math.exp(d) - d - 1; n++; }
-        results.push({ before: before.mean, after: after.mean, kl: kl / n });
-      } finally {
-        gen.destroy(); policy.destroy(); reference.destroy();
-      }
-    }
-    console.log(`rl: held-out mean reward per seed ${JSON.stringify(results.map((r) => ({ before: +r.before.toFixed(3), after: +r.after.toFixed(3), kl: +r.kl.toFixed(3) })))}`);
-    for (const r of results) {
-      // Measured (SwiftShader): 0.151 → 0.417, 0.260 → 0.698, 0.042 → 0.167; KL 0.51, 0.89, 0.60.
-      expect(r.after).toBeGreaterThan(r.before + 0.05);
-      expect(r.kl).toBeLessThan(1);
-    }
-  }, 600_000);
 });

@@ -10,11 +10,13 @@ import { GpuModel } from '../../model/gpu-model.ts';
 import { evalBatches } from '../../train/batches.ts';
 import { evaluateHeldOut, type EvalTeacher } from '../../train/evaluate.ts';
 import { PairTrainer } from '../../train/pair-trainer.ts';
+import { RewardTrainer } from '../../train/reward-trainer.ts';
+import { decodeCheckpoint } from '../../train/checkpoint.ts';
 import { CE_ONLY } from '../../train/step-trainer.ts';
 import { teacherTopK } from './data.ts';
 import { loadTeacherModel } from './plan.ts';
 import { logitsCe, mixTeacherLogits } from '../../train/teacher-mixture.ts';
-import { denseSignal, modelOfRole, readReference, runData, runFolder, runTeacherModel, runTeacherModels, teacherRole, teachersLogits, type RunContext, type RunTeachers } from './runner.ts';
+import { CKPT, denseSignal, modelOfRole, readReference, runData, runFolder, runTeacherModel, runTeacherModels, teacherRole, teachersLogits, type RunContext, type RunTeachers } from './runner.ts';
 import type { StoredRun } from './run-store.ts';
 import type { EngineTeacher, EvalReport } from './types.ts';
 
@@ -36,6 +38,23 @@ export async function evaluateRun(
   const notes: string[] = [];
   const report: EvalReport = { runId: run.id, step, tokens: 0, notes, ms: 0 };
   const done = () => ({ ...report, ms: performance.now() - t0 });
+  if (run.spec.method === 'reward') {
+    // A reward model is not a language model: its measure is held-out pair accuracy (trunk + score head of the checkpoint).
+    const bytes = await ctx.runs.checkpoints(run.id).get(CKPT);
+    if (!bytes) throw new Error(`run ${run.name} has no checkpoint yet: train it for a few steps first`);
+    if (data.evalPairs.length === 0) notes.push('no held-out preference pair: no pair accuracy (hold out a smaller share, or add pairs)');
+    else {
+      onProgress?.('held-out preference pairs');
+      const rt = new RewardTrainer(ctx.device, run.model, run.train, data.evalPairs.length >= B ? data.evalPairs : data.pairs, data.evalPairs, 'adapters' in weights ? weights.base : weights.params, run.spec.rewardMargin ?? 0, data.eos);
+      try {
+        rt.restore(decodeCheckpoint(bytes, `run ${run.name} checkpoint`));
+        const e = await rt.evaluate();
+        if (e) report.pairAccuracy = e.pairAccuracy;
+      } finally { rt.destroy(); }
+    }
+    notes.push('a reward model scores answers: it has no perplexity, and is not compared with a teacher');
+    return done();
+  }
   if ('pairBeta' in run.spec) {
     // The reference: a LoRA run's frozen base (adapters off), a full run's stored start.
     const ref = data.evalPairs.length < B ? undefined : 'adapters' in weights ? weights.base : await readReference(ctx, run);

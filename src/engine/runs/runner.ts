@@ -352,7 +352,7 @@ export async function runRewardModel(ctx: RunContext, run: StoredRun, id: string
   const rmRun = await ctx.runs.getRun(id).catch(() => undefined);
   if (!rmRun) throw new Error(`run ${run.name}: its reward model run ${id} is gone (deleted?): train a reward model and start a new RL run`);
   if (rmRun.spec.method !== 'reward') throw new Error(`run ${run.name}: run ${rmRun.name} is not a reward model (${rmRun.spec.method}): pick a run of the method "Reward model"`);
-  if (rmRun.tokenizer !== run.tokenizer) throw new Error(`run ${run.name}: the reward model ${rmRun.name} reads another tokenizer than this run's student: train the reward model from the same student (the same pretrained model or start run)`);
+  if (JSON.stringify(rmRun.tokenizer) !== JSON.stringify(run.tokenizer)) throw new Error(`run ${run.name}: the reward model ${rmRun.name} reads another tokenizer than this run's student: train the reward model from the same student (the same pretrained model or start run)`);
   const bytes = await ctx.runs.checkpoints(rmRun.id).get(CKPT);
   if (!bytes) throw new Error(`run ${run.name}: the reward model ${rmRun.name} has no checkpoint yet: train it first`);
   const c = decodeCheckpoint(bytes, `reward model ${rmRun.name} checkpoint`);

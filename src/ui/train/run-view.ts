@@ -9,11 +9,19 @@ import type { RunErrorCode, RunEvent, RunInfo, RunLog } from '../../protocol.ts'
 import { duration, errorText, h } from '../dom.ts';
 import { LiveChart } from './charts.ts';
 
-const CHARTS = [
+/** What a run's charts are about: a language model's held-out figures, preference accuracy, or RL's reward. */
+type RunKind = 'lm' | 'pairs' | 'rl';
+const runKind = (spec: RunInfo['spec']): RunKind => (spec.method === 'rl' ? 'rl' : methodOf(spec).data === 'pairs' ? 'pairs' : 'lm');
+
+/** The charts; `for`: the kinds of run that show one (absent: every run). */
+const CHARTS: { id: string; title: string; series: { label: string; color: string }[]; log?: boolean; empty?: string; for?: RunKind[] }[] = [
   { id: 'loss', title: 'Training loss', series: [{ label: 'objective', color: '#3b5bdb' }, { label: 'CE', color: '#2b8a3e' }, { label: 'KD', color: '#e8590c' }], log: true },
-  { id: 'ppl', title: 'Held-out perplexity', series: [{ label: 'perplexity', color: '#862e9c' }], log: true, lm: true, empty: 'No held-out evaluation yet (it runs every “held-out eval every” steps and at the end).' },
-  { id: 'teacher', title: 'Against the teacher (held out)', series: [{ label: 'KL', color: '#c92a2a' }, { label: 'top-1 agreement', color: '#1098ad' }], lm: true, empty: 'Nothing to compare yet: needs a held-out evaluation and the teacher’s distributions (its model, or stored top-k).' },
-  { id: 'pairs', title: 'Held-out preference accuracy', series: [{ label: 'accuracy', color: '#0b7285' }], pairs: true, empty: 'No held-out evaluation yet.' },
+  { id: 'reward', title: 'Reward', series: [{ label: 'mean (batch)', color: '#2b8a3e' }, { label: 'spread (std)', color: '#fab005' }, { label: 'held out', color: '#862e9c' }], for: ['rl'], empty: 'No RL step yet.' },
+  { id: 'kl', title: 'KL to the reference (per token)', series: [{ label: 'batch', color: '#c92a2a' }, { label: 'held out', color: '#862e9c' }], for: ['rl'], empty: 'No RL step yet.' },
+  { id: 'length', title: 'Answer length (tokens)', series: [{ label: 'mean', color: '#1098ad' }], for: ['rl'], empty: 'No RL step yet.' },
+  { id: 'ppl', title: 'Held-out perplexity', series: [{ label: 'perplexity', color: '#862e9c' }], log: true, for: ['lm', 'rl'], empty: 'No held-out evaluation yet (it runs every “held-out eval every” steps and at the end).' },
+  { id: 'teacher', title: 'Against the teacher (held out)', series: [{ label: 'KL', color: '#c92a2a' }, { label: 'top-1 agreement', color: '#1098ad' }], for: ['lm'], empty: 'Nothing to compare yet: needs a held-out evaluation and the teacher’s distributions (its model, or stored top-k).' },
+  { id: 'pairs', title: 'Held-out preference accuracy', series: [{ label: 'accuracy', color: '#0b7285' }], for: ['pairs'], empty: 'No held-out evaluation yet.' },
   { id: 'gradnorm', title: 'Gradient norm', series: [{ label: '‖g‖', color: '#5c940d' }] },
   { id: 'lr', title: 'Learning rate', series: [{ label: 'lr', color: '#868e96' }] },
   { id: 'tps', title: 'Throughput (tokens/s)', series: [{ label: 'tokens/s', color: '#364fc7' }] },
@@ -85,12 +93,12 @@ export class RunView {
     this.element.dataset.run = run.id;
     this.deleteBtn.dataset.confirm = '';
     this.deleteBtn.textContent = 'Delete run';
-    // Charts of what this run's method measures: a language model's held-out figures, or preference accuracy.
-    const pairs = methodOf(run.spec).data === 'pairs';
+    // Charts of what this run's method measures: a language model's held-out figures, preference accuracy, or reward.
+    const kind = runKind(run.spec);
     for (const spec of CHARTS) {
       const c = this.charts.get(spec.id)!;
       c.clear();
-      c.element.hidden = ('lm' in spec && pairs) || ('pairs' in spec && !pairs);
+      c.element.hidden = !!spec.for && !spec.for.includes(kind);
     }
     this.samples.replaceChildren();
     this.stepTimes = [];
@@ -116,22 +124,31 @@ export class RunView {
       // A resumed run logs the steps after its checkpoint again: drop what lies beyond from the charts.
       if (l.step <= this.lastStep) this.truncate(l.step - 1);
       this.lastStep = l.step;
-      const pairs = this.run ? methodOf(this.run.spec).data === 'pairs' : false;
+      const pairs = this.run ? runKind(this.run.spec) !== 'lm' : false;
       c('loss').push(l.step, [l.loss, pairs ? null : l.ce, l.kd || null]);
       c('gradnorm').push(l.step, [l.gradNorm]);
       c('lr').push(l.step, [l.lr]);
       c('tps').push(l.step, [l.tokensPerSec]);
+      if (l.reward !== undefined) {
+        c('reward').push(l.step, [l.reward, l.rewardStd ?? null, null]);
+        c('kl').push(l.step, [l.kl ?? null, null]);
+        c('length').push(l.step, [l.length ?? null]);
+      }
       this.stepTimes.push(l.ms);
       const steps = this.run?.train.steps ?? 0;
       this.progress.max = Math.max(1, steps);
       this.progress.value = l.step;
       this.status.dataset.step = String(l.step);
       const tps = Math.round(l.tokensPerSec).toLocaleString('en');
-      this.eta.textContent = `step ${l.step} of ${steps} · ${tps} tokens/s · ${(l.ms / 1000).toFixed(2)} s a step${l.etaMs !== undefined && l.step < steps ? ` · about ${duration(l.etaMs)} left` : ''}${l.skipped ? ' · this step was skipped (non-finite gradient)' : ''}${l.pairAccuracy !== undefined ? ` · pair accuracy ${(l.pairAccuracy * 100).toFixed(0)}%` : ''}${l.onPolicy ? ' · on-policy step' : ''}${l.uld !== undefined ? ` · ULD ${l.uld.toFixed(3)}` : ''}`;
+      this.eta.textContent = `step ${l.step} of ${steps} · ${tps} tokens/s · ${(l.ms / 1000).toFixed(2)} s a step${l.etaMs !== undefined && l.step < steps ? ` · about ${duration(l.etaMs)} left` : ''}${l.skipped ? ' · this step was skipped (non-finite gradient)' : ''}${l.pairAccuracy !== undefined ? ` · pair accuracy ${(l.pairAccuracy * 100).toFixed(0)}%` : ''}${l.reward !== undefined ? ` · mean reward ${l.reward.toFixed(3)}` : ''}${l.onPolicy ? ' · on-policy step' : ''}${l.uld !== undefined ? ` · ULD ${l.uld.toFixed(3)}` : ''}`;
     } else if (l.kind === 'eval') {
       // A pair method's held-out loss is the pair loss, not a language model's: its chart is preference accuracy.
       if (l.pairAccuracy !== undefined) c('pairs').push(l.step, [l.pairAccuracy]);
-      else c('ppl').push(l.step, [l.ppl]);
+      else if (Number.isFinite(l.ppl)) c('ppl').push(l.step, [l.ppl]);
+      if (l.reward !== undefined) {
+        c('reward').push(l.step, [null, null, l.reward]);
+        c('kl').push(l.step, [null, l.kl ?? null]);
+      }
       c('teacher').push(l.step, [l.klToTeacher ?? null, l.top1Agreement ?? null]);
     } else if (l.kind === 'sample') {
       this.samples.prepend(h('li', { 'data-step': String(l.step) }, h('span', { class: 'muted small' }, `step ${l.step}`),
@@ -160,7 +177,8 @@ export class RunView {
     this.status.dataset.steps = String(run.train.steps);
     this.title.textContent = `Run “${run.name}”`;
     const e = run.lastEval;
-    const pct = !e ? '' : e.pairAccuracy !== undefined ? ` · held-out preference accuracy ${(e.pairAccuracy * 100).toFixed(0)}% at step ${e.step}` : ` · held-out perplexity ${e.ppl.toFixed(1)} at step ${e.step}`;
+    const pct = !e ? '' : e.pairAccuracy !== undefined ? ` · held-out preference accuracy ${(e.pairAccuracy * 100).toFixed(0)}% at step ${e.step}`
+      : `${e.reward !== undefined ? ` · held-out mean reward ${e.reward.toFixed(3)}, KL ${e.kl!.toFixed(3)}` : ''}${Number.isFinite(e.ppl) ? ` · held-out perplexity ${e.ppl.toFixed(1)}` : ''} at step ${e.step}`;
     const words: Record<string, string> = {
       created: 'Ready to train.', running: 'Training on this GPU…', paused: `Paused at step ${run.checkpointStep}: Resume continues from there.`,
       done: `Done: ${run.train.steps} steps.`, failed: 'Stopped by an error.',

@@ -52,7 +52,8 @@ const ROWS: SettingKey[][] = [
   ['kdSource', 'ceWeight'],
   ['lambda', 'sampleTokens'],
   ['objective', 'temperature', 'beta', 'skewLambda'],
-  ['pairBeta'],
+  ['pairBeta', 'rewardMargin'],
+  ['rewardRun', 'rlG', 'rlBeta', 'rlAdvantage', 'rlTokens'],
   ['mixTeacher', 'mixWeight'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
   ['pretrained'],
@@ -67,6 +68,9 @@ function crossShareText(c: RunPlan['crossShare']): string {
   const n = c.exact + c.uld + c.none, pct = (x: number) => `${n ? Math.round((100 * x) / n) : 0}%`;
   return `Across tokenizers, on the first ${c.answers} answers: ${pct(c.exact)} of their tokens pair exactly with the teacher's (KL over shared strings), ${pct(c.uld)} by ULD, ${pct(c.none)} learn their label only${c.unaligned ? `; ${c.unaligned} answers cannot be aligned and are left out of KD` : ''}.`;
 }
+
+/** A run a new run can start from: trained, a whole model (a LoRA run's checkpoint holds adapters), not a reward model. */
+const startable = (r: RunInfo): boolean => r.checkpointStep > 0 && !r.train.lora && r.spec.method !== 'reward';
 
 export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm {
   const stored = loadPref<Partial<FormSettings> | null>('train-form', null);
@@ -269,15 +273,21 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     refresh(datasets, runs, teachers) {
       lastDatasets = datasets;
       if (teachers) topkTeachers = teachers;
-      const dataset = el('datasetId') as HTMLSelectElement, initFrom = el('initFrom') as HTMLSelectElement;
+      const dataset = el('datasetId') as HTMLSelectElement, initFrom = el('initFrom') as HTMLSelectElement, rewardRun = el('rewardRun') as HTMLSelectElement;
       const want = dataset.value || saved.datasetId;
       dataset.replaceChildren(...datasets.map((d) => h('option', { value: d.id }, `${d.name} — ${d.counts.records} records, ${d.counts.pairs} pairs${d.counts.topk ? `, top-k on ${d.counts.topk}` : ''}`)));
       dataset.value = datasets.some((d) => d.id === want) ? want : datasets.at(-1)?.id ?? '';
       const wantInit = initFrom.value || saved.initFrom;
       initFrom.replaceChildren(h('option', { value: '' }, 'random weights'),
         // A LoRA run's checkpoint holds adapters, not a model: it is started from by exporting its merged model.
-        ...runs.filter((r) => r.checkpointStep > 0 && !r.train.lora).map((r) => h('option', { value: r.id }, `run “${r.name}” (step ${r.checkpointStep})`)));
-      initFrom.value = runs.some((r) => r.id === wantInit && r.checkpointStep > 0 && !r.train.lora) ? wantInit : '';
+        // A reward model's trunk is not a language model to start from.
+        ...runs.filter(startable).map((r) => h('option', { value: r.id }, `run “${r.name}” (step ${r.checkpointStep})`)));
+      initFrom.value = runs.some((r) => r.id === wantInit && startable(r)) ? wantInit : '';
+      // RL's reward models: trained reward-model runs.
+      const rms = runs.filter((r) => r.spec.method === 'reward' && r.checkpointStep > 0), wantRm = rewardRun.value || saved.rewardRun;
+      rewardRun.replaceChildren(...(rms.length ? rms.map((r) => h('option', { value: r.id }, `“${r.name}” (step ${r.checkpointStep}${r.lastEval?.pairAccuracy !== undefined ? `, held-out accuracy ${(r.lastEval.pairAccuracy * 100).toFixed(0)}%` : ''})`))
+        : [h('option', { value: '' }, 'none yet: train one with the method “Reward model” first')]));
+      rewardRun.value = rms.some((r) => r.id === wantRm) ? wantRm : rms.at(-1)?.id ?? '';
       renderPresets();
       replan();
     },

@@ -14,8 +14,9 @@ import { SOFTWARE_SETTINGS, trainForm } from './train-form.ts';
 
 const methodText = (r: RunInfo) => methodOf(r.spec).describe(r.spec, r.train);
 /** The run's last held-out figure: perplexity, or a pair method's preference accuracy. */
-const heldOutText = ({ lastEval: e }: RunInfo) => (!e ? '—' : e.pairAccuracy !== undefined ? `${(e.pairAccuracy * 100).toFixed(0)}% pairs` : e.ppl.toFixed(1));
-const lmEval = (r: RunInfo) => r.lastEval && r.lastEval.pairAccuracy === undefined;
+const heldOutText = ({ lastEval: e }: RunInfo) => (!e ? '—' : e.pairAccuracy !== undefined ? `${(e.pairAccuracy * 100).toFixed(0)}% pairs`
+  : Number.isFinite(e.ppl) ? e.ppl.toFixed(1) : e.reward !== undefined ? `reward ${e.reward.toFixed(2)}` : '—');
+const lmEval = (r: RunInfo) => r.lastEval && r.lastEval.pairAccuracy === undefined && Number.isFinite(r.lastEval.ppl);
 
 export function trainStage(): Node {
   const gpuNote = h('div', { id: 'train-gpu-note', class: 'muted' });

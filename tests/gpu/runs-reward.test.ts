@@ -1,0 +1,97 @@
+// Reward model and RL as runs of the app's engine (issue #24; src/engine/runs/, RewardTrainer, RlTrainer) on Dawn
+// with fake-indexeddb: a reward model trained from an SFT run on the dataset's preference pairs learns them (loss
+// falls, held-out pair accuracy from the Evaluate stage), pauses and resumes on the same loss curve, exports as an HF
+// sequence-classification folder (and refuses language-model formats); an RL run from the SFT run against that
+// reward model logs reward, spread, KL and length every step, stores its frozen reference once, pauses and resumes
+// on the same curve (its prompts and samples are seeded by step); plans refuse RL without a trained reward model.
+import 'fake-indexeddb/auto';
+import { describe, expect, it } from 'vitest';
+import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
+import { exportModel } from '../../src/export/index.ts';
+import { initParams } from '../../src/model/ref-model.ts';
+import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { useGpu } from './gpu-context.ts';
+import { engineOnFakeStores, prov, recordsOf, teacherConfig, tok } from './runs-fixture.ts';
+
+const gpu = useGpu();
+const teacherFiles = Object.fromEntries(exportModel({ config: teacherConfig, params: initParams(teacherConfig, 5), tokenizer: tok }, 'safetensors').map((f) => [f.path, f.bytes]));
+const teacher = { label: 'tiny-teacher', source: { files: teacherFiles } };
+const TRAIN = { batchSize: 2, seqLen: 24, steps: 4, lr: 0.01, warmupSteps: 1, evalEvery: 3, evalBatches: 2, checkpointEvery: 2, seed: 3 };
+
+const spec = (datasetId: string, over: Record<string, unknown> = {}): RunSpec => ({
+  name: 'test', datasetId, preset: 'nano', modelOverrides: { maxSeqLen: 64 }, tokenizer: { kind: 'teacher' }, format: 'continuation', method: 'sft',
+  teacher, train: TRAIN, sampleEvery: 0, samplePrompts: ['Count from two'], heldOutEvery: 5, ...over,
+}) as RunSpec;
+
+const steps = (events: RunEvent[]) => events.filter((e): e is RunStepLog => e.kind === 'step');
+const curve = (events: RunEvent[]) => steps(events).map((e) => [e.step, e.loss] as const);
+
+describe('reward model and RL runs', () => {
+  it('a reward model learns the pairs, resumes exactly, evaluates and exports; RL against it logs its metrics and resumes exactly', async () => {
+    const { data, runs, engine } = await engineOnFakeStores(gpu, 'reward');
+    const ds = (await data.createDataset({ name: 'counting' })).id;
+    await data.putRecords(ds, recordsOf(30).map((r, i) => ({ key: `r${i}`, messages: [{ role: 'user' as const, content: r.user }, { role: 'assistant' as const, content: r.answer }], provenance: prov })));
+    await data.putPairs(ds, recordsOf(30).map((r, i) => ({
+      key: `p${i}`, prompt: [{ role: 'user' as const, content: r.user }], chosen: r.answer, rejected: ' no no no no.', provenance: prov,
+    })));
+    const sft = await engine.createRun(spec(ds, { name: 'sft' }));
+    await engine.runRun(sft.id);
+
+    // RL needs a trained reward model: the plan says so.
+    const rlSettings = { G: 2, beta: 0.1, advantage: 'grpo', maxNewTokens: 6, temperature: 1 };
+    const noRm = await engine.planRun(spec(ds, { method: 'rl', rewardRun: '', rl: rlSettings, initFrom: sft.id }));
+    expect(noRm.problems.join(' ')).toMatch(/RL needs a reward model: train one with the method "Reward model"/);
+    const notRm = await engine.planRun(spec(ds, { method: 'rl', rewardRun: sft.id, rl: rlSettings, initFrom: sft.id }));
+    expect(notRm.problems.join(' ')).toMatch(/is not a reward model \(sft\)/);
+
+    const rmSpec = (name: string) => spec(ds, { name, method: 'reward', initFrom: sft.id, train: { ...TRAIN, steps: 10, evalEvery: 5, lr: 0.02 } });
+    const a = await engine.createRun(rmSpec('rm-a'));
+    expect(a.data.trainPairs).toBe(24);
+    const aEv: RunEvent[] = [];
+    expect((await engine.runRun(a.id, (e) => aEv.push(e))).status).toBe('done');
+    const b = await engine.createRun(rmSpec('rm-b'));
+    const bEv: RunEvent[] = [];
+    expect((await engine.runRun(b.id, (e) => { bEv.push(e); if (e.kind === 'step' && e.step === 3) void engine.pauseRun(b.id); })).status).toBe('paused');
+    expect((await engine.runRun(b.id, (e) => bEv.push(e))).status).toBe('done');
+    expect(curve(bEv)).toEqual(curve(aEv));
+    const rmSteps = steps(aEv);
+    expect(rmSteps).toHaveLength(10);
+    expect(rmSteps.every((s) => s.pairAccuracy !== undefined && Number.isFinite(s.margin!))).toBe(true);
+    expect(rmSteps.slice(-3).reduce((x, s) => x + s.loss, 0)).toBeLessThan(rmSteps.slice(0, 3).reduce((x, s) => x + s.loss, 0));
+    // A reward model is not sampled from, and its Evaluate figure is held-out pair accuracy, not a perplexity.
+    expect(aEv.some((e) => e.kind === 'sample')).toBe(false);
+    const report = await engine.evaluate({ runId: a.id });
+    expect(report.pairAccuracy).toBeGreaterThanOrEqual(0.8);
+    expect(report.loss).toBeUndefined();
+    const rmCk = decodeCheckpoint((await runs.checkpoints(a.id).get('latest'))!);
+    expect(rmCk.tail).toHaveLength(rmCk.model.hidden);
+    const out = await engine.exportModel({ source: { runId: a.id }, format: 'safetensors', name: 'rm' });
+    const config = JSON.parse(new TextDecoder().decode(out.files.find((f) => f.path === 'config.json')!.bytes));
+    expect(config).toMatchObject({ architectures: ['LlamaForSequenceClassification'], num_labels: 1 });
+    expect(out.files.some((f) => f.path === 'training.json')).toBe(true);
+    await expect(engine.exportModel({ source: { runId: a.id }, format: 'gguf', name: 'rm' })).rejects.toThrow(/is a reward model: it exports as a Hugging Face sequence-classification folder/);
+
+    const rlSpec = (name: string) => spec(ds, { name, method: 'rl', rewardRun: a.id, rl: rlSettings, initFrom: sft.id, train: { ...TRAIN, steps: 3, evalEvery: 3, checkpointEvery: 1 } });
+    const plan = await engine.planRun(rlSpec('rl'));
+    expect(plan.ok, plan.problems.join('; ')).toBe(true);
+    const r1 = await engine.createRun(rlSpec('rl-a'));
+    const r1Ev: RunEvent[] = [];
+    expect((await engine.runRun(r1.id, (e) => r1Ev.push(e))).status).toBe('done');
+    const rs = steps(r1Ev);
+    expect(rs.map((s) => s.step)).toEqual([1, 2, 3]);
+    for (const s of rs) {
+      expect(Number.isFinite(s.reward!) && s.rewardStd! >= 0 && s.kl! >= 0 && s.length! >= 1 && s.length! <= 7, JSON.stringify(s)).toBe(true);
+    }
+    const rlEval = r1Ev.filter((e) => e.kind === 'eval').at(-1) as { reward?: number; kl?: number; ppl: number } | undefined;
+    expect(Number.isFinite(rlEval?.reward) && rlEval!.kl! >= 0 && Number.isFinite(rlEval!.ppl)).toBe(true);
+    // The frozen reference is stored once: the SFT run's weights.
+    const ref = decodeCheckpoint((await runs.checkpoints(r1.id).get('reference'))!);
+    expect(ref.params).toEqual(decodeCheckpoint((await runs.checkpoints(sft.id).get('latest'))!).params);
+    const r2 = await engine.createRun(rlSpec('rl-b'));
+    const r2Ev: RunEvent[] = [];
+    expect((await engine.runRun(r2.id, (e) => { r2Ev.push(e); if (e.kind === 'step' && e.step === 1) void engine.pauseRun(r2.id); })).status).toBe('paused');
+    expect((await engine.runRun(r2.id, (e) => r2Ev.push(e))).status).toBe('done');
+    expect(curve(r2Ev)).toEqual(curve(r1Ev));
+    expect(steps(r2Ev).map((s) => s.reward)).toEqual(rs.map((s) => s.reward));
+  }, 600_000);
+});
