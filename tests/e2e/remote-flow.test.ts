@@ -14,7 +14,9 @@
 //    all), sessionStorage, Cache Storage, OPFS (a read error fails the scan), the page's HTML and form fields — each
 //    search proven able to find the key by a positive control planted in that very place (and the zips by a zip).
 // 2. With that run as the student: feedback → preference pairs, each the judge's best vs worst sample of its prompt;
-//    self-knowledge (verify) → records exactly the samples the judge accepted; DPO from the SFT run on the pairs.
+//    self-knowledge (verify) → records exactly the samples the judge accepted; DPO from the SFT run on the pairs; a
+//    reward model from the SFT run on those pairs (the judge's preferences, distilled), then RL (GRPO) from the SFT run
+//    against it on the labeling prompts, paused and resumed from the page, its reward/KL/length charts drawn.
 // 3. "Remember on this device" ticked: the whole origin scanned again finds the key in its own localStorage entry
 //    only (also after a reload, which restores it from there); unticked, nowhere.
 // Screenshots: test-results/remote-teacher.png, remote-data-done.png, feedback-pairs.png.
@@ -85,10 +87,15 @@ async function chooseStrategy(name: string): Promise<void> {
 }
 
 /** Fills the Train stage's form and starts the run; returns its id. */
-async function startRun(o: { name: string; datasetId: string; method: 'sft' | 'dpo'; initFrom?: string; steps: number }): Promise<string> {
+async function startRun(o: { name: string; datasetId: string; method: 'sft' | 'dpo' | 'reward' | 'rl'; initFrom?: string; steps: number; batch?: number; rl?: { rewardRun: string; G: number; tokens: number } }): Promise<string> {
   await gotoStage(page, 'train');
   await page.selectOption('#train-dataset', o.datasetId, { timeout: 30_000 });
   await page.selectOption('#train-method', o.method);
+  if (o.rl) {
+    await page.selectOption('#train-reward-run', o.rl.rewardRun, { timeout: 30_000 });
+    await page.fill('#train-rl-g', String(o.rl.G));
+    await page.fill('#train-rl-tokens', String(o.rl.tokens));
+  }
   await page.selectOption('#train-init', o.initFrom ?? '', { timeout: 30_000 });
   if (!o.initFrom) {
     await page.selectOption('#train-tokenizer', 'bpe');
@@ -96,7 +103,7 @@ async function startRun(o: { name: string; datasetId: string; method: 'sft' | 'd
     await page.dispatchEvent('#train-vocab', 'change');
     await page.selectOption('#train-preset', 'nano');
   }
-  for (const [id, v] of [['steps', o.steps], ['batch', 2], ['seqlen', 24], ['lr', 0.01], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
+  for (const [id, v] of [['steps', o.steps], ['batch', o.batch ?? 2], ['seqlen', 24], ['lr', 0.01], ['warmup', 1]] as const) await page.fill(`#train-${id}`, String(v));
   await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
   for (const [id, v] of [['eval-every', o.steps], ['ckpt-every', o.steps], ['sample-every', 0], ['heldout', 4]] as const) await page.fill(`#train-${id}`, String(v));
   await page.fill('#train-prompts', '');
@@ -502,6 +509,33 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
     expect(run.data.trainPairs + run.data.heldOutPairs).toBe(pairs);
     expect(run.data.trainPairs).toBeGreaterThanOrEqual(1);
     expect(await page.textContent(`#run-list tr[data-run="${dpo}"]`)).toMatch(/DPO/);
+  });
+
+  it('a reward model from the SFT run on the judge’s pairs, then RL against it on the labeling prompts: charts, pause and resume', async () => {
+    const rm = await startRun({ name: 'remote-rm', datasetId: feedbackDataset, method: 'reward', initFrom: sftRun, steps: 4, batch: 1 });
+    await waitRunDone(rm);
+    expect(await rawRun(rm)).toMatchObject({ status: 'done', step: 4, spec: { method: 'reward', datasetId: feedbackDataset, initFrom: sftRun } });
+    expect(await page.textContent(`#run-list tr[data-run="${rm}"]`)).toMatch(/reward model/);
+    const rl = await startRun({ name: 'remote-rl', datasetId, method: 'rl', initFrom: sftRun, steps: 4, rl: { rewardRun: rm, G: 2, tokens: 6 } });
+    // Paused once it has logged a step, then resumed from the page: it finishes all 4 steps.
+    await page.waitForFunction(() => Number(document.querySelector('#run-status')?.getAttribute('data-step') ?? 0) >= 1, null, { timeout: 200_000 });
+    await page.click('#run-pause');
+    await page.waitForSelector(`#run-list tr[data-run="${rl}"][data-status="paused"], #run-list tr[data-run="${rl}"][data-status="done"]`, { timeout: 120_000 });
+    if (await page.getAttribute(`#run-list tr[data-run="${rl}"]`, 'data-status') === 'paused') await page.click('#run-resume');
+    await waitRunDone(rl);
+    expect(await rawRun(rl)).toMatchObject({ status: 'done', step: 4, spec: { method: 'rl', datasetId, initFrom: sftRun } });
+    for (const id of ['reward', 'kl', 'length']) {
+      expect(await page.isVisible(`#chart-${id}`), id).toBe(true);
+      expect(Number(await page.getAttribute(`#chart-${id}`, 'data-points')), id).toBeGreaterThanOrEqual(4);
+    }
+    expect(await page.isVisible('#chart-teacher')).toBe(false);
+    expect(await page.textContent('#run-status')).toMatch(/held-out mean reward -?\d/);
+    for (const w of [1280, 390]) {
+      await page.setViewportSize({ width: w, height: 800 });
+      await page.waitForTimeout(100);
+      await page.locator('#run-view').screenshot({ path: `test-results/rl-run-${w}.png` });
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('"Remember on this device" ticked: the key is in its own localStorage entry and nowhere else; unticked: nowhere', async () => {

@@ -74,6 +74,7 @@ describe('reward model and RL runs', () => {
     const rlSpec = (name: string) => spec(ds, { name, method: 'rl', rewardRun: a.id, rl: rlSettings, initFrom: sft.id, train: { ...TRAIN, steps: 3, evalEvery: 3, checkpointEvery: 1 } });
     const plan = await engine.planRun(rlSpec('rl'));
     expect(plan.ok, plan.problems.join('; ')).toBe(true);
+    expect(plan.memory.parts.map((p) => p.name)).toEqual(expect.arrayContaining(['reward model (weights and forward buffers)', 'frozen reference model']));
     const r1 = await engine.createRun(rlSpec('rl-a'));
     const r1Ev: RunEvent[] = [];
     expect((await engine.runRun(r1.id, (e) => r1Ev.push(e))).status).toBe('done');

@@ -48,6 +48,8 @@ export interface EstimateInput {
   teacherModel?: ModelConfig;
   /** A teacher mixture's other teachers, each held on the GPU beside teacherModel (forward only): their configs. */
   mixtureModels?: ModelConfig[];
+  /** RL: the reward model scoring the samples (weights and forward buffers; its config). */
+  rewardModel?: ModelConfig;
   /** DPO/IPO: the frozen reference copy of the student. */
   reference?: boolean;
   /** LoRA: a frozen base (weights only) and the adapters trained (with their gradients and moments). */
@@ -96,6 +98,11 @@ export function estimateMemory(x: EstimateInput): MemoryEstimate {
     const ta = activationParts(m, B, T);
     parts.push({ name: `mixture teacher ${i + 2} (weights and forward buffers)`, bytes: 4 * countParams(m) * F + ta.total });
     largest = Math.max(largest, largestTensor(m) * F, ta.logits);
+  }
+  if (x.rewardModel) {
+    const ra = activationParts(x.rewardModel, B + (B % 2), T);
+    parts.push({ name: 'reward model (weights and forward buffers)', bytes: 4 * countParams(x.rewardModel) * F + ra.total });
+    largest = Math.max(largest, largestTensor(x.rewardModel) * F, ra.logits);
   }
   if (x.reference && x.lora) {
     // The base with zero adapters, on the policy's base: its own activations and a zero adapter slab ×4.

@@ -197,6 +197,8 @@ export interface ResolvedRun {
   /** format 'template': the chat template the run renders with (given, else the start run's or the teacher's). */
   chatTemplate?: string;
   counts: DatasetCounts;
+  /** RL: the reward model's config (its memory joins the estimate). */
+  rewardModel?: ModelConfig;
   /** Records (or pairs, for a pair method) that every-Nth holding out sets aside. */
   heldOut: number;
   problems: string[];
@@ -246,10 +248,12 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   if (pairs && counts.pairs < 2) problems.push(`${M} trains on preference pairs and this dataset has ${counts.pairs}: make some with the feedback strategy in step 2, or import a DPO dataset`);
   if (!pairs && counts.records < 2) problems.push(`this dataset has ${counts.records} record(s): make or import more in step 2`);
   if (method.teacherInput(spec) === 'topk' && counts.topk === 0) problems.push("this dataset has no teacher top-k rows: make them with the feature strategy in step 2 (its teacher must return log-probabilities), or use the teacher's dense logits");
+  let rewardModel: ModelConfig | undefined;
   if (method.trainer === 'pairs' && fresh) warnings.push(`${M} usually starts from a trained student (pick one under "start from"): from scratch the frozen reference is a random model`);
   if (spec.method === 'rl') {
     if (fresh) warnings.push('RL improves a student that can already answer: from random weights its answers are noise. Pick a pretrained student or a trained run under "start from"');
     const rr = spec.rewardRun ? await deps.getRun(spec.rewardRun).catch(() => undefined) : undefined;
+    if (rr?.spec.method === 'reward') rewardModel = rr.model;
     if (spec.rewardRun && !rr) problems.push(`the reward model run ${spec.rewardRun} is gone (deleted?): pick another, or train one with the method "Reward model"`);
     else if (rr && rr.spec.method !== 'reward') problems.push(`run ${rr.name} is not a reward model (${rr.spec.method}): pick a run of the method "Reward model"`);
     else if (rr && !rr.checkpointStep) problems.push(`the reward model ${rr.name} has not been trained yet (no checkpoint): train it first`);
@@ -303,7 +307,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     problems.push("the stored top-k rows are in the teacher's tokens, and a new BPE's tokens are others: pick the stored top-k across tokenizers (exact KL where the tokens match, ULD where they differ), use the teacher's tokenizer, or train by SeqKD");
     offerCross = true;
   }
-  return { spec, method, train, model, ...(teacher ? { teacher } : {}), ...(mixture.length ? { mixture } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}), ...(crossShare ? { crossShare } : {}) };
+  return { spec, method, train, model, ...(rewardModel ? { rewardModel } : {}), ...(teacher ? { teacher } : {}), ...(mixture.length ? { mixture } : {}), ...(pretrained ? { pretrained } : {}), ...(initRun ? { initRun } : {}), tokenizer, ...(chatTemplate ? { chatTemplate } : {}), counts, heldOut, problems, warnings, ...(alignment ? { alignment } : {}), ...(offerCross ? { offerCross } : {}), ...(crossShare ? { crossShare } : {}) };
 }
 
 /** Top-k rows per position the memory estimate assumes for stored top-k (the feature strategy's 20 + the sampled). */
@@ -321,6 +325,7 @@ export async function planOf(r: ResolvedRun, gpu: PlanDeps['gpu']): Promise<RunP
     ...(teacher && method.runsTeacher(spec) ? { teacherModel: teacher.config } : {}),
     ...(r.mixture && method.runsTeacher(spec) ? { mixtureModels: r.mixture.map((m) => m.config) } : {}),
     reference: method.trainer === 'pairs' || method.trainer === 'rl',
+    ...(r.rewardModel ? { rewardModel: r.rewardModel } : {}),
     ...(train.lora ? { lora: train.lora } : {}),
     ...(train.recompute ? { recompute: true } : {}),
     ...(train.uldWeight !== undefined ? { uld: true } : {}),
