@@ -1,6 +1,7 @@
 // The one typed protocol between the page and the engine worker. The in-thread engine (src/engine/engine.ts)
 // and the comlink proxy of workers/engine.worker.ts implement the same interface; progress and run events arrive
 // through callbacks (comlink proxies across the worker boundary); errors keep name, message and stack.
+import type { JudgeGrade, JudgeItem } from './elicit/judge.ts';
 import type { AdapterReport } from './platform/gpu.ts';
 import type { SelftestScope } from './engine/checks.ts';
 import type { SelftestProgress, SelftestReport } from './engine/selftest.ts';
@@ -33,7 +34,8 @@ export interface EngineApi {
   /** Stores a new run (status 'created'): validates, snapshots the dataset's records, makes the tokenizer. */
   createRun(spec: RunSpec, onProgress?: (e: RunEvent) => void): Promise<RunInfo>;
   /** Trains a run from its last checkpoint (or the start) until done, paused or failed; resolves with it then. */
-  runRun(runId: string, onEvent?: (e: RunEvent) => void): Promise<RunInfo>;
+  /** `judge`: an RL run judged by the teacher asks the page for each answer's grade (the page's active teacher). */
+  runRun(runId: string, onEvent?: (e: RunEvent) => void, judge?: (items: JudgeItem[]) => Promise<JudgeGrade[]>): Promise<RunInfo>;
   /** Asks a running run to stop after its current step (it saves a checkpoint there). */
   pauseRun(runId: string): Promise<void>;
   listRuns(): Promise<RunInfo[]>;

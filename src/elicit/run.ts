@@ -217,7 +217,8 @@ function attachTopK(records: RecordInput[], topk: StepTopK[]): RecordInput[] {
   return records;
 }
 
-async function chatWithRetries(
+/** The teacher's chat with the elicitation layer's retries of retryable TeacherErrors (capped exponential backoff). */
+export async function chatWithRetries(
   teacher: TeacherLike, messages: ChatMessage[], opts: ChatOptions, retries: number, delayMs: number, onRetry?: () => void,
 ): Promise<ChatResult> {
   let scale = 1;

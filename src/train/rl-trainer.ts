@@ -92,7 +92,7 @@ export class RlTrainer implements StepTrainer {
     const rng = new Rng((t.seed * 2654435761 + step * 40503) >>> 0);
     const prompts = Array.from({ length: t.batchSize }, () => this.fit(this.o.prompts[rng.int(this.o.prompts.length)]!));
     const r = await rlStep(this.policy, this.reference, this.gen, prompts, this.o.reward,
-      { G: rl.G, beta: rl.beta, advantage: rl.advantage, maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, eos: this.o.eos }, rng.nextU32(), { lr, step: this.adamStep + 1 });
+      { G: rl.G, beta: rl.beta, advantage: rl.advantage, maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, eos: this.o.eos }, rng.nextU32(), { lr, step: this.adamStep + 1 }, { phase: 'train', step, first: 0 });
     this.step = step;
     if (!r.skipped) this.adamStep++;
     const ms = performance.now() - t0;
@@ -127,7 +127,7 @@ export class RlTrainer implements StepTrainer {
         const s = await this.gen.generate(p, { maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, seed: (t.seed * 7 + i0 + b) >>> 0, stopTokens: [this.o.eos] });
         answers.push(s.length < rl.maxNewTokens ? [...s, this.o.eos] : s);
       }
-      const rewards = await this.o.reward(all.slice(0, rows), answers.slice(0, rows));
+      const rewards = await this.o.reward(all.slice(0, rows), answers.slice(0, rows), { phase: 'eval', step: this.step, first: i0 });
       reward += rewards.reduce((a, x) => a + x, 0);
       const lp = await sampledLogprobs(this.policy, this.reference, all, answers);
       const mask = lp.mask.map((m, i) => (i < rows * t.seqLen ? m : 0));

@@ -12,8 +12,16 @@ import type { GpuModel, TrainBatch } from '../model/gpu-model.ts';
 import { Rng } from '../util/rng.ts';
 import { groupAdvantages, policyGradientWeights, type AdvantageKind } from './grpo.ts';
 
+/** Which answers a reward call scores: a training step's or an evaluation's, and the index of its first answer
+ *  (a judge stores its grades by them). */
+export interface RewardAt {
+  phase: 'train' | 'eval';
+  step: number;
+  first: number;
+}
+
 /** Scores of the completions (token ids) of the prompts, one per (prompt, completion), in order. */
-export type RewardFn = (prompts: readonly number[][], completions: readonly number[][]) => Promise<number[]> | number[];
+export type RewardFn = (prompts: readonly number[][], completions: readonly number[][], at?: RewardAt) => Promise<number[]> | number[];
 
 export interface RlOptions {
   /** Samples per prompt (≥ 2). */
@@ -94,7 +102,7 @@ export function meanK3(logp: Float64Array, refLogp: Float64Array, mask: Float32A
  */
 export async function rlStep(
   policy: GpuModel, reference: GpuModel, gen: Generator, prompts: readonly number[][], reward: RewardFn, o: RlOptions, seed: number,
-  update?: { lr: number; step: number },
+  update?: { lr: number; step: number }, at?: RewardAt,
 ): Promise<RlStepResult> {
   const B = prompts.length * o.G, T = policy.T;
   if (policy.B !== B || reference.B !== B) throw new Error(`rl: the models are planned for B = ${policy.B} (reference ${reference.B}); ${prompts.length} prompts × G ${o.G} need ${B}`);
@@ -109,8 +117,10 @@ export async function rlStep(
     }
   }
   const promptList = prompts.map((p) => [...p]);
-  const rewards = await reward(promptList.flatMap((p) => Array.from({ length: o.G }, () => p)), completions);
+  const rewards = await reward(promptList.flatMap((p) => Array.from({ length: o.G }, () => p)), completions, at);
   if (rewards.length !== B) throw new Error(`rl: the reward function returned ${rewards.length} scores for ${B} completions`);
+  const bad = rewards.findIndex((r) => !Number.isFinite(r));
+  if (bad >= 0) throw new Error(`rl: the reward of completion ${bad} is ${rewards[bad]} (not a finite number)`);
   const advantages = groupAdvantages(rewards, o.G, o.advantage);
   const { batch, mask, logp, refLogp } = await sampledLogprobs(policy, reference, promptList, completions);
   const pg = policyGradientWeights({ B, T, mask, logp, refLogp, advantages, beta: o.beta });

@@ -4,12 +4,20 @@
 // sequence-classification folder (and refuses language-model formats); an RL run from the SFT run against that
 // reward model logs reward, spread, KL and length every step, stores its frozen reference once, pauses and resumes
 // on the same curve (its prompts and samples are seeded by step); plans refuse RL without a trained reward model.
+// RL judged by the teacher: a RemoteTeacher on the test OpenAI server (faults on) grades every answer through the
+// elicitation layer (src/elicit/judge.ts); a run that fails mid-step (the judge throws for one answer) resumes from
+// its checkpoint and asks only for that answer again — every other grade is asked exactly once — and its curve is an
+// uninterrupted twin's; its rewards are the judge's grades, (s − 1)/9.
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 import type { RunEvent, RunSpec, RunStepLog } from '../../src/engine/runs/types.ts';
 import { exportModel } from '../../src/export/index.ts';
 import { initParams } from '../../src/model/ref-model.ts';
+import { judgeAll, type JudgeItem } from '../../src/elicit/judge.ts';
+import { RemoteTeacher } from '../../src/teacher/remote.ts';
 import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { startOpenAiServer } from '../support/openai-server.ts';
+import { judgeScore, JudgeModel } from '../e2e/remote-support.ts';
 import { useGpu } from './gpu-context.ts';
 import { engineOnFakeStores, prov, recordsOf, teacherConfig, tok } from './runs-fixture.ts';
 
@@ -94,5 +102,54 @@ describe('reward model and RL runs', () => {
     expect((await engine.runRun(r2.id, (e) => r2Ev.push(e))).status).toBe('done');
     expect(curve(r2Ev)).toEqual(curve(r1Ev));
     expect(steps(r2Ev).map((s) => s.reward)).toEqual(rs.map((s) => s.reward));
+  }, 600_000);
+
+  it('RL judged by the teacher over HTTP with faults: every answer graded exactly once across a failure mid-step; the same curve', async () => {
+    const { data, engine } = await engineOnFakeStores(gpu, 'judge');
+    const server = await startOpenAiServer({ model: new JudgeModel(), seed: 5, faults: { p429: 0.1, p500: 0.05, pCutStream: 0.05, retryAfterMs: [1, 5] } });
+    try {
+      const ds = (await data.createDataset({ name: 'counting' })).id;
+      await data.putRecords(ds, recordsOf(30).map((r, i) => ({ key: `r${i}`, messages: [{ role: 'user' as const, content: r.user }, { role: 'assistant' as const, content: r.answer }], provenance: prov })));
+      const sft = await engine.createRun(spec(ds, { name: 'sft' }));
+      await engine.runRun(sft.id);
+      const teacherClient = new RemoteTeacher({ baseURL: server.url, model: 'judge-bigram-model', maxConcurrency: 4, timeoutMs: 5000 });
+      const asked: JudgeItem[] = [];
+      let failAt = -1;
+      const judge = async (items: JudgeItem[]) => {
+        asked.push(...items);
+        if (asked.length === failAt) throw new Error('the judge went away');
+        return judgeAll(teacherClient, items, { retryDelayMs: 1 });
+      };
+      const judged = { ref: { kind: 'remote', preset: 'custom', baseURL: server.url, model: 'judge-bigram-model' }, label: 'judge-bigram-model' };
+      const rlSpec = (name: string) => spec(ds, { name, method: 'rl', judge: judged, rl: { G: 2, beta: 0.1, advantage: 'grpo', maxNewTokens: 6, temperature: 1 }, initFrom: sft.id, train: { ...TRAIN, steps: 4, evalEvery: 4, checkpointEvery: 2 } });
+      // Uninterrupted: 4 steps × 2 prompts × G 2 answers, then the 6 held-out prompts' answers.
+      const a = await engine.createRun(rlSpec('judged-a'));
+      const aEv: RunEvent[] = [];
+      expect((await engine.runRun(a.id, (e) => aEv.push(e), judge)).status).toBe('done');
+      expect(asked).toHaveLength(4 * 2 * 2 + 6);
+      const grades = asked.map((it) => (judgeScore(it.response) - 1) / 9);
+      steps(aEv).forEach((s, k) => expect(s.reward).toBeCloseTo(grades.slice(4 * k, 4 * k + 4).reduce((x, y) => x + y, 0) / 4, 9));
+      expect(server.stats.faults['429'] + server.stats.faults['500'] + server.stats.faults.cutStream).toBeGreaterThan(0);
+      // Without the judge the run cannot go on, and says what to do.
+      const b = await engine.createRun(rlSpec('judged-b'));
+      await expect(engine.runRun(b.id)).rejects.toThrow(/judged by the teacher judge-bigram-model, and this page has no judge to ask: load that teacher in step 1/);
+      // The judge fails on the second answer of step 3: the run fails after its step-2 checkpoint; resumed, it asks
+      // for that answer alone again (step 3's other answers were stored), then goes on.
+      asked.length = 0;
+      failAt = 2 * 4 + 2;
+      const bEv: RunEvent[] = [];
+      await expect(engine.runRun(b.id, (e) => bEv.push(e), judge)).rejects.toThrow(/the judge went away/);
+      expect(asked).toHaveLength(3 * 4);
+      failAt = -1;
+      expect((await engine.runRun(b.id, (e) => bEv.push(e), judge)).status).toBe('done');
+      expect(asked).toHaveLength(4 * 2 * 2 + 6 + 1);
+      const again = asked[2 * 4 + 1]!;
+      expect(asked.filter((x) => x.prompt === again.prompt && x.response === again.response).length).toBeGreaterThanOrEqual(2);
+      const last = new Map<number, number>();
+      for (const s of steps(bEv)) last.set(s.step, s.loss);
+      expect([...last.entries()]).toEqual(curve(aEv));
+    } finally {
+      await server.close();
+    }
   }, 600_000);
 });

@@ -87,6 +87,16 @@ export function mixtureProblems(spec: RunSpec): string[] {
   return out;
 }
 
+/** Problems of RL's judge (RunSpec.judge). */
+function judgeProblems(j: unknown): string[] {
+  const o = j as { ref?: unknown; label?: unknown; scoreMax?: unknown };
+  const out: string[] = [];
+  if (typeof o !== 'object' || o === null || typeof o.ref !== 'object' || o.ref === null) out.push('judge: the teacher that grades the answers is missing: load a teacher in step 1');
+  if (typeof o?.label !== 'string' || o.label.trim() === '') out.push('judge: give the judging teacher a label');
+  if (o?.scoreMax !== undefined && !(Number.isInteger(o.scoreMax) && (o.scoreMax as number) >= 2 && (o.scoreMax as number) <= 100)) out.push(`judge.scoreMax must be an integer in 2..100, got ${JSON.stringify(o.scoreMax)}`);
+  return out;
+}
+
 /** A checked spec's teachers of token-level KD with their normalised weights: spec.teacher alone (weight 1), or the
  *  mixture's, spec.teacher first; none when the spec has no teacher. */
 export function teachersOf(spec: RunSpec): { teachers: EngineTeacher[]; weights: number[] } {
@@ -172,11 +182,14 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
     teacherInput: () => 'none',
     trainConfig: ceOnly,
     check: (s) => [
-      ...(typeof s.rewardRun === 'string' && s.rewardRun !== '' ? [] : ['RL needs a reward model: train one with the method "Reward model" on a dataset with preference pairs, then pick its run']),
+      ...(s.judge && s.rewardRun ? ['RL takes its rewards from a reward model or from the teacher as a judge, not both: pick one']
+        : s.judge ? judgeProblems(s.judge)
+          : typeof s.rewardRun === 'string' && s.rewardRun !== '' ? []
+            : ['RL needs a reward model: train one with the method "Reward model" on a dataset with preference pairs, then pick its run (or let the teacher judge the answers)']),
       ...rlProblems(s.rl, makeTrainConfig(s.train, WHERE).seqLen),
       ...mixtureProblems(s),
     ],
-    describe: (s) => `RL (${s.rl.advantage.toUpperCase()}, G ${s.rl.G}, β ${s.rl.beta})`,
+    describe: (s) => `RL (${s.rl.advantage.toUpperCase()}, G ${s.rl.G}, β ${s.rl.beta}${s.judge ? `, judged by ${s.judge.label}` : ''})`,
   },
 };
 

@@ -18,6 +18,8 @@ import { isOnPolicyStep, onPolicyBatch } from '../../train/onpolicy.ts';
 import { PairTrainer } from '../../train/pair-trainer.ts';
 import { RewardTrainer, rewardRows } from '../../train/reward-trainer.ts';
 import { RlTrainer } from '../../train/rl-trainer.ts';
+import type { RewardFn } from '../../train/rl.ts';
+import { judgeReward, type JudgeFn } from './judge-reward.ts';
 import { GpuRewardModel } from '../../model/gpu-reward.ts';
 import { CE_ONLY, type StepTrainer, type TrainLog } from '../../train/step-trainer.ts';
 import { Trainer } from '../../train/trainer.ts';
@@ -180,6 +182,8 @@ export interface LoopHooks {
   emit: (e: RunEvent) => void;
   /** True once the page asked the run to stop. */
   pauseRequested: () => boolean;
+  /** RL judged by the teacher: the page's judge (its active teacher; the API key stays in the page). */
+  judge?: JudgeFn;
 }
 
 /** Sample generations of the student (its live weights) for the run's sample prompts. */
@@ -216,6 +220,7 @@ interface TrainerSetup {
   base?: BaseSource;
   progress: (m: string) => void;
   log: (e: TrainLog) => void;
+  judge?: JudgeFn;
 }
 
 interface BuiltTrainer {
@@ -321,27 +326,40 @@ async function rewardTrainer({ ctx, run, data, resumeFrom, init, base, progress 
 }
 
 /** RL against the reward model of run spec.rewardRun (its latest checkpoint, on this GPU beside the policy and its
- *  reference). Full training: the reference is the start, stored once beside the checkpoints (as DPO's). */
-async function rlTrainer({ ctx, run, data, resumeFrom, init, base, progress }: TrainerSetup): Promise<BuiltTrainer> {
-  if (run.spec.method !== 'rl') throw new Error(`run ${run.name}: ${run.spec.method} is not RL`);
-  progress('loading the reward model onto the GPU');
-  const rm = await runRewardModel(ctx, run, run.spec.rewardRun, run.train.batchSize * run.spec.rl.G, progress);
+ *  reference), or the teacher as a judge (the page's, hooks.judge; every grade stored: judge-reward.ts). Full
+ *  training: the reference is the start, stored once beside the checkpoints (as DPO's). */
+async function rlTrainer({ ctx, run, data, resumeFrom, init, base, progress, judge }: TrainerSetup): Promise<BuiltTrainer> {
+  const spec = run.spec;
+  if (spec.method !== 'rl') throw new Error(`run ${run.name}: ${spec.method} is not RL`);
+  const owned: BuiltTrainer['owned'] = [];
   try {
+    let reward: RewardFn;
+    if (spec.judge) {
+      if (!judge) throw new Error(`run ${run.name} is judged by the teacher ${spec.judge.label}, and this page has no judge to ask: load that teacher in step 1, then press Resume`);
+      const format = recordFormat(spec);
+      reward = judgeReward({
+        judge, store: ctx.runs.checkpoints(run.id), scoreMax: spec.judge.scoreMax ?? 10, G: spec.rl.G,
+        text: (p, c) => ({ prompt: data.tok.decode([...p]), response: answerText(data.tok.decode(c.filter((x) => x !== data.eos)), format) }),
+      });
+    } else {
+      progress('loading the reward model onto the GPU');
+      const rm = await runRewardModel(ctx, run, spec.rewardRun ?? '', run.train.batchSize * spec.rl.G, progress);
+      owned.push(rm);
+      reward = async (prompts, completions) => {
+        const { ids, lengths } = rewardRows(completions.map((c, i) => [...prompts[i]!, ...c]), rm.T, data.eos);
+        return Array.from(await rm.scoreRows(ids, lengths));
+      };
+    }
     progress('building the policy and its frozen reference');
     const start = base ?? await storedReference(ctx, run, init, !!resumeFrom);
-    const T = rm.T;
-    const reward = async (prompts: readonly number[][], completions: readonly number[][]) => {
-      const { ids, lengths } = rewardRows(completions.map((c, i) => [...prompts[i]!, ...c]), T, data.eos);
-      return Array.from(await rm.scoreRows(ids, lengths));
-    };
     const trainer = new RlTrainer({
-      device: ctx.device, model: run.model, train: run.train, rl: run.spec.rl, prompts: data.prompts, evalPrompts: data.evalPrompts,
+      device: ctx.device, model: run.model, train: run.train, rl: spec.rl, prompts: data.prompts, evalPrompts: data.evalPrompts,
       evalRows: data.evalRows, init: start, reward, eos: data.eos,
     });
     if (resumeFrom) trainer.restore(resumeFrom);
-    return { trainer, owned: [rm] };
+    return { trainer, owned };
   } catch (e) {
-    rm.destroy();
+    for (const o of owned) o.destroy();
     throw e;
   }
 }
@@ -400,7 +418,7 @@ export async function trainLoop(ctx: RunContext, run: StoredRun, hooks: LoopHook
     // Allocation is where a run that does not fit fails: an out-of-memory error says so (the checkpoint is kept).
     ctx.device.pushErrorScope('out-of-memory');
     try {
-      built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), ...(base ? { base } : {}), progress, log: (e) => void log(e) });
+      built = await TRAINERS[methodOf(run.spec).trainer]({ ctx, run, data, ...(resumeFrom ? { resumeFrom } : {}), ...(init ? { init } : {}), ...(base ? { base } : {}), ...(hooks.judge ? { judge: hooks.judge } : {}), progress, log: (e) => void log(e) });
     } finally {
       const oom = await ctx.device.popErrorScope();
       if (oom) throw new OutOfMemoryError(`the GPU ran out of memory building run ${run.name} (${oom.message}): lower the batch size or sequence length, or pick a smaller model; its last checkpoint is kept`);

@@ -7,6 +7,7 @@
 import { ADAPTER_FORMATS, isAdapterFormat, type AdapterFormat } from '../../export/formats.ts';
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
 import { exportRewardFolder } from '../../export/reward-folder.ts';
+import type { JudgeFn } from './judge-reward.ts';
 import { exportLoraGguf, exportPeftAdapter } from '../../export/lora.ts';
 import { jsonFile } from '../../export/types.ts';
 import { Generator, type GeneratorAdapters } from '../../model/generate.ts';
@@ -193,7 +194,7 @@ export class RunsEngine {
     return stripped(stored);
   }
 
-  async runRun(runId: string, onEvent?: (e: RunEvent) => void): Promise<RunInfo> {
+  async runRun(runId: string, onEvent?: (e: RunEvent) => void, judge?: JudgeFn): Promise<RunInfo> {
     if (this.active.has(runId)) throw new Error('this run is already training in this tab');
     const state = { pause: false };
     this.active.set(runId, state);
@@ -205,7 +206,7 @@ export class RunsEngine {
       const ctx = await this.ctx();
       run = await runs.updateRun(runId, { status: 'running', error: undefined, errorCode: undefined });
       emit({ kind: 'status', run: stripped(run) });
-      const result = await trainLoop(ctx, run, { emit, pauseRequested: () => state.pause });
+      const result = await trainLoop(ctx, run, { emit, pauseRequested: () => state.pause, ...(judge ? { judge } : {}) });
       run = await runs.updateRun(runId, { status: result });
       emit({ kind: 'status', run: stripped(run) });
       return stripped(run);

@@ -3,6 +3,7 @@
 // results of evaluation and generation. Plain data only: every type crosses the worker boundary (comlink) and is
 // stored in IndexedDB (src/engine/runs/run-store.ts).
 import type { RlSettings } from '../../train/rl-settings.ts';
+import type { Json } from '../../store/schema.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import type { EvalLog, EventLog, StepLog } from '../../train/step-trainer.ts';
@@ -110,8 +111,17 @@ export type RunSpec =
   | (RunSpecBase & { method: 'on-policy'; onPolicy: OnPolicySettings })
   /** A reward model on the dataset's preference pairs (Bradley–Terry; every pair must be won by `rewardMargin`, default 0). */
   | (RunSpecBase & { method: 'reward'; rewardMargin?: number })
-  /** RL (GRPO/RLOO) of the student against the reward model trained by run `rewardRun`, on the records' prompts. */
-  | (RunSpecBase & { method: 'rl'; rewardRun: string; rl: RlSettings });
+  /** RL (GRPO/RLOO) of the student on the records' prompts, rewarded by the reward model trained by run `rewardRun`
+   *  or by the teacher as a judge (`judge`): one of the two. */
+  | (RunSpecBase & { method: 'rl'; rewardRun?: string; judge?: RlJudge; rl: RlSettings });
+
+/** RL's judge: the teacher that grades each answer 1..scoreMax (default 10) — found again in the page by `ref` (a
+ *  job teacher's reference: never a key) — and its name. */
+export interface RlJudge {
+  ref: { [k: string]: Json };
+  label: string;
+  scoreMax?: number;
+}
 
 /** The spec of one method. */
 export type SpecOf<M extends RunMethod> = Extract<RunSpec, { method: M }>;

@@ -58,7 +58,9 @@ export class LiveChart {
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false }, y: this.spec.log ? { distr: 3 } : {} },
       axes: [{ stroke: '#888', grid }, { stroke: '#888', grid, size: axisSize }],
-      series: [{ label: 'step' }, ...this.spec.series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: true, points: { show: false } }))],
+      // uPlot's own rule for points: drawn while they are sparse (a held-out series of one or two evaluations is
+      // visible), hidden on dense curves.
+      series: [{ label: 'step' }, ...this.spec.series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: true, points: { size: 6 } }))],
     };
     this.plot = new UPlot(opts, [this.xs, ...this.ys] as uPlot.AlignedData, this.body);
   }

@@ -15,7 +15,9 @@ const runKind = (spec: RunInfo['spec']): RunKind => (spec.method === 'rl' ? 'rl'
 
 /** The charts; `for`: the kinds of run that show one (absent: every run). */
 const CHARTS: { id: string; title: string; series: { label: string; color: string }[]; log?: boolean; empty?: string; for?: RunKind[] }[] = [
-  { id: 'loss', title: 'Training loss', series: [{ label: 'objective', color: '#3b5bdb' }, { label: 'CE', color: '#2b8a3e' }, { label: 'KD', color: '#e8590c' }], log: true },
+  // RL's objective (advantage-weighted log-probabilities plus the KL term) can be negative and says little: its
+  // charts are the reward, the KL and the length.
+  { id: 'loss', title: 'Training loss', series: [{ label: 'objective', color: '#3b5bdb' }, { label: 'CE', color: '#2b8a3e' }, { label: 'KD', color: '#e8590c' }], log: true, for: ['lm', 'pairs'] },
   { id: 'reward', title: 'Reward', series: [{ label: 'mean (batch)', color: '#2b8a3e' }, { label: 'spread (std)', color: '#fab005' }, { label: 'held out', color: '#862e9c' }], for: ['rl'], empty: 'No RL step yet.' },
   { id: 'kl', title: 'KL to the reference (per token)', series: [{ label: 'batch', color: '#c92a2a' }, { label: 'held out', color: '#862e9c' }], for: ['rl'], empty: 'No RL step yet.' },
   { id: 'length', title: 'Answer length (tokens)', series: [{ label: 'mean', color: '#1098ad' }], for: ['rl'], empty: 'No RL step yet.' },
