@@ -4,6 +4,10 @@
 // RunInfo; step events move its step). Stages subscribe instead of refetching and filtering on their own.
 // Training runs under a Web Lock named after the run, so two tabs never train one run (the second waits); on page
 // load, runs a reload interrupted (status 'running') resume by themselves from their last checkpoint.
+import { judgeAll, type JudgeGrade, type JudgeItem } from '../elicit/judge.ts';
+import type { RlJudge } from '../engine/runs/types.ts';
+import type { ActiveTeacher } from './app-state.ts';
+import { resolveJobTeacher } from './teacher/resolve.ts';
 import type { RunEvent, RunInfo, RunSpec } from '../protocol.ts';
 import { engine, proxy } from './engine-client.ts';
 import { withLock } from './locks.ts';
@@ -100,7 +104,7 @@ class RunsStore {
       const run = (await engine().listRuns()).find((r) => r.id === runId);
       if (!run) throw new Error(`run ${runId} no longer exists (deleted in another tab?)`);
       if (run.status === 'done') { this.put(run, 'status'); return run; }
-      return engine().runRun(runId, proxy((e: RunEvent) => this.event(runId, e)));
+      return engine().runRun(runId, proxy((e: RunEvent) => this.event(runId, e)), run.spec.method === 'rl' && run.spec.judge ? proxy(pageJudge(run.spec.judge)) : undefined);
     }, onWait).finally(() => {
       this.training.delete(runId);
       this.notify('status');
@@ -119,6 +123,18 @@ class RunsStore {
       void this.train(r.id).catch((e) => onError(r, e));
     }
   }
+}
+
+/** RL's judge in this page: the run's teacher found again (the active one, or loaded / rebuilt from its reference
+ *  with the key this page holds), grading each answer through the elicitation layer. Resolved at the first grade;
+ *  an error (no key, a teacher that cannot be loaded) fails the run with what to do. */
+function pageJudge(j: RlJudge): (items: JudgeItem[]) => Promise<JudgeGrade[]> {
+  let teacher: Promise<ActiveTeacher> | undefined;
+  return async (items) => {
+    teacher ??= resolveJobTeacher(j.ref);
+    const t = await teacher.catch((e: unknown) => { teacher = undefined; throw e; });
+    return judgeAll(t.teacher, items, { scoreMax: j.scoreMax ?? 10 });
+  };
 }
 
 /** The one runs store of the page. */

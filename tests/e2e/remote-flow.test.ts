@@ -16,7 +16,8 @@
 // 2. With that run as the student: feedback → preference pairs, each the judge's best vs worst sample of its prompt;
 //    self-knowledge (verify) → records exactly the samples the judge accepted; DPO from the SFT run on the pairs; a
 //    reward model from the SFT run on those pairs (the judge's preferences, distilled), then RL (GRPO) from the SFT run
-//    against it on the labeling prompts, paused and resumed from the page, its reward/KL/length charts drawn.
+//    against it on the labeling prompts, paused and resumed from the page, its reward/KL/length charts drawn; RL judged
+//    by the server itself (every answer graded through the page's teacher, faults on).
 // 3. "Remember on this device" ticked: the whole origin scanned again finds the key in its own localStorage entry
 //    only (also after a reload, which restores it from there); unticked, nowhere.
 // Screenshots: test-results/remote-teacher.png, remote-data-done.png, feedback-pairs.png.
@@ -31,7 +32,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
 import { renderPrompt } from '../support/text-model.ts';
 import { browseDataset, snapshot, type RawJob, type Snapshot } from './data-support.ts';
-import { gotoStage, openApp, type AppSession } from './harness.ts';
+import { gotoStage, openApp, runLogs, type AppSession } from './harness.ts';
 import {
   deleteDb, findNeedles, JudgeModel, judgeScore, judgeTask, judgeVerdict, plantControlDb, plantControls, removeControls, scanOrigin, scanParquet, scanZip,
 } from './remote-support.ts';
@@ -87,12 +88,13 @@ async function chooseStrategy(name: string): Promise<void> {
 }
 
 /** Fills the Train stage's form and starts the run; returns its id. */
-async function startRun(o: { name: string; datasetId: string; method: 'sft' | 'dpo' | 'reward' | 'rl'; initFrom?: string; steps: number; batch?: number; rl?: { rewardRun: string; G: number; tokens: number } }): Promise<string> {
+async function startRun(o: { name: string; datasetId: string; method: 'sft' | 'dpo' | 'reward' | 'rl'; initFrom?: string; steps: number; batch?: number; rl?: { rewardRun?: string; G: number; tokens: number } }): Promise<string> {
   await gotoStage(page, 'train');
   await page.selectOption('#train-dataset', o.datasetId, { timeout: 30_000 });
   await page.selectOption('#train-method', o.method);
   if (o.rl) {
-    await page.selectOption('#train-reward-run', o.rl.rewardRun, { timeout: 30_000 });
+    await page.selectOption('#train-rl-reward', o.rl.rewardRun ? 'model' : 'judge');
+    if (o.rl.rewardRun) await page.selectOption('#train-reward-run', o.rl.rewardRun, { timeout: 30_000 });
     await page.fill('#train-rl-g', String(o.rl.G));
     await page.fill('#train-rl-tokens', String(o.rl.tokens));
   }
@@ -536,6 +538,14 @@ describe('a remote teacher with faults: data exactly once, the API key never sto
       await page.locator('#run-view').screenshot({ path: `test-results/rl-run-${w}.png` });
     }
     await page.setViewportSize({ width: 1280, height: 800 });
+    // RL judged by the teacher itself: every answer graded by the server (faults on) through the page's teacher.
+    const graded0 = teacher.stats.chatBodies.filter((b) => judgeTask(renderPrompt(b.messages as { role: string; content: string }[]))?.kind === 'score').length;
+    const judged = await startRun({ name: 'remote-rl-judged', datasetId, method: 'rl', initFrom: sftRun, steps: 3, rl: { G: 2, tokens: 6 } });
+    await waitRunDone(judged);
+    const graded = teacher.stats.chatBodies.filter((b) => judgeTask(renderPrompt(b.messages as { role: string; content: string }[]))?.kind === 'score').length - graded0;
+    expect(graded).toBeGreaterThanOrEqual(3 * 2 * 2); // 3 steps × 2 prompts × G 2, then the held-out prompts (retries repeat some)
+    const rewards = (await runLogs<{ kind: string; reward?: number }>(page, judged)).filter((l) => l.kind === 'step').map((l) => l.reward!);
+    expect(rewards.length === 3 && rewards.every((r) => r >= 0 && r <= 1), JSON.stringify(rewards)).toBe(true);
   });
 
   it('"Remember on this device" ticked: the key is in its own localStorage entry and nowhere else; unticked: nowhere', async () => {

@@ -48,7 +48,7 @@ describe('reward model and RL runs', () => {
     // RL needs a trained reward model: the plan says so.
     const rlSettings = { G: 2, beta: 0.1, advantage: 'grpo', maxNewTokens: 6, temperature: 1 };
     const noRm = await engine.planRun(spec(ds, { method: 'rl', rewardRun: '', rl: rlSettings, initFrom: sft.id }));
-    expect(noRm.problems.join(' ')).toMatch(/RL needs a reward model: train one with the method "Reward model"/);
+    expect(noRm.problems.join(' ')).toMatch(/RL needs rewards: pick a reward model run \(train one with the method "Reward model"/);
     const notRm = await engine.planRun(spec(ds, { method: 'rl', rewardRun: sft.id, rl: rlSettings, initFrom: sft.id }));
     expect(notRm.problems.join(' ')).toMatch(/is not a reward model \(sft\)/);
 

@@ -185,7 +185,7 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
       ...(s.judge && s.rewardRun ? ['RL takes its rewards from a reward model or from the teacher as a judge, not both: pick one']
         : s.judge ? judgeProblems(s.judge)
           : typeof s.rewardRun === 'string' && s.rewardRun !== '' ? []
-            : ['RL needs a reward model: train one with the method "Reward model" on a dataset with preference pairs, then pick its run (or let the teacher judge the answers)']),
+            : ['RL needs rewards: pick a reward model run (train one with the method "Reward model" on a dataset with preference pairs), or the teacher as a judge with a teacher loaded in step 1']),
       ...rlProblems(s.rl, makeTrainConfig(s.train, WHERE).seqLen),
       ...mixtureProblems(s),
     ],

@@ -5,7 +5,7 @@
 import { KD_OBJECTIVES } from '../../kernels/loss/loss.config.ts';
 import { METHODS, methodOf, type MethodSetting } from '../../engine/runs/methods.ts';
 import type { EngineModel, RunMethod, RunSpec } from '../../protocol.ts';
-import type { KdSource } from '../../engine/runs/types.ts';
+import type { KdSource, RlJudge } from '../../engine/runs/types.ts';
 
 type Kind = 'number' | 'select' | 'text' | 'textarea';
 
@@ -67,7 +67,9 @@ export const FIELDS = [
     { when: (s) => runsDenseTeacher(s) && String(s.mixTeacher).trim() !== '', hint: 'the student learns (1 − w)·p_teacher + w·p_second; evaluation shows KL to each' }),
   num('pairBeta', 'train-pair-beta', 'β (DPO/IPO)', 0.1, { min: '0.01', max: '10', step: '0.01' }, { setting: 'pair-beta' }),
   num('rewardMargin', 'train-reward-margin', 'margin', 0, { min: '0', max: '10', step: '0.1' }, { setting: 'reward-margin', hint: 'each chosen answer must outscore its rejected one by this much (Bradley–Terry with a margin); 0 = plain' }),
-  sel('rewardRun', 'train-reward-run', 'reward model', '', undefined, { setting: 'rl', hint: 'a run of the method “Reward model”, trained from the same student (same tokenizer)' }),
+  sel<'rlReward', 'model' | 'judge'>('rlReward', 'train-rl-reward', 'rewards from', 'model', [['model', 'a reward model run'], ['judge', 'the active teacher as a judge (grades 1–10)']],
+    { setting: 'rl', hint: 'a reward model scores on this GPU; the teacher as judge grades every answer (remote: one request each, every grade kept so none is asked twice)' }),
+  sel('rewardRun', 'train-reward-run', 'reward model', '', undefined, { setting: 'rl', when: (s) => s.rlReward !== 'judge', hint: 'a run of the method “Reward model”, trained from the same student (same tokenizer)' }),
   num('rlG', 'train-rl-g', 'answers per prompt (G)', 4, { min: '2', max: '64' }, { setting: 'rl', hint: 'GRPO compares G answers to one prompt: each learns by how much its reward beats the group’s' }),
   num('rlBeta', 'train-rl-beta', 'KL weight β', 0.1, { min: '0', max: '10', step: '0.01' }, { setting: 'rl', hint: 'how strongly the student is held near where it started (the frozen reference)' }),
   sel<'rlAdvantage', 'grpo' | 'mean' | 'rloo'>('rlAdvantage', 'train-rl-advantage', 'advantage', 'grpo', [['grpo', 'GRPO (reward − group mean) / std'], ['mean', 'Dr. GRPO (reward − group mean)'], ['rloo', 'RLOO (reward − mean of the others)']], { setting: 'rl' }),
@@ -144,7 +146,7 @@ export function fieldShown(f: Field, s: FormSettings): boolean {
 /** A RunSpec from the form's settings, the engine teacher (undefined when the engine cannot run one) and, for a
  *  pretrained student, its folder: the common settings, then exactly the settings the chosen method has
  *  (METHODS[m].settings). */
-export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?: EngineModel, second?: EngineModel): RunSpec {
+export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?: EngineModel, second?: EngineModel, judge?: RlJudge): RunSpec {
   const m = methodOf({ method: s.method });
   const has = (x: MethodSetting) => m.settings.includes(x);
   const prompts = s.prompts.split('\n').map((x) => x.trim()).filter(Boolean);
@@ -171,7 +173,10 @@ export function specOf(s: FormSettings, teacher: RunSpec['teacher'], pretrained?
     ...(has('pair-beta') ? { pairBeta: s.pairBeta } : {}),
     ...(has('on-policy') ? { onPolicy: { lambda: s.lambda, maxNewTokens: s.sampleTokens, temperature: 1 } } : {}),
     ...(has('reward-margin') ? { rewardMargin: s.rewardMargin } : {}),
-    ...(has('rl') ? { rewardRun: s.rewardRun, rl: { G: s.rlG, beta: s.rlBeta, advantage: s.rlAdvantage, maxNewTokens: s.rlTokens, temperature: 1 } } : {}),
+    ...(has('rl') ? {
+      ...(s.rlReward === 'judge' ? (judge ? { judge } : {}) : { rewardRun: s.rewardRun }),
+      rl: { G: s.rlG, beta: s.rlBeta, advantage: s.rlAdvantage, maxNewTokens: s.rlTokens, temperature: 1 },
+    } : {}),
     ...(s.initFrom && s.preset !== PRETRAINED ? { initFrom: s.initFrom } : {}),
     sampleEvery: s.sampleEvery, samplePrompts: prompts.slice(0, 3), heldOutEvery: s.heldOutEvery,
   } as RunSpec;

@@ -10,6 +10,7 @@ import { presetConfig, PRESETS } from '../../model/config.ts';
 import { countParams } from '../../model/params.ts';
 import { methodOf } from '../../engine/runs/methods.ts';
 import type { EngineModel, EngineTeacher, RunInfo, RunPlan, RunSpec } from '../../protocol.ts';
+import type { RlJudge } from '../../engine/runs/types.ts';
 import type { Dataset } from '../../store/schema.ts';
 import { activeTeacher, loadPref, savePref } from '../app-state.ts';
 import { errorText, formatBytes, h } from '../dom.ts';
@@ -53,7 +54,7 @@ const ROWS: SettingKey[][] = [
   ['lambda', 'sampleTokens'],
   ['objective', 'temperature', 'beta', 'skewLambda'],
   ['pairBeta', 'rewardMargin'],
-  ['rewardRun', 'rlG', 'rlBeta', 'rlAdvantage', 'rlTokens'],
+  ['rlReward', 'rewardRun', 'rlG', 'rlBeta', 'rlAdvantage', 'rlTokens'],
   ['mixTeacher', 'mixWeight'],
   ['preset', 'tokenizer', 'vocab', 'format', 'initFrom'],
   ['pretrained'],
@@ -126,7 +127,9 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   };
   const pretrainedOf = (s: FormSettings): EngineModel | undefined => (s.preset === PRETRAINED ? folderModel(s.pretrained, held) : undefined);
   const secondOf = (s: FormSettings): EngineModel | undefined => (runsDenseTeacher(s as unknown as Record<string, string | number>) ? folderModel(s.mixTeacher, heldMix) : undefined);
-  const specFor = (s: FormSettings) => specOf(s, teacherFor(s), pretrainedOf(s), secondOf(s));
+  /** RL judged by the teacher: the active teacher, found again by its reference (never a key). */
+  const judgeOf = (): RlJudge | undefined => { const t = activeTeacher(); return t ? { ref: t.ref, label: t.model } : undefined; };
+  const specFor = (s: FormSettings) => specOf(s, teacherFor(s), pretrainedOf(s), secondOf(s), judgeOf());
 
   const teacherFor = (s: FormSettings): EngineTeacher | undefined =>
     engineTeacher(activeTeacher()) ?? (methodOf(s).settings.includes('kd-source') && s.kdSource !== 'dense' ? topkTeachers.get(s.datasetId) : undefined);
