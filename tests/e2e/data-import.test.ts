@@ -3,7 +3,8 @@
 // (by the file picker and by a drop) and a Parquet file (written by our exportParquet in Node) import into new or
 // chosen datasets, with duplicates skipped and counted; the browser pages 20 records at a time, searches, shows
 // preference pairs, deletes a record and (after a confirm step) a dataset; the exports download and read back
-// (JSONL and Parquet through our importers on fake-indexeddb in Node, the scale-out zip through `unzip -t`).
+// (JSONL and Parquet through our importers on fake-indexeddb in Node, the scale-out zip through `unzip -t`); a TRL
+// preference JSONL is detected as pairs and a reward model trains on them from the Train stage (issue #24).
 // Screenshots: test-results/data-browser-{1280,390}.png, data-import-error-{1280,390}.png.
 import 'fake-indexeddb/auto';
 import { execFileSync } from 'node:child_process';
@@ -17,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importJsonl } from '../../src/store/io.ts';
 import { exportParquet, importParquet } from '../../src/store/parquet.ts';
 import { openStore } from '../../src/store/store.ts';
-import { gotoStage, openApp } from './harness.ts';
+import { gotoStage, openApp, startRunFromForm } from './harness.ts';
 import {
   browseDataset, importByDrop, importByPicker, importResult, insertPair, pageInfo, screenshots, snapshot, waitPageInfo,
 } from './data-support.ts';
@@ -256,6 +257,32 @@ describe('Data stage: import, browse, export', () => {
     expect(s.records.some((r) => r.datasetId === goodId)).toBe(false);
     expect(s.pairs.some((r) => r.datasetId === goodId)).toBe(false);
     expect(await page.isHidden('#data-browse')).toBe(true);
+  });
+
+  it('imports preference pairs (TRL JSONL, detected) and trains a reward model on them from the Train stage', async () => {
+    const colours = ['red', 'green', 'blue', 'white', 'black', 'brown'];
+    const prefs = Array.from({ length: 24 }, (_, i) => JSON.stringify({
+      prompt: `Which colour is thing number ${i}?`, chosen: `It is ${colours[i % 6]}, as the book says.`, rejected: `Seven tables sing ${i} times.`,
+    })).join('\n');
+    await importByPicker(page, 'prefs.jsonl', prefs);
+    const r = await importResult(page);
+    expect(r.state).toBe('done');
+    expect(r.written).toBe(24);
+    expect(await page.getAttribute('#data-import-status', 'data-kind')).toBe('pairs');
+    expect(r.text).toMatch(/24 pairs written/);
+    expect((await snapshot(page)).pairs.filter((p) => p.datasetId === r.dataset)).toHaveLength(24);
+    await gotoStage(page, 'train');
+    await page.selectOption('#train-dataset', r.dataset, { timeout: 30_000 });
+    await page.selectOption('#train-method', 'reward');
+    await page.selectOption('#train-preset', 'nano');
+    await page.selectOption('#train-tokenizer', 'bpe');
+    await page.fill('#train-vocab', '300');
+    await page.dispatchEvent('#train-vocab', 'change');
+    const runId = await startRunFromForm(page, { steps: 4, batch: 2, seqlen: 24, lr: 0.01, warmup: 1, evalEvery: 4, ckptEvery: 4, sampleEvery: 0, heldout: 4, name: 'imported-rm' });
+    await page.waitForSelector(`#run-list tr[data-run="${runId}"][data-status="done"]`, { timeout: 300_000 });
+    expect(await page.textContent(`#run-list tr[data-run="${runId}"]`)).toMatch(/reward model.*\d+% pairs/);
+    expect(await page.isVisible('#chart-pairs')).toBe(true);
+    expect(await page.isVisible('#chart-ppl')).toBe(false);
   });
 
   it('sent nothing off 127.0.0.1 and raised no page errors', () => {

@@ -5,20 +5,32 @@
 // and is shown as is); a new dataset made for a refused file is deleted again. The result says how many records
 // were written and how many duplicates were skipped.
 // Stable hooks: #data-import-file, #data-import-drop, #data-import-format, #data-import-target, #data-import-name,
-// #data-import-status[data-state=idle|running|done|error][data-written][data-duplicates][data-dataset].
-import { importJsonl, JSONL_FORMATS, type JsonlFormat } from '../../store/io.ts';
+// #data-import-status[data-state=idle|running|done|error][data-written][data-duplicates][data-dataset][data-kind=records|pairs].
+// Preference pairs (TRL's preference JSONL: src/store/pairs-io.ts) are detected by their first line, or chosen.
+import { importJsonl, JSONL_FORMATS, readLines, type JsonlFormat } from '../../store/io.ts';
+import { importPairsJsonl, isPairLine } from '../../store/pairs-io.ts';
 import type { DistillStore } from '../../store/store.ts';
 import { emit, on } from '../app-state.ts';
 import { h, showError } from '../dom.ts';
 import { appStore } from '../services.ts';
 import { fillDatasetSelect, listDatasets } from './datasets.ts';
 
-const FORMAT_LABELS: Record<JsonlFormat | 'auto', string> = {
+const FORMAT_LABELS: Record<JsonlFormat | 'auto' | 'preference', string> = {
   auto: 'detect from the file',
+  preference: 'preference pairs ({"prompt", "chosen", "rejected"}: TRL DPO / reward data)',
   openai: 'OpenAI messages ({"messages": [...]})',
   alpaca: 'Alpaca ({"instruction", "input", "output"})',
   sharegpt: 'ShareGPT ({"conversations": [{"from", "value"}]})',
 };
+
+/** Whether the file's first non-blank line is a preference pair (has "chosen" and "rejected"). */
+async function firstLineIsPair(file: Blob): Promise<boolean> {
+  for await (const line of readLines(file)) {
+    if (line.trim() === '') continue;
+    try { return isPairLine(JSON.parse(line)); } catch { return false; }
+  }
+  return false;
+}
 
 async function isParquet(file: Blob, name: string): Promise<boolean> {
   if (/\.parquet$/i.test(name)) return true;
@@ -28,7 +40,7 @@ async function isParquet(file: Blob, name: string): Promise<boolean> {
 
 export function importPanel(): HTMLElement {
   const file = h('input', { id: 'data-import-file', type: 'file', accept: '.jsonl,.json,.ndjson,.parquet,application/json' });
-  const format = h('select', { id: 'data-import-format' }, ...(['auto', ...JSONL_FORMATS] as const).map((f) => h('option', { value: f }, FORMAT_LABELS[f])));
+  const format = h('select', { id: 'data-import-format' }, ...(['auto', ...JSONL_FORMATS, 'preference'] as const).map((f) => h('option', { value: f }, FORMAT_LABELS[f])));
   const target = h('select', { id: 'data-import-target', class: 'wide' });
   const name = h('input', { id: 'data-import-name', type: 'text', class: 'wide', placeholder: 'the file’s name', maxlength: '200' });
   const nameLabel = h('label', {}, 'new dataset’s name', name);
@@ -65,6 +77,7 @@ export function importPanel(): HTMLElement {
     delete status.dataset.written;
     delete status.dataset.duplicates;
     delete status.dataset.dataset;
+    delete status.dataset.kind;
     setStatus('running', `Reading ${f.name}…`);
     let store: DistillStore | null = null;
     let created: string | null = null;
@@ -76,6 +89,17 @@ export function importPanel(): HTMLElement {
         const dsName = (name.value.trim() || f.name || 'imported').slice(0, 200);
         datasetId = created = (await store.createDataset({ name: dsName, description: `imported from ${f.name}` })).id;
       }
+      if (!parquet && (format.value === 'preference' || (format.value === 'auto' && await firstLineIsPair(f)))) {
+        const r = await importPairsJsonl(store, datasetId, f, { sourceName: f.name.slice(0, 200) });
+        const dups = r.duplicatesInFile + r.duplicatesInDataset;
+        Object.assign(status.dataset, { written: String(r.written), duplicates: String(dups), dataset: datasetId, kind: 'pairs' });
+        setStatus('done', `Imported ${f.name} (JSONL, preference pairs, ${r.format}, ${r.lines} lines) into “${(await store.getDataset(datasetId))?.name ?? datasetId}”: ` +
+          `${r.written} pair${r.written === 1 ? '' : 's'} written, ${dups} duplicate${dups === 1 ? '' : 's'} skipped. Train a reward model or DPO on them in step 3.`, 'ok');
+        created = null;
+        emit('datasets', undefined);
+        return;
+      }
+      status.dataset.kind = 'records';
       const opts = { format: format.value as JsonlFormat | 'auto', sourceName: f.name.slice(0, 200) };
       // Parquet's reader (hyparquet) loads with the first Parquet file, not with the page.
       const r = parquet ? await (await import('../../store/parquet.ts')).importParquet(store, datasetId, f, opts) : await importJsonl(store, datasetId, f, opts);
@@ -120,7 +144,7 @@ export function importPanel(): HTMLElement {
   });
 
   return h('div', { id: 'data-import' },
-    h('p', { class: 'muted small' }, 'Chat records as JSONL (OpenAI messages, Alpaca or ShareGPT) or Parquet (the same layouts, as HF datasets write them). A file with one bad line is refused whole: nothing is written.'),
+    h('p', { class: 'muted small' }, 'Chat records as JSONL (OpenAI messages, Alpaca or ShareGPT) or Parquet (the same layouts, as HF datasets write them); preference pairs as JSONL ({"prompt", "chosen", "rejected"}, TRL’s string or conversational form). A file with one bad line is refused whole: nothing is written.'),
     h('div', { class: 'row' }, h('label', {}, 'into', target), nameLabel, h('label', {}, 'JSONL format', format)),
     drop, status);
 }
