@@ -67,11 +67,16 @@ export class RewardTrainer implements StepTrainer {
     const lora = train.lora;
     if (!lora && !(init instanceof Float32Array)) throw new Error('RewardTrainer: full training starts from a whole f32 slab');
     this.rm = new GpuRewardModel(device, model, P, train.seqLen, opt, { ...(lora ? { lora } : {}), ...(train.recompute ? { recompute: true } : {}) });
-    if (lora) {
-      this.rm.gpu.uploadBase(init);
-      this.rm.gpu.uploadAdapters(initLora(model, lora, train.seed));
-    } else this.rm.gpu.uploadParams(init as Float32Array);
-    this.rm.uploadHead(initHiddenProjection(model, 1, train.seed));
+    try {
+      if (lora) {
+        this.rm.gpu.uploadBase(init);
+        this.rm.gpu.uploadAdapters(initLora(model, lora, train.seed));
+      } else this.rm.gpu.uploadParams(init as Float32Array);
+      this.rm.uploadHead(initHiddenProjection(model, 1, train.seed));
+    } catch (e) {
+      this.rm.destroy();
+      throw e;
+    }
   }
 
   async trainStep(): Promise<RewardStepLog> {

@@ -17,7 +17,7 @@ import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { evaluateHeldOut } from './evaluate.ts';
 import { rlProblems, type RlSettings } from './rl-settings.ts';
-import { meanK3, rlStep, sampledLogprobs, type RewardFn } from './rl.ts';
+import { meanK3, rlStep, sampleAnswer, sampledLogprobs, type RewardFn } from './rl.ts';
 import { lrAt } from './schedule.ts';
 import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
 
@@ -38,8 +38,8 @@ export interface RlTrainerOptions {
   /** The starting weights (full: a whole slab, also the reference's; LoRA: the frozen base). */
   init: BaseSource;
   reward: RewardFn;
-  /** The end-of-text token: sampling stops at it. */
-  eos: number;
+  /** The tokens that end an answer (end-of-text; the chat template's turn-closers): sampling stops at them. */
+  stops: readonly number[];
 }
 
 /** Held-out prompts evaluated (one sample each). */
@@ -64,18 +64,27 @@ export class RlTrainer implements StepTrainer {
     const opt = { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm };
     const lora = t.lora, recompute = t.recompute ? { recompute: true } : {};
     if (!lora && !(o.init instanceof Float32Array)) throw new Error('RlTrainer: full training starts from a whole f32 slab');
-    this.policy = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, { ...(lora ? { lora } : {}), ...recompute });
-    if (lora) {
-      this.policy.uploadBase(o.init);
-      this.policy.uploadAdapters(initLora(model, lora, t.seed));
-      this.reference = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, { lora: { ...lora, dropout: 0 }, sharedBase: this.policy.params, ...recompute });
-      this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
-    } else {
-      this.policy.uploadParams(o.init as Float32Array);
-      this.reference = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, recompute);
-      this.reference.uploadParams(o.init as Float32Array);
+    const built: { destroy(): void }[] = [];
+    try {
+      this.policy = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, { ...(lora ? { lora } : {}), ...recompute });
+      built.push(this.policy);
+      if (lora) {
+        this.policy.uploadBase(o.init);
+        this.policy.uploadAdapters(initLora(model, lora, t.seed));
+        this.reference = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, { lora: { ...lora, dropout: 0 }, sharedBase: this.policy.params, ...recompute });
+        built.push(this.reference);
+        this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
+      } else {
+        this.policy.uploadParams(o.init as Float32Array);
+        this.reference = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, recompute);
+        built.push(this.reference);
+        this.reference.uploadParams(o.init as Float32Array);
+      }
+      this.gen = new Generator(device, model, this.policy.params, t.seqLen + 1, this.adapters);
+    } catch (e) {
+      for (const b of built) b.destroy();
+      throw e;
     }
-    this.gen = new Generator(device, model, this.policy.params, t.seqLen + 1, this.adapters);
     this.evalSet = o.evalRows ? evalBatches(o.evalRows, this.B, t.seqLen, t.evalBatches, true) : [];
   }
 
@@ -92,7 +101,7 @@ export class RlTrainer implements StepTrainer {
     const rng = new Rng((t.seed * 2654435761 + step * 40503) >>> 0);
     const prompts = Array.from({ length: t.batchSize }, () => this.fit(this.o.prompts[rng.int(this.o.prompts.length)]!));
     const r = await rlStep(this.policy, this.reference, this.gen, prompts, this.o.reward,
-      { G: rl.G, beta: rl.beta, advantage: rl.advantage, maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, eos: this.o.eos }, rng.nextU32(), { lr, step: this.adamStep + 1 }, { phase: 'train', step, first: 0 });
+      { G: rl.G, beta: rl.beta, advantage: rl.advantage, maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, stops: this.o.stops }, rng.nextU32(), { lr, step: this.adamStep + 1 }, { phase: 'train', step, first: 0 });
     this.step = step;
     if (!r.skipped) this.adamStep++;
     const ms = performance.now() - t0;
@@ -119,15 +128,15 @@ export class RlTrainer implements StepTrainer {
     const prompts = pool.slice(0, EVAL_PROMPTS).map((p) => this.fit(p));
     let reward = 0, kl = 0, n = 0;
     for (let i0 = 0; i0 < prompts.length; i0 += this.B) {
-      // One answer per prompt; a short last chunk is filled with its first prompt's (not counted).
+      // One answer per prompt; a short last chunk is filled with copies of its first row (not counted).
       const chunk = prompts.slice(i0, i0 + this.B), rows = chunk.length;
-      const all = Array.from({ length: this.B }, (_, b) => chunk[b < rows ? b : 0]!);
       const answers: number[][] = [];
-      for (const [b, p] of all.entries()) {
-        const s = await this.gen.generate(p, { maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, seed: (t.seed * 7 + i0 + b) >>> 0, stopTokens: [this.o.eos] });
-        answers.push(s.length < rl.maxNewTokens ? [...s, this.o.eos] : s);
+      for (const [b, p] of chunk.entries()) {
+        answers.push(await sampleAnswer(this.gen, p, { maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, seed: (t.seed * 7 + i0 + b) >>> 0, stops: this.o.stops }));
       }
-      const rewards = await this.o.reward(all.slice(0, rows), answers.slice(0, rows), { phase: 'eval', step: this.step, first: i0 });
+      const all = Array.from({ length: this.B }, (_, b) => chunk[b < rows ? b : 0]!);
+      while (answers.length < this.B) answers.push(answers[0]!);
+      const rewards = await this.o.reward(chunk, answers.slice(0, rows), { phase: 'eval', step: this.step, first: i0 });
       reward += rewards.reduce((a, x) => a + x, 0);
       const lp = await sampledLogprobs(this.policy, this.reference, all, answers);
       const mask = lp.mask.map((m, i) => (i < rows * t.seqLen ? m : 0));

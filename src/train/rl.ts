@@ -4,8 +4,8 @@
 // are normalised within each group; the frozen reference (the starting student, or the base with adapters off
 // under LoRA) and the policy give every sampled token's log-probability through the fused CE kernel (weights = the
 // completion mask, no backward); grpo.ts turns them into per-token CE weights and the policy takes one update with
-// them (loss scale 1), exactly as DPO's second pass does (dpo.ts). A sample that stopped early ends with the stop
-// token, which is learnt too (the decision to stop is part of the answer).
+// them (loss scale 1), exactly as DPO's second pass does (dpo.ts). A sample that stopped early ends with its stop
+// token (end-of-text, or a chat template's turn-closer), which is learnt too (the decision to stop is part of it).
 import { NO_LABEL } from '../kernels/loss/loss.ts';
 import type { Generator } from '../model/generate.ts';
 import type { GpuModel, TrainBatch } from '../model/gpu-model.ts';
@@ -31,8 +31,9 @@ export interface RlOptions {
   advantage: AdvantageKind;
   maxNewTokens: number;
   temperature: number;
-  /** The end-of-text token: sampling stops at it, and it closes a sample that stopped. */
-  eos?: number;
+  /** The tokens that end an answer (end-of-text; a chat template's turn-closers): sampling stops at the first one,
+   *  which stays in the answer (it is learnt: the decision to stop is part of the answer). */
+  stops?: readonly number[];
 }
 
 export interface RlStepResult {
@@ -72,6 +73,11 @@ function tokenLogprobs(rowLosses: Float32Array, N: number): Float64Array {
   return Float64Array.from({ length: N }, (_, i) => -rowLosses[2 * i + 1]!);
 }
 
+/** One answer to a prompt: sampled until one of `stops` (kept as the answer's last token) or maxNewTokens. */
+export function sampleAnswer(gen: Generator, prompt: readonly number[], o: { maxNewTokens: number; temperature: number; seed: number; stops: readonly number[] }): Promise<number[]> {
+  return gen.generate(prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, ...(o.stops.length ? { onToken: (id: number) => !o.stops.includes(id) } : {}) });
+}
+
 /** Per-token log-probabilities of prompts' completions (G = rows / prompts each) under the policy and the reference. */
 export async function sampledLogprobs(policy: GpuModel, reference: GpuModel, prompts: readonly number[][], completions: readonly number[][]): Promise<{ batch: TrainBatch; mask: Float32Array; logp: Float64Array; refLogp: Float64Array }> {
   const N = policy.B * policy.T;
@@ -109,12 +115,9 @@ export async function rlStep(
   const rng = new Rng(seed);
   const completions: number[][] = [];
   for (const p of prompts) {
-    const maxNewTokens = Math.min(o.maxNewTokens, T + 1 - p.length - (o.eos === undefined ? 0 : 1));
+    const maxNewTokens = Math.min(o.maxNewTokens, T + 1 - p.length);
     if (maxNewTokens < 1) throw new Error(`rl: a prompt of ${p.length} tokens leaves no room to sample in T = ${T}`);
-    for (let g = 0; g < o.G; g++) {
-      const s = await gen.generate(p, { maxNewTokens, temperature: o.temperature, seed: rng.nextU32(), ...(o.eos !== undefined ? { stopTokens: [o.eos] } : {}) });
-      completions.push(o.eos !== undefined && s.length < maxNewTokens ? [...s, o.eos] : s);
-    }
+    for (let g = 0; g < o.G; g++) completions.push(await sampleAnswer(gen, p, { maxNewTokens, temperature: o.temperature, seed: rng.nextU32(), stops: o.stops ?? [] }));
   }
   const promptList = prompts.map((p) => [...p]);
   const rewards = await reward(promptList.flatMap((p) => Array.from({ length: o.G }, () => p)), completions, at);

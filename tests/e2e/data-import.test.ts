@@ -283,6 +283,12 @@ describe('Data stage: import, browse, export', () => {
     expect(await page.textContent(`#run-list tr[data-run="${runId}"]`)).toMatch(/reward model.*\d+% pairs/);
     expect(await page.isVisible('#chart-pairs')).toBe(true);
     expect(await page.isVisible('#chart-ppl')).toBe(false);
+    // The Evaluate stage measures a reward model by held-out preference accuracy, not a perplexity.
+    await gotoStage(page, 'evaluate');
+    await page.selectOption('#eval-run', runId, { timeout: 30_000 });
+    await page.click('#eval-go');
+    await page.waitForSelector('#eval-status[data-done="ok"]', { timeout: 120_000 });
+    expect(await page.textContent('#eval-status')).toMatch(/^Held-out preference accuracy \d+\.\d% \(a reward model/);
   });
 
   it('sent nothing off 127.0.0.1 and raised no page errors', () => {

@@ -64,7 +64,7 @@ describe('reward model and RL under LoRA', () => {
     const share = (c: readonly number[]) => (c.length ? c.filter((x) => x === 5).length / c.length : 0);
     const t = new RlTrainer({
       device, model: config, train, rl: { G: 4, beta: 0.1, advantage: 'grpo', maxNewTokens: 5, temperature: 1 }, prompts, evalPrompts: prompts,
-      init: base, reward: (_p, cs) => cs.map(share), eos: 0,
+      init: base, reward: (_p, cs) => cs.map(share), stops: [0],
     });
     try {
       const logs = [];

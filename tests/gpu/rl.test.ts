@@ -49,7 +49,7 @@ describe('RL (GRPO) on the GPU', () => {
     reference.uploadParams(start);
     const gen = new Generator(device, config, policy.params, T + 1);
     try {
-      const o = { G, beta: 0.2, advantage: 'grpo' as const, maxNewTokens: 5, temperature: 1, eos: 0 };
+      const o = { G, beta: 0.2, advantage: 'grpo' as const, maxNewTokens: 5, temperature: 1, stops: [0] };
       const r = await rlStep(policy, reference, gen, prompts, shareOfTarget, o, 7);
       const { batch, mask } = completionBatch(r.prompts, r.completions, T);
       const pg = policyGradientWeights({

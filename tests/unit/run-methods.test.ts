@@ -20,7 +20,23 @@ describe('METHODS', () => {
     expect(METHODS.kd.trainer).toBe('tokens');
     expect(methodOf({ method: 'kd' }).runsTeacher({ ...base, method: 'kd', kdSource: 'dense' } as RunSpec)).toBe(true);
     expect(methodOf({ method: 'kd' }).runsTeacher({ ...base, method: 'kd', kdSource: 'store-topk' } as RunSpec)).toBe(false);
-    expect(() => methodOf({ method: 'rl' as never })).toThrow(/method must be one of sft, kd, on-policy, dpo, ipo, got "rl"/);
+    expect(METHODS.reward).toMatchObject({ data: 'pairs', trainer: 'reward', generates: false });
+    expect(METHODS.rl).toMatchObject({ data: 'records', trainer: 'rl', generates: true });
+    expect(cfg({ ...base, method: 'reward' })).toMatchObject({ objective: 'none', kdWeight: 0 });
+    expect(() => methodOf({ method: 'ppo' as never })).toThrow(/method must be one of sft, kd, on-policy, dpo, ipo, reward, rl, got "ppo"/);
+  });
+  it('checks the reward model\'s margin and RL\'s rewards and settings, saying what to change', () => {
+    const check = (spec: object) => methodOf(spec as RunSpec).check(spec as RunSpec);
+    const rl = { G: 4, beta: 0.1, advantage: 'grpo', maxNewTokens: 8, temperature: 1 };
+    expect(check({ ...base, method: 'reward' })).toEqual([]);
+    expect(check({ ...base, method: 'reward', rewardMargin: 'x' })[0]).toMatch(/margin must be a number/);
+    expect(check({ ...base, method: 'rl', rewardRun: 'r1', rl })).toEqual([]);
+    expect(check({ ...base, method: 'rl', rl })[0]).toMatch(/RL needs rewards: pick a reward model run .* or the teacher as a judge/);
+    const judge = { ref: { kind: 'remote', baseURL: 'http://127.0.0.1:1/v1', model: 'm' }, label: 'm' };
+    expect(check({ ...base, method: 'rl', judge, rl })).toEqual([]);
+    expect(check({ ...base, method: 'rl', judge, rewardRun: 'r1', rl })[0]).toMatch(/not both/);
+    expect(check({ ...base, method: 'rl', judge: { ...judge, scoreMax: 1 }, rl })[0]).toMatch(/judge.scoreMax must be an integer in 2..100/);
+    expect(check({ ...base, method: 'rl', rewardRun: 'r1', rl: { ...rl, G: 1, maxNewTokens: 99999 } }).join(' ')).toMatch(/rl.G .* 2..64.*rl.maxNewTokens/);
   });
   it('checks each method’s own settings with a message saying what to change', () => {
     const check = (spec: object) => methodOf(spec as RunSpec).check(spec as RunSpec);

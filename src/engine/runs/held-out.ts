@@ -55,7 +55,7 @@ export async function evaluateRun(
     notes.push('a reward model scores answers: it has no perplexity, and is not compared with a teacher');
     return done();
   }
-  if ('pairBeta' in run.spec) {
+  if (run.spec.method === 'dpo' || run.spec.method === 'ipo') {
     // The reference: a LoRA run's frozen base (adapters off), a full run's stored start.
     const ref = data.evalPairs.length < B ? undefined : 'adapters' in weights ? weights.base : await readReference(ctx, run);
     if (ref) {

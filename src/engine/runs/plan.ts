@@ -240,6 +240,7 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
   problems.push(...modelProblems(model, 'the student'));
   if (train.lora && !pretrained) problems.push(initRun ? 'LoRA adapts a pretrained model picked as the student: to adapt this run’s weights, export it (safetensors) and pick that folder as the pretrained student, or train every weight (full)'
     : 'LoRA trains small adapters on a model that already knows something: pick a pretrained student, or train every weight (full)');
+  if (initRun && !methodOf(initRun.spec).generates) problems.push(`run ${initRun.name} is a reward model (it scores answers): a run starts from a language model; pick another run or a pretrained model`);
   if (initRun?.train.lora) problems.push(`run ${initRun.name} trained LoRA adapters: to start from it, export its merged model (safetensors) and pick that folder as a pretrained student`);
 
   const counts = await deps.counts(spec.datasetId);
@@ -259,8 +260,10 @@ export async function resolveRun(spec: RunSpec, deps: Pick<PlanDeps, 'counts' | 
     else if (rr && !rr.checkpointStep) problems.push(`the reward model ${rr.name} has not been trained yet (no checkpoint): train it first`);
   }
   const heldOut = Math.floor((pairs ? counts.pairs : counts.records) / spec.heldOutEvery);
-  if (pairs ? heldOut < train.batchSize : heldOut === 0) {
-    warnings.push(`holding out every ${spec.heldOutEvery}th ${pairs ? 'pair' : 'record'} of ${pairs ? counts.pairs : counts.records} leaves ${heldOut}${pairs ? `, fewer than a batch of ${train.batchSize}` : ''}: nothing to evaluate on. Hold out a smaller N, or add data`);
+  // DPO/IPO evaluate whole batches of held-out pairs; a reward model scores any number of them.
+  const wholeBatches = method.trainer === 'pairs';
+  if (wholeBatches ? heldOut < train.batchSize : heldOut === 0) {
+    warnings.push(`holding out every ${spec.heldOutEvery}th ${pairs ? 'pair' : 'record'} of ${pairs ? counts.pairs : counts.records} leaves ${heldOut}${wholeBatches ? `, fewer than a batch of ${train.batchSize}` : ''}: nothing to evaluate on. Hold out a smaller N, or add data`);
   }
 
   let chatTemplate: string | undefined;

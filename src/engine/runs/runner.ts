@@ -45,6 +45,8 @@ export class OutOfMemoryError extends Error {
 /** Checkpoint blob names within a run. */
 export const CKPT = 'latest';
 export const REFERENCE = 'reference';
+/** RL against a reward-model run: the step of that run's checkpoint the RL run started with. */
+export const REWARD_STEP = 'reward-model-step';
 
 export interface RunContext {
   device: GPUDevice;
@@ -321,7 +323,12 @@ async function rewardTrainer({ ctx, run, data, resumeFrom, init, base, progress 
   progress('building the reward model');
   const start = base ?? init?.params ?? initParams(run.model, run.train.seed);
   const trainer = new RewardTrainer(ctx.device, run.model, run.train, data.pairs, data.evalPairs, start, run.spec.rewardMargin ?? 0, data.eos);
-  if (resumeFrom) trainer.restore(resumeFrom);
+  try {
+    if (resumeFrom) trainer.restore(resumeFrom);
+  } catch (e) {
+    trainer.destroy();
+    throw e;
+  }
   return { trainer, owned: [] };
 }
 
@@ -334,16 +341,16 @@ async function rlTrainer({ ctx, run, data, resumeFrom, init, base, progress, jud
   const owned: BuiltTrainer['owned'] = [];
   try {
     let reward: RewardFn;
+    const format = recordFormat(spec), stops = stopIds(format, data.tok, data.eos);
     if (spec.judge) {
       if (!judge) throw new Error(`run ${run.name} is judged by the teacher ${spec.judge.label}, and this page has no judge to ask: load that teacher in step 1, then press Resume`);
-      const format = recordFormat(spec);
       reward = judgeReward({
         judge, store: ctx.runs.checkpoints(run.id), scoreMax: spec.judge.scoreMax ?? 10, G: spec.rl.G,
-        text: (p, c) => ({ prompt: data.tok.decode([...p]), response: answerText(data.tok.decode(c.filter((x) => x !== data.eos)), format) }),
+        text: (p, c) => ({ prompt: data.tok.decode([...p]), response: answerText(data.tok.decode(c.filter((x) => !stops.includes(x))), format) }),
       });
     } else {
       progress('loading the reward model onto the GPU');
-      const rm = await runRewardModel(ctx, run, spec.rewardRun ?? '', run.train.batchSize * spec.rl.G, progress);
+      const rm = await runRewardModel(ctx, run, spec.rewardRun ?? '', run.train.batchSize * spec.rl.G, progress, !resumeFrom);
       owned.push(rm);
       reward = async (prompts, completions) => {
         const { ids, lengths } = rewardRows(completions.map((c, i) => [...prompts[i]!, ...c]), rm.T, data.eos);
@@ -354,9 +361,11 @@ async function rlTrainer({ ctx, run, data, resumeFrom, init, base, progress, jud
     const start = base ?? await storedReference(ctx, run, init, !!resumeFrom);
     const trainer = new RlTrainer({
       device: ctx.device, model: run.model, train: run.train, rl: spec.rl, prompts: data.prompts, evalPrompts: data.evalPrompts,
-      evalRows: data.evalRows, init: start, reward, eos: data.eos,
+      evalRows: data.evalRows, init: start, reward, stops,
     });
+    owned.push(trainer);
     if (resumeFrom) trainer.restore(resumeFrom);
+    owned.pop();
     return { trainer, owned };
   } catch (e) {
     for (const o of owned) o.destroy();
@@ -366,7 +375,7 @@ async function rlTrainer({ ctx, run, data, resumeFrom, init, base, progress, jud
 
 /** The reward model trained by run `id` (its latest checkpoint) on the GPU, scoring rows in batches of ~`rows`; it
  *  must read the RL run's tokens (the same tokenizer). */
-export async function runRewardModel(ctx: RunContext, run: StoredRun, id: string, rows: number, progress: (m: string) => void): Promise<GpuRewardModel> {
+export async function runRewardModel(ctx: RunContext, run: StoredRun, id: string, rows: number, progress: (m: string) => void, first = false): Promise<GpuRewardModel> {
   const rmRun = await ctx.runs.getRun(id).catch(() => undefined);
   if (!rmRun) throw new Error(`run ${run.name}: its reward model run ${id} is gone (deleted?): train a reward model and start a new RL run`);
   if (rmRun.spec.method !== 'reward') throw new Error(`run ${run.name}: run ${rmRun.name} is not a reward model (${rmRun.spec.method}): pick a run of the method "Reward model"`);
@@ -374,6 +383,12 @@ export async function runRewardModel(ctx: RunContext, run: StoredRun, id: string
   const bytes = await ctx.runs.checkpoints(rmRun.id).get(CKPT);
   if (!bytes) throw new Error(`run ${run.name}: the reward model ${rmRun.name} has no checkpoint yet: train it first`);
   const c = decodeCheckpoint(bytes, `reward model ${rmRun.name} checkpoint`);
+  // The rewards must not change mid-run: the step of the reward model an RL run started with is kept beside its
+  // checkpoints, and a resume against a reward model trained further since is refused.
+  const pinned = await ctx.runs.checkpoints(run.id).get(REWARD_STEP);
+  const was = pinned && !first ? Number(new TextDecoder().decode(pinned)) : undefined;
+  if (was !== undefined && was !== c.step) throw new Error(`run ${run.name}: its reward model ${rmRun.name} was at step ${was} when this run started and is at step ${c.step} now: its rewards would change mid-run. Start a new RL run against it`);
+  if (was === undefined) await ctx.runs.checkpoints(run.id).put(REWARD_STEP, new TextEncoder().encode(String(c.step)));
   if (!c.tail) throw new Error(`run ${run.name}: the checkpoint of ${rmRun.name} has no score head`);
   const t = rmRun.train, opt = { weightDecay: 0, clipNorm: 0 };
   const rm = new GpuRewardModel(ctx.device, rmRun.model, Math.max(1, Math.ceil(rows / 2)), t.seqLen, opt, t.lora ? { lora: { ...t.lora, dropout: 0 } } : {});

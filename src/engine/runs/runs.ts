@@ -8,6 +8,7 @@ import { ADAPTER_FORMATS, isAdapterFormat, type AdapterFormat } from '../../expo
 import { exportModel, isExportFormat, EXPORT_FORMATS } from '../../export/index.ts';
 import { exportRewardFolder } from '../../export/reward-folder.ts';
 import type { JudgeFn } from './judge-reward.ts';
+import { methodOf } from './methods.ts';
 import { exportLoraGguf, exportPeftAdapter } from '../../export/lora.ts';
 import { jsonFile } from '../../export/types.ts';
 import { Generator, type GeneratorAdapters } from '../../model/generate.ts';
@@ -153,6 +154,12 @@ export class RunsEngine {
     const built = await loadRunData(data, { spec, snapshot, T: plan.train.seqLen }, (records, pairs) => makeTokenizer(resolved, spec, records, pairs, progress));
     const { tok } = built;
     const B = plan.train.batchSize;
+    if (spec.method === 'rl' && spec.rewardRun) {
+      // The reward model reads this run's tokens, laid out the same way: checked now, not at the first step.
+      const rm = await this.getRun(spec.rewardRun);
+      if (JSON.stringify(rm.tokenizer) !== JSON.stringify(tok.toJSON())) throw new Error(`the reward model ${rm.name} reads another tokenizer than this student: train the reward model from the same student (the same pretrained model or start run)`);
+      if (JSON.stringify(recordFormat(rm.spec)) !== JSON.stringify(recordFormat(spec))) throw new Error(`the reward model ${rm.name} was trained on another record format (${rm.spec.format}) than this run's (${spec.format}): pick the same format`);
+    }
     if (resolved.method.data === 'pairs') {
       if (built.pairs.length < B) throw new Error(`not enough preference pairs to train on: ${built.pairs.length} (after holding out every ${spec.heldOutEvery}th) for ${B} pairs a step; add pairs or lower the batch size`);
     } else if (built.rows.length < B) {
@@ -161,7 +168,7 @@ export class RunsEngine {
       const none = built.stats.topkRecords === 0 && !built.stats.crossTokens && mismatch ? ": the teacher's tokenizer is not the student's — pick the stored top-k across tokenizers, or SFT on the teacher's answers" : '';
       throw new Error(`not enough data: ${built.rows.length} rows of ${plan.train.seqLen + 1} tokens for a batch of ${B}${built.stats.topkSkipped ? ` (${built.stats.topkSkipped} records had no aligned top-k${none})` : ''}; add records, or lower the batch size or sequence length`);
     }
-    if (built.evalRows.length === 0 && built.evalPairs.length < B) built.stats.notes.push('no held-out data: nothing to evaluate on (hold out a smaller share, or add records)');
+    if (built.evalRows.length === 0 && built.evalPairs.length < (resolved.method.trainer === 'reward' ? 1 : B)) built.stats.notes.push('no held-out data: nothing to evaluate on (hold out a smaller share, or add records)');
     // Without sample prompts of the user's, the student is sampled on the first held-out prompts (else training ones).
     if (spec.sampleEvery > 0 && spec.samplePrompts.length === 0) spec = { ...spec, samplePrompts: await defaultSamplePrompts(data, spec, snapshot) };
     const runs = await this.runs();
@@ -275,7 +282,7 @@ export class RunsEngine {
     const device = await this.device();
     let tok: TextTokenizer, eos: number | undefined, weights: RunWeights, config, format: RecordFormat, lora: LoraConfig | undefined;
     if ('runId' in req.model) {
-      const run = await this.getRun(req.model.runId);
+      const run = languageModelRun(await this.getRun(req.model.runId), 'write text');
       ({ tok, eos } = runTokenizer(run));
       weights = await this.runWeights(run);
       lora = run.train.lora;
@@ -330,7 +337,7 @@ export class RunsEngine {
 
   /** Each GGUF storage of a run's latest checkpoint: the file's size and the held-out perplexity of the weights as stored. */
   async compareFormats(runId: string, onProgress?: (m: string) => void): Promise<FormatComparison> {
-    const run = await this.getRun(runId);
+    const run = languageModelRun(await this.getRun(runId), 'be compared in GGUF formats');
     const weights = await this.weights(run);
     const { tok } = runTokenizer(run);
     const template = chatTemplateFor(recordFormat(run.spec));
@@ -352,6 +359,8 @@ export class RunsEngine {
       source: `run ${run.name} (${run.id})`, step, model: run.model, train: run.train,
       run: {
         ...spec, teacher: spec.teacher ? { label: spec.teacher.label } : undefined, pretrained: spec.pretrained ? { label: spec.pretrained.label } : undefined,
+        // RL's judge by name only: its reference (an endpoint, a folder) stays on this machine.
+        ...(spec.method === 'rl' && spec.judge ? { judge: { label: spec.judge.label, scoreMax: spec.judge.scoreMax ?? 10 } } : {}),
         mixture: spec.mixture ? { teachers: spec.mixture.teachers.map((t) => ({ label: t.label })), weights: spec.mixture.weights } : undefined,
       },
       ...(spec.pretrained ? { baseModel: spec.pretrained.label } : {}),
@@ -393,6 +402,12 @@ export class RunsEngine {
     const files = format === 'lora-peft' ? exportPeftAdapter(x) : exportLoraGguf(x);
     return { name, files, params: loraLayout(run.model, lora).count };
   }
+}
+
+/** The run, when it is a language model (not a reward model, which scores answers and writes none). */
+function languageModelRun(run: StoredRun, what: string): StoredRun {
+  if (!methodOf(run.spec).generates) throw new Error(`run ${run.name} is a reward model: it scores answers and cannot ${what}; pick a run that trains a language model`);
+  return run;
 }
 
 /** The student's tokenizer for a resolved run (a new BPE is trained on the training records' text now). */

@@ -89,6 +89,7 @@ export function importPanel(): HTMLElement {
         const dsName = (name.value.trim() || f.name || 'imported').slice(0, 200);
         datasetId = created = (await store.createDataset({ name: dsName, description: `imported from ${f.name}` })).id;
       }
+      if (parquet && format.value === 'preference') throw new Error(`${f.name} is Parquet: preference pairs are imported from JSONL ({"prompt", "chosen", "rejected"} per line); export them as JSONL, or pick another format for chat records`);
       if (!parquet && (format.value === 'preference' || (format.value === 'auto' && await firstLineIsPair(f)))) {
         const r = await importPairsJsonl(store, datasetId, f, { sourceName: f.name.slice(0, 200) });
         const dups = r.duplicatesInFile + r.duplicatesInDataset;

@@ -3,6 +3,7 @@
 // select; the sampler asks the engine worker for K samples of one prompt (engine().sampleStudent). Without a run,
 // the form says to train a student first. Stable hooks: #data-student[data-runs], #data-student-run,
 // #data-student-max, #data-student-temperature, #data-student-note, #data-goto-train.
+import { methodOf } from '../../engine/runs/methods.ts';
 import type { RunInfo } from '../../engine/runs/types.ts';
 import type { StudentSampler } from '../../elicit/types.ts';
 import { engine } from '../engine-client.ts';
@@ -13,7 +14,8 @@ import type { StudentChoice } from '../services.ts';
 
 /** Runs whose latest checkpoint can be sampled. */
 export function usableRuns(runs: readonly RunInfo[]): RunInfo[] {
-  return runs.filter((r) => r.status === 'done' || r.status === 'paused' || (r.status === 'running' && r.step > 0));
+  // A reward model scores answers and writes none: it is no student to sample.
+  return runs.filter((r) => methodOf(r.spec).generates && (r.status === 'done' || r.status === 'paused' || (r.status === 'running' && r.step > 0)));
 }
 
 function runLabel(r: RunInfo): string {

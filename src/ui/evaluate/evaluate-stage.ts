@@ -112,7 +112,12 @@ export function evaluateStage(): Node {
       }
       const main = out[0]!.report;
       status.dataset.done = 'ok';
-      if (main.ppl === undefined) {
+      if (main.ppl === undefined && main.pairAccuracy !== undefined) {
+        // A reward model: its measure is held-out pair accuracy (it has no perplexity).
+        status.className = 'ok';
+        status.textContent = `Held-out preference accuracy ${(main.pairAccuracy * 100).toFixed(1)}% (a reward model: it ranks answers, so it has no perplexity).`;
+        setStageStatus('evaluate', { state: 'done', text: `pairs ${(main.pairAccuracy * 100).toFixed(0)}%` });
+      } else if (main.ppl === undefined) {
         // Nothing held out was measured: a warning that says why, never a number.
         status.className = 'warn';
         status.textContent = `No held-out evaluation for ${out[0]!.run.name}: ${main.notes.join('; ') || 'no held-out tokens'}.`;
