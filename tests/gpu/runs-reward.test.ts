@@ -15,7 +15,7 @@ import { exportModel } from '../../src/export/index.ts';
 import { initParams } from '../../src/model/ref-model.ts';
 import { judgeAll, type JudgeItem } from '../../src/elicit/judge.ts';
 import { RemoteTeacher } from '../../src/teacher/remote.ts';
-import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { startOpenAiServer } from '../support/openai-server.ts';
 import { judgeScore, JudgeModel } from '../e2e/remote-support.ts';
 import { useGpu } from './gpu-context.ts';
@@ -99,7 +99,15 @@ describe('reward model and RL runs', () => {
     const r2 = await engine.createRun(rlSpec('rl-b'));
     const r2Ev: RunEvent[] = [];
     expect((await engine.runRun(r2.id, (e) => { r2Ev.push(e); if (e.kind === 'step' && e.step === 1) void engine.pauseRun(r2.id); })).status).toBe('paused');
+    // A reward model trained further while RL is paused would change its rewards mid-run: the resume refuses.
+    const rmBytes = (await runs.checkpoints(a.id).get('latest'))!;
+    await runs.checkpoints(a.id).put('latest', encodeCheckpoint({ ...decodeCheckpoint(rmBytes.slice()), step: 11 }));
+    await expect(engine.runRun(r2.id)).rejects.toThrow(/was at step 10 when this run started and is at step 11 now: its rewards would change mid-run/);
+    await runs.checkpoints(a.id).put('latest', rmBytes);
     expect((await engine.runRun(r2.id, (e) => r2Ev.push(e))).status).toBe('done');
+    // A reward model writes no text, and no run starts from it.
+    await expect(engine.generate({ model: { runId: a.id }, prompt: 'Count from two', maxNewTokens: 2, temperature: 0, seed: 1 })).rejects.toThrow(/is a reward model: it scores answers and cannot write text/);
+    expect((await engine.planRun(spec(ds, { name: 'from-rm', initFrom: a.id }))).problems.join(' ')).toMatch(/is a reward model \(it scores answers\): a run starts from a language model/);
     expect(curve(r2Ev)).toEqual(curve(r1Ev));
     expect(steps(r2Ev).map((s) => s.reward)).toEqual(rs.map((s) => s.reward));
   }, 600_000);
