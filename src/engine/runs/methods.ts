@@ -177,7 +177,7 @@ export const METHODS: { [M in RunMethod]: MethodEntry<M> } = {
     describe: (s) => `reward model (Bradley–Terry${s.rewardMargin ? `, margin ${s.rewardMargin}` : ''})`,
   },
   rl: {
-    id: 'rl', label: 'RL against a reward model (GRPO / RLOO)', short: 'RL', data: 'records', trainer: 'rl', settings: ['rl'], generates: true,
+    id: 'rl', label: 'RL (GRPO / RLOO): rewards from a reward model or the teacher as a judge', short: 'RL', data: 'records', trainer: 'rl', settings: ['rl'], generates: true,
     runsTeacher: () => false,
     teacherInput: () => 'none',
     trainConfig: ceOnly,
