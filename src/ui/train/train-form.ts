@@ -60,6 +60,8 @@ const ROWS: SettingKey[][] = [
   ['pretrained'],
   ['adapt', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'loraBase'],
 ];
+/** The ROWS placed after the teacher note (each by its first key), the others before it in ROWS' order. */
+const AFTER_NOTE: SettingKey[] = ['mixTeacher', 'preset', 'pretrained', 'adapt'];
 const SCHEDULE: SettingKey[] = ['steps', 'batch', 'seqLen', 'lr', 'warmup', 'recompute'];
 const INTERVALS: SettingKey[] = ['evalEvery', 'ckptEvery', 'sampleEvery', 'heldOutEvery'];
 
@@ -253,15 +255,20 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
     rows.push(r);
     return r;
   };
+  const rowOf = (first: SettingKey) => row(ROWS.find((r) => r[0] === first)!);
   const element = h('div', { id: 'train-form', class: 'subcard' },
     h('h3', {}, 'New run'),
-    ...ROWS.slice(0, 5).map(row), teacherNote, row(ROWS[5]!), pickMixWrap, row(ROWS[6]!), row(ROWS[7]!),
-    pickWrap, row(ROWS[8]!), wrap('chatTemplate'),
+    // The method's own rows, the teacher note, then the rows with a folder picker after them (found by their first key).
+    ...ROWS.filter((r) => !AFTER_NOTE.includes(r[0]!)).map(row), teacherNote, rowOf('mixTeacher'), pickMixWrap, rowOf('preset'), rowOf('pretrained'),
+    pickWrap, rowOf('adapt'), wrap('chatTemplate'),
     row(SCHEDULE),
     h('details', {}, h('summary', { class: 'muted' }, 'Evaluation, checkpoints, samples, name'),
       row(INTERVALS), wrap('prompts'), row(['name'])),
     plan, h('div', { class: 'buttons' }, start),
   );
+  // Every setting of FIELDS must be on the form (a setting left out would be invisible yet sent): said loudly.
+  const missing = [...wrappers.keys()].filter((k) => !element.contains(wrap(k)));
+  if (missing.length) console.error(`train form: settings not placed on the form: ${missing.join(', ')}`);
   syncVisibility();
 
   return {
