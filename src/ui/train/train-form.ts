@@ -5,7 +5,7 @@
 // parameter count, GPU memory against the adapter's limits, what stops it and what is worth a warning, each
 // saying what to change. The settings survive a reload. Stable hooks: each field's id (train-fields.ts), and
 // #train-use-seqkd (shown when token-level KD is impossible for this teacher/student pair: switches the method to
-// SFT on the answers), #train-teacher, #train-plan[data-ok] (absent while a plan for changed settings is pending), #train-start.
+// SFT on the answers), #train-teacher, #train-plan[data-ok], #train-start.
 import { presetConfig, PRESETS } from '../../model/config.ts';
 import { countParams } from '../../model/params.ts';
 import { methodOf } from '../../engine/runs/methods.ts';
@@ -167,9 +167,6 @@ export function trainForm(onStart: (spec: RunSpec) => Promise<void>): TrainForm 
   let seq = 0, timer: ReturnType<typeof setTimeout> | undefined;
   const replan = () => {
     clearTimeout(timer);
-    // Until the new plan is in, the old one says nothing about these settings: no verdict, no Start.
-    delete plan.dataset.ok;
-    start.disabled = true;
     timer = setTimeout(async () => {
       const mine = ++seq;
       const s = settings();
