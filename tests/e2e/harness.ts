@@ -149,7 +149,7 @@ export interface RunFormSettings {
  * the plan says it can start, calls `beforeStart` with the plan's text (checks, screenshots), clicks Start and waits
  * for the new run's row in the run list; returns its id.
  */
-export async function startRunFromForm(page: Page, settings: RunFormSettings, beforeStart?: (plan: string) => void | Promise<void>): Promise<string> {
+export async function startRunFromForm(page: Page, settings: RunFormSettings, beforeStart?: (plan: string) => void | Promise<void>, planMatch?: RegExp): Promise<string> {
   const { steps, batch, seqlen, lr, warmup, evalEvery, ckptEvery, sampleEvery, heldout, name } = settings;
   for (const [id, v] of [['steps', steps], ['batch', batch], ['seqlen', seqlen], ['lr', lr], ['warmup', warmup]] as const) await page.fill(`#train-${id}`, String(v));
   await page.$eval('#train-form details', (d) => { (d as HTMLDetailsElement).open = true; });
@@ -157,6 +157,10 @@ export async function startRunFromForm(page: Page, settings: RunFormSettings, be
   await page.fill('#train-name', name);
   await page.dispatchEvent('#train-name', 'change');
   await page.waitForSelector('#train-plan[data-ok="true"]', { timeout: 120_000 });
+  // The plan keeps the previous settings' verdict while it replans: with `planMatch`, wait for the plan of these.
+  if (planMatch) {
+    await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#train-plan')?.textContent ?? '') && document.querySelector('#train-plan')?.getAttribute('data-ok') === 'true', planMatch.source, { timeout: 120_000 });
+  }
   await beforeStart?.((await page.textContent('#train-plan')) ?? '');
   const before = await page.$$eval('#run-list tr[data-run]', (trs) => trs.map((t) => t.getAttribute('data-run')));
   await page.click('#train-start');

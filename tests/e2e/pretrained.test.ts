@@ -56,7 +56,7 @@ async function startRun(page: Page, name: string, method: 'sft' | 'kd', steps: n
   await page.waitForFunction(() => (document.querySelector('#train-pretrained') as HTMLInputElement).value.startsWith('picked folder: '));
   return startRunFromForm(page, { steps, batch: 2, seqlen: 24, lr: 0.001, warmup: 1, evalEvery: 2, ckptEvery: 2, sampleEvery: 0, heldout: 3, name }, (text) => {
     expect(text).toMatch(plan);
-  });
+  }, plan);
 }
 
 describe('a pretrained student in the page', () => {
