@@ -10,16 +10,11 @@
 //   3. the model's backward from dln (final norm → layers → embedding) + clipping and AdamW over trunk and head at once
 // WebGPU's queue order puts the host's writes after submission 1 (its clear) and before submission 2.
 // The head costs B·C multiply-adds: it stays on the host; only the trunk's products run on the GPU.
-import { encodeDispatches, writeArray, type Binding } from '../gpu/dispatch.ts';
+import { bufferOf, encodeDispatches, offsetOf, writeArray } from '../gpu/dispatch.ts';
 import { NO_LABEL } from '../kernels/loss/loss.ts';
 import type { ModelConfig } from './config.ts';
 import { GpuModel, type GpuModelOptions, type ObjectiveSpec, type OptimizerSpec } from './gpu-model.ts';
 import { bradleyTerry, type BradleyTerryResult } from './reward.ref.ts';
-
-/** A binding's buffer and byte offset. */
-function at(b: Binding): { buffer: GPUBuffer; offset: number } {
-  return 'buffer' in b ? { buffer: b.buffer, offset: b.offset ?? 0 } : { buffer: b, offset: 0 };
-}
 
 /** The trunk's classifier objective is never run: the reward model's loss is the host's. */
 const NO_CLASSIFIER: ObjectiveSpec = { objective: 'none', temperature: 1, kdWeight: 0, ceWeight: 0, teacher: { kind: 'none' } };
@@ -57,8 +52,7 @@ export class GpuRewardModel {
   uploadHead(w: Float32Array): void {
     const C = this.config.hidden;
     if (w.length !== C) throw new Error(`GpuRewardModel: the score head has ${w.length} values, the model is ${C} wide`);
-    const t = at(this.gpu.tail);
-    writeArray(this.gpu.device, t.buffer, w, t.offset);
+    writeArray(this.gpu.device, bufferOf(this.gpu.tail), w, offsetOf(this.gpu.tail));
   }
 
   readHead(): Promise<Float32Array> {
@@ -119,8 +113,7 @@ export class GpuRewardModel {
     }
     const device = gpu.device;
     writeArray(device, gpu.acts.dln, dln);
-    const g = at(gpu.tailGrad);
-    writeArray(device, g.buffer, dw, g.offset);
+    writeArray(device, bufferOf(gpu.tailGrad), dw, offsetOf(gpu.tailGrad));
     if (update) gpu.state.setStep(update);
     const enc = device.createCommandEncoder({ label: 'reward backward' });
     const pass = enc.beginComputePass({ label: 'reward backward' });
@@ -155,8 +148,7 @@ export class GpuRewardModel {
     pass.end();
     const staging = device.createBuffer({ size: (B + 1) * C * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     for (let b = 0; b < B; b++) enc.copyBufferToBuffer(gpu.acts.lnf, (b * T + last[b]!) * C * 4, staging, b * C * 4, C * 4);
-    const t = at(gpu.tail);
-    enc.copyBufferToBuffer(t.buffer, t.offset, staging, B * C * 4, C * 4);
+    enc.copyBufferToBuffer(bufferOf(gpu.tail), offsetOf(gpu.tail), staging, B * C * 4, C * 4);
     device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     const r = new Float32Array(staging.getMappedRange().slice(0));

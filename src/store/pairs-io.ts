@@ -6,20 +6,14 @@
 // all pairs go in ONE transaction (putPairs), keyed by the content hash of prompt, chosen and rejected: a pair
 // repeated in the file, or already in the dataset, is skipped and counted.
 import { ImportError, StoreValidationError, type ImportIssue } from './errors.ts';
-import { readLines } from './io.ts';
+import { readLines, type ImportResult } from './io.ts';
 import { checkMessages, contentHash, describe, type ChatMessage, type PairInput, type Provenance } from './schema.ts';
 import type { DistillStore } from './store.ts';
 
 export type PairFormat = 'standard' | 'conversational';
 
-export interface PairImportResult {
-  format: PairFormat | 'mixed';
-  lines: number;
-  written: number;
-  duplicatesInFile: number;
-  duplicatesInDataset: number;
-  blankLines: number;
-}
+/** The record import's counts (io.ts ImportResult), with the pairs' form: one of TRL's, or both mixed in the file. */
+export type PairImportResult = Omit<ImportResult, 'format'> & { format: PairFormat | 'mixed' };
 
 const MAX_ISSUES = 50;
 /** Columns a preference line may carry besides prompt, chosen and rejected (TRL datasets' scores, ids): ignored. */

@@ -2,6 +2,8 @@
 // every checkpoint beside the model config.
 import type { KdObjective, TopKPolicy } from '../kernels/loss/loss.ts';
 import { makeLoraConfig, type LoraConfig } from '../model/lora.ts';
+import type { OptimizerSpec } from '../model/gpu-model-types.ts';
+import type { LrSchedule } from './schedule.ts';
 
 export interface TrainConfig {
   /** Sequences per micro-batch and tokens per sequence. */
@@ -104,4 +106,14 @@ export function makeTrainConfig(overrides: Record<string, unknown> = {}, where =
   if (c.hiddenWeight > 0 && c.teacherHiddenWidth < 1) throw new Error(`${where}: hiddenWeight > 0 needs teacherHiddenWidth (the teacher's hidden size)`);
   if (c.objective === 'none' && c.kdWeight !== 0) throw new Error(`${where}: objective 'none' (cross-entropy only) needs kdWeight 0`);
   return c;
+}
+
+/** The optimizer a run's TrainConfig asks for (AdamW's decay, betas, eps; the clip norm). */
+export function optimizerOf(t: TrainConfig): OptimizerSpec {
+  return { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm };
+}
+
+/** The learning-rate schedule of a run's TrainConfig (warmup, cosine to lr·minLrRatio at its last step). */
+export function scheduleOf(t: TrainConfig): LrSchedule {
+  return { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio };
 }

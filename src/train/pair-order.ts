@@ -9,7 +9,10 @@ export class PairOrder<P> {
   private order: Uint32Array = new Uint32Array(0);
   private orderEpoch = -1;
 
-  constructor(readonly items: readonly P[], readonly seed: number) {}
+  /** `perStep` items a step: fewer items than that is refused, saying what to do. */
+  constructor(readonly items: readonly P[], readonly seed: number, perStep: number) {
+    if (items.length < perStep) throw new Error(`not enough preference pairs: ${items.length} for ${perStep} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
+  }
 
   private orderFor(epoch: number): Uint32Array {
     if (this.orderEpoch !== epoch) {

@@ -6,18 +6,16 @@
 import { GpuModel } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { PairOrder } from './pair-order.ts';
+import { policyAndReference } from './policy-reference.ts';
 import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
-import type { TrainConfig } from './config.ts';
+import { scheduleOf, type TrainConfig } from './config.ts';
 import { pairStep, type PairObjective, type PreferencePair } from './dpo.ts';
 import { lrAt } from './schedule.ts';
-import { CE_ONLY, stepDropoutSeed, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
+import { stepDropoutSeed, type EvalLog, type PairStepLog, type StepTrainer } from './step-trainer.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
 import type { GeneratorAdapters } from '../model/generate.ts';
-import { initLora } from '../model/lora.ts';
 import type { BaseSource } from '../model/base-layout.ts';
 
-/** A step of the pair loss: a StepLog (ce and kd 0) with the pairs' accuracy and mean margin. */
-export type PairStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
 
 export class PairTrainer implements StepTrainer {
   readonly policy: GpuModel;
@@ -41,29 +39,14 @@ export class PairTrainer implements StepTrainer {
     init: BaseSource,
   ) {
     const P = train.batchSize;
-    this.order = new PairOrder(pairs, train.seed);
-    if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
-    const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
-    const lora = train.lora, recompute = train.recompute ? { recompute: true } : {};
-    if (!lora && !(init instanceof Float32Array)) throw new Error('PairTrainer: full training starts from a whole f32 slab');
-    this.policy = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { ...(lora ? { lora } : {}), ...recompute });
-    if (lora) {
-      this.policy.uploadBase(init);
-      this.policy.uploadAdapters(initLora(model, lora, train.seed));
-      // The reference's adapters stay zero: no dropout plans for it (dropout 0).
-      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, { lora: { ...lora, dropout: 0 }, sharedBase: this.policy.params, ...recompute });
-      this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
-    } else {
-      this.policy.uploadParams(init as Float32Array);
-      this.reference = new GpuModel(device, model, 2 * P, train.seqLen, CE_ONLY, opt, recompute);
-      this.reference.uploadParams(init as Float32Array);
-    }
+    this.order = new PairOrder(pairs, train.seed, P);
+    ({ policy: this.policy, reference: this.reference } = policyAndReference(device, model, train, 2 * P, init, 'PairTrainer'));
   }
 
   async trainStep(): Promise<PairStepLog> {
     const t = this.train, t0 = performance.now();
     const step = this.step + 1;
-    const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
+    const lr = lrAt(step, scheduleOf(t));
     const r = await pairStep(this.policy, this.reference, this.order.next(this.train.batchSize), this.objective, { lr, step: this.adamStep + 1 }, stepDropoutSeed(t.seed, step, 0));
     this.step = step;
     if (!r.skipped) this.adamStep++;

@@ -13,11 +13,11 @@ import { initHiddenProjection } from '../model/ref-model.ts';
 import { bradleyTerry } from '../model/reward.ref.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
 import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
-import type { TrainConfig } from './config.ts';
+import { optimizerOf, scheduleOf, type TrainConfig } from './config.ts';
 import type { PreferencePair } from './dpo.ts';
 import { PairOrder } from './pair-order.ts';
 import { lrAt } from './schedule.ts';
-import type { EvalLog, StepLog, StepTrainer } from './step-trainer.ts';
+import type { EvalLog, PairStepLog, StepTrainer } from './step-trainer.ts';
 
 /** Rows of prompt + completion (each its last T tokens), right-padded with `pad`, and their lengths. */
 export function rewardRows(seqs: readonly (readonly number[])[], T: number, pad = 0): { ids: Uint32Array; lengths: number[] } {
@@ -37,8 +37,6 @@ export function rewardPairRows(pairs: readonly PreferencePair[], T: number, pad 
   return rewardRows([...pairs.map((p) => seq(p, p.chosen)), ...pairs.map((p) => seq(p, p.rejected))], T, pad);
 }
 
-/** A reward-model step: a StepLog (ce and kd 0) with the pairs' accuracy and mean score difference. */
-export type RewardStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
 
 export class RewardTrainer implements StepTrainer {
   readonly rm: GpuRewardModel;
@@ -60,10 +58,9 @@ export class RewardTrainer implements StepTrainer {
     readonly pad = 0,
   ) {
     const P = train.batchSize;
-    if (pairs.length < P) throw new Error(`not enough preference pairs: ${pairs.length} for ${P} pairs a step; add pairs (the feedback strategy makes them) or lower the batch size`);
     if (!Number.isFinite(margin)) throw new Error(`reward model: the margin must be a finite number, got ${margin}`);
-    this.order = new PairOrder(pairs, train.seed);
-    const opt = { weightDecay: train.weightDecay, beta1: train.beta1, beta2: train.beta2, eps: train.eps, clipNorm: train.clipNorm };
+    this.order = new PairOrder(pairs, train.seed, P);
+    const opt = optimizerOf(train);
     const lora = train.lora;
     if (!lora && !(init instanceof Float32Array)) throw new Error('RewardTrainer: full training starts from a whole f32 slab');
     this.rm = new GpuRewardModel(device, model, P, train.seqLen, opt, { ...(lora ? { lora } : {}), ...(train.recompute ? { recompute: true } : {}) });
@@ -79,10 +76,10 @@ export class RewardTrainer implements StepTrainer {
     }
   }
 
-  async trainStep(): Promise<RewardStepLog> {
+  async trainStep(): Promise<PairStepLog> {
     const t = this.train, t0 = performance.now();
     const step = this.step + 1;
-    const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
+    const lr = lrAt(step, scheduleOf(t));
     const pairs = this.order.next(t.batchSize);
     const r = await this.rm.step({ ...rewardPairRows(pairs, t.seqLen, this.pad), margin: this.margin }, { update: { lr, step: this.adamStep + 1 } });
     this.step = step;

@@ -9,17 +9,17 @@ import { Generator, type GeneratorAdapters } from '../model/generate.ts';
 import { GpuModel } from '../model/gpu-model.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { BaseSource } from '../model/base-layout.ts';
-import { initLora } from '../model/lora.ts';
 import type { SlabShards } from '../model/slab-shards.ts';
 import { Rng } from '../util/rng.ts';
 import { evalBatches, type Batch, type PackedRow } from './batches.ts';
 import { checkpointBlob, type Checkpoint } from './checkpoint.ts';
-import type { TrainConfig } from './config.ts';
+import { scheduleOf, type TrainConfig } from './config.ts';
 import { evaluateHeldOut } from './evaluate.ts';
 import { rlProblems, type RlSettings } from './rl-settings.ts';
+import { policyAndReference } from './policy-reference.ts';
 import { meanK3, rlStep, sampleAnswer, sampledLogprobs, type RewardFn } from './rl.ts';
 import { lrAt } from './schedule.ts';
-import { CE_ONLY, type EvalLog, type StepLog, type StepTrainer } from './step-trainer.ts';
+import type { EvalLog, StepLog, StepTrainer } from './step-trainer.ts';
 
 /** An RL step: a StepLog (ce and kd 0) with the batch's mean reward, its spread, the KL to the reference and the
  *  answers' mean length. */
@@ -61,28 +61,12 @@ export class RlTrainer implements StepTrainer {
     if (o.prompts.length === 0) throw new Error('rl: the training records have no prompts to sample answers to');
     const P = t.batchSize;
     this.B = P * rl.G;
-    const opt = { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm };
-    const lora = t.lora, recompute = t.recompute ? { recompute: true } : {};
-    if (!lora && !(o.init instanceof Float32Array)) throw new Error('RlTrainer: full training starts from a whole f32 slab');
-    const built: { destroy(): void }[] = [];
+    ({ policy: this.policy, reference: this.reference } = policyAndReference(device, model, t, this.B, o.init, 'RlTrainer'));
     try {
-      this.policy = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, { ...(lora ? { lora } : {}), ...recompute });
-      built.push(this.policy);
-      if (lora) {
-        this.policy.uploadBase(o.init);
-        this.policy.uploadAdapters(initLora(model, lora, t.seed));
-        this.reference = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, { lora: { ...lora, dropout: 0 }, sharedBase: this.policy.params, ...recompute });
-        built.push(this.reference);
-        this.reference.uploadAdapters(new Float32Array(this.reference.stateSizes.params));
-      } else {
-        this.policy.uploadParams(o.init as Float32Array);
-        this.reference = new GpuModel(device, model, this.B, t.seqLen, CE_ONLY, opt, recompute);
-        built.push(this.reference);
-        this.reference.uploadParams(o.init as Float32Array);
-      }
       this.gen = new Generator(device, model, this.policy.params, t.seqLen + 1, this.adapters);
     } catch (e) {
-      for (const b of built) b.destroy();
+      this.policy.destroy();
+      this.reference.destroy();
       throw e;
     }
     this.evalSet = o.evalRows ? evalBatches(o.evalRows, this.B, t.seqLen, t.evalBatches, true) : [];
@@ -96,7 +80,7 @@ export class RlTrainer implements StepTrainer {
   async trainStep(): Promise<RlStepLog> {
     const { train: t, rl } = this.o, t0 = performance.now();
     const step = this.step + 1;
-    const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
+    const lr = lrAt(step, scheduleOf(t));
     // The step's prompts and sampling seed depend on the run's seed and the step only: a resumed step redraws them.
     const rng = new Rng((t.seed * 2654435761 + step * 40503) >>> 0);
     const prompts = Array.from({ length: t.batchSize }, () => this.fit(this.o.prompts[rng.int(this.o.prompts.length)]!));

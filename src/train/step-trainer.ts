@@ -39,6 +39,10 @@ export interface StepLog {
   length?: number;
 }
 
+/** A step on preference pairs (DPO/IPO, a reward model): a StepLog (ce and kd 0) with the pairs' accuracy and
+ *  mean margin (a reward model's: mean score difference). */
+export type PairStepLog = StepLog & Required<Pick<StepLog, 'pairAccuracy' | 'margin'>>;
+
 export interface EvalLog {
   kind: 'eval';
   step: number;

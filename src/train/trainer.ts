@@ -9,7 +9,7 @@ import { initLora } from '../model/lora.ts';
 import { initParams } from '../model/ref-model.ts';
 import { BatchLoader, evalBatches, type Batch, type PackedRow } from './batches.ts';
 import { checkpointBlob, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type CheckpointStore } from './checkpoint.ts';
-import type { TrainConfig } from './config.ts';
+import { optimizerOf, scheduleOf, type TrainConfig } from './config.ts';
 import { evaluateHeldOut, type TeacherSignal } from './evaluate.ts';
 import { lrAt } from './schedule.ts';
 import { stepDropoutSeed, type EvalLog, type StepLog, type StepTrainer, type TrainLog } from './step-trainer.ts';
@@ -66,7 +66,7 @@ export class Trainer implements StepTrainer {
     return [o.device, o.model, t.batchSize, t.seqLen, {
       objective: t.objective, temperature: t.temperature, kdWeight: t.kdWeight, ceWeight: t.ceWeight, beta: t.beta, lambda: t.lambda, teacher,
       ...(o.teacherUld ? { uld: { k: o.teacherUld, weight: t.uldWeight ?? 1 } } : {}),
-    }, { weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: t.eps, clipNorm: t.clipNorm },
+    }, optimizerOf(t),
     {
       ...(t.hiddenWeight > 0 ? { hidden: { teacherWidth: t.teacherHiddenWidth, kind: t.hiddenKind, weight: t.hiddenWeight, seed: t.seed } } : {}),
       ...(t.lora ? { lora: t.lora } : {}),
@@ -99,7 +99,7 @@ export class Trainer implements StepTrainer {
     const t = this.o.train;
     const t0 = performance.now();
     const step = this.step + 1;
-    const lr = lrAt(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio });
+    const lr = lrAt(step, scheduleOf(t));
     let r: StepReadback | undefined;
     let loss = 0, ce = 0, kd = 0, uld = 0;
     for (let micro = 0; micro < t.gradAccum; micro++) {
